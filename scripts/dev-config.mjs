@@ -1,0 +1,39 @@
+// Local development settings shared by the npm scripts: the dev secret in .dev.vars (created on
+// first use, git-ignored) and the [vars] of wrangler.toml.
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const root = fileURLToPath(new URL("..", import.meta.url));
+const devVarsPath = `${root}.dev.vars`;
+const examplePath = `${root}.dev.vars.example`;
+
+/** Creates .dev.vars from .dev.vars.example with a fresh random JWT_SECRET, unless it exists. */
+export function ensureDevVars() {
+  if (existsSync(devVarsPath)) return false;
+  const secret = randomBytes(32).toString("base64url");
+  const template = readFileSync(examplePath, "utf8");
+  writeFileSync(devVarsPath, template.replace(/^JWT_SECRET=.*$/m, `JWT_SECRET=${secret}`), { mode: 0o600 });
+  return true;
+}
+
+function parseAssignments(text) {
+  const out = {};
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^\s*([A-Z0-9_]+)\s*=\s*"?([^"#]*?)"?\s*(?:#.*)?$/.exec(line);
+    if (m) out[m[1]] = m[2];
+  }
+  return out;
+}
+
+export function devVars() {
+  ensureDevVars();
+  return parseAssignments(readFileSync(devVarsPath, "utf8"));
+}
+
+/** The [vars] table of wrangler.toml (flat string values only, which is all it holds). */
+export function wranglerVars() {
+  const toml = readFileSync(`${root}wrangler.toml`, "utf8");
+  const section = /^\[vars\]\s*$([\s\S]*?)(?=^\[)/m.exec(toml);
+  return section ? parseAssignments(section[1]) : {};
+}

@@ -1,0 +1,27 @@
+// npm start [-- wrangler dev options]: applies the local D1 migrations, creates the local dev
+// secret if absent, and serves latchkey on http://localhost:8787 (or --port N) with wrangler dev.
+import { spawn, spawnSync } from "node:child_process";
+import { ensureDevVars, root } from "./dev-config.mjs";
+
+const wrangler = `${root}node_modules/wrangler/bin/wrangler.js`;
+
+if (ensureDevVars()) console.log("Created .dev.vars with a random local JWT_SECRET (npm run token uses it).");
+
+const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local"], {
+  cwd: root,
+  stdio: "inherit",
+  env: { ...process.env, CI: "true" },
+});
+if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+
+const args = process.argv.slice(2);
+const dev = spawn(
+  process.execPath,
+  [wrangler, "dev", ...(args.includes("--port") ? [] : ["--port", "8787"]), ...args],
+  {
+    cwd: root,
+    stdio: "inherit",
+  },
+);
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
+dev.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

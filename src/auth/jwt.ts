@@ -1,0 +1,71 @@
+/**
+ * Authenticates people by JWT with jose. Production verifies against a JWKS URL (asymmetric
+ * algorithms only); local development uses an HS256 secret. `exp` and `sub` are required, issuer and
+ * audience are checked when configured, and the algorithm allowlist never includes `none` nor HS256
+ * when a JWKS is configured (no key-confusion). Tokens over 8 KB are refused before parsing.
+ */
+import { type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, errors, jwtVerify } from "jose";
+import type { JwtConfig } from "../config";
+import type { Actor } from "../model";
+import { AuthenticationError } from "./errors";
+
+export const MAX_TOKEN_LENGTH = 8192;
+const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+
+const remoteKeySets = new Map<string, JWTVerifyGetKey>();
+
+function keySetFor(url: URL): JWTVerifyGetKey {
+  let set = remoteKeySets.get(url.href);
+  if (!set) {
+    set = createRemoteJWKSet(url, { timeoutDuration: 3000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    remoteKeySets.set(url.href, set);
+  }
+  return set;
+}
+
+export type UserActor = Extract<Actor, { kind: "user" }>;
+
+/**
+ * Verifies `token` and returns the person it names. `keySet` replaces the configured key source
+ * (used to test JWKS mode with a local key set).
+ */
+export async function verifyUserToken(token: string, config: JwtConfig, keySet?: JWTVerifyGetKey): Promise<UserActor> {
+  if (token.length > MAX_TOKEN_LENGTH) throw new AuthenticationError("The token is too large");
+  const source = keySet ?? (config.jwksUrl ? keySetFor(config.jwksUrl) : config.secret);
+  if (!source) throw new AuthenticationError("Token authentication is not configured");
+  const algorithms = keySet || config.jwksUrl ? ASYMMETRIC_ALGORITHMS : ["HS256"];
+
+  let payload: JWTPayload;
+  try {
+    const options = {
+      algorithms,
+      requiredClaims: ["exp", "sub"],
+      clockTolerance: config.clockToleranceSeconds,
+      ...(config.issuer ? { issuer: config.issuer } : {}),
+      ...(config.audience ? { audience: config.audience } : {}),
+    };
+    ({ payload } =
+      source instanceof Uint8Array ? await jwtVerify(token, source, options) : await jwtVerify(token, source, options));
+  } catch (error) {
+    throw new AuthenticationError(describe(error));
+  }
+
+  const sub = payload.sub;
+  if (typeof sub !== "string" || sub.length === 0 || sub.length > 255) {
+    throw new AuthenticationError("The token's subject is missing or invalid");
+  }
+  const org = payload[config.orgClaim];
+  const orgId = typeof org === "string" && org.length > 0 && org.length <= 255 ? org : null;
+  return { kind: "user", sub, orgId };
+}
+
+function describe(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return "The token has expired";
+  if (error instanceof errors.JWTClaimValidationFailed) return `The token's ${error.claim} claim is invalid`;
+  if (error instanceof errors.JOSEAlgNotAllowed) return "The token's algorithm is not allowed";
+  if (error instanceof errors.JWKSNoMatchingKey) return "No key matches the token";
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JOSENotSupported) {
+    return "The token could not be verified";
+  }
+  return "The token is invalid";
+}

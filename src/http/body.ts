@@ -1,0 +1,60 @@
+/**
+ * Reads a JSON request body defensively: JSON content type required (415), at most 16 KB whatever
+ * Content-Length claims (413), valid UTF-8 and JSON (400). The body is never echoed back: it may hold
+ * a key.
+ */
+import { HttpError } from "./problem";
+
+export const MAX_BODY_BYTES = 16 * 1024;
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+export async function readJsonBody(request: Request): Promise<unknown> {
+  const type = request.headers.get("content-type");
+  if (!type || !JSON_TYPE.test(type)) {
+    throw new HttpError(415, { detail: "Send the body as application/json" });
+  }
+  const declared = Number(request.headers.get("content-length"));
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+
+  const bytes = await readAtMost(request, MAX_BODY_BYTES);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw new HttpError(400, { detail: "The body is not valid UTF-8" });
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, { detail: "The body is not valid JSON" });
+  }
+}
+
+function tooLarge(): HttpError {
+  return new HttpError(413, { detail: `The body must be at most ${MAX_BODY_BYTES} bytes` });
+}
+
+async function readAtMost(request: Request, limit: number): Promise<Uint8Array> {
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,112 @@
+/**
+ * The OpenAPI 3.1 document, generated from the route list and the same zod schemas that validate
+ * requests (zod-openapi turns `.meta({ id })` schemas into components). Built once per isolate.
+ */
+import {
+  type ZodOpenApiOperationObject,
+  type ZodOpenApiPathsObject,
+  type ZodOpenApiResponseObject,
+  type ZodOpenApiResponsesObject,
+  createDocument,
+} from "zod-openapi";
+import { Problem } from "../schemas";
+import type { Route } from "./route";
+
+const COMMON_PROBLEMS: Record<string, number[]> = {
+  none: [404, 405, 500, 503],
+  required: [401, 404, 405, 429, 500, 503],
+};
+
+const PROBLEM_DESCRIPTIONS: Record<number, string> = {
+  400: "Malformed JSON or query string (the `errors` member names the fields).",
+  401: "Missing or invalid credentials (see `WWW-Authenticate`).",
+  403: "Authenticated, but the request exceeds the caller's powers (`exceeded` names what).",
+  404: "No such route, or no such key visible to the caller.",
+  405: "The path exists, but not with this method (see `Allow`).",
+  413: "The body is over 16 KB.",
+  415: "The body is not application/json.",
+  422: "Validation failed; `errors` maps each field to its messages.",
+  429: "Too many failed authentications from this client (see `Retry-After`).",
+  500: "An unexpected error; no internals are disclosed.",
+  503: "Storage is unavailable (see `Retry-After`).",
+};
+
+let cached: ReturnType<typeof createDocument> | undefined;
+
+export function openApiDocument(routes: readonly Route[]): ReturnType<typeof createDocument> {
+  cached ??= build(routes);
+  return cached;
+}
+
+function build(routes: readonly Route[]) {
+  const paths: ZodOpenApiPathsObject = {};
+  for (const route of routes) {
+    const path = route.path.replace(/:(\w+)/g, "{$1}");
+    const statuses = [...new Set([...route.problems, ...COMMON_PROBLEMS[route.auth]!])].sort();
+    const responses: Record<string, ZodOpenApiResponseObject> = {
+      [String(route.success.status)]: {
+        description: route.success.description,
+        ...(route.success.schema ? { content: { "application/json": { schema: route.success.schema } } } : {}),
+        ...(route.success.headers ? { headers: route.success.headers } : {}),
+      },
+    };
+    for (const status of statuses) {
+      responses[String(status)] = {
+        description: PROBLEM_DESCRIPTIONS[status] ?? "A problem.",
+        content: { "application/problem+json": { schema: Problem } },
+      };
+    }
+    const operation: ZodOpenApiOperationObject = {
+      operationId: route.operationId,
+      summary: route.summary,
+      ...(route.description ? { description: route.description } : {}),
+      tags: [route.tag],
+      security: route.auth === "required" ? [{ bearer: [] }, { apiKey: [] }] : [],
+      ...(route.query || route.pathParams
+        ? {
+            requestParams: {
+              ...(route.query ? { query: route.query as never } : {}),
+              ...(route.pathParams ? { path: route.pathParams } : {}),
+            },
+          }
+        : {}),
+      ...(route.body
+        ? { requestBody: { required: true, content: { "application/json": { schema: route.body } } } }
+        : {}),
+      responses: responses as ZodOpenApiResponsesObject,
+    };
+    paths[path] = { ...paths[path], [route.method]: operation };
+  }
+
+  return createDocument({
+    openapi: "3.1.0",
+    info: {
+      title: "latchkey",
+      version: "1.0.0",
+      description:
+        "API keys as a service: create (shown once), list, scope, expire and revoke keys, and verify them on every request.",
+    },
+    tags: [
+      { name: "keys", description: "The key lifecycle." },
+      { name: "verify", description: "Key verification for services." },
+      { name: "auth", description: "The caller's identity." },
+      { name: "meta", description: "Health and this document." },
+    ],
+    components: {
+      securitySchemes: {
+        bearer: {
+          type: "http",
+          scheme: "bearer",
+          description: "`Authorization: Bearer <JWT>` for people, or `Bearer <API key>` for machines.",
+        },
+        apiKey: {
+          type: "apiKey",
+          in: "header",
+          name: "Authorization",
+          description: "`Authorization: Api-Key <API key>` (the Baseten-style scheme).",
+        },
+      },
+    },
+    paths,
+  });
+}

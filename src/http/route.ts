@@ -1,0 +1,85 @@
+/**
+ * The shape of one HTTP route: its method and path, its schemas, its documented responses and its
+ * handler. The router (app.ts) and the OpenAPI document (openapi.ts) are both built from the same
+ * list, so a route cannot be served undocumented or documented unserved.
+ */
+import type { z } from "zod";
+import type { AppContext } from "../context";
+import type { Env } from "../env";
+import type { Actor } from "../model";
+
+export type Method = "get" | "post" | "delete";
+export type AuthMode = "none" | "required";
+
+type Parsed<S> = S extends z.ZodType ? z.output<S> : undefined;
+
+export interface RouteContext<A extends AuthMode> {
+  readonly request: Request;
+  readonly env: Env;
+  readonly app: AppContext;
+  readonly actor: A extends "required" ? Actor : null;
+  readonly params: Record<string, string>;
+}
+
+export interface ResponseDoc {
+  readonly status: number;
+  readonly description: string;
+  readonly schema?: z.ZodType;
+  readonly headers?: z.ZodObject;
+}
+
+export interface RouteDefinition<A extends AuthMode, Q extends z.ZodType | undefined, B extends z.ZodType | undefined> {
+  readonly method: Method;
+  /** itty-router path, e.g. `/v1/keys/:id`. */
+  readonly path: string;
+  readonly operationId: string;
+  readonly summary: string;
+  readonly description?: string;
+  readonly tag: string;
+  readonly auth: A;
+  readonly query?: Q;
+  readonly body?: B;
+  readonly pathParams?: z.ZodObject;
+  readonly success: ResponseDoc;
+  /** Problem statuses this route can answer besides the common ones. */
+  readonly problems: readonly number[];
+  readonly handle: (
+    ctx: RouteContext<A>,
+    input: { readonly query: Parsed<Q>; readonly body: Parsed<B> },
+  ) => Promise<Response> | Response;
+}
+
+/** A route with its types erased, for the router and the document. */
+export interface Route {
+  readonly method: Method;
+  readonly path: string;
+  readonly operationId: string;
+  readonly summary: string;
+  readonly description?: string;
+  readonly tag: string;
+  readonly auth: AuthMode;
+  readonly query?: z.ZodType;
+  readonly body?: z.ZodType;
+  readonly pathParams?: z.ZodObject;
+  readonly success: ResponseDoc;
+  readonly problems: readonly number[];
+  readonly handle: (
+    ctx: RouteContext<AuthMode>,
+    input: { query: unknown; body: unknown },
+  ) => Promise<Response> | Response;
+}
+
+export function defineRoute<
+  A extends AuthMode,
+  Q extends z.ZodType | undefined = undefined,
+  B extends z.ZodType | undefined = undefined,
+>(definition: RouteDefinition<A, Q, B>): Route {
+  return definition as unknown as Route;
+}
+
+export function json(data: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(data), {
+    status,
+    headers: { "Content-Type": "application/json", ...headers },
+  });
+}

@@ -1,0 +1,42 @@
+/**
+ * The domain model shared by the service and the stores. Times are epoch milliseconds here and
+ * RFC 3339 strings only at the API boundary (see `toApiKey` in service/keys.ts).
+ */
+
+export type OwnerType = "user" | "workspace";
+
+export interface Owner {
+  readonly type: OwnerType;
+  readonly id: string;
+}
+
+/** One API key as stored. Never holds the plaintext key; `hash` is its SHA-256. */
+export interface KeyRecord {
+  readonly id: string;
+  readonly hash: string;
+  readonly start: string;
+  readonly name: string;
+  readonly owner: Owner;
+  readonly scopes: readonly string[];
+  readonly resources: readonly string[] | null;
+  /** `user:<sub>`, `key:<id>` or `service` (a trusted Worker over RPC). */
+  readonly createdBy: string;
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  readonly revokedAt: number | null;
+  readonly lastUsedAt: number | null;
+  readonly metadata: Readonly<Record<string, unknown>> | null;
+}
+
+/** Who is asking. */
+export type Actor =
+  /** A person, authenticated by a JWT. `orgId` is their workspace, when the token names one. */
+  | { readonly kind: "user"; readonly sub: string; readonly orgId: string | null }
+  /** A machine, authenticated by a valid API key: acts for the key's owner, within the key's powers. */
+  | { readonly kind: "api_key"; readonly key: KeyRecord }
+  /** A trusted Worker calling over the service binding, on behalf of `owner`. */
+  | { readonly kind: "service"; readonly owner: Owner };
+
+export function sameOwner(a: Owner, b: Owner): boolean {
+  return a.type === b.type && a.id === b.id;
+}

@@ -1,0 +1,206 @@
+/**
+ * Every shape the API accepts or returns, as zod schemas: the single source for request validation,
+ * the TypeScript types and the OpenAPI document (schemas with `.meta({ id })` become components).
+ */
+import { z } from "zod";
+import { SCOPE_PATTERN } from "./keys/scopes";
+
+// "Required" for a missing field, as the API's error documents promise; zod's own words otherwise.
+z.config({
+  customError: (issue) => (issue.code === "invalid_type" && issue.input === undefined ? "Required" : undefined),
+});
+
+const METADATA_MAX_BYTES = 2048;
+const utf8 = new TextEncoder();
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+export const Timestamp = z.iso.datetime({ offset: true }).meta({
+  description: "An RFC 3339 date-time.",
+  example: "2027-01-31T12:00:00Z",
+});
+
+export const KeyId = z.uuid({ version: "v4" }).meta({ description: "The key's id (UUID v4)." });
+
+export const Scope = z
+  .string()
+  .max(100)
+  .regex(SCOPE_PATTERN, "Must be lowercase resource:action, resource:* or *")
+  .meta({ id: "Scope", example: "models:invoke" });
+
+export const ResourceId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/, "Must be letters, digits and . _ : / @ -")
+  .meta({ id: "ResourceId", example: "model_abc123" });
+
+const KeyName = z
+  .string()
+  .trim()
+  .min(1, "Must not be empty")
+  .max(100, "Must be at most 100 characters")
+  .refine((name) => !CONTROL_CHARS.test(name), "Must not contain control characters");
+
+const Metadata = z
+  .record(z.string(), z.unknown())
+  .refine((value) => utf8.encode(JSON.stringify(value)).byteLength <= METADATA_MAX_BYTES, {
+    message: `Must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
+  })
+  .meta({ description: "Any JSON object you want returned with the key (at most 2 KB)." });
+
+const unique = <T>(values: T[]): T[] => [...new Set(values)];
+
+export const CreateKeyRequest = z
+  .strictObject({
+    name: KeyName.meta({ description: "A label for people, 1-100 characters after trimming." }),
+    expires_at: Timestamp.refine((t) => Date.parse(t) > Date.now(), "Must be in the future")
+      .nullable()
+      .optional(),
+    metadata: Metadata.nullable().optional(),
+    scopes: z.array(Scope).min(1).max(50).transform(unique).optional().meta({
+      description:
+        'What the key may do. Default: ["*"] for a key made by a person; the creating key\'s scopes for a key made by a key.',
+    }),
+    resources: z
+      .array(ResourceId)
+      .min(1)
+      .max(100)
+      .transform(unique)
+      .nullable()
+      .optional()
+      .meta({ description: "The resource ids the key is limited to; null or absent: every resource." }),
+    owner: z.enum(["user", "workspace"]).optional().meta({
+      description:
+        "`user` (default): a personal key. `workspace`: a key of the caller's workspace (the JWT's org claim).",
+    }),
+  })
+  .meta({ id: "CreateKeyRequest" });
+export type CreateKeyInput = z.output<typeof CreateKeyRequest>;
+
+const BooleanQuery = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+
+export const ListKeysQuery = z
+  .strictObject({
+    limit: z.coerce
+      .number()
+      .int("Must be a whole number")
+      .min(1, "Must be at least 1")
+      .max(100, "Must be at most 100")
+      .default(20),
+    cursor: z.string().max(200).optional().meta({ description: "next_cursor from the previous page." }),
+    include_revoked: BooleanQuery.default(false),
+  })
+  .meta({ id: "ListKeysQuery" });
+export type ListKeysInput = z.output<typeof ListKeysQuery>;
+
+export const KeyIdParams = z.strictObject({ id: z.string().meta({ description: "The key's id." }) });
+
+export const ApiKey = z
+  .object({
+    id: KeyId,
+    name: z.string(),
+    start: z.string().meta({ description: "The key's prefix and first characters, for display." }),
+    owner_type: z.enum(["user", "workspace"]),
+    owner_id: z.string(),
+    scopes: z.array(z.string()),
+    resources: z.array(z.string()).nullable(),
+    created_by: z.string().meta({ description: "`user:<sub>`, `key:<id>` or `service`." }),
+    created_at: Timestamp,
+    expires_at: Timestamp.nullable(),
+    revoked_at: Timestamp.nullable(),
+    last_used_at: Timestamp.nullable().meta({ description: "Updated at most once a minute." }),
+    metadata: z.record(z.string(), z.unknown()).nullable(),
+  })
+  .meta({ id: "ApiKey" });
+export type ApiKeyView = z.infer<typeof ApiKey>;
+
+export const CreatedApiKey = ApiKey.extend({
+  key: z.string().meta({ description: "The key itself. Shown only in this response: store it now." }),
+}).meta({ id: "CreatedApiKey" });
+export type CreatedApiKeyView = z.infer<typeof CreatedApiKey>;
+
+export const KeyList = z.object({ data: z.array(ApiKey), next_cursor: z.string().nullable() }).meta({ id: "KeyList" });
+export type KeyListView = z.infer<typeof KeyList>;
+
+export const WhoAmI = z
+  .object({
+    principal: z.enum(["user", "api_key"]),
+    owner_id: z.string(),
+    owner_type: z.enum(["user", "workspace"]),
+    key_id: KeyId.optional(),
+    org_id: z.string().nullable().optional(),
+    scopes: z.array(z.string()).optional(),
+  })
+  .meta({ id: "WhoAmI" });
+export type WhoAmIView = z.infer<typeof WhoAmI>;
+
+export const VerifyOptions = z.strictObject({
+  scope: z
+    .string()
+    .max(100)
+    .regex(SCOPE_PATTERN, "Must be lowercase resource:action")
+    .optional()
+    .meta({ description: "A scope the key must hold." }),
+  resource: ResourceId.optional().meta({ description: "A resource id the key must be allowed." }),
+});
+export type VerifyOptionsInput = z.output<typeof VerifyOptions>;
+
+export const VerifyRequest = VerifyOptions.extend({
+  key: z.string().meta({ description: "The API key to check." }),
+}).meta({ id: "VerifyRequest" });
+
+export const VERIFY_CODES = [
+  "VALID",
+  "MALFORMED",
+  "NOT_FOUND",
+  "REVOKED",
+  "EXPIRED",
+  "INSUFFICIENT_SCOPE",
+  "RESOURCE_NOT_ALLOWED",
+] as const;
+export type VerifyCode = (typeof VERIFY_CODES)[number];
+
+export const VerifyResult = z
+  .object({
+    valid: z.boolean(),
+    code: z.enum(VERIFY_CODES),
+    key_id: KeyId.nullable(),
+    owner: z.object({ type: z.enum(["user", "workspace"]), id: z.string() }).nullable(),
+    scopes: z.array(z.string()),
+    resources: z.array(z.string()).nullable(),
+    expires_at: Timestamp.nullable(),
+  })
+  .meta({ id: "VerifyResult" });
+export type VerifyResultView = z.infer<typeof VerifyResult>;
+
+export const Problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    errors: z
+      .record(z.string(), z.array(z.string()))
+      .optional()
+      .meta({ description: "Each invalid field, by path, with its messages." }),
+  })
+  .meta({ id: "Problem", description: "An RFC 9457 problem document." });
+
+export const Health = z.object({ status: z.literal("ok") }).meta({ id: "Health" });
+
+/** `{ "name": ["Required"], "scopes.0": ["..."] }` from a zod error. */
+export function fieldErrors(error: z.ZodError): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  const add = (path: PropertyKey[], message: string) => {
+    const field = path.length ? path.map(String).join(".") : "body";
+    (out[field] ??= []).push(message);
+  };
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) add([...issue.path, key], "Unknown field");
+    } else {
+      add(issue.path, issue.message);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,187 @@
+/**
+ * Key verification: the hot path every key-authenticated request takes, shared by HTTP
+ * authentication, POST /v1/verify and the RPC `verify`.
+ *
+ * Checksum first (no storage for a malformed key), then SHA-256, then three layers: this isolate's
+ * memory, KV, D1. A record found in D1 is put in KV (never past its expiry); an unknown hash is
+ * remembered briefly so repeated guesses do not reach D1. Revocation and expiry are checked on every
+ * call, so a cached record cannot outlive them.
+ *
+ * Revocations made elsewhere reach this isolate through revocation sync: at most every
+ * `revocationSyncMs` (off the request path, via waitUntil) the isolate reads the revocations newer
+ * than its last look from D1's revoked_at index. A request is never answered from caches whose last
+ * sync is older than twice that interval: it syncs first. So a revocation is honoured everywhere
+ * within 2 x revocationSyncMs (10 s by default), however stale a KV copy is.
+ *
+ * A warm verification makes no D1 query and no KV or D1 write; last-use times are written at most
+ * once a minute per key, after the response.
+ */
+import type { Config } from "../config";
+import { isWellFormedKey } from "../keys/format";
+import { sha256Hex } from "../keys/hash";
+import { grants, resourceAllowed } from "../keys/scopes";
+import type { KeyRecord } from "../model";
+import type { VerifyCode } from "../schemas";
+import { KV_TTL_SECONDS, type RecordCache, cacheTtlSeconds } from "../store/cache";
+import { TtlLru } from "../store/memory";
+import type { KeyStore } from "../store/store";
+
+export const LAST_USED_INTERVAL_MS = 60_000;
+/** How long a revocation seen by sync is remembered: longer than any stale KV copy can live. */
+export const REVOCATION_MEMORY_MS = (KV_TTL_SECONDS + 120) * 1000;
+/** Overlap between successive syncs, for clock skew between the isolates that write revoked_at. */
+const SYNC_OVERLAP_MS = 5_000;
+const SYNC_PAGE = 1000;
+
+export interface VerifyDeps {
+  readonly store: KeyStore;
+  readonly cache: RecordCache;
+  readonly config: Config;
+  /** Runs work after the response (ctx.waitUntil). */
+  readonly defer: (work: Promise<unknown>) => void;
+}
+
+export interface Verification {
+  readonly code: VerifyCode;
+  /** The key's record when it was found, whatever the code. */
+  readonly record: KeyRecord | null;
+}
+
+export interface VerifyOptions {
+  readonly scope?: string | undefined;
+  readonly resource?: string | undefined;
+}
+
+/** Caches and sync bookkeeping that live as long as the isolate. */
+export class IsolateCache {
+  readonly records = new TtlLru<string, KeyRecord>(10_000, 60_000);
+  readonly unknown = new TtlLru<string, true>(10_000, 10_000);
+  /** hash -> revoked_at, for revocations learnt by sync or made here. */
+  readonly revoked = new Map<string, number>();
+  readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
+  /** When the last successful sync started (0: never). */
+  lastSyncAt = 0;
+  syncStartedAt = 0;
+
+  clear(): void {
+    this.records.clear();
+    this.unknown.clear();
+    this.revoked.clear();
+    this.lastUsedWrites.clear();
+    this.lastSyncAt = 0;
+    this.syncStartedAt = 0;
+  }
+}
+
+/** The one cache of this isolate. */
+export const isolateCache = new IsolateCache();
+
+export class Verifier {
+  constructor(
+    private readonly deps: VerifyDeps,
+    private readonly local: IsolateCache = isolateCache,
+  ) {}
+
+  async verify(key: string, options: VerifyOptions = {}): Promise<Verification> {
+    if (!isWellFormedKey(key, this.deps.config.keyPrefix)) return { code: "MALFORMED", record: null };
+    const hash = await sha256Hex(key);
+    const now = Date.now();
+    await this.syncIfDue(now);
+
+    const record = await this.lookup(hash, now);
+    if (!record) return { code: "NOT_FOUND", record: null };
+    if (record.revokedAt !== null || this.local.revoked.has(hash)) return { code: "REVOKED", record };
+    if (record.expiresAt !== null && record.expiresAt <= now) return { code: "EXPIRED", record };
+    if (options.scope !== undefined && !grants(record.scopes, options.scope)) {
+      return { code: "INSUFFICIENT_SCOPE", record };
+    }
+    if (options.resource !== undefined && !resourceAllowed(record.resources, options.resource)) {
+      return { code: "RESOURCE_NOT_ALLOWED", record };
+    }
+    this.noteUse(record, now);
+    return { code: "VALID", record };
+  }
+
+  /** A key was just created here: make it warm at once. */
+  remember(record: KeyRecord): void {
+    const now = Date.now();
+    this.local.unknown.delete(record.hash);
+    this.local.records.set(record.hash, record, now);
+    this.deps.defer(this.deps.cache.put(record, now));
+  }
+
+  /** A key was just revoked here: the very next request at this location must fail. */
+  async forget(record: KeyRecord): Promise<void> {
+    this.local.revoked.set(record.hash, record.revokedAt ?? Date.now());
+    this.local.records.delete(record.hash);
+    await this.deps.cache.delete(record.hash);
+  }
+
+  private async lookup(hash: string, now: number): Promise<KeyRecord | null> {
+    const local = this.local.records.get(hash, now);
+    if (local) return local;
+    if (this.local.unknown.get(hash, now)) return null;
+
+    const cached = await this.deps.cache.get(hash);
+    if (cached) {
+      this.local.records.set(hash, cached, now);
+      return cached;
+    }
+
+    const stored = await this.deps.store.findByHash(hash);
+    if (!stored) {
+      this.local.unknown.set(hash, true, now);
+      return null;
+    }
+    this.local.records.set(hash, stored, now);
+    if (cacheTtlSeconds(stored, now) > 0) this.deps.defer(this.deps.cache.put(stored, now));
+    return stored;
+  }
+
+  private noteUse(record: KeyRecord, now: number): void {
+    const last = Math.max(record.lastUsedAt ?? 0, this.local.lastUsedWrites.get(record.id, now) ?? 0);
+    if (now - last < LAST_USED_INTERVAL_MS) return;
+    this.local.lastUsedWrites.set(record.id, now, now);
+    this.deps.defer(
+      this.deps.store.touchLastUsed(record.id, now, LAST_USED_INTERVAL_MS).catch((error: unknown) => {
+        console.warn(`latchkey: last-used update failed: ${error instanceof Error ? error.message : String(error)}`);
+      }),
+    );
+  }
+
+  private async syncIfDue(now: number): Promise<void> {
+    const interval = this.deps.config.revocationSyncMs;
+    const age = now - this.local.lastSyncAt;
+    if (age < interval) return;
+    if (age < 2 * interval) {
+      // Due but within the bound: refresh after the response, once at a time.
+      if (now - this.local.syncStartedAt >= interval) this.deps.defer(this.syncRevocations(now));
+      return;
+    }
+    // Too stale to trust the caches: sync before answering.
+    await this.syncRevocations(now);
+  }
+
+  /** Pulls revocations newer than the last look from D1. Failures are logged, never thrown. */
+  async syncRevocations(now: number = Date.now()): Promise<void> {
+    this.local.syncStartedAt = now;
+    let since = this.local.lastSyncAt ? this.local.lastSyncAt - SYNC_OVERLAP_MS : now - REVOCATION_MEMORY_MS;
+    try {
+      for (;;) {
+        const page = await this.deps.store.revokedSince(since, SYNC_PAGE);
+        for (const { hash, revokedAt } of page) {
+          this.local.revoked.set(hash, revokedAt);
+          this.local.records.delete(hash);
+        }
+        if (page.length < SYNC_PAGE) break;
+        since = page[page.length - 1]!.revokedAt;
+      }
+      this.local.lastSyncAt = now;
+      for (const [hash, revokedAt] of this.local.revoked) {
+        if (revokedAt < now - REVOCATION_MEMORY_MS) this.local.revoked.delete(hash);
+      }
+    } catch (error) {
+      console.warn(`latchkey: revocation sync failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+}

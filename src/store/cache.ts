@@ -1,0 +1,88 @@
+/**
+ * Workers KV as a shared cache of key records by hash, so a key that is warm anywhere needs no D1
+ * query. It holds what D1 holds (never the key itself) and is only ever a cache: every failure or
+ * slow answer is logged and treated as a miss, so a broken KV can cost speed but never fail an
+ * authentication or lose data.
+ */
+import type { KeyRecord } from "../model";
+
+/** How long a record may live in KV. Stale copies are covered by revocation sync (see service/verify.ts). */
+export const KV_TTL_SECONDS = 300;
+/** KV refuses shorter expirations. */
+const KV_MIN_TTL_SECONDS = 60;
+/** How long the KV edge may serve its copy before re-reading (KV's minimum is 30 s). */
+const KV_CACHE_TTL_SECONDS = 60;
+const KV_TIMEOUT_MS = 1000;
+
+const cacheKey = (hash: string) => `key:${hash}`;
+
+export interface RecordCache {
+  /** The record, or null on a miss, a failure or a timeout. */
+  get(hash: string): Promise<KeyRecord | null>;
+  /** Caches the record for at most KV_TTL_SECONDS and never past its expiry; failures are logged. */
+  put(record: KeyRecord, now: number): Promise<void>;
+  delete(hash: string): Promise<void>;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => {
+    if (timer !== undefined) clearTimeout(timer);
+  });
+}
+
+function warn(what: string, error: unknown): void {
+  console.warn(
+    `latchkey: KV ${what} failed, continuing without the cache: ${error instanceof Error ? error.message : String(error)}`,
+  );
+}
+
+/** Seconds the record may be cached for, or 0 when it must not be (KV's minimum would outlive it). */
+export function cacheTtlSeconds(record: KeyRecord, now: number): number {
+  if (record.revokedAt !== null) return 0;
+  const untilExpiry = record.expiresAt === null ? Infinity : Math.floor((record.expiresAt - now) / 1000);
+  const ttl = Math.min(KV_TTL_SECONDS, untilExpiry);
+  return ttl >= KV_MIN_TTL_SECONDS ? ttl : 0;
+}
+
+export class KvRecordCache implements RecordCache {
+  constructor(private readonly kv: KVNamespace) {}
+
+  async get(hash: string): Promise<KeyRecord | null> {
+    try {
+      return await withTimeout(
+        this.kv.get<KeyRecord>(cacheKey(hash), { type: "json", cacheTtl: KV_CACHE_TTL_SECONDS }),
+        KV_TIMEOUT_MS,
+        "get",
+      );
+    } catch (error) {
+      warn("get", error);
+      return null;
+    }
+  }
+
+  async put(record: KeyRecord, now: number): Promise<void> {
+    const ttl = cacheTtlSeconds(record, now);
+    if (ttl === 0) return;
+    try {
+      await withTimeout(
+        this.kv.put(cacheKey(record.hash), JSON.stringify(record), { expirationTtl: ttl }),
+        KV_TIMEOUT_MS,
+        "put",
+      );
+    } catch (error) {
+      warn("put", error);
+    }
+  }
+
+  async delete(hash: string): Promise<void> {
+    try {
+      await withTimeout(this.kv.delete(cacheKey(hash)), KV_TIMEOUT_MS, "delete");
+    } catch (error) {
+      warn("delete", error);
+    }
+  }
+}

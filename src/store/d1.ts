@@ -1,0 +1,146 @@
+/**
+ * KeyStore on D1, the store of record. Rows hold only the key's SHA-256 (`hash`, unique index),
+ * never the key. Times are epoch milliseconds; JSON columns hold scopes, resources and metadata.
+ * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log.
+ */
+import type { KeyRecord, OwnerType } from "../model";
+import { type KeyStore, type ListPage, type Revocation, StorageUnavailableError } from "./store";
+
+interface KeyRow {
+  id: string;
+  hash: string;
+  start: string;
+  name: string;
+  owner_type: string;
+  owner_id: string;
+  scopes: string;
+  resources: string | null;
+  created_by: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+  metadata: string | null;
+}
+
+const COLUMNS =
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata";
+
+function fromRow(row: KeyRow): KeyRecord {
+  return {
+    id: row.id,
+    hash: row.hash,
+    start: row.start,
+    name: row.name,
+    owner: { type: row.owner_type as OwnerType, id: row.owner_id },
+    scopes: JSON.parse(row.scopes) as string[],
+    resources: row.resources === null ? null : (JSON.parse(row.resources) as string[]),
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+    metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
+  };
+}
+
+async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (cause) {
+    throw new StorageUnavailableError(`D1 ${what} failed`, { cause });
+  }
+}
+
+export class D1KeyStore implements KeyStore {
+  constructor(private readonly db: D1Database) {}
+
+  insert(r: KeyRecord): Promise<void> {
+    return attempt("insert", async () => {
+      await this.db
+        .prepare(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .bind(
+          r.id,
+          r.hash,
+          r.start,
+          r.name,
+          r.owner.type,
+          r.owner.id,
+          JSON.stringify(r.scopes),
+          r.resources === null ? null : JSON.stringify(r.resources),
+          r.createdBy,
+          r.createdAt,
+          r.expiresAt,
+          r.revokedAt,
+          r.lastUsedAt,
+          r.metadata === null ? null : JSON.stringify(r.metadata),
+        )
+        .run();
+    });
+  }
+
+  findByHash(hash: string): Promise<KeyRecord | null> {
+    return attempt("lookup", async () => {
+      const row = await this.db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE hash = ?`).bind(hash).first<KeyRow>();
+      return row ? fromRow(row) : null;
+    });
+  }
+
+  findById(id: string): Promise<KeyRecord | null> {
+    return attempt("lookup", async () => {
+      const row = await this.db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).bind(id).first<KeyRow>();
+      return row ? fromRow(row) : null;
+    });
+  }
+
+  list(page: ListPage): Promise<KeyRecord[]> {
+    return attempt("list", async () => {
+      const where: string[] = [];
+      const params: (string | number)[] = [];
+      where.push(`(${page.owners.map(() => "(owner_type = ? AND owner_id = ?)").join(" OR ")})`);
+      for (const owner of page.owners) params.push(owner.type, owner.id);
+      if (!page.includeRevoked) where.push("revoked_at IS NULL");
+      if (page.after) {
+        where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+        params.push(page.after.createdAt, page.after.createdAt, page.after.id);
+      }
+      params.push(page.limit);
+      const { results } = await this.db
+        .prepare(
+          `SELECT ${COLUMNS} FROM api_keys WHERE ${where.join(" AND ")} ORDER BY created_at DESC, id DESC LIMIT ?`,
+        )
+        .bind(...params)
+        .all<KeyRow>();
+      return results.map(fromRow);
+    });
+  }
+
+  revoke(id: string, at: number): Promise<KeyRecord | null> {
+    return attempt("revoke", async () => {
+      const row = await this.db
+        .prepare(`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING ${COLUMNS}`)
+        .bind(at, id)
+        .first<KeyRow>();
+      return row ? fromRow(row) : null;
+    });
+  }
+
+  revokedSince(since: number, limit: number): Promise<Revocation[]> {
+    return attempt("revocation sync", async () => {
+      const { results } = await this.db
+        .prepare("SELECT hash, revoked_at FROM api_keys WHERE revoked_at > ? ORDER BY revoked_at LIMIT ?")
+        .bind(since, limit)
+        .all<{ hash: string; revoked_at: number }>();
+      return results.map((r) => ({ hash: r.hash, revokedAt: r.revoked_at }));
+    });
+  }
+
+  touchLastUsed(id: string, at: number, minIntervalMs: number): Promise<void> {
+    return attempt("last-used update", async () => {
+      await this.db
+        .prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)")
+        .bind(at, id, at - minIntervalMs)
+        .run();
+    });
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The store of record behind a small interface, so the service never sees SQL and a benchmark or a
+ * future backend can supply its own. D1 implements it in d1.ts.
+ */
+import type { KeyRecord, Owner } from "../model";
+
+export interface ListPage {
+  readonly owners: readonly Owner[];
+  readonly limit: number;
+  readonly includeRevoked: boolean;
+  /** Start after this (created_at, id) position; newest first. */
+  readonly after: { readonly createdAt: number; readonly id: string } | null;
+}
+
+export interface Revocation {
+  readonly hash: string;
+  readonly revokedAt: number;
+}
+
+export interface KeyStore {
+  /** Stores a new key in one atomic write. */
+  insert(record: KeyRecord): Promise<void>;
+  findByHash(hash: string): Promise<KeyRecord | null>;
+  findById(id: string): Promise<KeyRecord | null>;
+  list(page: ListPage): Promise<KeyRecord[]>;
+  /** Marks the key revoked at `at` unless it already is; the stored record afterwards. */
+  revoke(id: string, at: number): Promise<KeyRecord | null>;
+  /** Revocations with `revoked_at > since`, oldest first, at most `limit`. */
+  revokedSince(since: number, limit: number): Promise<Revocation[]>;
+  /** Records use at `at`, unless a use less than `minIntervalMs` earlier is already recorded. */
+  touchLastUsed(id: string, at: number, minIntervalMs: number): Promise<void>;
+}
+
+/** The store could not be reached or failed: the caller should retry later (HTTP 503). */
+export class StorageUnavailableError extends Error {
+  override readonly name = "StorageUnavailableError";
+}
