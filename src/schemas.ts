@@ -13,6 +13,8 @@ z.config({
 const METADATA_MAX_BYTES = 2048;
 const utf8 = new TextEncoder();
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+/** A UTF-16 surrogate not part of a pair: not Unicode, and D1 would store it as U+FFFD. */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 export const Timestamp = z.iso.datetime({ offset: true }).meta({
   description: "An RFC 3339 date-time.",
@@ -39,7 +41,8 @@ const KeyName = z
   .trim()
   .min(1, "Must not be empty")
   .max(100, "Must be at most 100 characters")
-  .refine((name) => !CONTROL_CHARS.test(name), "Must not contain control characters");
+  .refine((name) => !CONTROL_CHARS.test(name), "Must not contain control characters")
+  .refine((name) => !LONE_SURROGATE.test(name), "Must be valid Unicode (no lone surrogates)");
 
 const Metadata = z
   .record(z.string(), z.unknown())
@@ -190,7 +193,8 @@ export const Health = z.object({ status: z.literal("ok") }).meta({ id: "Health" 
 
 /** `{ "name": ["Required"], "scopes.0": ["..."] }` from a zod error. */
 export function fieldErrors(error: z.ZodError): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
+  // No prototype: a field named "__proto__" or "constructor" must not resolve to Object.prototype's.
+  const out: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   const add = (path: PropertyKey[], message: string) => {
     const field = path.length ? path.map(String).join(".") : "body";
     (out[field] ??= []).push(message);

@@ -1,0 +1,233 @@
+/**
+ * The JWT attack matrix: every forged, stale, misdirected or oversized token is refused with 401 and
+ * WWW-Authenticate, and JWKS mode accepts only asymmetric signatures from keys in the set (no `none`,
+ * no HS256 key confusion), both with a local key set and through the real remote fetch path.
+ */
+import { env } from "cloudflare:workers";
+import {
+  type CryptoKey,
+  type JWK,
+  SignJWT,
+  base64url,
+  createLocalJWKSet,
+  exportJWK,
+  exportSPKI,
+  generateKeyPair,
+} from "jose";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { AuthenticationError } from "../src/auth/errors";
+import { MAX_TOKEN_LENGTH, verifyUserToken } from "../src/auth/jwt";
+import { type JwtConfig, loadConfig } from "../src/config";
+import type { Env } from "../src/env";
+import { WWW_AUTHENTICATE } from "../src/http/problem";
+import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
+
+const now = () => Math.floor(Date.now() / 1000);
+const encodeJson = (value: unknown) => base64url.encode(JSON.stringify(value));
+
+/** Claims a valid token carries, for hand-built tokens. */
+function claims(sub: string): Record<string, unknown> {
+  return { sub, iss: env.JWT_ISSUER, aud: env.JWT_AUDIENCE, iat: now(), exp: now() + 600 };
+}
+
+/** A client no other test shares, so failed authentications never reach the rate limit. */
+const freshClient = () => ({ "cf-connecting-ip": `2001:db8::${crypto.randomUUID().slice(0, 4)}` });
+
+async function whoami(jwt: string, testEnv?: Env): Promise<Response> {
+  return call("GET", "/v1/whoami", {
+    headers: { authorization: `Bearer ${jwt}`, ...freshClient() },
+    ...(testEnv ? { env: testEnv } : {}),
+  });
+}
+
+/** Asserts the 401 problem with its challenge, and returns its detail. */
+async function expectUnauthorized(response: Response): Promise<string> {
+  expect(response.headers.get("www-authenticate")).toBe(WWW_AUTHENTICATE);
+  return String((await expectProblem(response, 401)).detail);
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("HS256 tokens (the test deployment's mode)", () => {
+  it("accepts a valid token, and one expired or not yet valid within the 30 s tolerance", async () => {
+    const sub = uniqueSub();
+    const org = uniqueSub("org");
+    for (const jwt of [
+      await token(sub, { org }),
+      await token(sub, { org, ttl: -10 }),
+      await token(sub, { org, claims: { nbf: now() + 10 } }),
+    ]) {
+      const response = await whoami(jwt);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toMatchObject({ principal: "user", owner_id: sub, org_id: org });
+    }
+  });
+
+  const sub = "attacker-victim";
+  const attacks: [string, () => Promise<string>, RegExp][] = [
+    [
+      "alg none",
+      async () => `${encodeJson({ alg: "none", typ: "JWT" })}.${encodeJson(claims(sub))}.`,
+      /algorithm is not allowed/,
+    ],
+    ["HS256 with a wrong secret", () => token(sub, { secret: "another-secret-0123456789abcdef0123456789" }), /invalid/],
+    [
+      "HS512 with the right secret",
+      () =>
+        new SignJWT(claims(sub)).setProtectedHeader({ alg: "HS512" }).sign(new TextEncoder().encode(env.JWT_SECRET)),
+      /algorithm is not allowed/,
+    ],
+    ["expired beyond the tolerance", () => token(sub, { ttl: -60 }), /expired/],
+    ["not yet valid beyond the tolerance", () => token(sub, { claims: { nbf: now() + 120 } }), /nbf/],
+    ["issued by another issuer", () => token(sub, { issuer: "https://evil.example" }), /iss/],
+    ["meant for another audience", () => token(sub, { audience: "another-service" }), /aud/],
+    ["without exp", () => token(sub, { omitExp: true }), /exp/],
+    ["without sub", () => token(undefined), /sub/],
+    ["with an empty sub", () => token(""), /sub/],
+    [
+      "with a payload changed after signing",
+      async () => {
+        const [header, , signature] = (await token(sub)).split(".");
+        return `${header}.${encodeJson(claims("someone-else"))}.${signature}`;
+      },
+      /invalid/,
+    ],
+    ["over 8 KB", () => token(sub, { claims: { pad: "x".repeat(9000) } }), /too large/],
+    ["garbage", async () => "not-a-jwt", /invalid/],
+    ["three garbage segments", async () => "a.b.c", /invalid/],
+    ["empty segments", async () => "..", /invalid/],
+  ];
+
+  it.each(attacks)("refuses a token %s with 401", async (_what, make, reason) => {
+    expect(await expectUnauthorized(await whoami(await make()))).toMatch(reason);
+  });
+
+  it("refuses a correctly signed token just over the size limit, and accepts one just under", async () => {
+    const sub = uniqueSub();
+    const base = (await token(sub, { claims: { pad: "" } })).length;
+    // Base64url spends 4 characters on every 3 bytes of padding.
+    const sized = (length: number) => token(sub, { claims: { pad: "x".repeat(Math.ceil(((length - base) * 3) / 4)) } });
+    const config = loadConfig(env).jwt;
+    const under = await sized(MAX_TOKEN_LENGTH - 8);
+    const over = await sized(MAX_TOKEN_LENGTH + 8);
+    expect(under.length).toBeLessThanOrEqual(MAX_TOKEN_LENGTH);
+    expect(over.length).toBeGreaterThan(MAX_TOKEN_LENGTH);
+    expect((await verifyUserToken(under, config)).kind).toBe("user");
+    await expect(verifyUserToken(over, config)).rejects.toThrow(/too large/);
+    expect(await expectUnauthorized(await whoami(over))).toMatch(/too large/);
+  });
+
+  it("refuses an asymmetric token when only a secret is configured", async () => {
+    const { privateKey } = await generateKeyPair("RS256");
+    const jwt = await new SignJWT(claims(uniqueSub())).setProtectedHeader({ alg: "RS256" }).sign(privateKey);
+    expect(await expectUnauthorized(await whoami(jwt))).toMatch(/algorithm is not allowed/);
+  });
+});
+
+describe("JWKS mode", () => {
+  let rsa: { privateKey: CryptoKey; publicJwk: JWK; pem: string };
+  let ec: { privateKey: CryptoKey; publicJwk: JWK };
+  let jwksConfig: JwtConfig;
+  let keySet: ReturnType<typeof createLocalJWKSet>;
+
+  beforeAll(async () => {
+    const rsaPair = await generateKeyPair("RS256");
+    const ecPair = await generateKeyPair("ES256");
+    rsa = {
+      privateKey: rsaPair.privateKey,
+      publicJwk: { ...(await exportJWK(rsaPair.publicKey)), kid: "rsa-1", alg: "RS256", use: "sig" },
+      pem: await exportSPKI(rsaPair.publicKey),
+    };
+    ec = {
+      privateKey: ecPair.privateKey,
+      publicJwk: { ...(await exportJWK(ecPair.publicKey)), kid: "ec-1", alg: "ES256", use: "sig" },
+    };
+    keySet = createLocalJWKSet({ keys: [rsa.publicJwk, ec.publicJwk] });
+    jwksConfig = { ...loadConfig(env).jwt, secret: null };
+  });
+
+  const sign = (payload: Record<string, unknown>, alg: string, kid: string, key: CryptoKey | Uint8Array) =>
+    new SignJWT(payload).setProtectedHeader({ alg, kid, typ: "JWT" }).sign(key);
+
+  it("accepts RS256 and ES256 tokens signed by keys in the set", async () => {
+    const sub = uniqueSub();
+    const org = uniqueSub("org");
+    const payload = { ...claims(sub), org_id: org };
+    for (const jwt of [
+      await sign(payload, "RS256", "rsa-1", rsa.privateKey),
+      await sign(payload, "ES256", "ec-1", ec.privateKey),
+    ]) {
+      expect(await verifyUserToken(jwt, jwksConfig, keySet)).toEqual({ kind: "user", sub, orgId: org });
+    }
+  });
+
+  it("refuses a kid that points nowhere, and a key outside the set posing as a known kid", async () => {
+    const payload = claims(uniqueSub());
+    const nowhere = await sign(payload, "RS256", "rsa-404", rsa.privateKey);
+    await expect(verifyUserToken(nowhere, jwksConfig, keySet)).rejects.toThrow(/No key matches/);
+    const impostor = (await generateKeyPair("RS256")).privateKey;
+    const posing = await sign(payload, "RS256", "rsa-1", impostor);
+    await expect(verifyUserToken(posing, jwksConfig, keySet)).rejects.toThrow(AuthenticationError);
+  });
+
+  it("checks the claims as in secret mode", async () => {
+    const sub = uniqueSub();
+    for (const payload of [
+      { ...claims(sub), aud: "another-service" },
+      { ...claims(sub), iss: "https://evil.example" },
+      { ...claims(sub), exp: now() - 60 },
+      { ...claims(sub), sub: undefined },
+    ]) {
+      await expect(
+        verifyUserToken(await sign(payload, "RS256", "rsa-1", rsa.privateKey), jwksConfig, keySet),
+      ).rejects.toThrow(AuthenticationError);
+    }
+    const none = `${encodeJson({ alg: "none", kid: "rsa-1" })}.${encodeJson(claims(sub))}.`;
+    await expect(verifyUserToken(none, jwksConfig, keySet)).rejects.toThrow(/algorithm is not allowed/);
+  });
+
+  it("refuses HS256 tokens signed with the public key as HMAC secret (key confusion)", async () => {
+    const payload = claims(uniqueSub());
+    const encoder = new TextEncoder();
+    for (const secret of [rsa.pem, JSON.stringify(rsa.publicJwk), rsa.publicJwk.n as string]) {
+      const bytes = encoder.encode(secret);
+      const forged = await sign(payload, "HS256", "rsa-1", bytes);
+      // The forgery is a well-signed HS256 token: a verifier that let HS256 through with these bytes would accept it.
+      expect((await verifyUserToken(forged, { ...jwksConfig, secret: bytes })).sub).toBe(payload.sub);
+      await expect(verifyUserToken(forged, jwksConfig, keySet)).rejects.toThrow(/algorithm is not allowed/);
+      // Even with a secret in the configuration, JWKS mode allows no HMAC.
+      await expect(verifyUserToken(forged, { ...jwksConfig, secret: bytes }, keySet)).rejects.toThrow(
+        /algorithm is not allowed/,
+      );
+    }
+  });
+
+  it("fetches the key set from JWT_JWKS_URL: RS256 accepted through HTTP, HS256 refused", async () => {
+    const jwksUrl = `https://idp.example.test/${crypto.randomUUID()}/.well-known/jwks.json`;
+    const realFetch = globalThis.fetch;
+    const fetchSpy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      return url === jwksUrl ? Response.json({ keys: [rsa.publicJwk] }) : realFetch(input, init);
+    });
+    const jwksEnv = envWith({ JWT_JWKS_URL: jwksUrl });
+    const sub = uniqueSub();
+
+    const rs256 = await sign(claims(sub), "RS256", "rsa-1", rsa.privateKey);
+    const response = await whoami(rs256, jwksEnv);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ principal: "user", owner_id: sub });
+    expect(fetchSpy.mock.calls.map(([input]) => (input instanceof Request ? input.url : String(input)))).toContain(
+      jwksUrl,
+    );
+    expect(await createKey(rs256, {}, jwksEnv)).toMatchObject({ owner_id: sub, created_by: `user:${sub}` });
+
+    // The deployment's own HS256 secret is still in this env, and must not work in JWKS mode.
+    const hs256 = await token(sub);
+    expect((await whoami(hs256)).status).toBe(200);
+    expect(await expectUnauthorized(await whoami(hs256, jwksEnv))).toMatch(/algorithm is not allowed/);
+    const confused = await sign(claims(sub), "HS256", "rsa-1", new TextEncoder().encode(rsa.pem));
+    expect(await expectUnauthorized(await whoami(confused, jwksEnv))).toMatch(/algorithm is not allowed/);
+  });
+});
