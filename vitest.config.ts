@@ -4,6 +4,15 @@ import { defineConfig } from "vitest/config";
 /** The HS256 secret the tests sign their JWTs with (tests only; never a deployment's). */
 export const TEST_JWT_SECRET = "test-only-secret-0123456789abcdef0123456789";
 
+/**
+ * The plugin runs the Worker under test (latchkey) as its runner, named `vitest-plugin-runner-<project
+ * name>` (this project has none): an auxiliary Worker reaches latchkey's entrypoints by binding to
+ * that name, as a deployed one binds to "latchkey".
+ */
+const RUNNER = "vitest-plugin-runner-";
+/** The example consumer, bundled by test/setup/build-consumer.ts. */
+export const CONSUMER_BUNDLE = ".wrangler/test/consumer.mjs";
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
   return {
@@ -12,10 +21,23 @@ export default defineConfig(async () => {
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
           bindings: { JWT_SECRET: TEST_JWT_SECRET, TEST_MIGRATIONS: migrations },
+          // The example consumer (examples/consumer), for test/consumer.test.ts: the tests call it
+          // through CONSUMER; it calls latchkey through a real service binding to KeyService.
+          serviceBindings: { CONSUMER: "latchkey-consumer" },
+          workers: [
+            {
+              name: "latchkey-consumer",
+              modules: true,
+              scriptPath: CONSUMER_BUNDLE,
+              compatibilityDate: "2026-11-01",
+              serviceBindings: { KEYS: { name: RUNNER, entrypoint: "KeyService" } },
+            },
+          ],
         },
       }),
     ],
     test: {
+      globalSetup: ["./test/setup/build-consumer.ts"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
     },

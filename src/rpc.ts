@@ -11,10 +11,8 @@ import { createContext } from "./context";
 import type { Env } from "./env";
 import type { Owner } from "./model";
 import {
-  type ApiKeyView,
+  type ApiKeyView as ApiKeyJson,
   CreateKeyRequest,
-  type CreatedApiKeyView,
-  type KeyListView,
   ListKeysQuery,
   VerifyOptions,
   type VerifyResultView,
@@ -28,7 +26,22 @@ export const OwnerInput = z.strictObject({
   id: z.string().min(1).max(255),
 });
 
-export type { Owner, VerifyResultView, ApiKeyView, CreatedApiKeyView, KeyListView };
+/** RPC carries values JSON cannot (Date, Map, BigInt, undefined, NaN): metadata must be JSON, as over HTTP. */
+const JsonMetadata = z.looseObject({ metadata: z.record(z.string(), z.json()).nullable().optional() });
+
+export type { Owner, VerifyResultView };
+
+/**
+ * The views as a binding types them. Metadata is JSON, but typed `unknown` (as in schemas.ts) it
+ * would make the binding's results `never`, and a recursive JSON type is too deep for RPC's types.
+ */
+export type MetadataValue = string | number | boolean | null | object;
+export type ApiKeyView = Omit<ApiKeyJson, "metadata"> & { metadata: Record<string, MetadataValue> | null };
+export type CreatedApiKeyView = ApiKeyView & { key: string };
+export interface KeyListView {
+  data: ApiKeyView[];
+  next_cursor: string | null;
+}
 export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
 export type ListKeysOptions = z.input<typeof ListKeysQuery>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
@@ -74,19 +87,20 @@ export class KeyService extends WorkerEntrypoint<Env> {
 
   async create(owner: Owner, input: CreateKeyOptions): Promise<CreatedApiKeyView> {
     const actor = { kind: "service", owner: check(OwnerInput, owner, "owner") } as const;
+    check(JsonMetadata, input, "input");
     const body = check(CreateKeyRequest, input, "input");
-    return rpcErrors(() => this.context().keys.create(actor, body));
+    return rpcErrors(() => this.context().keys.create(actor, body)) as Promise<CreatedApiKeyView>;
   }
 
   async get(owner: Owner, id: string): Promise<ApiKeyView> {
     const actor = { kind: "service", owner: check(OwnerInput, owner, "owner") } as const;
-    return rpcErrors(() => this.context().keys.get(actor, String(id)));
+    return rpcErrors(() => this.context().keys.get(actor, String(id))) as Promise<ApiKeyView>;
   }
 
   async list(owner: Owner, options: ListKeysOptions = {}): Promise<KeyListView> {
     const actor = { kind: "service", owner: check(OwnerInput, owner, "owner") } as const;
     const query = check(ListKeysQuery, options, "options");
-    return rpcErrors(() => this.context().keys.list(actor, query));
+    return rpcErrors(() => this.context().keys.list(actor, query)) as Promise<KeyListView>;
   }
 
   async revoke(owner: Owner, id: string): Promise<void> {

@@ -2,9 +2,12 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
+import { expect } from "vitest";
 import worker from "../src/index";
 import type { Env } from "../src/env";
-import { TEST_JWT_SECRET } from "../vitest.config";
+import { sha256Hex } from "../src/keys/hash";
+// Not imported from vitest.config.ts: that module loads the plugin (Node only), which workerd cannot run.
+const TEST_JWT_SECRET = env.JWT_SECRET ?? "";
 
 export const BASE = "https://latchkey.test";
 
@@ -63,7 +66,11 @@ export interface CreatedKey {
 }
 
 export async function createKey(auth: string, body: Record<string, unknown> = {}, testEnv?: Env): Promise<CreatedKey> {
-  const response = await call("POST", "/v1/keys", { auth, body: { name: "test key", ...body }, ...(testEnv ? { env: testEnv } : {}) });
+  const response = await call("POST", "/v1/keys", {
+    auth,
+    body: { name: "test key", ...body },
+    ...(testEnv ? { env: testEnv } : {}),
+  });
   if (response.status !== 201) throw new Error(`create failed: ${response.status} ${await response.text()}`);
   return response.json();
 }
@@ -73,4 +80,70 @@ let counter = 0;
 export function uniqueSub(label = "user"): string {
   counter += 1;
   return `${label}-${counter}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** Asserts a 4xx (or the given status) RFC 9457 problem response and returns its body. */
+export async function expectProblem(response: Response, status?: number): Promise<Record<string, unknown>> {
+  if (status === undefined) {
+    expect(response.status, `status ${response.status}`).toBeGreaterThanOrEqual(400);
+    expect(response.status, `status ${response.status}`).toBeLessThan(500);
+  } else {
+    expect(response.status).toBe(status);
+  }
+  expect(response.headers.get("content-type")).toBe("application/problem+json");
+  const body = (await response.json()) as Record<string, unknown>;
+  expect(body).toMatchObject({ type: "about:blank", status: response.status, title: expect.any(String) });
+  return body;
+}
+
+export interface TableSnapshot {
+  rows: number;
+  checksum: string;
+}
+
+/** Row count and SHA-256 of every row of api_keys (except `exceptIds`): equal snapshots mean nothing stored changed. */
+export async function tableSnapshot(exceptIds: readonly string[] = []): Promise<TableSnapshot> {
+  const { results } = await env.DB.prepare("SELECT * FROM api_keys ORDER BY id").all<{ id: string }>();
+  const rows = results.filter((row) => !exceptIds.includes(row.id));
+  return { rows: rows.length, checksum: await sha256Hex(JSON.stringify(rows)) };
+}
+
+/** How a faulty binding fails: a synchronous throw, a rejected promise, or a promise that never settles. */
+export type Fault = "throw" | "reject" | "hang";
+
+function fail(fault: Fault, what: string): Promise<never> {
+  if (fault === "throw") throw new Error(`injected fault: ${what}`);
+  return fault === "reject" ? Promise.reject(new Error(`injected fault: ${what}`)) : new Promise<never>(() => {});
+}
+
+/** D1 whose statements fail when executed (those whose SQL matches `when`; default all). */
+export function faultyDb(fault: Fault, when: (sql: string) => boolean = () => true): D1Database {
+  const statement = (sql: string, real: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(real, {
+      get(target, prop) {
+        if (prop === "bind") return (...values: unknown[]) => statement(sql, target.bind(...values));
+        const value: unknown = Reflect.get(target, prop);
+        if (typeof value !== "function") return value;
+        if (when(sql)) return () => fail(fault, `D1 ${String(prop)}`);
+        return (...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(target, args);
+      },
+    });
+  return new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare") return (sql: string) => statement(sql, target.prepare(sql));
+      if (prop === "batch" || prop === "exec") return () => fail(fault, `D1 ${prop}`);
+      const value: unknown = Reflect.get(target, prop);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** Workers KV whose every call fails. */
+export function faultyKv(fault: Fault): KVNamespace {
+  return new Proxy(env.KEY_CACHE, { get: (_, prop) => () => fail(fault, `KV ${String(prop)}`) });
+}
+
+/** A fresh env (so configuration is re-read) with some bindings replaced, e.g. by faultyDb / faultyKv. */
+export function envWith(bindings: Partial<Env>): Env {
+  return { ...env, ...bindings };
 }

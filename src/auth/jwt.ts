@@ -12,6 +12,9 @@ import { AuthenticationError } from "./errors";
 export const MAX_TOKEN_LENGTH = 8192;
 const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
+/** Subjects and workspace ids become owner ids: no control characters and no lone surrogates. */
+const WELL_FORMED_ID = /^[^\p{Cc}\p{Cs}]+$/u;
+
 const remoteKeySets = new Map<string, JWTVerifyGetKey>();
 
 function keySetFor(url: URL): JWTVerifyGetKey {
@@ -51,11 +54,11 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
   }
 
   const sub = payload.sub;
-  if (typeof sub !== "string" || sub.length === 0 || sub.length > 255) {
+  if (typeof sub !== "string" || sub.length === 0 || sub.length > 255 || !WELL_FORMED_ID.test(sub)) {
     throw new AuthenticationError("The token's subject is missing or invalid");
   }
   const org = payload[config.orgClaim];
-  const orgId = typeof org === "string" && org.length > 0 && org.length <= 255 ? org : null;
+  const orgId = typeof org === "string" && org.length > 0 && org.length <= 255 && WELL_FORMED_ID.test(org) ? org : null;
   return { kind: "user", sub, orgId };
 }
 

@@ -47,11 +47,21 @@ function handlerFor(route: Route) {
   };
 }
 
-function withStandardHeaders(response: Response): Response {
-  const headers = new Headers(response.headers);
+function setStandardHeaders(headers: Headers): void {
   headers.set("X-Content-Type-Options", "nosniff");
   if (!headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
-  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
+
+/** Sets the headers in place: every response is made here, with mutable headers; copies only if not. */
+function withStandardHeaders(response: Response): Response {
+  try {
+    setStandardHeaders(response.headers);
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    setStandardHeaders(copy.headers);
+    return copy;
+  }
 }
 
 export function createApp(routes: readonly Route[]) {

@@ -5,6 +5,7 @@
  * authentication or lose data.
  */
 import type { KeyRecord } from "../model";
+import { withTimeout } from "./timeout";
 
 /** How long a record may live in KV. Stale copies are covered by revocation sync (see service/verify.ts). */
 export const KV_TTL_SECONDS = 300;
@@ -22,16 +23,6 @@ export interface RecordCache {
   /** Caches the record for at most KV_TTL_SECONDS and never past its expiry; failures are logged. */
   put(record: KeyRecord, now: number): Promise<void>;
   delete(hash: string): Promise<void>;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => {
-    if (timer !== undefined) clearTimeout(timer);
-  });
 }
 
 function warn(what: string, error: unknown): void {

@@ -4,6 +4,7 @@
  * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log.
  */
 import type { KeyRecord, OwnerType } from "../model";
+import { withTimeout } from "./timeout";
 import { type KeyStore, type ListPage, type Revocation, StorageUnavailableError } from "./store";
 
 interface KeyRow {
@@ -44,9 +45,12 @@ function fromRow(row: KeyRow): KeyRecord {
   };
 }
 
+/** A D1 call slower than this is answered as unavailable (503) rather than holding the request. */
+export const D1_TIMEOUT_MS = 5000;
+
 async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
-    return await run();
+    return await withTimeout(run(), D1_TIMEOUT_MS, what);
   } catch (cause) {
     throw new StorageUnavailableError(`D1 ${what} failed`, { cause });
   }

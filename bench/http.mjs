@@ -1,0 +1,327 @@
+// npm run bench [-- --port 8790 --keys 1000 --warmup 5 --duration 8 --rounds 2 --connections 10 --no-write]
+//
+// Starts latchkey as the README does (`npm start -- --port <port>`: local D1 and KV, wrangler dev),
+// seeds keys through the API, and measures six cases with autocannon, alternating them round by
+// round (ABBA order) so that drift hits all alike. Prints requests/s, p50 and p99 per case and the
+// ratios the targets are stated in, and writes its section of bench/RESULTS.md.
+import autocannon from "autocannon";
+import { SignJWT } from "jose";
+import { spawn } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { devVars, root, wranglerVars } from "../scripts/dev-config.mjs";
+import { generateKey } from "../src/keys/format.ts";
+import { runInfo, table, writeSection } from "./results.mjs";
+
+const { values: opts } = parseArgs({
+  options: {
+    port: { type: "string", default: "8790" },
+    keys: { type: "string", default: "1000" },
+    warmup: { type: "string", default: "5" },
+    duration: { type: "string", default: "8" },
+    rounds: { type: "string", default: "2" },
+    connections: { type: "string", default: "10" },
+    "no-write": { type: "boolean" },
+  },
+});
+const num = (name, min) => {
+  const value = Number(opts[name]);
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be a whole number >= ${min}`);
+  return value;
+};
+const port = num("port", 1);
+const keyCount = num("keys", 1000);
+const warmupSeconds = num("warmup", 1);
+const durationSeconds = num("duration", 1);
+const rounds = num("rounds", 1);
+const connections = num("connections", 1);
+const base = `http://localhost:${port}`;
+const argv = process.argv.slice(2).join(" ");
+const command = `npm run bench${argv ? ` -- ${argv}` : ""}`;
+
+// ---- the server -------------------------------------------------------------------------------
+
+const serverLog = [];
+let server = null;
+
+async function healthy() {
+  try {
+    return (await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) })).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+async function startServer() {
+  if (await healthy()) throw new Error(`Something already answers on port ${port}; pass --port`);
+  server = spawn("npm", ["start", "--", "--port", String(port)], {
+    cwd: root,
+    detached: true, // its own process group, so stopping it stops wrangler and workerd too
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
+  const keep = (chunk) => {
+    serverLog.push(...chunk.toString().split("\n"));
+    if (serverLog.length > 200) serverLog.splice(0, serverLog.length - 200);
+  };
+  server.stdout.on("data", keep);
+  server.stderr.on("data", keep);
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) break;
+    if (await healthy()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`The server did not come up on port ${port}:\n${serverLog.slice(-30).join("\n")}`);
+}
+
+async function stopServer() {
+  if (!server || server.exitCode !== null || server.signalCode !== null) return;
+  const exited = new Promise((resolve) => server.once("exit", resolve));
+  const group = -server.pid;
+  try {
+    process.kill(group, "SIGTERM");
+  } catch {
+    return;
+  }
+  const timeout = new Promise((resolve) => setTimeout(() => resolve("timeout"), 10_000));
+  if ((await Promise.race([exited, timeout])) === "timeout") {
+    try {
+      process.kill(group, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => void stopServer().finally(() => process.exit(130)));
+}
+
+// ---- seeding ----------------------------------------------------------------------------------
+
+async function userToken(sub) {
+  const vars = { ...wranglerVars(), ...devVars() };
+  const now = Math.floor(Date.now() / 1000);
+  let jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject(sub).setIssuedAt(now);
+  jwt = jwt.setExpirationTime(now + 3600);
+  if (vars.JWT_ISSUER) jwt = jwt.setIssuer(vars.JWT_ISSUER);
+  if (vars.JWT_AUDIENCE) jwt = jwt.setAudience(vars.JWT_AUDIENCE);
+  return jwt.sign(new TextEncoder().encode(vars.JWT_SECRET));
+}
+
+async function createKey(jwt, name) {
+  const response = await fetch(`${base}/v1/keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" },
+    body: JSON.stringify({ name, scopes: ["models:invoke", "keys:read"] }),
+  });
+  if (response.status !== 201)
+    throw new Error(`seeding: POST /v1/keys gave ${response.status}: ${await response.text()}`);
+  return (await response.json()).key;
+}
+
+async function seed(jwt) {
+  const keys = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < keyCount) {
+      const i = next++;
+      keys[i] = await createKey(jwt, `bench ${i}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return keys;
+}
+
+// ---- measuring --------------------------------------------------------------------------------
+
+/**
+ * The six cases as autocannon request lists. Lists of static requests are built into buffers once,
+ * so the load generator's own cost is the same for every case; each connection cycles through them.
+ */
+function defineCases(keys, jwt) {
+  const unknownKey = generateKey("lk");
+  const good = keys[0];
+  const malformedKey = good.slice(0, -1) + (good.endsWith("A") ? "B" : "A");
+  const json = { "content-type": "application/json" };
+  const whoami = (key) => ({ method: "GET", path: "/v1/whoami", headers: { authorization: `Bearer ${key}` } });
+  return [
+    { id: 1, name: "GET /healthz (no auth: the ceiling)", requests: [{ method: "GET", path: "/healthz" }] },
+    {
+      id: 2,
+      name: `GET /v1/whoami, warm valid keys (${keys.length.toLocaleString("en")})`,
+      requests: keys.map(whoami),
+    },
+    { id: 3, name: "GET /v1/whoami, well-formed unknown key", requests: [whoami(unknownKey)] },
+    { id: 4, name: "GET /v1/whoami, malformed key (checksum)", requests: [whoami(malformedKey)] },
+    {
+      id: 5,
+      name: "POST /v1/verify, valid key with scope",
+      requests: keys.map((key) => ({
+        method: "POST",
+        path: "/v1/verify",
+        headers: json,
+        body: JSON.stringify({ key, scope: "models:invoke" }),
+      })),
+    },
+    {
+      id: 6,
+      name: "POST /v1/keys (create)",
+      requests: [
+        {
+          method: "POST",
+          path: "/v1/keys",
+          headers: { ...json, authorization: `Bearer ${jwt}` },
+          body: JSON.stringify({ name: "bench create", scopes: ["models:invoke"] }),
+        },
+      ],
+    },
+  ];
+}
+
+/** One autocannon run; latencies recorded exactly (autocannon's own histogram is whole milliseconds). */
+function load(requests, seconds, sink) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const instance = autocannon(
+      { url: base, connections, duration: seconds, requests, timeout: 10 },
+      (error, result) => {
+        if (error) reject(error);
+        else resolve({ result, seconds: (performance.now() - started) / 1000 });
+      },
+    );
+    if (sink) {
+      instance.on("response", (_client, status, _bytes, ms) => {
+        sink.latencies.push(ms);
+        sink.statuses[status] = (sink.statuses[status] ?? 0) + 1;
+      });
+    }
+  });
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+async function measure(cases) {
+  const totals = new Map(
+    cases.map((c) => [c.id, { latencies: [], statuses: {}, seconds: 0, errors: 0, perRound: [] }]),
+  );
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? cases : [...cases].reverse();
+    for (const c of order) {
+      process.stdout.write(`round ${round + 1}/${rounds}: case ${c.id} ${c.name} ... `);
+      await load(c.requests, Math.max(1, Math.round(warmupSeconds / 2)), null);
+      const sink = { latencies: [], statuses: {} };
+      const { result, seconds } = await load(c.requests, durationSeconds, sink);
+      const total = totals.get(c.id);
+      total.latencies.push(...sink.latencies);
+      for (const [status, n] of Object.entries(sink.statuses))
+        total.statuses[status] = (total.statuses[status] ?? 0) + n;
+      total.seconds += seconds;
+      total.errors += result.errors + result.timeouts;
+      const rps = sink.latencies.length / seconds;
+      total.perRound.push(rps);
+      console.log(`${Math.round(rps)} req/s`);
+    }
+  }
+  return cases.map((c) => {
+    const t = totals.get(c.id);
+    const sorted = Float64Array.from(t.latencies).sort();
+    return {
+      ...c,
+      rps: t.latencies.length / t.seconds,
+      perRound: t.perRound,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      statuses: t.statuses,
+      errors: t.errors,
+    };
+  });
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+const info = runInfo(command);
+let exitCode = 0;
+try {
+  const began = performance.now();
+  console.log(`Starting latchkey: npm start -- --port ${port}`);
+  await startServer();
+  const jwt = await userToken(`bench-${Date.now()}`);
+  console.log(`Seeding ${keyCount} keys through POST /v1/keys ...`);
+  const keys = await seed(jwt);
+  const cases = defineCases(keys, jwt);
+
+  console.log(`Warm-up: ${warmupSeconds} s over every case`);
+  for (const c of cases) await load(c.requests, Math.max(1, Math.round(warmupSeconds / cases.length)), null);
+  const results = await measure(cases);
+  const elapsed = (performance.now() - began) / 1000;
+
+  const [ceiling, warm, unknown, malformed] = results;
+  const ratio = (a, b) => a / b;
+  const check = (ok) => (ok ? "met" : "NOT met");
+  const verdicts = [
+    `case 2 / case 1 throughput: ${ratio(warm.rps, ceiling.rps).toFixed(2)} (target ≥ 0.90: ${check(ratio(warm.rps, ceiling.rps) >= 0.9)})`,
+    `case 2 p99 / case 1 p99: ${ratio(warm.p99, ceiling.p99).toFixed(2)} (target ≤ 1.20: ${check(ratio(warm.p99, ceiling.p99) <= 1.2)})`,
+    `case 3 / case 1 throughput: ${ratio(unknown.rps, ceiling.rps).toFixed(2)} (target ≥ 0.85: ${check(ratio(unknown.rps, ceiling.rps) >= 0.85)})`,
+    `case 4 / case 1 throughput: ${ratio(malformed.rps, ceiling.rps).toFixed(2)} (target ≥ 0.85: ${check(ratio(malformed.rps, ceiling.rps) >= 0.85)})`,
+  ];
+  const statusText = (s) =>
+    Object.entries(s)
+      .map(([code, n]) => `${code}: ${n}`)
+      .join(", ");
+  const rows = results.map((r) => [
+    r.id,
+    r.name,
+    Math.round(r.rps),
+    r.perRound.map((x) => Math.round(x)).join(" / "),
+    r.p50.toFixed(2),
+    r.p99.toFixed(2),
+    statusText(r.statuses) + (r.errors ? `, errors: ${r.errors}` : ""),
+  ]);
+  const header = ["#", "case", "req/s", "req/s per round", "p50 ms", "p99 ms", "statuses"];
+
+  console.log("");
+  console.table(
+    Object.fromEntries(
+      results.map((r) => [
+        `${r.id}. ${r.name}`,
+        {
+          "req/s": Math.round(r.rps),
+          "p50 ms": +r.p50.toFixed(2),
+          "p99 ms": +r.p99.toFixed(2),
+          statuses: statusText(r.statuses),
+        },
+      ]),
+    ),
+  );
+  for (const v of verdicts) console.log(v);
+  console.log(`(${elapsed.toFixed(0)} s in all)`);
+
+  if (!opts["no-write"]) {
+    writeSection(
+      "http",
+      `## HTTP (\`npm run bench\`)
+
+${info}
+- Setup: \`npm start -- --port ${port}\` (local D1 and KV under wrangler dev), ${keyCount.toLocaleString("en")} keys seeded through POST /v1/keys, autocannon with ${connections} connections; ${warmupSeconds} s warm-up, then per case ${Math.max(1, Math.round(warmupSeconds / 2))} s warm-up and ${durationSeconds} s measured, ${rounds} rounds in alternating order (ABBA). Latencies are exact (recorded per response, all statuses); p50/p99 and req/s pool the rounds. ${elapsed.toFixed(0)} s in all.
+
+${table(header, rows)}
+
+${verdicts.map((v) => `- ${v}`).join("\n")}
+
+Cases 3 and 4 are failed authentications: AUTH_FAILURE_LIMITER (100 per 60 s per client, wrangler.toml) answers 429 once a
+client is over it, as it would for a real brute-force attempt; the status mix shows how many requests reached each answer.`,
+    );
+    console.log("Wrote bench/RESULTS.md");
+  }
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error);
+  exitCode = 1;
+} finally {
+  await stopServer();
+}
+process.exit(exitCode);

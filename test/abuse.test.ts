@@ -1,0 +1,310 @@
+/**
+ * Abuse resistance: brute-force damping with the real Workers rate limiting binding (miniflare
+ * enforces it under the vitest plugin), the security headers on every response, and logs that never
+ * hold a key, a JWT or an Authorization value, whatever happens (success, failed authentication,
+ * KV or D1 faults, limiter failure).
+ */
+import { env } from "cloudflare:workers";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { generateKey } from "../src/keys/format";
+import { RETRY_AFTER_SECONDS } from "../src/http/limits";
+import { isolateCache } from "../src/service/verify";
+import {
+  type CreatedKey,
+  call,
+  createKey,
+  envWith,
+  expectProblem,
+  faultyDb,
+  faultyKv,
+  token,
+  uniqueSub,
+} from "./helpers";
+
+const LIMIT = 100; // wrangler.toml: simple = { limit = 100, period = 60 }
+const PERIOD_MS = 60_000;
+
+/** A client address no other test uses (the limiter counts per CF-Connecting-IP). */
+const uniqueIp = () =>
+  `2001:db8:${[...crypto.getRandomValues(new Uint16Array(3))].map((n) => n.toString(16)).join(":")}::1`;
+
+afterEach(() => vi.restoreAllMocks());
+
+/** One character of the key's body changed: the checksum rejects it without touching storage. */
+function mutate(key: string): string {
+  const i = 10;
+  return key.slice(0, i) + (key[i] === "a" ? "b" : "a") + key.slice(i + 1);
+}
+
+/** Failed authentications of every kind: malformed key, unknown key, forged, expired and foreign JWTs, junk. */
+async function badCredentials(realKey: string): Promise<string[]> {
+  return [
+    `Bearer ${mutate(realKey)}`,
+    `Bearer ${generateKey("lk")}`,
+    `Api-Key ${generateKey("lk")}`,
+    `Bearer ${await token(uniqueSub(), { secret: "another-secret-0123456789abcdef0123456789" })}`,
+    `Bearer ${await token(uniqueSub(), { ttl: -3600 })}`,
+    `Bearer ${await token(uniqueSub(), { audience: "someone-else" })}`,
+    `Basic ${btoa("user:password")}`,
+    "Bearer not-a-token",
+  ];
+}
+
+describe("brute force", () => {
+  it("the rate limiting binding is configured (and enforced by miniflare, as the next test shows)", () => {
+    expect(typeof env.AUTH_FAILURE_LIMITER?.limit).toBe("function");
+  });
+
+  it("limits a client's failed authentications with 429 + Retry-After, without slowing anyone's valid traffic", async () => {
+    const jwt = await token(uniqueSub("victim"));
+    const valid = await createKey(jwt, { scopes: ["keys:read", "keys:write"] });
+    const bad = await badCredentials(valid.key);
+
+    // The limiter counts in fixed 60 s windows: if one rolls over mid-scenario, replay with new clients.
+    for (let attempt = 1; ; attempt++) {
+      const attacker = uniqueIp();
+      const bystander = uniqueIp();
+      const as = (ip: string, authorization: string) => ({ headers: { authorization, "cf-connecting-ip": ip } });
+      const window = Math.floor(Date.now() / PERIOD_MS);
+
+      const failures: number[] = [];
+      for (let i = 0; i < LIMIT; i++) {
+        failures.push((await call("GET", "/v1/whoami", as(attacker, bad[i % bad.length]!))).status);
+      }
+      const limited = await call("GET", "/v1/keys", as(attacker, bad[0]!));
+      const limitedAgain = await call("POST", "/v1/keys", {
+        ...as(attacker, `Bearer ${generateKey("lk")}`),
+        body: { name: "x" },
+      });
+      // Successful traffic from the limited client is not slowed: keys, JWTs, and key verification.
+      const keyFromAttacker = await call("GET", "/v1/whoami", as(attacker, `Bearer ${valid.key}`));
+      const apiKeyFromAttacker = await call("GET", "/v1/keys", as(attacker, `Api-Key ${valid.key}`));
+      const jwtFromAttacker = await call("POST", "/v1/keys", {
+        ...as(attacker, `Bearer ${jwt}`),
+        body: { name: "ok" },
+      });
+      const verifyFromAttacker = await call("POST", "/v1/verify", {
+        headers: { "cf-connecting-ip": attacker },
+        body: { key: valid.key },
+      });
+      // Other clients are not affected by the attacker's limit.
+      const bystanderFails = await call("GET", "/v1/whoami", as(bystander, bad[1]!));
+      const bystanderSucceeds = await call("GET", "/v1/whoami", as(bystander, `Bearer ${valid.key}`));
+      const stillLimited = await call("GET", "/v1/whoami", as(attacker, bad[2]!));
+
+      if (Math.floor(Date.now() / PERIOD_MS) !== window && attempt < 3) continue;
+
+      expect(failures).toEqual(Array(LIMIT).fill(401));
+      for (const response of [limited, limitedAgain, stillLimited]) {
+        await expectProblem(response, 429);
+        expect(response.headers.get("retry-after")).toBe(String(RETRY_AFTER_SECONDS));
+      }
+      expect(keyFromAttacker.status).toBe(200);
+      expect(apiKeyFromAttacker.status).toBe(200);
+      expect(jwtFromAttacker.status).toBe(201);
+      expect(await verifyFromAttacker.json()).toMatchObject({ valid: true });
+      await expectProblem(bystanderFails, 401);
+      expect(bystanderSucceeds.status).toBe(200);
+      return;
+    }
+  }, 60_000);
+
+  it("a failing limiter fails open: a failed authentication is still a plain 401, never a 500", async () => {
+    const broken = envWith({
+      AUTH_FAILURE_LIMITER: { limit: () => Promise.reject(new Error("limiter down")) } as unknown as RateLimit,
+    });
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const response = await call("GET", "/v1/whoami", { auth: generateKey("lk"), env: broken });
+    await expectProblem(response, 401);
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining("rate limiter failed"));
+  });
+});
+
+interface Seen {
+  label: string;
+  status: number;
+  headers: Headers;
+  text: string;
+}
+
+/**
+ * Exercises every route and every kind of answer (success, 400, 401, 403, 404, 405, 413, 415, 422,
+ * 429, 503, with KV and D1 faults), returning what the client saw and every secret that was used.
+ */
+async function tour(): Promise<{ seen: Seen[]; secrets: string[] }> {
+  const seen: Seen[] = [];
+  const secrets: string[] = [];
+  const record = async (label: string, response: Response) => {
+    seen.push({ label, status: response.status, headers: response.headers, text: await response.text() });
+  };
+  const ip = uniqueIp();
+  const jwt = await token(uniqueSub("tour"), { org: uniqueSub("org") });
+  const expired = await token(uniqueSub(), { ttl: -3600 });
+  const forged = await token(uniqueSub(), { secret: "forged-secret-0123456789abcdef0123456789ab" });
+  secrets.push(jwt, expired, forged);
+
+  const createResponse = await call("POST", "/v1/keys", {
+    auth: jwt,
+    body: { name: "tour", scopes: ["keys:read", "keys:write", "models:invoke"] },
+  });
+  const created = (await createResponse.clone().json()) as CreatedKey;
+  await record("create (JWT)", createResponse);
+  const narrowResponse = await call("POST", "/v1/keys", {
+    auth: created.key,
+    body: { name: "narrow", scopes: ["models:invoke"] },
+  });
+  const narrow = (await narrowResponse.clone().json()) as CreatedKey;
+  await record("create (key)", narrowResponse);
+  const doomed = await createKey(jwt);
+  secrets.push(created.key, narrow.key, doomed.key);
+  const unknown = generateKey("lk");
+  const junk = `Bearer junk-${crypto.randomUUID()}-${crypto.randomUUID()}`;
+  secrets.push(unknown, mutate(created.key), junk);
+
+  await record("health", await call("GET", "/healthz"));
+  await record("openapi", await call("GET", "/openapi.json"));
+  await record("whoami (JWT)", await call("GET", "/v1/whoami", { auth: jwt }));
+  await record("whoami (key)", await call("GET", "/v1/whoami", { auth: created.key }));
+  await record(
+    "whoami (Api-Key)",
+    await call("GET", "/v1/whoami", { headers: { authorization: `Api-Key ${created.key}` } }),
+  );
+  await record("list", await call("GET", "/v1/keys", { auth: jwt }));
+  await record("get", await call("GET", `/v1/keys/${created.id}`, { auth: created.key }));
+  await record(
+    "verify valid",
+    await call("POST", "/v1/verify", { body: { key: created.key, scope: "models:invoke" } }),
+  );
+  await record("verify scope", await call("POST", "/v1/verify", { body: { key: narrow.key, scope: "keys:read" } }));
+  await record("revoke", await call("DELETE", `/v1/keys/${doomed.id}`, { auth: jwt }));
+  await record("verify revoked", await call("POST", "/v1/verify", { body: { key: doomed.key } }));
+  await record("400 query", await call("GET", "/v1/keys?limit=0", { auth: jwt }));
+  await record("401 revoked key", await call("GET", "/v1/whoami", { auth: doomed.key }));
+  await record("401 unknown key", await call("GET", "/v1/whoami", { auth: unknown }));
+  await record("401 mutated key", await call("GET", "/v1/keys", { auth: mutate(created.key) }));
+  await record("401 expired JWT", await call("GET", "/v1/keys", { auth: expired }));
+  await record("401 forged JWT", await call("GET", "/v1/keys", { auth: forged }));
+  await record("401 junk", await call("GET", "/v1/keys", { headers: { authorization: junk } }));
+  await record("403 scope", await call("GET", "/v1/keys", { auth: narrow.key }));
+  await record("404", await call("GET", `/v1/keys/${crypto.randomUUID()}`, { auth: jwt }));
+  await record("405", await call("PUT", "/v1/keys", { auth: jwt }));
+  await record("413", await call("POST", "/v1/verify", { body: { key: "x".repeat(20_000) } }));
+  await record("415", await call("POST", "/v1/verify", { raw: JSON.stringify({ key: created.key }) }));
+  await record("422", await call("POST", "/v1/keys", { auth: jwt, body: { name: "" } }));
+  // At most 2 x LIMIT failures reach a 429, even if the limiter's 60 s window rolls over once.
+  for (let i = 0; i <= 2 * LIMIT; i++) {
+    const authorization = `Bearer ${mutate(created.key)}`;
+    const response = await call("GET", "/v1/whoami", { headers: { authorization, "cf-connecting-ip": ip } });
+    if (response.status === 429 || i === 2 * LIMIT) {
+      await record("429", response);
+      break;
+    }
+  }
+
+  for (const fault of ["throw", "reject"] as const) {
+    const kvDown = envWith({ KEY_CACHE: faultyKv(fault) });
+    isolateCache.clear();
+    await record("KV down: verify", await call("POST", "/v1/verify", { body: { key: created.key }, env: kvDown }));
+    isolateCache.clear();
+    await record("KV down: whoami", await call("GET", "/v1/whoami", { auth: created.key, env: kvDown }));
+    const kvMade = await call("POST", "/v1/keys", { auth: created.key, body: { name: "kv down" }, env: kvDown });
+    secrets.push(((await kvMade.clone().json()) as CreatedKey).key);
+    await record("KV down: create", kvMade);
+    await record("KV down: revoke", await call("DELETE", `/v1/keys/${narrow.id}`, { auth: created.key, env: kvDown }));
+
+    const allDown = envWith({ DB: faultyDb(fault), KEY_CACHE: faultyKv(fault) });
+    isolateCache.clear();
+    await record("D1 down: verify", await call("POST", "/v1/verify", { body: { key: created.key }, env: allDown }));
+    isolateCache.clear();
+    await record("D1 down: whoami", await call("GET", "/v1/whoami", { auth: created.key, env: allDown }));
+    await record(
+      "D1 down: create",
+      await call("POST", "/v1/keys", { auth: jwt, body: { name: "nope" }, env: allDown }),
+    );
+    await record("D1 down: list", await call("GET", "/v1/keys", { auth: jwt, env: allDown }));
+  }
+  const limiterDown = envWith({
+    AUTH_FAILURE_LIMITER: { limit: () => Promise.reject(new Error("limiter down")) } as unknown as RateLimit,
+  });
+  await record("limiter down", await call("GET", "/v1/keys", { headers: { authorization: junk }, env: limiterDown }));
+  return { seen, secrets };
+}
+
+/** Runs `work` with every console method captured (and silenced); returns what was logged. */
+async function captureLogs(work: () => Promise<void>): Promise<string[]> {
+  const lines: string[] = [];
+  const format = (value: unknown): string => {
+    if (value instanceof Error) return `${value.stack ?? ""} ${value.message} ${format(value.cause)}`;
+    if (typeof value !== "object" || value === null) return String(value);
+    try {
+      return JSON.stringify(value);
+    } catch {
+      return String(value);
+    }
+  };
+  const spies = (["log", "info", "warn", "error", "debug"] as const).map((method) =>
+    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
+      lines.push(`${method}: ${args.map(format).join(" ")}`);
+    }),
+  );
+  try {
+    await work();
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+  }
+  return lines;
+}
+
+describe("a tour of every route and outcome", () => {
+  let seen: Seen[];
+  let secrets: string[];
+  let lines: string[];
+  beforeAll(async () => {
+    lines = await captureLogs(async () => {
+      ({ seen, secrets } = await tour());
+    });
+  }, 60_000);
+
+  it("every response has nosniff, and every response carrying a secret has Cache-Control: no-store", () => {
+    const statuses = new Set(seen.map((s) => s.status));
+    for (const status of [200, 201, 204, 400, 401, 403, 404, 405, 413, 415, 422, 429, 503]) {
+      expect(statuses, `a ${status} was exercised`).toContain(status);
+    }
+    let carryingSecrets = 0;
+    for (const { label, headers, text } of seen) {
+      expect(headers.get("x-content-type-options"), label).toBe("nosniff");
+      if (secrets.some((secret) => text.includes(secret))) {
+        carryingSecrets++;
+        expect(headers.get("cache-control"), label).toBe("no-store");
+      }
+      // Only the OpenAPI document is cacheable; everything else is no-store.
+      if (label !== "openapi") expect(headers.get("cache-control"), label).toBe("no-store");
+    }
+    expect(carryingSecrets).toBeGreaterThanOrEqual(3); // the creates
+    // Only a create's 201 ever shows a key.
+    for (const { label, status, text } of seen) {
+      if (status !== 201)
+        expect(
+          secrets.filter((s) => text.includes(s)),
+          label,
+        ).toEqual([]);
+    }
+  });
+
+  it("no key, JWT or Authorization value appears in any log line", () => {
+    // The tour did log (KV and D1 faults, the limiter), so the scan below is not vacuous.
+    expect(lines.some((line) => line.includes("KV"))).toBe(true);
+    expect(lines.some((line) => line.includes("D1"))).toBe(true);
+    expect(lines.some((line) => line.includes("rate limiter"))).toBe(true);
+    // Each secret, and its distinctive parts (a key's body, a JWT's payload and signature).
+    const needles = secrets.flatMap((secret) => [
+      secret,
+      ...secret.split(/[._ ]/).filter((part) => part.length >= 20 && !part.startsWith("eyJhbGci")),
+    ]);
+    expect(needles.length).toBeGreaterThan(secrets.length);
+    for (const line of lines) {
+      const leaked = needles.filter((needle) => line.includes(needle));
+      expect(leaked, `log line leaks a secret: ${line.slice(0, 80)}`).toEqual([]);
+    }
+  });
+});

@@ -1,0 +1,161 @@
+/**
+ * Storage operations on the hot path, counted: D1 and KV are wrapped in Proxies that log every call
+ * (and the SQL of every D1 statement run), and the Worker is called with that env. A warm key costs no
+ * storage at all, a cold one at most one KV read (and its per-minute last_used write), an unknown key
+ * one lookup and then nothing, and a malformed key never reaches storage.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Env } from "../src/env";
+import { generateKey } from "../src/keys/format";
+import { isolateCache } from "../src/service/verify";
+import { call, createKey, envWith, token, uniqueSub } from "./helpers";
+
+interface StorageLog {
+  /** Every method called on env.DB or env.KEY_CACHE, e.g. `DB.prepare`, `KV.get`. */
+  calls: string[];
+  /** Every D1 statement run, as `<first|run|all|raw> <sql>`. */
+  queries: string[];
+}
+
+const KV_WRITES = new Set(["KV.put", "KV.delete"]);
+const D1_WRITE = /^\w+ (INSERT|UPDATE|DELETE)\b/i;
+
+/**
+ * A fresh env whose DB and KV log every call. Revocation sync is set to once a minute, so that after
+ * a warm-up request (which syncs) no sync can fall due during a test, however slow the machine.
+ */
+function countingEnv(): { testEnv: Env; log: StorageLog; reset(): void } {
+  const log: StorageLog = { calls: [], queries: [] };
+  const passThrough = <T extends object>(
+    target: T,
+    onCall: (name: string, args: unknown[], result: unknown) => unknown,
+  ) =>
+    new Proxy(target, {
+      get(t, property) {
+        const value: unknown = Reflect.get(t, property, t);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) =>
+          onCall(String(property), args, (value as (...a: unknown[]) => unknown).apply(t, args));
+      },
+    });
+  const statement = (sql: string, real: D1PreparedStatement): D1PreparedStatement =>
+    passThrough(real, (name, _args, result) => {
+      if (name === "bind") return statement(sql, result as D1PreparedStatement);
+      log.queries.push(`${name} ${sql}`);
+      return result;
+    });
+  const db = passThrough(env.DB, (name, args, result) => {
+    log.calls.push(`DB.${name}`);
+    return name === "prepare" ? statement(String(args[0]), result as D1PreparedStatement) : result;
+  });
+  const kv = passThrough(env.KEY_CACHE, (name, _args, result) => {
+    log.calls.push(`KV.${name}`);
+    return result;
+  });
+  const testEnv = envWith({ DB: db, KEY_CACHE: kv, REVOCATION_SYNC_SECONDS: "60" });
+  return {
+    testEnv,
+    log,
+    reset() {
+      log.calls.length = 0;
+      log.queries.length = 0;
+    },
+  };
+}
+
+const whoami = (key: string, testEnv: Env, client = uniqueSub("client")) =>
+  call("GET", "/v1/whoami", { auth: key, env: testEnv, headers: { "cf-connecting-ip": client } });
+
+const verify = async (body: Record<string, unknown>, testEnv: Env) => {
+  const response = await call("POST", "/v1/verify", { body, env: testEnv });
+  expect(response.status).toBe(200);
+  return response.json<{ valid: boolean; code: string }>();
+};
+
+describe("a warm key", () => {
+  it("verifies with no D1 query, no KV call and no write, over HTTP auth and POST /v1/verify", async () => {
+    const { key, id } = await createKey(await token(uniqueSub()), { scopes: ["models:invoke"] });
+    const { testEnv, log, reset } = countingEnv();
+
+    // Another isolate: its first request syncs revocations and fills its memory from KV.
+    isolateCache.clear();
+    const first = await whoami(key, testEnv);
+    expect(first.status).toBe(200);
+    expect(await first.json()).toMatchObject({ principal: "api_key", key_id: id });
+    expect(log.calls).toContain("KV.get");
+    expect(log.queries.filter((q) => q.includes("revoked_at >"))).toHaveLength(1);
+    expect(log.queries.filter((q) => q.includes("WHERE hash = ?"))).toEqual([]);
+    expect(log.queries.filter((q) => q.includes("SET last_used_at"))).toHaveLength(1);
+    expect(log.calls.filter((c) => KV_WRITES.has(c))).toEqual([]);
+
+    reset();
+    for (let i = 0; i < 20; i++) {
+      expect((await whoami(key, testEnv)).status).toBe(200);
+      expect(await verify({ key, scope: "models:invoke" }, testEnv)).toMatchObject({ valid: true, code: "VALID" });
+      expect(await verify({ key, scope: "keys:write" }, testEnv)).toMatchObject({ code: "INSUFFICIENT_SCOPE" });
+    }
+    expect(log.queries).toEqual([]);
+    expect(log.calls).toEqual([]);
+  });
+
+  it("made here by POST /v1/keys is warm at once: its first use reads nothing but writes last_used", async () => {
+    const { testEnv, log, reset } = countingEnv();
+    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the revocation sync fresh
+    const { key } = await createKey(await token(uniqueSub()), {}, testEnv);
+    expect(log.calls.filter((c) => c === "KV.put")).toHaveLength(1);
+    expect(log.queries.filter((q) => D1_WRITE.test(q))).toHaveLength(1); // the INSERT
+
+    reset();
+    expect((await whoami(key, testEnv)).status).toBe(200);
+    expect(log.calls).toEqual(["DB.prepare"]);
+    expect(log.queries).toHaveLength(1);
+    expect(log.queries[0]).toMatch(/^run UPDATE api_keys SET last_used_at/);
+
+    reset();
+    for (let i = 0; i < 10; i++) expect((await whoami(key, testEnv)).status).toBe(200);
+    expect(log.calls).toEqual([]);
+  });
+});
+
+describe("a well-formed unknown key", () => {
+  it("costs one KV read and one D1 lookup, then nothing while it is remembered as unknown", async () => {
+    const { testEnv, log, reset } = countingEnv();
+    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the revocation sync fresh
+    const unknown = generateKey("lk");
+
+    reset();
+    expect(await verify({ key: unknown }, testEnv)).toMatchObject({ valid: false, code: "NOT_FOUND" });
+    expect(log.calls).toEqual(["KV.get", "DB.prepare"]);
+    expect(log.queries).toEqual([expect.stringMatching(/^first SELECT .* WHERE hash = \?$/)]);
+
+    reset();
+    for (let i = 0; i < 10; i++) {
+      expect(await verify({ key: unknown }, testEnv)).toMatchObject({ code: "NOT_FOUND" });
+      expect((await whoami(unknown, testEnv)).status).toBe(401);
+    }
+    expect(log.calls).toEqual([]);
+  });
+});
+
+describe("a malformed key", () => {
+  it("makes no KV or D1 call at all, on HTTP auth or POST /v1/verify, even when revocation sync is due", async () => {
+    const { key } = await createKey(await token(uniqueSub()));
+    const wrongChecksum = key.slice(0, -1) + (key.endsWith("A") ? "B" : "A");
+    const { testEnv, log } = countingEnv();
+    isolateCache.clear(); // a fresh isolate: the next well-formed key would sync first
+
+    for (const bad of [wrongChecksum, key.slice(0, -1), `${key}A`, "lk_garbage"]) {
+      const response = await whoami(bad, testEnv);
+      expect(response.status).toBe(401);
+      expect(((await response.json()) as { detail: string }).detail).toMatch(/malformed/);
+      expect(await verify({ key: bad }, testEnv)).toMatchObject({ valid: false, code: "MALFORMED" });
+    }
+    expect(await verify({ key: generateKey("other") }, testEnv)).toMatchObject({ code: "MALFORMED" });
+    expect(log.calls).toEqual([]);
+
+    // The counting env does see storage when a key is well-formed.
+    expect((await whoami(key, testEnv)).status).toBe(200);
+    expect(log.calls).toContain("KV.get");
+  });
+});
