@@ -3,6 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
+import * as prettier from "prettier";
 import { root } from "../scripts/dev-config.mjs";
 
 export const resultsPath = `${root}bench/RESULTS.md`;
@@ -45,8 +46,8 @@ export function runInfo(command) {
   ].join("\n");
 }
 
-/** Replaces the section `id` of bench/RESULTS.md (between its markers), or appends it. */
-export function writeSection(id, markdown) {
+/** Replaces the section `id` of bench/RESULTS.md (between its markers), or appends it; formats the file. */
+export async function writeSection(id, markdown) {
   const start = `<!-- bench:${id} -->`;
   const end = `<!-- /bench:${id} -->`;
   const block = `${start}\n${markdown.trim()}\n${end}`;
@@ -55,7 +56,8 @@ export function writeSection(id, markdown) {
   const to = text.indexOf(end);
   if (from !== -1 && to > from) text = text.slice(0, from) + block + text.slice(to + end.length);
   else text = `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(resultsPath, text);
+  const options = (await prettier.resolveConfig(resultsPath)) ?? {};
+  writeFileSync(resultsPath, await prettier.format(text, { ...options, filepath: resultsPath }));
 }
 
 /** A markdown table from a header row and data rows. */

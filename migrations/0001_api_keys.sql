@@ -21,5 +21,5 @@ CREATE TABLE api_keys (
 CREATE UNIQUE INDEX api_keys_hash ON api_keys (hash);
 -- Listing an owner's keys, newest first, by keyset pagination.
 CREATE INDEX api_keys_owner_created ON api_keys (owner_type, owner_id, created_at DESC, id DESC);
--- Revocation sync: every isolate asks for the revocations newer than its last look.
-CREATE INDEX api_keys_revoked_at ON api_keys (revoked_at) WHERE revoked_at IS NOT NULL;
+-- Revocation sync: every isolate asks for the revocations after its last look, paging on (revoked_at, hash).
+CREATE INDEX api_keys_revoked ON api_keys (revoked_at, hash) WHERE revoked_at IS NOT NULL;

@@ -61,10 +61,17 @@ function readConfig(env: Env): Config {
   let jwksUrl: URL | null = null;
   const rawJwks = text(env.JWT_JWKS_URL);
   if (rawJwks) {
-    try {
-      jwksUrl = new URL(rawJwks);
-    } catch {
-      errors.push("JWT_JWKS_URL is not a URL; JWT authentication is disabled");
+    const url = URL.canParse(rawJwks) ? new URL(rawJwks) : null;
+    const local = url?.hostname === "localhost" || url?.hostname === "127.0.0.1";
+    if (url && (url.protocol === "https:" || (url.protocol === "http:" && local))) {
+      jwksUrl = url;
+      if (!text(env.JWT_ISSUER) || !text(env.JWT_AUDIENCE)) {
+        errors.push(
+          "JWT_JWKS_URL is set without JWT_ISSUER and JWT_AUDIENCE: tokens your provider issued for other apps are accepted",
+        );
+      }
+    } else {
+      errors.push("JWT_JWKS_URL must be an https: URL (http: only for localhost); JWT authentication is disabled");
     }
   }
 
@@ -81,10 +88,10 @@ function readConfig(env: Env): Config {
 
   const syncSeconds = Number(text(env.REVOCATION_SYNC_SECONDS) ?? DEFAULT_SYNC_SECONDS);
   let revocationSyncMs = DEFAULT_SYNC_SECONDS * 1000;
-  if (Number.isFinite(syncSeconds) && syncSeconds > 0 && syncSeconds <= 60) {
+  if (Number.isFinite(syncSeconds) && syncSeconds >= 0.1 && syncSeconds <= 60) {
     revocationSyncMs = Math.round(syncSeconds * 1000);
   } else {
-    errors.push(`REVOCATION_SYNC_SECONDS must be a number in (0, 60]; using ${DEFAULT_SYNC_SECONDS}`);
+    errors.push(`REVOCATION_SYNC_SECONDS must be a number from 0.1 to 60; using ${DEFAULT_SYNC_SECONDS}`);
   }
 
   return {

@@ -3,7 +3,7 @@ import type { Env } from "./env";
 import { createApp } from "./http/app";
 import { routes } from "./http/routes";
 
-export { KeyService } from "./rpc";
+export { KeyService, KeyVerifier } from "./rpc";
 
 const app = createApp(routes);
 

@@ -1,21 +1,26 @@
 /**
- * KeyService: latchkey over a service binding, for trusted Workers. No network hop and no HTTP:
- * these methods call the same service as the HTTP routes, with inputs checked by the same schemas.
+ * latchkey over service bindings, for other Workers: no network hop and no HTTP. These methods call
+ * the same service as the HTTP routes, with inputs checked by the same schemas.
+ *
+ * - `KeyVerifier` only verifies: bind it to Workers that guard their routes with keys.
+ * - `KeyService` also creates, reads, lists and revokes keys on behalf of any owner: bind it only to
+ *   trusted Workers that manage keys for their users.
  *
  * Errors cross the binding as Error objects whose message starts with a code in brackets, e.g.
- * `[not_found] No such key` or `[invalid] name: Required`, so a caller can branch on them.
+ * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { z } from "zod";
 import { createContext } from "./context";
 import type { Env } from "./env";
-import type { Owner } from "./model";
+import type { Actor, Owner } from "./model";
 import {
   type ApiKeyView as ApiKeyJson,
   CreateKeyRequest,
-  ListKeysQuery,
+  ListKeysOptions as ListKeysOptionsSchema,
   VerifyOptions,
   type VerifyResultView,
+  WELL_FORMED_ID,
   fieldErrors,
 } from "./schemas";
 import { ForbiddenError, NotFoundError, ValidationError } from "./service/errors";
@@ -23,7 +28,7 @@ import { StorageUnavailableError } from "./store/store";
 
 export const OwnerInput = z.strictObject({
   type: z.enum(["user", "workspace"]),
-  id: z.string().min(1).max(255),
+  id: z.string().min(1).max(255).regex(WELL_FORMED_ID, "Must have no control characters"),
 });
 
 /** RPC carries values JSON cannot (Date, Map, BigInt, undefined, NaN): metadata must be JSON, as over HTTP. */
@@ -43,20 +48,19 @@ export interface KeyListView {
   next_cursor: string | null;
 }
 export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
-export type ListKeysOptions = z.input<typeof ListKeysQuery>;
+export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
 
-function check<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+/** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
+function check<S extends z.ZodType>(schema: S, value: unknown, argument: string): z.output<S> {
   const result = schema.safeParse(value);
-  if (!result.success) {
-    const errors = fieldErrors(result.error);
-    throw new Error(
-      `[invalid] ${what}: ${Object.entries(errors)
-        .map(([f, m]) => `${f}: ${m.join("; ")}`)
-        .join(", ")}`,
-    );
-  }
+  if (!result.success)
+    throw new Error(`[invalid] ${argument}: ${new ValidationError(fieldErrors(result.error)).message}`);
   return result.data;
+}
+
+function serviceActor(owner: Owner): Actor {
+  return { kind: "service", owner: check(OwnerInput, owner, "owner") };
 }
 
 /** Service errors become plain Errors with a stable code, as RPC carries only the message. */
@@ -73,38 +77,51 @@ async function rpcErrors<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-export class KeyService extends WorkerEntrypoint<Env> {
-  private context() {
-    return createContext(this.env, this.ctx);
-  }
+function verifyWith(env: Env, ctx: ExecutionContext, key: unknown, options: unknown): Promise<VerifyResultView> {
+  const parsed = check(VerifyOptions, options ?? {}, "options");
+  if (typeof key !== "string") throw new Error("[invalid] key: Must be a string");
+  return rpcErrors(() => createContext(env, ctx).keys.verify(key, parsed));
+}
 
+/** Verification only: the entrypoint for Workers that guard their routes with keys. */
+export class KeyVerifier extends WorkerEntrypoint<Env> {
   /** The same verdict as POST /v1/verify. */
   async verify(key: string, options: VerifyKeyOptions = {}): Promise<VerifyResultView> {
-    const parsed = check(VerifyOptions, options, "options");
-    if (typeof key !== "string") throw new Error("[invalid] key: must be a string");
-    return rpcErrors(() => this.context().keys.verify(key, parsed));
+    return verifyWith(this.env, this.ctx, key, options);
+  }
+}
+
+/** Verification and management of any owner's keys: for trusted Workers only. */
+export class KeyService extends WorkerEntrypoint<Env> {
+  /** The same verdict as POST /v1/verify. */
+  async verify(key: string, options: VerifyKeyOptions = {}): Promise<VerifyResultView> {
+    return verifyWith(this.env, this.ctx, key, options);
   }
 
   async create(owner: Owner, input: CreateKeyOptions): Promise<CreatedApiKeyView> {
-    const actor = { kind: "service", owner: check(OwnerInput, owner, "owner") } as const;
+    const actor = serviceActor(owner);
     check(JsonMetadata, input, "input");
     const body = check(CreateKeyRequest, input, "input");
-    return rpcErrors(() => this.context().keys.create(actor, body)) as Promise<CreatedApiKeyView>;
+    return rpcErrors(() => this.keys().create(actor, body)) as Promise<CreatedApiKeyView>;
   }
 
   async get(owner: Owner, id: string): Promise<ApiKeyView> {
-    const actor = { kind: "service", owner: check(OwnerInput, owner, "owner") } as const;
-    return rpcErrors(() => this.context().keys.get(actor, String(id))) as Promise<ApiKeyView>;
+    const actor = serviceActor(owner);
+    return rpcErrors(() => this.keys().get(actor, String(id))) as Promise<ApiKeyView>;
   }
 
   async list(owner: Owner, options: ListKeysOptions = {}): Promise<KeyListView> {
-    const actor = { kind: "service", owner: check(OwnerInput, owner, "owner") } as const;
-    const query = check(ListKeysQuery, options, "options");
-    return rpcErrors(() => this.context().keys.list(actor, query)) as Promise<KeyListView>;
+    const actor = serviceActor(owner);
+    const parsed = check(ListKeysOptionsSchema, options, "options");
+    return rpcErrors(() => this.keys().list(actor, parsed)) as Promise<KeyListView>;
   }
 
   async revoke(owner: Owner, id: string): Promise<void> {
-    const actor = { kind: "service", owner: check(OwnerInput, owner, "owner") } as const;
-    return rpcErrors(() => this.context().keys.revoke(actor, String(id)));
+    const actor = serviceActor(owner);
+    return rpcErrors(() => this.keys().revoke(actor, String(id)));
+  }
+
+  private keys() {
+    return createContext(this.env, this.ctx).keys;
   }
 }

@@ -13,6 +13,8 @@ z.config({
 const METADATA_MAX_BYTES = 2048;
 const utf8 = new TextEncoder();
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+/** Owner ids (JWT subjects, workspace ids, RPC owners): no control characters, no lone surrogates. */
+export const WELL_FORMED_ID = /^[^\p{Cc}\p{Cs}]+$/u;
 /** A UTF-16 surrogate not part of a pair: not Unicode, and D1 would store it as U+FFFD. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -82,20 +84,26 @@ export type CreateKeyInput = z.output<typeof CreateKeyRequest>;
 
 const BooleanQuery = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
+const pageLimit = <N extends z.ZodNumber | z.ZodCoercedNumber>(number: N) =>
+  number.int("Must be a whole number").min(1, "Must be at least 1").max(100, "Must be at most 100").default(20);
+
+/** Listing options as a query string (HTTP). */
 export const ListKeysQuery = z
   .strictObject({
-    limit: z.coerce
-      .number()
-      .int("Must be a whole number")
-      .min(1, "Must be at least 1")
-      .max(100, "Must be at most 100")
-      .default(20),
+    limit: pageLimit(z.coerce.number()),
     cursor: z.string().max(200).optional().meta({ description: "next_cursor from the previous page." }),
     include_revoked: BooleanQuery.default(false),
   })
   .meta({ id: "ListKeysQuery" });
 export type ListKeysInput = z.output<typeof ListKeysQuery>;
 
+/** The same options as typed values (RPC). */
+export const ListKeysOptions = ListKeysQuery.extend({
+  limit: pageLimit(z.number()),
+  include_revoked: z.boolean().default(false),
+});
+
+/** Documents the path parameter; ids are checked by the service (a malformed id is simply not found). */
 export const KeyIdParams = z.strictObject({ id: z.string().meta({ description: "The key's id." }) });
 
 export const ApiKey = z
@@ -138,15 +146,9 @@ export const WhoAmI = z
 export type WhoAmIView = z.infer<typeof WhoAmI>;
 
 export const VerifyOptions = z.strictObject({
-  scope: z
-    .string()
-    .max(100)
-    .regex(SCOPE_PATTERN, "Must be lowercase resource:action")
-    .optional()
-    .meta({ description: "A scope the key must hold." }),
+  scope: Scope.optional().meta({ description: "A scope the key must hold." }),
   resource: ResourceId.optional().meta({ description: "A resource id the key must be allowed." }),
 });
-export type VerifyOptionsInput = z.output<typeof VerifyOptions>;
 
 export const VerifyRequest = VerifyOptions.extend({
   key: z.string().meta({ description: "The API key to check." }),

@@ -513,3 +513,22 @@ describe("refusals", () => {
     expect(unknown.errors).toEqual({ colour: ["Unknown field"] });
   });
 });
+
+describe("reserved keys", () => {
+  it('refuses "__proto__" anywhere in a body instead of silently dropping it', async () => {
+    const jwt = await token(uniqueSub());
+    const before = await tableSnapshot();
+    for (const raw of ['{"name":"x","metadata":{"__proto__":{"admin":true}}}', '{"__proto__":{},"name":"x"}']) {
+      const response = await call("POST", "/v1/keys", {
+        auth: jwt,
+        raw,
+        headers: { "content-type": "application/json" },
+      });
+      const { errors } = await expectProblem(response, 422);
+      expect(errors).toEqual({
+        [raw.includes('"metadata"') ? "metadata.__proto__" : "__proto__"]: ['The key "__proto__" is reserved'],
+      });
+    }
+    expect(await tableSnapshot()).toEqual(before);
+  });
+});

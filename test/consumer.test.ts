@@ -210,7 +210,7 @@ describe("KeyService RPC", () => {
     expect(await keys.verify(plaintext)).toMatchObject({ valid: false, code: "REVOKED" });
     expect((await keys.get(alice, created.id)).revoked_at).not.toBeNull();
     expect((await keys.list(alice)).data).toEqual([]);
-    expect((await keys.list(alice, { include_revoked: "true" })).data.map((k) => k.id)).toEqual([created.id]);
+    expect((await keys.list(alice, { include_revoked: true })).data.map((k) => k.id)).toEqual([created.id]);
   });
 
   it("sees keys made through the HTTP API, and those keys see revocations made over RPC", async () => {
@@ -239,7 +239,7 @@ describe("KeyService RPC", () => {
     }
     expect(await failure(keys.list(alice, { limit: 0 }))).toMatch(/^\[invalid\] options: limit: Must be at least 1$/);
     expect(await failure(keys.verify(generateKey("lk"), { scope: "BAD" }))).toMatch(/^\[invalid\] options: scope: /);
-    expect(await keys.list(alice, { include_revoked: "true" })).toEqual({ data: [], next_cursor: null });
+    expect(await keys.list(alice, { include_revoked: true })).toEqual({ data: [], next_cursor: null });
   });
 
   it("answers [not_found] for an unknown id and for another owner's key, which stays valid", async () => {

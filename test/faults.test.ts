@@ -24,6 +24,7 @@ import {
   token,
   uniqueSub,
 } from "./helpers";
+import { cacheKey } from "../src/store/cache";
 
 const verify = async (key: string, testEnv: Env = env) => {
   const response = await call("POST", "/v1/verify", { body: { key }, env: testEnv });
@@ -31,7 +32,7 @@ const verify = async (key: string, testEnv: Env = env) => {
   return (await response.json()) as { valid: boolean; code: string; key_id: string | null };
 };
 
-const kvRecord = (hash: string) => env.KEY_CACHE.get<{ revokedAt: number | null }>(`key:${hash}`, "json");
+const kvRecord = (hash: string) => env.KEY_CACHE.get<{ revokedAt: number | null }>(cacheKey(hash), "json");
 
 async function expectUnavailable(response: Response): Promise<void> {
   await expectProblem(response, 503);

@@ -84,7 +84,7 @@ describe("a warm key", () => {
     expect(first.status).toBe(200);
     expect(await first.json()).toMatchObject({ principal: "api_key", key_id: id });
     expect(log.calls).toContain("KV.get");
-    expect(log.queries.filter((q) => q.includes("revoked_at >"))).toHaveLength(1);
+    expect(log.queries.filter((q) => q.includes("SELECT hash, revoked_at FROM"))).toHaveLength(1);
     expect(log.queries.filter((q) => q.includes("WHERE hash = ?"))).toEqual([]);
     expect(log.queries.filter((q) => q.includes("SET last_used_at"))).toHaveLength(1);
     expect(log.calls.filter((c) => KV_WRITES.has(c))).toEqual([]);

@@ -230,4 +230,36 @@ describe("JWKS mode", () => {
     const confused = await sign(claims(sub), "HS256", "rsa-1", new TextEncoder().encode(rsa.pem));
     expect(await expectUnauthorized(await whoami(confused, jwksEnv))).toMatch(/algorithm is not allowed/);
   });
+
+  it("answers 503 with Retry-After, not 401, while the key set cannot be fetched", async () => {
+    const jwksUrl = `https://idp.example.test/${crypto.randomUUID()}/jwks.json`;
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      return url === jwksUrl ? new Response("upstream down", { status: 502 }) : realFetch(input, init);
+    });
+    const jwksEnv = envWith({ JWT_JWKS_URL: jwksUrl });
+    const rs256 = await sign(claims(uniqueSub()), "RS256", "rsa-1", rsa.privateKey);
+    const client = { "cf-connecting-ip": `2001:db8::${crypto.randomUUID().slice(0, 4)}` };
+    for (let i = 0; i < 3; i++) {
+      const response = await call("GET", "/v1/whoami", {
+        headers: { authorization: `Bearer ${rs256}`, ...client },
+        env: jwksEnv,
+      });
+      await expectProblem(response, 503);
+      expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+  });
+
+  it("accepts only an https: key set URL (http: only for localhost)", () => {
+    for (const [url, accepted] of [
+      ["https://idp.example.test/jwks.json", true],
+      ["http://localhost:9999/jwks.json", true],
+      ["http://idp.example.test/jwks.json", false],
+      ["ftp://idp.example.test/jwks.json", false],
+      ["not a url", false],
+    ] as const) {
+      expect(loadConfig(envWith({ JWT_JWKS_URL: url })).jwt.jwksUrl !== null, url).toBe(accepted);
+    }
+  });
 });

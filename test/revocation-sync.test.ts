@@ -11,6 +11,7 @@ import { sha256Hex } from "../src/keys/hash";
 import type { KeyRecord } from "../src/model";
 import { isolateCache } from "../src/service/verify";
 import { call, createKey, envWith, token, uniqueSub } from "./helpers";
+import { cacheKey } from "../src/store/cache";
 
 const SYNC_SECONDS = 0.2;
 /** The same bindings with a short sync interval (a fresh env object: its configuration is read afresh). */
@@ -28,7 +29,7 @@ async function verifyCode(key: string, testEnv: Env = env): Promise<string> {
 }
 
 async function kvRecord(key: string): Promise<KeyRecord | null> {
-  return env.KEY_CACHE.get<KeyRecord>(`key:${await sha256Hex(key)}`, "json");
+  return env.KEY_CACHE.get<KeyRecord>(cacheKey(await sha256Hex(key)), "json");
 }
 
 /** Revokes the key in D1 only, as another location's DELETE would: this isolate and KV are not told. */

@@ -10,6 +10,7 @@ import type { KeyRecord } from "../src/model";
 import { isolateCache } from "../src/service/verify";
 import { D1KeyStore } from "../src/store/d1";
 import { type CreatedKey, call, createKey, token, uniqueSub } from "./helpers";
+import { cacheKey } from "../src/store/cache";
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -43,7 +44,7 @@ function secretPieces(key: string, start: string): string[] {
 }
 
 const kvRecord = async (key: string): Promise<KeyRecord | null> =>
-  env.KEY_CACHE.get<KeyRecord>(`key:${await sha256Hex(key)}`, "json");
+  env.KEY_CACHE.get<KeyRecord>(cacheKey(await sha256Hex(key)), "json");
 
 async function lastUsedAt(id: string): Promise<number | null> {
   const row = await env.DB.prepare("SELECT last_used_at FROM api_keys WHERE id = ?").bind(id).first<{
@@ -89,7 +90,7 @@ describe("the plaintext key", () => {
 
       const hash = await sha256Hex(key);
       expect(rows.filter((row) => row.hash === hash).map((row) => row.id)).toEqual([id]);
-      expect(kv.map((entry) => entry.name)).toContain(`key:${hash}`);
+      expect(kv.map((entry) => entry.name)).toContain(cacheKey(hash));
       expect(await kvRecord(key)).toMatchObject({ id, hash, start, revokedAt: null });
     }
   });
@@ -113,12 +114,12 @@ describe("revocation", () => {
     const jwt = await token(uniqueSub());
     const { id, key } = await createKey(jwt);
     expect((await whoami(key)).status).toBe(200);
-    const stale = await env.KEY_CACHE.get(`key:${await sha256Hex(key)}`);
+    const stale = await env.KEY_CACHE.get(cacheKey(await sha256Hex(key)));
     expect(stale).not.toBeNull();
 
     expect((await call("DELETE", `/v1/keys/${id}`, { auth: jwt })).status).toBe(204);
     // Another location's KV edge may still serve the pre-revocation copy to an isolate that never saw the DELETE.
-    await env.KEY_CACHE.put(`key:${await sha256Hex(key)}`, stale!, { expirationTtl: 300 });
+    await env.KEY_CACHE.put(cacheKey(await sha256Hex(key)), stale!, { expirationTtl: 300 });
     isolateCache.clear();
     expect((await whoami(key)).status).toBe(401);
     expect((await whoami(key)).status).toBe(401);
@@ -147,7 +148,7 @@ describe("expiry", () => {
 
     // A record cached in KV before expiry (e.g. with a clock-skewed TTL) must not revive the key.
     const record = await new D1KeyStore(env.DB).findByHash(await sha256Hex(key));
-    await env.KEY_CACHE.put(`key:${record!.hash}`, JSON.stringify(record), { expirationTtl: 300 });
+    await env.KEY_CACHE.put(cacheKey(record!.hash), JSON.stringify(record), { expirationTtl: 300 });
     isolateCache.clear();
     expect((await whoami(key)).status).toBe(401);
     expect((await call("POST", "/v1/keys", { auth: key, body: { name: "child" } })).status).toBe(401);
@@ -161,7 +162,7 @@ describe("expiry", () => {
 
     const later = await createKey(jwt, { expires_at: new Date(Date.now() + 3_600_000).toISOString() });
     expect((await whoami(later.key)).status).toBe(200);
-    const cached = (await env.KEY_CACHE.list({ prefix: `key:${await sha256Hex(later.key)}` })).keys[0];
+    const cached = (await env.KEY_CACHE.list({ prefix: cacheKey(await sha256Hex(later.key)) })).keys[0];
     expect(cached?.expiration).toBeDefined();
     expect(cached!.expiration! * 1000).toBeLessThanOrEqual(Date.parse(String(later.expires_at)));
   });
@@ -200,5 +201,35 @@ describe("last_used_at", () => {
     await call("DELETE", `/v1/keys/${id}`, { auth: jwt });
     expect((await whoami(key)).status).toBe(401);
     expect(await lastUsedAt(id)).toBeNull();
+  });
+});
+
+describe("revocation edge cases", () => {
+  it("a repeated DELETE of a key already revoked elsewhere still evicts it here", async () => {
+    const jwt = await token(uniqueSub());
+    const created = await createKey(jwt);
+    expect((await whoami(created.key)).status).toBe(200); // warm in this isolate and in KV
+    // The first revoke committed in D1, but its answer was lost (or it ran at another location).
+    await env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ?").bind(Date.now(), created.id).run();
+    expect((await call("DELETE", `/v1/keys/${created.id}`, { auth: jwt })).status).toBe(204);
+    expect((await whoami(created.key)).status).toBe(401);
+    expect(await kvRecord(created.key)).toBeNull();
+  });
+
+  it("revocation sync loses no revocation that shares a millisecond with a page boundary", async () => {
+    const at = Date.now() - 1000;
+    const fillers = Array.from({ length: 1001 }, (_, i) =>
+      env.DB.prepare(
+        "INSERT INTO api_keys (id, hash, start, name, owner_type, owner_id, scopes, created_by, created_at, revoked_at) VALUES (?, ?, 'lk_x', 'f', 'user', 'filler', '[]', 'user:filler', ?, ?)",
+      ).bind(crypto.randomUUID(), `filler-${i}`, at, at),
+    );
+    await env.DB.batch(fillers);
+    const created = await createKey(await token(uniqueSub())); // its record is now in KV
+    // Revoked in D1 at the same millisecond as the 1001 others, as by another location.
+    await env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ?").bind(at, created.id).run();
+    isolateCache.clear(); // a fresh isolate, whose KV still holds the unrevoked copy
+    expect(await kvRecord(created.key)).toMatchObject({ revokedAt: null });
+    const response = await call("POST", "/v1/verify", { body: { key: created.key } });
+    expect(await response.json()).toMatchObject({ valid: false, code: "REVOKED" });
   });
 });

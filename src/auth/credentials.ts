@@ -5,6 +5,7 @@
  */
 import type { Config } from "../config";
 import type { Actor } from "../model";
+import type { VerifyCode } from "../schemas";
 import type { Keys } from "../service/keys";
 import { AuthenticationError } from "./errors";
 import { MAX_TOKEN_LENGTH, verifyUserToken } from "./jwt";
@@ -12,12 +13,12 @@ import { MAX_TOKEN_LENGTH, verifyUserToken } from "./jwt";
 export type Credential =
   { readonly kind: "jwt"; readonly token: string } | { readonly kind: "key"; readonly key: string };
 
-const KEY_FAILURES = {
+const KEY_FAILURES: Partial<Record<VerifyCode, string>> = {
   MALFORMED: "The API key is malformed",
   NOT_FOUND: "The API key is not valid",
   REVOKED: "The API key has been revoked",
   EXPIRED: "The API key has expired",
-} as const;
+};
 
 export function readCredential(authorization: string | null, config: Config): Credential {
   if (!authorization) throw new AuthenticationError("Authentication required");
@@ -42,9 +43,7 @@ export async function authenticate(authorization: string | null, config: Config,
   if (credential.kind === "jwt") return verifyUserToken(credential.token, config.jwt);
   const { code, record } = await keys.verifier.verify(credential.key);
   if (code !== "VALID" || !record) {
-    throw new AuthenticationError(
-      code in KEY_FAILURES ? KEY_FAILURES[code as keyof typeof KEY_FAILURES] : "The API key is not valid",
-    );
+    throw new AuthenticationError(KEY_FAILURES[code] ?? "The API key is not valid");
   }
   return { kind: "api_key", key: record };
 }

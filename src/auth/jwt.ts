@@ -7,13 +7,11 @@
 import { type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, errors, jwtVerify } from "jose";
 import type { JwtConfig } from "../config";
 import type { Actor } from "../model";
-import { AuthenticationError } from "./errors";
+import { WELL_FORMED_ID } from "../schemas";
+import { AuthenticationError, IdentityProviderUnavailableError } from "./errors";
 
 export const MAX_TOKEN_LENGTH = 8192;
 const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
-
-/** Subjects and workspace ids become owner ids: no control characters and no lone surrogates. */
-const WELL_FORMED_ID = /^[^\p{Cc}\p{Cs}]+$/u;
 
 const remoteKeySets = new Map<string, JWTVerifyGetKey>();
 
@@ -50,6 +48,11 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
     ({ payload } =
       source instanceof Uint8Array ? await jwtVerify(token, source, options) : await jwtVerify(token, source, options));
   } catch (error) {
+    if (!keySet && config.jwksUrl && isKeySetFailure(error)) {
+      throw new IdentityProviderUnavailableError("The identity provider's key set could not be fetched", {
+        cause: error,
+      });
+    }
     throw new AuthenticationError(describe(error));
   }
 
@@ -60,6 +63,16 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
   const org = payload[config.orgClaim];
   const orgId = typeof org === "string" && org.length > 0 && org.length <= 255 && WELL_FORMED_ID.test(org) ? org : null;
   return { kind: "user", sub, orgId };
+}
+
+/** A failure to obtain the key set (network, timeout, non-200, not a JWKS), as opposed to a bad token. */
+function isKeySetFailure(error: unknown): boolean {
+  return (
+    !(error instanceof errors.JOSEError) ||
+    error instanceof errors.JWKSTimeout ||
+    error instanceof errors.JWKSInvalid ||
+    error.code === "ERR_JOSE_GENERIC"
+  );
 }
 
 function describe(error: unknown): string {

@@ -5,6 +5,7 @@
  */
 import type { Env } from "../env";
 import { problem } from "./problem";
+import { describeError } from "../log";
 
 export const RETRY_AFTER_SECONDS = 60;
 
@@ -20,7 +21,7 @@ export async function countAuthFailure(request: Request, env: Env): Promise<Resp
     const { success } = await limiter.limit({ key: clientId(request) });
     if (success) return null;
   } catch (error) {
-    console.warn(`latchkey: rate limiter failed: ${error instanceof Error ? error.message : String(error)}`);
+    console.warn(`latchkey: rate limiter failed: ${describeError(error)}`);
     return null;
   }
   return problem(429, {

@@ -3,12 +3,13 @@
  * unexpected error reaches the client: a 500 says only that something failed, and the log gets the
  * error (which never holds a key: keys are not put in errors).
  */
-import { AuthenticationError } from "../auth/errors";
+import { AuthenticationError, IdentityProviderUnavailableError } from "../auth/errors";
 import { ForbiddenError, NotFoundError, ValidationError } from "../service/errors";
 import { StorageUnavailableError } from "../store/store";
+import { describeError } from "../log";
 
 export const PROBLEM_TYPE = "application/problem+json";
-const RETRY_AFTER_SECONDS = "5";
+const UNAVAILABLE_RETRY_AFTER_SECONDS = "5";
 export const WWW_AUTHENTICATE = 'Bearer realm="latchkey", Api-Key realm="latchkey"';
 
 const TITLES: Record<number, string> = {
@@ -77,11 +78,18 @@ export function errorToProblem(error: unknown): Response {
       errors: { [error.exceeded]: [error.message] },
     });
   }
+  if (error instanceof IdentityProviderUnavailableError) {
+    console.error(`latchkey: ${error.message}: ${describeError(error.cause)}`);
+    return problem(503, {
+      detail: "Tokens cannot be verified right now; try again shortly",
+      headers: { "Retry-After": UNAVAILABLE_RETRY_AFTER_SECONDS },
+    });
+  }
   if (error instanceof StorageUnavailableError) {
-    console.error(`latchkey: ${error.message}: ${String((error.cause as Error | undefined)?.message ?? error.cause)}`);
+    console.error(`latchkey: ${error.message}: ${describeError(error.cause)}`);
     return problem(503, {
       detail: "Storage is unavailable; try again shortly",
-      headers: { "Retry-After": RETRY_AFTER_SECONDS },
+      headers: { "Retry-After": UNAVAILABLE_RETRY_AFTER_SECONDS },
     });
   }
   console.error(

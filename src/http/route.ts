@@ -50,24 +50,12 @@ export interface RouteDefinition<A extends AuthMode, Q extends z.ZodType | undef
 }
 
 /** A route with its types erased, for the router and the document. */
-export interface Route {
-  readonly method: Method;
-  readonly path: string;
-  readonly operationId: string;
-  readonly summary: string;
-  readonly description?: string;
-  readonly tag: string;
-  readonly auth: AuthMode;
-  readonly query?: z.ZodType;
-  readonly body?: z.ZodType;
-  readonly pathParams?: z.ZodObject;
-  readonly success: ResponseDoc;
-  readonly problems: readonly number[];
+export type Route = Omit<RouteDefinition<AuthMode, z.ZodType | undefined, z.ZodType | undefined>, "handle"> & {
   readonly handle: (
     ctx: RouteContext<AuthMode>,
     input: { query: unknown; body: unknown },
   ) => Promise<Response> | Response;
-}
+};
 
 export function defineRoute<
   A extends AuthMode,

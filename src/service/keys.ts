@@ -20,7 +20,7 @@ import type {
   WhoAmIView,
 } from "../schemas";
 import { ForbiddenError, NotFoundError, ValidationError } from "./errors";
-import { type VerifyDeps, type VerifyOptions, Verifier } from "./verify";
+import { type ServiceDeps, type VerifyOptions, Verifier } from "./verify";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -73,7 +73,7 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
 export class Keys {
   readonly verifier: Verifier;
 
-  constructor(private readonly deps: VerifyDeps) {
+  constructor(private readonly deps: ServiceDeps) {
     this.verifier = new Verifier(deps);
   }
 
@@ -161,8 +161,8 @@ export class Keys {
   async revoke(actor: Actor, id: string): Promise<void> {
     this.requireScope(actor, "keys:write");
     const record = await this.findVisible(actor, id);
-    if (record.revokedAt !== null) return;
-    const revoked = await this.deps.store.revoke(id, Date.now());
+    // Already revoked (elsewhere, or by a call whose answer was lost): still evict it here.
+    const revoked = record.revokedAt !== null ? record : await this.deps.store.revoke(id, Date.now());
     if (!revoked) throw new NotFoundError();
     await this.verifier.forget(revoked);
   }

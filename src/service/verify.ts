@@ -22,18 +22,29 @@ import { sha256Hex } from "../keys/hash";
 import { grants, resourceAllowed } from "../keys/scopes";
 import type { KeyRecord } from "../model";
 import type { VerifyCode } from "../schemas";
-import { KV_TTL_SECONDS, type RecordCache, cacheTtlSeconds } from "../store/cache";
+import { KV_CACHE_TTL_SECONDS, KV_TTL_SECONDS, type RecordCache } from "../store/cache";
+import { D1_TIMEOUT_MS } from "../store/d1";
 import { TtlLru } from "../store/memory";
-import type { KeyStore } from "../store/store";
+import type { KeyStore, Revocation } from "../store/store";
+import { describeError } from "../log";
 
 export const LAST_USED_INTERVAL_MS = 60_000;
-/** How long a revocation seen by sync is remembered: longer than any stale KV copy can live. */
-export const REVOCATION_MEMORY_MS = (KV_TTL_SECONDS + 120) * 1000;
-/** Overlap between successive syncs, for clock skew between the isolates that write revoked_at. */
-const SYNC_OVERLAP_MS = 5_000;
+/** How long this isolate keeps a record it has read. */
+const RECORD_MEMORY_MS = 60_000;
+/**
+ * How long a revocation seen by sync is remembered: longer than any stale copy can live (its KV
+ * lifetime, plus the KV edge's cache of it, plus this isolate's memory of it, plus a minute's margin
+ * for a deferred KV put that lands after the revoke's delete).
+ */
+export const REVOCATION_MEMORY_MS = (KV_TTL_SECONDS + KV_CACHE_TTL_SECONDS + 60) * 1000 + RECORD_MEMORY_MS;
+/**
+ * How far back each sync looks before the previous one: revoked_at is stamped before the UPDATE is
+ * sent, so a revocation can commit up to a D1 timeout later, and isolates' clocks differ slightly.
+ */
+const SYNC_OVERLAP_MS = D1_TIMEOUT_MS + 10_000;
 const SYNC_PAGE = 1000;
 
-export interface VerifyDeps {
+export interface ServiceDeps {
   readonly store: KeyStore;
   readonly cache: RecordCache;
   readonly config: Config;
@@ -54,7 +65,7 @@ export interface VerifyOptions {
 
 /** Caches and sync bookkeeping that live as long as the isolate. */
 export class IsolateCache {
-  readonly records = new TtlLru<string, KeyRecord>(10_000, 60_000);
+  readonly records = new TtlLru<string, KeyRecord>(10_000, RECORD_MEMORY_MS);
   readonly unknown = new TtlLru<string, true>(10_000, 10_000);
   /** hash -> revoked_at, for revocations learnt by sync or made here. */
   readonly revoked = new Map<string, number>();
@@ -78,7 +89,7 @@ export const isolateCache = new IsolateCache();
 
 export class Verifier {
   constructor(
-    private readonly deps: VerifyDeps,
+    private readonly deps: ServiceDeps,
     private readonly local: IsolateCache = isolateCache,
   ) {}
 
@@ -86,9 +97,9 @@ export class Verifier {
     if (!isWellFormedKey(key, this.deps.config.keyPrefix)) return { code: "MALFORMED", record: null };
     const hash = await sha256Hex(key);
     const now = Date.now();
-    await this.syncIfDue(now);
+    if (now - this.local.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
 
-    const record = await this.lookup(hash, now);
+    const record = this.local.records.get(hash, now) ?? (await this.lookup(hash, now));
     if (!record) return { code: "NOT_FOUND", record: null };
     if (record.revokedAt !== null || this.local.revoked.has(hash)) return { code: "REVOKED", record };
     if (record.expiresAt !== null && record.expiresAt <= now) return { code: "EXPIRED", record };
@@ -117,9 +128,8 @@ export class Verifier {
     await this.deps.cache.delete(record.hash);
   }
 
+  /** After a miss in this isolate's records: its negative cache, then KV, then D1. */
   private async lookup(hash: string, now: number): Promise<KeyRecord | null> {
-    const local = this.local.records.get(hash, now);
-    if (local) return local;
     if (this.local.unknown.get(hash, now)) return null;
 
     const cached = await this.deps.cache.get(hash);
@@ -134,7 +144,7 @@ export class Verifier {
       return null;
     }
     this.local.records.set(hash, stored, now);
-    if (cacheTtlSeconds(stored, now) > 0) this.deps.defer(this.deps.cache.put(stored, now));
+    this.deps.defer(this.deps.cache.put(stored, now));
     return stored;
   }
 
@@ -144,7 +154,7 @@ export class Verifier {
     this.local.lastUsedWrites.set(record.id, now, now);
     this.deps.defer(
       this.deps.store.touchLastUsed(record.id, now, LAST_USED_INTERVAL_MS).catch((error: unknown) => {
-        console.warn(`latchkey: last-used update failed: ${error instanceof Error ? error.message : String(error)}`);
+        console.warn(`latchkey: last-used update failed: ${describeError(error)}`);
       }),
     );
   }
@@ -153,9 +163,11 @@ export class Verifier {
     const interval = this.deps.config.revocationSyncMs;
     const age = now - this.local.lastSyncAt;
     if (age < interval) return;
+    // One attempt per interval: while one runs, or after one failed (D1 down), serve from the caches.
+    if (now - this.local.syncStartedAt < interval) return;
     if (age < 2 * interval) {
-      // Due but within the bound: refresh after the response, once at a time.
-      if (now - this.local.syncStartedAt >= interval) this.deps.defer(this.syncRevocations(now));
+      // Due but within the bound: refresh after the response.
+      this.deps.defer(this.syncRevocations(now));
       return;
     }
     // Too stale to trust the caches: sync before answering.
@@ -165,23 +177,26 @@ export class Verifier {
   /** Pulls revocations newer than the last look from D1. Failures are logged, never thrown. */
   async syncRevocations(now: number = Date.now()): Promise<void> {
     this.local.syncStartedAt = now;
-    let since = this.local.lastSyncAt ? this.local.lastSyncAt - SYNC_OVERLAP_MS : now - REVOCATION_MEMORY_MS;
+    let after: Revocation = {
+      revokedAt: this.local.lastSyncAt ? this.local.lastSyncAt - SYNC_OVERLAP_MS : now - REVOCATION_MEMORY_MS,
+      hash: "",
+    };
     try {
       for (;;) {
-        const page = await this.deps.store.revokedSince(since, SYNC_PAGE);
+        const page = await this.deps.store.revokedAfter(after, SYNC_PAGE);
         for (const { hash, revokedAt } of page) {
           this.local.revoked.set(hash, revokedAt);
           this.local.records.delete(hash);
         }
         if (page.length < SYNC_PAGE) break;
-        since = page[page.length - 1]!.revokedAt;
+        after = page[page.length - 1]!;
       }
       this.local.lastSyncAt = now;
       for (const [hash, revokedAt] of this.local.revoked) {
         if (revokedAt < now - REVOCATION_MEMORY_MS) this.local.revoked.delete(hash);
       }
     } catch (error) {
-      console.warn(`latchkey: revocation sync failed: ${error instanceof Error ? error.message : String(error)}`);
+      console.warn(`latchkey: revocation sync failed: ${describeError(error)}`);
     }
   }
 }

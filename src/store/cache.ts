@@ -6,16 +6,18 @@
  */
 import type { KeyRecord } from "../model";
 import { withTimeout } from "./timeout";
+import { describeError } from "../log";
 
 /** How long a record may live in KV. Stale copies are covered by revocation sync (see service/verify.ts). */
 export const KV_TTL_SECONDS = 300;
 /** KV refuses shorter expirations. */
 const KV_MIN_TTL_SECONDS = 60;
 /** How long the KV edge may serve its copy before re-reading (KV's minimum is 30 s). */
-const KV_CACHE_TTL_SECONDS = 60;
+export const KV_CACHE_TTL_SECONDS = 60;
 const KV_TIMEOUT_MS = 1000;
 
-const cacheKey = (hash: string) => `key:${hash}`;
+/** Versioned, so a deploy that changes KeyRecord's shape never reads the old shape. */
+export const cacheKey = (hash: string) => `key:v1:${hash}`;
 
 export interface RecordCache {
   /** The record, or null on a miss, a failure or a timeout. */
@@ -26,9 +28,7 @@ export interface RecordCache {
 }
 
 function warn(what: string, error: unknown): void {
-  console.warn(
-    `latchkey: KV ${what} failed, continuing without the cache: ${error instanceof Error ? error.message : String(error)}`,
-  );
+  console.warn(`latchkey: KV ${what} failed, continuing without the cache: ${describeError(error)}`);
 }
 
 /** Seconds the record may be cached for, or 0 when it must not be (KV's minimum would outlive it). */

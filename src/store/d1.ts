@@ -129,11 +129,13 @@ export class D1KeyStore implements KeyStore {
     });
   }
 
-  revokedSince(since: number, limit: number): Promise<Revocation[]> {
+  revokedAfter(after: Revocation, limit: number): Promise<Revocation[]> {
     return attempt("revocation sync", async () => {
       const { results } = await this.db
-        .prepare("SELECT hash, revoked_at FROM api_keys WHERE revoked_at > ? ORDER BY revoked_at LIMIT ?")
-        .bind(since, limit)
+        .prepare(
+          "SELECT hash, revoked_at FROM api_keys WHERE revoked_at >= ? AND (revoked_at, hash) > (?, ?) ORDER BY revoked_at, hash LIMIT ?",
+        )
+        .bind(after.revokedAt, after.revokedAt, after.hash, limit)
         .all<{ hash: string; revoked_at: number }>();
       return results.map((r) => ({ hash: r.hash, revokedAt: r.revoked_at }));
     });

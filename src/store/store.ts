@@ -25,8 +25,11 @@ export interface KeyStore {
   list(page: ListPage): Promise<KeyRecord[]>;
   /** Marks the key revoked at `at` unless it already is; the stored record afterwards. */
   revoke(id: string, at: number): Promise<KeyRecord | null>;
-  /** Revocations with `revoked_at > since`, oldest first, at most `limit`. */
-  revokedSince(since: number, limit: number): Promise<Revocation[]>;
+  /**
+   * Revocations after `after` in (revoked_at, hash) order, at most `limit`. Paging on the pair, not on
+   * the time alone, so a page boundary inside one millisecond loses nothing.
+   */
+  revokedAfter(after: Revocation, limit: number): Promise<Revocation[]>;
   /** Records use at `at`, unless a use less than `minIntervalMs` earlier is already recorded. */
   touchLastUsed(id: string, at: number, minIntervalMs: number): Promise<void>;
 }
