@@ -49,8 +49,15 @@ function base62(value: bigint, width: number): string {
   return out.padStart(width, "0");
 }
 
+/** Six base62 characters of the CRC32 (in plain numbers: it runs on every verification). */
 function checksum(text: string): string {
-  return base62(BigInt(crc32(text)), CHECKSUM_LENGTH);
+  let value = crc32(text);
+  let out = "";
+  for (let i = 0; i < CHECKSUM_LENGTH; i++) {
+    out = ALPHABET[value % 62] + out;
+    value = Math.floor(value / 62);
+  }
+  return out;
 }
 
 export function isValidPrefix(prefix: string): boolean {
