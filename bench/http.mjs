@@ -7,12 +7,12 @@
 // ratios the targets are stated in, and writes its section of bench/RESULTS.md.
 import autocannon from "autocannon";
 import { SignJWT } from "jose";
-import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { devVars, root, wranglerVars } from "../scripts/dev-config.mjs";
+import { devVars, wranglerVars } from "../scripts/dev-config.mjs";
 import { generateKey } from "../src/keys/format.ts";
 import { runInfo, table, writeSection } from "./results.mjs";
+import { startServer } from "./server.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -47,62 +47,8 @@ const command = `npm run bench${argv ? ` -- ${argv}` : ""}`;
 
 // ---- the server -------------------------------------------------------------------------------
 
-const serverLog = [];
+/** The running server (bench/server.mjs). */
 let server = null;
-
-async function healthy() {
-  try {
-    return (await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) })).status === 200;
-  } catch {
-    return false;
-  }
-}
-
-async function startServer() {
-  if (await healthy()) throw new Error(`Something already answers on port ${port}; pass --port`);
-  server = spawn("npm", ["start", "--", "--port", String(port)], {
-    cwd: root,
-    detached: true, // its own process group, so stopping it stops wrangler and workerd too
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-  });
-  const keep = (chunk) => {
-    serverLog.push(...chunk.toString().split("\n"));
-    if (serverLog.length > 200) serverLog.splice(0, serverLog.length - 200);
-  };
-  server.stdout.on("data", keep);
-  server.stderr.on("data", keep);
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) break;
-    if (await healthy()) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`The server did not come up on port ${port}:\n${serverLog.slice(-30).join("\n")}`);
-}
-
-async function stopServer() {
-  if (!server || server.exitCode !== null || server.signalCode !== null) return;
-  const exited = new Promise((resolve) => server.once("exit", resolve));
-  const group = -server.pid;
-  try {
-    process.kill(group, "SIGTERM");
-  } catch {
-    return;
-  }
-  const timeout = new Promise((resolve) => setTimeout(() => resolve("timeout"), 10_000));
-  if ((await Promise.race([exited, timeout])) === "timeout") {
-    try {
-      process.kill(group, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-}
-
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, () => void stopServer().finally(() => process.exit(130)));
-}
 
 // ---- seeding ----------------------------------------------------------------------------------
 
@@ -254,8 +200,8 @@ const info = runInfo(command);
 let exitCode = 0;
 try {
   const began = performance.now();
-  console.log(`Starting latchkey: npm start -- --port ${port}`);
-  await startServer();
+  console.log(`Starting latchkey: npm start -- --port ${port} --persist-to .wrangler/bench`);
+  server = await startServer({ port, state: ".wrangler/bench" });
   const jwt = await userToken(`bench-${Date.now()}`);
   console.log(`Seeding ${keyCount} keys through POST /v1/keys ...`);
   const keys = await seed(jwt);
@@ -322,7 +268,7 @@ try {
       `## HTTP (\`npm run bench\`)
 
 ${info}
-- Setup: \`npm start -- --port ${port}\` (local D1 and KV under wrangler dev), ${keyCount.toLocaleString("en")} keys seeded through POST /v1/keys, autocannon with ${connections} connections; ${warmupSeconds} s warm-up, then per case ${Math.max(1, Math.round(warmupSeconds / 2))} s warm-up and ${durationSeconds} s measured, ${rounds} rounds in alternating order (ABBA). Latencies are exact (recorded per response, all statuses); p50/p99 and req/s pool the rounds. ${elapsed.toFixed(0)} s in all.
+- Setup: \`npm start -- --port ${port} --persist-to .wrangler/bench\` (fresh local D1 and KV under wrangler dev), ${keyCount.toLocaleString("en")} keys seeded through POST /v1/keys, autocannon with ${connections} connections; ${warmupSeconds} s warm-up, then per case ${Math.max(1, Math.round(warmupSeconds / 2))} s warm-up and ${durationSeconds} s measured, ${rounds} rounds in alternating order (ABBA). Latencies are exact (recorded per response, all statuses); p50/p99 and req/s pool the rounds. ${elapsed.toFixed(0)} s in all.
 
 ${table(header, rows)}
 
@@ -337,6 +283,6 @@ client is over it, as it would for a real brute-force attempt; the status mix sh
   console.error(error instanceof Error ? error.message : error);
   exitCode = 1;
 } finally {
-  await stopServer();
+  await server?.stop();
 }
 process.exit(exitCode);

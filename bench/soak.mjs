@@ -12,12 +12,12 @@
 // growth per 1,000 requests separates latchkey's memory from the dev server's.
 import autocannon from "autocannon";
 import { SignJWT } from "jose";
-import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import * as prettier from "prettier";
 import { devVars, root, wranglerVars } from "../scripts/dev-config.mjs";
 import { runInfo, table } from "./results.mjs";
+import { startServer } from "./server.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -39,73 +39,8 @@ const argv = process.argv.slice(2).join(" ");
 // ---- the server and its workerd processes -----------------------------------------------------
 
 const STATE = ".wrangler/soak";
-const serverLog = [];
+/** The running server (bench/server.mjs), one per phase. */
 let server = null;
-
-async function healthy() {
-  try {
-    return (await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) })).status === 200;
-  } catch {
-    return false;
-  }
-}
-
-async function startServer() {
-  if (await healthy()) throw new Error(`Something already answers on port ${port}; pass --port`);
-  // Its own fresh local state: other servers (npm start, npm run bench) share .wrangler/state, and
-  // two workerd processes writing one SQLite file get "database is locked" (503s that are not ours).
-  rmSync(`${root}${STATE}`, { recursive: true, force: true });
-  const migrate = spawnSync(
-    process.execPath,
-    [
-      `${root}node_modules/wrangler/bin/wrangler.js`,
-      "d1",
-      "migrations",
-      "apply",
-      "DB",
-      "--local",
-      "--persist-to",
-      STATE,
-    ],
-    { cwd: root, encoding: "utf8", env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" } },
-  );
-  if (migrate.status !== 0) throw new Error(`Migrating ${STATE} failed:\n${migrate.stdout}${migrate.stderr}`);
-  server = spawn(process.execPath, ["scripts/start.mjs", "--port", String(port), "--persist-to", STATE], {
-    cwd: root,
-    detached: true, // its own process group: stopping it stops wrangler and workerd too
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-  });
-  const keep = (chunk) => {
-    serverLog.push(...chunk.toString().split("\n"));
-    if (serverLog.length > 500) serverLog.splice(0, serverLog.length - 500);
-  };
-  server.stdout.on("data", keep);
-  server.stderr.on("data", keep);
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline && server.exitCode === null) {
-    if (await healthy()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`The server did not come up on port ${port}:\n${serverLog.slice(-30).join("\n")}`);
-}
-
-async function stopServer() {
-  if (!server || server.exitCode !== null || server.signalCode !== null) return;
-  const exited = new Promise((resolve) => server.once("exit", resolve));
-  for (const signal of ["SIGTERM", "SIGKILL"]) {
-    try {
-      process.kill(-server.pid, signal); // the group of the process this script started
-    } catch {
-      return;
-    }
-    const timeout = new Promise((resolve) => setTimeout(() => resolve("timeout"), 10_000));
-    if ((await Promise.race([exited, timeout])) !== "timeout") return;
-  }
-}
-
-for (const signal of ["SIGINT", "SIGTERM"])
-  process.on(signal, () => void stopServer().finally(() => process.exit(130)));
 
 /** The workerd processes under the server's pid, from /proc: wrangler dev runs a proxy and the runtime. */
 function workerdProcesses() {
@@ -242,7 +177,7 @@ function run(requests, seconds) {
 
 /** On a fresh server: builds the requests, runs them for `seconds`, samples workerd RSS every second. */
 async function phase(seconds, makeRequests) {
-  await startServer();
+  server = await startServer({ port, state: STATE });
   try {
     const requests = await makeRequests();
     const processes = workerdProcesses().map((p) => ({ ...p, start: rssMb(p.pid), series: [] }));
@@ -255,7 +190,7 @@ async function phase(seconds, makeRequests) {
     const total = Object.values(statuses).reduce((a, b) => a + b, 0);
     return { result, statuses, total, processes };
   } finally {
-    await stopServer();
+    await server.stop();
   }
 }
 
@@ -307,7 +242,7 @@ try {
     .filter(([status]) => Number(status) >= 500)
     .reduce((sum, [, n]) => sum + n, 0);
   const wrongTotal = Object.values(wrong).reduce((a, b) => a + b, 0);
-  const loggedErrors = serverLog.filter((line) => /latchkey: unexpected error/.test(line)).length;
+  const loggedErrors = server.log.filter((line) => /latchkey: unexpected error/.test(line)).length;
   const passed = fiveXx === 0 && result.errors === 0 && result.timeouts === 0 && wrongTotal === 0;
   if (!passed) exitCode = 1;
 
@@ -380,9 +315,9 @@ ${table(["workerd", "RSS (MB)"], seriesRows)}
   }
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);
-  console.error(`Server log (last lines):\n${serverLog.slice(-20).join("\n")}`);
+  console.error(`Server log (last lines):\n${(server?.log ?? []).slice(-20).join("\n")}`);
   exitCode = 1;
 } finally {
-  await stopServer();
+  await server?.stop();
 }
 process.exit(exitCode);

@@ -7,17 +7,23 @@ const wrangler = `${root}node_modules/wrangler/bin/wrangler.js`;
 
 if (ensureDevVars()) console.log("Created .dev.vars with a random local JWT_SECRET (npm run token uses it).");
 
-const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local"], {
+const args = process.argv.slice(2);
+// Migrate the same local state wrangler dev will use.
+const persistAt = args.findIndex((arg) => arg === "--persist-to" || arg.startsWith("--persist-to="));
+const persist =
+  persistAt === -1 ? [] : args[persistAt].includes("=") ? [args[persistAt]] : args.slice(persistAt, persistAt + 2);
+
+const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", ...persist], {
   cwd: root,
   stdio: "inherit",
   env: { ...process.env, CI: "true" },
 });
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
-const args = process.argv.slice(2);
+const hasPort = args.some((arg) => arg === "--port" || arg.startsWith("--port="));
 const dev = spawn(
   process.execPath,
-  [wrangler, "dev", ...(args.includes("--port") ? [] : ["--port", "8787"]), ...args],
+  [wrangler, "dev", ...(hasPort ? [] : ["--port", "8787"]), ...args],
   {
     cwd: root,
     stdio: "inherit",

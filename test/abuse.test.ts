@@ -109,6 +109,36 @@ describe("brute force", () => {
     }
   }, 60_000);
 
+  it("answers a client already over its limit with 429 without asking the binding again", async () => {
+    const real = env.AUTH_FAILURE_LIMITER!;
+    let asked = 0;
+    const counting = envWith({
+      AUTH_FAILURE_LIMITER: { limit: (options: RateLimitOptions) => (asked++, real.limit(options)) } as RateLimit,
+    });
+    const client = uniqueIp();
+    const fail = () =>
+      call("GET", "/v1/whoami", {
+        headers: { authorization: "Bearer not-a-token", "cf-connecting-ip": client },
+        env: counting,
+      });
+    let first: Response | undefined;
+    for (let i = 0; i <= 2 * LIMIT && !first; i++) {
+      const response = await fail();
+      if (response.status === 429) first = response;
+    }
+    expect(first?.status).toBe(429);
+    const askedWhenLimited = asked;
+    for (let i = 0; i < 5; i++) await expectProblem(await fail(), 429);
+    expect(asked).toBe(askedWhenLimited);
+    // Another client is still asked about, and still gets its plain 401.
+    const other = await call("GET", "/v1/whoami", {
+      headers: { authorization: "Bearer not-a-token", "cf-connecting-ip": uniqueIp() },
+      env: counting,
+    });
+    await expectProblem(other, 401);
+    expect(asked).toBe(askedWhenLimited + 1);
+  });
+
   it("a failing limiter fails open: a failed authentication is still a plain 401, never a 500", async () => {
     const broken = envWith({
       AUTH_FAILURE_LIMITER: { limit: () => Promise.reject(new Error("limiter down")) } as unknown as RateLimit,

@@ -159,3 +159,42 @@ describe("a malformed key", () => {
     expect(log.calls).toContain("KV.get");
   });
 });
+
+describe("last-use writes", () => {
+  it("are coalesced: keys that fall due while a write is in flight go together in the next one", async () => {
+    const jwt = await token(uniqueSub());
+    const keys = await Promise.all(Array.from({ length: 20 }, () => createKey(jwt)));
+    isolateCache.clear(); // every key is now due for its first last-use write
+    let updates = 0;
+    const slowTouch: D1Database = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop !== "prepare") return Reflect.get(target, prop, target);
+        return (sql: string) => {
+          const statement = target.prepare(sql);
+          if (!sql.startsWith("UPDATE api_keys SET last_used_at")) return statement;
+          return {
+            bind: (...values: unknown[]) => ({
+              run: async () => {
+                updates++;
+                await new Promise((resolve) => setTimeout(resolve, 50)); // a slow D1 round trip
+                return statement.bind(...values).run();
+              },
+            }),
+          };
+        };
+      },
+    });
+    const slow = envWith({ DB: slowTouch });
+    const responses = await Promise.all(keys.map(({ key }) => call("GET", "/v1/whoami", { auth: key, env: slow })));
+    expect(responses.map((r) => r.status)).toEqual(keys.map(() => 200));
+
+    const { results } = await env.DB.prepare(
+      `SELECT last_used_at FROM api_keys WHERE id IN (${keys.map(() => "?").join(", ")})`,
+    )
+      .bind(...keys.map((k) => k.id))
+      .all<{ last_used_at: number | null }>();
+    expect(results.every((row) => row.last_used_at !== null)).toBe(true);
+    expect(updates).toBeGreaterThan(0);
+    expect(updates).toBeLessThan(keys.length / 2);
+  });
+});

@@ -25,7 +25,7 @@ import type { VerifyCode } from "../schemas";
 import { KV_CACHE_TTL_SECONDS, KV_TTL_SECONDS, type RecordCache } from "../store/cache";
 import { D1_TIMEOUT_MS } from "../store/d1";
 import { TtlLru } from "../store/memory";
-import type { KeyStore, Revocation } from "../store/store";
+import { type KeyStore, type Revocation, TOUCH_BATCH } from "../store/store";
 import { describeError } from "../log";
 
 export const LAST_USED_INTERVAL_MS = 60_000;
@@ -70,6 +70,9 @@ export class IsolateCache {
   /** hash -> revoked_at, for revocations learnt by sync or made here. */
   readonly revoked = new Map<string, number>();
   readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
+  /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
+  readonly pendingUses = new Map<string, number>();
+  flushingUses = false;
   /** When the last successful sync started (0: never). */
   lastSyncAt = 0;
   syncStartedAt = 0;
@@ -79,6 +82,8 @@ export class IsolateCache {
     this.unknown.clear();
     this.revoked.clear();
     this.lastUsedWrites.clear();
+    this.pendingUses.clear();
+    this.flushingUses = false;
     this.lastSyncAt = 0;
     this.syncStartedAt = 0;
   }
@@ -152,11 +157,31 @@ export class Verifier {
     const last = Math.max(record.lastUsedAt ?? 0, this.local.lastUsedWrites.get(record.id, now) ?? 0);
     if (now - last < LAST_USED_INTERVAL_MS) return;
     this.local.lastUsedWrites.set(record.id, now, now);
-    this.deps.defer(
-      this.deps.store.touchLastUsed(record.id, now, LAST_USED_INTERVAL_MS).catch((error: unknown) => {
-        console.warn(`latchkey: last-used update failed: ${describeError(error)}`);
-      }),
-    );
+    this.local.pendingUses.set(record.id, now);
+    if (!this.local.flushingUses) this.deps.defer(this.flushUses());
+  }
+
+  /**
+   * Writes pending uses after the response. Coalesced: while one write is in flight, the keys that
+   * fall due meanwhile wait and go together in the next, so an isolate under load makes one D1 write
+   * per round trip, not one per key; alone, a use is written at once.
+   */
+  private async flushUses(): Promise<void> {
+    const pending = this.local.pendingUses;
+    this.local.flushingUses = true;
+    try {
+      while (pending.size > 0) {
+        const batch = [...pending.keys()].slice(0, TOUCH_BATCH);
+        const at = Math.max(...batch.map((id) => pending.get(id) ?? 0));
+        for (const id of batch) pending.delete(id);
+        await this.deps.store.touchLastUsed(batch, at, LAST_USED_INTERVAL_MS);
+      }
+    } catch (error) {
+      pending.clear();
+      console.warn(`latchkey: last-used update failed: ${describeError(error)}`);
+    } finally {
+      this.local.flushingUses = false;
+    }
   }
 
   private async syncIfDue(now: number): Promise<void> {

@@ -141,11 +141,14 @@ export class D1KeyStore implements KeyStore {
     });
   }
 
-  touchLastUsed(id: string, at: number, minIntervalMs: number): Promise<void> {
+  touchLastUsed(ids: readonly string[], at: number, minIntervalMs: number): Promise<void> {
     return attempt("last-used update", async () => {
+      const list = ids.map(() => "?").join(", ");
       await this.db
-        .prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)")
-        .bind(at, id, at - minIntervalMs)
+        .prepare(
+          `UPDATE api_keys SET last_used_at = ? WHERE id IN (${list}) AND (last_used_at IS NULL OR last_used_at <= ?)`,
+        )
+        .bind(at, ...ids, at - minIntervalMs)
         .run();
     });
   }

@@ -17,6 +17,9 @@ export interface Revocation {
   readonly revokedAt: number;
 }
 
+/** The most keys one touchLastUsed call takes (D1 binds at most 100 parameters per statement). */
+export const TOUCH_BATCH = 90;
+
 export interface KeyStore {
   /** Stores a new key in one atomic write. */
   insert(record: KeyRecord): Promise<void>;
@@ -30,8 +33,11 @@ export interface KeyStore {
    * the time alone, so a page boundary inside one millisecond loses nothing.
    */
   revokedAfter(after: Revocation, limit: number): Promise<Revocation[]>;
-  /** Records use at `at`, unless a use less than `minIntervalMs` earlier is already recorded. */
-  touchLastUsed(id: string, at: number, minIntervalMs: number): Promise<void>;
+  /**
+   * Records use of the keys `ids` (at most TOUCH_BATCH) at `at`, in one write, except where a use less
+   * than `minIntervalMs` earlier is already recorded.
+   */
+  touchLastUsed(ids: readonly string[], at: number, minIntervalMs: number): Promise<void>;
 }
 
 /** The store could not be reached or failed: the caller should retry later (HTTP 503). */
