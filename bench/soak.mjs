@@ -11,11 +11,10 @@
 // server: --control seconds of GET /healthz (routing only, no storage; 0 skips it). Comparing RSS
 // growth per 1,000 requests separates latchkey's memory from the dev server's.
 import autocannon from "autocannon";
-import { SignJWT } from "jose";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import * as prettier from "prettier";
-import { devVars, root, wranglerVars } from "../scripts/dev-config.mjs";
+import { root, signDevToken } from "../scripts/dev-config.mjs";
 import { runInfo, table } from "./results.mjs";
 import { startServer } from "./server.mjs";
 
@@ -85,16 +84,6 @@ function rssMb(pid) {
 }
 
 // ---- the load ---------------------------------------------------------------------------------
-
-async function userToken(sub) {
-  const vars = { ...wranglerVars(), ...devVars() };
-  const now = Math.floor(Date.now() / 1000);
-  let jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject(sub).setIssuedAt(now);
-  jwt = jwt.setExpirationTime(now + 3600);
-  if (vars.JWT_ISSUER) jwt = jwt.setIssuer(vars.JWT_ISSUER);
-  if (vars.JWT_AUDIENCE) jwt = jwt.setAudience(vars.JWT_AUDIENCE);
-  return jwt.sign(new TextEncoder().encode(vars.JWT_SECRET));
-}
 
 /**
  * One key's life, looped by every connection. `wrong` counts answers that are well-formed but
@@ -195,7 +184,7 @@ async function phase(seconds, makeRequests) {
 }
 
 async function soakRequests(wrong) {
-  const jwts = await Promise.all(Array.from({ length: 8 }, (_, i) => userToken(`soak-${Date.now()}-${i}`)));
+  const jwts = await Promise.all(Array.from({ length: 8 }, (_, i) => signDevToken(`soak-${Date.now()}-${i}`)));
   const seeded = await fetch(`${base}/v1/keys`, {
     method: "POST",
     headers: { authorization: `Bearer ${jwts[0]}`, "content-type": "application/json" },

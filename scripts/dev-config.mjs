@@ -37,3 +37,19 @@ export function wranglerVars() {
   const section = /^\[vars\]\s*$([\s\S]*?)(?=^\[)/m.exec(toml);
   return section ? parseAssignments(section[1]) : {};
 }
+
+/** A JWT the local server accepts for `sub` (HS256 with the .dev.vars secret, wrangler.toml's iss/aud). */
+export async function signDevToken(sub, { org, ttlSeconds = 3600 } = {}) {
+  const { SignJWT } = await import("jose");
+  const vars = { ...wranglerVars(), ...devVars() };
+  if (!vars.JWT_SECRET) throw new Error("No JWT_SECRET in .dev.vars");
+  const now = Math.floor(Date.now() / 1000);
+  let jwt = new SignJWT(org ? { [vars.JWT_ORG_CLAIM || "org_id"]: org } : {})
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(sub)
+    .setIssuedAt(now)
+    .setExpirationTime(now + ttlSeconds);
+  if (vars.JWT_ISSUER) jwt = jwt.setIssuer(vars.JWT_ISSUER);
+  if (vars.JWT_AUDIENCE) jwt = jwt.setAudience(vars.JWT_AUDIENCE);
+  return jwt.sign(new TextEncoder().encode(vars.JWT_SECRET));
+}

@@ -21,13 +21,9 @@ const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "appl
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
 const hasPort = args.some((arg) => arg === "--port" || arg.startsWith("--port="));
-const dev = spawn(
-  process.execPath,
-  [wrangler, "dev", ...(hasPort ? [] : ["--port", "8787"]), ...args],
-  {
-    cwd: root,
-    stdio: "inherit",
-  },
-);
+const dev = spawn(process.execPath, [wrangler, "dev", ...(hasPort ? [] : ["--port", "8787"]), ...args], {
+  cwd: root,
+  stdio: "inherit",
+});
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
 dev.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

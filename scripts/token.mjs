@@ -1,14 +1,20 @@
 // npm run token -- <sub> [--org <id>] [--ttl <seconds>]
 // Prints an HS256 JWT that the local server accepts, for subject <sub>. A negative --ttl gives an
 // already-expired token. Production uses JWT_JWKS_URL and your identity provider's tokens instead.
-import { SignJWT } from "jose";
 import { parseArgs } from "node:util";
-import { devVars, wranglerVars } from "./dev-config.mjs";
+import { signDevToken } from "./dev-config.mjs";
 
 const usage = "usage: npm run token -- <sub> [--org <id>] [--ttl <seconds>]";
 let parsed;
 try {
+  // `--ttl -60` (an expired token) is one option with a negative value, not two options.
+  const args = process.argv
+    .slice(2)
+    .flatMap((arg, i, all) =>
+      all[i - 1] === "--ttl" ? [] : arg === "--ttl" && i + 1 < all.length ? [`--ttl=${all[i + 1]}`] : [arg],
+    );
   parsed = parseArgs({
+    args,
     allowPositionals: true,
     options: { org: { type: "string" }, ttl: { type: "string", default: "3600" }, help: { type: "boolean" } },
   });
@@ -23,17 +29,9 @@ if (values.help || positionals.length !== 1 || !positionals[0] || !Number.isInte
   process.exit(2);
 }
 
-const vars = { ...wranglerVars(), ...devVars() };
-if (!vars.JWT_SECRET) {
-  console.error("No JWT_SECRET in .dev.vars");
+try {
+  console.log(await signDevToken(positionals[0], { org: values.org, ttlSeconds: ttl }));
+} catch (error) {
+  console.error(error.message);
   process.exit(1);
 }
-const now = Math.floor(Date.now() / 1000);
-let jwt = new SignJWT(values.org ? { [vars.JWT_ORG_CLAIM || "org_id"]: values.org } : {})
-  .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-  .setSubject(positionals[0])
-  .setIssuedAt(now)
-  .setExpirationTime(now + ttl);
-if (vars.JWT_ISSUER) jwt = jwt.setIssuer(vars.JWT_ISSUER);
-if (vars.JWT_AUDIENCE) jwt = jwt.setAudience(vars.JWT_AUDIENCE);
-console.log(await jwt.sign(new TextEncoder().encode(vars.JWT_SECRET)));
