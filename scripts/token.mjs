@@ -30,7 +30,9 @@ if (values.help || positionals.length !== 1 || !positionals[0] || !Number.isInte
 }
 
 try {
-  console.log(await signDevToken(positionals[0], { org: values.org, ttlSeconds: ttl }));
+  // The server tolerates 30 s of clock skew: an expired token must be expired beyond it.
+  const ttlSeconds = ttl < 0 ? ttl - 60 : ttl;
+  console.log(await signDevToken(positionals[0], { org: values.org, ttlSeconds }));
 } catch (error) {
   console.error(error.message);
   process.exit(1);

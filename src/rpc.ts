@@ -22,6 +22,7 @@ import {
   type VerifyResultView,
   WELL_FORMED_ID,
   fieldErrors,
+  reservedKeyPath,
 } from "./schemas";
 import { ForbiddenError, NotFoundError, ValidationError } from "./service/errors";
 import { StorageUnavailableError } from "./store/store";
@@ -101,6 +102,8 @@ export class KeyService extends WorkerEntrypoint<Env> {
   async create(owner: Owner, input: CreateKeyOptions): Promise<CreatedApiKeyView> {
     const actor = serviceActor(owner);
     check(JsonMetadata, input, "input");
+    const reserved = reservedKeyPath(input);
+    if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
     const body = check(CreateKeyRequest, input, "input");
     return rpcErrors(() => this.keys().create(actor, body)) as Promise<CreatedApiKeyView>;
   }

@@ -210,3 +210,23 @@ export function fieldErrors(error: z.ZodError): Record<string, string[]> {
   }
   return out;
 }
+
+/**
+ * The path of the first "__proto__" key in a parsed input (a JSON body, an RPC argument), or null.
+ * JSON.parse and structured clone make it an own key, which any object copy (zod's included) silently
+ * drops: refuse it rather than store something other than what was sent. Iterative, as bodies may
+ * nest thousands of levels deep.
+ */
+export function reservedKeyPath(value: unknown): string | null {
+  const pending: [unknown, string][] = [[value, ""]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [node, path] = next;
+    if (typeof node !== "object" || node === null) continue;
+    for (const key of Object.keys(node)) {
+      const at = path ? `${path}.${key}` : key;
+      if (key === "__proto__") return at;
+      pending.push([(node as Record<string, unknown>)[key], at]);
+    }
+  }
+  return null;
+}

@@ -237,6 +237,8 @@ describe("KeyService RPC", () => {
         /^\[invalid\] input: metadata\.value: /,
       );
     }
+    const reserved = JSON.parse('{"name":"x","metadata":{"__proto__":{"admin":true}}}') as { name: string };
+    expect(await failure(keys.create(alice, reserved))).toMatch(/^\[invalid\] input: metadata\.__proto__: /);
     expect(await failure(keys.list(alice, { limit: 0 }))).toMatch(/^\[invalid\] options: limit: Must be at least 1$/);
     expect(await failure(keys.verify(generateKey("lk"), { scope: "BAD" }))).toMatch(/^\[invalid\] options: scope: /);
     expect(await keys.list(alice, { include_revoked: true })).toEqual({ data: [], next_cursor: null });

@@ -3,6 +3,7 @@
  * Content-Length claims (413), valid UTF-8 and JSON (400). The body is never echoed back: it may hold
  * a key.
  */
+import { reservedKeyPath } from "../schemas";
 import { ValidationError } from "../service/errors";
 import { HttpError } from "./problem";
 
@@ -34,25 +35,6 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   const reserved = reservedKeyPath(value);
   if (reserved !== null) throw new ValidationError({ [reserved]: ['The key "__proto__" is reserved'] });
   return value;
-}
-
-/**
- * The path of the first "__proto__" key in a parsed body, or null. JSON.parse makes it an own key,
- * which any object copy (zod's included) silently drops: refuse it rather than store something other
- * than what was sent. Iterative, as bodies may nest thousands of levels deep.
- */
-function reservedKeyPath(value: unknown): string | null {
-  const pending: [unknown, string][] = [[value, ""]];
-  for (let next = pending.pop(); next; next = pending.pop()) {
-    const [node, path] = next;
-    if (typeof node !== "object" || node === null) continue;
-    for (const key of Object.keys(node)) {
-      const at = path ? `${path}.${key}` : key;
-      if (key === "__proto__") return at;
-      pending.push([(node as Record<string, unknown>)[key], at]);
-    }
-  }
-  return null;
 }
 
 function tooLarge(): HttpError {

@@ -29,6 +29,9 @@ import { type KeyStore, type Revocation, TOUCH_BATCH } from "../store/store";
 import { describeError } from "../log";
 
 export const LAST_USED_INTERVAL_MS = 60_000;
+/** How long one last-use flush may keep writing, and when a flush that never finished is given up. */
+const FLUSH_BUDGET_MS = 10_000;
+const STALE_FLUSH_MS = 45_000;
 /** How long this isolate keeps a record it has read. */
 const RECORD_MEMORY_MS = 60_000;
 /**
@@ -72,7 +75,8 @@ export class IsolateCache {
   readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
   /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
   readonly pendingUses = new Map<string, number>();
-  flushingUses = false;
+  /** When the flush in flight started (0: none). */
+  flushStartedAt = 0;
   /** When the last successful sync started (0: never). */
   lastSyncAt = 0;
   syncStartedAt = 0;
@@ -83,7 +87,7 @@ export class IsolateCache {
     this.revoked.clear();
     this.lastUsedWrites.clear();
     this.pendingUses.clear();
-    this.flushingUses = false;
+    this.flushStartedAt = 0;
     this.lastSyncAt = 0;
     this.syncStartedAt = 0;
   }
@@ -158,7 +162,8 @@ export class Verifier {
     if (now - last < LAST_USED_INTERVAL_MS) return;
     this.local.lastUsedWrites.set(record.id, now, now);
     this.local.pendingUses.set(record.id, now);
-    if (!this.local.flushingUses) this.deps.defer(this.flushUses());
+    // A flush cancelled with its request (waitUntil's 30 s) never clears its mark: start anew after a while.
+    if (now - this.local.flushStartedAt > STALE_FLUSH_MS) this.deps.defer(this.flushUses(now));
   }
 
   /**
@@ -166,13 +171,20 @@ export class Verifier {
    * fall due meanwhile wait and go together in the next, so an isolate under load makes one D1 write
    * per round trip, not one per key; alone, a use is written at once.
    */
-  private async flushUses(): Promise<void> {
+  private async flushUses(now: number): Promise<void> {
     const pending = this.local.pendingUses;
-    this.local.flushingUses = true;
+    this.local.flushStartedAt = now;
     try {
-      while (pending.size > 0) {
-        const batch = [...pending.keys()].slice(0, TOUCH_BATCH);
-        const at = Math.max(...batch.map((id) => pending.get(id) ?? 0));
+      // Bounded in time, well inside the waitUntil of the request that runs it; what is left waits
+      // for the next use to start another flush.
+      while (pending.size > 0 && Date.now() - now < FLUSH_BUDGET_MS) {
+        const batch: string[] = [];
+        let at = 0;
+        for (const [id, usedAt] of pending) {
+          batch.push(id);
+          at = Math.max(at, usedAt);
+          if (batch.length === TOUCH_BATCH) break;
+        }
         for (const id of batch) pending.delete(id);
         await this.deps.store.touchLastUsed(batch, at, LAST_USED_INTERVAL_MS);
       }
@@ -180,7 +192,7 @@ export class Verifier {
       pending.clear();
       console.warn(`latchkey: last-used update failed: ${describeError(error)}`);
     } finally {
-      this.local.flushingUses = false;
+      this.local.flushStartedAt = 0;
     }
   }
 
