@@ -20,7 +20,8 @@ import { sha256Hex } from "../src/keys/hash";
 import type { KeyRecord } from "../src/model";
 import { type RecordCache, cacheKey } from "../src/store/cache";
 import type { KeyStore, ListPage, Revocation } from "../src/store/store";
-import { IsolateCache, Verifier, type VerifyOptions, isolateCache } from "../src/service/verify";
+import type { VerifyChecks } from "../src/schemas";
+import { IsolateCache, Verifier, isolateCache } from "../src/service/verify";
 
 /** The D1 stand-in: a map by hash and by id. */
 export class MemoryKeyStore implements KeyStore {
@@ -233,7 +234,7 @@ export async function runVerifyBench(clocks: Clocks, calls: number, keyCount = 1
     name: string,
     pick: (i: number) => string,
     expected: string,
-    { options, inFlight = 1 }: { options?: VerifyOptions; inFlight?: number } = {},
+    { options, inFlight = 1 }: { options?: VerifyChecks; inFlight?: number } = {},
   ): Promise<CaseResult> {
     await warm();
     const before = counts();

@@ -26,7 +26,7 @@ export interface Config {
   readonly errors: readonly string[];
 }
 
-export const MIN_JWT_SECRET_LENGTH = 32;
+const MIN_JWT_SECRET_LENGTH = 32;
 const DEFAULT_PREFIX = "lk";
 const DEFAULT_SYNC_SECONDS = 5;
 

@@ -18,12 +18,12 @@ export const WELL_FORMED_ID = /^[^\p{Cc}\p{Cs}]+$/u;
 /** A UTF-16 surrogate not part of a pair: not Unicode, and D1 would store it as U+FFFD. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
-export const Timestamp = z.iso.datetime({ offset: true }).meta({
+const Timestamp = z.iso.datetime({ offset: true }).meta({
   description: "An RFC 3339 date-time.",
   example: "2027-01-31T12:00:00Z",
 });
 
-export const KeyId = z.uuid({ version: "v4" }).meta({ description: "The key's id (UUID v4)." });
+const KeyId = z.uuid({ version: "v4" }).meta({ description: "The key's id (UUID v4)." });
 
 export const Scope = z
   .string()
@@ -31,7 +31,7 @@ export const Scope = z
   .regex(SCOPE_PATTERN, "Must be lowercase resource:action, resource:* or *")
   .meta({ id: "Scope", example: "models:invoke" });
 
-export const ResourceId = z
+const ResourceId = z
   .string()
   .min(1)
   .max(128)
@@ -149,12 +149,13 @@ export const VerifyOptions = z.strictObject({
   scope: Scope.optional().meta({ description: "A scope the key must hold." }),
   resource: ResourceId.optional().meta({ description: "A resource id the key must be allowed." }),
 });
+export type VerifyChecks = z.output<typeof VerifyOptions>;
 
 export const VerifyRequest = VerifyOptions.extend({
   key: z.string().meta({ description: "The API key to check." }),
 }).meta({ id: "VerifyRequest" });
 
-export const VERIFY_CODES = [
+const VERIFY_CODES = [
   "VALID",
   "MALFORMED",
   "NOT_FOUND",

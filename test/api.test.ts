@@ -9,7 +9,7 @@ import { openApiDocument } from "../src/http/openapi";
 import { routes } from "../src/http/routes";
 import { generateKey, isWellFormedKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
-import { type CreatedKey, call, createKey, expectProblem, tableSnapshot, token, uniqueSub } from "./helpers";
+import { type CreatedKey, call, createKey, expectProblem, streamOf, tableSnapshot, token, uniqueSub } from "./helpers";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const KEY_FIELDS = [
@@ -57,18 +57,6 @@ async function refused(
 
 function jsonRequest(raw: BodyInit, headers: Record<string, string> = {}) {
   return { raw, headers: { "content-type": "application/json", ...headers } };
-}
-
-function streamOf(text: string, chunkSize = 1024): ReadableStream<Uint8Array> {
-  const bytes = new TextEncoder().encode(text);
-  let offset = 0;
-  return new ReadableStream({
-    pull(controller) {
-      if (offset >= bytes.length) return controller.close();
-      controller.enqueue(bytes.slice(offset, offset + chunkSize));
-      offset += chunkSize;
-    },
-  });
 }
 
 /** A JSON create body of exactly `size` bytes (whitespace padding is valid JSON). */

@@ -20,6 +20,7 @@ import {
   call,
   createKey,
   expectProblem,
+  streamOf,
   tableSnapshot,
   token,
   uniqueSub,
@@ -261,7 +262,7 @@ describe("size and depth", () => {
         const head = '{"name":"huge","metadata":{"pad":"';
         const text = head + "a".repeat(size - head.length - 3) + '"}}';
         const bytes = new TextEncoder().encode(text);
-        const raw = stream ? chunked(bytes, 4096) : bytes;
+        const raw = stream ? streamOf(bytes, 4096) : bytes;
         const { status } = await expectSafe("POST", "/v1/keys", { auth: jwt, raw, headers: JSON_HEADERS });
         expect(status).toBe(413);
       }),
@@ -303,17 +304,6 @@ describe("size and depth", () => {
     );
   });
 });
-
-function chunked(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
-  let offset = 0;
-  return new ReadableStream({
-    pull(controller) {
-      if (offset >= bytes.length) return controller.close();
-      controller.enqueue(bytes.slice(offset, offset + size));
-      offset += size;
-    },
-  });
-}
 
 describe("names: unicode, control characters, SQL", () => {
   const SPACE = fc.constantFrom("", " ", "\t", "\n", "\u00a0", "\u3000", "\ufeff", "\u2028");

@@ -147,3 +147,16 @@ export function faultyKv(fault: Fault): KVNamespace {
 export function envWith(bindings: Partial<Env>): Env {
   return { ...env, ...bindings };
 }
+
+/** A body streamed in chunks with no Content-Length, as a client may send it. */
+export function streamOf(content: string | Uint8Array, chunkSize = 1024): ReadableStream<Uint8Array> {
+  const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
+  let offset = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(offset, offset + chunkSize));
+      offset += chunkSize;
+    },
+  });
+}

@@ -10,8 +10,7 @@ import type { Keys } from "../service/keys";
 import { AuthenticationError } from "./errors";
 import { MAX_TOKEN_LENGTH, verifyUserToken } from "./jwt";
 
-export type Credential =
-  { readonly kind: "jwt"; readonly token: string } | { readonly kind: "key"; readonly key: string };
+type Credential = { readonly kind: "jwt"; readonly token: string } | { readonly kind: "key"; readonly key: string };
 
 const KEY_FAILURES: Partial<Record<VerifyCode, string>> = {
   MALFORMED: "The API key is malformed",
@@ -20,7 +19,7 @@ const KEY_FAILURES: Partial<Record<VerifyCode, string>> = {
   EXPIRED: "The API key has expired",
 };
 
-export function readCredential(authorization: string | null, config: Config): Credential {
+function readCredential(authorization: string | null, config: Config): Credential {
   if (!authorization) throw new AuthenticationError("Authentication required");
   if (authorization.length > MAX_TOKEN_LENGTH + 16)
     throw new AuthenticationError("The Authorization header is too large");

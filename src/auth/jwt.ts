@@ -24,7 +24,7 @@ function keySetFor(url: URL): JWTVerifyGetKey {
   return set;
 }
 
-export type UserActor = Extract<Actor, { kind: "user" }>;
+type UserActor = Extract<Actor, { kind: "user" }>;
 
 /**
  * Verifies `token` and returns the person it names. `keySet` replaces the configured key source

@@ -7,7 +7,7 @@ import { reservedKeyPath } from "../schemas";
 import { ValidationError } from "../service/errors";
 import { HttpError } from "./problem";
 
-export const MAX_BODY_BYTES = 16 * 1024;
+const MAX_BODY_BYTES = 16 * 1024;
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 

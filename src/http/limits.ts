@@ -11,11 +11,11 @@ import { problem } from "./problem";
 
 export const RETRY_AFTER_SECONDS = 60;
 /** How long this isolate answers 429 to a client the binding found over its limit, without asking again. */
-export const LIMITED_MEMORY_MS = 10_000;
+const LIMITED_MEMORY_MS = 10_000;
 
 const limitedClients = new TtlLru<string, true>(10_000, LIMITED_MEMORY_MS);
 
-export function clientId(request: Request): string {
+function clientId(request: Request): string {
   return request.headers.get("cf-connecting-ip") ?? "unknown";
 }
 

@@ -8,7 +8,7 @@ import { ForbiddenError, NotFoundError, ValidationError } from "../service/error
 import { StorageUnavailableError } from "../store/store";
 import { describeError } from "../log";
 
-export const PROBLEM_TYPE = "application/problem+json";
+const PROBLEM_TYPE = "application/problem+json";
 const UNAVAILABLE_RETRY_AFTER_SECONDS = "5";
 export const WWW_AUTHENTICATE = 'Bearer realm="latchkey", Api-Key realm="latchkey"';
 

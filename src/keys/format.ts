@@ -15,8 +15,8 @@ const BASE = 62n;
 export const BODY_LENGTH = 43;
 export const CHECKSUM_LENGTH = 6;
 /** Characters of the body shown in `start` (about 36 of the body's 256 bits: useless to an attacker). */
-export const START_BODY_CHARS = 6;
-export const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
+const START_BODY_CHARS = 6;
+const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
 
 const IS_BASE62 = new Uint8Array(128);
 for (const c of ALPHABET) IS_BASE62[c.charCodeAt(0)] = 1;
@@ -73,7 +73,7 @@ export function generateKey(prefix: string): string {
   return head + checksum(head);
 }
 
-export function keyLength(prefix: string): number {
+function keyLength(prefix: string): number {
   return prefix.length + 1 + BODY_LENGTH + CHECKSUM_LENGTH;
 }
 

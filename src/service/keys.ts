@@ -16,11 +16,12 @@ import type {
   CreatedApiKeyView,
   KeyListView,
   ListKeysInput,
+  VerifyChecks,
   VerifyResultView,
   WhoAmIView,
 } from "../schemas";
 import { ForbiddenError, NotFoundError, ValidationError } from "./errors";
-import { type ServiceDeps, type VerifyOptions, Verifier } from "./verify";
+import { type ServiceDeps, Verifier } from "./verify";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -167,7 +168,7 @@ export class Keys {
     await this.verifier.forget(revoked);
   }
 
-  async verify(key: string, options: VerifyOptions = {}): Promise<VerifyResultView> {
+  async verify(key: string, options: VerifyChecks = {}): Promise<VerifyResultView> {
     const { code, record } = await this.verifier.verify(key, options);
     return {
       valid: code === "VALID",

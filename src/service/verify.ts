@@ -21,14 +21,14 @@ import { isWellFormedKey } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { grants, resourceAllowed } from "../keys/scopes";
 import type { KeyRecord } from "../model";
-import type { VerifyCode } from "../schemas";
+import type { VerifyChecks, VerifyCode } from "../schemas";
 import { KV_CACHE_TTL_SECONDS, KV_TTL_SECONDS, type RecordCache } from "../store/cache";
 import { D1_TIMEOUT_MS } from "../store/d1";
 import { TtlLru } from "../store/memory";
 import { type KeyStore, type Revocation, TOUCH_BATCH } from "../store/store";
 import { describeError } from "../log";
 
-export const LAST_USED_INTERVAL_MS = 60_000;
+const LAST_USED_INTERVAL_MS = 60_000;
 /** How long one last-use flush may keep writing, and when a flush that never finished is given up. */
 const FLUSH_BUDGET_MS = 10_000;
 const STALE_FLUSH_MS = 45_000;
@@ -39,7 +39,7 @@ const RECORD_MEMORY_MS = 60_000;
  * lifetime, plus the KV edge's cache of it, plus this isolate's memory of it, plus a minute's margin
  * for a deferred KV put that lands after the revoke's delete).
  */
-export const REVOCATION_MEMORY_MS = (KV_TTL_SECONDS + KV_CACHE_TTL_SECONDS + 60) * 1000 + RECORD_MEMORY_MS;
+const REVOCATION_MEMORY_MS = (KV_TTL_SECONDS + KV_CACHE_TTL_SECONDS + 60) * 1000 + RECORD_MEMORY_MS;
 /**
  * How far back each sync looks before the previous one: revoked_at is stamped before the UPDATE is
  * sent, so a revocation can commit up to a D1 timeout later, and isolates' clocks differ slightly.
@@ -59,11 +59,6 @@ export interface Verification {
   readonly code: VerifyCode;
   /** The key's record when it was found, whatever the code. */
   readonly record: KeyRecord | null;
-}
-
-export interface VerifyOptions {
-  readonly scope?: string | undefined;
-  readonly resource?: string | undefined;
 }
 
 /** Caches and sync bookkeeping that live as long as the isolate. */
@@ -102,7 +97,7 @@ export class Verifier {
     private readonly local: IsolateCache = isolateCache,
   ) {}
 
-  async verify(key: string, options: VerifyOptions = {}): Promise<Verification> {
+  async verify(key: string, options: VerifyChecks = {}): Promise<Verification> {
     if (!isWellFormedKey(key, this.deps.config.keyPrefix)) return { code: "MALFORMED", record: null };
     const hash = await sha256Hex(key);
     const now = Date.now();
