@@ -10,6 +10,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { signDevToken } from "../scripts/dev-config.mjs";
 import { generateKey } from "../src/keys/format.ts";
+import { sampleRoles, serverRoles } from "./processes.mjs";
 import { runInfo, table, writeSection } from "./results.mjs";
 import { startServer } from "./server.mjs";
 
@@ -152,9 +153,9 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-async function measure(cases) {
+async function measure(cases, roles) {
   const totals = new Map(
-    cases.map((c) => [c.id, { latencies: [], statuses: {}, seconds: 0, errors: 0, perRound: [] }]),
+    cases.map((c) => [c.id, { latencies: [], statuses: {}, seconds: 0, errors: 0, perRound: [], cpu: new Map() }]),
   );
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? cases : [...cases].reverse();
@@ -162,8 +163,12 @@ async function measure(cases) {
       process.stdout.write(`round ${round + 1}/${rounds}: case ${c.id} ${c.name} ... `);
       await load(c.requests, Math.max(1, Math.round(warmupSeconds / 2)), null);
       const sink = { latencies: [], statuses: {} };
+      const cpuBefore = sampleRoles(roles);
       const { result, seconds } = await load(c.requests, durationSeconds, sink);
+      const cpuAfter = sampleRoles(roles);
       const total = totals.get(c.id);
+      for (const [role, nanos] of cpuAfter)
+        total.cpu.set(role, (total.cpu.get(role) ?? 0) + nanos - cpuBefore.get(role));
       for (const ms of sink.latencies) total.latencies.push(ms);
       for (const [status, n] of Object.entries(sink.statuses))
         total.statuses[status] = (total.statuses[status] ?? 0) + n;
@@ -171,7 +176,9 @@ async function measure(cases) {
       total.errors += result.errors + result.timeouts;
       const rps = sink.latencies.length / seconds;
       total.perRound.push(rps);
-      console.log(`${Math.round(rps)} req/s`);
+      const workerRole = "workerd: latchkey's Worker";
+      const workerMicros = (cpuAfter.get(workerRole) - cpuBefore.get(workerRole)) / 1000 / sink.latencies.length;
+      console.log(`${Math.round(rps)} req/s, ${Math.round(workerMicros)} µs of Worker CPU per request`);
     }
   }
   return cases.map((c) => {
@@ -185,6 +192,8 @@ async function measure(cases) {
       p99: percentile(sorted, 99),
       statuses: t.statuses,
       errors: t.errors,
+      /** CPU µs per request in each role's processes. */
+      cpu: new Map([...t.cpu].map(([role, nanos]) => [role, nanos / 1000 / t.latencies.length])),
     };
   });
 }
@@ -204,7 +213,8 @@ try {
 
   console.log(`Warm-up: ${warmupSeconds} s over every case`);
   for (const c of cases) await load(c.requests, Math.max(1, Math.round(warmupSeconds / cases.length)), null);
-  const results = await measure(cases);
+  const roles = serverRoles(server.pid, port);
+  const results = await measure(cases, roles);
   const elapsed = (performance.now() - began) / 1000;
 
   const byId = new Map(results.map((r) => [r.id, r]));
@@ -240,6 +250,26 @@ try {
   ]);
   const header = ["#", "case", "req/s", "req/s per round", "p50 ms", "p99 ms", "statuses"];
 
+  // Where each request's CPU went, by process (bench/processes.mjs), and what case 2 adds to case 1.
+  const roleNames = [...roles.keys()];
+  const cpuTotal = (r) => [...r.cpu.values()].reduce((a, b) => a + b, 0);
+  const cpuHeader = ["#", ...roleNames, "all"];
+  const cpuRows = results.map((r) => [
+    r.id,
+    ...roleNames.map((role) => r.cpu.get(role).toFixed(0)),
+    cpuTotal(r).toFixed(0),
+  ]);
+  const case2 = byId.get(2);
+  const cpuGap =
+    ceiling && case2 && cpuTotal(ceiling) > 0
+      ? `CPU per request, case 2 minus case 1: ${[
+          ...roleNames.map((role) => [role, case2.cpu.get(role) - ceiling.cpu.get(role)]),
+          ["all", cpuTotal(case2) - cpuTotal(ceiling)],
+        ]
+          .map(([role, d]) => `${role} ${d >= 0 ? "+" : ""}${d.toFixed(0)} µs`)
+          .join(", ")}.`
+      : "";
+
   console.log("");
   console.table(
     Object.fromEntries(
@@ -254,6 +284,13 @@ try {
       ]),
     ),
   );
+  console.log("CPU µs per request, by process:");
+  console.table(
+    Object.fromEntries(
+      cpuRows.map(([id, ...cells]) => [id, Object.fromEntries(cpuHeader.slice(1).map((h, i) => [h, cells[i]]))]),
+    ),
+  );
+  if (cpuGap) console.log(cpuGap);
   for (const v of verdicts) console.log(v);
   console.log(`(${elapsed.toFixed(0)} s in all)`);
 
@@ -268,6 +305,12 @@ ${info}
 ${table(header, rows)}
 
 ${verdicts.map((v) => `- ${v}`).join("\n")}
+
+CPU µs per request, by process (Linux /proc schedstat, every thread; measured runs only):
+
+${table(cpuHeader, cpuRows)}
+
+${cpuGap}
 
 Cases 3 and 4 are failed authentications: AUTH_FAILURE_LIMITER (100 per 60 s per client, wrangler.toml) answers 429 once a
 client is over it, as it would for a real brute-force attempt; the status mix shows how many requests reached each answer.`,

@@ -14,12 +14,17 @@ Written by \`npm run bench\` (HTTP, through wrangler dev) and \`npm run bench:ve
 function in-process). Each script replaces only its own section below; the notes are kept.
 `;
 
-function version(pkg) {
-  try {
-    return JSON.parse(readFileSync(`${root}node_modules/${pkg}/package.json`, "utf8")).version;
-  } catch {
-    return "?";
+/** The version of `pkg` as `within` (a package that may hold its own copy) resolves it. */
+function version(pkg, within = null) {
+  const places = [...(within ? [`node_modules/${within}/node_modules/${pkg}`] : []), `node_modules/${pkg}`];
+  for (const place of places) {
+    try {
+      return JSON.parse(readFileSync(`${root}${place}/package.json`, "utf8")).version;
+    } catch {
+      // not there: try the next place
+    }
   }
+  return "?";
 }
 
 function commit() {
@@ -41,7 +46,7 @@ export function runInfo(command) {
       .loadavg()
       .map((l) => l.toFixed(2))
       .join(" ")} at start`,
-    `- Versions: Node ${process.versions.node}, wrangler ${version("wrangler")}, workerd ${version("workerd")}, autocannon ${version("autocannon")}, esbuild ${version("esbuild")}; latchkey ${commit()}`,
+    `- Versions: Node ${process.versions.node}, wrangler ${version("wrangler")}, workerd ${version("workerd", "wrangler")} (wrangler dev's), miniflare ${version("miniflare")}, autocannon ${version("autocannon")}, esbuild ${version("esbuild")}; latchkey ${commit()}`,
     `- Command: \`${command}\``,
   ].join("\n");
 }

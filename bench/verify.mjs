@@ -1,18 +1,27 @@
 // npm run bench:verify [-- --calls N] [--no-write]
-// Bundles bench/verify.ts (which imports src/service/verify.ts) with esbuild, runs it in this Node
-// process with a warm cache and in-memory stores, and prints the CPU microseconds per verification
-// (process.cpuUsage: user + system, all threads). Writes its section of bench/RESULTS.md.
+// The verification microbenchmark (bench/verify.ts) in the two runtimes that matter:
+// - workerd, what production runs: bench/verify-worker.ts in Miniflare (the workerd wrangler dev
+//   uses). Each timed loop is one request; its CPU is the workerd process's, read from /proc around
+//   the request (bench/processes.mjs), less an empty request's.
+// - Node, with its own WebCrypto: process.cpuUsage() around the loop (user + system, all threads).
+// Prints CPU microseconds per verification and per request through the router, and writes its
+// section of bench/RESULTS.md.
 import { build } from "esbuild";
-import { mkdtempSync, rmSync } from "node:fs";
+import { Miniflare, convertV4MiniflareOptions } from "miniflare";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { root } from "../scripts/dev-config.mjs";
+import { cpuNanos, processTree } from "./processes.mjs";
 import { runInfo, table, writeSection } from "./results.mjs";
 
 const TARGET_MICROS = 20;
 const BETTER_AUTH_MICROS = 560;
+/** Rounds per runtime, in alternating order; each case keeps its least disturbed (cheapest) round. */
+const ROUNDS = 3;
 
 const { values } = parseArgs({
   options: { calls: { type: "string", default: "200000" }, "no-write": { type: "boolean" } },
@@ -22,90 +31,197 @@ if (!Number.isInteger(calls) || calls < 100_000) {
   console.error("--calls must be a whole number of at least 100000");
   process.exit(2);
 }
+const callsFor = { verify: calls, router: Math.max(20_000, Math.round(calls / 4)) };
 
 const info = runInfo(`npm run bench:verify${calls === 200000 ? "" : ` -- --calls ${calls}`}`);
 const dir = mkdtempSync(join(os.tmpdir(), "latchkey-bench-"));
-const outfile = join(dir, "verify.mjs");
-const routerCalls = Math.max(20_000, Math.round(calls / 4));
-let results;
-let routerResults;
-let rounds;
-let inFlight;
-try {
+
+/** Bundles a bench entry point for Node or workerd. */
+async function bundle(entry, platform) {
+  const outfile = join(dir, `${platform}.mjs`);
   await build({
-    entryPoints: [`${root}bench/verify.ts`],
+    entryPoints: [`${root}bench/${entry}`],
     bundle: true,
-    platform: "node",
     format: "esm",
-    target: "node22",
-    outfile,
     logLevel: "warning",
+    outfile,
+    ...(platform === "node"
+      ? { platform: "node", target: "node22" }
+      : { platform: "browser", target: "es2022", conditions: ["workerd", "worker", "browser"] }),
   });
-  const { runVerifyBench, runRouterBench, ROUNDS, IN_FLIGHT } = await import(pathToFileURL(outfile).href);
-  rounds = ROUNDS;
-  inFlight = IN_FLIGHT;
-  const clocks = { cpu: () => process.cpuUsage(), wallMillis: () => performance.now() };
-  results = await runVerifyBench(clocks, calls);
-  routerResults = await runRouterBench(clocks, routerCalls);
+  return outfile;
+}
+
+/** A runtime: the suites' case names, and prepare/run of one case with its cost measured. */
+async function nodeRuntime() {
+  const { benchSuites } = await import(pathToFileURL(await bundle("verify.ts", "node")).href);
+  const suites = await benchSuites();
+  return {
+    name: "Node",
+    cases: (suite) => suites[suite],
+    prepare: (suite, index) => suites[suite][index].prepare(),
+    async run(suite, index, n) {
+      const cpu0 = process.cpuUsage();
+      const wall0 = performance.now();
+      const counts = await suites[suite][index].run(n);
+      const wall = performance.now() - wall0;
+      const cpu = process.cpuUsage(cpu0);
+      return { cpuMicros: cpu.user + cpu.system, user: cpu.user, system: cpu.system, wallMicros: wall * 1000, counts };
+    },
+    close: async () => undefined,
+  };
+}
+
+async function workerdRuntime() {
+  const toml = readFileSync(`${root}wrangler.toml`, "utf8");
+  // Miniflare 5 takes a new options shape; the classic one (one Worker, its script) converts to it.
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      modules: true,
+      modulesRoot: dir,
+      scriptPath: await bundle("verify-worker.ts", "workerd"),
+      compatibilityDate: /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)[1],
+      compatibilityFlags: ["nodejs_compat"],
+    }),
+  );
+  const send = async (path) => {
+    const response = await mf.dispatchFetch(`http://bench${path}`, { method: path === "/list" ? "GET" : "POST" });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`workerd ${path}: ${response.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const list = await send("/list");
+  const workerd = processTree(process.pid).find(({ cmdline }) => /\bworkerd\b/.test(cmdline.split(" ")[0]));
+  if (!workerd) throw new Error("Cannot find Miniflare's workerd process under this one (Linux /proc needed)");
+  const timedRequest = async (path) => {
+    const cpu0 = cpuNanos(workerd.pid);
+    const wall0 = performance.now();
+    const counts = await send(path);
+    return { cpuMicros: (cpuNanos(workerd.pid) - cpu0) / 1000, wallMicros: (performance.now() - wall0) * 1000, counts };
+  };
+  // What a request costs with an empty loop: subtracted from every timed request.
+  let overhead = { cpuMicros: Infinity, wallMicros: Infinity };
+  for (let i = 0; i < 20; i++) {
+    const empty = await timedRequest("/run/verify/0?calls=0");
+    overhead = {
+      cpuMicros: Math.min(overhead.cpuMicros, empty.cpuMicros),
+      wallMicros: Math.min(overhead.wallMicros, empty.wallMicros),
+    };
+  }
+  return {
+    name: "workerd",
+    cases: (suite) => list[suite],
+    prepare: (suite, index) => send(`/prepare/${suite}/${index}`),
+    async run(suite, index, n) {
+      const r = await timedRequest(`/run/${suite}/${index}?calls=${n}`);
+      return {
+        ...r,
+        cpuMicros: r.cpuMicros - overhead.cpuMicros,
+        wallMicros: r.wallMicros - overhead.wallMicros,
+        user: null,
+        system: null,
+      };
+    },
+    close: () => mf.dispose(),
+  };
+}
+
+/** Every case of both suites, ROUNDS times in alternating order; per case the cheapest round, per call. */
+async function measure(runtime) {
+  const best = { verify: [], router: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const suite of ["verify", "router"]) {
+      const indexes = runtime.cases(suite).map((_, i) => i);
+      for (const index of round % 2 === 0 ? indexes : indexes.reverse()) {
+        const { name, inFlight } = runtime.cases(suite)[index];
+        process.stdout.write(`${runtime.name}, round ${round + 1}/${ROUNDS}: ${name.trim()} ... `);
+        const n = callsFor[suite];
+        await runtime.prepare(suite, index);
+        const r = await runtime.run(suite, index, n);
+        const result = {
+          name,
+          inFlight,
+          cpu: r.cpuMicros / n,
+          user: r.user === null ? null : r.user / n,
+          system: r.system === null ? null : r.system / n,
+          wall: r.wallMicros / n,
+          counts: r.counts,
+        };
+        console.log(`${result.cpu.toFixed(2)} µs CPU per call`);
+        if (!best[suite][index] || result.cpu < best[suite][index].cpu) best[suite][index] = result;
+      }
+    }
+  }
+  return best;
+}
+
+const byRuntime = {};
+try {
+  for (const start of [workerdRuntime, nodeRuntime]) {
+    const runtime = await start();
+    try {
+      byRuntime[runtime.name] = await measure(runtime);
+    } finally {
+      await runtime.close();
+    }
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const sub = (r) => r.name.trim().startsWith("of which");
 const µs = (n) => n.toFixed(2);
-const rowsOf = (list) =>
-  list.map((r) => [
-    sub(r) ? `&nbsp;&nbsp;${r.name.trim()}` : r.name,
-    µs(r.cpuMicrosPerCall),
-    `${µs(r.userMicrosPerCall)} / ${µs(r.systemMicrosPerCall)}`,
-    µs(r.wallMicrosPerCall),
-    sub(r) ? "-" : `${r.storageReads} / ${r.storageWrites} / ${r.syncs}`,
-  ]);
+const sub = (name) => name.trim().startsWith("of which");
+const counts = ({ reads, writes, syncs }) => `${reads} / ${writes} / ${syncs}`;
 const header = [
   "case",
-  "CPU µs per call",
-  "user / system",
-  "wall µs per call",
-  "storage reads / writes / syncs in loop",
+  "workerd: CPU µs per call",
+  "workerd: wall µs",
+  "Node: CPU µs per call",
+  "Node: user / system",
+  "Node: wall µs",
+  "storage reads / writes / syncs in loop (workerd; Node)",
 ];
-const named = (list, name) => list.find((r) => r.name === name);
-const warm = named(results, "warm verify (1,000 keys)").cpuMicrosPerCall;
-const warmInFlight = named(results, `warm verify, ${inFlight} in flight`).cpuMicrosPerCall;
-const sha = named(results, "  of which: SHA-256 (WebCrypto)").cpuMicrosPerCall;
-const shaInFlight = named(results, `  of which: SHA-256, ${inFlight} in flight`).cpuMicrosPerCall;
+const rowsOf = (suite) =>
+  byRuntime.workerd[suite].map((w, i) => {
+    const n = byRuntime.Node[suite][i];
+    return [
+      sub(w.name) ? `&nbsp;&nbsp;${w.name.trim()}` : w.name,
+      µs(w.cpu),
+      µs(w.wall),
+      µs(n.cpu),
+      `${µs(n.user)} / ${µs(n.system)}`,
+      µs(n.wall),
+      sub(w.name) ? "-" : `${counts(w.counts)}; ${counts(n.counts)}`,
+    ];
+  });
+const named = (runtime, suite, name) => byRuntime[runtime][suite].find((r) => r.name === name).cpu;
 const met = (value) => (value <= TARGET_MICROS ? "met" : "NOT met");
+const warmWorkerd = named("workerd", "verify", "warm verify (1,000 keys)");
+const warmNode = named("Node", "verify", "warm verify (1,000 keys)");
+const warmNodeInFlight = byRuntime.Node.verify[1].cpu;
+const shaWorkerd = named("workerd", "verify", "  of which: SHA-256 (WebCrypto)");
+const shaNode = named("Node", "verify", "  of which: SHA-256 (WebCrypto)");
 const verdict = [
-  `Warm verify: ${µs(warmInFlight)} µs CPU with ${inFlight} in flight (target ≤ ${TARGET_MICROS} µs: ${met(warmInFlight)}),`,
-  `${µs(warm)} µs one call at a time (${met(warm)}); SHA-256 alone costs ${µs(shaInFlight)} and ${µs(sha)} µs,`,
-  `so most of the difference is Node's thread-pool hand-off. better-auth's api-key plugin: ~${BETTER_AUTH_MICROS} µs.`,
+  `Warm verify in workerd: ${µs(warmWorkerd)} µs CPU per call, one call at a time (target ≤ ${TARGET_MICROS} µs: ${met(warmWorkerd)}).`,
+  `In Node: ${µs(warmNode)} µs one at a time (${met(warmNode)}), ${µs(warmNodeInFlight)} µs with ${byRuntime.Node.verify[1].inFlight} in flight;`,
+  `SHA-256 alone costs ${µs(shaNode)} µs there against ${µs(shaWorkerd)} µs in workerd: Node runs WebCrypto's digest on its thread pool.`,
+  `better-auth's api-key plugin: ~${BETTER_AUTH_MICROS} µs.`,
 ].join(" ");
-const extra = (a, b) => µs(named(routerResults, a).cpuMicrosPerCall - named(routerResults, b).cpuMicrosPerCall);
-const routerNote = `A warm key through the router costs ${extra("GET /v1/whoami, warm key", "GET /healthz")} µs CPU more than GET /healthz one at a time, ${extra(`GET /v1/whoami, warm key, ${inFlight} in flight`, `GET /healthz, ${inFlight} in flight`)} µs with ${inFlight} in flight.`;
+const routerExtra = (runtime, inFlight) => {
+  const cases = byRuntime[runtime].router;
+  const pick = (prefix) => cases.find((r) => r.name.startsWith(prefix) && r.inFlight === inFlight).cpu;
+  return pick("GET /v1/whoami, warm key") - pick("GET /healthz");
+};
+const routerNote = `A warm key through the router costs ${µs(routerExtra("workerd", 1))} µs CPU more than GET /healthz in workerd (${µs(routerExtra("Node", 1))} µs in Node, ${µs(routerExtra("Node", 16))} µs there with 16 in flight).`;
 
-const print = (title, list) => {
-  console.log(`\n${title}`);
+for (const suite of ["verify", "router"]) {
+  console.log(`\n${suite === "verify" ? "Verifier.verify" : "Through the router (app.fetch)"}:`);
   console.table(
     Object.fromEntries(
-      list.map((r) => [
-        r.name,
-        {
-          "CPU µs": Number(µs(r.cpuMicrosPerCall)),
-          user: Number(µs(r.userMicrosPerCall)),
-          system: Number(µs(r.systemMicrosPerCall)),
-          "wall µs": Number(µs(r.wallMicrosPerCall)),
-          reads: r.storageReads,
-          writes: r.storageWrites,
-          syncs: r.syncs,
-        },
-      ]),
+      rowsOf(suite).map(([name, ...cells]) => [name, Object.fromEntries(header.slice(1).map((h, i) => [h, cells[i]]))]),
     ),
   );
-};
-print(`Verifier.verify: ${calls.toLocaleString("en")} calls per case, best of ${rounds} alternating rounds`, results);
-print(
-  `Through the router (app.fetch): ${routerCalls.toLocaleString("en")} requests per case, best of ${rounds} rounds`,
-  routerResults,
-);
+}
 console.log(verdict);
 console.log(routerNote);
 
@@ -116,22 +232,23 @@ if (!values["no-write"]) {
 
 ${info}
 
-${calls.toLocaleString("en")} calls per case over 1,000 keys, warm isolate cache, in-memory KeyStore and RecordCache
-(bench/verify.ts), best of ${rounds} alternating rounds. CPU is \`process.cpuUsage()\` (user + system, every thread of the
-process, so WebCrypto's worker threads count). Node runs \`crypto.subtle.digest\` on its thread pool: one call at a time,
-each verification pays two thread hand-offs, mostly system CPU and very sensitive to the state of the machine; workerd hashes
-synchronously. The "${inFlight} in flight" rows keep ${inFlight} calls going at once, as an isolate serving concurrent
-requests does, which amortises most of the hand-off.
+${calls.toLocaleString("en")} calls per case over 1,000 keys (${callsFor.router.toLocaleString("en")} requests per router case), warm isolate
+cache, in-memory KeyStore and RecordCache (bench/verify.ts), best of ${ROUNDS} alternating rounds per runtime.
+**workerd** (what production runs) is bench/verify-worker.ts in Miniflare; each loop is one request, and its CPU is the
+workerd process's (Linux schedstat, every thread) around that request, less an empty request's. **Node** is the same
+code bundled for Node, CPU from \`process.cpuUsage()\` (user + system, every thread). Node runs \`crypto.subtle.digest\`
+on its thread pool, so one call at a time pays two thread hand-offs (mostly system CPU, very sensitive to the state of
+the machine); the "16 in flight" rows keep 16 calls going at once, as an isolate serving concurrent requests does.
+workerd hashes synchronously.
 
-${table(header, rowsOf(results))}
+${table(header, rowsOf("verify"))}
 
 ${verdict}
 
-Through the Worker's router (\`app.fetch\` with stand-in D1 and KV, Node's Request and Response standing in for
-workerd's; ${routerCalls.toLocaleString("en")} requests per case, best of ${rounds} rounds in alternating order). Before each case the
-isolate cache is cleared and every key used once, so the loop runs warm; reads and writes are KV and D1 calls in the loop.
+Through the Worker's router (\`app.fetch\` with stand-in D1 and KV; in workerd with workerd's Request and Response, in
+Node with Node's). Before each case the isolate cache is cleared and every key used once, so the loop runs warm.
 
-${table(header, rowsOf(routerResults))}
+${table(header, rowsOf("router"))}
 
 ${routerNote}`,
   );

@@ -1,13 +1,14 @@
 /**
- * In-process microbenchmark of the verification function itself (src/service/verify.ts), without
- * HTTP: the same module the Worker runs, with the KeyStore and RecordCache interfaces implemented in
- * memory. bench/verify.mjs bundles this file with esbuild, runs it under Node (WebCrypto included)
- * and supplies the clocks, so this file needs no Node types.
+ * Microbenchmark cases for the verification function itself (src/service/verify.ts), without HTTP:
+ * the same module the Worker runs, with the KeyStore and RecordCache interfaces implemented in
+ * memory. bench/verify.mjs runs every case twice over: in Node (this file bundled, WebCrypto
+ * included, CPU read with process.cpuUsage) and in workerd (bench/verify-worker.ts, each timed loop
+ * one request, its CPU read from outside). So this file holds no clock and needs no Node types.
  *
  * The stores count their calls: a warm run that touched storage would be measuring the wrong thing,
  * so the benchmark fails instead of reporting a number.
  *
- * `runRouterBench` adds the cost of the HTTP layer (src/http/app.ts: routing, authentication, the
+ * The "router" suite adds the cost of the HTTP layer (src/http/app.ts: routing, authentication, the
  * response) by calling the Worker's router directly, with stand-in D1 and KV bindings: the CPU a
  * request costs inside the Worker, without wrangler dev's proxies and sockets.
  */
@@ -88,37 +89,32 @@ export class MemoryRecordCache implements RecordCache {
   }
 }
 
-export interface Clocks {
-  /** CPU time of the process so far, in microseconds (all threads: WebCrypto may use a pool). */
-  cpu(): { user: number; system: number };
-  /** Wall time in milliseconds. */
-  wallMillis(): number;
-}
-
-export interface CaseResult {
-  readonly name: string;
-  readonly calls: number;
-  /** Calls kept in flight at once (1: one after the other). */
-  readonly inFlight: number;
-  readonly cpuMicrosPerCall: number;
-  readonly userMicrosPerCall: number;
-  readonly systemMicrosPerCall: number;
-  readonly wallMicrosPerCall: number;
-  /** KV and D1 reads and writes during the measured loop (0 for a warm key: the run fails otherwise). */
-  readonly storageReads: number;
-  readonly storageWrites: number;
-  /** Revocation syncs during the loop: one per isolate every revocationSyncMs, not per verify. */
+/** KV and D1 calls made during a timed loop. */
+export interface StorageCounts {
+  readonly reads: number;
+  readonly writes: number;
+  /** Revocation syncs: one per isolate every revocationSyncMs, not per verify. */
   readonly syncs: number;
 }
 
+export interface BenchCase {
+  readonly name: string;
+  /** Calls kept in flight at once (1: one after the other). */
+  readonly inFlight: number;
+  /** Untimed: puts the isolate in the state the case measures (warm caches, writes settled). */
+  prepare(): Promise<void>;
+  /** The timed loop: `calls` calls; fails if a call gives the wrong answer or a warm one touches storage. */
+  run(calls: number): Promise<StorageCounts>;
+}
+
+export type Suites = Record<"verify" | "router", BenchCase[]>;
+
 const PREFIX = "lk";
-/** Rounds per benchmark; each case keeps its least disturbed round. */
-export const ROUNDS = 3;
 /**
- * Node runs crypto.subtle.digest on its thread pool, so one verification at a time pays two thread
- * hand-offs per call (mostly system CPU, and very sensitive to other load on the machine); workerd
- * hashes synchronously. Keeping several calls in flight, as an isolate serving concurrent requests
- * does, amortises the hand-off: the "in flight" rows show the cost without most of it.
+ * In Node, crypto.subtle.digest runs on the thread pool, so one verification at a time pays two
+ * thread hand-offs per call (mostly system CPU, and very sensitive to other load on the machine);
+ * workerd hashes synchronously. Keeping several calls in flight, as an isolate serving concurrent
+ * requests does, amortises the hand-off.
  */
 export const IN_FLIGHT = 16;
 const config: Config = {
@@ -159,46 +155,50 @@ function corrupt(key: string): string {
   return key.slice(0, -1) + last;
 }
 
-type Timing = Pick<
-  CaseResult,
-  "calls" | "inFlight" | "cpuMicrosPerCall" | "userMicrosPerCall" | "systemMicrosPerCall" | "wallMicrosPerCall"
->;
-
-/** Runs `run(0)` ... `run(calls - 1)`, `inFlight` at a time, and returns the cost per call. */
-async function timed(clocks: Clocks, calls: number, inFlight: number, run: (i: number) => unknown): Promise<Timing> {
-  const cpu0 = clocks.cpu();
-  const wall0 = clocks.wallMillis();
+/** Runs `call(0)` ... `call(calls - 1)`, `inFlight` at a time. */
+async function loop(calls: number, inFlight: number, call: (i: number) => unknown): Promise<void> {
   if (inFlight === 1) {
-    for (let i = 0; i < calls; i++) await run(i);
-  } else {
-    for (let i = 0; i < calls; i += inFlight) {
-      const batch: unknown[] = [];
-      for (let j = i; j < Math.min(i + inFlight, calls); j++) batch.push(run(j));
-      await Promise.all(batch);
-    }
+    for (let i = 0; i < calls; i++) await call(i);
+    return;
   }
-  const cpu1 = clocks.cpu();
-  const user = (cpu1.user - cpu0.user) / calls;
-  const system = (cpu1.system - cpu0.system) / calls;
+  for (let i = 0; i < calls; i += inFlight) {
+    const batch: unknown[] = [];
+    for (let j = i; j < Math.min(i + inFlight, calls); j++) batch.push(call(j));
+    await Promise.all(batch);
+  }
+}
+
+/** A case that counts the storage calls of its loop and refuses a warm loop that made any. */
+function storageCase(
+  name: string,
+  inFlight: number,
+  counts: () => StorageCounts,
+  prepare: () => Promise<void>,
+  call: (i: number) => Promise<void>,
+  warm: boolean,
+): BenchCase {
   return {
-    calls,
+    name,
     inFlight,
-    cpuMicrosPerCall: user + system,
-    userMicrosPerCall: user,
-    systemMicrosPerCall: system,
-    wallMicrosPerCall: ((clocks.wallMillis() - wall0) * 1000) / calls,
+    prepare,
+    async run(calls) {
+      const before = counts();
+      await loop(calls, inFlight, call);
+      const after = counts();
+      const made = {
+        reads: after.reads - before.reads,
+        writes: after.writes - before.writes,
+        syncs: after.syncs - before.syncs,
+      };
+      if (warm && made.reads + made.writes > 0) {
+        throw new Error(`${name}: a warm loop touched storage (${JSON.stringify(made)})`);
+      }
+      return made;
+    },
   };
 }
 
-/** Keeps, for each case, the round with the least CPU per call (the least disturbed). */
-function keepBest(best: CaseResult[], round: CaseResult[]): void {
-  round.forEach((result, i) => {
-    const kept = best[i];
-    if (!kept || result.cpuMicrosPerCall < kept.cpuMicrosPerCall) best[i] = result;
-  });
-}
-
-export async function runVerifyBench(clocks: Clocks, calls: number, keyCount = 1000): Promise<CaseResult[]> {
+async function verifySuite(keyCount: number): Promise<BenchCase[]> {
   const store = new MemoryKeyStore();
   const cache = new MemoryRecordCache();
   const deferred: Promise<unknown>[] = [];
@@ -214,79 +214,63 @@ export async function runVerifyBench(clocks: Clocks, calls: number, keyCount = 1
   const malformedKey = corrupt(keys[0]!);
 
   /**
-   * A fresh isolate that has just used every key: records in memory for their full lifetime (60 s,
-   * counted from when they were cached), last use written, revocations synced, the unknown key remembered.
+   * A fresh isolate that has just used every key: records in memory, last use written (its
+   * deferred writes settled), revocations synced, the unknown key remembered.
    */
   async function warm(): Promise<void> {
     local.clear();
     for (const key of keys) await verifier.verify(key);
     await verifier.verify(unknownKey);
-    await Promise.all(deferred.splice(0));
+    while (deferred.length > 0) await Promise.all(deferred.splice(0));
   }
-
-  const counts = () => ({
+  const counts = (): StorageCounts => ({
     reads: store.count.reads + cache.count.reads,
     writes: store.count.writes + cache.count.writes,
     syncs: store.count.syncs,
   });
-
-  async function measure(
+  const verifying = (
     name: string,
     pick: (i: number) => string,
     expected: string,
     { options, inFlight = 1 }: { options?: VerifyChecks; inFlight?: number } = {},
-  ): Promise<CaseResult> {
-    await warm();
-    const before = counts();
-    const timing = await timed(clocks, calls, inFlight, async (i) => {
-      const { code } = await verifier.verify(pick(i), options);
-      if (code !== expected) throw new Error(`${name}: call ${i} gave ${code}, expected ${expected}`);
-    });
-    const after = counts();
-    const result = {
+  ) =>
+    storageCase(
       name,
-      ...timing,
-      storageReads: after.reads - before.reads,
-      storageWrites: after.writes - before.writes,
-      syncs: after.syncs - before.syncs,
-    };
-    if (expected === "VALID" && result.storageReads + result.storageWrites > 0) {
-      throw new Error(`${name}: a warm verification touched storage (${JSON.stringify(result)})`);
-    }
-    return result;
-  }
-
-  async function measurePart(name: string, run: (i: number) => unknown, inFlight = 1): Promise<CaseResult> {
-    const timing = await timed(clocks, calls, inFlight, run);
-    return { name, ...timing, storageReads: 0, storageWrites: 0, syncs: 0 };
-  }
+      inFlight,
+      counts,
+      warm,
+      async (i) => {
+        const { code } = await verifier.verify(pick(i), options);
+        if (code !== expected) throw new Error(`${name}: call ${i} gave ${code}, expected ${expected}`);
+      },
+      expected === "VALID",
+    );
+  const part = (name: string, call: (i: number) => unknown, inFlight = 1): BenchCase => ({
+    name,
+    inFlight,
+    prepare: async () => undefined,
+    run: async (calls) => (await loop(calls, inFlight, call), { reads: 0, writes: 0, syncs: 0 }),
+  });
 
   const key = (i: number) => keys[i % keyCount]!;
-  const results: CaseResult[] = [];
-  // Alternating rounds, so drift hits every case alike; each case keeps its least disturbed round.
-  for (let round = 0; round < ROUNDS; round++) {
-    keepBest(results, [
-      await measure("warm verify (1,000 keys)", key, "VALID"),
-      await measure("warm verify, 16 in flight", key, "VALID", { inFlight: IN_FLIGHT }),
-      await measure("warm verify with scope", key, "VALID", { options: { scope: "models:invoke" } }),
-      await measure("unknown key (negative cache)", () => unknownKey, "NOT_FOUND"),
-      await measure("malformed key (checksum)", () => malformedKey, "MALFORMED"),
-      await measurePart("  of which: checksum check", (i) => isWellFormedKey(key(i), PREFIX)),
-      await measurePart("  of which: SHA-256 (WebCrypto)", (i) => sha256Hex(key(i))),
-      await measurePart("  of which: SHA-256, 16 in flight", (i) => sha256Hex(key(i)), IN_FLIGHT),
-    ]);
-  }
-  await Promise.all(deferred.splice(0));
-  return results;
+  return [
+    verifying("warm verify (1,000 keys)", key, "VALID"),
+    verifying(`warm verify, ${IN_FLIGHT} in flight`, key, "VALID", { inFlight: IN_FLIGHT }),
+    verifying("warm verify with scope", key, "VALID", { options: { scope: "models:invoke" } }),
+    verifying("unknown key (negative cache)", () => unknownKey, "NOT_FOUND"),
+    verifying("malformed key (checksum)", () => malformedKey, "MALFORMED"),
+    part("  of which: checksum check", (i) => isWellFormedKey(key(i), PREFIX)),
+    part("  of which: SHA-256 (WebCrypto)", (i) => sha256Hex(key(i))),
+    part(`  of which: SHA-256, ${IN_FLIGHT} in flight`, (i) => sha256Hex(key(i)), IN_FLIGHT),
+  ];
 }
 
 /**
- * CPU per request through the Worker's router (app.fetch), D1 and KV replaced by stand-ins: D1 has
- * no rows (so revocation sync finds none), KV holds the seeded records. Node's Request and Response
- * (undici) stand in for workerd's, so absolute numbers differ from a Worker's; differences between
- * cases are the point.
+ * Requests through the Worker's router (app.fetch), D1 and KV replaced by stand-ins: D1 has no rows
+ * (so revocation sync finds none), KV holds the seeded records. In Node, Node's Request and Response
+ * (undici) stand in for workerd's, so absolute numbers differ from a Worker's.
  */
-export async function runRouterBench(clocks: Clocks, calls: number, keyCount = 1000): Promise<CaseResult[]> {
+async function routerSuite(keyCount: number): Promise<BenchCase[]> {
   const kv = new Map<string, string>();
   const count = { reads: 0, writes: 0, syncs: 0 };
   const statement = {
@@ -320,64 +304,43 @@ export async function runRouterBench(clocks: Clocks, calls: number, keyCount = 1
   const keys = await seed(keyCount, async (record) => void kv.set(cacheKey(record.hash), JSON.stringify(record)));
   const malformed = corrupt(keys[0]!);
 
+  const healthz = () => new Request("https://bench/healthz");
   const whoami = (i: number) =>
     new Request("https://bench/v1/whoami", { headers: { authorization: `Bearer ${keys[i % keyCount]}` } });
-  const cases: { name: string; status: number; request: (i: number) => Request; inFlight?: number }[] = [
-    { name: "GET /healthz", status: 200, request: () => new Request("https://bench/healthz") },
-    { name: "GET /v1/whoami, warm key", status: 200, request: whoami },
-    {
-      name: "GET /v1/whoami, malformed key",
-      status: 401,
-      request: () => new Request("https://bench/v1/whoami", { headers: { authorization: `Bearer ${malformed}` } }),
-    },
-    {
-      name: "POST /v1/verify, warm key with scope",
-      status: 200,
-      request: (i) =>
-        new Request("https://bench/v1/verify", {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ key: keys[i % keyCount], scope: "models:invoke" }),
-        }),
-    },
-    {
-      name: "GET /healthz, 16 in flight",
-      status: 200,
-      request: () => new Request("https://bench/healthz"),
-      inFlight: IN_FLIGHT,
-    },
-    { name: "GET /v1/whoami, warm key, 16 in flight", status: 200, request: whoami, inFlight: IN_FLIGHT },
-  ];
-
-  async function send(c: (typeof cases)[number], i: number): Promise<void> {
-    const response = await app.fetch(c.request(i), env, ctx);
+  const malformedWhoami = () =>
+    new Request("https://bench/v1/whoami", { headers: { authorization: `Bearer ${malformed}` } });
+  const verify = (i: number) =>
+    new Request("https://bench/v1/verify", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key: keys[i % keyCount], scope: "models:invoke" }),
+    });
+  const send = async (request: Request, status: number): Promise<void> => {
+    const response = await app.fetch(request, env, ctx);
     await response.arrayBuffer();
-    if (response.status !== c.status) throw new Error(`${c.name}: status ${response.status}, expected ${c.status}`);
+    if (response.status !== status) throw new Error(`${request.url}: status ${response.status}, expected ${status}`);
+  };
+  /** A fresh isolate that has just used every key, its deferred work settled. */
+  async function warm(): Promise<void> {
+    isolateCache.clear();
+    for (let i = 0; i < keyCount; i++) await send(whoami(i), 200);
+    while (deferred.length > 0) await Promise.all(deferred.splice(0));
   }
+  const counts = (): StorageCounts => ({ ...count });
+  const requesting = (name: string, request: (i: number) => Request, status: number, inFlight = 1) =>
+    storageCase(name, inFlight, counts, warm, (i) => send(request(i), status), true);
 
-  isolateCache.clear();
-  for (const c of cases) for (let i = 0; i < 2 * keyCount; i++) await send(c, i);
+  return [
+    requesting("GET /healthz", healthz, 200),
+    requesting("GET /v1/whoami, warm key", whoami, 200),
+    requesting("GET /v1/whoami, malformed key", malformedWhoami, 401),
+    requesting("POST /v1/verify, warm key with scope", verify, 200),
+    requesting(`GET /healthz, ${IN_FLIGHT} in flight`, healthz, 200, IN_FLIGHT),
+    requesting(`GET /v1/whoami, warm key, ${IN_FLIGHT} in flight`, whoami, 200, IN_FLIGHT),
+  ];
+}
 
-  const results: CaseResult[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? cases : [...cases].reverse();
-    for (const c of order) {
-      isolateCache.clear(); // a fresh isolate that has just used every key (see warm() above)
-      for (let i = 0; i < keyCount; i++) await send(cases[1]!, i);
-      await Promise.all(deferred.splice(0));
-      const before = { ...count };
-      const timing = await timed(clocks, calls, c.inFlight ?? 1, (i) => send(c, i));
-      const result: CaseResult = {
-        name: c.name,
-        ...timing,
-        storageReads: count.reads - before.reads,
-        storageWrites: count.writes - before.writes,
-        syncs: count.syncs - before.syncs,
-      };
-      const index = cases.indexOf(c);
-      if (!results[index] || result.cpuMicrosPerCall < results[index]!.cpuMicrosPerCall) results[index] = result;
-      await Promise.all(deferred.splice(0));
-    }
-  }
-  return results;
+/** Both suites over `keyCount` keys. */
+export async function benchSuites(keyCount = 1000): Promise<Suites> {
+  return { verify: await verifySuite(keyCount), router: await routerSuite(keyCount) };
 }

@@ -32,8 +32,20 @@ const LAST_USED_INTERVAL_MS = 60_000;
 /** How long one last-use flush may keep writing, and when a flush that never finished is given up. */
 const FLUSH_BUDGET_MS = 10_000;
 const STALE_FLUSH_MS = 45_000;
-/** How long this isolate keeps a record it has read. */
-const RECORD_MEMORY_MS = 60_000;
+/**
+ * After a write, uses that fell due meanwhile wait this long for company before the next write:
+ * under steady load an isolate then makes one last-use UPDATE every couple of seconds, not one per
+ * key (each key falls due once a minute, at its own time). A lone use is written at once.
+ */
+const FLUSH_GATHER_MS = 2_000;
+/**
+ * How long this isolate keeps a record it has read. Only revocation changes a stored record (sync
+ * and `forget` handle it) and last use is tracked here, so the lifetime only bounds how long a
+ * record deleted by an operator lingers; it matches KV's. Each record gets 80-100% of it, so keys
+ * first read together are not all refetched in the same second.
+ */
+const RECORD_MEMORY_MS = KV_TTL_SECONDS * 1000;
+const recordLifetime = () => RECORD_MEMORY_MS * (0.8 + 0.2 * Math.random());
 /**
  * How long a revocation seen by sync is remembered: longer than any stale copy can live (its KV
  * lifetime, plus the KV edge's cache of it, plus this isolate's memory of it, plus a minute's margin
@@ -121,7 +133,7 @@ export class Verifier {
   remember(record: KeyRecord): void {
     const now = Date.now();
     this.local.unknown.delete(record.hash);
-    this.local.records.set(record.hash, record, now);
+    this.local.records.set(record.hash, record, now, recordLifetime());
     this.deps.defer(this.deps.cache.put(record, now));
   }
 
@@ -138,7 +150,7 @@ export class Verifier {
 
     const cached = await this.deps.cache.get(hash);
     if (cached) {
-      this.local.records.set(hash, cached, now);
+      this.local.records.set(hash, cached, now, recordLifetime());
       return cached;
     }
 
@@ -147,7 +159,7 @@ export class Verifier {
       this.local.unknown.set(hash, true, now);
       return null;
     }
-    this.local.records.set(hash, stored, now);
+    this.local.records.set(hash, stored, now, recordLifetime());
     this.deps.defer(this.deps.cache.put(stored, now));
     return stored;
   }
@@ -162,9 +174,9 @@ export class Verifier {
   }
 
   /**
-   * Writes pending uses after the response. Coalesced: while one write is in flight, the keys that
-   * fall due meanwhile wait and go together in the next, so an isolate under load makes one D1 write
-   * per round trip, not one per key; alone, a use is written at once.
+   * Writes pending uses after the response, coalesced: the first write goes at once; the uses that
+   * fall due while it is in flight, or in the FLUSH_GATHER_MS after it, go together in the next. So
+   * an isolate under load makes one last-use UPDATE every few seconds, not one per key.
    */
   private async flushUses(now: number): Promise<void> {
     const pending = this.local.pendingUses;
@@ -172,16 +184,19 @@ export class Verifier {
     try {
       // Bounded in time, well inside the waitUntil of the request that runs it; what is left waits
       // for the next use to start another flush.
-      while (pending.size > 0 && Date.now() - now < FLUSH_BUDGET_MS) {
-        const batch: string[] = [];
-        let at = 0;
-        for (const [id, usedAt] of pending) {
-          batch.push(id);
-          at = Math.max(at, usedAt);
-          if (batch.length === TOUCH_BATCH) break;
+      for (let round = 0; pending.size > 0 && Date.now() - now < FLUSH_BUDGET_MS; round++) {
+        if (round > 0) await new Promise((resolve) => setTimeout(resolve, FLUSH_GATHER_MS));
+        const due = [...pending];
+        pending.clear();
+        for (let i = 0; i < due.length; i += TOUCH_BATCH) {
+          const batch = due.slice(i, i + TOUCH_BATCH);
+          const at = Math.max(...batch.map(([, usedAt]) => usedAt));
+          await this.deps.store.touchLastUsed(
+            batch.map(([id]) => id),
+            at,
+            LAST_USED_INTERVAL_MS,
+          );
         }
-        for (const id of batch) pending.delete(id);
-        await this.deps.store.touchLastUsed(batch, at, LAST_USED_INTERVAL_MS);
       }
     } catch (error) {
       pending.clear();
