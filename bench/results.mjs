@@ -11,7 +11,7 @@ export const resultsPath = `${root}bench/RESULTS.md`;
 const HEADER = `# Benchmark results
 
 Written by \`npm run bench\` (HTTP, through wrangler dev) and \`npm run bench:verify\` (the verification
-function in-process). Each script replaces only its own section below; the notes are kept.
+function and the router, in workerd and in Node). Each script replaces only its own section below; the notes are kept.
 `;
 
 /** The version of `pkg` as `within` (a package that may hold its own copy) resolves it. */

@@ -228,7 +228,7 @@ console.log(routerNote);
 if (!values["no-write"]) {
   await writeSection(
     "verify",
-    `## In-process verification (\`npm run bench:verify\`)
+    `## Verification microbenchmark (\`npm run bench:verify\`)
 
 ${info}
 
