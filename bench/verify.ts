@@ -116,7 +116,7 @@ const PREFIX = "lk";
  * workerd hashes synchronously. Keeping several calls in flight, as an isolate serving concurrent
  * requests does, amortises the hand-off.
  */
-export const IN_FLIGHT = 16;
+const IN_FLIGHT = 16;
 const config: Config = {
   keyPrefix: PREFIX,
   jwt: { secret: null, jwksUrl: null, issuer: null, audience: null, orgClaim: "org_id", clockToleranceSeconds: 30 },
