@@ -16,6 +16,7 @@ import {
 } from "jose";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { AuthenticationError } from "../src/auth/errors";
+import { FAILURE_COOLDOWN_MS, STALE_IF_ERROR_MS } from "../src/auth/jwks";
 import { MAX_TOKEN_LENGTH, verifyUserToken } from "../src/auth/jwt";
 import { type JwtConfig, loadConfig } from "../src/config";
 import type { Env } from "../src/env";
@@ -248,6 +249,71 @@ describe("JWKS mode", () => {
       });
       await expectProblem(response, 503);
       expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+  });
+
+  /** Serves the key set at a fresh URL while `state.up`, else 502; counts the fetches. */
+  function identityProvider(keys: JWK[]) {
+    const url = `https://idp.example.test/${crypto.randomUUID()}/jwks.json`;
+    const state = { up: true, fetches: 0 };
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+      if ((input instanceof Request ? input.url : String(input)) !== url) return realFetch(input, init);
+      state.fetches++;
+      return state.up ? Response.json({ keys }) : new Response("upstream down", { status: 502 });
+    });
+    return { state, jwksEnv: envWith({ JWT_JWKS_URL: url }) };
+  }
+  const statusOf = async (jwt: string, testEnv: Env) => (await whoami(jwt, testEnv)).status;
+
+  it("after a failed fetch, answers 503 at once for FAILURE_COOLDOWN_MS instead of fetching per request", async () => {
+    const { state, jwksEnv } = identityProvider([rsa.publicJwk]);
+    state.up = false;
+    const rs256 = await sign(claims(uniqueSub()), "RS256", "rsa-1", rsa.privateKey);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      const start = Date.now();
+      for (let i = 0; i < 5; i++) expect(await statusOf(rs256, jwksEnv)).toBe(503);
+      expect(state.fetches).toBe(1);
+
+      vi.setSystemTime(start + FAILURE_COOLDOWN_MS + 1);
+      expect(await statusOf(rs256, jwksEnv)).toBe(503);
+      expect(state.fetches).toBe(2);
+
+      state.up = true;
+      vi.setSystemTime(start + 2 * (FAILURE_COOLDOWN_MS + 1));
+      expect(await statusOf(rs256, jwksEnv)).toBe(200);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("keeps accepting tokens from the keys it last fetched while the provider is down, for STALE_IF_ERROR_MS", async () => {
+    const { state, jwksEnv } = identityProvider([rsa.publicJwk]);
+    const sub = uniqueSub();
+    const longLived = { ...claims(sub), exp: now() + 3 * 3600 };
+    const rs256 = await sign(longLived, "RS256", "rsa-1", rsa.privateKey);
+    // Signed by a key the last fetched set does not hold (a key the provider might have added since).
+    const newKey = await sign(longLived, "ES256", "ec-1", ec.privateKey);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      const start = Date.now();
+      expect(await statusOf(rs256, jwksEnv)).toBe(200);
+      expect(state.fetches).toBe(1);
+
+      state.up = false;
+      vi.setSystemTime(start + 11 * 60_000); // past jose's 10-minute cache age: it refetches, and fails
+      expect(await statusOf(rs256, jwksEnv)).toBe(200);
+      expect(state.fetches).toBe(2);
+      expect(await statusOf(newKey, jwksEnv)).toBe(503); // not 401: the key may be new
+      // A forged token is still refused outright.
+      const forged = await sign(longLived, "RS256", "rsa-1", (await generateKeyPair("RS256")).privateKey);
+      expect(await statusOf(forged, jwksEnv)).toBe(401);
+
+      vi.setSystemTime(start + STALE_IF_ERROR_MS + 1); // the last good set is too old to trust
+      expect(await statusOf(rs256, jwksEnv)).toBe(503);
+    } finally {
+      vi.useRealTimers();
     }
   });
 

@@ -2,27 +2,18 @@
  * Authenticates people by JWT with jose. Production verifies against a JWKS URL (asymmetric
  * algorithms only); local development uses an HS256 secret. `exp` and `sub` are required, issuer and
  * audience are checked when configured, and the algorithm allowlist never includes `none` nor HS256
- * when a JWKS is configured (no key-confusion). Tokens over 8 KB are refused before parsing.
+ * when a JWKS is configured (no key-confusion). Tokens over 8 KB are refused before parsing. The key
+ * set and how it survives an outage of the identity provider: jwks.ts.
  */
-import { type JWTPayload, type JWTVerifyGetKey, createRemoteJWKSet, errors, jwtVerify } from "jose";
+import { type JWTPayload, type JWTVerifyGetKey, errors, jwtVerify } from "jose";
 import type { JwtConfig } from "../config";
 import type { Actor } from "../model";
 import { WELL_FORMED_ID } from "../schemas";
 import { AuthenticationError, IdentityProviderUnavailableError } from "./errors";
+import { isKeySetFailure, keySetFor } from "./jwks";
 
 export const MAX_TOKEN_LENGTH = 8192;
 const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
-
-const remoteKeySets = new Map<string, JWTVerifyGetKey>();
-
-function keySetFor(url: URL): JWTVerifyGetKey {
-  let set = remoteKeySets.get(url.href);
-  if (!set) {
-    set = createRemoteJWKSet(url, { timeoutDuration: 3000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
-    remoteKeySets.set(url.href, set);
-  }
-  return set;
-}
 
 type UserActor = Extract<Actor, { kind: "user" }>;
 
@@ -48,6 +39,7 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
     ({ payload } =
       source instanceof Uint8Array ? await jwtVerify(token, source, options) : await jwtVerify(token, source, options));
   } catch (error) {
+    if (error instanceof IdentityProviderUnavailableError) throw error;
     if (!keySet && config.jwksUrl && isKeySetFailure(error)) {
       throw new IdentityProviderUnavailableError("The identity provider's key set could not be fetched", {
         cause: error,
@@ -63,16 +55,6 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
   const org = payload[config.orgClaim];
   const orgId = typeof org === "string" && org.length > 0 && org.length <= 255 && WELL_FORMED_ID.test(org) ? org : null;
   return { kind: "user", sub, orgId };
-}
-
-/** A failure to obtain the key set (network, timeout, non-200, not a JWKS), as opposed to a bad token. */
-function isKeySetFailure(error: unknown): boolean {
-  return (
-    !(error instanceof errors.JOSEError) ||
-    error instanceof errors.JWKSTimeout ||
-    error instanceof errors.JWKSInvalid ||
-    error.code === "ERR_JOSE_GENERIC"
-  );
 }
 
 function describe(error: unknown): string {
