@@ -37,7 +37,7 @@ function resilientKeySet(url: URL): JWTVerifyGetKey {
   let failedAt = 0;
   let failure: unknown = null;
   /** The set as last seen fresh, and when. */
-  let lastGood: { readonly keys: JWTVerifyGetKey; readonly jwks: JSONWebKeySet; readonly at: number } | null = null;
+  let lastGood: { readonly keys: JWTVerifyGetKey; readonly jwks: JSONWebKeySet; at: number } | null = null;
 
   /** During an outage: the last good keys while they are recent enough, else the failure. */
   async function fromLastGood(now: number, ...args: Parameters<JWTVerifyGetKey>) {
@@ -58,7 +58,7 @@ function resilientKeySet(url: URL): JWTVerifyGetKey {
       const key = await remote(...args);
       const jwks = remote.jwks();
       if (jwks && jwks !== lastGood?.jwks) lastGood = { keys: createLocalJWKSet(jwks), jwks, at: now };
-      else if (lastGood) lastGood = { ...lastGood, at: now };
+      else if (lastGood) lastGood.at = now;
       return key;
     } catch (error) {
       if (!isKeySetFailure(error)) throw error;
