@@ -4,11 +4,19 @@
  * - after a failed fetch, tokens are answered at once (503, "try later") for FAILURE_COOLDOWN_MS,
  *   instead of every request waiting for its own fetch to time out (jose cools down only after a
  *   successful fetch);
- * - the keys of the last successful fetch stay usable for STALE_IF_ERROR_MS while the provider cannot
- *   be reached, so a short outage does not log everyone out. A token signed by a key that set does not
+ * - the keys of the last successful fetch stay usable for STALE_IF_ERROR_MS after that fetch while
+ *   the provider cannot be reached, so a short outage does not log everyone out. A token signed by a key that set does not
  *   hold is not refused (401) during an outage but answered 503: the key may be new.
  */
-import { type JSONWebKeySet, type JWTVerifyGetKey, createLocalJWKSet, createRemoteJWKSet, errors } from "jose";
+import {
+  type ExportedJWKSCache,
+  type JWKSCacheInput,
+  type JWTVerifyGetKey,
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors,
+  jwksCache,
+} from "jose";
 import { IdentityProviderUnavailableError } from "./errors";
 
 const FETCH_TIMEOUT_MS = 3_000;
@@ -28,20 +36,27 @@ export function isKeySetFailure(error: unknown): boolean {
   );
 }
 
+export function keySetUnavailable(cause: unknown): IdentityProviderUnavailableError {
+  return new IdentityProviderUnavailableError("The identity provider's key set could not be fetched", { cause });
+}
+
 function resilientKeySet(url: URL): JWTVerifyGetKey {
+  /** jose records each successful fetch here: the set and when it was fetched. */
+  const fetched: Partial<ExportedJWKSCache> = {};
   const remote = createRemoteJWKSet(url, {
     timeoutDuration: FETCH_TIMEOUT_MS,
     cooldownDuration: REFETCH_COOLDOWN_MS,
     cacheMaxAge: CACHE_MAX_AGE_MS,
+    [jwksCache]: fetched as JWKSCacheInput,
   });
   let failedAt = 0;
   let failure: unknown = null;
-  /** The set as last seen fresh, and when. */
-  let lastGood: { readonly keys: JWTVerifyGetKey; readonly jwks: JSONWebKeySet; at: number } | null = null;
+  /** The keys of the last successful fetch, and when it was made. */
+  let lastGood: { readonly keys: JWTVerifyGetKey; readonly fetchedAt: number } | null = null;
 
   /** During an outage: the last good keys while they are recent enough, else the failure. */
   async function fromLastGood(now: number, ...args: Parameters<JWTVerifyGetKey>) {
-    if (!lastGood || now - lastGood.at >= STALE_IF_ERROR_MS) throw failure;
+    if (!lastGood || now - lastGood.fetchedAt >= STALE_IF_ERROR_MS) throw failure;
     try {
       return await lastGood.keys(...args);
     } catch (error) {
@@ -56,16 +71,14 @@ function resilientKeySet(url: URL): JWTVerifyGetKey {
     if (now - failedAt < FAILURE_COOLDOWN_MS) return fromLastGood(now, ...args);
     try {
       const key = await remote(...args);
-      const jwks = remote.jwks();
-      if (jwks && jwks !== lastGood?.jwks) lastGood = { keys: createLocalJWKSet(jwks), jwks, at: now };
-      else if (lastGood) lastGood.at = now;
+      if (fetched.jwks && fetched.uat !== undefined && fetched.uat !== lastGood?.fetchedAt) {
+        lastGood = { keys: createLocalJWKSet(fetched.jwks), fetchedAt: fetched.uat };
+      }
       return key;
     } catch (error) {
       if (!isKeySetFailure(error)) throw error;
       failedAt = now;
-      failure = new IdentityProviderUnavailableError("The identity provider's key set could not be fetched", {
-        cause: error,
-      });
+      failure = keySetUnavailable(error);
       return fromLastGood(now, ...args);
     }
   };

@@ -10,7 +10,7 @@ import type { JwtConfig } from "../config";
 import type { Actor } from "../model";
 import { WELL_FORMED_ID } from "../schemas";
 import { AuthenticationError, IdentityProviderUnavailableError } from "./errors";
-import { isKeySetFailure, keySetFor } from "./jwks";
+import { isKeySetFailure, keySetFor, keySetUnavailable } from "./jwks";
 
 export const MAX_TOKEN_LENGTH = 8192;
 const ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
@@ -40,11 +40,7 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
       source instanceof Uint8Array ? await jwtVerify(token, source, options) : await jwtVerify(token, source, options));
   } catch (error) {
     if (error instanceof IdentityProviderUnavailableError) throw error;
-    if (!keySet && config.jwksUrl && isKeySetFailure(error)) {
-      throw new IdentityProviderUnavailableError("The identity provider's key set could not be fetched", {
-        cause: error,
-      });
-    }
+    if (!keySet && config.jwksUrl && isKeySetFailure(error)) throw keySetUnavailable(error);
     throw new AuthenticationError(describe(error));
   }
 

@@ -33,16 +33,11 @@ const LAST_USED_INTERVAL_MS = 60_000;
 const FLUSH_BUDGET_MS = 10_000;
 const STALE_FLUSH_MS = 45_000;
 /**
- * After a write, uses that fell due meanwhile wait this long for company before the next write:
- * under steady load an isolate then makes one last-use UPDATE every couple of seconds, not one per
- * key (each key falls due once a minute, at its own time). A lone use is written at once.
- */
-const FLUSH_GATHER_MS = 2_000;
-/**
- * How long this isolate keeps a record it has read. Only revocation changes a stored record (sync
- * and `forget` handle it) and last use is tracked here, so the lifetime only bounds how long a
- * record deleted by an operator lingers; it matches KV's. Each record gets 80-100% of it, so keys
- * first read together are not all refetched in the same second.
+ * How long this isolate keeps a record it has read. A stored record changes only when it is revoked
+ * (sync and `forget` handle that) and when its last use is written (tracked here, in
+ * lastUsedWrites), so the lifetime only bounds how long a row deleted by an operator lingers; it
+ * matches KV's. Each record gets 80-100% of it, so keys first read together are not all refetched
+ * in the same second.
  */
 const RECORD_MEMORY_MS = KV_TTL_SECONDS * 1000;
 const recordLifetime = () => RECORD_MEMORY_MS * (0.8 + 0.2 * Math.random());
@@ -174,9 +169,9 @@ export class Verifier {
   }
 
   /**
-   * Writes pending uses after the response, coalesced: the first write goes at once; the uses that
-   * fall due while it is in flight, or in the FLUSH_GATHER_MS after it, go together in the next. So
-   * an isolate under load makes one last-use UPDATE every few seconds, not one per key.
+   * Writes pending uses after the response. Coalesced: while one write is in flight, the keys that
+   * fall due meanwhile wait and go together in the next, so an isolate under load makes one D1 write
+   * per round trip, not one per key; alone, a use is written at once.
    */
   private async flushUses(now: number): Promise<void> {
     const pending = this.local.pendingUses;
@@ -184,19 +179,16 @@ export class Verifier {
     try {
       // Bounded in time, well inside the waitUntil of the request that runs it; what is left waits
       // for the next use to start another flush.
-      for (let round = 0; pending.size > 0 && Date.now() - now < FLUSH_BUDGET_MS; round++) {
-        if (round > 0) await new Promise((resolve) => setTimeout(resolve, FLUSH_GATHER_MS));
-        const due = [...pending];
-        pending.clear();
-        for (let i = 0; i < due.length; i += TOUCH_BATCH) {
-          const batch = due.slice(i, i + TOUCH_BATCH);
-          const at = Math.max(...batch.map(([, usedAt]) => usedAt));
-          await this.deps.store.touchLastUsed(
-            batch.map(([id]) => id),
-            at,
-            LAST_USED_INTERVAL_MS,
-          );
+      while (pending.size > 0 && Date.now() - now < FLUSH_BUDGET_MS) {
+        const batch: string[] = [];
+        let at = 0;
+        for (const [id, usedAt] of pending) {
+          batch.push(id);
+          at = Math.max(at, usedAt);
+          if (batch.length === TOUCH_BATCH) break;
         }
+        for (const id of batch) pending.delete(id);
+        await this.deps.store.touchLastUsed(batch, at, LAST_USED_INTERVAL_MS);
       }
     } catch (error) {
       pending.clear();
