@@ -1,7 +1,9 @@
 // CPU time per process, read from Linux's /proc, so a benchmark can say where a request's CPU goes:
 // latchkey's Worker (its workerd process), wrangler dev's proxy (a second workerd), wrangler's Node
 // process, and the load generator. Each process's time is the sum of its threads' run time
-// (/proc/<pid>/task/<tid>/schedstat, nanoseconds). Elsewhere than Linux it reports nothing.
+// (/proc/<pid>/task/<tid>/schedstat, nanoseconds) for the threads alive when it is read: fine for
+// workerd, Node and autocannon, whose threads live as long as they do. The process tree is read once,
+// so a process restarted during a run is missed. Elsewhere than Linux it reports nothing.
 import { readFileSync, readdirSync } from "node:fs";
 
 const read = (path) => {
