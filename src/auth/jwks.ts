@@ -5,8 +5,9 @@
  *   instead of every request waiting for its own fetch to time out (jose cools down only after a
  *   successful fetch);
  * - the keys of the last successful fetch stay usable for STALE_IF_ERROR_MS after that fetch while
- *   the provider cannot be reached, so a short outage does not log everyone out. A token signed by a key that set does not
- *   hold is not refused (401) during an outage but answered 503: the key may be new.
+ *   the provider cannot be reached, so a short outage does not log everyone out. A token signed by a
+ *   key that set does not hold is not refused (401) during an outage but answered 503: the key may be
+ *   new.
  */
 import {
   type ExportedJWKSCache,
@@ -36,6 +37,7 @@ export function isKeySetFailure(error: unknown): boolean {
   );
 }
 
+/** The error for "the key set cannot be had now": a 503 with Retry-After, never a 401. */
 export function keySetUnavailable(cause: unknown): IdentityProviderUnavailableError {
   return new IdentityProviderUnavailableError("The identity provider's key set could not be fetched", { cause });
 }
