@@ -25,7 +25,7 @@ import type { VerifyChecks } from "../src/schemas";
 import { IsolateCache, Verifier, isolateCache } from "../src/service/verify";
 
 /** The D1 stand-in: a map by hash and by id. */
-export class MemoryKeyStore implements KeyStore {
+class MemoryKeyStore implements KeyStore {
   readonly byHash = new Map<string, KeyRecord>();
   readonly count = { reads: 0, writes: 0, syncs: 0 };
 
@@ -70,7 +70,7 @@ export class MemoryKeyStore implements KeyStore {
 }
 
 /** The KV stand-in: JSON strings by hash, as KV holds them. */
-export class MemoryRecordCache implements RecordCache {
+class MemoryRecordCache implements RecordCache {
   readonly values = new Map<string, string>();
   readonly count = { reads: 0, writes: 0 };
 
@@ -305,10 +305,10 @@ async function routerSuite(keyCount: number): Promise<BenchCase[]> {
   const malformed = corrupt(keys[0]!);
 
   const healthz = () => new Request("https://bench/healthz");
-  const whoami = (i: number) =>
-    new Request("https://bench/v1/whoami", { headers: { authorization: `Bearer ${keys[i % keyCount]}` } });
-  const malformedWhoami = () =>
-    new Request("https://bench/v1/whoami", { headers: { authorization: `Bearer ${malformed}` } });
+  const whoamiWith = (key: string) =>
+    new Request("https://bench/v1/whoami", { headers: { authorization: `Bearer ${key}` } });
+  const whoami = (i: number) => whoamiWith(keys[i % keyCount]!);
+  const malformedWhoami = () => whoamiWith(malformed);
   const verify = (i: number) =>
     new Request("https://bench/v1/verify", {
       method: "POST",
