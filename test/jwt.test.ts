@@ -32,7 +32,7 @@ function claims(sub: string): Record<string, unknown> {
 }
 
 /** A client no other test shares, so failed authentications never reach the rate limit. */
-const freshClient = () => ({ "cf-connecting-ip": `2001:db8::${crypto.randomUUID().slice(0, 4)}` });
+const freshClient = () => ({ "cf-connecting-ip": `2001:db8:${crypto.randomUUID().slice(0, 4)}::1` });
 
 async function whoami(jwt: string, testEnv?: Env): Promise<Response> {
   return call("GET", "/v1/whoami", {
@@ -241,7 +241,7 @@ describe("JWKS mode", () => {
     });
     const jwksEnv = envWith({ JWT_JWKS_URL: jwksUrl });
     const rs256 = await sign(claims(uniqueSub()), "RS256", "rsa-1", rsa.privateKey);
-    const client = { "cf-connecting-ip": `2001:db8::${crypto.randomUUID().slice(0, 4)}` };
+    const client = freshClient();
     for (let i = 0; i < 3; i++) {
       const response = await call("GET", "/v1/whoami", {
         headers: { authorization: `Bearer ${rs256}`, ...client },

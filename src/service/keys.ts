@@ -21,7 +21,7 @@ import type {
   WhoAmIView,
 } from "../schemas";
 import { ForbiddenError, NotFoundError, ValidationError } from "./errors";
-import { type ServiceDeps, Verifier } from "./verify";
+import { type ServiceDeps, type Verification, Verifier } from "./verify";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -42,6 +42,18 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
     revoked_at: iso(r.revokedAt),
     last_used_at: iso(r.lastUsedAt),
     metadata: r.metadata === null ? null : { ...r.metadata },
+  };
+}
+
+function verdictView({ code, record }: Verification): VerifyResultView {
+  return {
+    valid: code === "VALID",
+    code,
+    key_id: record?.id ?? null,
+    owner: record ? { type: record.owner.type, id: record.owner.id } : null,
+    scopes: record ? [...record.scopes] : [],
+    resources: record?.resources ? [...record.resources] : null,
+    expires_at: record ? iso(record.expiresAt) : null,
   };
 }
 
@@ -169,16 +181,13 @@ export class Keys {
   }
 
   async verify(key: string, options: VerifyChecks = {}): Promise<VerifyResultView> {
-    const { code, record } = await this.verifier.verify(key, options);
-    return {
-      valid: code === "VALID",
-      code,
-      key_id: record?.id ?? null,
-      owner: record ? { type: record.owner.type, id: record.owner.id } : null,
-      scopes: record ? [...record.scopes] : [],
-      resources: record?.resources ? [...record.resources] : null,
-      expires_at: record ? iso(record.expiresAt) : null,
-    };
+    return verdictView(await this.verifier.verify(key, options));
+  }
+
+  /** The verdict from this isolate's memory alone, or null when it would take storage (see Verifier). */
+  async verifyFromMemory(key: string, options: VerifyChecks = {}): Promise<VerifyResultView | null> {
+    const verification = await this.verifier.fromMemory(key, options);
+    return verification && verdictView(verification);
   }
 
   whoami(actor: Actor): WhoAmIView {
