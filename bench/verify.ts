@@ -119,8 +119,19 @@ const PREFIX = "lk";
 const IN_FLIGHT = 16;
 const config: Config = {
   keyPrefix: PREFIX,
-  jwt: { secret: null, jwksUrl: null, issuer: null, audience: null, orgClaim: "org_id", clockToleranceSeconds: 30 },
+  jwt: {
+    secret: null,
+    jwksUrl: null,
+    issuer: null,
+    audience: null,
+    orgClaim: "org_id",
+    clockToleranceSeconds: 30,
+    maxAgeSeconds: 86_400,
+    rolesClaim: "roles",
+    adminRoles: ["admin"],
+  },
   revocationSyncMs: 5000,
+  verifyAccess: { kind: "open" },
   errors: [],
 };
 

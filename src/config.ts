@@ -15,20 +15,39 @@ export interface JwtConfig {
   /** The claim that names the caller's workspace. */
   readonly orgClaim: string;
   readonly clockToleranceSeconds: number;
+  /** The longest lifetime (exp - iat) a token may have, in seconds; null: no cap (and iat optional). */
+  readonly maxAgeSeconds: number | null;
+  /** The claim that lists the caller's roles: a string or an array of strings. */
+  readonly rolesClaim: string;
+  /** The roles that make a member a workspace admin; empty: every member is one. */
+  readonly adminRoles: readonly string[];
 }
+
+/**
+ * Who may call POST /v1/verify: anyone (`open`), only callers presenting `token` (VERIFY_TOKEN), or
+ * nobody (`refused`: VERIFY_TOKEN is set but unusable, so the endpoint fails closed).
+ */
+export type VerifyAccess =
+  { readonly kind: "open" } | { readonly kind: "token"; readonly token: string } | { readonly kind: "refused" };
 
 export interface Config {
   readonly keyPrefix: string;
   readonly jwt: JwtConfig;
   /** How often each isolate pulls new revocations from D1 (the bound on cross-location revocation). */
   readonly revocationSyncMs: number;
+  readonly verifyAccess: VerifyAccess;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
 
 const MIN_JWT_SECRET_LENGTH = 32;
+const MIN_VERIFY_TOKEN_LENGTH = 32;
 const DEFAULT_PREFIX = "lk";
 const DEFAULT_SYNC_SECONDS = 5;
+const DEFAULT_MAX_AGE_SECONDS = 86_400;
+/** A cap longer than a year is no cap; a typo, more likely. */
+const MAX_MAX_AGE_SECONDS = 366 * 86_400;
+const DEFAULT_ADMIN_ROLES = ["admin"];
 
 const cache = new WeakMap<Env, Config>();
 
@@ -36,6 +55,22 @@ const text = (value: string | undefined): string | null => {
   const trimmed = value?.trim();
   return trimmed ? trimmed : null;
 };
+
+/** An explicit opt-in: only `true` turns it on; anything but `true`, `false` or empty is reported. */
+function optIn(name: string, value: string | undefined, errors: string[]): boolean {
+  const flag = text(value);
+  if (flag !== null && flag !== "true" && flag !== "false") errors.push(`${name} must be true or false; using false`);
+  return flag === "true";
+}
+
+/** A comma-separated list; absent: `fallback`; set but empty: the empty list. */
+function list(value: string | undefined, fallback: readonly string[]): readonly string[] {
+  if (value === undefined) return fallback;
+  return value
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
 
 export function loadConfig(env: Env): Config {
   let config = cache.get(env);
@@ -65,10 +100,28 @@ function readConfig(env: Env): Config {
     const local = url?.hostname === "localhost" || url?.hostname === "127.0.0.1";
     if (url && (url.protocol === "https:" || (url.protocol === "http:" && local))) {
       jwksUrl = url;
-      if (!text(env.JWT_ISSUER) || !text(env.JWT_AUDIENCE)) {
+      // A provider's key set signs tokens for every app it serves: without both checks, a token issued
+      // for another app (or by another tenant of a shared provider) would be accepted here.
+      const checks = [
+        {
+          claim: "JWT_ISSUER",
+          value: env.JWT_ISSUER,
+          optOut: "JWT_ALLOW_ANY_ISSUER",
+          allowAny: env.JWT_ALLOW_ANY_ISSUER,
+        },
+        {
+          claim: "JWT_AUDIENCE",
+          value: env.JWT_AUDIENCE,
+          optOut: "JWT_ALLOW_ANY_AUDIENCE",
+          allowAny: env.JWT_ALLOW_ANY_AUDIENCE,
+        },
+      ];
+      for (const { claim, value, optOut, allowAny } of checks) {
+        if (text(value) || optIn(optOut, allowAny, errors)) continue;
         errors.push(
-          "JWT_JWKS_URL is set without JWT_ISSUER and JWT_AUDIENCE: tokens your provider issued for other apps are accepted",
+          `JWT_JWKS_URL is set without ${claim} (set ${optOut}=true to accept any); JWT authentication is disabled`,
         );
+        jwksUrl = null;
       }
     } else {
       errors.push("JWT_JWKS_URL must be an https: URL (http: only for localhost); JWT authentication is disabled");
@@ -94,6 +147,32 @@ function readConfig(env: Env): Config {
     errors.push(`REVOCATION_SYNC_SECONDS must be a number from 0.1 to 60; using ${DEFAULT_SYNC_SECONDS}`);
   }
 
+  let maxAgeSeconds: number | null = DEFAULT_MAX_AGE_SECONDS;
+  const rawMaxAge = text(env.JWT_MAX_AGE_SECONDS);
+  if (rawMaxAge !== null) {
+    const seconds = Number(rawMaxAge);
+    if (Number.isSafeInteger(seconds) && seconds >= 0 && seconds <= MAX_MAX_AGE_SECONDS) {
+      maxAgeSeconds = seconds === 0 ? null : seconds;
+    } else {
+      errors.push(
+        `JWT_MAX_AGE_SECONDS must be a whole number of seconds from 0 (no cap) to ${MAX_MAX_AGE_SECONDS}; using ${DEFAULT_MAX_AGE_SECONDS}`,
+      );
+    }
+  }
+
+  let verifyAccess: VerifyAccess = { kind: "open" };
+  const verifyToken = text(env.VERIFY_TOKEN);
+  if (verifyToken !== null) {
+    if (verifyToken.length >= MIN_VERIFY_TOKEN_LENGTH) {
+      verifyAccess = { kind: "token", token: verifyToken };
+    } else {
+      errors.push(
+        `VERIFY_TOKEN must be at least ${MIN_VERIFY_TOKEN_LENGTH} characters; POST /v1/verify refuses every request`,
+      );
+      verifyAccess = { kind: "refused" };
+    }
+  }
+
   return {
     keyPrefix,
     jwt: {
@@ -103,8 +182,12 @@ function readConfig(env: Env): Config {
       audience: text(env.JWT_AUDIENCE),
       orgClaim: text(env.JWT_ORG_CLAIM) ?? "org_id",
       clockToleranceSeconds: 30,
+      maxAgeSeconds,
+      rolesClaim: text(env.JWT_ROLES_CLAIM) ?? "roles",
+      adminRoles: list(env.WORKSPACE_ADMIN_ROLES, DEFAULT_ADMIN_ROLES),
     },
     revocationSyncMs,
+    verifyAccess,
     errors,
   };
 }

@@ -6,11 +6,22 @@ export interface Env {
   KEY_CACHE: KVNamespace;
   /** Counts failed authentications per client (absent: no limit). */
   AUTH_FAILURE_LIMITER?: RateLimit;
+  /** Counts failed authentications of requests without CF-Connecting-IP, all one client (absent: AUTH_FAILURE_LIMITER). */
+  AUTH_FAILURE_LIMITER_NO_IP?: RateLimit;
+  /** Counts NOT_FOUND answers of an open POST /v1/verify per client (absent: no limit). */
+  VERIFY_MISS_LIMITER?: RateLimit;
   KEY_PREFIX?: string;
   JWT_SECRET?: string;
   JWT_JWKS_URL?: string;
   JWT_ISSUER?: string;
   JWT_AUDIENCE?: string;
   JWT_ORG_CLAIM?: string;
+  JWT_ALLOW_ANY_ISSUER?: string;
+  JWT_ALLOW_ANY_AUDIENCE?: string;
+  JWT_MAX_AGE_SECONDS?: string;
+  JWT_ROLES_CLAIM?: string;
+  WORKSPACE_ADMIN_ROLES?: string;
+  /** Secret: when set, POST /v1/verify requires `Authorization: Bearer <VERIFY_TOKEN>`. */
+  VERIFY_TOKEN?: string;
   REVOCATION_SYNC_SECONDS?: string;
 }

@@ -105,26 +105,27 @@ export class KeyService extends WorkerEntrypoint<Env> {
     const reserved = reservedKeyPath(input);
     if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
     const body = check(CreateKeyRequest, input, "input");
-    return rpcErrors(() => this.keys().create(actor, body)) as Promise<CreatedApiKeyView>;
+    return rpcErrors(() => this.#keys().create(actor, body)) as Promise<CreatedApiKeyView>;
   }
 
   async get(owner: Owner, id: string): Promise<ApiKeyView> {
     const actor = serviceActor(owner);
-    return rpcErrors(() => this.keys().get(actor, String(id))) as Promise<ApiKeyView>;
+    return rpcErrors(() => this.#keys().get(actor, String(id))) as Promise<ApiKeyView>;
   }
 
   async list(owner: Owner, options: ListKeysOptions = {}): Promise<KeyListView> {
     const actor = serviceActor(owner);
     const parsed = check(ListKeysOptionsSchema, options, "options");
-    return rpcErrors(() => this.keys().list(actor, parsed)) as Promise<KeyListView>;
+    return rpcErrors(() => this.#keys().list(actor, parsed)) as Promise<KeyListView>;
   }
 
   async revoke(owner: Owner, id: string): Promise<void> {
     const actor = serviceActor(owner);
-    return rpcErrors(() => this.keys().revoke(actor, String(id)));
+    return rpcErrors(() => this.#keys().revoke(actor, String(id)));
   }
 
-  private keys() {
+  /** Truly private (#): RPC exposes every public method of an entrypoint, and TypeScript's `private` too. */
+  #keys() {
     return createContext(this.env, this.ctx).keys;
   }
 }

@@ -13,8 +13,14 @@ z.config({
 const METADATA_MAX_BYTES = 2048;
 const utf8 = new TextEncoder();
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
-/** Owner ids (JWT subjects, workspace ids, RPC owners): no control characters, no lone surrogates. */
-export const WELL_FORMED_ID = /^[^\p{Cc}\p{Cs}]+$/u;
+/**
+ * Owner ids (JWT subjects, workspace ids, RPC owners): no control characters, no invisible format or
+ * bidi controls (\p{Cf}: U+200B, U+202E, U+2066-2069, U+FEFF...), which make one id look like another,
+ * no lone surrogates.
+ */
+export const WELL_FORMED_ID = /^[^\p{Cc}\p{Cf}\p{Cs}]+$/u;
+/** Unicode format characters: zero-width and bidi controls that make text display as what it is not. */
+const FORMAT_CHARS = /\p{Cf}/u;
 /** A UTF-16 surrogate not part of a pair: not Unicode, and D1 would store it as U+FFFD. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -44,6 +50,7 @@ const KeyName = z
   .min(1, "Must not be empty")
   .max(100, "Must be at most 100 characters")
   .refine((name) => !CONTROL_CHARS.test(name), "Must not contain control characters")
+  .refine((name) => !FORMAT_CHARS.test(name), "Must not contain invisible format or bidi control characters")
   .refine((name) => !LONE_SURROGATE.test(name), "Must be valid Unicode (no lone surrogates)");
 
 const Metadata = z

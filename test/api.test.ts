@@ -305,7 +305,7 @@ describe("meta routes", () => {
 
     for (const route of routes) {
       const op = doc.paths[route.path.replace(/:(\w+)/g, "{$1}")]![route.method]!;
-      expect(op.security.length > 0, `${route.method} ${route.path} security`).toBe(route.auth === "required");
+      expect(op.security.length > 0, `${route.method} ${route.path} security`).toBe(route.auth !== "none");
       expect(Object.keys(op.responses)).toContain(String(route.success.status));
       for (const [status, res] of Object.entries(op.responses)) {
         if (Number(status) < 400) continue;
@@ -314,6 +314,9 @@ describe("meta routes", () => {
         ]);
       }
     }
+    // POST /v1/verify: the service credential, or nothing (open unless VERIFY_TOKEN is set).
+    expect(doc.paths["/v1/verify"]!.post!.security).toEqual([{ verifyToken: [] }, {}]);
+    expect(doc.components.securitySchemes.verifyToken?.type).toBe("http");
     const create = doc.paths["/v1/keys"]!.post!;
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(["201", "401", "413", "415", "422"]));
   });

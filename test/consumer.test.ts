@@ -257,4 +257,10 @@ describe("KeyService RPC", () => {
 
     expect(await keys.verify(created.key)).toMatchObject({ valid: true, key_id: created.id });
   });
+
+  it("exposes its methods only: the helper that builds the service is not callable over the binding", async () => {
+    // RPC would run any public method, TypeScript's `private` included: it would hand out the service itself.
+    const stub = keys as unknown as Record<string, () => Promise<unknown>>;
+    expect(await failure(stub.keys!())).toMatch(/does not implement "keys"/);
+  });
 });

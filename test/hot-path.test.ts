@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import { generateKey } from "../src/keys/format";
+import { sha256Hex } from "../src/keys/hash";
 import { isolateCache } from "../src/service/verify";
 import { call, createKey, envWith, token, uniqueSub } from "./helpers";
 
@@ -227,5 +228,102 @@ describe("last-use writes", () => {
     // third only if some were verified after the second write had started).
     expect(updates).toBeGreaterThanOrEqual(2);
     expect(updates).toBeLessThanOrEqual(3);
+  });
+});
+
+describe("a client over its failed-authentication limit", () => {
+  it("gets its 429 before any storage lookup: zero D1 and KV calls, and the limiter is not asked again", async () => {
+    const { key: warm } = await createKey(await token(uniqueSub()));
+    const { key: cold, id: coldId } = await createKey(await token(uniqueSub()));
+    const { testEnv, log, reset } = countingEnv();
+    let asked = 0;
+    // A limiter that finds the client over its limit at its first failure.
+    const limitedEnv = {
+      ...testEnv,
+      AUTH_FAILURE_LIMITER: { limit: async () => (asked++, { success: false }) } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::1`;
+    const from = (authorization: string) =>
+      call("GET", "/v1/whoami", { headers: { authorization, "cf-connecting-ip": client }, env: limitedEnv });
+
+    expect((await from(`Bearer ${warm}`)).status).toBe(200); // syncs, and makes `warm` warm here
+    isolateCache.records.delete(await sha256Hex(cold)); // `cold` is a valid key this isolate has not seen
+    const first = await from(`Bearer ${generateKey("lk")}`);
+    expect(first.status).toBe(429);
+    expect(log.calls).toContain("KV.get"); // the failure that found the limit did look the key up
+    expect(asked).toBe(1);
+
+    reset();
+    for (let i = 0; i < 10; i++) {
+      for (const authorization of [`Bearer ${generateKey("lk")}`, `Api-Key ${generateKey("lk")}`, `Bearer ${cold}`]) {
+        const response = await from(authorization);
+        expect(response.status, authorization.slice(0, 8)).toBe(429);
+        expect(response.headers.get("retry-after")).toBe("60");
+      }
+    }
+    expect(log.calls).toEqual([]);
+    expect(asked).toBe(1);
+    // What memory can settle is still answered: a warm key works, from memory alone.
+    expect((await from(`Bearer ${warm}`)).status).toBe(200);
+    expect(log.calls.filter((c) => c.startsWith("KV"))).toEqual([]);
+    expect(log.queries.filter((q) => !q.includes("SET last_used_at"))).toEqual([]);
+    // Another client is not shed: the same cold key is looked up and works.
+    const other = await call("GET", "/v1/whoami", {
+      auth: cold,
+      env: limitedEnv,
+      headers: { "cf-connecting-ip": "192.0.2.7" },
+    });
+    expect(await other.json()).toMatchObject({ key_id: coldId });
+  });
+});
+
+describe("an open POST /v1/verify, for a client over its NOT_FOUND limit", () => {
+  it("answers 429 to what memory cannot settle, with zero storage calls; known keys still get their verdict", async () => {
+    const { key: warm } = await createKey(await token(uniqueSub()), { scopes: ["models:invoke"] });
+    const { testEnv, log, reset } = countingEnv();
+    const counted: string[] = [];
+    const missLimit = 2;
+    const limitedEnv = {
+      ...testEnv,
+      VERIFY_MISS_LIMITER: {
+        limit: async ({ key }: RateLimitOptions) => {
+          counted.push(key);
+          return { success: counted.filter((k) => k === key).length <= missLimit };
+        },
+      } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::1`;
+    const verifyFrom = (key: string, ip = client) =>
+      call("POST", "/v1/verify", {
+        body: { key, scope: "models:invoke" },
+        env: limitedEnv,
+        headers: { "cf-connecting-ip": ip },
+      });
+
+    // Known keys and malformed ones are not misses: never counted.
+    expect(await (await verifyFrom(warm)).json()).toMatchObject({ valid: true, code: "VALID" });
+    expect(await (await verifyFrom("lk_garbage")).json()).toMatchObject({ code: "MALFORMED" });
+    expect(counted).toEqual([]);
+    for (let i = 0; i < missLimit; i++) {
+      expect(await (await verifyFrom(generateKey("lk"))).json()).toMatchObject({ code: "NOT_FOUND" });
+    }
+    const over = await verifyFrom(generateKey("lk"));
+    expect(over.status).toBe(429);
+    expect(over.headers.get("retry-after")).toBe("60");
+    expect(counted).toHaveLength(missLimit + 1);
+    expect(new Set(counted).size).toBe(1);
+
+    reset();
+    for (let i = 0; i < 10; i++) expect((await verifyFrom(generateKey("lk"))).status).toBe(429);
+    expect(log.calls).toEqual([]);
+    expect(counted).toHaveLength(missLimit + 1); // the limiter is not asked again either
+    expect(await (await verifyFrom(warm)).json()).toMatchObject({ valid: true, code: "VALID" });
+    expect(await (await verifyFrom("lk_garbage")).json()).toMatchObject({ code: "MALFORMED" });
+    expect(log.calls.filter((c) => c.startsWith("KV"))).toEqual([]);
+    expect(log.queries.filter((q) => !q.includes("SET last_used_at"))).toEqual([]);
+
+    // Another client still gets its NOT_FOUND, counted under its own key.
+    expect(await (await verifyFrom(generateKey("lk"), "192.0.2.8")).json()).toMatchObject({ code: "NOT_FOUND" });
+    expect(counted.at(-1)).not.toBe(counted[0]);
   });
 });

@@ -7,14 +7,14 @@
 import { type IRequest, Router } from "itty-router";
 import type { z } from "zod";
 import { AuthenticationError } from "../auth/errors";
-import { authenticate } from "../auth/credentials";
+import { authenticate, authenticateVerifyCaller } from "../auth/credentials";
 import { createContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
 import { ValidationError } from "../service/errors";
 import { fieldErrors } from "../schemas";
 import { readJsonBody } from "./body";
-import { countAuthFailure } from "./limits";
+import { clientOf, countAuthFailure, overAuthFailureLimit, tooManyFailures } from "./limits";
 import { HttpError, errorToProblem, problem } from "./problem";
 import type { Route } from "./route";
 
@@ -30,12 +30,17 @@ function handlerFor(route: Route) {
   return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
     const app = createContext(env, exec);
     let actor: Actor | null = null;
-    if (route.auth === "required") {
+    if (route.auth === "required" || (route.auth === "verify" && app.config.verifyAccess.kind !== "open")) {
+      const client = clientOf(request);
+      // Over its failure limit, a client is judged from memory alone: its 429 costs no storage lookup.
+      const shed = overAuthFailureLimit(client);
+      const authorization = request.headers.get("authorization");
       try {
-        actor = await authenticate(request.headers.get("authorization"), app.config, app.keys);
+        if (route.auth === "verify") await authenticateVerifyCaller(authorization, app.config.verifyAccess);
+        else actor = await authenticate(authorization, app.config, app.keys, shed);
       } catch (error) {
         if (error instanceof AuthenticationError) {
-          const limited = await countAuthFailure(request, env);
+          const limited = shed ? tooManyFailures() : await countAuthFailure(client, env);
           if (limited) return limited;
         }
         throw error;

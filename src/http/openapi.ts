@@ -15,6 +15,7 @@ import type { Route } from "./route";
 const COMMON_PROBLEMS: Record<string, number[]> = {
   none: [404, 405, 500, 503],
   required: [401, 404, 405, 429, 500, 503],
+  verify: [401, 404, 405, 429, 500, 503],
 };
 
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
@@ -26,7 +27,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   413: "The body is over 16 KB.",
   415: "The body is not application/json.",
   422: "Validation failed; `errors` maps each field to its messages.",
-  429: "Too many failed authentications from this client (see `Retry-After`).",
+  429: "Too many failed authentications (or, on an open /v1/verify, unknown keys) from this client (see `Retry-After`).",
   500: "An unexpected error; no internals are disclosed.",
   503: "Storage is unavailable (see `Retry-After`).",
 };
@@ -61,7 +62,12 @@ function build(routes: readonly Route[]) {
       summary: route.summary,
       ...(route.description ? { description: route.description } : {}),
       tags: [route.tag],
-      security: route.auth === "required" ? [{ bearer: [] }, { apiKey: [] }] : [],
+      security:
+        route.auth === "required"
+          ? [{ bearer: [] }, { apiKey: [] }]
+          : route.auth === "verify"
+            ? [{ verifyToken: [] }, {}]
+            : [],
       ...(route.query || route.pathParams
         ? {
             requestParams: {
@@ -104,6 +110,12 @@ function build(routes: readonly Route[]) {
           in: "header",
           name: "Authorization",
           description: "`Authorization: Api-Key <API key>` (the Baseten-style scheme).",
+        },
+        verifyToken: {
+          type: "http",
+          scheme: "bearer",
+          description:
+            "`Authorization: Bearer <VERIFY_TOKEN>`: required by POST /v1/verify when the deployment sets VERIFY_TOKEN; otherwise the route is open.",
         },
       },
     },

@@ -9,7 +9,8 @@ import type { Env } from "../env";
 import type { Actor } from "../model";
 
 export type Method = "get" | "post" | "delete";
-export type AuthMode = "none" | "required";
+/** `verify`: open, unless VERIFY_TOKEN is set (then that service credential is required). */
+export type AuthMode = "none" | "required" | "verify";
 
 type Parsed<S> = S extends z.ZodType ? z.output<S> : undefined;
 

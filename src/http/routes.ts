@@ -12,6 +12,7 @@ import {
   WhoAmI,
 } from "../schemas";
 import { z } from "zod";
+import { meteredVerify } from "./limits";
 import { openApiDocument } from "./openapi";
 import { type Route, defineRoute, json } from "./route";
 
@@ -119,15 +120,16 @@ export const routes: readonly Route[] = [
     operationId: "verifyKey",
     summary: "Check a key, optionally for a scope and a resource",
     description:
-      "For services that are not Workers (Workers use the KeyService binding). Always 200 for a well-formed request; `valid` and `code` give the verdict.",
+      "For services that are not Workers (Workers use the KeyService binding). Always 200 for a well-formed request; `valid` and `code` give the verdict. When the deployment sets VERIFY_TOKEN, callers must present it; otherwise NOT_FOUND answers are rate limited per client (429).",
     tag: "verify",
-    auth: "none",
+    auth: "verify",
     body: VerifyRequest,
     success: { status: 200, description: "The verdict.", schema: VerifyResult },
     problems: [400, 413, 415, 422],
-    handle: async ({ app }, { body }) => {
+    handle: async ({ app, env, request }, { body }) => {
       const { key, ...options } = body;
-      return json(await app.keys.verify(key, options));
+      if (app.config.verifyAccess.kind !== "open") return json(await app.keys.verify(key, options));
+      return meteredVerify(request, env, app.keys, key, options);
     },
   }),
 ];

@@ -2,9 +2,10 @@
  * The key lifecycle: create, list, get, revoke and verify, on behalf of an Actor. Both the HTTP
  * routes and the RPC entrypoint call this; it knows no HTTP and no SQL.
  *
- * Authorization lives here: a person manages their own keys and their workspace's; a key manages
- * its owner's keys only with `keys:read` / `keys:write`, and may only create keys weaker than itself
- * (attenuation: scopes it covers, a subset of its resources, an expiry no later than its own).
+ * Authorization lives here: a person manages their own keys, reads their workspace's, and creates
+ * and revokes those only as a workspace admin; a key manages its owner's keys only with `keys:read` /
+ * `keys:write`, and may only create or revoke keys no more powerful than itself (attenuation: scopes
+ * it covers, a subset of its resources, an expiry no later than its own).
  */
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
@@ -21,7 +22,7 @@ import type {
   WhoAmIView,
 } from "../schemas";
 import { ForbiddenError, NotFoundError, ValidationError } from "./errors";
-import { type ServiceDeps, Verifier } from "./verify";
+import { type ServiceDeps, type Verification, Verifier } from "./verify";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -42,6 +43,18 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
     revoked_at: iso(r.revokedAt),
     last_used_at: iso(r.lastUsedAt),
     metadata: r.metadata === null ? null : { ...r.metadata },
+  };
+}
+
+function verdictView({ code, record }: Verification): VerifyResultView {
+  return {
+    valid: code === "VALID",
+    code,
+    key_id: record?.id ?? null,
+    owner: record ? { type: record.owner.type, id: record.owner.id } : null,
+    scopes: record ? [...record.scopes] : [],
+    resources: record?.resources ? [...record.resources] : null,
+    expires_at: record ? iso(record.expiresAt) : null,
   };
 }
 
@@ -71,6 +84,43 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
   throw new ValidationError({ cursor: ["Invalid cursor: pass next_cursor from a previous page"] }, "query");
 }
 
+/** The powers a key has, as far as attenuation compares them. */
+type Powers = Pick<KeyRecord, "scopes" | "resources" | "expiresAt">;
+
+/**
+ * Attenuation: `key` (`what`, for messages) must be no more powerful than `holder`, the key making
+ * the request: scopes it covers, resources within its own, an expiry no later than its own. Throws a
+ * ForbiddenError naming the first power exceeded.
+ */
+function requireWithin(holder: Powers, key: Powers, what: string): void {
+  const uncovered = firstUncovered(holder.scopes, key.scopes);
+  if (uncovered !== undefined) {
+    throw new ForbiddenError(
+      "scopes",
+      `Scope "${uncovered}" is not covered by the scopes of the key making this request`,
+    );
+  }
+  if (!resourcesWithin(holder.resources, key.resources)) {
+    throw new ForbiddenError(
+      "resources",
+      `${what}'s resources must be a subset of the resources of the key making this request`,
+    );
+  }
+  if (holder.expiresAt !== null && (key.expiresAt === null || key.expiresAt > holder.expiresAt)) {
+    throw new ForbiddenError(
+      "expires_at",
+      `${what} must expire no later than the key making this request (${iso(holder.expiresAt)})`,
+    );
+  }
+}
+
+/** Only a workspace admin (WORKSPACE_ADMIN_ROLES) creates, changes or revokes workspace keys. */
+function requireWorkspaceAdmin(actor: Extract<Actor, { kind: "user" }>): void {
+  if (!actor.workspaceAdmin) {
+    throw new ForbiddenError("role", "Only a workspace admin may create, change or revoke workspace keys");
+  }
+}
+
 export class Keys {
   readonly verifier: Verifier;
 
@@ -92,27 +142,7 @@ export class Keys {
           : Date.parse(input.expires_at)
         : (parent?.expiresAt ?? null);
 
-    if (parent) {
-      const uncovered = firstUncovered(parent.scopes, scopes);
-      if (uncovered !== undefined) {
-        throw new ForbiddenError(
-          "scopes",
-          `Scope "${uncovered}" is not covered by the scopes of the key making this request`,
-        );
-      }
-      if (!resourcesWithin(parent.resources, resources)) {
-        throw new ForbiddenError(
-          "resources",
-          "The new key's resources must be a subset of the resources of the key making this request",
-        );
-      }
-      if (parent.expiresAt !== null && (expiresAt === null || expiresAt > parent.expiresAt)) {
-        throw new ForbiddenError(
-          "expires_at",
-          `The new key must expire no later than the key making this request (${iso(parent.expiresAt)})`,
-        );
-      }
-    }
+    if (parent) requireWithin(parent, { scopes, resources, expiresAt }, "The new key");
 
     const key = generateKey(this.deps.config.keyPrefix);
     const record: KeyRecord = {
@@ -158,10 +188,15 @@ export class Keys {
     return toApiKey(await this.findVisible(actor, id));
   }
 
-  /** Revokes the key; revoking a revoked key is a no-op. Keys it created are left alone (see README). */
+  /**
+   * Revokes the key; revoking a revoked key is a no-op. Keys it created are left alone (see README).
+   * A person needs the admin role for a workspace key; a key may revoke only keys no more powerful
+   * than itself (the attenuation rule, applied to management).
+   */
   async revoke(actor: Actor, id: string): Promise<void> {
     this.requireScope(actor, "keys:write");
     const record = await this.findVisible(actor, id);
+    this.requireManagement(actor, record, "The key to revoke");
     // Already revoked (elsewhere, or by a call whose answer was lost): still evict it here.
     const revoked = record.revokedAt !== null ? record : await this.deps.store.revoke(id, Date.now());
     if (!revoked) throw new NotFoundError();
@@ -169,16 +204,13 @@ export class Keys {
   }
 
   async verify(key: string, options: VerifyChecks = {}): Promise<VerifyResultView> {
-    const { code, record } = await this.verifier.verify(key, options);
-    return {
-      valid: code === "VALID",
-      code,
-      key_id: record?.id ?? null,
-      owner: record ? { type: record.owner.type, id: record.owner.id } : null,
-      scopes: record ? [...record.scopes] : [],
-      resources: record?.resources ? [...record.resources] : null,
-      expires_at: record ? iso(record.expiresAt) : null,
-    };
+    return verdictView(await this.verifier.verify(key, options));
+  }
+
+  /** The verdict from this isolate's memory alone, or null when it would take storage (see Verifier). */
+  async verifyFromMemory(key: string, options: VerifyChecks = {}): Promise<VerifyResultView | null> {
+    const verification = await this.verifier.fromMemory(key, options);
+    return verification && verdictView(verification);
   }
 
   whoami(actor: Actor): WhoAmIView {
@@ -202,6 +234,16 @@ export class Keys {
     if (actor.kind === "api_key" && !grants(actor.key.scopes, scope)) {
       throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`);
     }
+  }
+
+  /**
+   * May the actor change or revoke `record` (which it can see)? A person: their own keys, and their
+   * workspace's if they are a workspace admin. A key: keys no more powerful than itself. A trusted
+   * service: any key of its owner.
+   */
+  private requireManagement(actor: Actor, record: KeyRecord, what: string): void {
+    if (actor.kind === "user" && record.owner.type === "workspace") requireWorkspaceAdmin(actor);
+    if (actor.kind === "api_key") requireWithin(actor.key, record, what);
   }
 
   /** Whose keys the actor may see and manage. */
@@ -228,6 +270,7 @@ export class Keys {
         if (actor.orgId === null) {
           throw new ValidationError({ owner: ["Your token names no workspace, so it cannot own a workspace key"] });
         }
+        requireWorkspaceAdmin(actor);
         return { type: "workspace", id: actor.orgId };
       case "api_key":
         if (requested !== undefined && requested !== actor.key.owner.type) {

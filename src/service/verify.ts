@@ -111,6 +111,25 @@ export class Verifier {
     if (now - this.local.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
 
     const record = this.local.records.get(hash, now) ?? (await this.lookup(hash, now));
+    return this.judge(hash, record, options, now);
+  }
+
+  /**
+   * The verdict this isolate's memory alone can give, or null when it would take storage (a key not
+   * in memory, or memory too long unsynced to trust). For clients over a failure limit
+   * (http/limits.ts): no KV, no D1, no sync.
+   */
+  async fromMemory(key: string, options: VerifyChecks = {}): Promise<Verification | null> {
+    if (!isWellFormedKey(key, this.deps.config.keyPrefix)) return { code: "MALFORMED", record: null };
+    const hash = await sha256Hex(key);
+    const now = Date.now();
+    if (now - this.local.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
+    const record = this.local.records.get(hash, now);
+    if (record) return this.judge(hash, record, options, now);
+    return this.local.unknown.get(hash, now) ? { code: "NOT_FOUND", record: null } : null;
+  }
+
+  private judge(hash: string, record: KeyRecord | null, options: VerifyChecks, now: number): Verification {
     if (!record) return { code: "NOT_FOUND", record: null };
     if (record.revokedAt !== null || this.local.revoked.has(hash)) return { code: "REVOKED", record };
     if (record.expiresAt !== null && record.expiresAt <= now) return { code: "EXPIRED", record };
