@@ -20,7 +20,12 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
-          bindings: { JWT_SECRET: TEST_JWT_SECRET, TEST_MIGRATIONS: migrations },
+          bindings: {
+            JWT_SECRET: TEST_JWT_SECRET,
+            TEST_MIGRATIONS: migrations,
+            // The suite runs with both kinds of imported key enabled (test/import.test.ts).
+            LEGACY_KEY_FORMATS: "sanctum,opaque:sk_live_",
+          },
           // The example consumer (examples/consumer), for test/consumer.test.ts: the tests call it
           // through CONSUMER; it calls latchkey through a real service binding to KeyService.
           serviceBindings: { CONSUMER: "latchkey-consumer" },

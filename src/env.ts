@@ -13,4 +13,8 @@ export interface Env {
   JWT_AUDIENCE?: string;
   JWT_ORG_CLAIM?: string;
   REVOCATION_SYNC_SECONDS?: string;
+  /** Imported key formats accepted: comma list of `sanctum` and `opaque:<prefix>` (default: none). */
+  LEGACY_KEY_FORMATS?: string;
+  /** Vendor dialects to mount: comma list of replicas, fastapi, autocalls, baseten (default: all). */
+  DIALECTS?: string;
 }

@@ -2,7 +2,8 @@
  * Key verification: the hot path every key-authenticated request takes, shared by HTTP
  * authentication, POST /v1/verify and the RPC `verify`.
  *
- * Checksum first (no storage for a malformed key), then SHA-256, then three layers: this isolate's
+ * Checksum first (no storage for a malformed key; imported keys in other formats are recognised by
+ * shape, keys/legacy.ts), then SHA-256, then three layers: this isolate's
  * memory, KV, D1. A record found in D1 is put in KV (never past its expiry); an unknown hash is
  * remembered briefly so repeated guesses do not reach D1. Revocation and expiry are checked on every
  * call, so a cached record cannot outlive them.
@@ -19,6 +20,7 @@
 import type { Config } from "../config";
 import { isWellFormedKey } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
+import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
 import type { KeyRecord } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
@@ -105,13 +107,25 @@ export class Verifier {
   ) {}
 
   async verify(key: string, options: VerifyChecks = {}): Promise<Verification> {
-    if (!isWellFormedKey(key, this.deps.config.keyPrefix)) return { code: "MALFORMED", record: null };
-    const hash = await sha256Hex(key);
+    let hash: string;
+    let alternate: AlternateCredential | null = null;
+    if (isWellFormedKey(key, this.deps.config.keyPrefix)) {
+      hash = await sha256Hex(key);
+    } else {
+      // Not a bare latchkey key: the Sanctum form of one, or an imported key in an enabled format.
+      alternate = alternateCredential(key, this.deps.config.keyPrefix, this.deps.config.legacyFormats);
+      if (!alternate) return { code: "MALFORMED", record: null };
+      hash = await sha256Hex(alternate.material);
+    }
     const now = Date.now();
     if (now - this.local.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
 
     const record = this.local.records.get(hash, now) ?? (await this.lookup(hash, now));
     if (!record) return { code: "NOT_FOUND", record: null };
+    // A key counts only in its own format (and, in the Sanctum form, under its own id).
+    if ((record.format ?? null) !== (alternate?.format ?? null) || (alternate?.keyId ?? record.id) !== record.id) {
+      return { code: "NOT_FOUND", record: null };
+    }
     if (record.revokedAt !== null || this.local.revoked.has(hash)) return { code: "REVOKED", record };
     if (record.expiresAt !== null && record.expiresAt <= now) return { code: "EXPIRED", record };
     if (options.scope !== undefined && !grants(record.scopes, options.scope)) {
