@@ -257,6 +257,13 @@ describe("imported keys' formats (LEGACY_KEY_FORMATS)", () => {
     for (const candidate of [alnum(40), `7|${alnum(40)}`, `sk_live_${alnum(24)}`]) {
       expect(await verify({ key: candidate }, none), candidate).toMatchObject({ code: "MALFORMED" });
     }
+    // A configured prefix overlapping latchkey's is refused, so a malformed latchkey key stays free.
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const overlapping = { ...testEnv, LEGACY_KEY_FORMATS: "opaque:lk,opaque:lk_live_" };
+    for (const candidate of [`lk_${alnum(49)}`, `lk_live_${alnum(24)}`]) {
+      expect(await verify({ key: candidate }, overlapping), candidate).toMatchObject({ code: "MALFORMED" });
+    }
+    vi.restoreAllMocks();
     expect(log.calls).toEqual([]);
   });
 

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../src/env";
 import { generateKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
+import { parseLegacyFormats } from "../src/keys/legacy";
 import { isolateCache } from "../src/service/verify";
 import { cacheKey } from "../src/store/cache";
 import { call, createKey, envWith, expectProblem, tableSnapshot, token, uniqueSub } from "./helpers";
@@ -388,5 +389,20 @@ describe("KeyService.import (RPC)", () => {
       (error: Error) => error.message,
     );
     expect(message).toMatch(/^\[invalid\] input: keys\.0\.hash/);
+  });
+});
+
+describe("LEGACY_KEY_FORMATS", () => {
+  it("accepts sanctum and opaque:<prefix> entries, and reports and leaves out anything else", () => {
+    expect(parseLegacyFormats(" sanctum , opaque:sk_live_,opaque:sk_live_", "lk")).toEqual({
+      formats: { sanctum: true, prefixes: ["sk_live_"] },
+      errors: [],
+    });
+    for (const entry of ["bcrypt", "opaque:", "opaque:s", "opaque:1abc_", "opaque:lk", "opaque:lk_x_", "sk_live_"]) {
+      const { formats, errors } = parseLegacyFormats(`sanctum,${entry}`, "lk");
+      expect(formats, entry).toEqual({ sanctum: true, prefixes: [] });
+      expect(errors, entry).toEqual([expect.stringContaining(`"${entry}"`)]);
+    }
+    expect(parseLegacyFormats(null, "lk")).toEqual({ formats: { sanctum: false, prefixes: [] }, errors: [] });
   });
 });

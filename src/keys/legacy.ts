@@ -63,7 +63,9 @@ export function parseLegacyFormats(
       continue;
     }
     const prefix = entry.startsWith("opaque:") ? entry.slice("opaque:".length) : null;
-    if (prefix === null || !OPAQUE_PREFIX.test(prefix) || prefix.startsWith(`${keyPrefix}_`)) {
+    // A prefix overlapping latchkey's would make malformed latchkey keys cost lookups.
+    const overlaps = prefix !== null && (prefix.startsWith(`${keyPrefix}_`) || `${keyPrefix}_`.startsWith(prefix));
+    if (prefix === null || !OPAQUE_PREFIX.test(prefix) || overlaps) {
       errors.push(
         `LEGACY_KEY_FORMATS entry "${entry}" is not "sanctum" nor "opaque:<prefix>" (2-32 letters, digits, _ or -, starting with a letter, not latchkey's own prefix); ignored`,
       );
@@ -75,8 +77,7 @@ export function parseLegacyFormats(
 }
 
 /** Which accepted format a bare string is in, or null. Opaque prefixes are checked first. */
-function legacyShape(candidate: string, keyPrefix: string, formats: LegacyFormats): AlternateCredential | null {
-  if (candidate.startsWith(`${keyPrefix}_`)) return null; // a malformed latchkey key
+function legacyShape(candidate: string, formats: LegacyFormats): AlternateCredential | null {
   for (const prefix of formats.prefixes) {
     if (candidate.startsWith(prefix) && OPAQUE_BODY.test(candidate.slice(prefix.length))) {
       return { material: candidate, format: "opaque", keyId: null };
@@ -97,7 +98,7 @@ export function alternateCredential(
 ): AlternateCredential | null {
   if (candidate.length > MAX_LENGTH) return null;
   const bar = candidate.indexOf("|");
-  if (bar === -1) return legacyShape(candidate, keyPrefix, formats);
+  if (bar === -1) return legacyShape(candidate, formats);
   const id = candidate.slice(0, bar);
   const secret = candidate.slice(bar + 1);
   if (UUID_V4.test(id) && isWellFormedKey(secret, keyPrefix)) return { material: secret, format: null, keyId: id };

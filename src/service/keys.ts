@@ -141,11 +141,10 @@ export class Keys {
     }
     if (Object.keys(errors).length > 0) throw new ValidationError(errors);
 
-    const seen = new Set<string>();
-    const fresh = records.filter((r) => !seen.has(r.hash) && seen.add(r.hash));
-    const inserted = await this.deps.store.insertNew(fresh);
+    // A hash repeated in the batch conflicts with its first occurrence, in the same transaction.
+    const inserted = await this.deps.store.insertNew(records);
     const stored = new Map<string, string>();
-    fresh.forEach((record, i) => {
+    records.forEach((record, i) => {
       if (!inserted[i]) return;
       stored.set(record.hash, record.id);
       this.verifier.remember(record);
