@@ -5,6 +5,7 @@
  */
 import type { Env } from "./env";
 import { isValidPrefix } from "./keys/format";
+import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
 
 export interface JwtConfig {
   /** HS256 secret (local development). Ignored when `jwksUrl` is set. */
@@ -36,9 +37,16 @@ export interface Config {
   /** How often each isolate pulls new revocations from D1 (the bound on cross-location revocation). */
   readonly revocationSyncMs: number;
   readonly verifyAccess: VerifyAccess;
+  /** Imported key formats verification accepts besides latchkey's own (LEGACY_KEY_FORMATS). */
+  readonly legacyFormats: LegacyFormats;
+  /** The vendor dialects mounted (DIALECTS; see src/http/dialects). */
+  readonly dialects: readonly DialectName[];
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
+
+export const DIALECT_NAMES = ["replicas", "fastapi", "autocalls", "baseten"] as const;
+export type DialectName = (typeof DIALECT_NAMES)[number];
 
 const MIN_JWT_SECRET_LENGTH = 32;
 const MIN_VERIFY_TOKEN_LENGTH = 32;
@@ -173,6 +181,20 @@ function readConfig(env: Env): Config {
     }
   }
 
+  const legacy = parseLegacyFormats(text(env.LEGACY_KEY_FORMATS), keyPrefix);
+  errors.push(...legacy.errors);
+
+  // Absent: every dialect; empty: none. An unknown name is reported and mounts nothing in its place.
+  const dialects: DialectName[] = [];
+  for (const name of (env.DIALECTS ?? DIALECT_NAMES.join(",")).split(",").map((n) => n.trim())) {
+    if (!name) continue;
+    if ((DIALECT_NAMES as readonly string[]).includes(name)) {
+      if (!dialects.includes(name as DialectName)) dialects.push(name as DialectName);
+    } else {
+      errors.push(`DIALECTS names an unknown dialect "${name}" (known: ${DIALECT_NAMES.join(", ")}); not mounted`);
+    }
+  }
+
   return {
     keyPrefix,
     jwt: {
@@ -188,6 +210,8 @@ function readConfig(env: Env): Config {
     },
     revocationSyncMs,
     verifyAccess,
+    legacyFormats: legacy.formats,
+    dialects,
     errors,
   };
 }

@@ -24,4 +24,8 @@ export interface Env {
   /** Secret: when set, POST /v1/verify requires `Authorization: Bearer <VERIFY_TOKEN>`. */
   VERIFY_TOKEN?: string;
   REVOCATION_SYNC_SECONDS?: string;
+  /** Imported key formats accepted: comma list of `sanctum` and `opaque:<prefix>` (default: none). */
+  LEGACY_KEY_FORMATS?: string;
+  /** Vendor dialects to mount: comma list of replicas, fastapi, autocalls, baseten (default: all). */
+  DIALECTS?: string;
 }

@@ -2,6 +2,7 @@
  * The domain model shared by the service and the stores. Times are epoch milliseconds here and
  * RFC 3339 strings only at the API boundary (see `toApiKey` in service/keys.ts).
  */
+import type { LegacyFormat } from "./keys/legacy";
 
 export type OwnerType = "user" | "workspace";
 
@@ -26,6 +27,8 @@ export interface KeyRecord {
   readonly revokedAt: number | null;
   readonly lastUsedAt: number | null;
   readonly metadata: Readonly<Record<string, unknown>> | null;
+  /** An imported key's own format (keys/legacy.ts); absent for latchkey's keys. */
+  readonly format?: LegacyFormat;
 }
 
 /** Who is asking. */

@@ -17,6 +17,8 @@ import type { Actor, Owner } from "./model";
 import {
   type ApiKeyView as ApiKeyJson,
   CreateKeyRequest,
+  ImportKeysRequest,
+  type ImportResultView,
   ListKeysOptions as ListKeysOptionsSchema,
   VerifyOptions,
   type VerifyResultView,
@@ -35,7 +37,7 @@ export const OwnerInput = z.strictObject({
 /** RPC carries values JSON cannot (Date, Map, BigInt, undefined, NaN): metadata must be JSON, as over HTTP. */
 const JsonMetadata = z.looseObject({ metadata: z.record(z.string(), z.json()).nullable().optional() });
 
-export type { Owner, VerifyResultView };
+export type { ImportResultView, Owner, VerifyResultView };
 
 /**
  * The views as a binding types them. Metadata is JSON, but typed `unknown` (as in schemas.ts) it
@@ -51,6 +53,7 @@ export interface KeyListView {
 export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
 export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
+export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
 
 /** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
 function check<S extends z.ZodType>(schema: S, value: unknown, argument: string): z.output<S> {
@@ -106,6 +109,16 @@ export class KeyService extends WorkerEntrypoint<Env> {
     if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
     const body = check(CreateKeyRequest, input, "input");
     return rpcErrors(() => this.#keys().create(actor, body)) as Promise<CreatedApiKeyView>;
+  }
+
+  /** POST /v1/keys/import for `owner`: existing keys registered by hash (see README). */
+  async import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView> {
+    const actor = serviceActor(owner);
+    check(z.looseObject({ keys: z.array(JsonMetadata) }), input, "input");
+    const reserved = reservedKeyPath(input);
+    if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
+    const body = check(ImportKeysRequest, input, "input");
+    return rpcErrors(() => this.#keys().import(actor, body));
   }
 
   async get(owner: Owner, id: string): Promise<ApiKeyView> {

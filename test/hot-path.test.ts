@@ -327,3 +327,74 @@ describe("an open POST /v1/verify, for a client over its NOT_FOUND limit", () =>
     expect(counted.at(-1)).not.toBe(counted[0]);
   });
 });
+
+describe("imported keys' formats (LEGACY_KEY_FORMATS)", () => {
+  const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const alnum = (length: number) =>
+    Array.from(crypto.getRandomValues(new Uint8Array(length)), (b) => ALNUM[b % ALNUM.length]).join("");
+
+  it("a string in no accepted form touches no storage, whatever formats are enabled", async () => {
+    const { testEnv, log } = countingEnv();
+    const none = { ...testEnv, LEGACY_KEY_FORMATS: "" };
+    isolateCache.clear(); // a fresh isolate: a lookup would sync revocations first
+    const neither = [
+      `pk_live_${alnum(24)}`, // a prefix not enabled
+      `sk_live_${alnum(8)}`, // too short
+      `sk_live_${alnum(20)}.x`, // a character no key has
+      alnum(39), // too short for a Sanctum secret
+      `x|${alnum(40)}`, // a Sanctum id is digits
+      `12|${alnum(39)}`,
+      `${crypto.randomUUID()}|lk_garbage`, // the <id>|<key> form needs a well-formed key
+      `1|${generateKey("lk")}`, // ...and the key's UUID
+    ];
+    for (const candidate of neither) {
+      expect(await verify({ key: candidate }, testEnv), candidate).toMatchObject({ code: "MALFORMED" });
+      expect((await whoami(candidate, testEnv)).status).toBe(401);
+    }
+    for (const candidate of [alnum(40), `7|${alnum(40)}`, `sk_live_${alnum(24)}`]) {
+      expect(await verify({ key: candidate }, none), candidate).toMatchObject({ code: "MALFORMED" });
+    }
+    // A configured prefix overlapping latchkey's is refused, so a malformed latchkey key stays free.
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const overlapping = { ...testEnv, LEGACY_KEY_FORMATS: "opaque:lk,opaque:lk_live_" };
+    for (const candidate of [`lk_${alnum(49)}`, `lk_live_${alnum(24)}`]) {
+      expect(await verify({ key: candidate }, overlapping), candidate).toMatchObject({ code: "MALFORMED" });
+    }
+    vi.restoreAllMocks();
+    expect(log.calls).toEqual([]);
+  });
+
+  it("a random string in an enabled form costs one lookup, then nothing while it is remembered as unknown", async () => {
+    const { testEnv, log, reset } = countingEnv();
+    await verify({ key: generateKey("lk") }, testEnv); // makes the revocation sync fresh
+    for (const guess of [alnum(40), `sk_live_${alnum(24)}`]) {
+      reset();
+      expect(await verify({ key: guess }, testEnv)).toMatchObject({ code: "NOT_FOUND" });
+      expect(log.calls).toEqual(["KV.get", "DB.prepare"]);
+      reset();
+      for (let i = 0; i < 5; i++) {
+        expect(await verify({ key: guess }, testEnv)).toMatchObject({ code: "NOT_FOUND" });
+        expect((await whoami(guess, testEnv)).status).toBe(401);
+      }
+      expect(log.calls).toEqual([]);
+    }
+  });
+
+  it("a warm imported key verifies with no storage at all, in either of its forms", async () => {
+    const secret = alnum(40);
+    const jwt = await token(uniqueSub());
+    const imported = await call("POST", "/v1/keys/import", {
+      auth: jwt,
+      body: { keys: [{ hash: await sha256Hex(secret), name: "laravel", format: "sanctum" }] },
+    });
+    expect(imported.status).toBe(200);
+    const { testEnv, log, reset } = countingEnv();
+    expect((await whoami(`3|${secret}`, testEnv)).status).toBe(200); // warm: last use written
+    reset();
+    for (let i = 0; i < 10; i++) {
+      expect((await whoami(`3|${secret}`, testEnv)).status).toBe(200);
+      expect(await verify({ key: secret }, testEnv)).toMatchObject({ valid: true });
+    }
+    expect(log.calls).toEqual([]);
+  });
+});

@@ -1,9 +1,11 @@
 /**
  * Reads the caller's credentials from the Authorization header and turns them into an Actor:
  * `Bearer <JWT>` for people, `Bearer <key>` or `Api-Key <key>` for machines. A bearer token that
- * starts with the key prefix is a key; anything else is treated as a JWT.
+ * starts with the key prefix, or is in another accepted key form (keys/legacy.ts: never a JWT's, which
+ * has dots), is a key; anything else is treated as a JWT.
  */
 import type { Config, VerifyAccess } from "../config";
+import { alternateCredential } from "../keys/legacy";
 import type { Actor } from "../model";
 import type { VerifyCode } from "../schemas";
 import type { Keys } from "../service/keys";
@@ -31,7 +33,10 @@ function readCredential(authorization: string | null, config: Config): Credentia
     case "api-key":
       return { kind: "key", key: value };
     case "bearer":
-      return value.startsWith(`${config.keyPrefix}_`) ? { kind: "key", key: value } : { kind: "jwt", token: value };
+      return value.startsWith(`${config.keyPrefix}_`) ||
+        alternateCredential(value, config.keyPrefix, config.legacyFormats) !== null
+        ? { kind: "key", key: value }
+        : { kind: "jwt", token: value };
     default:
       throw new AuthenticationError("Use the Bearer or Api-Key authorization scheme");
   }
@@ -82,4 +87,12 @@ async function sameSecret(presented: string, expected: string): Promise<boolean>
     crypto.subtle.digest("SHA-256", encoder.encode(expected)),
   ]);
   return crypto.subtle.timingSafeEqual(a, b);
+}
+
+/** For routes a person must call (a JWT): an API key is refused before it is looked up. */
+export async function authenticatePerson(authorization: string | null, config: Config): Promise<Actor> {
+  const credential = readCredential(authorization, config);
+  if (credential.kind !== "jwt")
+    throw new AuthenticationError("This endpoint requires a JWT; API keys are not accepted");
+  return verifyUserToken(credential.token, config.jwt);
 }

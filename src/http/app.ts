@@ -1,19 +1,21 @@
 /**
  * The itty-router application. A request flows one way: route -> authenticate -> validate ->
- * service. Unknown paths get 404, known paths with another method 405 (with Allow), and every
+ * service. Unknown paths get 404, known paths with another method 405 (with Allow); a route with
+ * its own error format (a dialect's) answers every failure in that shape. Every
  * response gets `X-Content-Type-Options: nosniff` and, unless a route says otherwise,
  * `Cache-Control: no-store`.
  */
 import { type IRequest, Router } from "itty-router";
 import type { z } from "zod";
 import { AuthenticationError } from "../auth/errors";
-import { authenticate, authenticateVerifyCaller } from "../auth/credentials";
+import { authenticate, authenticatePerson, authenticateVerifyCaller } from "../auth/credentials";
 import { createContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
 import { ValidationError } from "../service/errors";
 import { fieldErrors } from "../schemas";
 import { readJsonBody } from "./body";
+import { renderFailure } from "./failure";
 import { clientOf, countAuthFailure, overAuthFailureLimit, tooManyFailures } from "./limits";
 import { HttpError, errorToProblem, problem } from "./problem";
 import type { Route } from "./route";
@@ -26,29 +28,43 @@ function parse(schema: z.ZodType, value: unknown, source: "body" | "query"): unk
   return result.data;
 }
 
-function handlerFor(route: Route) {
-  return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
+function handlerFor(route: Route, routes: readonly Route[]) {
+  const handle = async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
     const app = createContext(env, exec);
     let actor: Actor | null = null;
-    if (route.auth === "required" || (route.auth === "verify" && app.config.verifyAccess.kind !== "open")) {
+    const authenticates =
+      route.auth === "required" ||
+      route.auth === "person" ||
+      (route.auth === "verify" && app.config.verifyAccess.kind !== "open");
+    if (authenticates) {
       const client = clientOf(request);
       // Over its failure limit, a client is judged from memory alone: its 429 costs no storage lookup.
       const shed = overAuthFailureLimit(client);
       const authorization = request.headers.get("authorization");
       try {
         if (route.auth === "verify") await authenticateVerifyCaller(authorization, app.config.verifyAccess);
+        else if (route.auth === "person") actor = await authenticatePerson(authorization, app.config);
         else actor = await authenticate(authorization, app.config, app.keys, shed);
       } catch (error) {
         if (error instanceof AuthenticationError) {
           const limited = shed ? tooManyFailures() : await countAuthFailure(client, env);
-          if (limited) return limited;
+          if (limited) return route.errorFormat ? renderFailure(route.errorFormat, limited) : limited;
         }
         throw error;
       }
     }
     const query = route.query ? parse(route.query, { ...request.query }, "query") : undefined;
-    const body = route.body ? parse(route.body, await readJsonBody(request), "body") : undefined;
-    return route.handle({ request, env, app, actor, params: request.params }, { query, body });
+    const body = route.body ? parse(route.body, await readJsonBody(request, route.bodyOptions), "body") : undefined;
+    return route.handle({ request, env, app, actor, params: request.params, routes }, { query, body });
+  };
+  const format = route.errorFormat;
+  if (!format) return handle;
+  return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
+    try {
+      return await handle(request, env, exec);
+    } catch (error) {
+      return renderFailure(format, error);
+    }
   };
 }
 
@@ -77,19 +93,21 @@ export function createApp(routes: readonly Route[]) {
         withStandardHeaders(response instanceof Response ? response : errorToProblem(new Error("no response"))),
     ],
   });
-  for (const route of routes) router[route.method](route.path, handlerFor(route));
+  for (const route of routes) router[route.method](route.path, handlerFor(route, routes));
 
-  const patterns = router.routes.map(([method, pattern]) => ({ method, pattern }));
+  const patterns = router.routes.map(([method, pattern], i) => ({ method, pattern, route: routes[i] }));
   router.all("*", (request: IRequest) => {
     const { pathname } = new URL(request.url);
-    const allowed = new Set(
-      patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname)).map((p) => p.method),
-    );
+    const matching = patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname));
+    const allowed = new Set(matching.map((p) => p.method));
     if (allowed.size === 0) throw new HttpError(404, { detail: `No route for ${pathname}` });
-    return problem(405, {
+    const error = new HttpError(405, {
       detail: `Use ${[...allowed].join(", ")} for this path`,
       headers: { Allow: [...allowed].join(", ") },
     });
+    // A path of a dialect answers in its page's shape.
+    const format = matching.find((p) => p.route?.errorFormat)?.route?.errorFormat;
+    return format ? renderFailure(format, error) : problem(405, error.init);
   });
   return router;
 }

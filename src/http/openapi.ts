@@ -12,10 +12,30 @@ import {
 import { Problem } from "../schemas";
 import type { Route } from "./route";
 
-const COMMON_PROBLEMS: Record<string, number[]> = {
+const COMMON_PROBLEMS: Record<Route["auth"], number[]> = {
   none: [404, 405, 500, 503],
   required: [401, 404, 405, 429, 500, 503],
   verify: [401, 404, 405, 429, 500, 503],
+  person: [401, 404, 405, 429, 500, 503],
+};
+
+const SECURITY: Record<Route["auth"], Record<string, string[]>[]> = {
+  none: [],
+  required: [{ bearer: [] }, { apiKey: [] }],
+  // Open unless VERIFY_TOKEN is set: the empty requirement says "or none".
+  verify: [{ verifyToken: [] }, {}],
+  person: [{ bearer: [] }],
+};
+
+const TAGS: Record<string, string> = {
+  keys: "The key lifecycle.",
+  verify: "Key verification for services.",
+  auth: "The caller's identity.",
+  meta: "Health and this document.",
+  replicas: "Drop-in for Replicas' `POST /v1/user/api-keys` (JWT only; errors `{ error, details }`).",
+  fastapi: "Drop-in for a FastAPI `POST /api/auth/api-keys/` (errors are ProblemDetail).",
+  autocalls: "Drop-in for Autocalls' Laravel Sanctum API keys (`token` is `<id>|<key>`; Laravel's error shapes).",
+  baseten: "Drop-in for Baseten's `POST /v1/api_keys` (key types; FastAPI's error shapes).",
 };
 
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
@@ -32,11 +52,16 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   503: "Storage is unavailable (see `Retry-After`).",
 };
 
-let cached: ReturnType<typeof createDocument> | undefined;
+/** One document per route list (the mounted dialects decide the list). */
+const cached = new WeakMap<readonly Route[], ReturnType<typeof createDocument>>();
 
 export function openApiDocument(routes: readonly Route[]): ReturnType<typeof createDocument> {
-  cached ??= build(routes);
-  return cached;
+  let document = cached.get(routes);
+  if (!document) {
+    document = build(routes);
+    cached.set(routes, document);
+  }
+  return document;
 }
 
 function build(routes: readonly Route[]) {
@@ -51,10 +76,15 @@ function build(routes: readonly Route[]) {
         ...(route.success.headers ? { headers: route.success.headers } : {}),
       },
     };
-    for (const status of statuses) {
+    const format = route.errorFormat;
+    for (const latchkeyStatus of statuses) {
+      const status = format?.status?.(latchkeyStatus) ?? latchkeyStatus;
+      if (responses[String(status)]) continue;
       responses[String(status)] = {
-        description: PROBLEM_DESCRIPTIONS[status] ?? "A problem.",
-        content: { "application/problem+json": { schema: Problem } },
+        description: PROBLEM_DESCRIPTIONS[latchkeyStatus] ?? "A problem.",
+        content: format
+          ? { [format.mediaType]: { schema: format.schema(status) } }
+          : { "application/problem+json": { schema: Problem } },
       };
     }
     const operation: ZodOpenApiOperationObject = {
@@ -62,12 +92,7 @@ function build(routes: readonly Route[]) {
       summary: route.summary,
       ...(route.description ? { description: route.description } : {}),
       tags: [route.tag],
-      security:
-        route.auth === "required"
-          ? [{ bearer: [] }, { apiKey: [] }]
-          : route.auth === "verify"
-            ? [{ verifyToken: [] }, {}]
-            : [],
+      security: SECURITY[route.auth],
       ...(route.query || route.pathParams
         ? {
             requestParams: {
@@ -92,12 +117,10 @@ function build(routes: readonly Route[]) {
       description:
         "API keys as a service: create (shown once), list, scope, expire and revoke keys, and verify them on every request.",
     },
-    tags: [
-      { name: "keys", description: "The key lifecycle." },
-      { name: "verify", description: "Key verification for services." },
-      { name: "auth", description: "The caller's identity." },
-      { name: "meta", description: "Health and this document." },
-    ],
+    tags: [...new Set(routes.map((route) => route.tag))].map((name) => ({
+      name,
+      ...(TAGS[name] ? { description: TAGS[name] } : {}),
+    })),
     components: {
       securitySchemes: {
         bearer: {

@@ -9,11 +9,15 @@
  */
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
+import { UUID_V4 } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type Actor, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
   ApiKeyView,
   CreateKeyInput,
+  ImportKeyInput,
+  ImportKeysInput,
+  ImportResultView,
   CreatedApiKeyView,
   KeyListView,
   ListKeysInput,
@@ -23,8 +27,6 @@ import type {
 } from "../schemas";
 import { ForbiddenError, NotFoundError, ValidationError } from "./errors";
 import { type ServiceDeps, type Verification, Verifier } from "./verify";
-
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -130,33 +132,15 @@ export class Keys {
 
   async create(actor: Actor, input: CreateKeyInput): Promise<CreatedApiKeyView> {
     this.requireScope(actor, "keys:write");
-    const owner = this.ownerForNewKey(actor, input.owner);
-    const parent = actor.kind === "api_key" ? actor.key : null;
-
-    const scopes = input.scopes ?? (parent ? [...parent.scopes] : ["*"]);
-    const resources = input.resources !== undefined ? input.resources : (parent?.resources ?? null);
-    const expiresAt =
-      input.expires_at !== undefined
-        ? input.expires_at === null
-          ? null
-          : Date.parse(input.expires_at)
-        : (parent?.expiresAt ?? null);
-
-    if (parent) requireWithin(parent, { scopes, resources, expiresAt }, "The new key");
-
+    const powers = this.authorizeNewKey(actor, input);
     const key = generateKey(this.deps.config.keyPrefix);
     const record: KeyRecord = {
       id: crypto.randomUUID(),
       hash: await sha256Hex(key),
       start: keyStart(key, this.deps.config.keyPrefix),
       name: input.name,
-      owner,
-      scopes,
-      resources,
-      createdBy:
-        actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service",
+      ...powers,
       createdAt: Date.now(),
-      expiresAt,
       revokedAt: null,
       lastUsedAt: null,
       metadata: input.metadata ?? null,
@@ -164,6 +148,81 @@ export class Keys {
     await this.deps.store.insert(record);
     this.verifier.remember(record);
     return { ...toApiKey(record), key };
+  }
+
+  /**
+   * Registers existing keys by hash, all or nothing: every item is checked (and authorized as a
+   * create would be) before any is stored. A hash already stored, or repeated in the batch, is a
+   * conflict, reported per item.
+   */
+  async import(actor: Actor, input: ImportKeysInput): Promise<ImportResultView> {
+    this.requireScope(actor, "keys:write");
+    const errors: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+    const records: KeyRecord[] = [];
+    for (const [i, item] of input.keys.entries()) {
+      const problem = await this.importProblem(item);
+      if (problem) {
+        errors[`keys.${i}.${problem.field}`] = [problem.message];
+        continue;
+      }
+      let powers: ReturnType<Keys["authorizeNewKey"]>;
+      try {
+        powers = this.authorizeNewKey(actor, item);
+      } catch (error) {
+        if (error instanceof ForbiddenError) throw new ForbiddenError(`keys.${i}.${error.exceeded}`, error.message);
+        if (error instanceof ValidationError) {
+          for (const [field, messages] of Object.entries(error.errors)) errors[`keys.${i}.${field}`] = messages;
+          continue;
+        }
+        throw error;
+      }
+      records.push({
+        id: crypto.randomUUID(),
+        hash: item.hash,
+        start: item.start ?? "",
+        name: item.name,
+        ...powers,
+        createdAt: item.created_at === undefined ? Date.now() : Date.parse(item.created_at),
+        revokedAt: null,
+        lastUsedAt: null,
+        metadata: item.metadata ?? null,
+        format: item.format ?? "opaque",
+      });
+    }
+    if (Object.keys(errors).length > 0) throw new ValidationError(errors);
+
+    // A hash repeated in the batch conflicts with its first occurrence, in the same transaction.
+    const inserted = await this.deps.store.insertNew(records);
+    const stored = new Map<string, string>();
+    records.forEach((record, i) => {
+      if (!inserted[i]) return;
+      stored.set(record.hash, record.id);
+      this.verifier.remember(record);
+    });
+    const results = records.map((record) => {
+      const id = stored.get(record.hash) ?? null;
+      stored.delete(record.hash); // a repeat of the same hash later in the batch is a conflict
+      return { hash: record.hash.slice(0, 12), status: id ? ("imported" as const) : ("conflict" as const), id };
+    });
+    const imported = results.filter((r) => r.status === "imported").length;
+    return { imported, conflicts: results.length - imported, results };
+  }
+
+  /** Why this deployment cannot take the item, or null: its format must be enabled, and the key must not be in it. */
+  private async importProblem(item: ImportKeyInput): Promise<{ field: string; message: string } | null> {
+    const formats = this.deps.config.legacyFormats;
+    const format = item.format ?? "opaque";
+    if (format === "sanctum" ? !formats.sanctum : formats.prefixes.length === 0) {
+      return {
+        field: "format",
+        message: `${format} keys are not accepted here: the operator enables them with LEGACY_KEY_FORMATS`,
+      };
+    }
+    if (format === "opaque" && item.start !== undefined && !formats.prefixes.some((p) => item.start!.startsWith(p))) {
+      return { field: "start", message: `Must begin with an accepted prefix (${formats.prefixes.join(", ")})` };
+    }
+    const leaked = await fieldHoldingKey(item);
+    return leaked === null ? null : { field: leaked, message: "Holds the key itself: send only its SHA-256 in hash" };
   }
 
   async list(actor: Actor, input: ListKeysInput): Promise<KeyListView> {
@@ -228,6 +287,33 @@ export class Keys {
       case "service":
         throw new ForbiddenError("principal", "whoami is for people and keys");
     }
+  }
+
+  /**
+   * Who owns a new key and what it may do, for this actor: a key may only make keys weaker than
+   * itself (scopes it covers, resources within its own, an expiry no later than its own), and by
+   * default a child inherits all three.
+   */
+  private authorizeNewKey(
+    actor: Actor,
+    input: Pick<CreateKeyInput, "owner" | "scopes" | "resources" | "expires_at">,
+  ): Pick<KeyRecord, "owner" | "scopes" | "resources" | "expiresAt" | "createdBy"> {
+    const owner = this.ownerForNewKey(actor, input.owner);
+    const parent = actor.kind === "api_key" ? actor.key : null;
+
+    const scopes = input.scopes ?? (parent ? [...parent.scopes] : ["*"]);
+    const resources = input.resources !== undefined ? input.resources : (parent?.resources ?? null);
+    const expiresAt =
+      input.expires_at !== undefined
+        ? input.expires_at === null
+          ? null
+          : Date.parse(input.expires_at)
+        : (parent?.expiresAt ?? null);
+
+    if (parent) requireWithin(parent, { scopes, resources, expiresAt }, "The new key");
+    const createdBy =
+      actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
+    return { owner, scopes, resources, expiresAt, createdBy };
   }
 
   private requireScope(actor: Actor, scope: string): void {
@@ -296,4 +382,28 @@ export class Keys {
     }
     return record;
   }
+}
+
+/** Pieces of a string that could be a key: the whole, and its words of key length. */
+function keyCandidates(text: string): string[] {
+  return [text, ...text.split(/[\s|,;]+/).filter((word) => word.length >= 16 && word !== text)];
+}
+
+/**
+ * The field of an import item that holds the key whose hash it carries (a plaintext pasted into
+ * `name`, `start`, metadata or a resource), or null.
+ */
+async function fieldHoldingKey(item: ImportKeyInput): Promise<string | null> {
+  const pending = Object.entries(item)
+    .filter(([field]) => field !== "hash")
+    .map(([field, value]): [unknown, string] => [value, field]);
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [value, path] = next;
+    if (typeof value === "string") {
+      for (const candidate of keyCandidates(value)) if ((await sha256Hex(candidate)) === item.hash) return path;
+    } else if (typeof value === "object" && value !== null) {
+      for (const [key, inner] of Object.entries(value)) pending.push([inner, `${path}.${key}`]);
+    }
+  }
+  return null;
 }

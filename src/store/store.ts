@@ -23,6 +23,11 @@ export const TOUCH_BATCH = 90;
 export interface KeyStore {
   /** Stores a new key in one atomic write. */
   insert(record: KeyRecord): Promise<void>;
+  /**
+   * Stores the records in one atomic write, skipping any whose hash is already stored: for each
+   * record, in order, whether it was inserted.
+   */
+  insertNew(records: readonly KeyRecord[]): Promise<boolean[]>;
   findByHash(hash: string): Promise<KeyRecord | null>;
   findById(id: string): Promise<KeyRecord | null>;
   list(page: ListPage): Promise<KeyRecord[]>;
