@@ -37,7 +37,7 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
-      globalSetup: ["./test/setup/build-consumer.ts"],
+      globalSetup: ["./test/setup/build-consumer.ts", "./test/setup/build-ui.ts"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
     },

@@ -121,6 +121,8 @@ const config: Config = {
   keyPrefix: PREFIX,
   jwt: { secret: null, jwksUrl: null, issuer: null, audience: null, orgClaim: "org_id", clockToleranceSeconds: 30 },
   revocationSyncMs: 5000,
+  cors: { origins: new Set(), verifyOrigins: new Set() },
+  ui: { frameAncestors: "'none'", devTokens: false },
   errors: [],
 };
 

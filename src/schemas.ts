@@ -231,3 +231,12 @@ export function reservedKeyPath(value: unknown): string | null {
   }
   return null;
 }
+
+const DevSubject = z
+  .string()
+  .min(1, "Must not be empty")
+  .max(255)
+  .regex(WELL_FORMED_ID, "Must not contain control characters");
+
+/** POST /ui/dev-token (local development only; not part of the API document). */
+export const DevTokenRequest = z.strictObject({ sub: DevSubject, org: DevSubject.optional() });

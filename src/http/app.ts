@@ -2,21 +2,25 @@
  * The itty-router application. A request flows one way: route -> authenticate -> validate ->
  * service. Unknown paths get 404, known paths with another method 405 (with Allow), and every
  * response gets `X-Content-Type-Options: nosniff` and, unless a route says otherwise,
- * `Cache-Control: no-store`.
+ * `Cache-Control: no-store`. CORS preflights are answered before routing, and API responses get their
+ * CORS headers last, errors included (cors.ts).
  */
 import { type IRequest, Router } from "itty-router";
 import type { z } from "zod";
 import { AuthenticationError } from "../auth/errors";
 import { authenticate } from "../auth/credentials";
+import { type Config, loadConfig } from "../config";
 import { createContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
 import { ValidationError } from "../service/errors";
 import { fieldErrors } from "../schemas";
 import { readJsonBody } from "./body";
+import { preflight, setCorsHeaders } from "./cors";
 import { countAuthFailure } from "./limits";
 import { HttpError, errorToProblem, problem } from "./problem";
 import type { Route } from "./route";
+import { mountUi } from "./ui";
 
 type Args = [Env, ExecutionContext];
 
@@ -53,33 +57,51 @@ function setStandardHeaders(headers: Headers): void {
 }
 
 /** Sets the headers in place: every response is made here, with mutable headers; copies only if not. */
-function withStandardHeaders(response: Response): Response {
+function withStandardHeaders(response: Response, request: IRequest, env: Env): Response {
+  const set = (headers: Headers) => {
+    setStandardHeaders(headers);
+    setCorsHeaders(headers, request, new URL(request.url).pathname, loadConfig(env));
+  };
   try {
-    setStandardHeaders(response.headers);
+    set(response.headers);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    setStandardHeaders(copy.headers);
+    set(copy.headers);
     return copy;
   }
 }
 
 export function createApp(routes: readonly Route[]) {
   const router = Router<IRequest, Args>({
+    before: [
+      (request: IRequest, env: Env) =>
+        request.method === "OPTIONS" ? corsPreflight(request, loadConfig(env)) : undefined,
+    ],
     catch: (error: unknown) => errorToProblem(error),
     finally: [
-      (response: unknown) =>
-        withStandardHeaders(response instanceof Response ? response : errorToProblem(new Error("no response"))),
+      (response: unknown, request: IRequest, env: Env) =>
+        withStandardHeaders(
+          response instanceof Response ? response : errorToProblem(new Error("no response")),
+          request,
+          env,
+        ),
     ],
   });
   for (const route of routes) router[route.method](route.path, handlerFor(route));
+  mountUi(router);
 
   const patterns = router.routes.map(([method, pattern]) => ({ method, pattern }));
+  /** The methods some route serves `pathname` with. */
+  const methodsFor = (pathname: string): Set<string> =>
+    new Set(patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname)).map((p) => p.method));
+  const corsPreflight = (request: IRequest, config: Config) => {
+    const { pathname } = new URL(request.url);
+    return preflight(request, pathname, [...methodsFor(pathname)], config) ?? undefined;
+  };
   router.all("*", (request: IRequest) => {
     const { pathname } = new URL(request.url);
-    const allowed = new Set(
-      patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname)).map((p) => p.method),
-    );
+    const allowed = methodsFor(pathname);
     if (allowed.size === 0) throw new HttpError(404, { detail: `No route for ${pathname}` });
     return problem(405, {
       detail: `Use ${[...allowed].join(", ")} for this path`,

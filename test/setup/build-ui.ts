@@ -1,0 +1,17 @@
+/**
+ * Builds the keys page's files from ui/ in memory before the tests start and hands them to the tests
+ * (inject("uiAssets")), so test/ui.test.ts can fail when the committed src/http/ui-assets.generated.ts
+ * is stale: workerd cannot run esbuild itself.
+ */
+import type { TestProject } from "vitest/node";
+import { buildUiAssets } from "../../scripts/build-ui.mjs";
+
+export default async function buildUi(project: TestProject): Promise<void> {
+  project.provide("uiAssets", await buildUiAssets());
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    uiAssets: { name: string; type: string; hash: string; body: string }[];
+  }
+}
