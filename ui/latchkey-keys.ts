@@ -175,7 +175,9 @@ export class LatchkeyKeys extends HTMLElement {
       this.#secretDialog,
       this.#confirmDialog,
     );
-    // The new key lives only while its dialog is open, whatever closes it (button, Escape, host code).
+    // The new key lives only while its dialog is open, whatever closes it: Done and Escape ("cancel")
+    // remove it before the dialog closes, and "close" (a task later) catches any other way.
+    this.#secretDialog.addEventListener("cancel", () => this.#closeSecret());
     this.#secretDialog.addEventListener("close", () => {
       this.#secretDialog.replaceChildren();
       this.#createButton.focus();
@@ -272,7 +274,8 @@ export class LatchkeyKeys extends HTMLElement {
     this.#keys = [];
     this.#me = null;
     this.#cursor = null;
-    for (const dialog of [this.#createDialog, this.#secretDialog, this.#confirmDialog]) dialog.close();
+    this.#closeSecret();
+    for (const dialog of [this.#createDialog, this.#confirmDialog]) dialog.close();
     if (!this.isConnected) return;
     if (this.#hasCredentials()) void this.refresh();
     else {
@@ -562,6 +565,11 @@ export class LatchkeyKeys extends HTMLElement {
     input.focus();
   }
 
+  #closeSecret(): void {
+    this.#secretDialog.replaceChildren();
+    this.#secretDialog.close();
+  }
+
   /** The new key, once: a copy button, a warning, and nothing left behind when the dialog closes. */
   #showSecret(created: ApiKey & { key: string }): void {
     const uid = this.#uid;
@@ -581,7 +589,7 @@ export class LatchkeyKeys extends HTMLElement {
     });
     const done = h(
       "button",
-      { type: "button", part: "button button-primary", class: "primary", onclick: () => this.#secretDialog.close() },
+      { type: "button", part: "button button-primary", class: "primary", onclick: () => this.#closeSecret() },
       "Done",
     );
     this.#secretDialog.replaceChildren(

@@ -60,7 +60,7 @@ export function pageSecurityHeaders(frameAncestors: string): Record<string, stri
     "script-src 'self'",
     "style-src 'self'",
     "connect-src 'self'",
-    "img-src 'self'",
+    "img-src 'self' data:",
     "base-uri 'none'",
     "form-action 'self'",
     `frame-ancestors ${frameAncestors}`,
@@ -100,6 +100,7 @@ function page(devTokens: boolean): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>API keys · latchkey</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="${assetPath("keys-page.css")}">
 <script type="module" src="${assetPath("latchkey-keys.js")}"></script>
 <script type="module" src="${assetPath("keys-page.js")}"></script>
