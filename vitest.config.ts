@@ -20,7 +20,8 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
-          bindings: { JWT_SECRET: TEST_JWT_SECRET, TEST_MIGRATIONS: migrations },
+          // DEV_UI_TOKENS: a developer's .dev.vars turns it on; the tests start from it off.
+          bindings: { JWT_SECRET: TEST_JWT_SECRET, TEST_MIGRATIONS: migrations, DEV_UI_TOKENS: "" },
           // The example consumer (examples/consumer), for test/consumer.test.ts: the tests call it
           // through CONSUMER; it calls latchkey through a real service binding to KeyService.
           serviceBindings: { CONSUMER: "latchkey-consumer" },

@@ -217,6 +217,15 @@ test("list: personal and workspace keys with owners and status badges (screensho
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
 });
 
+test("follows the light and dark colour schemes", async ({ page }) => {
+  await signIn(page, "grace");
+  const colours = () =>
+    page.locator("latchkey-keys").evaluate((el) => [getComputedStyle(el).backgroundColor, getComputedStyle(el).color]);
+  assert.deepEqual(await colours(), ["rgb(255, 255, 255)", "rgb(26, 29, 33)"]);
+  await page.emulateMedia({ colorScheme: "dark" });
+  assert.deepEqual(await colours(), ["rgb(22, 25, 29)", "rgb(231, 234, 238)"]);
+});
+
 test("revoke asks first: cancel keeps the key, confirm revokes it", async ({ page }) => {
   const sub = newSubject("dave");
   const token = await devToken(sub);
@@ -277,6 +286,12 @@ test("a host page on another origin embeds the component (CORS), with a token pr
   assert.equal(await inDom(page, key), false);
   await row(page, "Embedded key").getByText("Workspace acme").waitFor();
   await row(page, "Embedded key").getByText("metrics:read").waitFor();
+
+  // Themed by the host: a custom property and a ::part rule reach into the shadow tree.
+  const create = page.getByRole("button", { name: "Create key" });
+  assert.equal(await create.evaluate((b) => getComputedStyle(b).backgroundColor), "rgb(0, 128, 0)");
+  const title = page.getByRole("heading", { name: "API keys" });
+  assert.equal(await title.evaluate((t) => getComputedStyle(t).letterSpacing), "2px");
 
   const created = responses.find((r) => r.request().method() === "POST");
   assert.equal(created.status(), 201);

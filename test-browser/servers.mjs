@@ -82,7 +82,8 @@ export async function startHost({ port, api }) {
   const page = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Acme dashboard</title><link rel="icon" href="data:,">
 <script type="module" src="${api}/ui/latchkey-keys.js"></script>
-<script type="module" src="/host.js"></script></head>
+<script type="module" src="/host.js"></script>
+<style>latchkey-keys { --lk-accent: rgb(0, 128, 0); } latchkey-keys::part(title) { letter-spacing: 2px; }</style></head>
 <body><h1>Acme dashboard: Settings</h1>
 <latchkey-keys id="keys" api="${api}" scopes="models:invoke metrics:read keys:read" expiring-days="10"></latchkey-keys>
 </body></html>`;

@@ -128,11 +128,14 @@ describe("the built files", () => {
 });
 
 describe("POST /ui/dev-token", () => {
-  it("is off by default: the test env is HS256 from wrangler.toml, which does not set DEV_UI_TOKENS", async () => {
-    expect(env.DEV_UI_TOKENS).toBeUndefined();
-    expect(loadConfig(env).ui.devTokens).toBe(false);
-    const response = await at(LOCAL, "POST", "/ui/dev-token", env, { sub: "alice" });
-    await expectProblem(response, 404);
+  it("is off by default: wrangler.toml does not set DEV_UI_TOKENS, and without it there is no mint", async () => {
+    const deployed = inject("wranglerVars");
+    expect(deployed.JWT_ISSUER).toBe("latchkey-dev"); // the [vars] were read
+    expect(deployed).not.toHaveProperty("DEV_UI_TOKENS");
+    const unset = envWith({ DEV_UI_TOKENS: undefined });
+    expect(loadConfig(unset).ui.devTokens).toBe(false);
+    await expectProblem(await at(LOCAL, "POST", "/ui/dev-token", unset, { sub: "alice" }), 404);
+    expect(await (await at(LOCAL, "GET", "/ui/", unset)).text()).toContain('data-mode="token"');
   });
 
   it("mints a token the API accepts when DEV_UI_TOKENS=true, in HS256 mode, on a loopback host", async () => {

@@ -60,7 +60,10 @@ function setStandardHeaders(headers: Headers): void {
 function withStandardHeaders(response: Response, request: IRequest, env: Env): Response {
   const set = (headers: Headers) => {
     setStandardHeaders(headers);
-    setCorsHeaders(headers, request, new URL(request.url).pathname, loadConfig(env));
+    // The matched route's pattern names the path without parsing the URL again (the hot path pays
+    // nothing); preflights and the catch-all ("*") parse it.
+    const path = request.route && request.route !== "*" ? request.route : new URL(request.url).pathname;
+    setCorsHeaders(headers, request, path, loadConfig(env));
   };
   try {
     set(response.headers);
