@@ -217,6 +217,31 @@ test("list: personal and workspace keys with owners and status badges (screensho
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
 });
 
+test("a long list pages with Load more", async ({ page }) => {
+  const sub = newSubject("heidi");
+  const token = await devToken(sub);
+  for (let i = 1; i <= 52; i++) await createKey(token, { name: `Key ${String(i).padStart(2, "0")}` });
+  await signIn(page, sub);
+  assert.equal(await rows(page).count(), 50);
+  await page.getByRole("button", { name: "Load more" }).click();
+  await row(page, "Key 01").waitFor();
+  assert.equal(await rows(page).count(), 52);
+  await page.getByRole("button", { name: "Load more" }).waitFor({ state: "hidden" });
+});
+
+test("a failing token provider is reported, not swallowed", async ({ page }) => {
+  await page.goto(hostUrl);
+  await page.locator("latchkey-keys").evaluate((el) => {
+    el.tokenProvider = async () => {
+      throw new Error("session expired");
+    };
+  });
+  await page
+    .locator("latchkey-keys p[part=error]")
+    .filter({ hasText: "Could not get a token: session expired" })
+    .waitFor();
+});
+
 test("follows the light and dark colour schemes", async ({ page }) => {
   await signIn(page, "grace");
   const colours = () =>

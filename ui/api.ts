@@ -28,7 +28,12 @@ export async function apiRequest<T>(
   path: string,
   body?: unknown,
 ): Promise<T> {
-  const bearer = await token();
+  let bearer: string | null | undefined;
+  try {
+    bearer = await token();
+  } catch (error) {
+    throw new ApiError(0, `Could not get a token: ${error instanceof Error ? error.message : String(error)}`);
+  }
   if (!bearer) throw new ApiError(0, "Not signed in: the page has not provided a token.");
   const headers: Record<string, string> = { Authorization: `Bearer ${bearer}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
