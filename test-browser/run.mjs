@@ -124,6 +124,15 @@ test("sign in with a dev token: the empty list, the token nowhere in storage or 
   await page.getByText("No keys yet.").waitFor();
   assert.equal(new URL(page.url()).search, "");
   assert.equal(await page.getByLabel("Subject (user id)").inputValue(), "");
+
+  // Signing out forgets the token and everything shown for it.
+  await createKey(await devToken(sub), { name: "Shown until sign-out" });
+  await page.locator("latchkey-keys").evaluate((el) => el.refresh());
+  await row(page, "Shown until sign-out").waitFor();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Subject (user id)").waitFor();
+  assert.equal(await rows(page).count(), 0);
+  assert.equal(await page.locator("latchkey-keys").evaluate((el) => el.token), null);
 });
 
 test("create: the key is shown once with a warning, the copy button copies it, closing removes it", async ({

@@ -99,7 +99,8 @@ export class LatchkeyKeys extends HTMLElement {
   #keys: ApiKey[] = [];
   #cursor: string | null = null;
   #me: WhoAmI | null = null;
-  #loading = false;
+  /** Bumped by every load and every change of credentials: an answer for an older one is dropped. */
+  #generation = 0;
   #showRevoked = false;
   #uid = `lk${++ids}`;
 
@@ -233,13 +234,16 @@ export class LatchkeyKeys extends HTMLElement {
   connectedCallback(): void {
     // A host may set properties before this module loads: they landed on the plain element, shadowing
     // the accessors. Take them over.
+    let signedIn = false;
     for (const property of ["token", "tokenProvider", "scopes"] as const) {
       if (!Object.prototype.hasOwnProperty.call(this, property)) continue;
       const own = this as unknown as Record<string, unknown>;
       const value = own[property];
       delete own[property];
-      own[property] = value;
+      own[property] = value; // the token setters load the list
+      signedIn ||= property !== "scopes";
     }
+    if (signedIn) return;
     if (this.#hasCredentials()) void this.refresh();
     else this.#renderRows();
   }
@@ -253,9 +257,13 @@ export class LatchkeyKeys extends HTMLElement {
   /** Reloads the list (and who is signed in) from the API. */
   async refresh(): Promise<void> {
     this.#showError(null);
+    const generation = ++this.#generation;
     try {
-      this.#me = await this.#request<WhoAmI>("GET", "/v1/whoami");
+      const me = await this.#request<WhoAmI>("GET", "/v1/whoami");
+      if (generation !== this.#generation) return;
+      this.#me = me;
     } catch (error) {
+      if (generation !== this.#generation) return;
       this.#me = null;
       this.#keys = [];
       this.#renderRows();
@@ -271,6 +279,8 @@ export class LatchkeyKeys extends HTMLElement {
 
   /** New credentials or API: forget everything shown for the previous ones. */
   #reset(): void {
+    this.#generation++;
+    this.removeAttribute("aria-busy");
     this.#keys = [];
     this.#me = null;
     this.#cursor = null;
@@ -294,25 +304,28 @@ export class LatchkeyKeys extends HTMLElement {
     );
   }
 
+  /** Loads the first page (or, with `more`, the next one); a newer load or sign-out wins over it. */
   async #load(more: boolean): Promise<void> {
-    if (this.#loading) return;
-    this.#loading = true;
+    const generation = ++this.#generation;
     this.setAttribute("aria-busy", "true");
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (this.#showRevoked) query.set("include_revoked", "true");
+    if (more && this.#cursor) query.set("cursor", this.#cursor);
+    let failure: unknown = null;
+    let page: KeyList | null = null;
     try {
-      const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-      if (this.#showRevoked) query.set("include_revoked", "true");
-      if (more && this.#cursor) query.set("cursor", this.#cursor);
-      const page = await this.#request<KeyList>("GET", `/v1/keys?${query}`);
+      page = await this.#request<KeyList>("GET", `/v1/keys?${query}`);
+    } catch (error) {
+      failure = error;
+    }
+    if (generation !== this.#generation) return;
+    if (page) {
       this.#keys = more ? [...this.#keys, ...page.data] : page.data;
       this.#cursor = page.next_cursor;
-      this.#showError(null);
-    } catch (error) {
-      this.#showError(error);
-    } finally {
-      this.#loading = false;
-      this.removeAttribute("aria-busy");
-      this.#renderRows();
     }
+    this.#showError(failure);
+    this.removeAttribute("aria-busy");
+    this.#renderRows();
   }
 
   #renderRows(): void {
