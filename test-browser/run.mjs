@@ -224,6 +224,10 @@ test("list: personal and workspace keys with owners and status badges (screensho
   await page.setViewportSize({ width: 1280, height: 560 });
   mkdirSync(`${root}docs`, { recursive: true });
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  // "Expiring soon" means within expiring-days (default 7): at 1 day, 3 days left is active.
+  await page.locator("latchkey-keys").evaluate((el) => el.setAttribute("expiring-days", "1"));
+  assert.equal(await row(page, "Metrics dashboard").getAttribute("data-status"), "active");
 });
 
 test("a long list pages with Load more", async ({ page }) => {
