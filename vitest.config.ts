@@ -27,6 +27,8 @@ export default defineConfig(async () => {
             TEST_MIGRATIONS: migrations,
             // The suite runs with both kinds of imported key enabled (test/import.test.ts).
             LEGACY_KEY_FORMATS: "sanctum,opaque:sk_live_",
+            // DEV_UI_TOKENS: a developer's .dev.vars turns it on; the tests start from it off.
+            DEV_UI_TOKENS: "",
           },
           // The example consumer (examples/consumer), for test/consumer.test.ts: the tests call it
           // through CONSUMER; it calls latchkey through a real service binding to KeyService.
@@ -44,7 +46,7 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
-      globalSetup: ["./test/setup/build-consumer.ts", "./test/setup/vendor-schemas.mjs"],
+      globalSetup: ["./test/setup/build-consumer.ts", "./test/setup/vendor-schemas.mjs", "./test/setup/build-ui.ts"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
     },

@@ -143,6 +143,8 @@ const config: Config = {
   verifyAccess: { kind: "open" },
   legacyFormats: NO_LEGACY_FORMATS,
   dialects: [],
+  cors: { origins: new Set(), verifyOrigins: new Set() },
+  ui: { frameAncestors: "'none'", devTokens: false },
   errors: [],
 };
 

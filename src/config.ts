@@ -41,12 +41,22 @@ export interface Config {
   readonly legacyFormats: LegacyFormats;
   /** The vendor dialects mounted (DIALECTS; see src/http/dialects). */
   readonly dialects: readonly DialectName[];
+  /** Browser origins that may call the API (src/http/cors.ts): `/v1/*`, and `/v1/verify` apart. */
+  readonly cors: { readonly origins: ReadonlySet<string>; readonly verifyOrigins: ReadonlySet<string> };
+  /** The keys page (src/http/ui.ts). */
+  readonly ui: UiConfig;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
 
 export const DIALECT_NAMES = ["replicas", "fastapi", "autocalls", "baseten"] as const;
 export type DialectName = (typeof DIALECT_NAMES)[number];
+export interface UiConfig {
+  /** The CSP `frame-ancestors` sources of /ui/: who may embed the page in a frame. */
+  readonly frameAncestors: string;
+  /** Whether /ui/dev-token mints tokens: DEV_UI_TOKENS=true, and only in HS256 (local development) mode. */
+  readonly devTokens: boolean;
+}
 
 const MIN_JWT_SECRET_LENGTH = 32;
 const MIN_VERIFY_TOKEN_LENGTH = 32;
@@ -194,6 +204,9 @@ function readConfig(env: Env): Config {
       errors.push(`DIALECTS names an unknown dialect "${name}" (known: ${DIALECT_NAMES.join(", ")}); not mounted`);
     }
   }
+  const devTokens = text(env.DEV_UI_TOKENS) === "true";
+  if (devTokens && !secret)
+    errors.push("DEV_UI_TOKENS works only with JWT_SECRET (HS256) and no JWT_JWKS_URL; ignored");
 
   return {
     keyPrefix,
@@ -212,6 +225,50 @@ function readConfig(env: Env): Config {
     verifyAccess,
     legacyFormats: legacy.formats,
     dialects,
+    cors: {
+      origins: readOrigins("ALLOWED_ORIGINS", env.ALLOWED_ORIGINS, errors),
+      verifyOrigins: readOrigins("VERIFY_ALLOWED_ORIGINS", env.VERIFY_ALLOWED_ORIGINS, errors),
+    },
+    ui: { frameAncestors: readFrameAncestors(env.UI_FRAME_ANCESTORS, errors), devTokens: devTokens && secret !== null },
     errors,
   };
+}
+
+/** A DNS name or an IP address; no wildcard (the URL parser lets `*` through). */
+const HOSTNAME = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/;
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** Whether `url` names this machine (http: is accepted only there). */
+export function isLoopback(url: URL): boolean {
+  return LOOPBACK_HOSTS.has(url.hostname);
+}
+
+/**
+ * A comma-separated list of exact origins as browsers send them (`https://app.example.com`, lowercase,
+ * no default port, path or wildcard; http: only for localhost). A bad entry is reported and left out.
+ */
+function readOrigins(name: string, raw: string | undefined, errors: string[]): ReadonlySet<string> {
+  const origins = new Set<string>();
+  for (const entry of (raw ?? "").split(",")) {
+    const origin = entry.trim();
+    if (!origin) continue;
+    const url = URL.canParse(origin) ? new URL(origin) : null;
+    const scheme = url?.protocol === "https:" || (url?.protocol === "http:" && isLoopback(url));
+    if (url && scheme && url.origin === origin && HOSTNAME.test(url.hostname)) origins.add(origin);
+    else errors.push(`${name}: "${origin}" is not an exact https origin such as https://app.example.com; ignored`);
+  }
+  return origins;
+}
+
+const FRAME_SOURCE =
+  /^(?:'self'|https:\/\/(?:\*\.)?[a-z0-9.-]+(?::\d{1,5})?|http:\/\/(?:localhost|127\.0\.0\.1)(?::\d{1,5})?)$/;
+
+/** UI_FRAME_ANCESTORS: `'none'` (default), or `'self'` and origins separated by spaces. */
+function readFrameAncestors(raw: string | undefined, errors: string[]): string {
+  const value = text(raw);
+  if (!value || value === "'none'") return "'none'";
+  const sources = value.split(/\s+/);
+  if (sources.every((source) => FRAME_SOURCE.test(source))) return sources.join(" ");
+  errors.push(`UI_FRAME_ANCESTORS must be 'none', or 'self' and https origins separated by spaces; using 'none'`);
+  return "'none'";
 }

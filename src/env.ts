@@ -28,4 +28,12 @@ export interface Env {
   LEGACY_KEY_FORMATS?: string;
   /** Vendor dialects to mount: comma list of replicas, fastapi, autocalls, baseten (default: all). */
   DIALECTS?: string;
+  /** Comma-separated origins whose pages may call the API from a browser (src/http/cors.ts). */
+  ALLOWED_ORIGINS?: string;
+  /** Origins whose pages may call /v1/verify from a browser (empty: none). */
+  VERIFY_ALLOWED_ORIGINS?: string;
+  /** CSP frame-ancestors of the keys page /ui/ (default 'none'). */
+  UI_FRAME_ANCESTORS?: string;
+  /** "true": /ui/dev-token mints JWTs for local development (HS256 mode only). Never set in wrangler.toml. */
+  DEV_UI_TOKENS?: string;
 }

@@ -294,3 +294,11 @@ export const ImportResult = z
   })
   .meta({ id: "ImportResult", description: "One result per item, in input order." });
 export type ImportResultView = z.infer<typeof ImportResult>;
+const DevSubject = z
+  .string()
+  .min(1, "Must not be empty")
+  .max(255)
+  .regex(WELL_FORMED_ID, "Must not contain control characters");
+
+/** POST /ui/dev-token (local development only; not part of the API document). */
+export const DevTokenRequest = z.strictObject({ sub: DevSubject, org: DevSubject.optional() });

@@ -100,6 +100,26 @@ describe("a warm key", () => {
     expect(log.calls).toEqual([]);
   });
 
+  it("called from an allowed browser origin, still no storage: CORS is decided from the configuration alone", async () => {
+    const { key } = await createKey(await token(uniqueSub()));
+    const counting = countingEnv();
+    const testEnv = { ...counting.testEnv, ALLOWED_ORIGINS: "https://dash.example.com" };
+    const headers = { Origin: "https://dash.example.com", "cf-connecting-ip": uniqueSub("client") };
+    expect((await call("GET", "/v1/whoami", { auth: key, env: testEnv, headers })).status).toBe(200);
+
+    counting.reset();
+    for (let i = 0; i < 10; i++) {
+      const response = await call("GET", "/v1/whoami", { auth: key, env: testEnv, headers });
+      expect(response.headers.get("access-control-allow-origin")).toBe("https://dash.example.com");
+      const preflight = await call("OPTIONS", "/v1/keys", {
+        env: testEnv,
+        headers: { ...headers, "Access-Control-Request-Method": "POST" },
+      });
+      expect(preflight.status).toBe(204);
+    }
+    expect(counting.log.calls).toEqual([]);
+  });
+
   it("made here by POST /v1/keys is warm at once: its first use reads nothing but writes last_used", async () => {
     const { testEnv, log, reset } = countingEnv();
     await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the revocation sync fresh

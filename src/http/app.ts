@@ -3,22 +3,26 @@
  * service. Unknown paths get 404, known paths with another method 405 (with Allow); a route with
  * its own error format (a dialect's) answers every failure in that shape. Every
  * response gets `X-Content-Type-Options: nosniff` and, unless a route says otherwise,
- * `Cache-Control: no-store`.
+ * `Cache-Control: no-store`. CORS preflights are answered before routing, and API responses get their
+ * CORS headers last, errors included (cors.ts).
  */
 import { type IRequest, Router } from "itty-router";
 import type { z } from "zod";
 import { AuthenticationError } from "../auth/errors";
 import { authenticate, authenticatePerson, authenticateVerifyCaller } from "../auth/credentials";
+import { type Config, loadConfig } from "../config";
 import { createContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
 import { ValidationError } from "../service/errors";
 import { fieldErrors } from "../schemas";
 import { readJsonBody } from "./body";
+import { preflight, setCorsHeaders } from "./cors";
 import { renderFailure } from "./failure";
 import { clientOf, countAuthFailure, overAuthFailureLimit, tooManyFailures } from "./limits";
 import { HttpError, errorToProblem, problem } from "./problem";
 import type { Route } from "./route";
+import { mountUi } from "./ui";
 
 type Args = [Env, ExecutionContext];
 
@@ -74,31 +78,55 @@ function setStandardHeaders(headers: Headers): void {
 }
 
 /** Sets the headers in place: every response is made here, with mutable headers; copies only if not. */
-function withStandardHeaders(response: Response): Response {
+function withStandardHeaders(response: Response, request: IRequest, env: Env): Response {
+  const set = (headers: Headers) => {
+    setStandardHeaders(headers);
+    // The matched route's pattern names the path without parsing the URL again (the hot path pays
+    // nothing); preflights and the catch-all ("*") parse it.
+    const path = request.route && request.route !== "*" ? request.route : new URL(request.url).pathname;
+    setCorsHeaders(headers, request, path, loadConfig(env));
+  };
   try {
-    setStandardHeaders(response.headers);
+    set(response.headers);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    setStandardHeaders(copy.headers);
+    set(copy.headers);
     return copy;
   }
 }
 
 export function createApp(routes: readonly Route[]) {
   const router = Router<IRequest, Args>({
+    before: [
+      (request: IRequest, env: Env) =>
+        request.method === "OPTIONS" ? corsPreflight(request, loadConfig(env)) : undefined,
+    ],
     catch: (error: unknown) => errorToProblem(error),
     finally: [
-      (response: unknown) =>
-        withStandardHeaders(response instanceof Response ? response : errorToProblem(new Error("no response"))),
+      (response: unknown, request: IRequest, env: Env) =>
+        withStandardHeaders(
+          response instanceof Response ? response : errorToProblem(new Error("no response")),
+          request,
+          env,
+        ),
     ],
   });
   for (const route of routes) router[route.method](route.path, handlerFor(route, routes));
+  mountUi(router);
 
+  // Routes first, in order, then the UI's: `route` is undefined for the UI's patterns.
   const patterns = router.routes.map(([method, pattern], i) => ({ method, pattern, route: routes[i] }));
+  /** The routes that serve `pathname`, with any method. */
+  const matchingFor = (pathname: string) => patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname));
+  const corsPreflight = (request: IRequest, config: Config) => {
+    const { pathname } = new URL(request.url);
+    const methods = [...new Set(matchingFor(pathname).map((p) => p.method))];
+    return preflight(request, pathname, methods, config) ?? undefined;
+  };
   router.all("*", (request: IRequest) => {
     const { pathname } = new URL(request.url);
-    const matching = patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname));
+    const matching = matchingFor(pathname);
     const allowed = new Set(matching.map((p) => p.method));
     if (allowed.size === 0) throw new HttpError(404, { detail: `No route for ${pathname}` });
     const error = new HttpError(405, {
