@@ -22,7 +22,8 @@ export default defineConfig(async () => {
         miniflare: {
           bindings: { JWT_SECRET: TEST_JWT_SECRET, TEST_MIGRATIONS: migrations },
           // The example consumer (examples/consumer), for test/consumer.test.ts: the tests call it
-          // through CONSUMER; it calls latchkey through a real service binding to KeyService.
+          // through CONSUMER; it calls latchkey through a real service binding to KeyVerifier (which
+          // only verifies: the consumer cannot manage keys).
           serviceBindings: { CONSUMER: "latchkey-consumer" },
           workers: [
             {
@@ -30,7 +31,7 @@ export default defineConfig(async () => {
               modules: true,
               scriptPath: CONSUMER_BUNDLE,
               compatibilityDate: "2026-11-01",
-              serviceBindings: { KEYS: { name: RUNNER, entrypoint: "KeyService" } },
+              serviceBindings: { KEYS: { name: RUNNER, entrypoint: "KeyVerifier" } },
             },
           ],
         },
