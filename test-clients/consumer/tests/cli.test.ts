@@ -122,6 +122,12 @@ describe("the latchkey CLI against latchkey", () => {
     assert.equal(invalid.stdout, "");
 
     expectExit(await cli(["keys", "frobnicate"], { env }), 2, "unknown command");
+    const bare = await cli([], { env });
+    expectExit(bare, 2, "no command");
+    assert.equal(bare.stdout, "", "usage goes to stderr");
+    assert.match(bare.stderr, /^latchkey: manage latchkey API keys/);
+    expectExit(await cli(["keys", "list", "--url", "ftp://example.com"], { env }), 2, "not an http URL");
+    expectExit(await cli(["login", "--url", "nope", "--token-stdin"], { env, stdin: "a.b.c" }), 2, "not a URL");
     expectExit(await cli(["keys", "get"], { env }), 2, "missing id");
     expectExit(await cli(["keys", "list", "--limit", "ten"], { env }), 2, "bad --limit");
     expectExit(await cli(["keys", "list", "--bogus"], { env }), 2, "unknown option");

@@ -69,8 +69,8 @@ const COMMANDS: Record<string, Command> = {
     options: { "token-stdin": { type: "boolean" } },
     positionals: 0,
     async run(values) {
-      const url = str(values.url);
-      if (!url) throw new UsageError("login needs --url <base-url>");
+      if (!str(values.url)) throw new UsageError("login needs --url <base-url>");
+      const url = baseUrl(str(values.url) ?? "");
       if (!values["token-stdin"])
         throw new UsageError(
           "login reads the token from stdin: pass --token-stdin (never a token on the command line)",
@@ -81,7 +81,7 @@ const COMMANDS: Record<string, Command> = {
           "login stores a JWT only; an API key is never written to disk (use LATCHKEY_TOKEN to act with a key)",
         );
       const who = await new LatchkeyClient({ baseUrl: url, token }).whoami();
-      const path = await saveConfig({ url: new URL(url).origin + new URL(url).pathname.replace(/\/+$/, ""), token });
+      const path = await saveConfig({ url, token });
       if (values.json) printJson({ url, principal: who.principal, owner_type: who.owner_type, owner_id: who.owner_id });
       else note(`Logged in to ${url} as ${who.owner_type} ${who.owner_id}; saved in ${path} (mode 0600).`);
       return EXIT.ok;
@@ -266,7 +266,19 @@ async function client(values: Values, needsToken = true): Promise<LatchkeyClient
   const url = str(values.url) ?? config.url;
   if (!url) throw new LoginNeeded();
   if (needsToken && !config.token) throw new LoginNeeded();
-  return new LatchkeyClient({ baseUrl: url, token: config.token });
+  return new LatchkeyClient({ baseUrl: baseUrl(url), token: config.token });
+}
+
+/** An http(s) URL without a trailing slash, or a usage error. */
+function baseUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`"${text}" is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`"${text}" is not an http(s) URL`);
+  return url.origin + url.pathname.replace(/\/+$/, "");
 }
 
 class LoginNeeded extends Error {
@@ -340,9 +352,13 @@ function describe(error: unknown): string {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [first, second] = argv;
-  if (first === undefined || first === "help" || first === "--help" || first === "-h") {
+  if (first === undefined) {
+    process.stderr.write(HELP);
+    return EXIT.usage;
+  }
+  if (first === "help" || first === "--help" || first === "-h") {
     process.stdout.write(HELP);
-    return first === undefined ? EXIT.usage : EXIT.ok;
+    return EXIT.ok;
   }
   const name = first === "keys" ? `keys ${second ?? ""}` : first;
   const command = COMMANDS[name];
