@@ -151,9 +151,21 @@ export interface ImportOutcome {
   results: (ImportResult["results"][number] & { row: number })[];
 }
 
+/** A batch failed: the import stopped there, with `imported` keys from the batches before it. */
+export class ImportStopped extends Error {
+  override readonly name = "ImportStopped";
+  constructor(
+    override readonly cause: unknown,
+    readonly batch: readonly ImportRow[],
+    readonly imported: number,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
 /**
- * Sends the rows in batches, in order. A batch the server refuses stops the import (the batches
- * before it stay imported; re-run the fixed file: they come back as conflicts); its 422 names
+ * Sends the rows in batches, in order. A batch that fails stops the import with ImportStopped (the
+ * batches before it stay imported; re-run the fixed file: they come back as conflicts); a 422 names
  * `keys.<i>.<field>`, which `rowOf` turns back into a row of the file.
  */
 export async function importRows(
@@ -169,7 +181,7 @@ export async function importRows(
     try {
       answer = await client.import(batch.map((row) => row.item));
     } catch (error) {
-      throw Object.assign(error as Error, { batch, outcome });
+      throw new ImportStopped(error, batch, outcome.imported);
     }
     outcome.imported += answer.imported;
     outcome.conflicts += answer.conflicts;

@@ -10,7 +10,15 @@ import { LatchkeyClient } from "../client.js";
 import { LatchkeyError } from "../errors.js";
 import type { ApiKey, CreateKeyInput, OwnerType } from "../types.js";
 import { loadConfig, removeConfig, saveConfig } from "./config.js";
-import { ImportFileError, MAX_BATCH, importRows, parseImportFile, rowOf, type ImportRow } from "./import-file.js";
+import {
+  ImportFileError,
+  ImportStopped,
+  MAX_BATCH,
+  importRows,
+  parseImportFile,
+  rowOf,
+  type ImportRow,
+} from "./import-file.js";
 import { note, printJson, printTable, progressBar } from "./output.js";
 
 export const EXIT = {
@@ -228,22 +236,24 @@ const COMMANDS: Record<string, Command> = {
       const bar = progressBar(rows.length);
       let outcome;
       try {
-        outcome = await importRows(api, rows, batchSize, (so, sent) =>
-          bar.update(sent, `imported ${so.imported}, conflicts ${so.conflicts}`),
+        outcome = await importRows(api, rows, batchSize, (progress, sent) =>
+          bar.update(sent, `imported ${progress.imported}, conflicts ${progress.conflicts}`),
         );
       } catch (error) {
         bar.end();
-        const { batch, outcome: before } = error as { batch?: ImportRow[]; outcome?: { imported: number } };
-        if (error instanceof LatchkeyError && batch) {
-          for (const [field, messages] of Object.entries(error.problem.errors ?? {})) {
+        if (!(error instanceof ImportStopped)) throw error;
+        const { batch, imported, cause } = error;
+        if (cause instanceof LatchkeyError)
+          for (const [field, messages] of Object.entries(cause.problem.errors ?? {})) {
             const at = rowOf(field, batch);
             note(`row ${at.row ?? "?"}: ${at.field}: ${messages.join("; ")}`);
           }
-          note(
-            `Stopped: this batch (rows ${batch[0]?.row}-${batch.at(-1)?.row}) was not imported; ${before?.imported ?? 0} keys before it were. Re-running the fixed file is safe.`,
-          );
-        }
-        throw error;
+        // A refusal imports nothing of the batch; after a lost answer, some of it may be stored.
+        const refused = cause instanceof LatchkeyError && cause.status >= 400 && cause.status < 500;
+        note(
+          `Stopped: this batch (rows ${batch[0]?.row}-${batch.at(-1)?.row}) ${refused ? "was not" : "may not have been"} imported; ${imported} keys before it were. Re-running the fixed file is safe.`,
+        );
+        throw cause;
       }
       bar.end();
       const conflicts = outcome.results.filter((result) => result.status === "conflict");
