@@ -31,7 +31,8 @@ export default defineConfig(async () => {
             DEV_UI_TOKENS: "",
           },
           // The example consumer (examples/consumer), for test/consumer.test.ts: the tests call it
-          // through CONSUMER; it calls latchkey through a real service binding to KeyService.
+          // through CONSUMER; it calls latchkey through a real service binding to KeyVerifier (which
+          // only verifies: the consumer cannot manage keys).
           serviceBindings: { CONSUMER: "latchkey-consumer" },
           workers: [
             {
@@ -39,7 +40,7 @@ export default defineConfig(async () => {
               modules: true,
               scriptPath: CONSUMER_BUNDLE,
               compatibilityDate: "2026-11-01",
-              serviceBindings: { KEYS: { name: RUNNER, entrypoint: "KeyService" } },
+              serviceBindings: { KEYS: { name: RUNNER, entrypoint: "KeyVerifier" } },
             },
           ],
         },
