@@ -22,6 +22,13 @@ export interface Config {
   readonly jwt: JwtConfig;
   /** How often each isolate pulls new revocations from D1 (the bound on cross-location revocation). */
   readonly revocationSyncMs: number;
+  /**
+   * How long this isolate may go without a successful feed sync before it stops trusting what it
+   * learnt before: past it, a key is answered only from a fresh D1 read (so 503 while D1 is down).
+   */
+  readonly maxStalenessMs: number;
+  /** The most live (not revoked, not expired) keys one owner may hold. */
+  readonly maxKeysPerOwner: number;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
@@ -29,6 +36,8 @@ export interface Config {
 const MIN_JWT_SECRET_LENGTH = 32;
 const DEFAULT_PREFIX = "lk";
 const DEFAULT_SYNC_SECONDS = 5;
+const DEFAULT_MAX_STALENESS_SECONDS = 60;
+const DEFAULT_MAX_KEYS_PER_OWNER = 10_000;
 
 const cache = new WeakMap<Env, Config>();
 
@@ -94,6 +103,29 @@ function readConfig(env: Env): Config {
     errors.push(`REVOCATION_SYNC_SECONDS must be a number from 0.1 to 60; using ${DEFAULT_SYNC_SECONDS}`);
   }
 
+  // Never below two sync intervals: an isolate that syncs on schedule must never count as stale.
+  const minStalenessMs = 2 * revocationSyncMs;
+  let maxStalenessMs = Math.max(DEFAULT_MAX_STALENESS_SECONDS * 1000, minStalenessMs);
+  const staleness = text(env.MAX_STALENESS_SECONDS);
+  if (staleness !== null) {
+    const seconds = Number(staleness);
+    if (Number.isFinite(seconds) && seconds * 1000 >= minStalenessMs && seconds <= 3600) {
+      maxStalenessMs = Math.round(seconds * 1000);
+    } else {
+      errors.push(
+        `MAX_STALENESS_SECONDS must be a number from twice REVOCATION_SYNC_SECONDS to 3600; using ${maxStalenessMs / 1000}`,
+      );
+    }
+  }
+
+  let maxKeysPerOwner = DEFAULT_MAX_KEYS_PER_OWNER;
+  const rawMaxKeys = text(env.MAX_KEYS_PER_OWNER);
+  if (rawMaxKeys !== null) {
+    const count = Number(rawMaxKeys);
+    if (Number.isSafeInteger(count) && count >= 1 && count <= 1_000_000) maxKeysPerOwner = count;
+    else errors.push(`MAX_KEYS_PER_OWNER must be a whole number from 1 to 1000000; using ${maxKeysPerOwner}`);
+  }
+
   return {
     keyPrefix,
     jwt: {
@@ -105,6 +137,8 @@ function readConfig(env: Env): Config {
       clockToleranceSeconds: 30,
     },
     revocationSyncMs,
+    maxStalenessMs,
+    maxKeysPerOwner,
     errors,
   };
 }

@@ -6,6 +6,8 @@ export interface Env {
   KEY_CACHE: KVNamespace;
   /** Counts failed authentications per client (absent: no limit). */
   AUTH_FAILURE_LIMITER?: RateLimit;
+  /** Counts key creations per owner (absent: no limit). */
+  KEY_CREATION_LIMITER?: RateLimit;
   KEY_PREFIX?: string;
   JWT_SECRET?: string;
   JWT_JWKS_URL?: string;
@@ -13,4 +15,6 @@ export interface Env {
   JWT_AUDIENCE?: string;
   JWT_ORG_CLAIM?: string;
   REVOCATION_SYNC_SECONDS?: string;
+  MAX_STALENESS_SECONDS?: string;
+  MAX_KEYS_PER_OWNER?: string;
 }

@@ -7,7 +7,9 @@
  *   trusted Workers that manage keys for their users.
  *
  * Errors cross the binding as Error objects whose message starts with a code in brackets, e.g.
- * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them.
+ * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them:
+ * also `[forbidden]`, `[quota_exceeded]`, `[rate_limited]` and `[unavailable]` (storage down, or
+ * this isolate too long without a feed sync to vouch for a key: retry shortly).
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { z } from "zod";
@@ -18,13 +20,15 @@ import {
   type ApiKeyView as ApiKeyJson,
   CreateKeyRequest,
   ListKeysOptions as ListKeysOptionsSchema,
+  RevokeKeyOptions as RevokeKeyOptionsSchema,
   VerifyOptions,
   type VerifyResultView,
+  type VerifyVerdictView,
   WELL_FORMED_ID,
   fieldErrors,
   reservedKeyPath,
 } from "./schemas";
-import { ForbiddenError, NotFoundError, ValidationError } from "./service/errors";
+import { ForbiddenError, LimitExceededError, NotFoundError, ValidationError } from "./service/errors";
 import { StorageUnavailableError } from "./store/store";
 
 export const OwnerInput = z.strictObject({
@@ -35,7 +39,7 @@ export const OwnerInput = z.strictObject({
 /** RPC carries values JSON cannot (Date, Map, BigInt, undefined, NaN): metadata must be JSON, as over HTTP. */
 const JsonMetadata = z.looseObject({ metadata: z.record(z.string(), z.json()).nullable().optional() });
 
-export type { Owner, VerifyResultView };
+export type { Owner, VerifyResultView, VerifyVerdictView };
 
 /**
  * The views as a binding types them. Metadata is JSON, but typed `unknown` (as in schemas.ts) it
@@ -51,6 +55,7 @@ export interface KeyListView {
 export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
 export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
+export type RevokeKeyOptions = z.input<typeof RevokeKeyOptionsSchema>;
 
 /** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
 function check<S extends z.ZodType>(schema: S, value: unknown, argument: string): z.output<S> {
@@ -72,6 +77,10 @@ async function rpcErrors<T>(run: () => Promise<T>): Promise<T> {
     if (error instanceof NotFoundError) throw new Error(`[not_found] ${error.message}`);
     if (error instanceof ValidationError) throw new Error(`[invalid] ${error.message}`);
     if (error instanceof ForbiddenError) throw new Error(`[forbidden] ${error.exceeded}: ${error.message}`);
+    if (error instanceof LimitExceededError) {
+      const code = error.retryAfterSeconds === null ? "quota_exceeded" : "rate_limited";
+      throw new Error(`[${code}] ${error.limit}: ${error.message}`);
+    }
     if (error instanceof StorageUnavailableError)
       throw new Error("[unavailable] Storage is unavailable; retry shortly");
     throw error;
@@ -119,9 +128,11 @@ export class KeyService extends WorkerEntrypoint<Env> {
     return rpcErrors(() => this.keys().list(actor, parsed)) as Promise<KeyListView>;
   }
 
-  async revoke(owner: Owner, id: string): Promise<void> {
+  /** Revokes the key; with `{ cascade: true }` also every key descending from it, in one write. */
+  async revoke(owner: Owner, id: string, options: RevokeKeyOptions = {}): Promise<void> {
     const actor = serviceActor(owner);
-    return rpcErrors(() => this.keys().revoke(actor, String(id)));
+    const parsed = check(RevokeKeyOptionsSchema, options ?? {}, "options");
+    return rpcErrors(() => this.keys().revoke(actor, String(id), parsed));
   }
 
   private keys() {

@@ -6,7 +6,7 @@
  */
 import type { Env } from "../env";
 import { describeError } from "../log";
-import { TtlLru } from "../store/memory";
+import { TtlLru } from "../util/lru";
 import { problem } from "./problem";
 
 export const RETRY_AFTER_SECONDS = 60;

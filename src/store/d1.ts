@@ -5,7 +5,15 @@
  */
 import type { KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
-import { type KeyStore, type ListPage, type Revocation, StorageUnavailableError } from "./store";
+import {
+  type InsertLimits,
+  type InsertRefusal,
+  type KeyChange,
+  type KeyStore,
+  type ListPage,
+  type StampedRecord,
+  StorageUnavailableError,
+} from "./store";
 
 interface KeyRow {
   id: string;
@@ -22,10 +30,30 @@ interface KeyRow {
   revoked_at: number | null;
   last_used_at: number | null;
   metadata: string | null;
+  parent_id: string | null;
 }
 
 const COLUMNS =
-  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata";
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, parent_id";
+
+/** The feed position a read is current as of, read in the same statement as the read. */
+const FEED_HEAD = "(SELECT COALESCE(MAX(seq), 0) FROM key_changes)";
+/** Live at ?2 (epoch ms): not revoked, not expired. */
+const LIVE = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)";
+
+interface ChangeRow {
+  seq: number;
+  hash: string;
+  key_id: string;
+  kind: KeyChange["kind"];
+}
+
+const fromChangeRow = (row: ChangeRow): KeyChange => ({
+  seq: row.seq,
+  hash: row.hash,
+  keyId: row.key_id,
+  kind: row.kind,
+});
 
 function fromRow(row: KeyRow): KeyRecord {
   return {
@@ -42,6 +70,7 @@ function fromRow(row: KeyRow): KeyRecord {
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
+    parentId: row.parent_id,
   };
 }
 
@@ -59,11 +88,25 @@ async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
 export class D1KeyStore implements KeyStore {
   constructor(private readonly db: D1Database) {}
 
-  insert(r: KeyRecord): Promise<void> {
+  /**
+   * One statement: INSERT ... SELECT ... WHERE <parent live> AND <owner under quota>, so neither a
+   * revocation of the parent nor concurrent creates can slip between the check and the write (D1 runs
+   * one statement at a time). The quota count stops at the limit, so it reads at most that many index
+   * entries (api_keys_owner_live).
+   */
+  insert(r: KeyRecord, limits: InsertLimits): Promise<{ seq: number } | { refused: InsertRefusal }> {
     return attempt("insert", async () => {
-      await this.db
-        .prepare(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      const inserted = await this.db
+        .prepare(
+          `INSERT INTO api_keys (${COLUMNS})
+           SELECT ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?1
+           WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}))
+             AND (SELECT COUNT(*) FROM (SELECT 1 FROM api_keys WHERE owner_type = ?7 AND owner_id = ?8 AND ${LIVE} LIMIT ?17)) < ?17
+           RETURNING ${FEED_HEAD} AS seq`,
+        )
         .bind(
+          r.parentId,
+          limits.now,
           r.id,
           r.hash,
           r.start,
@@ -78,15 +121,28 @@ export class D1KeyStore implements KeyStore {
           r.revokedAt,
           r.lastUsedAt,
           r.metadata === null ? null : JSON.stringify(r.metadata),
+          limits.maxKeysPerOwner,
         )
-        .run();
+        .first<{ seq: number }>();
+      if (inserted) return { seq: inserted.seq };
+      // Nothing stored: say why (the parent cannot come back to life, so this answer is stable).
+      const parentLive =
+        r.parentId === null ||
+        (await this.db
+          .prepare(`SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}`)
+          .bind(r.parentId, limits.now)
+          .first()) !== null;
+      return { refused: parentLive ? "owner_quota" : "parent_not_live" };
     });
   }
 
-  findByHash(hash: string): Promise<KeyRecord | null> {
+  findByHash(hash: string): Promise<StampedRecord | null> {
     return attempt("lookup", async () => {
-      const row = await this.db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE hash = ?`).bind(hash).first<KeyRow>();
-      return row ? fromRow(row) : null;
+      const row = await this.db
+        .prepare(`SELECT ${COLUMNS}, ${FEED_HEAD} AS feed_seq FROM api_keys WHERE hash = ?`)
+        .bind(hash)
+        .first<KeyRow & { feed_seq: number }>();
+      return row ? { record: fromRow(row), seq: row.feed_seq } : null;
     });
   }
 
@@ -103,7 +159,29 @@ export class D1KeyStore implements KeyStore {
       const params: (string | number)[] = [];
       where.push(`(${page.owners.map(() => "(owner_type = ? AND owner_id = ?)").join(" OR ")})`);
       for (const owner of page.owners) params.push(owner.type, owner.id);
-      if (!page.includeRevoked) where.push("revoked_at IS NULL");
+      if (page.createdBy !== undefined) {
+        where.push("created_by = ?");
+        params.push(page.createdBy);
+      }
+      if (page.ownerType !== undefined) {
+        where.push("owner_type = ?");
+        params.push(page.ownerType);
+      }
+      switch (page.status) {
+        case "active":
+          where.push("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)");
+          params.push(page.now);
+          break;
+        case "revoked":
+          where.push("revoked_at IS NOT NULL");
+          break;
+        case "expired":
+          where.push("revoked_at IS NULL AND expires_at <= ?");
+          params.push(page.now);
+          break;
+        case undefined:
+          if (!page.includeRevoked) where.push("revoked_at IS NULL");
+      }
       if (page.after) {
         where.push("(created_at < ? OR (created_at = ? AND id < ?))");
         params.push(page.after.createdAt, page.after.createdAt, page.after.id);
@@ -119,25 +197,38 @@ export class D1KeyStore implements KeyStore {
     });
   }
 
-  revoke(id: string, at: number): Promise<KeyRecord | null> {
+  revoke(id: string, at: number, cascade: boolean): Promise<KeyRecord[]> {
     return attempt("revoke", async () => {
-      const row = await this.db
-        .prepare(`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING ${COLUMNS}`)
-        .bind(at, id)
-        .first<KeyRow>();
-      return row ? fromRow(row) : null;
+      // One statement, so the key and its descendants are revoked together or not at all; the
+      // trigger api_keys_feed_revoked appends each newly revoked key to the feed in it.
+      const set = `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2)`;
+      const sql = cascade
+        ? `WITH RECURSIVE tree(id) AS (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id)
+           ${set} WHERE id IN (SELECT id FROM tree) RETURNING ${COLUMNS}`
+        : `${set} WHERE id = ?1 RETURNING ${COLUMNS}`;
+      const { results } = await this.db.prepare(sql).bind(id, at).all<KeyRow>();
+      const records = results.map(fromRow);
+      return [...records.filter((r) => r.id === id), ...records.filter((r) => r.id !== id)];
     });
   }
 
-  revokedAfter(after: Revocation, limit: number): Promise<Revocation[]> {
-    return attempt("revocation sync", async () => {
+  changesAfter(seq: number, limit: number): Promise<KeyChange[]> {
+    return attempt("change feed", async () => {
       const { results } = await this.db
-        .prepare(
-          "SELECT hash, revoked_at FROM api_keys WHERE revoked_at >= ? AND (revoked_at, hash) > (?, ?) ORDER BY revoked_at, hash LIMIT ?",
-        )
-        .bind(after.revokedAt, after.revokedAt, after.hash, limit)
-        .all<{ hash: string; revoked_at: number }>();
-      return results.map((r) => ({ hash: r.hash, revokedAt: r.revoked_at }));
+        .prepare("SELECT seq, hash, key_id, kind FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?")
+        .bind(seq, limit)
+        .all<ChangeRow>();
+      return results.map(fromChangeRow);
+    });
+  }
+
+  latestChanges(limit: number): Promise<KeyChange[]> {
+    return attempt("change feed", async () => {
+      const { results } = await this.db
+        .prepare("SELECT seq, hash, key_id, kind FROM key_changes ORDER BY seq DESC LIMIT ?")
+        .bind(limit)
+        .all<ChangeRow>();
+      return results.map(fromChangeRow).reverse();
     });
   }
 

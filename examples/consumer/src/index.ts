@@ -6,7 +6,7 @@
  * It imports latchkey only as a type, so the binding is typed end to end at no runtime cost:
  * `env.KEYS.verify(...)` returns latchkey's VerifyResult.
  */
-import type { KeyService, VerifyKeyOptions, VerifyResultView } from "../../../src/rpc";
+import type { KeyService, VerifyKeyOptions, VerifyResultView, VerifyVerdictView } from "../../../src/rpc";
 
 export interface Env {
   /** latchkey's KeyService entrypoint ([[services]] in wrangler.toml). */
@@ -51,7 +51,7 @@ function presentedKey(request: Request): string | null {
 }
 
 /** Asks latchkey whether the request's key holds `needs`: the verdict when it does, else the refusal. */
-async function guard(request: Request, env: Env, needs: VerifyKeyOptions): Promise<VerifyResultView | Response> {
+async function guard(request: Request, env: Env, needs: VerifyKeyOptions): Promise<VerifyVerdictView | Response> {
   const key = presentedKey(request);
   if (key === null) return problem(401, "Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`");
   let verdict: VerifyResultView;
@@ -71,7 +71,7 @@ async function guard(request: Request, env: Env, needs: VerifyKeyOptions): Promi
 }
 
 /** Who called, as latchkey knows them: the key's owner and id. */
-const caller = (verdict: VerifyResultView) => ({ owner: verdict.owner, key_id: verdict.key_id });
+const caller = (verdict: VerifyVerdictView) => ({ owner: verdict.owner, key_id: verdict.key_id });
 
 const INVOKE = new URLPattern({ pathname: "/models/:id/invoke" });
 
