@@ -20,7 +20,7 @@ export interface JwtConfig {
 export interface Config {
   readonly keyPrefix: string;
   readonly jwt: JwtConfig;
-  /** How often each isolate pulls new revocations from D1 (the bound on cross-location revocation). */
+  /** How often each isolate reads the change feed from D1 (the bound on cross-location revocation). */
   readonly revocationSyncMs: number;
   /**
    * How long this isolate may go without a successful feed sync before it stops trusting what it

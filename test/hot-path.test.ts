@@ -22,7 +22,7 @@ const KV_WRITES = new Set(["KV.put", "KV.delete"]);
 const D1_WRITE = /^\w+ (INSERT|UPDATE|DELETE)\b/i;
 
 /**
- * A fresh env whose DB and KV log every call. Revocation sync is set to once a minute, so that after
+ * A fresh env whose DB and KV log every call (over `base`). The feed sync is set to once a minute, so that after
  * a warm-up request (which syncs) no sync can fall due during a test, however slow the machine.
  */
 function countingEnv(base: Env = env): { testEnv: Env; log: StorageLog; reset(): void } {
@@ -83,7 +83,7 @@ describe("a warm key", () => {
     const { key, id } = await createKey(await token(uniqueSub()), { scopes: ["models:invoke"] });
     const { testEnv, log, reset } = countingEnv();
 
-    // Another isolate: its first request syncs revocations and fills its memory from KV.
+    // Another isolate: its first request syncs the change feed and fills its memory from KV.
     isolateCache.clear();
     const first = await whoami(key, testEnv);
     expect(first.status).toBe(200);
@@ -109,7 +109,7 @@ describe("a warm key", () => {
 
   it("made here by POST /v1/keys is warm at once: its first use reads nothing but writes last_used", async () => {
     const { testEnv, log, reset } = countingEnv();
-    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the revocation sync fresh
+    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the feed sync fresh
     const { key } = await createKey(await token(uniqueSub()), {}, testEnv);
     expect(log.calls.filter((c) => c === "KV.put")).toHaveLength(1);
     expect(log.queries.filter((q) => D1_WRITE.test(q))).toHaveLength(1); // the INSERT
@@ -191,7 +191,7 @@ describe("a key's record in isolate memory", () => {
 describe("a well-formed unknown key", () => {
   it("costs one KV read and one D1 lookup, then nothing while it is remembered as unknown", async () => {
     const { testEnv, log, reset } = countingEnv();
-    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the revocation sync fresh
+    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the feed sync fresh
     const unknown = generateKey("lk");
 
     reset();
@@ -209,7 +209,7 @@ describe("a well-formed unknown key", () => {
 });
 
 describe("a malformed key", () => {
-  it("makes no KV or D1 call at all, on HTTP auth or POST /v1/verify, even when revocation sync is due", async () => {
+  it("makes no KV or D1 call at all, on HTTP auth or POST /v1/verify, even when a feed sync is due", async () => {
     const { key } = await createKey(await token(uniqueSub()));
     const wrongChecksum = key.slice(0, -1) + (key.endsWith("A") ? "B" : "A");
     const { testEnv, log } = countingEnv();

@@ -300,6 +300,7 @@ describe("per-owner limits", () => {
         return { success: (counts.get(key) ?? 0) <= 2 };
       },
     };
+    expect(typeof env.KEY_CREATION_LIMITER?.limit).toBe("function"); // wrangler.toml binds the real one
     const limited = withLimits({ KEY_CREATION_LIMITER: limiter });
     const sub = uniqueSub();
     const jwt = await token(sub);

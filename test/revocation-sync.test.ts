@@ -14,7 +14,7 @@ import { loadConfig } from "../src/config";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
 import { CHANGE_MEMORY_ENTRIES, CHANGE_MEMORY_MS, FeedState } from "../src/service/feed";
-import { IsolateCache, Verifier, isolateCache } from "../src/service/verify";
+import { IsolateCache, SYNC_WAIT_MS, Verifier, isolateCache } from "../src/service/verify";
 import { type CachedRecord, KvRecordCache, cacheKey } from "../src/store/cache";
 import { D1KeyStore } from "../src/store/d1";
 import { call, createKey, envWith, faultyDb, token, uniqueSub } from "./helpers";
@@ -66,6 +66,7 @@ function isolate(testEnv: Env = fastSync, kv: KVNamespace = testEnv.KEY_CACHE) {
   );
   return {
     local,
+    verifier,
     /** Verifies, then lets the work deferred past the "response" finish. */
     async code(key: string): Promise<string> {
       const { code } = await verifier.verify(key);
@@ -262,6 +263,37 @@ describe("when the feed cannot be read", () => {
     expect((await whoami(key, healthy)).status).toBe(200);
     expect(isolateCache.feed.lastSyncAt).toBe(syncedAt + 1400);
     expect(await verifyCode(known, healthy)).toBe("VALID");
+  });
+});
+
+describe("a sync on the request path", () => {
+  it("is waited for at most SYNC_WAIT_MS, even by a new isolate whose feed read hangs", async () => {
+    const { id, key } = await createKey(await token(uniqueSub()));
+    let hung = 0;
+    const hangingFeed: D1Database = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop !== "prepare") return Reflect.get(target, prop, target);
+        return (sql: string) => {
+          if (!sql.startsWith("SELECT seq")) return target.prepare(sql);
+          const never = () => (hung++, new Promise<never>(() => {}));
+          return { bind: () => ({ all: never, first: never, run: never, raw: never }) };
+        };
+      },
+    });
+    const cold = isolate(envWith({ REVOCATION_SYNC_SECONDS: String(SYNC_SECONDS), DB: hangingFeed }));
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    let verdict: string | null = null;
+    void cold.verifier.verify(key).then((v) => (verdict = v.code));
+    for (let i = 0; i < 200 && hung === 0; i++) await scheduler.wait(5);
+    expect(hung).toBe(1);
+    await vi.advanceTimersByTimeAsync(SYNC_WAIT_MS - 1);
+    for (let i = 0; i < 20; i++) await scheduler.wait(5);
+    expect(verdict).toBeNull(); // still waiting for the sync...
+    await vi.advanceTimersByTimeAsync(1);
+    // ...and no longer: with no feed to vouch for KV, the key is read from D1 (not hung).
+    for (let i = 0; i < 400 && verdict === null; i++) await scheduler.wait(5);
+    expect(verdict).toBe("VALID");
+    expect(cold.local.records.get(await sha256Hex(key), Date.now())?.record.id).toBe(id);
   });
 });
 
