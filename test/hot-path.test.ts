@@ -22,7 +22,7 @@ const KV_WRITES = new Set(["KV.put", "KV.delete"]);
 const D1_WRITE = /^\w+ (INSERT|UPDATE|DELETE)\b/i;
 
 /**
- * A fresh env whose DB and KV log every call (over `base`). The feed sync is set to once a minute, so that after
+ * A fresh env whose DB and KV log every call (over `base`). Unless `base` sets its own, the feed sync is once a minute, so that after
  * a warm-up request (which syncs) no sync can fall due during a test, however slow the machine.
  */
 function countingEnv(base: Env = env): { testEnv: Env; log: StorageLog; reset(): void } {

@@ -266,6 +266,35 @@ describe("when the feed cannot be read", () => {
   });
 });
 
+describe("the feed's retention", () => {
+  it("each appended row deletes up to 4 of the oldest rows older than a day, and nothing younger", async () => {
+    const day = 86_400_000;
+    const now = Date.now();
+    // Rows numbered before any other (the oldest): five older than a day, one younger. (The younger is
+    // written first: appending it would prune the others.)
+    const rows = [-11, -16, -15, -14, -13, -12].map((seq, i) => [seq, i > 0 ? now - 2 * day : now - day / 2]);
+    await env.DB.batch(
+      rows.map(([seq, at]) =>
+        env.DB.prepare(
+          "INSERT INTO key_changes (seq, hash, key_id, kind, at) VALUES (?, 'old', 'old', 'updated', ?)",
+        ).bind(seq, at),
+      ),
+    );
+    const oldRows = async () =>
+      (
+        await env.DB.prepare("SELECT seq FROM key_changes WHERE hash = 'old' ORDER BY seq").all<{ seq: number }>()
+      ).results.map((r) => r.seq);
+    expect(await oldRows()).toEqual([-16, -15, -14, -13, -12, -11]);
+    const { id } = await createKey(await token(uniqueSub()));
+    await revokeElsewhere(id); // one new row: four old ones go
+    expect(await oldRows()).toEqual([-12, -11]);
+    const { id: next } = await createKey(await token(uniqueSub()));
+    await revokeElsewhere(next); // the last old one goes; the younger one stays
+    expect(await oldRows()).toEqual([-11]);
+    await env.DB.prepare("DELETE FROM key_changes WHERE hash = 'old'").run();
+  });
+});
+
 describe("a sync on the request path", () => {
   it("is waited for at most SYNC_WAIT_MS, even by a new isolate whose feed read hangs", async () => {
     const { id, key } = await createKey(await token(uniqueSub()));
