@@ -19,20 +19,21 @@ import { routes } from "../src/http/routes";
 import { generateKey, isWellFormedKey, keyStart } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
 import { NO_LEGACY_FORMATS } from "../src/keys/legacy";
-import type { KeyRecord } from "../src/model";
-import { type RecordCache, cacheKey } from "../src/store/cache";
-import type { KeyStore, ListPage, Revocation } from "../src/store/store";
+import { type KeyRecord, compact } from "../src/model";
+import { type CachedRecord, type RecordCache, cacheKey } from "../src/store/cache";
+import type { KeyChange, KeyStore, ListPage, StampedRecord } from "../src/store/store";
 import type { VerifyChecks } from "../src/schemas";
 import { IsolateCache, Verifier, isolateCache } from "../src/service/verify";
 
-/** The D1 stand-in: a map by hash and by id. */
+/** The D1 stand-in: a map by hash and by id, and an empty change feed (nothing is revoked here). */
 class MemoryKeyStore implements KeyStore {
   readonly byHash = new Map<string, KeyRecord>();
   readonly count = { reads: 0, writes: 0, syncs: 0 };
 
-  async insert(record: KeyRecord): Promise<void> {
+  async insert(record: KeyRecord): Promise<{ seq: number }> {
     this.count.writes++;
     this.byHash.set(record.hash, record);
+    return { seq: 0 };
   }
   async insertNew(records: readonly KeyRecord[]): Promise<boolean[]> {
     const inserted: boolean[] = [];
@@ -42,9 +43,10 @@ class MemoryKeyStore implements KeyStore {
     }
     return inserted;
   }
-  async findByHash(hash: string): Promise<KeyRecord | null> {
+  async findByHash(hash: string): Promise<StampedRecord | null> {
     this.count.reads++;
-    return this.byHash.get(hash) ?? null;
+    const record = this.byHash.get(hash);
+    return record ? { record, seq: 0 } : null;
   }
   async findById(id: string): Promise<KeyRecord | null> {
     this.count.reads++;
@@ -55,23 +57,16 @@ class MemoryKeyStore implements KeyStore {
     this.count.reads++;
     return [];
   }
-  async revoke(id: string, at: number): Promise<KeyRecord | null> {
-    const record = await this.findById(id);
-    this.count.writes++;
-    if (!record) return null;
-    const revoked = { ...record, revokedAt: record.revokedAt ?? at };
-    this.byHash.set(revoked.hash, revoked);
-    return revoked;
+  async revoke(): Promise<KeyRecord[]> {
+    throw new Error("the benchmark revokes nothing");
   }
-  async revokedAfter(after: Revocation, limit: number): Promise<Revocation[]> {
+  async changesAfter(): Promise<KeyChange[]> {
     this.count.syncs++;
-    const later = (r: Revocation) =>
-      r.revokedAt > after.revokedAt || (r.revokedAt === after.revokedAt && r.hash > after.hash);
-    return [...this.byHash.values()]
-      .flatMap((r) => (r.revokedAt === null ? [] : [{ hash: r.hash, revokedAt: r.revokedAt }]))
-      .filter(later)
-      .sort((a, b) => a.revokedAt - b.revokedAt || (a.hash < b.hash ? -1 : 1))
-      .slice(0, limit);
+    return [];
+  }
+  async latestChanges(): Promise<KeyChange[]> {
+    this.count.syncs++;
+    return [];
   }
   async touchLastUsed(): Promise<void> {
     this.count.writes++;
@@ -83,14 +78,14 @@ class MemoryRecordCache implements RecordCache {
   readonly values = new Map<string, string>();
   readonly count = { reads: 0, writes: 0 };
 
-  async get(hash: string): Promise<KeyRecord | null> {
+  async get(hash: string): Promise<CachedRecord | null> {
     this.count.reads++;
     const value = this.values.get(hash);
-    return value === undefined ? null : (JSON.parse(value) as KeyRecord);
+    return value === undefined ? null : (JSON.parse(value) as CachedRecord);
   }
-  async put(record: KeyRecord): Promise<void> {
+  async put(entry: CachedRecord): Promise<void> {
     this.count.writes++;
-    this.values.set(record.hash, JSON.stringify(record));
+    this.values.set(entry.record.hash, JSON.stringify(entry));
   }
   async delete(hash: string): Promise<void> {
     this.count.writes++;
@@ -102,7 +97,7 @@ class MemoryRecordCache implements RecordCache {
 export interface StorageCounts {
   readonly reads: number;
   readonly writes: number;
-  /** Revocation syncs: one per isolate every revocationSyncMs, not per verify. */
+  /** Change feed syncs: one per isolate every revocationSyncMs, not per verify. */
   readonly syncs: number;
 }
 
@@ -145,6 +140,8 @@ const config: Config = {
   dialects: [],
   cors: { origins: new Set(), verifyOrigins: new Set() },
   ui: { frameAncestors: "'none'", devTokens: false },
+  maxStalenessMs: 60_000,
+  maxKeysPerOwner: 10_000,
   errors: [],
 };
 
@@ -167,6 +164,7 @@ async function seed(count: number, save: (record: KeyRecord) => Promise<void>): 
       revokedAt: null,
       lastUsedAt: null,
       metadata: null,
+      parentId: null,
     });
     keys.push(key);
   }
@@ -231,7 +229,7 @@ async function verifySuite(keyCount: number): Promise<BenchCase[]> {
 
   const keys = await seed(keyCount, async (record) => {
     await store.insert(record);
-    await cache.put(record);
+    await cache.put({ record: compact(record), seq: 0 });
   });
   let unknownKey = generateKey(PREFIX);
   while (store.byHash.has(await sha256Hex(unknownKey))) unknownKey = generateKey(PREFIX);
@@ -291,7 +289,7 @@ async function verifySuite(keyCount: number): Promise<BenchCase[]> {
 
 /**
  * Requests through the Worker's router (app.fetch), D1 and KV replaced by stand-ins: D1 has no rows
- * (so revocation sync finds none), KV holds the seeded records. In Node, Node's Request and Response
+ * (so the change feed is empty), KV holds the seeded records. In Node, Node's Request and Response
  * (undici) stand in for workerd's, so absolute numbers differ from a Worker's.
  */
 async function routerSuite(keyCount: number): Promise<BenchCase[]> {
@@ -325,7 +323,10 @@ async function routerSuite(keyCount: number): Promise<BenchCase[]> {
     props: {},
   } as unknown as ExecutionContext;
   const app = createApp(routes);
-  const keys = await seed(keyCount, async (record) => void kv.set(cacheKey(record.hash), JSON.stringify(record)));
+  const keys = await seed(
+    keyCount,
+    async (record) => void kv.set(cacheKey(record.hash), JSON.stringify({ record: compact(record), seq: 0 })),
+  );
   const malformed = corrupt(keys[0]!);
 
   const healthz = () => new Request("https://bench/healthz");

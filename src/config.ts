@@ -34,7 +34,7 @@ export type VerifyAccess =
 export interface Config {
   readonly keyPrefix: string;
   readonly jwt: JwtConfig;
-  /** How often each isolate pulls new revocations from D1 (the bound on cross-location revocation). */
+  /** How often each isolate reads the change feed from D1 (the bound on cross-location revocation). */
   readonly revocationSyncMs: number;
   readonly verifyAccess: VerifyAccess;
   /** Imported key formats verification accepts besides latchkey's own (LEGACY_KEY_FORMATS). */
@@ -45,6 +45,13 @@ export interface Config {
   readonly cors: { readonly origins: ReadonlySet<string>; readonly verifyOrigins: ReadonlySet<string> };
   /** The keys page (src/http/ui.ts). */
   readonly ui: UiConfig;
+  /**
+   * How long this isolate may go without a successful feed sync before it stops trusting what it
+   * learnt before: past it, a key is answered only from a fresh D1 read (so 503 while D1 is down).
+   */
+  readonly maxStalenessMs: number;
+  /** The most live (not revoked, not expired) keys one owner may hold. */
+  readonly maxKeysPerOwner: number;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
@@ -66,6 +73,8 @@ const DEFAULT_MAX_AGE_SECONDS = 86_400;
 /** A cap longer than a year is no cap; a typo, more likely. */
 const MAX_MAX_AGE_SECONDS = 366 * 86_400;
 const DEFAULT_ADMIN_ROLES = ["admin"];
+const DEFAULT_MAX_STALENESS_SECONDS = 60;
+const DEFAULT_MAX_KEYS_PER_OWNER = 10_000;
 
 const cache = new WeakMap<Env, Config>();
 
@@ -178,6 +187,21 @@ function readConfig(env: Env): Config {
     }
   }
 
+  // Never below two sync intervals: an isolate that syncs on schedule must never count as stale.
+  const minStalenessMs = 2 * revocationSyncMs;
+  let maxStalenessMs = Math.max(DEFAULT_MAX_STALENESS_SECONDS * 1000, minStalenessMs);
+  const staleness = text(env.MAX_STALENESS_SECONDS);
+  if (staleness !== null) {
+    const seconds = Number(staleness);
+    if (Number.isFinite(seconds) && seconds * 1000 >= minStalenessMs && seconds <= 3600) {
+      maxStalenessMs = Math.round(seconds * 1000);
+    } else {
+      errors.push(
+        `MAX_STALENESS_SECONDS must be a number from twice REVOCATION_SYNC_SECONDS to 3600; using ${maxStalenessMs / 1000}`,
+      );
+    }
+  }
+
   let verifyAccess: VerifyAccess = { kind: "open" };
   const verifyToken = text(env.VERIFY_TOKEN);
   if (verifyToken !== null) {
@@ -208,6 +232,14 @@ function readConfig(env: Env): Config {
   if (devTokens && !secret)
     errors.push("DEV_UI_TOKENS works only with JWT_SECRET (HS256) and no JWT_JWKS_URL; ignored");
 
+  let maxKeysPerOwner = DEFAULT_MAX_KEYS_PER_OWNER;
+  const rawMaxKeys = text(env.MAX_KEYS_PER_OWNER);
+  if (rawMaxKeys !== null) {
+    const count = Number(rawMaxKeys);
+    if (Number.isSafeInteger(count) && count >= 1 && count <= 1_000_000) maxKeysPerOwner = count;
+    else errors.push(`MAX_KEYS_PER_OWNER must be a whole number from 1 to 1000000; using ${maxKeysPerOwner}`);
+  }
+
   return {
     keyPrefix,
     jwt: {
@@ -230,6 +262,8 @@ function readConfig(env: Env): Config {
       verifyOrigins: readOrigins("VERIFY_ALLOWED_ORIGINS", env.VERIFY_ALLOWED_ORIGINS, errors),
     },
     ui: { frameAncestors: readFrameAncestors(env.UI_FRAME_ANCESTORS, errors), devTokens: devTokens && secret !== null },
+    maxStalenessMs,
+    maxKeysPerOwner,
     errors,
   };
 }

@@ -20,6 +20,7 @@ export function createContext(env: Env, ctx: { waitUntil(promise: Promise<unknow
     cache: new KvRecordCache(env.KEY_CACHE),
     config,
     defer: (work) => ctx.waitUntil(work),
+    creationLimiter: env.KEY_CREATION_LIMITER,
   });
   return { config, keys };
 }

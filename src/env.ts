@@ -10,6 +10,8 @@ export interface Env {
   AUTH_FAILURE_LIMITER_NO_IP?: RateLimit;
   /** Counts NOT_FOUND answers of an open POST /v1/verify per client (absent: no limit). */
   VERIFY_MISS_LIMITER?: RateLimit;
+  /** Counts key creations per owner (absent: no limit). */
+  KEY_CREATION_LIMITER?: RateLimit;
   KEY_PREFIX?: string;
   JWT_SECRET?: string;
   JWT_JWKS_URL?: string;
@@ -36,4 +38,6 @@ export interface Env {
   UI_FRAME_ANCESTORS?: string;
   /** "true": /ui/dev-token mints JWTs for local development (HS256 mode only). Never set in wrangler.toml. */
   DEV_UI_TOKENS?: string;
+  MAX_STALENESS_SECONDS?: string;
+  MAX_KEYS_PER_OWNER?: string;
 }

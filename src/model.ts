@@ -29,6 +29,33 @@ export interface KeyRecord {
   readonly metadata: Readonly<Record<string, unknown>> | null;
   /** An imported key's own format (keys/legacy.ts); absent for latchkey's keys. */
   readonly format?: LegacyFormat;
+  /** The key that created this one (`created_by` = `key:<id>`), or null. Cascading revocation follows it. */
+  readonly parentId: string | null;
+}
+
+/**
+ * What a verification decides on and a key actor acts with: the record without its name, display
+ * start, lineage and metadata. The isolate's memory and KV hold only this, so a record's size is
+ * its scopes and resources (see `compactRecordBytes` in service/verify.ts).
+ */
+export type CompactRecord = Pick<
+  KeyRecord,
+  "id" | "hash" | "owner" | "scopes" | "resources" | "expiresAt" | "revokedAt" | "lastUsedAt" | "format"
+>;
+
+export function compact(r: CompactRecord): CompactRecord {
+  return {
+    id: r.id,
+    hash: r.hash,
+    owner: r.owner,
+    scopes: r.scopes,
+    resources: r.resources,
+    expiresAt: r.expiresAt,
+    revokedAt: r.revokedAt,
+    lastUsedAt: r.lastUsedAt,
+    // An imported key counts only in its own format (service/verify.ts), so its format travels too.
+    ...(r.format ? { format: r.format } : {}),
+  };
 }
 
 /** Who is asking. */
@@ -45,8 +72,11 @@ export type Actor =
       readonly roles: readonly string[];
       readonly workspaceAdmin: boolean;
     }
-  /** A machine, authenticated by a valid API key: acts for the key's owner, within the key's powers. */
-  | { readonly kind: "api_key"; readonly key: KeyRecord }
+  /**
+   * A machine, authenticated by a valid API key: acts for the key's owner, within the key's powers.
+   * Authentication gives the cached compact record; management re-reads it from D1 (service/actor.ts).
+   */
+  | { readonly kind: "api_key"; readonly key: CompactRecord }
   /** A trusted Worker calling over the service binding, on behalf of `owner`. */
   | { readonly kind: "service"; readonly owner: Owner };
 

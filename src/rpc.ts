@@ -7,7 +7,9 @@
  *   trusted Workers that manage keys for their users.
  *
  * Errors cross the binding as Error objects whose message starts with a code in brackets, e.g.
- * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them.
+ * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them:
+ * also `[forbidden]`, `[quota_exceeded]`, `[rate_limited]` and `[unavailable]` (storage down, or
+ * this isolate too long without a feed sync to vouch for a key: retry shortly).
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { z } from "zod";
@@ -20,13 +22,15 @@ import {
   ImportKeysRequest,
   type ImportResultView,
   ListKeysOptions as ListKeysOptionsSchema,
+  RevokeKeyOptions as RevokeKeyOptionsSchema,
   VerifyOptions,
   type VerifyResultView,
+  type VerifyVerdictView,
   WELL_FORMED_ID,
   fieldErrors,
   reservedKeyPath,
 } from "./schemas";
-import { ForbiddenError, NotFoundError, ValidationError } from "./service/errors";
+import { ForbiddenError, LimitExceededError, NotFoundError, ValidationError } from "./service/errors";
 import { StorageUnavailableError } from "./store/store";
 
 export const OwnerInput = z.strictObject({
@@ -37,7 +41,7 @@ export const OwnerInput = z.strictObject({
 /** RPC carries values JSON cannot (Date, Map, BigInt, undefined, NaN): metadata must be JSON, as over HTTP. */
 const JsonMetadata = z.looseObject({ metadata: z.record(z.string(), z.json()).nullable().optional() });
 
-export type { ImportResultView, Owner, VerifyResultView };
+export type { ImportResultView, Owner, VerifyResultView, VerifyVerdictView };
 
 /**
  * The views as a binding types them. Metadata is JSON, but typed `unknown` (as in schemas.ts) it
@@ -54,6 +58,7 @@ export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
 export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
 export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
+export type RevokeKeyOptions = z.input<typeof RevokeKeyOptionsSchema>;
 
 /** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
 function check<S extends z.ZodType>(schema: S, value: unknown, argument: string): z.output<S> {
@@ -75,6 +80,10 @@ async function rpcErrors<T>(run: () => Promise<T>): Promise<T> {
     if (error instanceof NotFoundError) throw new Error(`[not_found] ${error.message}`);
     if (error instanceof ValidationError) throw new Error(`[invalid] ${error.message}`);
     if (error instanceof ForbiddenError) throw new Error(`[forbidden] ${error.exceeded}: ${error.message}`);
+    if (error instanceof LimitExceededError) {
+      const code = error.retryAfterSeconds === null ? "quota_exceeded" : "rate_limited";
+      throw new Error(`[${code}] ${error.limit}: ${error.message}`);
+    }
     if (error instanceof StorageUnavailableError)
       throw new Error("[unavailable] Storage is unavailable; retry shortly");
     throw error;
@@ -132,9 +141,11 @@ export class KeyService extends WorkerEntrypoint<Env> {
     return rpcErrors(() => this.#keys().list(actor, parsed)) as Promise<KeyListView>;
   }
 
-  async revoke(owner: Owner, id: string): Promise<void> {
+  /** Revokes the key; with `{ cascade: true }` also every key descending from it, in one write. */
+  async revoke(owner: Owner, id: string, options: RevokeKeyOptions = {}): Promise<void> {
     const actor = serviceActor(owner);
-    return rpcErrors(() => this.#keys().revoke(actor, String(id)));
+    const parsed = check(RevokeKeyOptionsSchema, options ?? {}, "options");
+    return rpcErrors(() => this.#keys().revoke(actor, String(id), parsed));
   }
 
   /** Truly private (#): RPC exposes every public method of an entrypoint, and TypeScript's `private` too. */

@@ -100,6 +100,18 @@ export const ListKeysQuery = z
     limit: pageLimit(z.coerce.number()),
     cursor: z.string().max(200).optional().meta({ description: "next_cursor from the previous page." }),
     include_revoked: BooleanQuery.default(false),
+    created_by: z
+      .string()
+      .min(1)
+      .max(300)
+      .regex(WELL_FORMED_ID, "Must have no control characters")
+      .optional()
+      .meta({ description: "Only keys with this `created_by`, e.g. `key:<id>` (the keys a key made)." }),
+    owner_type: z.enum(["user", "workspace"]).optional().meta({ description: "Only personal or workspace keys." }),
+    status: z.enum(["active", "revoked", "expired"]).optional().meta({
+      description:
+        "`active`: not revoked and not expired; `revoked`: revoked (whatever its expiry); `expired`: not revoked, past its expiry. When set, `include_revoked` is ignored.",
+    }),
   })
   .meta({ id: "ListKeysQuery" });
 export type ListKeysInput = z.output<typeof ListKeysQuery>;
@@ -109,6 +121,19 @@ export const ListKeysOptions = ListKeysQuery.extend({
   limit: pageLimit(z.number()),
   include_revoked: z.boolean().default(false),
 });
+
+/** Revocation options as a query string (HTTP). */
+export const RevokeKeyQuery = z
+  .strictObject({
+    cascade: BooleanQuery.default(false).meta({
+      description: "Also revoke every key this key created, and theirs, in the same write.",
+    }),
+  })
+  .meta({ id: "RevokeKeyQuery" });
+export type RevokeKeyInput = z.output<typeof RevokeKeyQuery>;
+
+/** The same options as typed values (RPC). */
+export const RevokeKeyOptions = z.strictObject({ cascade: z.boolean().default(false) });
 
 /** Documents the path parameter; ids are checked by the service (a malformed id is simply not found). */
 export const KeyIdParams = z.strictObject({ id: z.string().meta({ description: "The key's id." }) });
@@ -128,6 +153,9 @@ export const ApiKey = z
     revoked_at: Timestamp.nullable(),
     last_used_at: Timestamp.nullable().meta({ description: "Updated at most once a minute." }),
     metadata: z.record(z.string(), z.unknown()).nullable(),
+    parent_id: KeyId.nullable().meta({
+      description: "The key that created this key (null: made by a person or a Worker).",
+    }),
   })
   .meta({ id: "ApiKey" });
 export type ApiKeyView = z.infer<typeof ApiKey>;
@@ -172,18 +200,39 @@ const VERIFY_CODES = [
   "RESOURCE_NOT_ALLOWED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
+/** Codes for a key that is dead or unknown: the answer says nothing else about it. */
+const DEAD_KEY_CODES = ["MALFORMED", "NOT_FOUND", "REVOKED", "EXPIRED"] as const satisfies readonly VerifyCode[];
+export type DeadKeyCode = (typeof DEAD_KEY_CODES)[number];
+/** Codes for a live key (valid, or refused for this request only): the answer carries its details. */
+const LIVE_KEY_CODES = ["VALID", "INSUFFICIENT_SCOPE", "RESOURCE_NOT_ALLOWED"] as const satisfies readonly VerifyCode[];
+export type LiveKeyCode = (typeof LIVE_KEY_CODES)[number];
 
-export const VerifyResult = z
+const VerifyRefusal = z
+  .object({
+    valid: z.literal(false),
+    code: z.enum(DEAD_KEY_CODES),
+    key_id: KeyId.nullable().meta({ description: "The key's id when it exists (REVOKED, EXPIRED)." }),
+  })
+  .meta({ id: "VerifyRefusal", description: "A dead or unknown key: nothing about it but its id." });
+
+const VerifyVerdict = z
   .object({
     valid: z.boolean(),
-    code: z.enum(VERIFY_CODES),
-    key_id: KeyId.nullable(),
-    owner: z.object({ type: z.enum(["user", "workspace"]), id: z.string() }).nullable(),
+    code: z.enum(LIVE_KEY_CODES),
+    key_id: KeyId,
+    owner: z.object({ type: z.enum(["user", "workspace"]), id: z.string() }),
     scopes: z.array(z.string()),
     resources: z.array(z.string()).nullable(),
     expires_at: Timestamp.nullable(),
   })
-  .meta({ id: "VerifyResult" });
+  .meta({
+    id: "VerifyVerdict",
+    description: "A live key: VALID, or refused for this request only, with the details the caller needs.",
+  });
+/** The verdict on a live key (its details included). */
+export type VerifyVerdictView = z.infer<typeof VerifyVerdict>;
+
+export const VerifyResult = z.union([VerifyRefusal, VerifyVerdict]).meta({ id: "VerifyResult" });
 export type VerifyResultView = z.infer<typeof VerifyResult>;
 
 export const Problem = z

@@ -24,6 +24,7 @@ const KEY_FIELDS = [
   "name",
   "owner_id",
   "owner_type",
+  "parent_id",
   "resources",
   "revoked_at",
   "scopes",

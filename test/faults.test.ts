@@ -24,7 +24,7 @@ import {
   token,
   uniqueSub,
 } from "./helpers";
-import { cacheKey } from "../src/store/cache";
+import { type CachedRecord, cacheKey } from "../src/store/cache";
 
 const verify = async (key: string, testEnv: Env = env) => {
   const response = await call("POST", "/v1/verify", { body: { key }, env: testEnv });
@@ -32,7 +32,8 @@ const verify = async (key: string, testEnv: Env = env) => {
   return (await response.json()) as { valid: boolean; code: string; key_id: string | null };
 };
 
-const kvRecord = (hash: string) => env.KEY_CACHE.get<{ revokedAt: number | null }>(cacheKey(hash), "json");
+const kvRecord = async (hash: string) =>
+  (await env.KEY_CACHE.get<CachedRecord>(cacheKey(hash), "json"))?.record ?? null;
 
 async function expectUnavailable(response: Response): Promise<void> {
   await expectProblem(response, 503);

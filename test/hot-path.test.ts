@@ -23,10 +23,10 @@ const KV_WRITES = new Set(["KV.put", "KV.delete"]);
 const D1_WRITE = /^\w+ (INSERT|UPDATE|DELETE)\b/i;
 
 /**
- * A fresh env whose DB and KV log every call. Revocation sync is set to once a minute, so that after
+ * A fresh env whose DB and KV log every call (over `base`). Unless `base` sets its own, the feed sync is once a minute, so that after
  * a warm-up request (which syncs) no sync can fall due during a test, however slow the machine.
  */
-function countingEnv(): { testEnv: Env; log: StorageLog; reset(): void } {
+function countingEnv(base: Env = env): { testEnv: Env; log: StorageLog; reset(): void } {
   const log: StorageLog = { calls: [], queries: [] };
   const passThrough = <T extends object>(
     target: T,
@@ -46,15 +46,20 @@ function countingEnv(): { testEnv: Env; log: StorageLog; reset(): void } {
       log.queries.push(`${name} ${sql}`);
       return result;
     });
-  const db = passThrough(env.DB, (name, args, result) => {
+  const db = passThrough(base.DB, (name, args, result) => {
     log.calls.push(`DB.${name}`);
     return name === "prepare" ? statement(String(args[0]), result as D1PreparedStatement) : result;
   });
-  const kv = passThrough(env.KEY_CACHE, (name, _args, result) => {
+  const kv = passThrough(base.KEY_CACHE, (name, _args, result) => {
     log.calls.push(`KV.${name}`);
     return result;
   });
-  const testEnv = envWith({ DB: db, KEY_CACHE: kv, REVOCATION_SYNC_SECONDS: "60" });
+  const testEnv = {
+    ...base,
+    DB: db,
+    KEY_CACHE: kv,
+    REVOCATION_SYNC_SECONDS: base === env ? "60" : base.REVOCATION_SYNC_SECONDS,
+  };
   return {
     testEnv,
     log,
@@ -79,13 +84,16 @@ describe("a warm key", () => {
     const { key, id } = await createKey(await token(uniqueSub()), { scopes: ["models:invoke"] });
     const { testEnv, log, reset } = countingEnv();
 
-    // Another isolate: its first request syncs revocations and fills its memory from KV.
+    // Another isolate: its first request syncs the change feed and fills its memory from KV.
     isolateCache.clear();
     const first = await whoami(key, testEnv);
     expect(first.status).toBe(200);
     expect(await first.json()).toMatchObject({ principal: "api_key", key_id: id });
     expect(log.calls).toContain("KV.get");
-    expect(log.queries.filter((q) => q.includes("SELECT hash, revoked_at FROM"))).toHaveLength(1);
+    // A new isolate's first sync reads the newest changes of the feed, once.
+    expect(log.queries.filter((q) => q.includes("FROM key_changes"))).toEqual([
+      expect.stringMatching(/^all SELECT seq, hash, key_id, kind FROM key_changes ORDER BY seq DESC LIMIT/),
+    ]);
     expect(log.queries.filter((q) => q.includes("WHERE hash = ?"))).toEqual([]);
     expect(log.queries.filter((q) => q.includes("SET last_used_at"))).toHaveLength(1);
     expect(log.calls.filter((c) => KV_WRITES.has(c))).toEqual([]);
@@ -122,7 +130,7 @@ describe("a warm key", () => {
 
   it("made here by POST /v1/keys is warm at once: its first use reads nothing but writes last_used", async () => {
     const { testEnv, log, reset } = countingEnv();
-    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the revocation sync fresh
+    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the feed sync fresh
     const { key } = await createKey(await token(uniqueSub()), {}, testEnv);
     expect(log.calls.filter((c) => c === "KV.put")).toHaveLength(1);
     expect(log.queries.filter((q) => D1_WRITE.test(q))).toHaveLength(1); // the INSERT
@@ -139,10 +147,43 @@ describe("a warm key", () => {
   });
 });
 
+describe("the change feed", () => {
+  it("costs a warm key nothing, though the feed carried changes to other keys; a revoked key is then refused from memory", async () => {
+    const jwt = await token(uniqueSub());
+    const [kept, revoked] = [await createKey(jwt), await createKey(jwt)];
+    const { testEnv, log, reset } = countingEnv(envWith({ REVOCATION_SYNC_SECONDS: "0.1" }));
+    isolateCache.clear();
+    expect((await whoami(kept.key, testEnv)).status).toBe(200);
+    expect((await whoami(revoked.key, testEnv)).status).toBe(200);
+    // Revoked at another location: D1 only (its trigger appends to the feed).
+    await env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ?").bind(Date.now(), revoked.id).run();
+    await new Promise((resolve) => setTimeout(resolve, 250)); // past two sync intervals
+    reset();
+    expect((await whoami(kept.key, testEnv)).status).toBe(200); // syncs first: one feed query
+    expect(log.queries).toEqual([
+      expect.stringMatching(/^all SELECT seq, hash, key_id, kind FROM key_changes WHERE seq > \?/),
+    ]);
+
+    reset();
+    for (let i = 0; i < 5; i++) {
+      expect((await whoami(kept.key, testEnv)).status).toBe(200);
+      expect(await verify({ key: revoked.key }, testEnv)).toEqual({
+        valid: false,
+        code: "REVOKED",
+        key_id: revoked.id,
+      });
+      expect((await whoami(revoked.key, testEnv)).status).toBe(401);
+    }
+    // Within the interval nothing is synced, and the revocation is answered from the feed's memory.
+    expect(log.queries.filter((q) => !q.includes("FROM key_changes"))).toEqual([]);
+    expect(log.calls.filter((c) => c.startsWith("KV."))).toEqual([]);
+  });
+});
+
 describe("a key's record in isolate memory", () => {
   afterEach(() => vi.useRealTimers());
 
-  it("outlives a minute (only revocation changes a record, and sync handles that), then is read again", async () => {
+  it("outlives a minute (only a change in the feed changes a record, and sync handles that), then is read again", async () => {
     const { key } = await createKey(await token(uniqueSub()));
     const { testEnv, log, reset } = countingEnv();
     isolateCache.clear();
@@ -155,9 +196,9 @@ describe("a key's record in isolate memory", () => {
     vi.setSystemTime(start + 3 * 60_000); // before the shortest lifetime (80% of 5 minutes)
     expect((await whoami(key, testEnv)).status).toBe(200);
     expect(log.calls).not.toContain("KV.get");
-    // What three minutes do cost: a revocation sync (stale caches sync first) and the key's last use.
+    // What three minutes do cost: a feed sync from where it was (stale caches sync first) and the key's last use.
     expect(log.queries).toEqual([
-      expect.stringMatching(/^all SELECT hash, revoked_at FROM/),
+      expect.stringMatching(/^all SELECT seq, hash, key_id, kind FROM key_changes WHERE seq > \? ORDER BY seq/),
       expect.stringMatching(/^run UPDATE api_keys SET last_used_at/),
     ]);
 
@@ -171,7 +212,7 @@ describe("a key's record in isolate memory", () => {
 describe("a well-formed unknown key", () => {
   it("costs one KV read and one D1 lookup, then nothing while it is remembered as unknown", async () => {
     const { testEnv, log, reset } = countingEnv();
-    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the revocation sync fresh
+    await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the feed sync fresh
     const unknown = generateKey("lk");
 
     reset();
@@ -189,7 +230,7 @@ describe("a well-formed unknown key", () => {
 });
 
 describe("a malformed key", () => {
-  it("makes no KV or D1 call at all, on HTTP auth or POST /v1/verify, even when revocation sync is due", async () => {
+  it("makes no KV or D1 call at all, on HTTP auth or POST /v1/verify, even when a feed sync is due", async () => {
     const { key } = await createKey(await token(uniqueSub()));
     const wrongChecksum = key.slice(0, -1) + (key.endsWith("A") ? "B" : "A");
     const { testEnv, log } = countingEnv();

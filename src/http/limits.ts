@@ -18,7 +18,7 @@ import type { Env } from "../env";
 import { describeError } from "../log";
 import type { VerifyChecks } from "../schemas";
 import type { Keys } from "../service/keys";
-import { TtlLru } from "../store/memory";
+import { TtlLru } from "../util/lru";
 import { problem } from "./problem";
 import { json } from "./route";
 

@@ -4,7 +4,13 @@
  * error (which never holds a key: keys are not put in errors).
  */
 import { AuthenticationError, IdentityProviderUnavailableError } from "../auth/errors";
-import { ForbiddenError, NotFoundError, ValidationError } from "../service/errors";
+import {
+  CredentialNotLiveError,
+  ForbiddenError,
+  LimitExceededError,
+  NotFoundError,
+  ValidationError,
+} from "../service/errors";
 import { StorageUnavailableError } from "../store/store";
 import { describeError } from "../log";
 
@@ -61,7 +67,7 @@ export function problem(status: number, init: ProblemInit = {}): Response {
 
 export function errorToProblem(error: unknown): Response {
   if (error instanceof HttpError) return problem(error.status, error.init);
-  if (error instanceof AuthenticationError) {
+  if (error instanceof AuthenticationError || error instanceof CredentialNotLiveError) {
     return problem(401, { detail: error.message, headers: { "WWW-Authenticate": WWW_AUTHENTICATE } });
   }
   if (error instanceof NotFoundError) return problem(404, { detail: error.message });
@@ -76,6 +82,14 @@ export function errorToProblem(error: unknown): Response {
       detail: error.message,
       extra: { exceeded: error.exceeded },
       errors: { [error.exceeded]: [error.message] },
+    });
+  }
+  if (error instanceof LimitExceededError) {
+    const rate = error.retryAfterSeconds !== null;
+    return problem(rate ? 429 : 403, {
+      detail: error.message,
+      extra: { limit: error.limit },
+      ...(rate ? { headers: { "Retry-After": String(error.retryAfterSeconds) } } : {}),
     });
   }
   if (error instanceof IdentityProviderUnavailableError) {

@@ -9,6 +9,7 @@ import {
   KeyIdParams,
   KeyList,
   ListKeysQuery,
+  RevokeKeyQuery,
   VerifyRequest,
   VerifyResult,
   WhoAmI,
@@ -71,7 +72,7 @@ export const routes: readonly Route[] = [
       schema: CreatedApiKey,
       headers: z.object({ Location: z.string().meta({ description: "The new key's URL." }) }),
     },
-    problems: [400, 403, 413, 415, 422],
+    problems: [400, 403, 413, 415, 422, 429],
     handle: async ({ app, actor }, { body }) => {
       const created = await app.keys.create(actor, body);
       return json(created, 201, { Location: `/v1/keys/${created.id}`, "Cache-Control": "no-store" });
@@ -122,15 +123,17 @@ export const routes: readonly Route[] = [
     method: "delete",
     path: "/v1/keys/:id",
     operationId: "revokeKey",
-    summary: "Revoke a key (idempotent)",
-    description: "The key stops working at once here and everywhere within the revocation bound (see README).",
+    summary: "Revoke a key (idempotent), or with cascade=true the key and every key descending from it",
+    description:
+      "The key stops working at once here and everywhere within the revocation bound (see README). With `cascade=true`, every key it created (and theirs) is revoked in the same write.",
     tag: "keys",
     auth: "required",
     pathParams: KeyIdParams,
+    query: RevokeKeyQuery,
     success: { status: 204, description: "The key is revoked." },
-    problems: [403],
-    handle: async ({ app, actor, params }) => {
-      await app.keys.revoke(actor, params.id ?? "");
+    problems: [400, 403],
+    handle: async ({ app, actor, params }, { query }) => {
+      await app.keys.revoke(actor, params.id ?? "", query);
       return new Response(null, { status: 204 });
     },
   }),

@@ -36,3 +36,29 @@ export class ForbiddenError extends Error {
     super(message);
   }
 }
+
+/**
+ * The API key making a management request is no longer live in D1 (revoked, expired or gone), though
+ * it authenticated from a cache: answered as a failed authentication.
+ */
+export class CredentialNotLiveError extends Error {
+  override readonly name = "CredentialNotLiveError";
+  constructor() {
+    super("The API key making this request has been revoked or has expired");
+  }
+}
+
+/**
+ * A configured limit refuses the request. `limit` names it (e.g. MAX_KEYS_PER_OWNER); with
+ * `retryAfterSeconds` it is a rate (wait and retry: HTTP 429), without it a quota (free some: 403).
+ */
+export class LimitExceededError extends Error {
+  override readonly name = "LimitExceededError";
+  constructor(
+    readonly limit: string,
+    message: string,
+    readonly retryAfterSeconds: number | null = null,
+  ) {
+    super(message);
+  }
+}

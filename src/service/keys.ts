@@ -13,6 +13,8 @@ import { UUID_V4 } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type Actor, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
+  DeadKeyCode,
+  LiveKeyCode,
   ApiKeyView,
   CreateKeyInput,
   ImportKeyInput,
@@ -21,12 +23,21 @@ import type {
   CreatedApiKeyView,
   KeyListView,
   ListKeysInput,
+  RevokeKeyInput,
   VerifyChecks,
   VerifyResultView,
   WhoAmIView,
 } from "../schemas";
-import { ForbiddenError, NotFoundError, ValidationError } from "./errors";
+import { describeError } from "../log";
+import { recheckActor } from "./actor";
+import { CredentialNotLiveError, ForbiddenError, LimitExceededError, NotFoundError, ValidationError } from "./errors";
 import { type ServiceDeps, type Verification, Verifier } from "./verify";
+
+/** The period of the KEY_CREATION_LIMITER binding (wrangler.toml), for Retry-After. */
+export const CREATION_RETRY_AFTER_SECONDS = 60;
+
+/** The most KV copies one revoke deletes itself (a cascade may revoke thousands of keys). */
+const MAX_KV_DELETES = 50;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -45,18 +56,21 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
     revoked_at: iso(r.revokedAt),
     last_used_at: iso(r.lastUsedAt),
     metadata: r.metadata === null ? null : { ...r.metadata },
+    parent_id: r.parentId,
   };
 }
 
-function verdictView({ code, record }: Verification): VerifyResultView {
+/** The verdict as the API shows it: a dead or unknown key gets only its code and id (README, "Verify says less"). */
+function verdictView({ code, record, keyId }: Verification): VerifyResultView {
+  if (record === null) return { valid: false, code: code as DeadKeyCode, key_id: keyId };
   return {
     valid: code === "VALID",
-    code,
-    key_id: record?.id ?? null,
-    owner: record ? { type: record.owner.type, id: record.owner.id } : null,
-    scopes: record ? [...record.scopes] : [],
-    resources: record?.resources ? [...record.resources] : null,
-    expires_at: record ? iso(record.expiresAt) : null,
+    code: code as LiveKeyCode,
+    key_id: record.id,
+    owner: { type: record.owner.type, id: record.owner.id },
+    scopes: [...record.scopes],
+    resources: record.resources ? [...record.resources] : null,
+    expires_at: iso(record.expiresAt),
   };
 }
 
@@ -130,23 +144,36 @@ export class Keys {
     this.verifier = new Verifier(deps);
   }
 
-  async create(actor: Actor, input: CreateKeyInput): Promise<CreatedApiKeyView> {
+  async create(caller: Actor, input: CreateKeyInput): Promise<CreatedApiKeyView> {
+    this.requireScope(caller, "keys:write");
+    const actor = await recheckActor(this.deps, this.verifier, caller);
     this.requireScope(actor, "keys:write");
     const powers = this.authorizeNewKey(actor, input);
+    await this.limitCreation(powers.owner);
     const key = generateKey(this.deps.config.keyPrefix);
+    const now = Date.now();
     const record: KeyRecord = {
       id: crypto.randomUUID(),
       hash: await sha256Hex(key),
       start: keyStart(key, this.deps.config.keyPrefix),
       name: input.name,
       ...powers,
-      createdAt: Date.now(),
+      createdAt: now,
       revokedAt: null,
       lastUsedAt: null,
       metadata: input.metadata ?? null,
+      parentId: actor.kind === "api_key" ? actor.key.id : null,
     };
-    await this.deps.store.insert(record);
-    this.verifier.remember(record);
+    const maxKeysPerOwner = this.deps.config.maxKeysPerOwner;
+    const stored = await this.deps.store.insert(record, { maxKeysPerOwner, now });
+    if ("refused" in stored) {
+      if (stored.refused === "parent_not_live") throw new CredentialNotLiveError();
+      throw new LimitExceededError(
+        "MAX_KEYS_PER_OWNER",
+        `This owner already holds ${maxKeysPerOwner} live keys, the most allowed (MAX_KEYS_PER_OWNER); revoke some first`,
+      );
+    }
+    this.verifier.remember(record, stored.seq);
     return { ...toApiKey(record), key };
   }
 
@@ -187,6 +214,7 @@ export class Keys {
         lastUsedAt: null,
         metadata: item.metadata ?? null,
         format: item.format ?? "opaque",
+        parentId: null,
       });
     }
     if (Object.keys(errors).length > 0) throw new ValidationError(errors);
@@ -197,7 +225,8 @@ export class Keys {
     records.forEach((record, i) => {
       if (!inserted[i]) return;
       stored.set(record.hash, record.id);
-      this.verifier.remember(record);
+      // Read from D1 on first use (with its feed position); only a cached "unknown" must go.
+      this.verifier.known(record.hash);
     });
     const results = records.map((record) => {
       const id = stored.get(record.hash) ?? null;
@@ -225,6 +254,25 @@ export class Keys {
     return leaked === null ? null : { field: leaked, message: "Holds the key itself: send only its SHA-256 in hash" };
   }
 
+  /** The per-owner creation rate (KEY_CREATION_LIMITER). A failing limiter is logged and lets the create through. */
+  private async limitCreation(owner: Owner): Promise<void> {
+    const limiter = this.deps.creationLimiter;
+    if (!limiter) return;
+    let success = true;
+    try {
+      ({ success } = await limiter.limit({ key: `${owner.type}:${owner.id}` }));
+    } catch (error) {
+      console.warn(`latchkey: key creation limiter failed: ${describeError(error)}`);
+    }
+    if (!success) {
+      throw new LimitExceededError(
+        "KEY_CREATION_LIMITER",
+        "Too many keys created for this owner; wait before creating more",
+        CREATION_RETRY_AFTER_SECONDS,
+      );
+    }
+  }
+
   async list(actor: Actor, input: ListKeysInput): Promise<KeyListView> {
     this.requireScope(actor, "keys:read");
     const after = input.cursor === undefined ? null : decodeCursor(input.cursor);
@@ -233,6 +281,10 @@ export class Keys {
       limit: input.limit + 1,
       includeRevoked: input.include_revoked,
       after,
+      createdBy: input.created_by,
+      ownerType: input.owner_type,
+      status: input.status,
+      now: Date.now(),
     });
     const page = rows.slice(0, input.limit);
     const last = page[page.length - 1];
@@ -248,20 +300,33 @@ export class Keys {
   }
 
   /**
-   * Revokes the key; revoking a revoked key is a no-op. Keys it created are left alone (see README).
-   * A person needs the admin role for a workspace key; a key may revoke only keys no more powerful
-   * than itself (the attenuation rule, applied to management).
+   * Revokes the key (idempotent), and with `cascade` every key descending from it, in one write.
+   * Without it, keys it created are left alone (see README). A person needs the admin role for a
+   * workspace key; a key may revoke only keys no more powerful than itself (the attenuation rule,
+   * applied to management).
    */
-  async revoke(actor: Actor, id: string): Promise<void> {
+  async revoke(caller: Actor, id: string, options: RevokeKeyInput = { cascade: false }): Promise<void> {
+    this.requireScope(caller, "keys:write");
+    const actor = await recheckActor(this.deps, this.verifier, caller);
     this.requireScope(actor, "keys:write");
     const record = await this.findVisible(actor, id);
     this.requireManagement(actor, record, "The key to revoke");
     // Already revoked (elsewhere, or by a call whose answer was lost): still evict it here.
-    const revoked = record.revokedAt !== null ? record : await this.deps.store.revoke(id, Date.now());
-    if (!revoked) throw new NotFoundError();
-    await this.verifier.forget(revoked);
+    const revoked =
+      record.revokedAt !== null && !options.cascade
+        ? [record]
+        : await this.deps.store.revoke(id, Date.now(), options.cascade);
+    if (revoked.length === 0) throw new NotFoundError();
+    // The feed tells every other isolate; here, each is refused from the next request on. KV copies
+    // are deleted for the first few only (each is a subrequest): the feed makes any other copy untrusted.
+    await Promise.all(revoked.map((r, i) => this.verifier.forget(r, i < MAX_KV_DELETES)));
   }
 
+  /**
+   * The verdict. For a key that is dead or unknown (MALFORMED, NOT_FOUND, REVOKED, EXPIRED) only its
+   * id: whoever holds a dead key learns nothing of its owner or powers. A refusal of a live key for
+   * this one request (INSUFFICIENT_SCOPE, RESOURCE_NOT_ALLOWED) keeps the details the caller needs.
+   */
   async verify(key: string, options: VerifyChecks = {}): Promise<VerifyResultView> {
     return verdictView(await this.verifier.verify(key, options));
   }

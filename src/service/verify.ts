@@ -6,13 +6,16 @@
  * shape, keys/legacy.ts), then SHA-256, then three layers: this isolate's
  * memory, KV, D1. A record found in D1 is put in KV (never past its expiry); an unknown hash is
  * remembered briefly so repeated guesses do not reach D1. Revocation and expiry are checked on every
- * call, so a cached record cannot outlive them.
+ * call, so a cached record cannot outlive them. Memory and KV hold the compact record only (no name,
+ * no metadata), and memory is bounded by approximate bytes.
  *
- * Revocations made elsewhere reach this isolate through revocation sync: at most every
- * `revocationSyncMs` (off the request path, via waitUntil) the isolate reads the revocations newer
- * than its last look from D1's revoked_at index. A request is never answered from caches whose last
- * sync is older than twice that interval: it syncs first. So a revocation is honoured everywhere
- * within 2 x revocationSyncMs (10 s by default), however stale a KV copy is.
+ * Changes made elsewhere reach this isolate through the change feed (service/feed.ts): at most every
+ * `revocationSyncMs` (after the response, via waitUntil) the isolate reads the feed after its
+ * position and drops the records that changed. A request is never answered from caches whose last
+ * sync is older than twice that interval: it syncs first, waiting at most SYNC_WAIT_MS. So while D1
+ * answers, a change is honoured everywhere within 2 x revocationSyncMs (10 s by default), however
+ * stale a KV copy is. When the isolate cannot sync for longer than `maxStalenessMs`, it stops trusting
+ * what it learnt before: a key is answered only from a D1 read made since (so 503 while D1 is down).
  *
  * A warm verification makes no D1 query and no KV or D1 write; last-use times are written at most
  * once a minute per key, after the response.
@@ -22,39 +25,57 @@ import { isWellFormedKey } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
-import type { KeyRecord } from "../model";
+import { type CompactRecord, compact } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
-import { KV_CACHE_TTL_SECONDS, KV_TTL_SECONDS, type RecordCache } from "../store/cache";
-import { D1_TIMEOUT_MS } from "../store/d1";
-import { TtlLru } from "../store/memory";
-import { type KeyStore, type Revocation, TOUCH_BATCH } from "../store/store";
+import { KV_TTL_SECONDS, type RecordCache } from "../store/cache";
+import { type KeyStore, TOUCH_BATCH } from "../store/store";
+import { withTimeout } from "../store/timeout";
+import { TtlLru } from "../util/lru";
 import { describeError } from "../log";
+import { FeedState } from "./feed";
 
 const LAST_USED_INTERVAL_MS = 60_000;
 /** How long one last-use flush may keep writing, and when a flush that never finished is given up. */
 const FLUSH_BUDGET_MS = 10_000;
 const STALE_FLUSH_MS = 45_000;
 /**
- * How long this isolate keeps a record it has read. A stored record changes only when it is revoked
- * (sync and `forget` handle that) and when its last use is written (tracked here, in
- * lastUsedWrites), so the lifetime only bounds how long a row deleted by an operator lingers; it
- * matches KV's. Each record gets 80-100% of it, so keys first read together are not all refetched
- * in the same second.
+ * How long this isolate keeps a record it has read. A stored record changes only through the feed
+ * (which drops it here) and when its last use is written (tracked here, in lastUsedWrites), so the
+ * lifetime only bounds how long a row deleted by an operator lingers; it matches KV's. Each record
+ * gets 80-100% of it, so keys first read together are not all refetched in the same second.
  */
 const RECORD_MEMORY_MS = KV_TTL_SECONDS * 1000;
 const recordLifetime = () => RECORD_MEMORY_MS * (0.8 + 0.2 * Math.random());
+/** The bytes of key records one isolate holds (of its 128 MB). */
+export const RECORD_MEMORY_BYTES = 16 * 1024 * 1024;
 /**
- * How long a revocation seen by sync is remembered: longer than any stale copy can live (its KV
- * lifetime, plus the KV edge's cache of it, plus this isolate's memory of it, plus a minute's margin
- * for a deferred KV put that lands after the revoke's delete).
+ * How long a request waits for a sync it needs (the isolate's last one is older than twice the
+ * interval): well under D1's 5 s timeout. A sync that takes longer goes on after the response.
  */
-const REVOCATION_MEMORY_MS = (KV_TTL_SECONDS + KV_CACHE_TTL_SECONDS + 60) * 1000 + RECORD_MEMORY_MS;
+export const SYNC_WAIT_MS = 1000;
+
+/** A record in this isolate's memory. */
+export interface MemoryRecord {
+  readonly record: CompactRecord;
+  /** The feed position it is current as of. */
+  readonly seq: number;
+  /** When it was last read from D1 (or written there) by this isolate; 0 when it came from KV. */
+  readonly checkedAt: number;
+}
+
 /**
- * How far back each sync looks before the previous one: revoked_at is stamped before the UPDATE is
- * sent, so a revocation can commit up to a D1 timeout later, and isolates' clocks differ slightly.
+ * The approximate V8 heap bytes of a record in memory, estimated once when it enters: the objects,
+ * ids and map slot (a fixed allowance) plus each scope and resource string (one byte per character,
+ * as they are ASCII, plus a header and an array slot) and the owner id (two bytes per character: it
+ * may be any Unicode). Meant to over-estimate: a budget is a promise.
  */
-const SYNC_OVERLAP_MS = D1_TIMEOUT_MS + 10_000;
-const SYNC_PAGE = 1000;
+export function memoryRecordBytes(hash: string, entry: MemoryRecord): number {
+  const { record } = entry;
+  let bytes = 600 + hash.length + 2 * record.owner.id.length;
+  for (const scope of record.scopes) bytes += 32 + scope.length;
+  for (const resource of record.resources ?? []) bytes += 32 + resource.length;
+  return bytes;
+}
 
 export interface ServiceDeps {
   readonly store: KeyStore;
@@ -62,12 +83,16 @@ export interface ServiceDeps {
   readonly config: Config;
   /** Runs work after the response (ctx.waitUntil). */
   readonly defer: (work: Promise<unknown>) => void;
+  /** Counts key creations per owner (the KEY_CREATION_LIMITER binding); absent: no limit. */
+  readonly creationLimiter?: RateLimit | undefined;
 }
 
 export interface Verification {
   readonly code: VerifyCode;
-  /** The key's record when it was found, whatever the code. */
-  readonly record: KeyRecord | null;
+  /** The key's record when it was found and the code is about this request, not the key's life. */
+  readonly record: CompactRecord | null;
+  /** The key's id when it is known, whatever the code. */
+  readonly keyId: string | null;
 }
 
 /** What a presented key is looked up by. */
@@ -77,30 +102,35 @@ interface Credential {
   readonly alternate: AlternateCredential | null;
 }
 
+const answer = (code: VerifyCode, record: CompactRecord | null, keyId = record?.id ?? null): Verification => ({
+  code,
+  record,
+  keyId,
+});
+
 /** Caches and sync bookkeeping that live as long as the isolate. */
 export class IsolateCache {
-  readonly records = new TtlLru<string, KeyRecord>(10_000, RECORD_MEMORY_MS);
+  readonly records = new TtlLru<string, MemoryRecord>(100_000, RECORD_MEMORY_MS, {
+    maxBytes: RECORD_MEMORY_BYTES,
+    sizeOf: memoryRecordBytes,
+  });
+  /** Unknown hashes: fixed-size entries (a 64-character hash), so a count bounds their bytes (~2 MB). */
   readonly unknown = new TtlLru<string, true>(10_000, 10_000);
-  /** hash -> revoked_at, for revocations learnt by sync or made here. */
-  readonly revoked = new Map<string, number>();
+  /** The change feed: position, known changes, sync bookkeeping. */
+  readonly feed = new FeedState();
   readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
   /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
   readonly pendingUses = new Map<string, number>();
   /** When the flush in flight started (0: none). */
   flushStartedAt = 0;
-  /** When the last successful sync started (0: never). */
-  lastSyncAt = 0;
-  syncStartedAt = 0;
 
   clear(): void {
     this.records.clear();
     this.unknown.clear();
-    this.revoked.clear();
+    this.feed.clear();
     this.lastUsedWrites.clear();
     this.pendingUses.clear();
     this.flushStartedAt = 0;
-    this.lastSyncAt = 0;
-    this.syncStartedAt = 0;
   }
 }
 
@@ -115,12 +145,23 @@ export class Verifier {
 
   async verify(key: string, options: VerifyChecks = {}): Promise<Verification> {
     const credential = await this.credential(key);
-    if (!credential) return { code: "MALFORMED", record: null };
+    if (!credential) return answer("MALFORMED", null);
+    const { hash } = credential;
     const now = Date.now();
-    if (now - this.local.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
+    const { feed } = this.local;
+    if (now - feed.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
 
-    const record = this.local.records.get(credential.hash, now) ?? (await this.lookup(credential.hash, now));
-    return this.judge(credential, record, options, now);
+    const entry = this.local.records.get(hash, now);
+    let record = entry?.record;
+    if (entry && now - feed.lastSyncAt > this.deps.config.maxStalenessMs && !this.stillFresh(hash, entry, now)) {
+      record = undefined;
+    }
+    if (!record) {
+      const known = feed.change(hash);
+      if (known?.revoked) return answer("REVOKED", null, known.keyId);
+      record = await this.lookup(hash, now);
+    }
+    return this.judge(credential, record ?? null, options, now);
   }
 
   /**
@@ -140,73 +181,103 @@ export class Verifier {
    */
   async fromMemory(key: string, options: VerifyChecks = {}): Promise<Verification | null> {
     const credential = await this.credential(key);
-    if (!credential) return { code: "MALFORMED", record: null };
+    if (!credential) return answer("MALFORMED", null);
     const now = Date.now();
-    if (now - this.local.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
-    const record = this.local.records.get(credential.hash, now);
+    const { feed } = this.local;
+    if (now - feed.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
+    const known = feed.change(credential.hash);
+    if (known?.revoked) return answer("REVOKED", null, known.keyId);
+    const record = this.local.records.get(credential.hash, now)?.record;
     if (record) return this.judge(credential, record, options, now);
-    return this.local.unknown.get(credential.hash, now) ? { code: "NOT_FOUND", record: null } : null;
+    return this.local.unknown.get(credential.hash, now) ? answer("NOT_FOUND", null) : null;
   }
 
   private judge(
-    { hash, alternate }: Credential,
-    record: KeyRecord | null,
+    { alternate }: Credential,
+    record: CompactRecord | null,
     options: VerifyChecks,
     now: number,
   ): Verification {
-    if (!record) return { code: "NOT_FOUND", record: null };
+    if (!record) return answer("NOT_FOUND", null);
     // A key counts only in its own format (and, in the Sanctum form, under its own id).
     if ((record.format ?? null) !== (alternate?.format ?? null) || (alternate?.keyId ?? record.id) !== record.id) {
-      return { code: "NOT_FOUND", record: null };
+      return answer("NOT_FOUND", null);
     }
-    if (record.revokedAt !== null || this.local.revoked.has(hash)) return { code: "REVOKED", record };
-    if (record.expiresAt !== null && record.expiresAt <= now) return { code: "EXPIRED", record };
+    if (record.revokedAt !== null) return answer("REVOKED", null, record.id);
+    if (record.expiresAt !== null && record.expiresAt <= now) return answer("EXPIRED", null, record.id);
     if (options.scope !== undefined && !grants(record.scopes, options.scope)) {
-      return { code: "INSUFFICIENT_SCOPE", record };
+      return answer("INSUFFICIENT_SCOPE", record);
     }
     if (options.resource !== undefined && !resourceAllowed(record.resources, options.resource)) {
-      return { code: "RESOURCE_NOT_ALLOWED", record };
+      return answer("RESOURCE_NOT_ALLOWED", record);
     }
     this.noteUse(record, now);
-    return { code: "VALID", record };
+    return answer("VALID", record);
   }
 
-  /** A key was just created here: make it warm at once. */
-  remember(record: KeyRecord): void {
+  /** A key was just stored here (at feed position `seq`): make it warm at once. */
+  remember(stored: CompactRecord, seq: number): void {
     const now = Date.now();
+    const record = compact(stored);
     this.local.unknown.delete(record.hash);
-    this.local.records.set(record.hash, record, now, recordLifetime());
-    this.deps.defer(this.deps.cache.put(record, now));
+    this.local.records.set(record.hash, { record, seq, checkedAt: now }, now, recordLifetime());
+    this.deps.defer(this.deps.cache.put({ record, seq }, now));
   }
 
-  /** A key was just revoked here: the very next request at this location must fail. */
-  async forget(record: KeyRecord): Promise<void> {
-    this.local.revoked.set(record.hash, record.revokedAt ?? Date.now());
+  /** A key was just stored here without being made warm (an import): it is no longer unknown. */
+  known(hash: string): void {
+    this.local.unknown.delete(hash);
+  }
+
+  /**
+   * A key was just revoked here: the very next request at this location must fail. (Other isolates
+   * learn it from the feed, which the revoking statement appended to.)
+   */
+  async forget(record: CompactRecord, deleteFromKv = true): Promise<void> {
+    const { feed } = this.local;
+    feed.note(record.hash, { seq: feed.seq, keyId: record.id, revoked: true }, Date.now());
     this.local.records.delete(record.hash);
-    await this.deps.cache.delete(record.hash);
+    if (deleteFromKv) await this.deps.cache.delete(record.hash);
   }
 
-  /** After a miss in this isolate's records: its negative cache, then KV, then D1. */
-  private async lookup(hash: string, now: number): Promise<KeyRecord | null> {
-    if (this.local.unknown.get(hash, now)) return null;
+  /**
+   * Past the staleness bound (no successful sync for that long), a record in memory counts only if
+   * this isolate read it from D1 within the bound; otherwise it is dropped and read again.
+   */
+  private stillFresh(hash: string, entry: MemoryRecord, now: number): boolean {
+    if (now - entry.checkedAt <= this.deps.config.maxStalenessMs) return true;
+    this.local.records.delete(hash);
+    return false;
+  }
 
-    const cached = await this.deps.cache.get(hash);
-    if (cached) {
-      this.local.records.set(hash, cached, now, recordLifetime());
-      return cached;
+  /** After a miss in this isolate's records: its negative cache, then KV (unless stale), then D1. */
+  private async lookup(hash: string, now: number): Promise<CompactRecord | undefined> {
+    if (this.local.unknown.get(hash, now)) return undefined;
+    const { feed } = this.local;
+
+    if (now - feed.lastSyncAt <= this.deps.config.maxStalenessMs) {
+      const cached = await this.deps.cache.get(hash);
+      // Checked after the await: a sync may have applied a change to this key meanwhile.
+      if (cached && feed.trusts(hash, cached.seq, "kv")) {
+        this.local.records.set(hash, { record: cached.record, seq: cached.seq, checkedAt: 0 }, now, recordLifetime());
+        return cached.record;
+      }
     }
 
     const stored = await this.deps.store.findByHash(hash);
     if (!stored) {
       this.local.unknown.set(hash, true, now);
-      return null;
+      return undefined;
     }
-    this.local.records.set(hash, stored, now, recordLifetime());
-    this.deps.defer(this.deps.cache.put(stored, now));
-    return stored;
+    const record = compact(stored.record);
+    if (feed.trusts(hash, stored.seq, "d1")) {
+      this.local.records.set(hash, { record, seq: stored.seq, checkedAt: now }, now, recordLifetime());
+    }
+    this.deps.defer(this.deps.cache.put({ record, seq: stored.seq }, now));
+    return record;
   }
 
-  private noteUse(record: KeyRecord, now: number): void {
+  private noteUse(record: CompactRecord, now: number): void {
     const last = Math.max(record.lastUsedAt ?? 0, this.local.lastUsedWrites.get(record.id, now) ?? 0);
     if (now - last < LAST_USED_INTERVAL_MS) return;
     this.local.lastUsedWrites.set(record.id, now, now);
@@ -247,42 +318,36 @@ export class Verifier {
 
   private async syncIfDue(now: number): Promise<void> {
     const interval = this.deps.config.revocationSyncMs;
-    const age = now - this.local.lastSyncAt;
-    if (age < interval) return;
-    // One attempt per interval: while one runs, or after one failed (D1 down), serve from the caches.
-    if (now - this.local.syncStartedAt < interval) return;
-    if (age < 2 * interval) {
-      // Due but within the bound: refresh after the response.
-      this.deps.defer(this.syncRevocations(now));
-      return;
+    const { feed } = this.local;
+    // One attempt per interval: while one runs, or after one failed (D1 down), serve from the caches
+    // (within the staleness bound).
+    if (feed.running || now - feed.attemptedAt < interval) return;
+    const sync = this.syncFeed(now);
+    this.deps.defer(sync);
+    // Too stale to trust the caches: wait for it, boundedly; within the bound it runs after the response.
+    if (now - feed.lastSyncAt >= 2 * interval) {
+      await withTimeout(sync, SYNC_WAIT_MS, "feed sync").catch(() => {});
     }
-    // Too stale to trust the caches: sync before answering.
-    await this.syncRevocations(now);
   }
 
-  /** Pulls revocations newer than the last look from D1. Failures are logged, never thrown. */
-  async syncRevocations(now: number = Date.now()): Promise<void> {
-    this.local.syncStartedAt = now;
-    let after: Revocation = {
-      revokedAt: this.local.lastSyncAt ? this.local.lastSyncAt - SYNC_OVERLAP_MS : now - REVOCATION_MEMORY_MS,
-      hash: "",
-    };
+  /** Applies the feed after this isolate's position. Failures are logged, never thrown. */
+  async syncFeed(now: number = Date.now()): Promise<void> {
+    const { feed } = this.local;
+    feed.attemptedAt = now;
+    feed.running = true;
     try {
-      for (;;) {
-        const page = await this.deps.store.revokedAfter(after, SYNC_PAGE);
-        for (const { hash, revokedAt } of page) {
-          this.local.revoked.set(hash, revokedAt);
-          this.local.records.delete(hash);
-        }
-        if (page.length < SYNC_PAGE) break;
-        after = page[page.length - 1]!;
-      }
-      this.local.lastSyncAt = now;
-      for (const [hash, revokedAt] of this.local.revoked) {
-        if (revokedAt < now - REVOCATION_MEMORY_MS) this.local.revoked.delete(hash);
-      }
+      await feed.sync(
+        this.deps.store,
+        now,
+        (hash) => this.local.records.delete(hash),
+        () => this.local.records.clear(),
+      );
+      feed.lastSyncAt = now;
+      feed.prune(now);
     } catch (error) {
-      console.warn(`latchkey: revocation sync failed: ${describeError(error)}`);
+      console.warn(`latchkey: change feed sync failed: ${describeError(error)}`);
+    } finally {
+      feed.running = false;
     }
   }
 }

@@ -1,14 +1,15 @@
 /**
  * Workers KV as a shared cache of key records by hash, so a key that is warm anywhere needs no D1
- * query. It holds what D1 holds (never the key itself) and is only ever a cache: every failure or
- * slow answer is logged and treated as a miss, so a broken KV can cost speed but never fail an
- * authentication or lose data.
+ * query. It holds the compact record (never the key itself, nor its name or metadata) with the feed
+ * position it was read at, so an isolate can tell a copy older than a change it knows of (see
+ * service/feed.ts). It is only ever a cache: every failure or slow answer is logged and treated as a
+ * miss, so a broken KV can cost speed but never fail an authentication or lose data.
  */
-import type { KeyRecord } from "../model";
+import type { CompactRecord } from "../model";
 import { withTimeout } from "./timeout";
 import { describeError } from "../log";
 
-/** How long a record may live in KV. Stale copies are covered by revocation sync (see service/verify.ts). */
+/** How long a record may live in KV. Stale copies are covered by the change feed (see service/feed.ts). */
 export const KV_TTL_SECONDS = 300;
 /** KV refuses shorter expirations. */
 const KV_MIN_TTL_SECONDS = 60;
@@ -16,14 +17,20 @@ const KV_MIN_TTL_SECONDS = 60;
 export const KV_CACHE_TTL_SECONDS = 60;
 const KV_TIMEOUT_MS = 1000;
 
-/** Versioned, so a deploy that changes KeyRecord's shape never reads the old shape. */
-export const cacheKey = (hash: string) => `key:v1:${hash}`;
+/** Versioned, so a deploy that changes the cached shape never reads the old shape. */
+export const cacheKey = (hash: string) => `key:v2:${hash}`;
+
+/** A cached record and the feed position (`seq`) it is current as of. */
+export interface CachedRecord {
+  readonly record: CompactRecord;
+  readonly seq: number;
+}
 
 export interface RecordCache {
   /** The record, or null on a miss, a failure or a timeout. */
-  get(hash: string): Promise<KeyRecord | null>;
+  get(hash: string): Promise<CachedRecord | null>;
   /** Caches the record for at most KV_TTL_SECONDS and never past its expiry; failures are logged. */
-  put(record: KeyRecord, now: number): Promise<void>;
+  put(entry: CachedRecord, now: number): Promise<void>;
   delete(hash: string): Promise<void>;
 }
 
@@ -32,7 +39,7 @@ function warn(what: string, error: unknown): void {
 }
 
 /** Seconds the record may be cached for, or 0 when it must not be (KV's minimum would outlive it). */
-export function cacheTtlSeconds(record: KeyRecord, now: number): number {
+export function cacheTtlSeconds(record: CompactRecord, now: number): number {
   if (record.revokedAt !== null) return 0;
   const untilExpiry = record.expiresAt === null ? Infinity : Math.floor((record.expiresAt - now) / 1000);
   const ttl = Math.min(KV_TTL_SECONDS, untilExpiry);
@@ -42,10 +49,10 @@ export function cacheTtlSeconds(record: KeyRecord, now: number): number {
 export class KvRecordCache implements RecordCache {
   constructor(private readonly kv: KVNamespace) {}
 
-  async get(hash: string): Promise<KeyRecord | null> {
+  async get(hash: string): Promise<CachedRecord | null> {
     try {
       return await withTimeout(
-        this.kv.get<KeyRecord>(cacheKey(hash), { type: "json", cacheTtl: KV_CACHE_TTL_SECONDS }),
+        this.kv.get<CachedRecord>(cacheKey(hash), { type: "json", cacheTtl: KV_CACHE_TTL_SECONDS }),
         KV_TIMEOUT_MS,
         "get",
       );
@@ -55,12 +62,12 @@ export class KvRecordCache implements RecordCache {
     }
   }
 
-  async put(record: KeyRecord, now: number): Promise<void> {
-    const ttl = cacheTtlSeconds(record, now);
+  async put(entry: CachedRecord, now: number): Promise<void> {
+    const ttl = cacheTtlSeconds(entry.record, now);
     if (ttl === 0) return;
     try {
       await withTimeout(
-        this.kv.put(cacheKey(record.hash), JSON.stringify(record), { expirationTtl: ttl }),
+        this.kv.put(cacheKey(entry.record.hash), JSON.stringify(entry), { expirationTtl: ttl }),
         KV_TIMEOUT_MS,
         "put",
       );

@@ -6,7 +6,15 @@
 import type { LegacyFormat } from "../keys/legacy";
 import type { KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
-import { type KeyStore, type ListPage, type Revocation, StorageUnavailableError } from "./store";
+import {
+  type InsertLimits,
+  type InsertRefusal,
+  type KeyChange,
+  type KeyStore,
+  type ListPage,
+  type StampedRecord,
+  StorageUnavailableError,
+} from "./store";
 
 interface KeyRow {
   id: string;
@@ -24,10 +32,30 @@ interface KeyRow {
   last_used_at: number | null;
   metadata: string | null;
   format: string | null;
+  parent_id: string | null;
 }
 
 const COLUMNS =
-  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format";
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id";
+
+/** The feed position a read is current as of, read in the same statement as the read. */
+const FEED_HEAD = "(SELECT COALESCE(MAX(seq), 0) FROM key_changes)";
+/** Live at ?2 (epoch ms): not revoked, not expired. */
+const LIVE = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)";
+
+interface ChangeRow {
+  seq: number;
+  hash: string;
+  key_id: string;
+  kind: KeyChange["kind"];
+}
+
+const fromChangeRow = (row: ChangeRow): KeyChange => ({
+  seq: row.seq,
+  hash: row.hash,
+  keyId: row.key_id,
+  kind: row.kind,
+});
 
 function fromRow(row: KeyRow): KeyRecord {
   return {
@@ -45,10 +73,18 @@ function fromRow(row: KeyRow): KeyRecord {
     lastUsedAt: row.last_used_at,
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
     ...(row.format === null ? {} : { format: row.format as LegacyFormat }),
+    parentId: row.parent_id,
   };
 }
 
-const INSERT = `INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const INSERT = `INSERT INTO api_keys (${COLUMNS}) VALUES (${COLUMNS.split(",")
+  .map(() => "?")
+  .join(", ")})`;
+/** The conditional insert binds ?1 (parent id) and ?2 (now) first, then the row's values, then the quota. */
+const VALUE_PARAMS_FROM_3 = COLUMNS.split(",")
+  .map((_, i) => `?${i + 3}`)
+  .join(", ");
+const MAX_KEYS_PARAM = COLUMNS.split(",").length + 3;
 
 function values(r: KeyRecord): (string | number | null)[] {
   return [
@@ -67,6 +103,7 @@ function values(r: KeyRecord): (string | number | null)[] {
     r.lastUsedAt,
     r.metadata === null ? null : JSON.stringify(r.metadata),
     r.format ?? null,
+    r.parentId,
   ];
 }
 
@@ -84,12 +121,33 @@ async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
 export class D1KeyStore implements KeyStore {
   constructor(private readonly db: D1Database) {}
 
-  insert(r: KeyRecord): Promise<void> {
+  /**
+   * One statement: INSERT ... SELECT ... WHERE <parent live> AND <owner under quota>, so neither a
+   * revocation of the parent nor concurrent creates can slip between the check and the write (D1 runs
+   * one statement at a time). The quota count stops at the limit, so it reads at most that many index
+   * entries (api_keys_owner_live).
+   */
+  insert(r: KeyRecord, limits: InsertLimits): Promise<{ seq: number } | { refused: InsertRefusal }> {
     return attempt("insert", async () => {
-      await this.db
-        .prepare(INSERT)
-        .bind(...values(r))
-        .run();
+      const inserted = await this.db
+        .prepare(
+          `INSERT INTO api_keys (${COLUMNS})
+           SELECT ${VALUE_PARAMS_FROM_3}
+           WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}))
+             AND (SELECT COUNT(*) FROM (SELECT 1 FROM api_keys WHERE owner_type = ?7 AND owner_id = ?8 AND ${LIVE} LIMIT ?${MAX_KEYS_PARAM})) < ?${MAX_KEYS_PARAM}
+           RETURNING ${FEED_HEAD} AS seq`,
+        )
+        .bind(r.parentId, limits.now, ...values(r), limits.maxKeysPerOwner)
+        .first<{ seq: number }>();
+      if (inserted) return { seq: inserted.seq };
+      // Nothing stored: say why (the parent cannot come back to life, so this answer is stable).
+      const parentLive =
+        r.parentId === null ||
+        (await this.db
+          .prepare(`SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}`)
+          .bind(r.parentId, limits.now)
+          .first()) !== null;
+      return { refused: parentLive ? "owner_quota" : "parent_not_live" };
     });
   }
 
@@ -102,10 +160,13 @@ export class D1KeyStore implements KeyStore {
     });
   }
 
-  findByHash(hash: string): Promise<KeyRecord | null> {
+  findByHash(hash: string): Promise<StampedRecord | null> {
     return attempt("lookup", async () => {
-      const row = await this.db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE hash = ?`).bind(hash).first<KeyRow>();
-      return row ? fromRow(row) : null;
+      const row = await this.db
+        .prepare(`SELECT ${COLUMNS}, ${FEED_HEAD} AS feed_seq FROM api_keys WHERE hash = ?`)
+        .bind(hash)
+        .first<KeyRow & { feed_seq: number }>();
+      return row ? { record: fromRow(row), seq: row.feed_seq } : null;
     });
   }
 
@@ -122,7 +183,29 @@ export class D1KeyStore implements KeyStore {
       const params: (string | number)[] = [];
       where.push(`(${page.owners.map(() => "(owner_type = ? AND owner_id = ?)").join(" OR ")})`);
       for (const owner of page.owners) params.push(owner.type, owner.id);
-      if (!page.includeRevoked) where.push("revoked_at IS NULL");
+      if (page.createdBy !== undefined) {
+        where.push("created_by = ?");
+        params.push(page.createdBy);
+      }
+      if (page.ownerType !== undefined) {
+        where.push("owner_type = ?");
+        params.push(page.ownerType);
+      }
+      switch (page.status) {
+        case "active":
+          where.push("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)");
+          params.push(page.now);
+          break;
+        case "revoked":
+          where.push("revoked_at IS NOT NULL");
+          break;
+        case "expired":
+          where.push("revoked_at IS NULL AND expires_at <= ?");
+          params.push(page.now);
+          break;
+        case undefined:
+          if (!page.includeRevoked) where.push("revoked_at IS NULL");
+      }
       if (page.after) {
         where.push("(created_at < ? OR (created_at = ? AND id < ?))");
         params.push(page.after.createdAt, page.after.createdAt, page.after.id);
@@ -138,25 +221,38 @@ export class D1KeyStore implements KeyStore {
     });
   }
 
-  revoke(id: string, at: number): Promise<KeyRecord | null> {
+  revoke(id: string, at: number, cascade: boolean): Promise<KeyRecord[]> {
     return attempt("revoke", async () => {
-      const row = await this.db
-        .prepare(`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING ${COLUMNS}`)
-        .bind(at, id)
-        .first<KeyRow>();
-      return row ? fromRow(row) : null;
+      // One statement, so the key and its descendants are revoked together or not at all; the
+      // trigger api_keys_feed_revoked appends each newly revoked key to the feed in it.
+      const set = `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2)`;
+      const sql = cascade
+        ? `WITH RECURSIVE tree(id) AS (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id)
+           ${set} WHERE id IN (SELECT id FROM tree) RETURNING ${COLUMNS}`
+        : `${set} WHERE id = ?1 RETURNING ${COLUMNS}`;
+      const { results } = await this.db.prepare(sql).bind(id, at).all<KeyRow>();
+      const records = results.map(fromRow);
+      return [...records.filter((r) => r.id === id), ...records.filter((r) => r.id !== id)];
     });
   }
 
-  revokedAfter(after: Revocation, limit: number): Promise<Revocation[]> {
-    return attempt("revocation sync", async () => {
+  changesAfter(seq: number, limit: number): Promise<KeyChange[]> {
+    return attempt("change feed", async () => {
       const { results } = await this.db
-        .prepare(
-          "SELECT hash, revoked_at FROM api_keys WHERE revoked_at >= ? AND (revoked_at, hash) > (?, ?) ORDER BY revoked_at, hash LIMIT ?",
-        )
-        .bind(after.revokedAt, after.revokedAt, after.hash, limit)
-        .all<{ hash: string; revoked_at: number }>();
-      return results.map((r) => ({ hash: r.hash, revokedAt: r.revoked_at }));
+        .prepare("SELECT seq, hash, key_id, kind FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?")
+        .bind(seq, limit)
+        .all<ChangeRow>();
+      return results.map(fromChangeRow);
+    });
+  }
+
+  latestChanges(limit: number): Promise<KeyChange[]> {
+    return attempt("change feed", async () => {
+      const { results } = await this.db
+        .prepare("SELECT seq, hash, key_id, kind FROM key_changes ORDER BY seq DESC LIMIT ?")
+        .bind(limit)
+        .all<ChangeRow>();
+      return results.map(fromChangeRow).reverse();
     });
   }
 

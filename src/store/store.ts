@@ -4,40 +4,84 @@
  */
 import type { KeyRecord, Owner } from "../model";
 
+/** What `status` selects: see ListPage. */
+export type KeyStatus = "active" | "revoked" | "expired";
+
 export interface ListPage {
   readonly owners: readonly Owner[];
   readonly limit: number;
   readonly includeRevoked: boolean;
   /** Start after this (created_at, id) position; newest first. */
   readonly after: { readonly createdAt: number; readonly id: string } | null;
+  /** Only keys with this `created_by`. */
+  readonly createdBy?: string | undefined;
+  /** Only keys of this owner type. */
+  readonly ownerType?: Owner["type"] | undefined;
+  /**
+   * Replaces includeRevoked when set: `active` = not revoked and not expired at `now`; `revoked` =
+   * revoked (whatever its expiry); `expired` = not revoked and expired at `now`.
+   */
+  readonly status?: KeyStatus | undefined;
+  readonly now: number;
 }
 
-export interface Revocation {
+/** One entry of the change feed: the key with this hash changed; `seq` is D1's order of commits. */
+export interface KeyChange {
+  readonly seq: number;
   readonly hash: string;
-  readonly revokedAt: number;
+  readonly keyId: string;
+  /** `revoked` (for good) or `updated` (re-read it). */
+  readonly kind: "revoked" | "updated";
+}
+
+/** A record with the feed position it is current as of: every change numbered up to `seq` is in it. */
+export interface StampedRecord {
+  readonly record: KeyRecord;
+  readonly seq: number;
+}
+
+/** Why a conditional insert stored nothing. */
+export type InsertRefusal = "parent_not_live" | "owner_quota";
+
+export interface InsertLimits {
+  /** The owner may hold at most this many live (not revoked, not expired at `now`) keys. */
+  readonly maxKeysPerOwner: number;
+  readonly now: number;
 }
 
 /** The most keys one touchLastUsed call takes (D1 binds at most 100 parameters per statement). */
 export const TOUCH_BATCH = 90;
 
+/**
+ * The change feed is written by the store itself, in the statement that makes the change (in D1, by
+ * triggers: migrations/0002_key_changes.sql), so no mutation can forget it and a change an operator
+ * makes by hand is fed too. A new kind of mutation needs no feed call of its own; it needs its
+ * verdict-relevant columns covered by a trigger that appends `updated`.
+ */
 export interface KeyStore {
-  /** Stores a new key in one atomic write. */
-  insert(record: KeyRecord): Promise<void>;
+  /**
+   * Stores a new key in one atomic write, only if its parent (record.parentId) is still live and its
+   * owner holds fewer than the limit of live keys; the feed position it is current as of, or why not.
+   */
+  insert(record: KeyRecord, limits: InsertLimits): Promise<{ seq: number } | { refused: InsertRefusal }>;
+  findByHash(hash: string): Promise<StampedRecord | null>;
   /**
    * Stores the records in one atomic write, skipping any whose hash is already stored: for each
-   * record, in order, whether it was inserted.
+   * record, in order, whether it was inserted. (Imports: no parent, so no liveness condition.)
    */
   insertNew(records: readonly KeyRecord[]): Promise<boolean[]>;
-  findByHash(hash: string): Promise<KeyRecord | null>;
   findById(id: string): Promise<KeyRecord | null>;
   list(page: ListPage): Promise<KeyRecord[]>;
-  /** Marks the key revoked at `at` unless it already is; the stored record afterwards. */
-  revoke(id: string, at: number): Promise<KeyRecord | null>;
   /**
-   * Revocations after `after` in (revoked_at, hash) order, at most `limit`. Paging on the pair, not on
-   * the time alone, so a page boundary inside one millisecond loses nothing.
+   * Marks the key revoked at `at` unless it already is, and with `cascade` every key descending from it
+   * (by parentId), in one atomic write; the stored records afterwards, the key's own first (none if
+   * it does not exist). Every newly revoked key is appended to the feed in the same write.
    */
-  revokedAfter(after: Revocation, limit: number): Promise<Revocation[]>;
+  revoke(id: string, at: number, cascade: boolean): Promise<KeyRecord[]>;
+  /** The feed after `seq`, in order, at most `limit` entries. */
+  changesAfter(seq: number, limit: number): Promise<KeyChange[]>;
+  /** The newest `limit` entries of the feed, in order (fewer: the feed holds no others). */
+  latestChanges(limit: number): Promise<KeyChange[]>;
   /**
    * Records use of the keys `ids` (at most TOUCH_BATCH) at `at`, in one write, except where a use less
    * than `minIntervalMs` earlier is already recorded.
