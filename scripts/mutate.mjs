@@ -11,7 +11,10 @@
  * the run reports it and fails, so the list is kept current as the code changes.
  *
  * Usage: npm run mutate -- [--only id,id] [--fast] [--list] [--jobs N] [--timeout S] [--threshold P]
- *                          [--no-baseline] [--markdown FILE]
+ *                          [--no-baseline] [--all-failures] [--markdown FILE]
+ *
+ * --all-failures runs every named test instead of stopping at the first failure, so the table shows how
+ * many tests catch each mutant (slower; for checking that a rule is guarded twice).
  */
 import { spawn } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
@@ -34,9 +37,10 @@ const COPIED = [
   "wrangler.toml",
 ];
 const DEFAULTS = { jobs: 1, timeout: 240, threshold: 90 };
+const TEST_TIMEOUT_MS = 60_000;
 
 function parseArgs(argv) {
-  const options = { ...DEFAULTS, only: null, fast: false, list: false, baseline: true, markdown: null };
+  const options = { ...DEFAULTS, only: null, fast: false, all: false, list: false, baseline: true, markdown: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -48,6 +52,7 @@ function parseArgs(argv) {
     else if (arg === "--fast") options.fast = true;
     else if (arg === "--list") options.list = true;
     else if (arg === "--no-baseline") options.baseline = false;
+    else if (arg === "--all-failures") options.all = true;
     else if (arg === "--jobs") options.jobs = positive(arg, value());
     else if (arg === "--timeout") options.timeout = positive(arg, value());
     else if (arg === "--threshold") options.threshold = positive(arg, value());
@@ -66,7 +71,7 @@ function positive(name, text) {
 function usage(problem) {
   console.error(`mutate: ${problem}`);
   console.error(
-    "usage: npm run mutate -- [--only id,id] [--fast] [--list] [--jobs N] [--timeout S] [--threshold P] [--no-baseline] [--markdown FILE]",
+    "usage: npm run mutate -- [--only id,id] [--fast] [--list] [--jobs N] [--timeout S] [--threshold P] [--no-baseline] [--all-failures] [--markdown FILE]",
   );
   process.exit(2);
 }
@@ -113,15 +118,16 @@ function locate(mutant, source) {
   return { line, mutated: source.slice(0, at) + mutant.replace + source.slice(at + mutant.find.length) };
 }
 
+const scratchDirs = new Set();
+const children = new Set();
+
 async function makeScratch() {
   const dir = await mkdtemp(join(tmpdir(), "latchkey-mutate-"));
+  scratchDirs.add(dir);
   for (const entry of COPIED) await cp(join(ROOT, entry), join(dir, entry), { recursive: true });
   await symlink(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
   return dir;
 }
-
-const scratchDirs = new Set();
-const children = new Set();
 
 async function cleanup() {
   for (const child of children) killTree(child);
@@ -144,14 +150,24 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 }
 
 /**
- * Runs `files` with vitest in `dir`, stopping at the first failing test. Returns
- * { outcome: "passed" | "failed" | "timeout" | "error", failed: test name or null, detail, seconds }.
+ * Runs `files` with vitest in `dir`, stopping at the first failing test unless `all`. Returns
+ * { outcome: "passed" | "failed" | "timeout" | "error", failed: test name or null, failures: how many
+ * tests failed, detail, seconds }.
  */
-async function runTests(dir, files, timeoutSeconds) {
+async function runTests(dir, files, timeoutSeconds, all = false) {
   const report = join(dir, ".mutate-report.json");
   await rm(report, { force: true });
   const started = Date.now();
-  const args = ["vitest", "run", "--bail=1", "--reporter=json", `--outputFile=${report}`, ...files];
+  // A generous per-test timeout: a busy machine must not pass for a kill (hangs are cut by `timeoutSeconds`).
+  const args = [
+    "vitest",
+    "run",
+    ...(all ? [] : ["--bail=1"]),
+    `--testTimeout=${TEST_TIMEOUT_MS}`,
+    "--reporter=json",
+    `--outputFile=${report}`,
+    ...files,
+  ];
   const child = spawn("npx", args, {
     cwd: dir,
     detached: true,
@@ -184,11 +200,20 @@ async function runTests(dir, files, timeoutSeconds) {
     // no report: vitest could not start; the output says why
   }
   if (!json) return { outcome: "error", failed: null, detail: lastLines(output), seconds };
-  for (const file of json.testResults ?? []) {
-    const failedTest = (file.assertionResults ?? []).find((t) => t.status === "failed");
-    if (failedTest) {
-      return { outcome: "failed", failed: `${relative(dir, file.name)} > ${failedTest.fullName}`, detail: "", seconds };
-    }
+  const failedTests = (json.testResults ?? []).flatMap((file) =>
+    (file.assertionResults ?? []).filter((t) => t.status === "failed").map((t) => ({ file, test: t })),
+  );
+  if (failedTests.length > 0) {
+    const { file, test } = failedTests[0];
+    const more = failedTests.length > 1 ? ` (and ${failedTests.length - 1} more)` : "";
+    const failed = `${relative(dir, file.name)} > ${test.fullName}${more}`;
+    return {
+      outcome: "failed",
+      failed,
+      failures: failedTests.length,
+      detail: firstLine(test.failureMessages?.[0]),
+      seconds,
+    };
   }
   for (const file of json.testResults ?? []) {
     if (file.status === "failed") {
@@ -215,7 +240,7 @@ const firstLine = (text) =>
 const lastLines = (text) => text.trim().split("\n").slice(-8).join("\n");
 
 /** Applies one mutant in `dir`, runs its tests, restores the file. */
-async function runMutant(dir, mutant, original, timeout) {
+async function runMutant(dir, mutant, original, timeout, all) {
   const path = join(dir, mutant.file);
   const { mutated } = locate(mutant, original);
   try {
@@ -231,7 +256,7 @@ async function runMutant(dir, mutant, original, timeout) {
   }
   await writeFile(path, mutated);
   try {
-    return await runTests(dir, mutant.tests, timeout);
+    return await runTests(dir, mutant.tests, timeout, all);
   } finally {
     await writeFile(path, original);
   }
@@ -311,9 +336,7 @@ async function main() {
   console.log(`mutate: ${toRun.length} mutants (${selected.length - toRun.length} equivalent), ${jobs} job(s)`);
   const dirs = [];
   for (let j = 0; j < jobs; j++) {
-    const dir = await makeScratch();
-    scratchDirs.add(dir);
-    dirs.push(dir);
+    dirs.push(await makeScratch());
   }
 
   try {
@@ -323,7 +346,8 @@ async function main() {
       console.log(`mutate: baseline (unmutated) run of ${files.length} test files...`);
       const base = await runTests(dirs[0], files, options.timeout * 2);
       if (base.outcome !== "passed") {
-        console.error(`mutate: the baseline fails, so no result would mean anything: ${base.failed ?? base.detail}`);
+        console.error(`mutate: the baseline fails, so no result would mean anything: ${base.failed ?? ""}`);
+        console.error(base.detail);
         process.exitCode = 1;
         return;
       }
@@ -335,7 +359,7 @@ async function main() {
     const worker = async (dir) => {
       while (next < toRun.length) {
         const mutant = toRun[next++];
-        const result = await runMutant(dir, mutant, sources.get(mutant.file), options.timeout);
+        const result = await runMutant(dir, mutant, sources.get(mutant.file), options.timeout, options.all);
         results.set(mutant.id, result);
         const done = results.size;
         console.log(
@@ -406,4 +430,8 @@ async function markdown(text, summary, options) {
   ].join("\n");
 }
 
-await main();
+try {
+  await main();
+} finally {
+  await cleanup();
+}
