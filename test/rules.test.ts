@@ -324,6 +324,24 @@ describe("list: a member's page holds exactly the right keys", () => {
 });
 
 describe("secrecy of errors and logs", () => {
+  it("a 401 for a refused key never quotes the key", async () => {
+    const jwt = await token(uniqueSub());
+    const revoked = await createKey(jwt);
+    expect((await call("DELETE", `/v1/keys/${revoked.id}`, { auth: jwt })).status).toBe(204);
+    const real = revoked.key;
+    const candidates = [real, generateKey("lk"), `${real.slice(0, -1)}${real.endsWith("a") ? "b" : "a"}`];
+    for (const key of candidates) {
+      for (const scheme of ["Bearer", "Api-Key"]) {
+        const response = await call("GET", "/v1/keys", {
+          headers: { authorization: `${scheme} ${key}`, ...freshClient() },
+        });
+        expect(response.status).toBe(401);
+        const text = await response.text();
+        expect(text).not.toContain(key.slice(3, 30));
+      }
+    }
+  });
+
   it("an unexpected error is a 500 that discloses nothing, and the log holds no credential", async () => {
     const jwt = await token(uniqueSub());
     const { key } = await createKey(jwt);
@@ -360,6 +378,18 @@ describe("secrecy of errors and logs", () => {
       expect(line).not.toContain(jwt.split(".")[2]!);
       expect(line).not.toMatch(/lk_[0-9A-Za-z]{20}/);
     }
+  });
+});
+
+describe("JWT claims", () => {
+  it("a subject with a control character is refused; an org claim with one names no workspace", async () => {
+    for (const sub of ["alice\u0000", "ali\nce", "\u007fbob", "carol\u0085"]) {
+      const response = await call("GET", "/v1/whoami", { auth: await token(sub), headers: freshClient() });
+      expect(((await expectProblem(response, 401)) as { detail: string }).detail).toMatch(/subject/);
+    }
+    const sub = uniqueSub();
+    const response = await call("GET", "/v1/whoami", { auth: await token(sub, { org: "acme\r\nx" }) });
+    expect(await response.json()).toMatchObject({ principal: "user", owner_id: sub, org_id: null });
   });
 });
 
