@@ -17,7 +17,7 @@
  * many tests catch each mutant (slower; for checking that a rule is guarded twice).
  */
 import { spawn } from "node:child_process";
-import { cp, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,17 +25,12 @@ import { transform } from "esbuild";
 
 const ROOT = resolve(fileURLToPath(import.meta.url), "../..");
 const MUTANTS_FILE = join(ROOT, "test/mutants.json");
-/** What a scratch copy needs to run the tests; node_modules is linked, not copied. */
-const COPIED = [
-  "src",
-  "test",
-  "migrations",
-  "examples",
-  "package.json",
-  "tsconfig.json",
-  "vitest.config.ts",
-  "wrangler.toml",
-];
+/**
+ * What a scratch copy leaves out: node_modules is linked instead, and build output, local state and
+ * local secrets (.dev.vars) are not needed by the tests. Everything else is copied, so a test that
+ * reads a new top-level file or folder finds it.
+ */
+const NOT_COPIED = new Set([".git", "node_modules", ".wrangler", "dist", ".dev.vars"]);
 const DEFAULTS = { jobs: 1, timeout: 240, threshold: 90 };
 const TEST_TIMEOUT_MS = 60_000;
 
@@ -124,7 +119,12 @@ const children = new Set();
 async function makeScratch() {
   const dir = await mkdtemp(join(tmpdir(), "latchkey-mutate-"));
   scratchDirs.add(dir);
-  for (const entry of COPIED) await cp(join(ROOT, entry), join(dir, entry), { recursive: true });
+  for (const entry of await readdir(ROOT)) {
+    if (NOT_COPIED.has(entry)) continue;
+    // Nested node_modules (a workspace package's) are left out too: Node finds the root's through the link.
+    const filter = (path) => !/[\\/](?:node_modules|\.wrangler)(?:[\\/]|$)/.test(path.slice(ROOT.length));
+    await cp(join(ROOT, entry), join(dir, entry), { recursive: true, filter });
+  }
   await symlink(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
   return dir;
 }
