@@ -145,7 +145,12 @@ function killTree(child) {
 
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => {
-    cleanup().finally(() => process.exit(130));
+    // A copy still in progress keeps writing after the first removal: remove again once it has stopped.
+    const settle = () => new Promise((done) => setTimeout(done, 500));
+    cleanup()
+      .then(settle)
+      .then(cleanup)
+      .finally(() => process.exit(130));
   });
 }
 
@@ -334,7 +339,9 @@ async function main() {
   const source = await revision();
   const started = Date.now();
   const jobs = Math.min(Math.max(1, Math.floor(options.jobs)), Math.max(1, toRun.length));
-  console.log(`mutate: ${toRun.length} mutants (${selected.length - toRun.length} equivalent), ${jobs} job(s)`);
+  console.log(
+    `mutate: ${toRun.length} mutants to run (and ${selected.length - toRun.length} equivalent, listed only), ${jobs} job(s)`,
+  );
   const dirs = [];
   for (let j = 0; j < jobs; j++) {
     dirs.push(await makeScratch());
