@@ -31,7 +31,11 @@ const MUTANTS_FILE = join(ROOT, "test/mutants.json");
  * reads a new top-level file or folder finds it.
  */
 const NOT_COPIED = new Set([".git", "node_modules", ".wrangler", "dist", ".dev.vars"]);
-const DEFAULTS = { jobs: 1, timeout: 240, threshold: 90 };
+/**
+ * Two scratch copies in parallel: measured on the 2-core machine (busy with other work), 2 jobs made
+ * 62 mutants in 36.8 min (36 s per mutant), 1 job about 95 s per mutant under the same load.
+ */
+const DEFAULTS = { jobs: 2, timeout: 240, threshold: 90 };
 const TEST_TIMEOUT_MS = 60_000;
 
 function parseArgs(argv) {
