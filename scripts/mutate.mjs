@@ -431,9 +431,12 @@ async function revision() {
 }
 
 function markdown(text, summary, options, source) {
-  const flags = [options.fast ? "--fast" : null, options.only ? `--only ${options.only.join(",")}` : null].filter(
-    Boolean,
-  );
+  const flags = [
+    options.fast ? "--fast" : null,
+    options.only ? `--only ${options.only.join(",")}` : null,
+    `--jobs ${options.jobs}`,
+    options.baseline ? null : "--no-baseline",
+  ].filter(Boolean);
   return [
     "# Mutation run",
     "",
