@@ -50,6 +50,8 @@ export default defineConfig(async () => {
       globalSetup: ["./test/setup/build-consumer.ts", "./test/setup/vendor-schemas.mjs", "./test/setup/build-ui.ts"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
+      // A guard against hangs, not a speed limit (benchmarks measure speed): 5 s fails on a busy machine.
+      testTimeout: 30_000,
     },
   };
 });

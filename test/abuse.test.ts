@@ -13,6 +13,7 @@ import { isolateCache } from "../src/service/verify";
 import {
   type CreatedKey,
   call,
+  captureLogs,
   createKey,
   envWith,
   expectProblem,
@@ -376,31 +377,6 @@ async function tour(): Promise<{ seen: Seen[]; secrets: string[] }> {
     }),
   );
   return { seen, secrets };
-}
-
-/** Runs `work` with every console method captured (and silenced); returns what was logged. */
-async function captureLogs(work: () => Promise<void>): Promise<string[]> {
-  const lines: string[] = [];
-  const format = (value: unknown): string => {
-    if (value instanceof Error) return `${value.stack ?? ""} ${value.message} ${format(value.cause)}`;
-    if (typeof value !== "object" || value === null) return String(value);
-    try {
-      return JSON.stringify(value);
-    } catch {
-      return String(value);
-    }
-  };
-  const spies = (["log", "info", "warn", "error", "debug"] as const).map((method) =>
-    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
-      lines.push(`${method}: ${args.map(format).join(" ")}`);
-    }),
-  );
-  try {
-    await work();
-  } finally {
-    for (const spy of spies) spy.mockRestore();
-  }
-  return lines;
 }
 
 describe("a tour of every route and outcome", () => {

@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../src/keys/hash";
 import { isolateCache } from "../src/service/verify";
+import { D1KeyStore } from "../src/store/d1";
 import { type CreatedKey, call, createKey, tableSnapshot, token, uniqueSub } from "./helpers";
 
 /** Lets timers and I/O run: a warm verification does no I/O, so a loop of them would starve everything else. */
@@ -57,7 +58,7 @@ describe("concurrent creates", () => {
     isolateCache.clear();
     const verdicts = await Promise.all(created.map((c) => isValid(c.key)));
     expect(verdicts.every(Boolean)).toBe(true);
-  });
+  }, 30_000); // 600 requests: a guard against a hang, not a speed limit (a busy machine needs more than 5 s)
 });
 
 describe("revocation racing verification", () => {
@@ -127,5 +128,11 @@ describe("revocation racing verification", () => {
     const again = await env.DB.prepare("SELECT revoked_at FROM api_keys WHERE id = ?").bind(victim.id).first();
     expect(again).toEqual({ revoked_at: row?.revoked_at });
     expect(await isValid(victim.key)).toBe(false);
+
+    // A repeated DELETE stops before the UPDATE; a racing one reaches it: the store keeps the first time.
+    const store = new D1KeyStore(env.DB);
+    expect((await store.revoke(victim.id, row!.revoked_at + 60_000))?.revokedAt).toBe(row?.revoked_at);
+    const kept = await env.DB.prepare("SELECT revoked_at FROM api_keys WHERE id = ?").bind(victim.id).first();
+    expect(kept).toEqual({ revoked_at: row?.revoked_at });
   });
 });

@@ -418,15 +418,88 @@ describe("ids and query strings", () => {
     );
   });
 
-  it("SQL metacharacters in verify's key, scope and resource: a refusal, never a match", async () => {
-    await fc.assert(
-      fc.asyncProperty(sqlText, fc.constantFrom("key", "scope", "resource"), async (text, field) => {
-        const request = { key: owned.key.slice(0, 20) + text, [field]: text };
-        const { status, body } = await expectSafe("POST", "/v1/verify", jsonBody(request));
-        if (status === 200) expect(body).toMatchObject({ valid: false, code: "MALFORMED", key_id: null });
-        else expect(status).toBe(422);
+  /** Resource ids the schema accepts, rich in the characters SQL and LIKE treat specially (_ - : / . @). */
+  const metaResource = fc
+    .tuple(
+      fc.constantFrom("m", "M", "m1", "1", "x"),
+      fc.array(fc.constantFrom("_", "-", "--", ":", ":id", "/", ".", "@", "1", "m"), {
+        maxLength: 6,
       }),
-      { numRuns: 50 },
+    )
+    .map(([head, rest]) => head + rest.join(""));
+  /** Scopes the schema accepts, with the same characters where a scope allows them. */
+  const metaScope = fc
+    .tuple(
+      fc.constantFrom("models", "models_", "models-", "m"),
+      fc.constantFrom("invoke", "i_", "i--", "*", "invoke:x"),
+    )
+    .map(([resource, action]) => `${resource}:${action}`);
+  const isScope = (s: string) => /^(?:\*|[a-z][a-z0-9_-]*(?::[a-z][a-z0-9_-]*)*:(?:\*|[a-z][a-z0-9_-]*))$/.test(s);
+  const isResource = (s: string) => s.length <= 128 && /^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/.test(s);
+
+  it("SQL metacharacters in verify's key, scope and resource reach storage and the comparisons: never a match", async () => {
+    // A real key limited to one scope and one resource: a lookup finds it, so scope and resource are compared.
+    const limited = await createKey(jwt, { scopes: ["models:invoke"], resources: ["m1"] });
+    const keyKind = fc.constantFrom("real", "unknown", "malformed");
+    await fc.assert(
+      fc.asyncProperty(
+        keyKind,
+        fc.option(fc.oneof(sqlText, metaScope), { nil: undefined }),
+        fc.oneof(sqlText, metaResource).filter((r) => r !== "m1"),
+        async (kind, scope, resource) => {
+          const key =
+            kind === "real"
+              ? limited.key
+              : kind === "unknown"
+                ? generateKey("lk") // well-formed: its hash goes to KV and D1
+                : limited.key.slice(0, 20) + resource;
+          const request = { key, resource, ...(scope === undefined ? {} : { scope }) };
+          const { status, body } = await expectSafe("POST", "/v1/verify", jsonBody(request));
+          if (scope !== undefined && !isScope(scope)) {
+            expect(status).toBe(422);
+            expect(body?.errors).toHaveProperty("scope");
+            return;
+          }
+          if (!isResource(resource)) {
+            expect(status).toBe(422);
+            expect(body?.errors).toHaveProperty("resource");
+            return;
+          }
+          expect(status).toBe(200);
+          const expected =
+            kind === "malformed"
+              ? { code: "MALFORMED", key_id: null }
+              : kind === "unknown"
+                ? { code: "NOT_FOUND", key_id: null }
+                : scope !== undefined && scope !== "models:invoke"
+                  ? { code: "INSUFFICIENT_SCOPE", key_id: limited.id }
+                  : { code: "RESOURCE_NOT_ALLOWED", key_id: limited.id };
+          expect(body).toMatchObject({ valid: false, ...expected });
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it("resource ids with SQL and LIKE metacharacters are stored verbatim and match only themselves", async () => {
+    await fc.assert(
+      fc.asyncProperty(metaResource, metaResource, async (stored, asked) => {
+        const created = await createKey(jwt, { resources: [stored] });
+        const row = await env.DB.prepare("SELECT resources FROM api_keys WHERE id = ?").bind(created.id).first();
+        expect(row).toEqual({ resources: JSON.stringify([stored]) });
+        const before = await tableSnapshot([created.id]); // a valid use may record the key's last use
+        for (const [resource, code] of [
+          [stored, "VALID"],
+          [asked, asked === stored ? "VALID" : "RESOURCE_NOT_ALLOWED"],
+          [`${stored}_`, "RESOURCE_NOT_ALLOWED"],
+        ] as const) {
+          const response = await call("POST", "/v1/verify", { body: { key: created.key, resource } });
+          expect(response.status).toBe(200);
+          expect(await response.json()).toMatchObject({ code, key_id: created.id });
+        }
+        expect(await tableSnapshot([created.id])).toEqual(before);
+      }),
+      { numRuns: 30 },
     );
   });
 });

@@ -2,7 +2,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
-import { expect } from "vitest";
+import { expect, vi } from "vitest";
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
@@ -166,4 +166,44 @@ export function streamOf(content: string | Uint8Array, chunkSize = 1024): Readab
       offset += chunkSize;
     },
   });
+}
+
+/** Runs `work` with every console method captured (and silenced); returns what was logged. */
+export async function captureLogs(work: () => Promise<void>): Promise<string[]> {
+  const lines: string[] = [];
+  const format = (value: unknown): string => {
+    if (value instanceof Error) return `${value.stack ?? ""} ${value.message} ${format(value.cause)}`;
+    if (typeof value !== "object" || value === null) return String(value);
+    try {
+      return JSON.stringify(value);
+    } catch {
+      return String(value);
+    }
+  };
+  const spies = (["log", "info", "warn", "error", "debug"] as const).map((method) =>
+    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
+      lines.push(`${method}: ${args.map(format).join(" ")}`);
+    }),
+  );
+  try {
+    await work();
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+  }
+  return lines;
+}
+
+/** A copy of the test env (so its configuration is read afresh) whose DB and KV record every use. */
+export function recordingEnv(): { testEnv: Env; uses: string[] } {
+  const uses: string[] = [];
+  const recording = <T extends object>(name: string, target: T): T =>
+    new Proxy(target, {
+      get(t, property) {
+        uses.push(`${name}.${String(property)}`);
+        const value: unknown = Reflect.get(t, property, t);
+        return typeof value === "function" ? value.bind(t) : value;
+      },
+    });
+  const testEnv = envWith({ DB: recording("DB", env.DB), KEY_CACHE: recording("KEY_CACHE", env.KEY_CACHE) });
+  return { testEnv, uses };
 }

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import { generateKey } from "../src/keys/format";
 import { isolateCache } from "../src/service/verify";
-import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
+import { call, createKey, expectProblem, recordingEnv, token, uniqueSub } from "./helpers";
 
 interface Verdict {
   valid: boolean;
@@ -189,21 +189,6 @@ describe("POST /v1/verify", () => {
 });
 
 describe("a malformed key costs no storage lookup", () => {
-  /** A copy of the test env (so its configuration is read afresh) whose DB and KV record every use. */
-  function recordingEnv(): { testEnv: Env; uses: string[] } {
-    const uses: string[] = [];
-    const recording = <T extends object>(name: string, target: T): T =>
-      new Proxy(target, {
-        get(t, property) {
-          uses.push(`${name}.${String(property)}`);
-          const value: unknown = Reflect.get(t, property, t);
-          return typeof value === "function" ? value.bind(t) : value;
-        },
-      });
-    const testEnv = envWith({ DB: recording("DB", env.DB), KEY_CACHE: recording("KEY_CACHE", env.KEY_CACHE) });
-    return { testEnv, uses };
-  }
-
   it("touches neither D1 nor KV for bad-checksum, truncated, foreign or garbage keys", async () => {
     const { testEnv, uses } = recordingEnv();
     const real = (await createKey(await token(uniqueSub()))).key;
