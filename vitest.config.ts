@@ -40,6 +40,9 @@ export default defineConfig(async () => {
       globalSetup: ["./test/setup/build-consumer.ts"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
+      // The machine running the suite may be shared and busy: a slow test is not a failing one (speed is
+      // measured by the benchmarks, never by the tests).
+      testTimeout: 30_000,
     },
   };
 });

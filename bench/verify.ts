@@ -119,6 +119,8 @@ const PREFIX = "lk";
 const IN_FLIGHT = 16;
 const config: Config = {
   keyPrefix: PREFIX,
+  acceptedPrefixes: [PREFIX],
+  purgeAfterDays: null,
   jwt: { secret: null, jwksUrl: null, issuer: null, audience: null, orgClaim: "org_id", clockToleranceSeconds: 30 },
   revocationSyncMs: 5000,
   errors: [],

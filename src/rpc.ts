@@ -24,8 +24,7 @@ import {
   fieldErrors,
   reservedKeyPath,
 } from "./schemas";
-import { ForbiddenError, NotFoundError, ValidationError } from "./service/errors";
-import { StorageUnavailableError } from "./store/store";
+import { ForbiddenError, NotFoundError, StorageUnavailableError, ValidationError } from "./service/errors";
 
 export const OwnerInput = z.strictObject({
   type: z.enum(["user", "workspace"]),

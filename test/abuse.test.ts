@@ -12,6 +12,7 @@ import { isolateCache } from "../src/service/verify";
 import {
   type CreatedKey,
   call,
+  captureLogs,
   createKey,
   envWith,
   expectProblem,
@@ -143,10 +144,11 @@ describe("brute force", () => {
     const broken = envWith({
       AUTH_FAILURE_LIMITER: { limit: () => Promise.reject(new Error("limiter down")) } as unknown as RateLimit,
     });
-    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const logs = captureLogs();
     const response = await call("GET", "/v1/whoami", { auth: generateKey("lk"), env: broken });
-    await expectProblem(response, 401);
-    expect(warn).toHaveBeenCalledWith(expect.stringContaining("rate limiter failed"));
+    logs.restore();
+    await expectProblem(response, 401, "key_not_found");
+    expect(logs.events("rate_limiter_failed")).toMatchObject([{ level: "warn", error: "limiter down" }]);
   });
 });
 
@@ -261,28 +263,14 @@ async function tour(): Promise<{ seen: Seen[]; secrets: string[] }> {
 }
 
 /** Runs `work` with every console method captured (and silenced); returns what was logged. */
-async function captureLogs(work: () => Promise<void>): Promise<string[]> {
-  const lines: string[] = [];
-  const format = (value: unknown): string => {
-    if (value instanceof Error) return `${value.stack ?? ""} ${value.message} ${format(value.cause)}`;
-    if (typeof value !== "object" || value === null) return String(value);
-    try {
-      return JSON.stringify(value);
-    } catch {
-      return String(value);
-    }
-  };
-  const spies = (["log", "info", "warn", "error", "debug"] as const).map((method) =>
-    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
-      lines.push(`${method}: ${args.map(format).join(" ")}`);
-    }),
-  );
+async function logsOf(work: () => Promise<void>): Promise<string[]> {
+  const logs = captureLogs();
   try {
     await work();
   } finally {
-    for (const spy of spies) spy.mockRestore();
+    logs.restore();
   }
-  return lines;
+  return logs.raw;
 }
 
 describe("a tour of every route and outcome", () => {
@@ -290,7 +278,7 @@ describe("a tour of every route and outcome", () => {
   let secrets: string[];
   let lines: string[];
   beforeAll(async () => {
-    lines = await captureLogs(async () => {
+    lines = await logsOf(async () => {
       ({ seen, secrets } = await tour());
     });
   }, 60_000);
@@ -321,11 +309,23 @@ describe("a tour of every route and outcome", () => {
     }
   });
 
+  it("every log line is one JSON object with a level, an event and the request's id", () => {
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      expect(parsed, line).toMatchObject({
+        level: expect.stringMatching(/^(info|warn|error)$/),
+        event: expect.stringMatching(/^[a-z_]+$/),
+        request_id: expect.any(String),
+      });
+    }
+  });
+
   it("no key, JWT or Authorization value appears in any log line", () => {
     // The tour did log (KV and D1 faults, the limiter), so the scan below is not vacuous.
     expect(lines.some((line) => line.includes("KV"))).toBe(true);
     expect(lines.some((line) => line.includes("D1"))).toBe(true);
-    expect(lines.some((line) => line.includes("rate limiter"))).toBe(true);
+    expect(lines.some((line) => line.includes("rate_limiter_failed"))).toBe(true);
     // Each secret, and its distinctive parts (a key's body, a JWT's payload and signature).
     const needles = secrets.flatMap((secret) => [
       secret,

@@ -239,7 +239,9 @@ describe("KeyService RPC", () => {
     }
     const reserved = JSON.parse('{"name":"x","metadata":{"__proto__":{"admin":true}}}') as { name: string };
     expect(await failure(keys.create(alice, reserved))).toMatch(/^\[invalid\] input: metadata\.__proto__: /);
-    expect(await failure(keys.list(alice, { limit: 0 }))).toMatch(/^\[invalid\] options: limit: Must be at least 1$/);
+    expect(await failure(keys.list(alice, { limit: 0 }))).toMatch(
+      /^\[invalid\] options: limit: Must be a whole number between 1 and 100$/,
+    );
     expect(await failure(keys.verify(generateKey("lk"), { scope: "BAD" }))).toMatch(/^\[invalid\] options: scope: /);
     expect(await keys.list(alice, { include_revoked: true })).toEqual({ data: [], next_cursor: null });
   });

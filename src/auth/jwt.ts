@@ -22,9 +22,9 @@ type UserActor = Extract<Actor, { kind: "user" }>;
  * (used to test JWKS mode with a local key set).
  */
 export async function verifyUserToken(token: string, config: JwtConfig, keySet?: JWTVerifyGetKey): Promise<UserActor> {
-  if (token.length > MAX_TOKEN_LENGTH) throw new AuthenticationError("The token is too large");
+  if (token.length > MAX_TOKEN_LENGTH) throw new AuthenticationError("The token is too large", "token_invalid");
   const source = keySet ?? (config.jwksUrl ? keySetFor(config.jwksUrl) : config.secret);
-  if (!source) throw new AuthenticationError("Token authentication is not configured");
+  if (!source) throw new AuthenticationError("Token authentication is not configured", "token_invalid");
   const algorithms = keySet || config.jwksUrl ? ASYMMETRIC_ALGORITHMS : ["HS256"];
 
   let payload: JWTPayload;
@@ -41,12 +41,15 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
   } catch (error) {
     if (error instanceof IdentityProviderUnavailableError) throw error;
     if (!keySet && config.jwksUrl && isKeySetFailure(error)) throw keySetUnavailable(error);
-    throw new AuthenticationError(describe(error));
+    throw new AuthenticationError(
+      describe(error),
+      error instanceof errors.JWTExpired ? "token_expired" : "token_invalid",
+    );
   }
 
   const sub = payload.sub;
   if (typeof sub !== "string" || sub.length === 0 || sub.length > 255 || !WELL_FORMED_ID.test(sub)) {
-    throw new AuthenticationError("The token's subject is missing or invalid");
+    throw new AuthenticationError("The token's subject is missing or invalid", "token_invalid");
   }
   const org = payload[config.orgClaim];
   const orgId = typeof org === "string" && org.length > 0 && org.length <= 255 && WELL_FORMED_ID.test(org) ? org : null;

@@ -5,7 +5,7 @@
  * isolate for a few seconds, so a flood of failures is answered without asking the binding each time.
  */
 import type { Env } from "../env";
-import { describeError } from "../log";
+import { describeError, log } from "../log";
 import { TtlLru } from "../store/memory";
 import { problem } from "./problem";
 
@@ -20,7 +20,7 @@ function clientId(request: Request): string {
 }
 
 function tooManyFailures(): Response {
-  return problem(429, {
+  return problem("rate_limited", {
     detail: "Too many failed authentications; wait before trying again",
     headers: { "Retry-After": String(RETRY_AFTER_SECONDS) },
   });
@@ -37,7 +37,7 @@ export async function countAuthFailure(request: Request, env: Env): Promise<Resp
     const { success } = await limiter.limit({ key: client });
     if (success) return null;
   } catch (error) {
-    console.warn(`latchkey: rate limiter failed: ${describeError(error)}`);
+    log("warn", "rate_limiter_failed", { error: describeError(error) });
     return null;
   }
   limitedClients.set(client, true, now);

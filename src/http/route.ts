@@ -40,20 +40,27 @@ export interface RouteDefinition<A extends AuthMode, Q extends z.ZodType | undef
   readonly query?: Q;
   readonly body?: B;
   readonly pathParams?: z.ZodObject;
+  /** Request headers the route reads (documented; the handler parses them). */
+  readonly requestHeaders?: z.ZodObject;
   readonly success: ResponseDoc;
+  /** Descriptions of problem statuses particular to this route, by status. */
+  readonly problemDescriptions?: Readonly<Record<number, string>>;
   /** Problem statuses this route can answer besides the common ones. */
   readonly problems: readonly number[];
   readonly handle: (
     ctx: RouteContext<A>,
-    input: { readonly query: Parsed<Q>; readonly body: Parsed<B> },
+    input: { readonly query: Parsed<Q>; readonly body: Parsed<B>; readonly headers: RequestHeaders },
   ) => Promise<Response> | Response;
 }
+
+/** The request headers a route declares (requestHeaders), parsed; absent ones are undefined. */
+export type RequestHeaders = Readonly<Record<string, string | undefined>>;
 
 /** A route with its types erased, for the router and the document. */
 export type Route = Omit<RouteDefinition<AuthMode, z.ZodType | undefined, z.ZodType | undefined>, "handle"> & {
   readonly handle: (
     ctx: RouteContext<AuthMode>,
-    input: { query: unknown; body: unknown },
+    input: { query: unknown; body: unknown; headers: RequestHeaders },
   ) => Promise<Response> | Response;
 };
 

@@ -20,7 +20,15 @@ import type {
   VerifyResultView,
   WhoAmIView,
 } from "../schemas";
-import { ForbiddenError, NotFoundError, ValidationError } from "./errors";
+import { type IdempotencyClaim, IdempotencyConflict } from "../store/store";
+import {
+  ForbiddenError,
+  IdempotencyKeyReusedError,
+  IdempotentReplayError,
+  NotFoundError,
+  ValidationError,
+} from "./errors";
+import { IDEMPOTENCY_TTL_MS } from "./operations";
 import { type ServiceDeps, Verifier } from "./verify";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -71,6 +79,28 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
   throw new ValidationError({ cursor: ["Invalid cursor: pass next_cursor from a previous page"] }, "query");
 }
 
+/** Who made a request, for scoping Idempotency-Keys: one caller's key never matches another's. */
+function callerOf(actor: Actor): string {
+  switch (actor.kind) {
+    case "user":
+      return `user:${actor.sub}`;
+    case "api_key":
+      return `key:${actor.key.id}`;
+    case "service":
+      return `service:${actor.owner.type}:${actor.owner.id}`;
+  }
+}
+
+/** The claim an idempotent request makes: its caller, the key's hash, and the hash of what it asks. */
+async function idempotencyClaim(actor: Actor, idempotencyKey: string, request: unknown): Promise<IdempotencyClaim> {
+  return {
+    caller: callerOf(actor),
+    keyHash: await sha256Hex(idempotencyKey),
+    requestHash: await sha256Hex(JSON.stringify(request)),
+    expiredBefore: Date.now() - IDEMPOTENCY_TTL_MS,
+  };
+}
+
 export class Keys {
   readonly verifier: Verifier;
 
@@ -78,7 +108,13 @@ export class Keys {
     this.verifier = new Verifier(deps);
   }
 
-  async create(actor: Actor, input: CreateKeyInput): Promise<CreatedApiKeyView> {
+  /**
+   * Creates a key. With `idempotencyKey`, a repeat of the same request by the same caller within
+   * IDEMPOTENCY_TTL_MS creates nothing: it fails with IdempotentReplayError naming the key the first
+   * one created (whose plaintext is not stored, so cannot be shown again), and the same
+   * idempotencyKey with different input fails with IdempotencyKeyReusedError.
+   */
+  async create(actor: Actor, input: CreateKeyInput, idempotencyKey?: string): Promise<CreatedApiKeyView> {
     this.requireScope(actor, "keys:write");
     const owner = this.ownerForNewKey(actor, input.owner);
     const parent = actor.kind === "api_key" ? actor.key : null;
@@ -131,7 +167,15 @@ export class Keys {
       lastUsedAt: null,
       metadata: input.metadata ?? null,
     };
-    await this.deps.store.insert(record);
+    const claim =
+      idempotencyKey === undefined ? undefined : await idempotencyClaim(actor, idempotencyKey, ["create", input]);
+    try {
+      await this.deps.store.insert(record, claim);
+    } catch (error) {
+      if (!(error instanceof IdempotencyConflict)) throw error;
+      if (error.requestHash === claim?.requestHash) throw new IdempotentReplayError(error.keyId);
+      throw new IdempotencyKeyReusedError();
+    }
     this.verifier.remember(record);
     return { ...toApiKey(record), key };
   }
@@ -200,7 +244,7 @@ export class Keys {
 
   private requireScope(actor: Actor, scope: string): void {
     if (actor.kind === "api_key" && !grants(actor.key.scopes, scope)) {
-      throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`);
+      throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`, "scope");
     }
   }
 

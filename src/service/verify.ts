@@ -17,7 +17,7 @@
  * once a minute per key, after the response.
  */
 import type { Config } from "../config";
-import { isWellFormedKey } from "../keys/format";
+import { isWellFormedKeyOf } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { grants, resourceAllowed } from "../keys/scopes";
 import type { KeyRecord } from "../model";
@@ -26,7 +26,7 @@ import { KV_CACHE_TTL_SECONDS, KV_TTL_SECONDS, type RecordCache } from "../store
 import { D1_TIMEOUT_MS } from "../store/d1";
 import { TtlLru } from "../store/memory";
 import { type KeyStore, type Revocation, TOUCH_BATCH } from "../store/store";
-import { describeError } from "../log";
+import { describeError, log } from "../log";
 
 const LAST_USED_INTERVAL_MS = 60_000;
 /** How long one last-use flush may keep writing, and when a flush that never finished is given up. */
@@ -60,6 +60,8 @@ export interface ServiceDeps {
   readonly config: Config;
   /** Runs work after the response (ctx.waitUntil). */
   readonly defer: (work: Promise<unknown>) => void;
+  /** Told every verdict, once per verification (the Analytics Engine counters); optional. */
+  readonly onVerified?: ((code: VerifyCode, record: KeyRecord | null) => void) | undefined;
 }
 
 export interface Verification {
@@ -104,8 +106,15 @@ export class Verifier {
     private readonly local: IsolateCache = isolateCache,
   ) {}
 
+  /** The verdict on `key`, counted once (onVerified) whatever the outcome. */
   async verify(key: string, options: VerifyChecks = {}): Promise<Verification> {
-    if (!isWellFormedKey(key, this.deps.config.keyPrefix)) return { code: "MALFORMED", record: null };
+    const verification = await this.judge(key, options);
+    this.deps.onVerified?.(verification.code, verification.record);
+    return verification;
+  }
+
+  private async judge(key: string, options: VerifyChecks): Promise<Verification> {
+    if (!isWellFormedKeyOf(key, this.deps.config.acceptedPrefixes)) return { code: "MALFORMED", record: null };
     const hash = await sha256Hex(key);
     const now = Date.now();
     if (now - this.local.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
@@ -192,7 +201,7 @@ export class Verifier {
       }
     } catch (error) {
       pending.clear();
-      console.warn(`latchkey: last-used update failed: ${describeError(error)}`);
+      log("warn", "last_used_update_failed", { error: describeError(error) });
     } finally {
       this.local.flushStartedAt = 0;
     }
@@ -235,7 +244,7 @@ export class Verifier {
         if (revokedAt < now - REVOCATION_MEMORY_MS) this.local.revoked.delete(hash);
       }
     } catch (error) {
-      console.warn(`latchkey: revocation sync failed: ${describeError(error)}`);
+      log("warn", "revocation_sync_failed", { error: describeError(error) });
     }
   }
 }

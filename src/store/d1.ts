@@ -5,7 +5,16 @@
  */
 import type { KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
-import { type KeyStore, type ListPage, type Revocation, StorageUnavailableError } from "./store";
+import {
+  type IdempotencyClaim,
+  IdempotencyConflict,
+  type KeyStore,
+  type ListPage,
+  type Revocation,
+  type StoreMaintenance,
+  StorageMisconfiguredError,
+  StorageUnavailableError,
+} from "./store";
 
 interface KeyRow {
   id: string;
@@ -48,20 +57,30 @@ function fromRow(row: KeyRow): KeyRecord {
 /** A D1 call slower than this is answered as unavailable (503) rather than holding the request. */
 export const D1_TIMEOUT_MS = 5000;
 
+/** SQLite's words for a schema this build does not match: migrations were not applied. */
+const SCHEMA_MISMATCH = /no such (?:table|column)/i;
+
 async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await withTimeout(run(), D1_TIMEOUT_MS, what);
   } catch (cause) {
+    if (cause instanceof IdempotencyConflict || cause instanceof StorageMisconfiguredError) throw cause;
+    if (cause instanceof Error && SCHEMA_MISMATCH.test(cause.message)) {
+      throw new StorageMisconfiguredError(
+        `D1 ${what} failed: the database schema is behind this build (apply the migrations: wrangler d1 migrations apply DB --remote)`,
+        { cause },
+      );
+    }
     throw new StorageUnavailableError(`D1 ${what} failed`, { cause });
   }
 }
 
-export class D1KeyStore implements KeyStore {
+export class D1KeyStore implements KeyStore, StoreMaintenance {
   constructor(private readonly db: D1Database) {}
 
-  insert(r: KeyRecord): Promise<void> {
+  insert(r: KeyRecord, claim?: IdempotencyClaim): Promise<void> {
     return attempt("insert", async () => {
-      await this.db
+      const insertKey = this.db
         .prepare(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .bind(
           r.id,
@@ -78,8 +97,78 @@ export class D1KeyStore implements KeyStore {
           r.revokedAt,
           r.lastUsedAt,
           r.metadata === null ? null : JSON.stringify(r.metadata),
-        )
-        .run();
+        );
+      if (!claim) {
+        await insertKey.run();
+        return;
+      }
+      // One batch is one transaction: an expired claim is dropped, the claim is made (the primary key
+      // refuses a second one, failing the whole batch) and the key stored, or nothing is.
+      try {
+        await this.db.batch([
+          this.db
+            .prepare("DELETE FROM idempotency_keys WHERE caller = ? AND key_hash = ? AND created_at < ?")
+            .bind(claim.caller, claim.keyHash, claim.expiredBefore),
+          this.db
+            .prepare(
+              "INSERT INTO idempotency_keys (caller, key_hash, request_hash, key_id, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(claim.caller, claim.keyHash, claim.requestHash, r.id, r.createdAt),
+          insertKey,
+        ]);
+      } catch (error) {
+        const existing = await this.db
+          .prepare("SELECT key_id, request_hash FROM idempotency_keys WHERE caller = ? AND key_hash = ?")
+          .bind(claim.caller, claim.keyHash)
+          .first<{ key_id: string; request_hash: string }>();
+        if (existing) throw new IdempotencyConflict(existing.key_id, existing.request_hash);
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Resolves when D1 answers and `latestMigration` is the newest applied (d1_migrations, written by
+   * `wrangler d1 migrations apply`); throws StorageMisconfiguredError when it is not applied.
+   */
+  checkSchema(latestMigration: string): Promise<void> {
+    return attempt("readiness check", async () => {
+      let applied: { name: string } | null;
+      try {
+        applied = await this.db
+          .prepare("SELECT name FROM d1_migrations ORDER BY id DESC LIMIT 1")
+          .first<{ name: string }>();
+      } catch (error) {
+        if (!(error instanceof Error && /no such table/i.test(error.message))) throw error;
+        applied = null;
+      }
+      if (applied?.name !== latestMigration) {
+        throw new StorageMisconfiguredError(
+          `migration ${latestMigration} is not applied (latest applied: ${applied?.name ?? "none"})`,
+        );
+      }
+    });
+  }
+
+  /**
+   * Deletes up to `limit` keys revoked or expired before `before`, and Idempotency-Key records made
+   * before `idempotencyBefore`; the number of keys deleted.
+   */
+  purge(before: number, idempotencyBefore: number, limit: number): Promise<number> {
+    return attempt("purge", async () => {
+      const [keys] = await this.db.batch([
+        this.db
+          .prepare(
+            "DELETE FROM api_keys WHERE id IN (SELECT id FROM api_keys WHERE revoked_at < ?1 OR expires_at < ?1 LIMIT ?2)",
+          )
+          .bind(before, limit),
+        this.db
+          .prepare(
+            "DELETE FROM idempotency_keys WHERE (caller, key_hash) IN (SELECT caller, key_hash FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
+          )
+          .bind(idempotencyBefore, limit),
+      ]);
+      return keys?.meta.changes ?? 0;
     });
   }
 
