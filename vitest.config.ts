@@ -37,7 +37,7 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
-      globalSetup: ["./test/setup/build-consumer.ts", "./test/setup/quiet-rpc-rejections.ts"],
+      globalSetup: ["./test/setup/build-consumer.ts"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
       // The machine running the suite may be shared and busy: a slow test is not a failing one (speed is
