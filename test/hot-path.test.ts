@@ -99,6 +99,29 @@ describe("a warm key", () => {
     expect(log.calls).toEqual([]);
   });
 
+  it("stays storage-free with an older accepted prefix and with the Analytics Engine counters on", async () => {
+    const { key } = await createKey(await token(uniqueSub()), { scopes: ["models:invoke"] });
+    const { testEnv, log, reset } = countingEnv();
+    const points: unknown[] = [];
+    const migrated: Env = {
+      ...testEnv,
+      KEY_PREFIX: "sk_live",
+      ACCEPTED_PREFIXES: "lk",
+      VERIFY_ANALYTICS: { writeDataPoint: (point) => void points.push(point) },
+    };
+    isolateCache.clear();
+    expect((await whoami(key, migrated)).status).toBe(200); // warms this isolate
+    reset();
+    points.length = 0;
+    for (let i = 0; i < 10; i++) {
+      expect((await whoami(key, migrated)).status).toBe(200);
+      expect(await verify({ key, scope: "models:invoke" }, migrated)).toMatchObject({ valid: true });
+    }
+    expect(log.queries).toEqual([]);
+    expect(log.calls).toEqual([]);
+    expect(points).toHaveLength(20); // one data point per verification, and nothing else
+  });
+
   it("made here by POST /v1/keys is warm at once: its first use reads nothing but writes last_used", async () => {
     const { testEnv, log, reset } = countingEnv();
     await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the revocation sync fresh

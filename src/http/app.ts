@@ -68,10 +68,7 @@ function setStandardHeaders(headers: Headers, requestId: string): void {
 /** Sets the headers in place: every response is made here, with mutable headers; copies only if not. */
 function withStandardHeaders(response: Response, request: IRequest): Response {
   const requestId = currentRequestId() ?? "";
-  if (request.method === "HEAD" && response.body !== null) {
-    void response.body.cancel();
-    response = new Response(null, response);
-  }
+  if (request.method === "HEAD" && response.body !== null) response = new Response(null, response);
   try {
     setStandardHeaders(response.headers, requestId);
     return response;
