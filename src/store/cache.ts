@@ -40,12 +40,12 @@ export function cacheTtlSeconds(record: KeyRecord, now: number): number {
 }
 
 export class KvRecordCache implements RecordCache {
+  constructor(private readonly kv: KVNamespace) {}
+
   /** Resolves when KV answers a read in time; throws otherwise (readiness only: reads never do). */
   async probe(): Promise<void> {
     await withTimeout(this.kv.get(cacheKey("readiness-probe")), KV_TIMEOUT_MS, "KV readiness probe");
   }
-
-  constructor(private readonly kv: KVNamespace) {}
 
   async get(hash: string): Promise<KeyRecord | null> {
     try {
