@@ -1,6 +1,7 @@
 // npm run openapi [-- <file>]: writes the OpenAPI document the Worker serves at /openapi.json (built
 // from the same route list and zod schemas, bundled for Node with esbuild) to <file>, by default
-// .wrangler/openapi.json. `npm run lint:openapi` lints that file with Redocly's recommended rules.
+// .wrangler/openapi.json, with every dialect mounted (the default DIALECTS). `npm run lint:openapi`
+// lints that file with Redocly's recommended rules.
 import { build } from "esbuild";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -11,7 +12,8 @@ const target = resolve(root, process.argv[2] ?? ".wrangler/openapi.json");
 const bundle = await build({
   stdin: {
     contents: `import { routes } from "./src/http/routes"; import { openApiDocument } from "./src/http/openapi";
-      export const document = openApiDocument(routes);`,
+      import { DIALECT_NAMES } from "./src/config"; import { dialectRoutes } from "./src/http/dialects";
+      export const document = openApiDocument([...routes, ...dialectRoutes(DIALECT_NAMES)]);`,
     resolveDir: root,
     loader: "ts",
   },

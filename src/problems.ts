@@ -34,7 +34,19 @@ export const PROBLEMS = {
   token_invalid: {
     status: 401,
     title: "Invalid token",
-    description: "The JWT failed verification (signature, algorithm, issuer, audience or subject).",
+    description:
+      "The JWT failed verification (signature, algorithm, issuer, audience, subject, iat or lifetime, or an unusable workspace claim).",
+  },
+  token_required: {
+    status: 401,
+    title: "Token required",
+    description: "This route is for people: send a JWT. API keys are refused before any lookup.",
+  },
+  verify_token_required: {
+    status: 401,
+    title: "Verify credential required",
+    description:
+      "POST /v1/verify needs `Authorization: Bearer <VERIFY_TOKEN>` on this deployment (missing or wrong); when VERIFY_TOKEN is set but unusable, every request gets this.",
   },
   insufficient_scope: {
     status: 403,
@@ -46,6 +58,18 @@ export const PROBLEMS = {
     title: "Forbidden",
     description:
       "The request exceeds the caller's powers, e.g. a key asking for a stronger key (`exceeded` names what).",
+  },
+  role_required: {
+    status: 403,
+    title: "Workspace admin role required",
+    description:
+      "Only a workspace admin (a role in WORKSPACE_ADMIN_ROLES, from the JWT's roles claim) may create, change or revoke workspace keys.",
+  },
+  origin_not_allowed: {
+    status: 403,
+    title: "Origin not allowed",
+    description:
+      "A CORS preflight from an origin not in ALLOWED_ORIGINS (VERIFY_ALLOWED_ORIGINS for /v1/verify): the browser will not send the request.",
   },
   not_found: {
     status: 404,
@@ -78,7 +102,11 @@ export const PROBLEMS = {
     title: "Invalid header",
     description: "A request header is invalid (`errors` names it), e.g. an Idempotency-Key of the wrong shape.",
   },
-  body_too_large: { status: 413, title: "Body too large", description: "The body is over 16 KB." },
+  body_too_large: {
+    status: 413,
+    title: "Body too large",
+    description: "The body is over the route's limit: 16 KB (256 KB for POST /v1/keys/import).",
+  },
   unsupported_media_type: {
     status: 415,
     title: "Unsupported media type",
@@ -98,6 +126,12 @@ export const PROBLEMS = {
     status: 429,
     title: "Too many requests",
     description: "Too many failed authentications from this client: wait Retry-After seconds.",
+  },
+  verify_rate_limited: {
+    status: 429,
+    title: "Too many unknown keys",
+    description:
+      "An open POST /v1/verify (no VERIFY_TOKEN) answered NOT_FOUND too often to this client: wait Retry-After seconds (known keys still verify).",
   },
   configuration_error: {
     status: 500,

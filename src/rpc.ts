@@ -17,6 +17,8 @@ import type { Actor, Owner } from "./model";
 import {
   type ApiKeyView as ApiKeyJson,
   CreateKeyRequest,
+  ImportKeysRequest,
+  type ImportResultView,
   ListKeysOptions as ListKeysOptionsSchema,
   VerifyOptions,
   type VerifyResultView,
@@ -34,7 +36,7 @@ export const OwnerInput = z.strictObject({
 /** RPC carries values JSON cannot (Date, Map, BigInt, undefined, NaN): metadata must be JSON, as over HTTP. */
 const JsonMetadata = z.looseObject({ metadata: z.record(z.string(), z.json()).nullable().optional() });
 
-export type { Owner, VerifyResultView };
+export type { ImportResultView, Owner, VerifyResultView };
 
 /**
  * The views as a binding types them. Metadata is JSON, but typed `unknown` (as in schemas.ts) it
@@ -50,6 +52,7 @@ export interface KeyListView {
 export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
 export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
+export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
 
 /** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
 function check<S extends z.ZodType>(schema: S, value: unknown, argument: string): z.output<S> {
@@ -104,26 +107,37 @@ export class KeyService extends WorkerEntrypoint<Env> {
     const reserved = reservedKeyPath(input);
     if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
     const body = check(CreateKeyRequest, input, "input");
-    return rpcErrors(() => this.keys().create(actor, body)) as Promise<CreatedApiKeyView>;
+    return rpcErrors(() => this.#keys().create(actor, body)) as Promise<CreatedApiKeyView>;
+  }
+
+  /** POST /v1/keys/import for `owner`: existing keys registered by hash (see README). */
+  async import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView> {
+    const actor = serviceActor(owner);
+    check(z.looseObject({ keys: z.array(JsonMetadata) }), input, "input");
+    const reserved = reservedKeyPath(input);
+    if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
+    const body = check(ImportKeysRequest, input, "input");
+    return rpcErrors(() => this.#keys().import(actor, body));
   }
 
   async get(owner: Owner, id: string): Promise<ApiKeyView> {
     const actor = serviceActor(owner);
-    return rpcErrors(() => this.keys().get(actor, String(id))) as Promise<ApiKeyView>;
+    return rpcErrors(() => this.#keys().get(actor, String(id))) as Promise<ApiKeyView>;
   }
 
   async list(owner: Owner, options: ListKeysOptions = {}): Promise<KeyListView> {
     const actor = serviceActor(owner);
     const parsed = check(ListKeysOptionsSchema, options, "options");
-    return rpcErrors(() => this.keys().list(actor, parsed)) as Promise<KeyListView>;
+    return rpcErrors(() => this.#keys().list(actor, parsed)) as Promise<KeyListView>;
   }
 
   async revoke(owner: Owner, id: string): Promise<void> {
     const actor = serviceActor(owner);
-    return rpcErrors(() => this.keys().revoke(actor, String(id)));
+    return rpcErrors(() => this.#keys().revoke(actor, String(id)));
   }
 
-  private keys() {
+  /** Truly private (#): RPC exposes every public method of an entrypoint, and TypeScript's `private` too. */
+  #keys() {
     return createContext(this.env, this.ctx).keys;
   }
 }

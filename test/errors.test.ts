@@ -3,13 +3,27 @@
  * client can tell "key expired" from "key revoked" without parsing English; validation messages are
  * plain words, never a library's internals; the README documents every code.
  */
+import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import readme from "../README.md?raw";
+import { authenticatePerson } from "../src/auth/credentials";
+import { AuthenticationError } from "../src/auth/errors";
+import { loadConfig } from "../src/config";
+import { errorToProblem } from "../src/http/problem";
 import { generateKey } from "../src/keys/format";
 import { PROBLEMS, PROBLEM_CODES } from "../src/problems";
 import { call, createKey, expectProblem, token, uniqueSub } from "./helpers";
 
 describe("authentication failures name their cause", () => {
+  it("token_required: a route for people refuses an API key before looking it up", async () => {
+    // Only dialect routes use the `person` mode, and they render their pages' shapes: the code is the
+    // error's, which errorToProblem turns into the problem those shapes are made from.
+    const refused = authenticatePerson(`Bearer ${generateKey("lk")}`, loadConfig(env));
+    await expect(refused).rejects.toBeInstanceOf(AuthenticationError);
+    await expect(refused).rejects.toMatchObject({ code: "token_required" });
+    await expectProblem(errorToProblem(await refused.catch((error: unknown) => error)), 401, "token_required");
+  });
+
   it("authentication_required, key_malformed, key_not_found, key_revoked, key_expired, token_expired, token_invalid", async () => {
     const sub = uniqueSub();
     const jwt = await token(sub);

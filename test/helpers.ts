@@ -21,11 +21,18 @@ export interface TokenOptions {
   secret?: string;
   claims?: Record<string, unknown>;
   omitExp?: boolean;
+  /** The roles claim. Default: `["admin"]` when `org` is given (an admin of that workspace), else none. */
+  roles?: string[];
 }
 
 export async function token(sub: string | undefined, options: TokenOptions = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  let jwt = new SignJWT({ ...(options.org ? { org_id: options.org } : {}), ...options.claims })
+  const roles = options.roles ?? (options.org ? ["admin"] : undefined);
+  let jwt = new SignJWT({
+    ...(options.org ? { org_id: options.org } : {}),
+    ...(roles ? { [env.JWT_ROLES_CLAIM ?? "roles"]: roles } : {}),
+    ...options.claims,
+  })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setIssuedAt(now)
     .setIssuer(options.issuer ?? env.JWT_ISSUER ?? "")
@@ -60,9 +67,10 @@ export async function call(method: string, path: string, options: CallOptions = 
   }
   const ctx = createExecutionContext();
   const request = new Request<unknown, IncomingRequestCfProperties>(BASE + path, { method, headers, body });
-  const response = await worker.fetch(request, options.env ?? env, ctx);
+  const served = options.env ?? env;
+  const response = await worker.fetch(request, served, ctx);
   await waitOnExecutionContext(ctx);
-  await checkContract(request, response);
+  await checkContract(request, response, served);
   return response;
 }
 

@@ -11,6 +11,8 @@ export type AuthenticationFailure = Extract<
   | "key_expired"
   | "token_expired"
   | "token_invalid"
+  | "token_required"
+  | "verify_token_required"
 >;
 
 /** Authentication failed: the caller is not who it claims (HTTP 401, RPC error). */

@@ -1,14 +1,17 @@
 /**
  * The itty-router application. A request flows one way: route -> authenticate -> validate ->
- * service. Unknown paths get 404, known paths with another method 405 (with Allow), and every
- * response gets `X-Content-Type-Options: nosniff`, the request's `X-Request-Id` and, unless a route
- * says otherwise, `Cache-Control: no-store`. HEAD is served wherever GET is, by the GET handler,
- * without the body (RFC 9110 §9.3.2).
+ * service. Unknown paths get 404, known paths with another method 405 (with Allow); a route with
+ * its own error format (a dialect's) answers every failure in that shape. Every response gets
+ * `X-Content-Type-Options: nosniff`, the request's `X-Request-Id` and, unless a route says otherwise,
+ * `Cache-Control: no-store`. HEAD is served wherever GET is, by the GET handler, without the body
+ * (RFC 9110 §9.3.2). CORS preflights are answered before routing, and API responses get their CORS
+ * headers last, errors included (cors.ts).
  */
 import { type IRequest, Router } from "itty-router";
 import type { z } from "zod";
 import { AuthenticationError } from "../auth/errors";
-import { authenticate } from "../auth/credentials";
+import { authenticate, authenticatePerson, authenticateVerifyCaller } from "../auth/credentials";
+import { type Config, loadConfig } from "../config";
 import { createContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
@@ -16,9 +19,12 @@ import { ValidationError } from "../service/errors";
 import { currentRequestId, requestIdFrom, withRequestId } from "../log";
 import { fieldErrors } from "../schemas";
 import { readJsonBody } from "./body";
-import { countAuthFailure } from "./limits";
+import { preflight, setCorsHeaders } from "./cors";
+import { renderFailure } from "./failure";
+import { clientOf, countAuthFailure, overAuthFailureLimit, tooManyFailures } from "./limits";
 import { HttpError, errorToProblem, problem } from "./problem";
 import type { RequestHeaders, Route } from "./route";
+import { mountUi } from "./ui";
 
 type Args = [Env, ExecutionContext];
 
@@ -35,17 +41,27 @@ function declaredHeaders(schema: z.ZodObject, request: Request): Record<string, 
   return out;
 }
 
-function handlerFor(route: Route) {
-  return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
+function handlerFor(route: Route, routes: readonly Route[]) {
+  const handle = async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
     const app = createContext(env, exec);
     let actor: Actor | null = null;
-    if (route.auth === "required") {
+    const authenticates =
+      route.auth === "required" ||
+      route.auth === "person" ||
+      (route.auth === "verify" && app.config.verifyAccess.kind !== "open");
+    if (authenticates) {
+      const client = clientOf(request);
+      // Over its failure limit, a client is judged from memory alone: its 429 costs no storage lookup.
+      const shed = overAuthFailureLimit(client);
+      const authorization = request.headers.get("authorization");
       try {
-        actor = await authenticate(request.headers.get("authorization"), app.config, app.keys);
+        if (route.auth === "verify") await authenticateVerifyCaller(authorization, app.config.verifyAccess);
+        else if (route.auth === "person") actor = await authenticatePerson(authorization, app.config);
+        else actor = await authenticate(authorization, app.config, app.keys, shed);
       } catch (error) {
         if (error instanceof AuthenticationError) {
-          const limited = await countAuthFailure(request, env);
-          if (limited) return limited;
+          const limited = shed ? tooManyFailures() : await countAuthFailure(client, env);
+          if (limited) return route.errorFormat ? renderFailure(route.errorFormat, limited) : limited;
         }
         throw error;
       }
@@ -54,8 +70,17 @@ function handlerFor(route: Route) {
     const headers = route.requestHeaders
       ? (parse(route.requestHeaders, declaredHeaders(route.requestHeaders, request), "header") as RequestHeaders)
       : {};
-    const body = route.body ? parse(route.body, await readJsonBody(request), "body") : undefined;
-    return route.handle({ request, env, app, actor, params: request.params }, { query, body, headers });
+    const body = route.body ? parse(route.body, await readJsonBody(request, route.bodyOptions), "body") : undefined;
+    return route.handle({ request, env, app, actor, params: request.params, routes }, { query, body, headers });
+  };
+  const format = route.errorFormat;
+  if (!format) return handle;
+  return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
+    try {
+      return await handle(request, env, exec);
+    } catch (error) {
+      return renderFailure(format, error);
+    }
   };
 }
 
@@ -66,47 +91,77 @@ function setStandardHeaders(headers: Headers, requestId: string): void {
 }
 
 /** Sets the headers in place: every response is made here, with mutable headers; copies only if not. */
-function withStandardHeaders(response: Response, request: IRequest): Response {
+function withStandardHeaders(response: Response, request: IRequest, env: Env): Response {
   const requestId = currentRequestId() ?? "";
   if (request.method === "HEAD" && response.body !== null) response = new Response(null, response);
+  const set = (headers: Headers) => {
+    setStandardHeaders(headers, requestId);
+    // The matched route's pattern names the path without parsing the URL again (the hot path pays
+    // nothing); preflights and the catch-all ("*") parse it.
+    const path = request.route && request.route !== "*" ? request.route : new URL(request.url).pathname;
+    setCorsHeaders(headers, request, path, loadConfig(env));
+  };
   try {
-    setStandardHeaders(response.headers, requestId);
+    set(response.headers);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    setStandardHeaders(copy.headers, requestId);
+    set(copy.headers);
     return copy;
   }
 }
 
 export function createApp(routes: readonly Route[]) {
   const router = Router<IRequest, Args>({
+    before: [
+      (request: IRequest, env: Env) =>
+        request.method === "OPTIONS" ? corsPreflight(request, loadConfig(env)) : undefined,
+    ],
     catch: (error: unknown) => errorToProblem(error),
     finally: [
-      (response: unknown, request: IRequest) =>
+      (response: unknown, request: IRequest, env: Env) =>
         withStandardHeaders(
           response instanceof Response ? response : errorToProblem(new Error("no response")),
           request,
+          env,
         ),
     ],
   });
+  // The Route behind each of the router's entries, in order (GET routes also answer HEAD); the UI's
+  // entries, mounted last, have none.
+  const routeOf: Route[] = [];
   for (const route of routes) {
-    const handler = handlerFor(route);
+    const handler = handlerFor(route, routes);
     router[route.method](route.path, handler);
-    if (route.method === "get") router.head(route.path, handler);
+    routeOf.push(route);
+    if (route.method === "get") {
+      router.head(route.path, handler);
+      routeOf.push(route);
+    }
   }
+  mountUi(router);
 
-  const patterns = router.routes.map(([method, pattern]) => ({ method, pattern }));
+  // `route` is undefined for the UI's patterns.
+  const patterns = router.routes.map(([method, pattern], i) => ({ method, pattern, route: routeOf[i] }));
+  /** The routes that serve `pathname`, with any method. */
+  const matchingFor = (pathname: string) => patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname));
+  const corsPreflight = (request: IRequest, config: Config) => {
+    const { pathname } = new URL(request.url);
+    const methods = [...new Set(matchingFor(pathname).map((p) => p.method))];
+    return preflight(request, pathname, methods, config) ?? undefined;
+  };
   router.all("*", (request: IRequest) => {
     const { pathname } = new URL(request.url);
-    const allowed = new Set(
-      patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname)).map((p) => p.method),
-    );
+    const matching = matchingFor(pathname);
+    const allowed = new Set(matching.map((p) => p.method));
     if (allowed.size === 0) throw new HttpError("not_found", { detail: `No route for ${pathname}` });
-    return problem("method_not_allowed", {
+    const error = new HttpError("method_not_allowed", {
       detail: `Use ${[...allowed].join(", ")} for this path`,
       headers: { Allow: [...allowed].join(", ") },
     });
+    // A path of a dialect answers in its page's shape.
+    const format = matching.find((p) => p.route?.errorFormat)?.route?.errorFormat;
+    return format ? renderFailure(format, error) : problem("method_not_allowed", error.init);
   });
   return {
     routes: router.routes,

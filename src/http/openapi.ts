@@ -38,9 +38,30 @@ const PROBLEM_HEADERS: Record<number, Record<string, z.ZodString>> = {
   503: { "Retry-After": header("Seconds to wait before trying again.") },
 };
 
-const COMMON_PROBLEMS: Record<string, number[]> = {
+const COMMON_PROBLEMS: Record<Route["auth"], number[]> = {
   none: [404, 405, 500, 503],
   required: [401, 404, 405, 429, 500, 503],
+  verify: [401, 404, 405, 429, 500, 503],
+  person: [401, 404, 405, 429, 500, 503],
+};
+
+const SECURITY: Record<Route["auth"], Record<string, string[]>[]> = {
+  none: [],
+  required: [{ bearer: [] }, { apiKey: [] }],
+  // Open unless VERIFY_TOKEN is set: the empty requirement says "or none".
+  verify: [{ verifyToken: [] }, {}],
+  person: [{ bearer: [] }],
+};
+
+const TAGS: Record<string, string> = {
+  keys: "The key lifecycle.",
+  verify: "Key verification for services.",
+  auth: "The caller's identity.",
+  meta: "Health and this document.",
+  replicas: "Drop-in for Replicas' `POST /v1/user/api-keys` (JWT only; errors `{ error, details }`).",
+  fastapi: "Drop-in for a FastAPI `POST /api/auth/api-keys/` (errors are ProblemDetail).",
+  autocalls: "Drop-in for Autocalls' Laravel Sanctum API keys (`token` is `<id>|<key>`; Laravel's error shapes).",
+  baseten: "Drop-in for Baseten's `POST /v1/api_keys` (key types; FastAPI's error shapes).",
 };
 
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
@@ -53,16 +74,21 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   413: "The body is over 16 KB.",
   415: "The body is not application/json.",
   422: "Validation failed (`errors` maps each field to its messages), or an Idempotency-Key reused with another body.",
-  429: "Too many failed authentications from this client (see `Retry-After`).",
+  429: "Too many failed authentications (or, on an open /v1/verify, unknown keys) from this client (see `Retry-After`).",
   500: "`configuration_error` (e.g. migrations not applied) or `internal_error`; no internals are disclosed.",
   503: "Storage or the identity provider is unavailable (see `Retry-After`).",
 };
 
-let cached: ReturnType<typeof createDocument> | undefined;
+/** One document per route list (the mounted dialects decide the list). */
+const cached = new WeakMap<readonly Route[], ReturnType<typeof createDocument>>();
 
 export function openApiDocument(routes: readonly Route[]): ReturnType<typeof createDocument> {
-  cached ??= build(routes);
-  return cached;
+  let document = cached.get(routes);
+  if (!document) {
+    document = build(routes);
+    cached.set(routes, document);
+  }
+  return document;
 }
 
 function build(routes: readonly Route[]) {
@@ -77,11 +103,25 @@ function build(routes: readonly Route[]) {
         headers: z.object({ ...STANDARD_HEADERS, ...route.success.headers?.shape }),
       },
     };
-    for (const status of statuses) {
+    const format = route.errorFormat;
+    /** The headers of a response with (page) status `status`: those of every latchkey status it stands for. */
+    const headersFor = (status: number) =>
+      Object.assign(
+        {},
+        ...statuses
+          .filter((latchkeyStatus) => (format?.status?.(latchkeyStatus) ?? latchkeyStatus) === status)
+          .map((latchkeyStatus) => PROBLEM_HEADERS[latchkeyStatus]),
+      ) as Record<string, z.ZodString>;
+    for (const latchkeyStatus of statuses) {
+      const status = format?.status?.(latchkeyStatus) ?? latchkeyStatus;
+      if (responses[String(status)]) continue;
       responses[String(status)] = {
-        description: route.problemDescriptions?.[status] ?? PROBLEM_DESCRIPTIONS[status] ?? "A problem.",
-        content: { "application/problem+json": { schema: Problem } },
-        headers: z.object({ ...STANDARD_HEADERS, ...PROBLEM_HEADERS[status] }),
+        description:
+          route.problemDescriptions?.[latchkeyStatus] ?? PROBLEM_DESCRIPTIONS[latchkeyStatus] ?? "A problem.",
+        content: format
+          ? { [format.mediaType]: { schema: format.schema(status) } }
+          : { "application/problem+json": { schema: Problem } },
+        headers: z.object({ ...STANDARD_HEADERS, ...headersFor(status) }),
       };
     }
     const operation: ZodOpenApiOperationObject = {
@@ -89,7 +129,7 @@ function build(routes: readonly Route[]) {
       summary: route.summary,
       ...(route.description ? { description: route.description } : {}),
       tags: [route.tag],
-      security: route.auth === "required" ? [{ bearer: [] }, { apiKey: [] }] : [],
+      security: SECURITY[route.auth],
       ...(route.query || route.pathParams || route.requestHeaders
         ? {
             requestParams: {
@@ -123,12 +163,10 @@ function build(routes: readonly Route[]) {
         variables: { host: { default: "latchkey.your-domain.dev", description: "Where you deployed latchkey." } },
       },
     ],
-    tags: [
-      { name: "keys", description: "The key lifecycle." },
-      { name: "verify", description: "Key verification for services." },
-      { name: "auth", description: "The caller's identity." },
-      { name: "meta", description: "Health and this document." },
-    ],
+    tags: [...new Set(routes.map((route) => route.tag))].map((name) => ({
+      name,
+      ...(TAGS[name] ? { description: TAGS[name] } : {}),
+    })),
     components: {
       securitySchemes: {
         bearer: {
@@ -144,6 +182,12 @@ function build(routes: readonly Route[]) {
           description:
             "`Authorization: Api-Key <API key>`. An apiKey scheme sends its value as given, so the value must include the scheme word: `Api-Key lk_...` (the x-value-prefix). The bare key is refused.",
           "x-value-prefix": "Api-Key ",
+        },
+        verifyToken: {
+          type: "http",
+          scheme: "bearer",
+          description:
+            "`Authorization: Bearer <VERIFY_TOKEN>`: required by POST /v1/verify when the deployment sets VERIFY_TOKEN; otherwise the route is open.",
         },
       },
     },

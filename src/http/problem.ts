@@ -66,6 +66,12 @@ const VALIDATION: Record<ValidationError["source"], { code: ProblemCode; detail:
   header: { code: "invalid_header", detail: "A request header is invalid" },
 };
 
+const FORBIDDEN: Record<ForbiddenError["kind"], ProblemCode> = {
+  scope: "insufficient_scope",
+  role: "role_required",
+  powers: "forbidden",
+};
+
 export function errorToProblem(error: unknown): Response {
   if (error instanceof HttpError) return problem(error.code, error.init);
   if (error instanceof AuthenticationError) {
@@ -77,7 +83,7 @@ export function errorToProblem(error: unknown): Response {
     return problem(code, { detail, errors: error.errors });
   }
   if (error instanceof ForbiddenError) {
-    return problem(error.kind === "scope" ? "insufficient_scope" : "forbidden", {
+    return problem(FORBIDDEN[error.kind], {
       detail: error.message,
       extra: { exceeded: error.exceeded },
       errors: { [error.exceeded]: [error.message] },

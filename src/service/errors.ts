@@ -32,14 +32,15 @@ export class ValidationError extends Error {
 
 /**
  * The caller is authenticated but the request exceeds its powers; `exceeded` names what. `scope`:
- * the caller lacks the scope the operation needs (as opposed to asking for more than it holds).
+ * the caller lacks the scope the operation needs (as opposed to asking for more than it holds);
+ * `role`: the person lacks the workspace admin role the operation needs.
  */
 export class ForbiddenError extends Error {
   override readonly name = "ForbiddenError";
   constructor(
     readonly exceeded: string,
     message: string,
-    readonly kind: "scope" | "powers" = "powers",
+    readonly kind: "scope" | "role" | "powers" = "powers",
   ) {
     super(message);
   }

@@ -2,17 +2,22 @@
  * The key lifecycle: create, list, get, revoke and verify, on behalf of an Actor. Both the HTTP
  * routes and the RPC entrypoint call this; it knows no HTTP and no SQL.
  *
- * Authorization lives here: a person manages their own keys and their workspace's; a key manages
- * its owner's keys only with `keys:read` / `keys:write`, and may only create keys weaker than itself
- * (attenuation: scopes it covers, a subset of its resources, an expiry no later than its own).
+ * Authorization lives here: a person manages their own keys, reads their workspace's, and creates
+ * and revokes those only as a workspace admin; a key manages its owner's keys only with `keys:read` /
+ * `keys:write`, and may only create or revoke keys no more powerful than itself (attenuation: scopes
+ * it covers, a subset of its resources, an expiry no later than its own).
  */
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
+import { UUID_V4 } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type Actor, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
   ApiKeyView,
   CreateKeyInput,
+  ImportKeyInput,
+  ImportKeysInput,
+  ImportResultView,
   CreatedApiKeyView,
   KeyListView,
   ListKeysInput,
@@ -29,9 +34,7 @@ import {
   ValidationError,
 } from "./errors";
 import { IDEMPOTENCY_TTL_MS } from "./operations";
-import { type ServiceDeps, Verifier } from "./verify";
-
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+import { type ServiceDeps, type Verification, Verifier } from "./verify";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -50,6 +53,18 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
     revoked_at: iso(r.revokedAt),
     last_used_at: iso(r.lastUsedAt),
     metadata: r.metadata === null ? null : { ...r.metadata },
+  };
+}
+
+function verdictView({ code, record }: Verification): VerifyResultView {
+  return {
+    valid: code === "VALID",
+    code,
+    key_id: record?.id ?? null,
+    owner: record ? { type: record.owner.type, id: record.owner.id } : null,
+    scopes: record ? [...record.scopes] : [],
+    resources: record?.resources ? [...record.resources] : null,
+    expires_at: record ? iso(record.expiresAt) : null,
   };
 }
 
@@ -101,6 +116,43 @@ async function idempotencyClaim(actor: Actor, idempotencyKey: string, request: u
   };
 }
 
+/** The powers a key has, as far as attenuation compares them. */
+type Powers = Pick<KeyRecord, "scopes" | "resources" | "expiresAt">;
+
+/**
+ * Attenuation: `key` (`what`, for messages) must be no more powerful than `holder`, the key making
+ * the request: scopes it covers, resources within its own, an expiry no later than its own. Throws a
+ * ForbiddenError naming the first power exceeded.
+ */
+function requireWithin(holder: Powers, key: Powers, what: string): void {
+  const uncovered = firstUncovered(holder.scopes, key.scopes);
+  if (uncovered !== undefined) {
+    throw new ForbiddenError(
+      "scopes",
+      `Scope "${uncovered}" is not covered by the scopes of the key making this request`,
+    );
+  }
+  if (!resourcesWithin(holder.resources, key.resources)) {
+    throw new ForbiddenError(
+      "resources",
+      `${what}'s resources must be a subset of the resources of the key making this request`,
+    );
+  }
+  if (holder.expiresAt !== null && (key.expiresAt === null || key.expiresAt > holder.expiresAt)) {
+    throw new ForbiddenError(
+      "expires_at",
+      `${what} must expire no later than the key making this request (${iso(holder.expiresAt)})`,
+    );
+  }
+}
+
+/** Only a workspace admin (WORKSPACE_ADMIN_ROLES) creates, changes or revokes workspace keys. */
+function requireWorkspaceAdmin(actor: Extract<Actor, { kind: "user" }>): void {
+  if (!actor.workspaceAdmin) {
+    throw new ForbiddenError("role", "Only a workspace admin may create, change or revoke workspace keys", "role");
+  }
+}
+
 export class Keys {
   readonly verifier: Verifier;
 
@@ -116,53 +168,15 @@ export class Keys {
    */
   async create(actor: Actor, input: CreateKeyInput, idempotencyKey?: string): Promise<CreatedApiKeyView> {
     this.requireScope(actor, "keys:write");
-    const owner = this.ownerForNewKey(actor, input.owner);
-    const parent = actor.kind === "api_key" ? actor.key : null;
-
-    const scopes = input.scopes ?? (parent ? [...parent.scopes] : ["*"]);
-    const resources = input.resources !== undefined ? input.resources : (parent?.resources ?? null);
-    const expiresAt =
-      input.expires_at !== undefined
-        ? input.expires_at === null
-          ? null
-          : Date.parse(input.expires_at)
-        : (parent?.expiresAt ?? null);
-
-    if (parent) {
-      const uncovered = firstUncovered(parent.scopes, scopes);
-      if (uncovered !== undefined) {
-        throw new ForbiddenError(
-          "scopes",
-          `Scope "${uncovered}" is not covered by the scopes of the key making this request`,
-        );
-      }
-      if (!resourcesWithin(parent.resources, resources)) {
-        throw new ForbiddenError(
-          "resources",
-          "The new key's resources must be a subset of the resources of the key making this request",
-        );
-      }
-      if (parent.expiresAt !== null && (expiresAt === null || expiresAt > parent.expiresAt)) {
-        throw new ForbiddenError(
-          "expires_at",
-          `The new key must expire no later than the key making this request (${iso(parent.expiresAt)})`,
-        );
-      }
-    }
-
+    const powers = this.authorizeNewKey(actor, input);
     const key = generateKey(this.deps.config.keyPrefix);
     const record: KeyRecord = {
       id: crypto.randomUUID(),
       hash: await sha256Hex(key),
       start: keyStart(key, this.deps.config.keyPrefix),
       name: input.name,
-      owner,
-      scopes,
-      resources,
-      createdBy:
-        actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service",
+      ...powers,
       createdAt: Date.now(),
-      expiresAt,
       revokedAt: null,
       lastUsedAt: null,
       metadata: input.metadata ?? null,
@@ -178,6 +192,83 @@ export class Keys {
     }
     this.verifier.remember(record);
     return { ...toApiKey(record), key };
+  }
+
+  /**
+   * Registers existing keys by hash, all or nothing: every item is checked (and authorized as a
+   * create would be) before any is stored. A hash already stored, or repeated in the batch, is a
+   * conflict, reported per item.
+   */
+  async import(actor: Actor, input: ImportKeysInput): Promise<ImportResultView> {
+    this.requireScope(actor, "keys:write");
+    const errors: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+    const records: KeyRecord[] = [];
+    for (const [i, item] of input.keys.entries()) {
+      const problem = await this.importProblem(item);
+      if (problem) {
+        errors[`keys.${i}.${problem.field}`] = [problem.message];
+        continue;
+      }
+      let powers: ReturnType<Keys["authorizeNewKey"]>;
+      try {
+        powers = this.authorizeNewKey(actor, item);
+      } catch (error) {
+        if (error instanceof ForbiddenError) {
+          throw new ForbiddenError(`keys.${i}.${error.exceeded}`, error.message, error.kind);
+        }
+        if (error instanceof ValidationError) {
+          for (const [field, messages] of Object.entries(error.errors)) errors[`keys.${i}.${field}`] = messages;
+          continue;
+        }
+        throw error;
+      }
+      records.push({
+        id: crypto.randomUUID(),
+        hash: item.hash,
+        start: item.start ?? "",
+        name: item.name,
+        ...powers,
+        createdAt: item.created_at === undefined ? Date.now() : Date.parse(item.created_at),
+        revokedAt: null,
+        lastUsedAt: null,
+        metadata: item.metadata ?? null,
+        format: item.format ?? "opaque",
+      });
+    }
+    if (Object.keys(errors).length > 0) throw new ValidationError(errors);
+
+    // A hash repeated in the batch conflicts with its first occurrence, in the same transaction.
+    const inserted = await this.deps.store.insertNew(records);
+    const stored = new Map<string, string>();
+    records.forEach((record, i) => {
+      if (!inserted[i]) return;
+      stored.set(record.hash, record.id);
+      this.verifier.remember(record);
+    });
+    const results = records.map((record) => {
+      const id = stored.get(record.hash) ?? null;
+      stored.delete(record.hash); // a repeat of the same hash later in the batch is a conflict
+      return { hash: record.hash.slice(0, 12), status: id ? ("imported" as const) : ("conflict" as const), id };
+    });
+    const imported = results.filter((r) => r.status === "imported").length;
+    return { imported, conflicts: results.length - imported, results };
+  }
+
+  /** Why this deployment cannot take the item, or null: its format must be enabled, and the key must not be in it. */
+  private async importProblem(item: ImportKeyInput): Promise<{ field: string; message: string } | null> {
+    const formats = this.deps.config.legacyFormats;
+    const format = item.format ?? "opaque";
+    if (format === "sanctum" ? !formats.sanctum : formats.prefixes.length === 0) {
+      return {
+        field: "format",
+        message: `${format} keys are not accepted here: the operator enables them with LEGACY_KEY_FORMATS`,
+      };
+    }
+    if (format === "opaque" && item.start !== undefined && !formats.prefixes.some((p) => item.start!.startsWith(p))) {
+      return { field: "start", message: `Must begin with an accepted prefix (${formats.prefixes.join(", ")})` };
+    }
+    const leaked = await fieldHoldingKey(item);
+    return leaked === null ? null : { field: leaked, message: "Holds the key itself: send only its SHA-256 in hash" };
   }
 
   async list(actor: Actor, input: ListKeysInput): Promise<KeyListView> {
@@ -202,10 +293,15 @@ export class Keys {
     return toApiKey(await this.findVisible(actor, id));
   }
 
-  /** Revokes the key; revoking a revoked key is a no-op. Keys it created are left alone (see README). */
+  /**
+   * Revokes the key; revoking a revoked key is a no-op. Keys it created are left alone (see README).
+   * A person needs the admin role for a workspace key; a key may revoke only keys no more powerful
+   * than itself (the attenuation rule, applied to management).
+   */
   async revoke(actor: Actor, id: string): Promise<void> {
     this.requireScope(actor, "keys:write");
     const record = await this.findVisible(actor, id);
+    this.requireManagement(actor, record, "The key to revoke");
     // Already revoked (elsewhere, or by a call whose answer was lost): still evict it here.
     const revoked = record.revokedAt !== null ? record : await this.deps.store.revoke(id, Date.now());
     if (!revoked) throw new NotFoundError();
@@ -213,16 +309,13 @@ export class Keys {
   }
 
   async verify(key: string, options: VerifyChecks = {}): Promise<VerifyResultView> {
-    const { code, record } = await this.verifier.verify(key, options);
-    return {
-      valid: code === "VALID",
-      code,
-      key_id: record?.id ?? null,
-      owner: record ? { type: record.owner.type, id: record.owner.id } : null,
-      scopes: record ? [...record.scopes] : [],
-      resources: record?.resources ? [...record.resources] : null,
-      expires_at: record ? iso(record.expiresAt) : null,
-    };
+    return verdictView(await this.verifier.verify(key, options));
+  }
+
+  /** The verdict from this isolate's memory alone, or null when it would take storage (see Verifier). */
+  async verifyFromMemory(key: string, options: VerifyChecks = {}): Promise<VerifyResultView | null> {
+    const verification = await this.verifier.fromMemory(key, options);
+    return verification && verdictView(verification);
   }
 
   whoami(actor: Actor): WhoAmIView {
@@ -242,10 +335,47 @@ export class Keys {
     }
   }
 
+  /**
+   * Who owns a new key and what it may do, for this actor: a key may only make keys weaker than
+   * itself (scopes it covers, resources within its own, an expiry no later than its own), and by
+   * default a child inherits all three.
+   */
+  private authorizeNewKey(
+    actor: Actor,
+    input: Pick<CreateKeyInput, "owner" | "scopes" | "resources" | "expires_at">,
+  ): Pick<KeyRecord, "owner" | "scopes" | "resources" | "expiresAt" | "createdBy"> {
+    const owner = this.ownerForNewKey(actor, input.owner);
+    const parent = actor.kind === "api_key" ? actor.key : null;
+
+    const scopes = input.scopes ?? (parent ? [...parent.scopes] : ["*"]);
+    const resources = input.resources !== undefined ? input.resources : (parent?.resources ?? null);
+    const expiresAt =
+      input.expires_at !== undefined
+        ? input.expires_at === null
+          ? null
+          : Date.parse(input.expires_at)
+        : (parent?.expiresAt ?? null);
+
+    if (parent) requireWithin(parent, { scopes, resources, expiresAt }, "The new key");
+    const createdBy =
+      actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
+    return { owner, scopes, resources, expiresAt, createdBy };
+  }
+
   private requireScope(actor: Actor, scope: string): void {
     if (actor.kind === "api_key" && !grants(actor.key.scopes, scope)) {
       throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`, "scope");
     }
+  }
+
+  /**
+   * May the actor change or revoke `record` (which it can see)? A person: their own keys, and their
+   * workspace's if they are a workspace admin. A key: keys no more powerful than itself. A trusted
+   * service: any key of its owner.
+   */
+  private requireManagement(actor: Actor, record: KeyRecord, what: string): void {
+    if (actor.kind === "user" && record.owner.type === "workspace") requireWorkspaceAdmin(actor);
+    if (actor.kind === "api_key") requireWithin(actor.key, record, what);
   }
 
   /** Whose keys the actor may see and manage. */
@@ -272,6 +402,7 @@ export class Keys {
         if (actor.orgId === null) {
           throw new ValidationError({ owner: ["Your token names no workspace, so it cannot own a workspace key"] });
         }
+        requireWorkspaceAdmin(actor);
         return { type: "workspace", id: actor.orgId };
       case "api_key":
         if (requested !== undefined && requested !== actor.key.owner.type) {
@@ -297,4 +428,28 @@ export class Keys {
     }
     return record;
   }
+}
+
+/** Pieces of a string that could be a key: the whole, and its words of key length. */
+function keyCandidates(text: string): string[] {
+  return [text, ...text.split(/[\s|,;]+/).filter((word) => word.length >= 16 && word !== text)];
+}
+
+/**
+ * The field of an import item that holds the key whose hash it carries (a plaintext pasted into
+ * `name`, `start`, metadata or a resource), or null.
+ */
+async function fieldHoldingKey(item: ImportKeyInput): Promise<string | null> {
+  const pending = Object.entries(item)
+    .filter(([field]) => field !== "hash")
+    .map(([field, value]): [unknown, string] => [value, field]);
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [value, path] = next;
+    if (typeof value === "string") {
+      for (const candidate of keyCandidates(value)) if ((await sha256Hex(candidate)) === item.hash) return path;
+    } else if (typeof value === "object" && value !== null) {
+      for (const [key, inner] of Object.entries(value)) pending.push([inner, `${path}.${key}`]);
+    }
+  }
+  return null;
 }

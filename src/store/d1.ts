@@ -3,6 +3,7 @@
  * never the key. Times are epoch milliseconds; JSON columns hold scopes, resources and metadata.
  * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log.
  */
+import type { LegacyFormat } from "../keys/legacy";
 import type { KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
 import {
@@ -31,10 +32,11 @@ interface KeyRow {
   revoked_at: number | null;
   last_used_at: number | null;
   metadata: string | null;
+  format: string | null;
 }
 
 const COLUMNS =
-  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata";
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format";
 
 function fromRow(row: KeyRow): KeyRecord {
   return {
@@ -51,7 +53,30 @@ function fromRow(row: KeyRow): KeyRecord {
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
+    ...(row.format === null ? {} : { format: row.format as LegacyFormat }),
   };
+}
+
+const INSERT = `INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+function values(r: KeyRecord): (string | number | null)[] {
+  return [
+    r.id,
+    r.hash,
+    r.start,
+    r.name,
+    r.owner.type,
+    r.owner.id,
+    JSON.stringify(r.scopes),
+    r.resources === null ? null : JSON.stringify(r.resources),
+    r.createdBy,
+    r.createdAt,
+    r.expiresAt,
+    r.revokedAt,
+    r.lastUsedAt,
+    r.metadata === null ? null : JSON.stringify(r.metadata),
+    r.format ?? null,
+  ];
 }
 
 /** A D1 call slower than this is answered as unavailable (503) rather than holding the request. */
@@ -80,24 +105,7 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
 
   insert(r: KeyRecord, claim?: IdempotencyClaim): Promise<void> {
     return attempt("insert", async () => {
-      const insertKey = this.db
-        .prepare(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-        .bind(
-          r.id,
-          r.hash,
-          r.start,
-          r.name,
-          r.owner.type,
-          r.owner.id,
-          JSON.stringify(r.scopes),
-          r.resources === null ? null : JSON.stringify(r.resources),
-          r.createdBy,
-          r.createdAt,
-          r.expiresAt,
-          r.revokedAt,
-          r.lastUsedAt,
-          r.metadata === null ? null : JSON.stringify(r.metadata),
-        );
+      const insertKey = this.db.prepare(INSERT).bind(...values(r));
       if (!claim) {
         await insertKey.run();
         return;
@@ -169,6 +177,15 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
           .bind(idempotencyBefore, limit),
       ]);
       return keys?.meta.changes ?? 0;
+    });
+  }
+
+  insertNew(records: readonly KeyRecord[]): Promise<boolean[]> {
+    return attempt("import", async () => {
+      // One batch is one transaction; a stored hash makes its row a no-op, never a duplicate.
+      const statement = this.db.prepare(`${INSERT} ON CONFLICT (hash) DO NOTHING RETURNING id`);
+      const results = await this.db.batch(records.map((r) => statement.bind(...values(r))));
+      return results.map((result) => result.results.length === 1);
     });
   }
 

@@ -49,6 +49,11 @@ export interface KeyStore {
    * IdempotencyConflict (storing nothing) when the claim was already made.
    */
   insert(record: KeyRecord, claim?: IdempotencyClaim): Promise<void>;
+  /**
+   * Stores the records in one atomic write, skipping any whose hash is already stored: for each
+   * record, in order, whether it was inserted.
+   */
+  insertNew(records: readonly KeyRecord[]): Promise<boolean[]>;
   findByHash(hash: string): Promise<KeyRecord | null>;
   findById(id: string): Promise<KeyRecord | null>;
   list(page: ListPage): Promise<KeyRecord[]>;
