@@ -123,6 +123,8 @@ const PREFIX = "lk";
 const IN_FLIGHT = 16;
 const config: Config = {
   keyPrefix: PREFIX,
+  acceptedPrefixes: [PREFIX],
+  purgeAfterDays: null,
   jwt: {
     secret: null,
     jwksUrl: null,

@@ -1,6 +1,14 @@
 // npm start [-- wrangler dev options]: applies the local D1 migrations, creates the local dev
 // secret if absent, and serves latchkey on http://localhost:8787 (or --port N) with wrangler dev.
+//
+// Process hygiene: SIGINT/SIGTERM are forwarded to wrangler, and this script exits with wrangler's
+// status. Neither npm nor its shell reliably passes a signal on (npm can exit and leave this script
+// orphaned), so the script also stops when its parent goes away; and since wrangler can leave workerd
+// behind, every process under wrangler (found before signalling it) is killed once wrangler exits, or
+// after a grace period. scripts/check-start.mjs (npm run test:start, in CI) checks the port is freed.
 import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { constants } from "node:os";
 import { ensureDevVars, root } from "./dev-config.mjs";
 
 const wrangler = `${root}node_modules/wrangler/bin/wrangler.js`;
@@ -29,5 +37,46 @@ const dev = spawn(process.execPath, [wrangler, "dev", ...(hasPort ? [] : ["--por
   cwd: root,
   stdio: "inherit",
 });
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
-dev.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+const GRACE_MS = 5000;
+
+/** Every process under `pid` (Linux /proc; elsewhere none, and wrangler's own cleanup is relied on). */
+function descendants(pid) {
+  let children = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+  return children.flatMap((child) => [child, ...descendants(child)]);
+}
+
+function killAll(pids, signal) {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+let tree = [];
+function stop(signal) {
+  if (tree.length === 0) tree = descendants(dev.pid);
+  dev.kill(signal);
+  setTimeout(() => killAll([dev.pid, ...tree], "SIGKILL"), GRACE_MS).unref();
+}
+
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => stop(signal));
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) stop("SIGTERM"); // npm (or the shell) exited without telling us
+}, 500).unref();
+dev.on("exit", (code, signal) => {
+  killAll(tree.length ? tree : descendants(dev.pid), "SIGKILL");
+  process.exit(code ?? 128 + (constants.signals[signal] ?? 0));
+});

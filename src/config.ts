@@ -5,6 +5,7 @@
  */
 import type { Env } from "./env";
 import { isValidPrefix } from "./keys/format";
+import { log } from "./log";
 import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
 
 export interface JwtConfig {
@@ -32,7 +33,12 @@ export type VerifyAccess =
   { readonly kind: "open" } | { readonly kind: "token"; readonly token: string } | { readonly kind: "refused" };
 
 export interface Config {
+  /** The prefix of new keys. */
   readonly keyPrefix: string;
+  /** Prefixes whose keys verify: keyPrefix first, then ACCEPTED_PREFIXES (so a prefix can change). */
+  readonly acceptedPrefixes: readonly string[];
+  /** Days after revocation or expiry when the cron deletes a key; null: never. */
+  readonly purgeAfterDays: number | null;
   readonly jwt: JwtConfig;
   /** How often each isolate reads the change feed from D1 (the bound on cross-location revocation). */
   readonly revocationSyncMs: number;
@@ -103,7 +109,7 @@ export function loadConfig(env: Env): Config {
   let config = cache.get(env);
   if (!config) {
     config = readConfig(env);
-    for (const error of config.errors) console.error(`latchkey configuration: ${error}`);
+    for (const error of config.errors) log("error", "configuration_invalid", { problem: error });
     cache.set(env, config);
   }
   return config;
@@ -115,9 +121,23 @@ function readConfig(env: Env): Config {
   let keyPrefix = text(env.KEY_PREFIX) ?? DEFAULT_PREFIX;
   if (!isValidPrefix(keyPrefix)) {
     errors.push(
-      `KEY_PREFIX must be 1-16 lowercase letters and digits, starting with a letter; using "${DEFAULT_PREFIX}"`,
+      `KEY_PREFIX must be 1-16 lowercase letters, digits and single underscores, starting with a letter; using "${DEFAULT_PREFIX}"`,
     );
     keyPrefix = DEFAULT_PREFIX;
+  }
+  const acceptedPrefixes = [keyPrefix];
+  for (const prefix of (env.ACCEPTED_PREFIXES ?? "").split(",").map((p) => p.trim())) {
+    if (!prefix || acceptedPrefixes.includes(prefix)) continue;
+    if (isValidPrefix(prefix)) acceptedPrefixes.push(prefix);
+    else errors.push(`ACCEPTED_PREFIXES: "${prefix}" is not a valid prefix; ignored`);
+  }
+
+  let purgeAfterDays: number | null = null;
+  const rawPurge = text(env.PURGE_AFTER_DAYS);
+  if (rawPurge !== null) {
+    const days = Number(rawPurge);
+    if (Number.isInteger(days) && days >= 1 && days <= 3650) purgeAfterDays = days;
+    else errors.push("PURGE_AFTER_DAYS must be a whole number of days from 1 to 3650; keys are not purged");
   }
 
   let jwksUrl: URL | null = null;
@@ -242,6 +262,8 @@ function readConfig(env: Env): Config {
 
   return {
     keyPrefix,
+    acceptedPrefixes,
+    purgeAfterDays,
     jwt: {
       secret,
       jwksUrl,

@@ -5,22 +5,36 @@
 import { type Config, loadConfig } from "./config";
 import type { Env } from "./env";
 import { Keys } from "./service/keys";
+import { type Readiness, checkReadiness, purgeDeadKeys } from "./service/operations";
+import { verificationCounter } from "./store/analytics";
 import { KvRecordCache } from "./store/cache";
 import { D1KeyStore } from "./store/d1";
 
 export interface AppContext {
   readonly config: Config;
   readonly keys: Keys;
+  /** GET /readyz: D1 (and its schema) and KV. */
+  readonly readiness: () => Promise<Readiness>;
+  /** The cron: deletes keys dead for PURGE_AFTER_DAYS (none when unset); how many. */
+  readonly purge: (now: number) => Promise<number>;
 }
 
 export function createContext(env: Env, ctx: { waitUntil(promise: Promise<unknown>): void }): AppContext {
   const config = loadConfig(env);
+  const store = new D1KeyStore(env.DB);
+  const cache = new KvRecordCache(env.KEY_CACHE);
   const keys = new Keys({
-    store: new D1KeyStore(env.DB),
-    cache: new KvRecordCache(env.KEY_CACHE),
+    store,
+    cache,
     config,
     defer: (work) => ctx.waitUntil(work),
     creationLimiter: env.KEY_CREATION_LIMITER,
+    onVerified: env.VERIFY_ANALYTICS ? verificationCounter(env.VERIFY_ANALYTICS) : undefined,
   });
-  return { config, keys };
+  return {
+    config,
+    keys,
+    readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
+    purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
+  };
 }

@@ -13,6 +13,12 @@ export interface Env {
   /** Counts key creations per owner (absent: no limit). */
   KEY_CREATION_LIMITER?: RateLimit;
   KEY_PREFIX?: string;
+  /** Comma-separated older prefixes whose keys still verify (new keys always get KEY_PREFIX). */
+  ACCEPTED_PREFIXES?: string;
+  /** Days after revocation or expiry when the cron deletes a key; unset or empty: never. */
+  PURGE_AFTER_DAYS?: string;
+  /** Workers Analytics Engine dataset for per-outcome verification counts (absent: not written). */
+  VERIFY_ANALYTICS?: AnalyticsEngineDataset;
   JWT_SECRET?: string;
   JWT_JWKS_URL?: string;
   JWT_ISSUER?: string;

@@ -30,8 +30,13 @@ import {
   fieldErrors,
   reservedKeyPath,
 } from "./schemas";
-import { ForbiddenError, LimitExceededError, NotFoundError, ValidationError } from "./service/errors";
-import { StorageUnavailableError } from "./store/store";
+import {
+  ForbiddenError,
+  LimitExceededError,
+  NotFoundError,
+  StorageUnavailableError,
+  ValidationError,
+} from "./service/errors";
 
 export const OwnerInput = z.strictObject({
   type: z.enum(["user", "workspace"]),

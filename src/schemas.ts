@@ -4,11 +4,56 @@
  */
 import { z } from "zod";
 import { SCOPE_PATTERN } from "./keys/scopes";
+import { PROBLEMS, PROBLEM_CODES, problemType } from "./problems";
 
-// "Required" for a missing field, as the API's error documents promise; zod's own words otherwise.
-z.config({
-  customError: (issue) => (issue.code === "invalid_type" && issue.input === undefined ? "Required" : undefined),
-});
+const TYPE_WORDS: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  int: "a whole number",
+  boolean: "true or false",
+  array: "an array",
+  object: "an object",
+  record: "an object",
+};
+
+const count = (n: number | bigint, one: string, many: string) => `${n} ${n === 1 || n === 1n ? one : many}`;
+
+/**
+ * Every validation message in plain words a client can show to a person ("Must be a string", "Must
+ * have at most 50 items"), never a library's internals ("expected string, received number"). Fields
+ * with their own wording (limits, patterns) set it on the schema, which takes precedence.
+ */
+function plainMessage(issue: z.core.$ZodRawIssue): string {
+  switch (issue.code) {
+    case "invalid_type":
+      if (issue.input === undefined) return "Required";
+      if (issue.input === null) return "Must not be null";
+      return `Must be ${TYPE_WORDS[issue.expected] ?? issue.expected}`;
+    case "too_small":
+      if (issue.origin === "string") return `Must be at least ${count(issue.minimum, "character", "characters")}`;
+      if (issue.origin === "array" || issue.origin === "set")
+        return `Must have at least ${count(issue.minimum, "item", "items")}`;
+      return `Must be at least ${issue.minimum}`;
+    case "too_big":
+      if (issue.origin === "string") return `Must be at most ${count(issue.maximum, "character", "characters")}`;
+      if (issue.origin === "array" || issue.origin === "set")
+        return `Must have at most ${count(issue.maximum, "item", "items")}`;
+      return `Must be at most ${issue.maximum}`;
+    case "invalid_format":
+      if (issue.format === "datetime")
+        return "Must be an RFC 3339 date-time with a time zone, e.g. 2027-01-31T12:00:00Z";
+      if (issue.format === "uuid") return "Must be a UUID";
+      return "Has the wrong format";
+    case "invalid_value":
+      return `Must be one of: ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "unrecognized_keys":
+      return "Unknown field";
+    default:
+      return "Is invalid";
+  }
+}
+
+z.config({ customError: plainMessage });
 
 const METADATA_MAX_BYTES = 2048;
 const utf8 = new TextEncoder();
@@ -89,15 +134,25 @@ export const CreateKeyRequest = z
   .meta({ id: "CreateKeyRequest" });
 export type CreateKeyInput = z.output<typeof CreateKeyRequest>;
 
-const BooleanQuery = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+/** A query-string boolean: documented as a boolean (what generated clients send), `1`/`0` also taken. */
+const BooleanQuery = z
+  .enum(["true", "false", "1", "0"], { error: "Must be true or false" })
+  .transform((v) => v === "true" || v === "1")
+  .meta({
+    override: ({ jsonSchema }) => {
+      for (const key of Object.keys(jsonSchema)) delete jsonSchema[key];
+      Object.assign(jsonSchema, { type: "boolean" });
+    },
+  });
 
+const PAGE_LIMIT_MESSAGE = "Must be a whole number between 1 and 100";
 const pageLimit = <N extends z.ZodNumber | z.ZodCoercedNumber>(number: N) =>
-  number.int("Must be a whole number").min(1, "Must be at least 1").max(100, "Must be at most 100").default(20);
+  number.int(PAGE_LIMIT_MESSAGE).min(1, PAGE_LIMIT_MESSAGE).max(100, PAGE_LIMIT_MESSAGE).default(20);
 
 /** Listing options as a query string (HTTP). */
 export const ListKeysQuery = z
   .strictObject({
-    limit: pageLimit(z.coerce.number()),
+    limit: pageLimit(z.coerce.number({ error: PAGE_LIMIT_MESSAGE })),
     cursor: z.string().max(200).optional().meta({ description: "next_cursor from the previous page." }),
     include_revoked: BooleanQuery.default(false),
     created_by: z
@@ -118,7 +173,7 @@ export type ListKeysInput = z.output<typeof ListKeysQuery>;
 
 /** The same options as typed values (RPC). */
 export const ListKeysOptions = ListKeysQuery.extend({
-  limit: pageLimit(z.number()),
+  limit: pageLimit(z.number({ error: PAGE_LIMIT_MESSAGE })),
   include_revoked: z.boolean().default(false),
 });
 
@@ -235,20 +290,63 @@ export type VerifyVerdictView = z.infer<typeof VerifyVerdict>;
 export const VerifyResult = z.union([VerifyRefusal, VerifyVerdict]).meta({ id: "VerifyResult" });
 export type VerifyResultView = z.infer<typeof VerifyResult>;
 
+const problemTable = PROBLEM_CODES.map(
+  (code) => `| \`${code}\` | ${PROBLEMS[code].status} | ${PROBLEMS[code].description} |`,
+).join("\n");
+
 export const Problem = z
   .object({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string().optional(),
+    type: z.string().meta({
+      format: "uri",
+      description: "A stable URI for the kind of problem: `https://latchkey.dev/problems/<code with dashes>`.",
+      example: problemType("key_revoked"),
+    }),
+    title: z.string().meta({ description: "A short summary of the kind, for people." }),
+    status: z.number().int().meta({ description: "The HTTP status, as on the response." }),
+    detail: z.string().meta({ description: "What went wrong with this request, for people." }),
+    code: z.enum(PROBLEM_CODES).meta({
+      description: `The kind of problem, for programs:\n\n| code | status | meaning |\n| --- | --- | --- |\n${problemTable}`,
+    }),
     errors: z
       .record(z.string(), z.array(z.string()))
       .optional()
       .meta({ description: "Each invalid field, by path, with its messages." }),
+    exceeded: z.string().optional().meta({
+      description: "403 only: what the request asked beyond the caller's powers (`scopes`, `resources`, ...).",
+    }),
+    key_id: z.uuid().optional().meta({ description: "`idempotent_replay` only: the key the first request created." }),
+    checks: z
+      .record(z.string(), z.string())
+      .optional()
+      .meta({ description: "`not_ready` only: each dependency checked, `ok` or what is wrong." }),
   })
   .meta({ id: "Problem", description: "An RFC 9457 problem document." });
 
+export const Readiness = z
+  .object({
+    status: z.literal("ready"),
+    checks: z.record(z.string(), z.literal("ok")).meta({ description: "Each dependency checked." }),
+  })
+  .meta({ id: "Readiness" });
+
+/** The Idempotency-Key request header (POST /v1/keys): any client-chosen string, e.g. a UUID. */
+export const IdempotencyHeaders = z.object({
+  "Idempotency-Key": z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, "Must be 1 to 255 visible ASCII characters (no spaces)")
+    .optional()
+    .meta({
+      description:
+        "Makes a retry safe: the same caller sending the same key and body within 24 hours creates nothing and gets 409 `idempotent_replay` naming the key created first; the same key with another body gets 422 `idempotency_key_reused`. Use a new UUID per intended key.",
+      example: "5f0c8e1e-2b7d-4a51-9d38-0f5d8f1f6a3c",
+    }),
+});
+
 export const Health = z.object({ status: z.literal("ok") }).meta({ id: "Health" });
+
+export const OpenApiDocument = z
+  .looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) })
+  .meta({ description: "An OpenAPI 3.1 document (this one)." });
 
 /** `{ "name": ["Required"], "scopes.0": ["..."] }` from a zod error. */
 export function fieldErrors(error: z.ZodError): Record<string, string[]> {

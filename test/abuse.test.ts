@@ -14,6 +14,7 @@ import {
   type CreatedKey,
   call,
   captureLogs,
+  logsOf,
   createKey,
   envWith,
   expectProblem,
@@ -252,14 +253,15 @@ describe("brute force", () => {
     const broken = envWith({
       AUTH_FAILURE_LIMITER: { limit: () => Promise.reject(new Error("limiter down")) } as unknown as RateLimit,
     });
-    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const logs = captureLogs();
     const response = await call("GET", "/v1/whoami", {
       auth: generateKey("lk"),
       headers: { "cf-connecting-ip": uniqueIp() },
       env: broken,
     });
-    await expectProblem(response, 401);
-    expect(warn).toHaveBeenCalledWith(expect.stringContaining("rate limiter failed"));
+    logs.restore();
+    await expectProblem(response, 401, "key_not_found");
+    expect(logs.events("rate_limiter_failed")).toMatchObject([{ level: "warn", error: "limiter down" }]);
   });
 });
 
@@ -384,7 +386,7 @@ describe("a tour of every route and outcome", () => {
   let secrets: string[];
   let lines: string[];
   beforeAll(async () => {
-    lines = await captureLogs(async () => {
+    lines = await logsOf(async () => {
       ({ seen, secrets } = await tour());
     });
   }, 60_000);
@@ -415,11 +417,23 @@ describe("a tour of every route and outcome", () => {
     }
   });
 
+  it("every log line is one JSON object with a level, an event and the request's id", () => {
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      expect(parsed, line).toMatchObject({
+        level: expect.stringMatching(/^(info|warn|error)$/),
+        event: expect.stringMatching(/^[a-z_]+$/),
+        request_id: expect.any(String),
+      });
+    }
+  });
+
   it("no key, JWT or Authorization value appears in any log line", () => {
     // The tour did log (KV and D1 faults, the limiter), so the scan below is not vacuous.
     expect(lines.some((line) => line.includes("KV"))).toBe(true);
     expect(lines.some((line) => line.includes("D1"))).toBe(true);
-    expect(lines.some((line) => line.includes("rate limiter"))).toBe(true);
+    expect(lines.some((line) => line.includes("rate_limiter_failed"))).toBe(true);
     // Each secret, and its distinctive parts (a key's body, a JWT's payload and signature).
     const needles = secrets.flatMap((secret) => [
       secret,

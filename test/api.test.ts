@@ -11,6 +11,7 @@ import { openApiDocument } from "../src/http/openapi";
 import { routes } from "../src/http/routes";
 import { generateKey, isWellFormedKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
+import { problemType } from "../src/problems";
 import { type CreatedKey, call, createKey, expectProblem, streamOf, tableSnapshot, token, uniqueSub } from "./helpers";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -405,17 +406,17 @@ describe("refusals", () => {
   it("404 for an unknown route", async () => {
     for (const path of ["/", "/v1", "/v2/keys", "/v1/keys/a/b", "/v1/whoami/x"]) {
       const { problem } = await refused(404, () => call("GET", path, { auth: jwt }));
-      expect(problem.title).toBe("Not Found");
+      expect(problem).toMatchObject({ code: "not_found", type: problemType("not_found") });
     }
   });
 
   it("405 with Allow for a known path and another method", async () => {
     const cases: [string, string, string[]][] = [
-      ["PUT", "/v1/keys", ["GET", "POST"]],
-      ["PATCH", `/v1/keys/${mine.id}`, ["DELETE", "GET"]],
-      ["POST", `/v1/keys/${mine.id}`, ["DELETE", "GET"]],
-      ["POST", "/healthz", ["GET"]],
-      ["DELETE", "/v1/whoami", ["GET"]],
+      ["PUT", "/v1/keys", ["GET", "HEAD", "POST"]],
+      ["PATCH", `/v1/keys/${mine.id}`, ["DELETE", "GET", "HEAD"]],
+      ["POST", `/v1/keys/${mine.id}`, ["DELETE", "GET", "HEAD"]],
+      ["POST", "/healthz", ["GET", "HEAD"]],
+      ["DELETE", "/v1/whoami", ["GET", "HEAD"]],
       ["GET", "/v1/verify", ["POST"]],
     ];
     for (const [method, path, allowed] of cases) {

@@ -34,6 +34,12 @@ const bearer = (key: string): Record<string, string> => ({ authorization: `Beare
 /**
  * The message a KeyService call fails with. The handler is attached at once: workerd reports a
  * rejection that is handled later (as `expect(...).rejects` does) as unhandled.
+ *
+ * Even so, each rejected call prints one "uncaught exception; source = Uncaught (in promise)" line:
+ * workerd logs the rejection on the callee's side of the RPC, however promptly the caller handles it
+ * (cloudflare/workers-sdk#14736, open; the leak is in workerd's native RPC promise handling). The
+ * plugin forwards workerd's log from outside the test process's reach (patching process.stderr in
+ * vitest.config.ts or a globalSetup does not catch it), so these lines are expected, not failures.
  */
 function failure(call: Promise<unknown>): Promise<string> {
   return call.then(
@@ -251,7 +257,9 @@ describe("KeyService RPC", () => {
     }
     const reserved = JSON.parse('{"name":"x","metadata":{"__proto__":{"admin":true}}}') as { name: string };
     expect(await failure(keys.create(alice, reserved))).toMatch(/^\[invalid\] input: metadata\.__proto__: /);
-    expect(await failure(keys.list(alice, { limit: 0 }))).toMatch(/^\[invalid\] options: limit: Must be at least 1$/);
+    expect(await failure(keys.list(alice, { limit: 0 }))).toMatch(
+      /^\[invalid\] options: limit: Must be a whole number between 1 and 100$/,
+    );
     expect(await failure(keys.verify(generateKey("lk"), { scope: "BAD" }))).toMatch(/^\[invalid\] options: scope: /);
     expect(await keys.list(alice, { include_revoked: true })).toEqual({ data: [], next_cursor: null });
   });

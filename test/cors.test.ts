@@ -25,7 +25,7 @@ describe("preflight", () => {
     const response = await call("OPTIONS", "/v1/keys", { env: corsEnv, headers: preflightHeaders(DASHBOARD) });
     expect(response.status).toBe(204);
     expect(response.headers.get("access-control-allow-origin")).toBe(DASHBOARD);
-    expect(response.headers.get("access-control-allow-methods")?.split(", ").sort()).toEqual(["GET", "POST"]);
+    expect(response.headers.get("access-control-allow-methods")?.split(", ").sort()).toEqual(["GET", "HEAD", "POST"]);
     expect(response.headers.get("access-control-allow-headers")).toBe(ALLOWED_HEADERS);
     expect(ALLOWED_HEADERS.split(", ")).toEqual(["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"]);
     expect(response.headers.get("access-control-max-age")).toBe(String(PREFLIGHT_MAX_AGE_SECONDS));
@@ -40,13 +40,13 @@ describe("preflight", () => {
     });
     expect(item.status).toBe(204);
     expect(item.headers.get("access-control-allow-origin")).toBe("http://127.0.0.1:9004");
-    expect(item.headers.get("access-control-allow-methods")?.split(", ").sort()).toEqual(["DELETE", "GET"]);
+    expect(item.headers.get("access-control-allow-methods")?.split(", ").sort()).toEqual(["DELETE", "GET", "HEAD"]);
   });
 
   it("an unknown origin gets a 403 problem and no allow headers", async () => {
     for (const origin of [EVIL, "null", `${DASHBOARD}.evil.com`, "https://DASH.example.com", `${DASHBOARD}/`]) {
       const response = await call("OPTIONS", "/v1/keys", { env: corsEnv, headers: preflightHeaders(origin) });
-      const body = await expectProblem(response, 403);
+      const body = await expectProblem(response, 403, "origin_not_allowed");
       expect(body.detail).toMatch(/ALLOWED_ORIGINS/);
       expect(response.headers.get("access-control-allow-origin"), origin).toBeNull();
       expect(response.headers.get("access-control-allow-methods"), origin).toBeNull();
@@ -57,14 +57,14 @@ describe("preflight", () => {
   it("with ALLOWED_ORIGINS empty (the default) no origin is allowed", async () => {
     expect(loadConfig(env).cors.origins.size).toBe(0);
     const response = await call("OPTIONS", "/v1/keys", { headers: preflightHeaders(DASHBOARD) });
-    await expectProblem(response, 403);
+    await expectProblem(response, 403, "origin_not_allowed");
     expect(response.headers.get("access-control-allow-origin")).toBeNull();
   });
 
   it("an OPTIONS that is not a preflight, or for a path with no route, is routed as before", async () => {
     const plain = await call("OPTIONS", "/v1/keys", { env: corsEnv });
     await expectProblem(plain, 405);
-    expect(plain.headers.get("allow")?.split(", ").sort()).toEqual(["GET", "POST"]);
+    expect(plain.headers.get("allow")?.split(", ").sort()).toEqual(["GET", "HEAD", "POST"]);
     const noMethod = await call("OPTIONS", "/v1/keys", { env: corsEnv, headers: { Origin: DASHBOARD } });
     expect(noMethod.status).toBe(405);
     const unknown = await call("OPTIONS", "/v1/nothing", { env: corsEnv, headers: preflightHeaders(DASHBOARD) });
@@ -137,7 +137,7 @@ describe("/v1/verify", () => {
   it("is closed to browsers unless VERIFY_ALLOWED_ORIGINS lists the origin, even one ALLOWED_ORIGINS lists", async () => {
     const { key } = await createKey(await token(uniqueSub()));
     const preflight = await call("OPTIONS", "/v1/verify", { env: corsEnv, headers: preflightHeaders(DASHBOARD) });
-    expect((await expectProblem(preflight, 403)).detail).toMatch(/VERIFY_ALLOWED_ORIGINS/);
+    expect((await expectProblem(preflight, 403, "origin_not_allowed")).detail).toMatch(/VERIFY_ALLOWED_ORIGINS/);
     const closed = await call("POST", "/v1/verify", { env: corsEnv, body: { key }, headers: { Origin: DASHBOARD } });
     expect(closed.status).toBe(200);
     expect(closed.headers.get("access-control-allow-origin")).toBeNull();

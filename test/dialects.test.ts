@@ -15,7 +15,7 @@ import { replicasRoutes } from "../src/http/dialects/replicas";
 import { renderFailure } from "../src/http/failure";
 import type { Route } from "../src/http/route";
 import * as vendor from "../.wrangler/test/vendor-schemas.mjs";
-import { call, createKey, envWith, faultyDb, token, uniqueSub } from "./helpers";
+import { call, captureLogs, createKey, envWith, faultyDb, token, uniqueSub } from "./helpers";
 
 const CLIENT = () => ({ "cf-connecting-ip": uniqueSub("client") });
 
@@ -372,7 +372,7 @@ describe("autocalls: /api/user/api-keys", () => {
     });
     const notAllowed = await send("PUT", PATH, json, "{}");
     expect(await jsonOf(notAllowed, 405)).toEqual({ message: expect.any(String) });
-    expect(notAllowed.headers.get("allow")).toBe("POST, GET");
+    expect(notAllowed.headers.get("allow")).toBe("POST, GET, HEAD"); // HEAD wherever GET, as Laravel does
     expect(await jsonOf(await unexpected(autocallsRoutes[0]!), 500)).toEqual({ message: "Server Error" });
 
     // Failed authentications past the limit get Laravel's throttle answer.
@@ -597,7 +597,7 @@ describe("DIALECTS", () => {
   });
 
   it("reports an unknown name as a configuration error and mounts the others", async () => {
-    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const logs = captureLogs();
     const typo = envWith({ DIALECTS: "baseten, stripe" });
     const jwt = await token(uniqueSub());
     expect(
@@ -611,7 +611,10 @@ describe("DIALECTS", () => {
         )
       ).status,
     ).toBe(200);
-    expect(errors.mock.calls.flat().join("\n")).toMatch(/DIALECTS names an unknown dialect "stripe"/);
+    logs.restore();
+    expect(logs.events("configuration_invalid").map((line) => line.problem)).toContainEqual(
+      expect.stringMatching(/DIALECTS names an unknown dialect "stripe"/),
+    );
   });
 
   it("defaults to all four, each under its own tag with its page's success and error schemas", async () => {

@@ -6,7 +6,7 @@
  */
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Env } from "../src/env";
 import { generateKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
@@ -14,7 +14,9 @@ import { isolateCache } from "../src/service/verify";
 import {
   type CreatedKey,
   type Fault,
+  type CapturedLogs,
   call,
+  captureLogs,
   createKey,
   envWith,
   expectProblem,
@@ -40,7 +42,17 @@ async function expectUnavailable(response: Response): Promise<void> {
   expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
 }
 
-beforeEach(() => isolateCache.clear());
+/** The faults below are logged by design: captured (so the run stays quiet) and checked. */
+let logs: CapturedLogs;
+beforeEach(() => {
+  isolateCache.clear();
+  logs = captureLogs();
+});
+afterEach(() => {
+  logs.restore();
+  // Every line the faults caused is a structured one (throws on a line that is not JSON).
+  for (const line of logs.lines()) expect(line.level).toMatch(/^(warn|error)$/);
+});
 
 describe("KV faults: verification falls back to D1", () => {
   for (const fault of ["throw", "reject", "hang"] satisfies Fault[]) {
@@ -59,6 +71,7 @@ describe("KV faults: verification falls back to D1", () => {
       expect(await verify(revoked.key, broken)).toMatchObject({ valid: false, code: "REVOKED" });
       isolateCache.clear();
       expect(await verify(generateKey("lk"), broken)).toMatchObject({ valid: false, code: "NOT_FOUND" });
+      expect(logs.events("kv_failed").length).toBeGreaterThan(0);
       isolateCache.clear();
       const whoami = await call("GET", "/v1/whoami", { auth: good.key, env: broken });
       expect(whoami.status).toBe(200);
@@ -117,6 +130,7 @@ describe("D1 faults: 503 with Retry-After, nothing half-done", () => {
       await expectUnavailable(await call("POST", "/v1/keys", { auth: key.key, body: { name: "x" }, env: uncached }));
 
       expect(await tableSnapshot()).toEqual(before);
+      expect(logs.events("storage_unavailable").length).toBeGreaterThanOrEqual(7);
       expect(await verify(key.key)).toMatchObject({ valid: true }); // the failed DELETE revoked nothing
       // Routes that need no storage are unaffected.
       expect((await call("GET", "/healthz", { env: broken })).status).toBe(200);

@@ -6,6 +6,8 @@ import { expect, vi } from "vitest";
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
+import { type ProblemCode, problemType } from "../src/problems";
+import { checkContract } from "./contract";
 // Not imported from vitest.config.ts: that module loads the plugin (Node only), which workerd cannot run.
 const TEST_JWT_SECRET = env.JWT_SECRET ?? "";
 
@@ -51,7 +53,10 @@ export interface CallOptions {
   env?: Env;
 }
 
-/** Calls the Worker's fetch handler and waits for its waitUntil work, so effects are observable. */
+/**
+ * Calls the Worker's fetch handler and waits for its waitUntil work, so effects are observable. Every
+ * response is checked against the served OpenAPI document (contract.ts): a mismatch fails the test.
+ */
 export async function call(method: string, path: string, options: CallOptions = {}): Promise<Response> {
   const headers = new Headers(options.headers);
   if (options.auth && !headers.has("authorization")) headers.set("authorization", `Bearer ${options.auth}`);
@@ -61,8 +66,11 @@ export async function call(method: string, path: string, options: CallOptions = 
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
   }
   const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(BASE + path, { method, headers, body }), options.env ?? env, ctx);
+  const request = new Request<unknown, IncomingRequestCfProperties>(BASE + path, { method, headers, body });
+  const served = options.env ?? env;
+  const response = await worker.fetch(request, served, ctx);
   await waitOnExecutionContext(ctx);
+  await checkContract(request, response, served);
   return response;
 }
 
@@ -89,8 +97,15 @@ export function uniqueSub(label = "user"): string {
   return `${label}-${counter}-${crypto.randomUUID().slice(0, 8)}`;
 }
 
-/** Asserts a 4xx (or the given status) RFC 9457 problem response and returns its body. */
-export async function expectProblem(response: Response, status?: number): Promise<Record<string, unknown>> {
+/**
+ * Asserts a 4xx (or the given status) RFC 9457 problem response, with `code` (and its `type` URI)
+ * when given, and returns its body. (latchkey's problems are also checked against the document.)
+ */
+export async function expectProblem(
+  response: Response,
+  status?: number,
+  code?: ProblemCode,
+): Promise<Record<string, unknown>> {
   if (status === undefined) {
     expect(response.status, `status ${response.status}`).toBeGreaterThanOrEqual(400);
     expect(response.status, `status ${response.status}`).toBeLessThan(500);
@@ -99,7 +114,13 @@ export async function expectProblem(response: Response, status?: number): Promis
   }
   expect(response.headers.get("content-type")).toBe("application/problem+json");
   const body = (await response.json()) as Record<string, unknown>;
-  expect(body).toMatchObject({ type: "about:blank", status: response.status, title: expect.any(String) });
+  expect(body).toMatchObject({
+    type: expect.any(String),
+    status: response.status,
+    title: expect.any(String),
+    detail: expect.any(String),
+  });
+  if (code !== undefined) expect(body).toMatchObject({ code, type: problemType(code) });
   return body;
 }
 
@@ -168,29 +189,55 @@ export function streamOf(content: string | Uint8Array, chunkSize = 1024): Readab
   });
 }
 
-/** Runs `work` with every console method captured (and silenced); returns what was logged. */
-export async function captureLogs(work: () => Promise<void>): Promise<string[]> {
-  const lines: string[] = [];
-  const format = (value: unknown): string => {
-    if (value instanceof Error) return `${value.stack ?? ""} ${value.message} ${format(value.cause)}`;
-    if (typeof value !== "object" || value === null) return String(value);
-    try {
-      return JSON.stringify(value);
-    } catch {
-      return String(value);
-    }
-  };
+/** One captured log line, parsed (src/log.ts writes JSON objects). */
+export interface LogLine {
+  level: string;
+  event: string;
+  request_id?: string;
+  [field: string]: unknown;
+}
+
+export interface CapturedLogs {
+  /** Every line written, raw, as the console got it. */
+  readonly raw: string[];
+  /** The lines parsed as JSON (throws if one is not JSON). */
+  lines(): LogLine[];
+  /** The parsed lines whose event is `event`. */
+  events(event: string): LogLine[];
+  restore(): void;
+}
+
+/**
+ * Captures console output (log, info, warn, error, debug) instead of printing it, so a test can assert
+ * the log lines it expects and the run stays quiet. Restored by `restore()` (or vi.restoreAllMocks).
+ */
+export function captureLogs(): CapturedLogs {
+  const raw: string[] = [];
   const spies = (["log", "info", "warn", "error", "debug"] as const).map((method) =>
     vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
-      lines.push(`${method}: ${args.map(format).join(" ")}`);
+      raw.push(args.map(String).join(" "));
     }),
   );
+  const lines = () => raw.map((line) => JSON.parse(line) as LogLine);
+  return {
+    raw,
+    lines,
+    events: (event) => lines().filter((line) => line.event === event),
+    restore: () => {
+      for (const spy of spies) spy.mockRestore();
+    },
+  };
+}
+
+/** Runs `work` with every console method captured (and silenced); returns the raw lines logged. */
+export async function logsOf(work: () => Promise<void>): Promise<string[]> {
+  const logs = captureLogs();
   try {
     await work();
   } finally {
-    for (const spy of spies) spy.mockRestore();
+    logs.restore();
   }
-  return lines;
+  return logs.raw;
 }
 
 /** A copy of the test env (so its configuration is read afresh) whose DB and KV record every use. */

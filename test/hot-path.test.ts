@@ -10,7 +10,7 @@ import type { Env } from "../src/env";
 import { generateKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
 import { isolateCache } from "../src/service/verify";
-import { call, createKey, envWith, token, uniqueSub } from "./helpers";
+import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
 
 interface StorageLog {
   /** Every method called on env.DB or env.KEY_CACHE, e.g. `DB.prepare`, `KV.get`. */
@@ -106,6 +106,29 @@ describe("a warm key", () => {
     }
     expect(log.queries).toEqual([]);
     expect(log.calls).toEqual([]);
+  });
+
+  it("stays storage-free with an older accepted prefix and with the Analytics Engine counters on", async () => {
+    const { key } = await createKey(await token(uniqueSub()), { scopes: ["models:invoke"] });
+    const { testEnv, log, reset } = countingEnv();
+    const points: unknown[] = [];
+    const migrated: Env = {
+      ...testEnv,
+      KEY_PREFIX: "sk_live",
+      ACCEPTED_PREFIXES: "lk",
+      VERIFY_ANALYTICS: { writeDataPoint: (point) => void points.push(point) },
+    };
+    isolateCache.clear();
+    expect((await whoami(key, migrated)).status).toBe(200); // warms this isolate
+    reset();
+    points.length = 0;
+    for (let i = 0; i < 10; i++) {
+      expect((await whoami(key, migrated)).status).toBe(200);
+      expect(await verify({ key, scope: "models:invoke" }, migrated)).toMatchObject({ valid: true });
+    }
+    expect(log.queries).toEqual([]);
+    expect(log.calls).toEqual([]);
+    expect(points).toHaveLength(20); // one data point per verification, and nothing else
   });
 
   it("called from an allowed browser origin, still no storage: CORS is decided from the configuration alone", async () => {
@@ -369,7 +392,7 @@ describe("an open POST /v1/verify, for a client over its NOT_FOUND limit", () =>
       expect(await (await verifyFrom(generateKey("lk"))).json()).toMatchObject({ code: "NOT_FOUND" });
     }
     const over = await verifyFrom(generateKey("lk"));
-    expect(over.status).toBe(429);
+    await expectProblem(over, 429, "verify_rate_limited");
     expect(over.headers.get("retry-after")).toBe("60");
     expect(counted).toHaveLength(missLimit + 1);
     expect(new Set(counted).size).toBe(1);

@@ -14,14 +14,14 @@ import {
   exportSPKI,
   generateKeyPair,
 } from "jose";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { AuthenticationError } from "../src/auth/errors";
 import { FAILURE_COOLDOWN_MS, STALE_IF_ERROR_MS } from "../src/auth/jwks";
 import { MAX_TOKEN_LENGTH, verifyUserToken } from "../src/auth/jwt";
 import { type JwtConfig, loadConfig } from "../src/config";
 import type { Env } from "../src/env";
 import { WWW_AUTHENTICATE } from "../src/http/problem";
-import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
+import { type CapturedLogs, call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
 
 const now = () => Math.floor(Date.now() / 1000);
 const encodeJson = (value: unknown) => base64url.encode(JSON.stringify(value));
@@ -47,8 +47,13 @@ async function expectUnauthorized(response: Response): Promise<string> {
   return String((await expectProblem(response, 401)).detail);
 }
 
+/** Identity-provider outages and bad configurations are logged by design: captured (quiet) and checked. */
+let logs: CapturedLogs;
+beforeEach(() => {
+  logs = captureLogs();
+});
 afterEach(() => {
-  vi.restoreAllMocks();
+  vi.restoreAllMocks(); // the console too
 });
 
 describe("HS256 tokens (the test deployment's mode)", () => {
@@ -247,9 +252,10 @@ describe("JWKS mode", () => {
         headers: { authorization: `Bearer ${rs256}`, ...client },
         env: jwksEnv,
       });
-      await expectProblem(response, 503);
+      await expectProblem(response, 503, "identity_provider_unavailable");
       expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
     }
+    expect(logs.events("identity_provider_unavailable")).toHaveLength(3);
   });
 
   /** Serves the key set at a fresh URL while `state.up`, else 502; counts the fetches. */

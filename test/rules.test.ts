@@ -20,7 +20,7 @@ import { D1KeyStore } from "../src/store/d1";
 import {
   type CreatedKey,
   call,
-  captureLogs,
+  logsOf,
   createKey,
   envWith,
   expectProblem,
@@ -350,7 +350,7 @@ describe("secrecy of errors and logs", () => {
       throw new TypeError(internal);
     });
     const answers: string[] = [];
-    const lines = await captureLogs(async () => {
+    const lines = await logsOf(async () => {
       for (const auth of [key, jwt]) {
         const response = await call("GET", "/v1/whoami", { auth });
         expect(response.status).toBe(500);
@@ -397,7 +397,7 @@ describe("configuration fails closed", () => {
   it("a JWT_SECRET shorter than 32 characters disables token authentication", async () => {
     const short = "x".repeat(31);
     const weak = envWith({ JWT_SECRET: short });
-    const lines = await captureLogs(async () => {
+    const lines = await logsOf(async () => {
       const response = await call("GET", "/v1/whoami", {
         auth: await token(uniqueSub(), { secret: short }),
         headers: freshClient(),

@@ -38,7 +38,7 @@ describe("POST /v1/verify with VERIFY_TOKEN set", () => {
     ]) {
       const response = await verify(key, authorization);
       expect(response.headers.get("www-authenticate"), String(authorization)).toBe(WWW_AUTHENTICATE);
-      expect((await expectProblem(response, 401)).detail).toMatch(/VERIFY_TOKEN/);
+      expect((await expectProblem(response, 401, "verify_token_required")).detail).toMatch(/VERIFY_TOKEN/);
     }
     expect(compare).toHaveBeenCalled();
     for (const authorization of [`Bearer ${VERIFY_TOKEN}`, `bearer   ${VERIFY_TOKEN}`]) {
@@ -57,10 +57,10 @@ describe("POST /v1/verify with VERIFY_TOKEN set", () => {
     } as RateLimit;
     const testEnv = envWith({ VERIFY_TOKEN, AUTH_FAILURE_LIMITER: limiter });
     const ip = client();
-    await expectProblem(await verify(generateKey("lk"), "Bearer wrong", testEnv, ip), 401);
-    await expectProblem(await verify(generateKey("lk"), "Bearer wrong", testEnv, ip), 401);
+    await expectProblem(await verify(generateKey("lk"), "Bearer wrong", testEnv, ip), 401, "verify_token_required");
+    await expectProblem(await verify(generateKey("lk"), "Bearer wrong", testEnv, ip), 401, "verify_token_required");
     const limited = await verify(generateKey("lk"), "Bearer wrong", testEnv, ip);
-    await expectProblem(limited, 429);
+    await expectProblem(limited, 429, "rate_limited");
     expect(limited.headers.get("retry-after")).toBe("60");
     expect(counted).toHaveLength(3);
   });
@@ -83,7 +83,7 @@ describe("POST /v1/verify with VERIFY_TOKEN set", () => {
     expect(logged).toHaveBeenCalledWith(expect.stringMatching(/VERIFY_TOKEN must be at least 32 characters/));
     const { key } = await createKey(await token(uniqueSub()));
     for (const authorization of [null, `Bearer ${short}`]) {
-      await expectProblem(await verify(key, authorization, testEnv), 401);
+      await expectProblem(await verify(key, authorization, testEnv), 401, "verify_token_required");
     }
   });
 });

@@ -1,24 +1,24 @@
 /**
  * Reads the caller's credentials from the Authorization header and turns them into an Actor:
  * `Bearer <JWT>` for people, `Bearer <key>` or `Api-Key <key>` for machines. A bearer token that
- * starts with the key prefix, or is in another accepted key form (keys/legacy.ts: never a JWT's, which
- * has dots), is a key; anything else is treated as a JWT.
+ * starts with an accepted key prefix (KEY_PREFIX or ACCEPTED_PREFIXES), or is in another accepted key
+ * form (keys/legacy.ts: never a JWT's, which has dots), is a key; anything else is treated as a JWT.
  */
 import type { Config, VerifyAccess } from "../config";
 import { alternateCredential } from "../keys/legacy";
 import type { Actor } from "../model";
 import type { VerifyCode } from "../schemas";
 import type { Keys } from "../service/keys";
-import { AuthenticationError } from "./errors";
+import { type AuthenticationFailure, AuthenticationError } from "./errors";
 import { MAX_TOKEN_LENGTH, verifyUserToken } from "./jwt";
 
 type Credential = { readonly kind: "jwt"; readonly token: string } | { readonly kind: "key"; readonly key: string };
 
-const KEY_FAILURES: Partial<Record<VerifyCode, string>> = {
-  MALFORMED: "The API key is malformed",
-  NOT_FOUND: "The API key is not valid",
-  REVOKED: "The API key has been revoked",
-  EXPIRED: "The API key has expired",
+const KEY_FAILURES: Partial<Record<VerifyCode, [string, AuthenticationFailure]>> = {
+  MALFORMED: ["The API key is malformed", "key_malformed"],
+  NOT_FOUND: ["The API key is not valid", "key_not_found"],
+  REVOKED: ["The API key has been revoked", "key_revoked"],
+  EXPIRED: ["The API key has expired", "key_expired"],
 };
 
 function readCredential(authorization: string | null, config: Config): Credential {
@@ -33,8 +33,8 @@ function readCredential(authorization: string | null, config: Config): Credentia
     case "api-key":
       return { kind: "key", key: value };
     case "bearer":
-      return value.startsWith(`${config.keyPrefix}_`) ||
-        alternateCredential(value, config.keyPrefix, config.legacyFormats) !== null
+      return config.acceptedPrefixes.some((prefix) => value.startsWith(`${prefix}_`)) ||
+        alternateCredential(value, config.acceptedPrefixes, config.legacyFormats) !== null
         ? { kind: "key", key: value }
         : { kind: "jwt", token: value };
     default:
@@ -60,7 +60,8 @@ export async function authenticate(
   if (!verification) throw new AuthenticationError("The API key could not be checked now");
   const { code, record } = verification;
   if (code !== "VALID" || !record) {
-    throw new AuthenticationError(KEY_FAILURES[code] ?? "The API key is not valid");
+    const [message, failure] = KEY_FAILURES[code] ?? ["The API key is not valid", "key_not_found"];
+    throw new AuthenticationError(message, failure);
   }
   return { kind: "api_key", key: record };
 }
@@ -77,6 +78,7 @@ export async function authenticateVerifyCaller(authorization: string | null, acc
   if (access.kind === "token" && scheme === "bearer" && (await sameSecret(presented, access.token))) return;
   throw new AuthenticationError(
     "POST /v1/verify requires the service credential: Authorization: Bearer <VERIFY_TOKEN>",
+    "verify_token_required",
   );
 }
 
@@ -93,6 +95,6 @@ async function sameSecret(presented: string, expected: string): Promise<boolean>
 export async function authenticatePerson(authorization: string | null, config: Config): Promise<Actor> {
   const credential = readCredential(authorization, config);
   if (credential.kind !== "jwt")
-    throw new AuthenticationError("This endpoint requires a JWT; API keys are not accepted");
+    throw new AuthenticationError("This endpoint requires a JWT; API keys are not accepted", "token_required");
   return verifyUserToken(credential.token, config.jwt);
 }

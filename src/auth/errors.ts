@@ -1,6 +1,29 @@
+/** Why a caller could not be authenticated, as errors the HTTP layer and RPC translate. */
+import type { ProblemCode } from "../problems";
+
+/** Why authentication failed, as the problem code the client sees. */
+export type AuthenticationFailure = Extract<
+  ProblemCode,
+  | "authentication_required"
+  | "key_malformed"
+  | "key_not_found"
+  | "key_revoked"
+  | "key_expired"
+  | "token_expired"
+  | "token_invalid"
+  | "token_required"
+  | "verify_token_required"
+>;
+
 /** Authentication failed: the caller is not who it claims (HTTP 401, RPC error). */
 export class AuthenticationError extends Error {
   override readonly name = "AuthenticationError";
+  constructor(
+    message: string,
+    readonly code: AuthenticationFailure = "authentication_required",
+  ) {
+    super(message);
+  }
 }
 
 /**

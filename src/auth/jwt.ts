@@ -26,9 +26,9 @@ type UserActor = Extract<Actor, { kind: "user" }>;
  * (used to test JWKS mode with a local key set).
  */
 export async function verifyUserToken(token: string, config: JwtConfig, keySet?: JWTVerifyGetKey): Promise<UserActor> {
-  if (token.length > MAX_TOKEN_LENGTH) throw new AuthenticationError("The token is too large");
+  if (token.length > MAX_TOKEN_LENGTH) throw new AuthenticationError("The token is too large", "token_invalid");
   const source = keySet ?? (config.jwksUrl ? keySetFor(config.jwksUrl) : config.secret);
-  if (!source) throw new AuthenticationError("Token authentication is not configured");
+  if (!source) throw new AuthenticationError("Token authentication is not configured", "token_invalid");
   const algorithms = keySet || config.jwksUrl ? ASYMMETRIC_ALGORITHMS : ["HS256"];
 
   let payload: JWTPayload;
@@ -45,17 +45,20 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
   } catch (error) {
     if (error instanceof IdentityProviderUnavailableError) throw error;
     if (!keySet && config.jwksUrl && isKeySetFailure(error)) throw keySetUnavailable(error);
-    throw new AuthenticationError(describe(error));
+    throw new AuthenticationError(
+      describe(error),
+      error instanceof errors.JWTExpired ? "token_expired" : "token_invalid",
+    );
   }
 
   checkLifetime(payload, config);
   const sub = payload.sub;
-  if (!isWellFormedId(sub)) throw new AuthenticationError("The token's subject is missing or invalid");
+  if (!isWellFormedId(sub)) throw new AuthenticationError("The token's subject is missing or invalid", "token_invalid");
   // A workspace claim that is present but unusable refuses the token: quietly dropping it would turn
   // a lookalike org id into "no workspace" and hide the provider's mistake.
   const org = payload[config.orgClaim];
   if (org !== undefined && org !== null && !isWellFormedId(org)) {
-    throw new AuthenticationError(`The token's ${config.orgClaim} claim is invalid`);
+    throw new AuthenticationError(`The token's ${config.orgClaim} claim is invalid`, "token_invalid");
   }
   const orgId = isWellFormedId(org) ? org : null;
   const roles = rolesOf(payload[config.rolesClaim]);
@@ -72,12 +75,15 @@ function isWellFormedId(value: unknown): value is string {
 function checkLifetime(payload: JWTPayload, config: JwtConfig): void {
   const { iat, exp } = payload;
   if (iat !== undefined && iat > Date.now() / 1000 + config.clockToleranceSeconds) {
-    throw new AuthenticationError("The token's iat claim is in the future");
+    throw new AuthenticationError("The token's iat claim is in the future", "token_invalid");
   }
   if (config.maxAgeSeconds === null) return;
-  if (iat === undefined) throw new AuthenticationError("The token's iat claim is required");
+  if (iat === undefined) throw new AuthenticationError("The token's iat claim is required", "token_invalid");
   if (exp !== undefined && exp - iat > config.maxAgeSeconds) {
-    throw new AuthenticationError(`The token's lifetime (exp - iat) exceeds ${config.maxAgeSeconds} s`);
+    throw new AuthenticationError(
+      `The token's lifetime (exp - iat) exceeds ${config.maxAgeSeconds} s`,
+      "token_invalid",
+    );
   }
 }
 

@@ -1,10 +1,11 @@
 /**
  * The itty-router application. A request flows one way: route -> authenticate -> validate ->
  * service. Unknown paths get 404, known paths with another method 405 (with Allow); a route with
- * its own error format (a dialect's) answers every failure in that shape. Every
- * response gets `X-Content-Type-Options: nosniff` and, unless a route says otherwise,
- * `Cache-Control: no-store`. CORS preflights are answered before routing, and API responses get their
- * CORS headers last, errors included (cors.ts).
+ * its own error format (a dialect's) answers every failure in that shape. Every response gets
+ * `X-Content-Type-Options: nosniff`, the request's `X-Request-Id` and, unless a route says otherwise,
+ * `Cache-Control: no-store`. HEAD is served wherever GET is, by the GET handler, without the body
+ * (RFC 9110 §9.3.2). CORS preflights are answered before routing, and API responses get their CORS
+ * headers last, errors included (cors.ts).
  */
 import { type IRequest, Router } from "itty-router";
 import type { z } from "zod";
@@ -15,21 +16,29 @@ import { createContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
 import { ValidationError } from "../service/errors";
+import { currentRequestId, requestIdFrom, withRequestId } from "../log";
 import { fieldErrors } from "../schemas";
 import { readJsonBody } from "./body";
 import { preflight, setCorsHeaders } from "./cors";
 import { renderFailure } from "./failure";
 import { clientOf, countAuthFailure, overAuthFailureLimit, tooManyFailures } from "./limits";
 import { HttpError, errorToProblem, problem } from "./problem";
-import type { Route } from "./route";
+import type { RequestHeaders, Route } from "./route";
 import { mountUi } from "./ui";
 
 type Args = [Env, ExecutionContext];
 
-function parse(schema: z.ZodType, value: unknown, source: "body" | "query"): unknown {
+function parse(schema: z.ZodType, value: unknown, source: ValidationError["source"]): unknown {
   const result = schema.safeParse(value);
   if (!result.success) throw new ValidationError(fieldErrors(result.error), source);
   return result.data;
+}
+
+/** The values of the headers `schema` declares, by their declared names. */
+function declaredHeaders(schema: z.ZodObject, request: Request): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const name of Object.keys(schema.shape)) out[name] = request.headers.get(name) ?? undefined;
+  return out;
 }
 
 function handlerFor(route: Route, routes: readonly Route[]) {
@@ -58,8 +67,11 @@ function handlerFor(route: Route, routes: readonly Route[]) {
       }
     }
     const query = route.query ? parse(route.query, { ...request.query }, "query") : undefined;
+    const headers = route.requestHeaders
+      ? (parse(route.requestHeaders, declaredHeaders(route.requestHeaders, request), "header") as RequestHeaders)
+      : {};
     const body = route.body ? parse(route.body, await readJsonBody(request, route.bodyOptions), "body") : undefined;
-    return route.handle({ request, env, app, actor, params: request.params, routes }, { query, body });
+    return route.handle({ request, env, app, actor, params: request.params, routes }, { query, body, headers });
   };
   const format = route.errorFormat;
   if (!format) return handle;
@@ -72,15 +84,18 @@ function handlerFor(route: Route, routes: readonly Route[]) {
   };
 }
 
-function setStandardHeaders(headers: Headers): void {
+function setStandardHeaders(headers: Headers, requestId: string): void {
   headers.set("X-Content-Type-Options", "nosniff");
+  headers.set("X-Request-Id", requestId);
   if (!headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
 }
 
 /** Sets the headers in place: every response is made here, with mutable headers; copies only if not. */
 function withStandardHeaders(response: Response, request: IRequest, env: Env): Response {
+  const requestId = currentRequestId() ?? "";
+  if (request.method === "HEAD" && response.body !== null) response = new Response(null, response);
   const set = (headers: Headers) => {
-    setStandardHeaders(headers);
+    setStandardHeaders(headers, requestId);
     // The matched route's pattern names the path without parsing the URL again (the hot path pays
     // nothing); preflights and the catch-all ("*") parse it.
     const path = request.route && request.route !== "*" ? request.route : new URL(request.url).pathname;
@@ -112,11 +127,22 @@ export function createApp(routes: readonly Route[]) {
         ),
     ],
   });
-  for (const route of routes) router[route.method](route.path, handlerFor(route, routes));
+  // The Route behind each of the router's entries, in order (GET routes also answer HEAD); the UI's
+  // entries, mounted last, have none.
+  const routeOf: Route[] = [];
+  for (const route of routes) {
+    const handler = handlerFor(route, routes);
+    router[route.method](route.path, handler);
+    routeOf.push(route);
+    if (route.method === "get") {
+      router.head(route.path, handler);
+      routeOf.push(route);
+    }
+  }
   mountUi(router);
 
-  // Routes first, in order, then the UI's: `route` is undefined for the UI's patterns.
-  const patterns = router.routes.map(([method, pattern], i) => ({ method, pattern, route: routes[i] }));
+  // `route` is undefined for the UI's patterns.
+  const patterns = router.routes.map(([method, pattern], i) => ({ method, pattern, route: routeOf[i] }));
   /** The routes that serve `pathname`, with any method. */
   const matchingFor = (pathname: string) => patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname));
   const corsPreflight = (request: IRequest, config: Config) => {
@@ -128,14 +154,21 @@ export function createApp(routes: readonly Route[]) {
     const { pathname } = new URL(request.url);
     const matching = matchingFor(pathname);
     const allowed = new Set(matching.map((p) => p.method));
-    if (allowed.size === 0) throw new HttpError(404, { detail: `No route for ${pathname}` });
-    const error = new HttpError(405, {
+    if (allowed.size === 0) throw new HttpError("not_found", { detail: `No route for ${pathname}` });
+    const error = new HttpError("method_not_allowed", {
       detail: `Use ${[...allowed].join(", ")} for this path`,
       headers: { Allow: [...allowed].join(", ") },
     });
     // A path of a dialect answers in its page's shape.
     const format = matching.find((p) => p.route?.errorFormat)?.route?.errorFormat;
-    return format ? renderFailure(format, error) : problem(405, error.init);
+    return format ? renderFailure(format, error) : problem("method_not_allowed", error.init);
   });
-  return router;
+  return {
+    routes: router.routes,
+    /** Serves one request; every log line written meanwhile carries its request id. */
+    fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+      const requestId = requestIdFrom(request.headers.get("x-request-id"));
+      return withRequestId(requestId, () => router.fetch(request, env, ctx));
+    },
+  };
 }

@@ -25,7 +25,7 @@ export interface BodyOptions {
 export async function readJsonBody(request: Request, options: BodyOptions = {}): Promise<unknown> {
   const type = request.headers.get("content-type");
   if (!type || !(JSON_TYPE.test(type) || (options.formEncodedJson === true && FORM_TYPE.test(type)))) {
-    throw new HttpError(415, { detail: "Send the body as application/json" });
+    throw new HttpError("unsupported_media_type", { detail: "Send the body as application/json" });
   }
   const maxBytes = options.maxBytes ?? MAX_BODY_BYTES;
   const declared = Number(request.headers.get("content-length"));
@@ -36,13 +36,13 @@ export async function readJsonBody(request: Request, options: BodyOptions = {}):
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
-    throw new HttpError(400, { detail: "The body is not valid UTF-8" });
+    throw new HttpError("malformed_body", { detail: "The body is not valid UTF-8" });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    throw new HttpError(400, { detail: "The body is not valid JSON" });
+    throw new HttpError("malformed_body", { detail: "The body is not valid JSON" });
   }
   const reserved = reservedKeyPath(value);
   if (reserved !== null) throw new ValidationError({ [reserved]: ['The key "__proto__" is reserved'] });
@@ -50,7 +50,7 @@ export async function readJsonBody(request: Request, options: BodyOptions = {}):
 }
 
 function tooLarge(maxBytes: number): HttpError {
-  return new HttpError(413, { detail: `The body must be at most ${maxBytes} bytes` });
+  return new HttpError("body_too_large", { detail: `The body must be at most ${maxBytes} bytes` });
 }
 
 async function readAtMost(request: Request, limit: number): Promise<Uint8Array> {

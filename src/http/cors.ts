@@ -51,7 +51,9 @@ export function preflight(
   if (!origins || !origin || !request.headers.has("Access-Control-Request-Method") || methods.length === 0) return null;
   if (!origins.has(origin)) {
     const setting = pathname === VERIFY_PATH ? "VERIFY_ALLOWED_ORIGINS" : "ALLOWED_ORIGINS";
-    return problem(403, { detail: `This origin may not call this path from a browser (see ${setting})` });
+    return problem("origin_not_allowed", {
+      detail: `This origin may not call this path from a browser (see ${setting})`,
+    });
   }
   const response = new Response(null, {
     status: 204,

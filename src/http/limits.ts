@@ -15,7 +15,7 @@
  * AUTH_FAILURE_LIMITER_NO_IP when it is bound.
  */
 import type { Env } from "../env";
-import { describeError } from "../log";
+import { describeError, log } from "../log";
 import type { VerifyChecks } from "../schemas";
 import type { Keys } from "../service/keys";
 import { TtlLru } from "../util/lru";
@@ -88,7 +88,7 @@ class FailureLimit {
       const { success } = await limiter.limit({ key: client });
       if (success) return false;
     } catch (error) {
-      console.warn(`latchkey: rate limiter failed (${this.what}): ${describeError(error)}`);
+      log("warn", "rate_limiter_failed", { limiter: this.what, error: describeError(error) });
       return false;
     }
     this.over.set(client, true, now);
@@ -105,7 +105,7 @@ export function overAuthFailureLimit(client: string): boolean {
 }
 
 export function tooManyFailures(): Response {
-  return problem(429, {
+  return problem("rate_limited", {
     detail: "Too many failed authentications; wait before trying again",
     headers: { "Retry-After": String(RETRY_AFTER_SECONDS) },
   });
@@ -120,7 +120,7 @@ export async function countAuthFailure(client: string, env: Env): Promise<Respon
 }
 
 function tooManyMisses(): Response {
-  return problem(429, {
+  return problem("verify_rate_limited", {
     detail: "Too many verifications of unknown keys; wait before trying again",
     headers: { "Retry-After": String(RETRY_AFTER_SECONDS) },
   });

@@ -1,6 +1,10 @@
 /**
  * The OpenAPI 3.1 document, generated from the route list and the same zod schemas that validate
  * requests (zod-openapi turns `.meta({ id })` schemas into components). Built once per isolate.
+ *
+ * It is the contract: the test suite validates every response it receives against it (status,
+ * content type, body and headers; test/contract.ts), and `npm run lint:openapi` lints it with
+ * Redocly's recommended rules in CI. So every header a response can carry is declared here.
  */
 import {
   type ZodOpenApiOperationObject,
@@ -9,8 +13,30 @@ import {
   type ZodOpenApiResponsesObject,
   createDocument,
 } from "zod-openapi";
+import { z } from "zod";
+import { license, version } from "../../package.json";
 import { Problem } from "../schemas";
 import type { Route } from "./route";
+
+const header = (description: string) => z.string().meta({ description });
+
+/** Headers on every response (app.ts sets them). */
+const STANDARD_HEADERS = {
+  "X-Request-Id": header(
+    "The request's id: the client's X-Request-Id when well-formed, else a new one. Every log line of the request carries it.",
+  ),
+  "Cache-Control": header("`no-store` unless the route says otherwise."),
+  "X-Content-Type-Options": header("Always `nosniff`."),
+};
+
+/** Headers particular to some problem statuses. */
+const PROBLEM_HEADERS: Record<number, Record<string, z.ZodString>> = {
+  401: { "WWW-Authenticate": header("The schemes accepted: `Bearer` (JWT or key) and `Api-Key`.") },
+  405: { Allow: header("The methods this path accepts.") },
+  409: { Location: header("The URL of the key the first request created.") },
+  429: { "Retry-After": header("Seconds to wait before trying again.") },
+  503: { "Retry-After": header("Seconds to wait before trying again.") },
+};
 
 const COMMON_PROBLEMS: Record<Route["auth"], number[]> = {
   none: [404, 405, 500, 503],
@@ -39,17 +65,18 @@ const TAGS: Record<string, string> = {
 };
 
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
-  400: "Malformed JSON or query string (the `errors` member names the fields).",
+  400: "Malformed JSON, query string or header (`code` says which; `errors` names the fields).",
   401: "Missing or invalid credentials (see `WWW-Authenticate`).",
   403: "Authenticated, but the request exceeds the caller's powers (`exceeded` names what).",
+  409: "`idempotent_replay`: this Idempotency-Key already created a key (`key_id`, Location); the key cannot be shown again.",
   404: "No such route, or no such key visible to the caller.",
   405: "The path exists, but not with this method (see `Allow`).",
   413: "The body is over 16 KB.",
   415: "The body is not application/json.",
-  422: "Validation failed; `errors` maps each field to its messages.",
+  422: "Validation failed (`errors` maps each field to its messages), or an Idempotency-Key reused with another body.",
   429: "Too many failed authentications (or, on an open /v1/verify, unknown keys) from this client (see `Retry-After`).",
-  500: "An unexpected error; no internals are disclosed.",
-  503: "Storage is unavailable (see `Retry-After`).",
+  500: "`configuration_error` (e.g. migrations not applied) or `internal_error`; no internals are disclosed.",
+  503: "Storage or the identity provider is unavailable (see `Retry-After`).",
 };
 
 /** One document per route list (the mounted dialects decide the list). */
@@ -73,18 +100,28 @@ function build(routes: readonly Route[]) {
       [String(route.success.status)]: {
         description: route.success.description,
         ...(route.success.schema ? { content: { "application/json": { schema: route.success.schema } } } : {}),
-        ...(route.success.headers ? { headers: route.success.headers } : {}),
+        headers: z.object({ ...STANDARD_HEADERS, ...route.success.headers?.shape }),
       },
     };
     const format = route.errorFormat;
+    /** The headers of a response with (page) status `status`: those of every latchkey status it stands for. */
+    const headersFor = (status: number) =>
+      Object.assign(
+        {},
+        ...statuses
+          .filter((latchkeyStatus) => (format?.status?.(latchkeyStatus) ?? latchkeyStatus) === status)
+          .map((latchkeyStatus) => PROBLEM_HEADERS[latchkeyStatus]),
+      ) as Record<string, z.ZodString>;
     for (const latchkeyStatus of statuses) {
       const status = format?.status?.(latchkeyStatus) ?? latchkeyStatus;
       if (responses[String(status)]) continue;
       responses[String(status)] = {
-        description: PROBLEM_DESCRIPTIONS[latchkeyStatus] ?? "A problem.",
+        description:
+          route.problemDescriptions?.[latchkeyStatus] ?? PROBLEM_DESCRIPTIONS[latchkeyStatus] ?? "A problem.",
         content: format
           ? { [format.mediaType]: { schema: format.schema(status) } }
           : { "application/problem+json": { schema: Problem } },
+        headers: z.object({ ...STANDARD_HEADERS, ...headersFor(status) }),
       };
     }
     const operation: ZodOpenApiOperationObject = {
@@ -93,11 +130,12 @@ function build(routes: readonly Route[]) {
       ...(route.description ? { description: route.description } : {}),
       tags: [route.tag],
       security: SECURITY[route.auth],
-      ...(route.query || route.pathParams
+      ...(route.query || route.pathParams || route.requestHeaders
         ? {
             requestParams: {
               ...(route.query ? { query: route.query as never } : {}),
               ...(route.pathParams ? { path: route.pathParams } : {}),
+              ...(route.requestHeaders ? { header: route.requestHeaders } : {}),
             },
           }
         : {}),
@@ -113,10 +151,18 @@ function build(routes: readonly Route[]) {
     openapi: "3.1.0",
     info: {
       title: "latchkey",
-      version: "1.0.0",
+      version,
+      license: { name: license, identifier: license },
       description:
-        "API keys as a service: create (shown once), list, scope, expire and revoke keys, and verify them on every request.",
+        "API keys as a service: create (shown once), list, scope, expire and revoke keys, and verify them on every request. `HEAD` is accepted wherever `GET` is. Every problem (RFC 9457) carries a stable `code`: see the Problem schema.",
     },
+    servers: [
+      {
+        url: "https://{host}",
+        description: "Your deployment.",
+        variables: { host: { default: "latchkey.your-domain.dev", description: "Where you deployed latchkey." } },
+      },
+    ],
     tags: [...new Set(routes.map((route) => route.tag))].map((name) => ({
       name,
       ...(TAGS[name] ? { description: TAGS[name] } : {}),
@@ -126,13 +172,16 @@ function build(routes: readonly Route[]) {
         bearer: {
           type: "http",
           scheme: "bearer",
-          description: "`Authorization: Bearer <JWT>` for people, or `Bearer <API key>` for machines.",
+          description:
+            "`Authorization: Bearer <JWT>` for people, or `Bearer <API key>` for machines. Generated clients send `Bearer ` themselves: give them the bare token or key.",
         },
         apiKey: {
           type: "apiKey",
           in: "header",
           name: "Authorization",
-          description: "`Authorization: Api-Key <API key>` (the Baseten-style scheme).",
+          description:
+            "`Authorization: Api-Key <API key>`. An apiKey scheme sends its value as given, so the value must include the scheme word: `Api-Key lk_...` (the x-value-prefix). The bare key is refused.",
+          "x-value-prefix": "Api-Key ",
         },
         verifyToken: {
           type: "http",

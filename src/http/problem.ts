@@ -1,38 +1,30 @@
 /**
- * RFC 9457 problem responses, and the one place where errors become HTTP statuses. Nothing from an
- * unexpected error reaches the client: a 500 says only that something failed, and the log gets the
- * error (which never holds a key: keys are not put in errors).
+ * RFC 9457 problem responses, and the one place where errors become HTTP statuses. Every problem
+ * carries a stable `code` and its `type` URI (src/problems.ts), a `title` and a `detail`. Nothing from
+ * an unexpected error reaches the client: a 500 says only that something failed, and the log gets
+ * the error (which never holds a key: keys are not put in errors).
  */
 import { AuthenticationError, IdentityProviderUnavailableError } from "../auth/errors";
 import {
   CredentialNotLiveError,
   ForbiddenError,
+  IdempotencyKeyReusedError,
+  IdempotentReplayError,
   LimitExceededError,
   NotFoundError,
+  StorageMisconfiguredError,
+  StorageUnavailableError,
   ValidationError,
 } from "../service/errors";
-import { StorageUnavailableError } from "../store/store";
-import { describeError } from "../log";
+import { describeError, log } from "../log";
+import { PROBLEMS, type ProblemCode, problemType } from "../problems";
 
 const PROBLEM_TYPE = "application/problem+json";
 const UNAVAILABLE_RETRY_AFTER_SECONDS = "5";
 export const WWW_AUTHENTICATE = 'Bearer realm="latchkey", Api-Key realm="latchkey"';
 
-const TITLES: Record<number, string> = {
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  413: "Content Too Large",
-  415: "Unsupported Media Type",
-  422: "Unprocessable Content",
-  429: "Too Many Requests",
-  500: "Internal Server Error",
-  503: "Service Unavailable",
-};
-
 export interface ProblemInit {
+  /** For people; every problem has one (the kind's description when not given). */
   readonly detail?: string;
   readonly errors?: Record<string, string[]>;
   readonly headers?: Record<string, string>;
@@ -43,42 +35,60 @@ export interface ProblemInit {
 export class HttpError extends Error {
   override readonly name = "HttpError";
   constructor(
-    readonly status: number,
+    readonly code: ProblemCode,
     readonly init: ProblemInit = {},
   ) {
-    super(init.detail ?? TITLES[status] ?? "Error");
+    super(init.detail ?? PROBLEMS[code].title);
   }
 }
 
-export function problem(status: number, init: ProblemInit = {}): Response {
+export function problem(code: ProblemCode, init: ProblemInit = {}): Response {
+  const kind = PROBLEMS[code];
   const body = {
-    type: "about:blank",
-    title: TITLES[status] ?? "Error",
-    status,
-    ...(init.detail ? { detail: init.detail } : {}),
+    type: problemType(code),
+    title: kind.title,
+    status: kind.status,
+    detail: init.detail ?? kind.description,
+    code,
     ...init.extra,
     ...(init.errors ? { errors: init.errors } : {}),
   };
   return new Response(JSON.stringify(body), {
-    status,
+    status: kind.status,
     headers: { "Content-Type": PROBLEM_TYPE, ...init.headers },
   });
 }
 
+const unavailable = (code: ProblemCode, detail: string): Response =>
+  problem(code, { detail, headers: { "Retry-After": UNAVAILABLE_RETRY_AFTER_SECONDS } });
+
+const VALIDATION: Record<ValidationError["source"], { code: ProblemCode; detail: string }> = {
+  body: { code: "validation_failed", detail: "The request body is invalid" },
+  query: { code: "invalid_query", detail: "The query string is invalid" },
+  header: { code: "invalid_header", detail: "A request header is invalid" },
+};
+
+const FORBIDDEN: Record<ForbiddenError["kind"], ProblemCode> = {
+  scope: "insufficient_scope",
+  role: "role_required",
+  powers: "forbidden",
+};
+
 export function errorToProblem(error: unknown): Response {
-  if (error instanceof HttpError) return problem(error.status, error.init);
-  if (error instanceof AuthenticationError || error instanceof CredentialNotLiveError) {
-    return problem(401, { detail: error.message, headers: { "WWW-Authenticate": WWW_AUTHENTICATE } });
+  if (error instanceof HttpError) return problem(error.code, error.init);
+  if (error instanceof AuthenticationError) {
+    return problem(error.code, { detail: error.message, headers: { "WWW-Authenticate": WWW_AUTHENTICATE } });
   }
-  if (error instanceof NotFoundError) return problem(404, { detail: error.message });
+  if (error instanceof CredentialNotLiveError) {
+    return problem("key_not_live", { detail: error.message, headers: { "WWW-Authenticate": WWW_AUTHENTICATE } });
+  }
+  if (error instanceof NotFoundError) return problem("not_found", { detail: error.message });
   if (error instanceof ValidationError) {
-    return problem(error.source === "query" ? 400 : 422, {
-      detail: error.source === "query" ? "The query string is invalid" : "The request body is invalid",
-      errors: error.errors,
-    });
+    const { code, detail } = VALIDATION[error.source];
+    return problem(code, { detail, errors: error.errors });
   }
   if (error instanceof ForbiddenError) {
-    return problem(403, {
+    return problem(FORBIDDEN[error.kind], {
       detail: error.message,
       extra: { exceeded: error.exceeded },
       errors: { [error.exceeded]: [error.message] },
@@ -86,28 +96,37 @@ export function errorToProblem(error: unknown): Response {
   }
   if (error instanceof LimitExceededError) {
     const rate = error.retryAfterSeconds !== null;
-    return problem(rate ? 429 : 403, {
+    return problem(rate ? "creation_rate_limited" : "quota_exceeded", {
       detail: error.message,
       extra: { limit: error.limit },
       ...(rate ? { headers: { "Retry-After": String(error.retryAfterSeconds) } } : {}),
     });
   }
-  if (error instanceof IdentityProviderUnavailableError) {
-    console.error(`latchkey: ${error.message}: ${describeError(error.cause)}`);
-    return problem(503, {
-      detail: "Tokens cannot be verified right now; try again shortly",
-      headers: { "Retry-After": UNAVAILABLE_RETRY_AFTER_SECONDS },
+  if (error instanceof IdempotentReplayError) {
+    return problem("idempotent_replay", {
+      detail: error.message,
+      extra: { key_id: error.keyId },
+      headers: { Location: `/v1/keys/${error.keyId}` },
     });
+  }
+  if (error instanceof IdempotencyKeyReusedError) {
+    return problem("idempotency_key_reused", {
+      detail: error.message,
+      errors: { "Idempotency-Key": [error.message] },
+    });
+  }
+  if (error instanceof IdentityProviderUnavailableError) {
+    log("error", "identity_provider_unavailable", { error: error.message, cause: describeError(error.cause) });
+    return unavailable("identity_provider_unavailable", "Tokens cannot be verified right now; try again shortly");
+  }
+  if (error instanceof StorageMisconfiguredError) {
+    log("error", "configuration_error", { error: error.message, cause: describeError(error.cause) });
+    return problem("configuration_error", { detail: "The service is misconfigured; the operator has been told" });
   }
   if (error instanceof StorageUnavailableError) {
-    console.error(`latchkey: ${error.message}: ${describeError(error.cause)}`);
-    return problem(503, {
-      detail: "Storage is unavailable; try again shortly",
-      headers: { "Retry-After": UNAVAILABLE_RETRY_AFTER_SECONDS },
-    });
+    log("error", "storage_unavailable", { error: error.message, cause: describeError(error.cause) });
+    return unavailable("storage_unavailable", "Storage is unavailable; try again shortly");
   }
-  console.error(
-    `latchkey: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
-  );
-  return problem(500, { detail: "Something went wrong on our side" });
+  log("error", "unexpected_error", { error: describeError(error, true) });
+  return problem("internal_error", { detail: "Something went wrong on our side" });
 }

@@ -31,6 +31,7 @@ export interface RouteContext<A extends AuthMode> {
 /** A failure in latchkey's terms (what its problem document says), for a route that answers in its own shape. */
 export interface Failure {
   readonly status: number;
+  /** The HTTP reason phrase of the status ("Unauthorized"), as the vendors' pages use it. */
   readonly title: string;
   readonly detail: string;
   /** Invalid fields, by path, with their messages. */
@@ -77,20 +78,27 @@ export interface RouteDefinition<A extends AuthMode, Q extends z.ZodType | undef
   /** Errors in this shape instead of latchkey's problems. */
   readonly errorFormat?: ErrorFormat;
   readonly pathParams?: z.ZodObject;
+  /** Request headers the route reads (documented; the handler parses them). */
+  readonly requestHeaders?: z.ZodObject;
   readonly success: ResponseDoc;
+  /** Descriptions of problem statuses particular to this route, by status. */
+  readonly problemDescriptions?: Readonly<Record<number, string>>;
   /** Problem statuses this route can answer besides the common ones. */
   readonly problems: readonly number[];
   readonly handle: (
     ctx: RouteContext<A>,
-    input: { readonly query: Parsed<Q>; readonly body: Parsed<B> },
+    input: { readonly query: Parsed<Q>; readonly body: Parsed<B>; readonly headers: RequestHeaders },
   ) => Promise<Response> | Response;
 }
+
+/** The request headers a route declares (requestHeaders), parsed; absent ones are undefined. */
+export type RequestHeaders = Readonly<Record<string, string | undefined>>;
 
 /** A route with its types erased, for the router and the document. */
 export type Route = Omit<RouteDefinition<AuthMode, z.ZodType | undefined, z.ZodType | undefined>, "handle"> & {
   readonly handle: (
     ctx: RouteContext<AuthMode>,
-    input: { query: unknown; body: unknown },
+    input: { query: unknown; body: unknown; headers: RequestHeaders },
   ) => Promise<Response> | Response;
 };
 

@@ -4,11 +4,14 @@ import {
   CreateKeyRequest,
   CreatedApiKey,
   Health,
+  IdempotencyHeaders,
   ImportKeysRequest,
   ImportResult,
   KeyIdParams,
   KeyList,
+  OpenApiDocument,
   ListKeysQuery,
+  Readiness,
   RevokeKeyQuery,
   VerifyRequest,
   VerifyResult,
@@ -17,6 +20,7 @@ import {
 import { z } from "zod";
 import { meteredVerify } from "./limits";
 import { openApiDocument } from "./openapi";
+import { problem } from "./problem";
 import { type Route, defineRoute, json } from "./route";
 
 /** 100 keys with names, scopes, resources and 2 KB of metadata each fit. */
@@ -36,12 +40,35 @@ export const routes: readonly Route[] = [
   }),
   defineRoute({
     method: "get",
+    path: "/readyz",
+    operationId: "ready",
+    summary: "Readiness check: D1 reachable with this build's schema, KV reachable",
+    description:
+      "For load balancers and deploy pipelines. 503 `not_ready` (with `checks`) while a dependency is down or D1's migrations are behind this build.",
+    tag: "meta",
+    auth: "none",
+    success: { status: 200, description: "Every dependency answers.", schema: Readiness },
+    problems: [],
+    problemDescriptions: { 503: "`not_ready`: `checks` names each dependency that is down or behind." },
+    handle: async ({ app }) => {
+      const { ready, checks } = await app.readiness();
+      if (ready) return json({ status: "ready", checks });
+      const failing = Object.entries(checks).filter(([, check]) => check !== "ok");
+      return problem("not_ready", {
+        detail: `Not ready: ${failing.map(([name, check]) => `${name}: ${check}`).join("; ")}`,
+        extra: { checks },
+        headers: { "Retry-After": "5" },
+      });
+    },
+  }),
+  defineRoute({
+    method: "get",
     path: "/openapi.json",
     operationId: "openapi",
     summary: "This API's OpenAPI 3.1 document",
     tag: "meta",
     auth: "none",
-    success: { status: 200, description: "The OpenAPI document." },
+    success: { status: 200, description: "The OpenAPI document.", schema: OpenApiDocument },
     problems: [],
     handle: ({ routes: served }) => json(openApiDocument(served), 200, { "Cache-Control": "public, max-age=300" }),
   }),
@@ -66,15 +93,16 @@ export const routes: readonly Route[] = [
     tag: "keys",
     auth: "required",
     body: CreateKeyRequest,
+    requestHeaders: IdempotencyHeaders,
     success: {
       status: 201,
       description: "The key was created. Store `key` now: it cannot be shown again.",
       schema: CreatedApiKey,
       headers: z.object({ Location: z.string().meta({ description: "The new key's URL." }) }),
     },
-    problems: [400, 403, 413, 415, 422, 429],
-    handle: async ({ app, actor }, { body }) => {
-      const created = await app.keys.create(actor, body);
+    problems: [400, 403, 409, 413, 415, 422, 429],
+    handle: async ({ app, actor }, { body, headers }) => {
+      const created = await app.keys.create(actor, body, headers["Idempotency-Key"]);
       return json(created, 201, { Location: `/v1/keys/${created.id}`, "Cache-Control": "no-store" });
     },
   }),
@@ -91,6 +119,7 @@ export const routes: readonly Route[] = [
     bodyOptions: { maxBytes: IMPORT_MAX_BYTES },
     success: { status: 200, description: "One result per item, in input order.", schema: ImportResult },
     problems: [400, 403, 413, 415, 422],
+    problemDescriptions: { 413: "The body is over 256 KB." },
     handle: async ({ app, actor }, { body }) => json(await app.keys.import(actor, body)),
   }),
   defineRoute({

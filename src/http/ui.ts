@@ -40,7 +40,7 @@ export function assetPath(name: string): string {
 
 function serveAsset(request: IRequest): Response {
   const file = files.get(request.params.file ?? "");
-  if (!file) throw new HttpError(404, { detail: "No such file" });
+  if (!file) throw new HttpError("not_found", { detail: "No such file" });
   const etag = `"${file.asset.hash}"`;
   const headers = {
     "Content-Type": file.asset.type,
@@ -129,7 +129,7 @@ function servePage(_request: IRequest, env: Env): Response {
 async function devToken(request: IRequest, env: Env): Promise<Response> {
   const config = loadConfig(env);
   if (!config.ui.devTokens || !isLoopback(new URL(request.url))) {
-    throw new HttpError(404, { detail: `No route for ${new URL(request.url).pathname}` });
+    throw new HttpError("not_found", { detail: `No route for ${new URL(request.url).pathname}` });
   }
   const parsed = DevTokenRequest.safeParse(await readJsonBody(request));
   if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error), "body");

@@ -1,5 +1,6 @@
 /**
- * The API key format: `<prefix>_<body><checksum>`.
+ * The API key format: `<prefix>_<body><checksum>`. The prefix may itself contain underscores
+ * (`sk_live`): the body and checksum have fixed lengths, so a key's prefix is everything before them.
  *
  * - body: 32 bytes from `crypto.getRandomValues`, base62, always 43 characters (256 bits of entropy);
  * - checksum: CRC32 of everything before it, base62, always 6 characters.
@@ -16,7 +17,8 @@ export const BODY_LENGTH = 43;
 export const CHECKSUM_LENGTH = 6;
 /** Characters of the body shown in `start` (about 36 of the body's 256 bits: useless to an attacker). */
 const START_BODY_CHARS = 6;
-const PREFIX_PATTERN = /^[a-z][a-z0-9]{0,15}$/;
+/** Lowercase letters and digits, in parts joined by single underscores (`lk`, `sk_live`); at most 16. */
+const PREFIX_PATTERN = /^(?=.{1,16}$)[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/;
 
 const IS_BASE62 = new Uint8Array(128);
 for (const c of ALPHABET) IS_BASE62[c.charCodeAt(0)] = 1;
@@ -90,6 +92,12 @@ export function isWellFormedKey(candidate: string, prefix: string): boolean {
   }
   const split = candidate.length - CHECKSUM_LENGTH;
   return checksum(candidate.slice(0, split)) === candidate.slice(split);
+}
+
+/** True when `candidate` is a well-formed key with any of `prefixes` (the newest first). */
+export function isWellFormedKeyOf(candidate: string, prefixes: readonly string[]): boolean {
+  for (const prefix of prefixes) if (isWellFormedKey(candidate, prefix)) return true;
+  return false;
 }
 
 /** The displayable beginning of a key, e.g. `lk_3fZq9a`: enough for a person to tell keys apart. */

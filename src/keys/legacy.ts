@@ -15,7 +15,7 @@
  * negative cache), like a well-formed unknown latchkey key. So an operator enables only the formats it
  * imports, and a deployment with none enabled pays nothing for this.
  */
-import { isWellFormedKey } from "./format";
+import { isWellFormedKeyOf } from "./format";
 
 export type LegacyFormat = "sanctum" | "opaque";
 
@@ -93,7 +93,7 @@ function legacyShape(candidate: string, formats: LegacyFormats): AlternateCreden
  */
 export function alternateCredential(
   candidate: string,
-  keyPrefix: string,
+  keyPrefixes: readonly string[],
   formats: LegacyFormats,
 ): AlternateCredential | null {
   if (candidate.length > MAX_LENGTH) return null;
@@ -101,7 +101,7 @@ export function alternateCredential(
   if (bar === -1) return legacyShape(candidate, formats);
   const id = candidate.slice(0, bar);
   const secret = candidate.slice(bar + 1);
-  if (UUID_V4.test(id) && isWellFormedKey(secret, keyPrefix)) return { material: secret, format: null, keyId: id };
+  if (UUID_V4.test(id) && isWellFormedKeyOf(secret, keyPrefixes)) return { material: secret, format: null, keyId: id };
   if (formats.sanctum && SANCTUM_ID.test(id) && SANCTUM_SECRET.test(secret)) {
     return { material: secret, format: "sanctum", keyId: null };
   }

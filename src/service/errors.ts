@@ -1,7 +1,11 @@
 /**
  * What the service can refuse, in its own words. The HTTP layer (http/problem.ts) and the RPC
  * entrypoint (rpc.ts) each translate these; the service itself knows no status codes.
+ *
+ * The store's failures are re-exported here on purpose: they reach HTTP and RPC through the service's
+ * vocabulary, so neither face imports from src/store.
  */
+export { StorageMisconfiguredError, StorageUnavailableError } from "../store/store";
 
 /** The resource does not exist or is not the caller's: the two are deliberately indistinguishable. */
 export class NotFoundError extends Error {
@@ -16,7 +20,7 @@ export class ValidationError extends Error {
   override readonly name = "ValidationError";
   constructor(
     readonly errors: Record<string, string[]>,
-    readonly source: "body" | "query" = "body",
+    readonly source: "body" | "query" | "header" = "body",
   ) {
     super(
       Object.entries(errors)
@@ -26,12 +30,17 @@ export class ValidationError extends Error {
   }
 }
 
-/** The caller is authenticated but the request exceeds its powers; `exceeded` names what. */
+/**
+ * The caller is authenticated but the request exceeds its powers; `exceeded` names what. `scope`:
+ * the caller lacks the scope the operation needs (as opposed to asking for more than it holds);
+ * `role`: the person lacks the workspace admin role the operation needs.
+ */
 export class ForbiddenError extends Error {
   override readonly name = "ForbiddenError";
   constructor(
     readonly exceeded: string,
     message: string,
+    readonly kind: "scope" | "role" | "powers" = "powers",
   ) {
     super(message);
   }
@@ -60,5 +69,24 @@ export class LimitExceededError extends Error {
     readonly retryAfterSeconds: number | null = null,
   ) {
     super(message);
+  }
+}
+
+/**
+ * A create retried with an Idempotency-Key that already created key `keyId` with the same input. The
+ * plaintext key is not stored, so it cannot be returned again: the caller learns the id instead.
+ */
+export class IdempotentReplayError extends Error {
+  override readonly name = "IdempotentReplayError";
+  constructor(readonly keyId: string) {
+    super(`A key was already created with this Idempotency-Key (id ${keyId}); the key itself cannot be shown again`);
+  }
+}
+
+/** An Idempotency-Key already used, within its lifetime, for a request with different input. */
+export class IdempotencyKeyReusedError extends Error {
+  override readonly name = "IdempotencyKeyReusedError";
+  constructor() {
+    super("This Idempotency-Key was already used with a different request body; use a new key");
   }
 }

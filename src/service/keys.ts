@@ -28,9 +28,19 @@ import type {
   VerifyResultView,
   WhoAmIView,
 } from "../schemas";
-import { describeError } from "../log";
+import { describeError, log } from "../log";
+import { type IdempotencyClaim, IdempotencyConflict } from "../store/store";
 import { recheckActor } from "./actor";
-import { CredentialNotLiveError, ForbiddenError, LimitExceededError, NotFoundError, ValidationError } from "./errors";
+import {
+  CredentialNotLiveError,
+  ForbiddenError,
+  IdempotencyKeyReusedError,
+  IdempotentReplayError,
+  LimitExceededError,
+  NotFoundError,
+  ValidationError,
+} from "./errors";
+import { IDEMPOTENCY_TTL_MS } from "./operations";
 import { type ServiceDeps, type Verification, Verifier } from "./verify";
 
 /** The period of the KEY_CREATION_LIMITER binding (wrangler.toml), for Retry-After. */
@@ -100,6 +110,28 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
   throw new ValidationError({ cursor: ["Invalid cursor: pass next_cursor from a previous page"] }, "query");
 }
 
+/** Who made a request, for scoping Idempotency-Keys: one caller's key never matches another's. */
+function callerOf(actor: Actor): string {
+  switch (actor.kind) {
+    case "user":
+      return `user:${actor.sub}`;
+    case "api_key":
+      return `key:${actor.key.id}`;
+    case "service":
+      return `service:${actor.owner.type}:${actor.owner.id}`;
+  }
+}
+
+/** The claim an idempotent request makes: its caller, the key's hash, and the hash of what it asks. */
+async function idempotencyClaim(actor: Actor, idempotencyKey: string, request: unknown): Promise<IdempotencyClaim> {
+  return {
+    caller: callerOf(actor),
+    keyHash: await sha256Hex(idempotencyKey),
+    requestHash: await sha256Hex(JSON.stringify(request)),
+    expiredBefore: Date.now() - IDEMPOTENCY_TTL_MS,
+  };
+}
+
 /** The powers a key has, as far as attenuation compares them. */
 type Powers = Pick<KeyRecord, "scopes" | "resources" | "expiresAt">;
 
@@ -133,7 +165,7 @@ function requireWithin(holder: Powers, key: Powers, what: string): void {
 /** Only a workspace admin (WORKSPACE_ADMIN_ROLES) creates, changes or revokes workspace keys. */
 function requireWorkspaceAdmin(actor: Extract<Actor, { kind: "user" }>): void {
   if (!actor.workspaceAdmin) {
-    throw new ForbiddenError("role", "Only a workspace admin may create, change or revoke workspace keys");
+    throw new ForbiddenError("role", "Only a workspace admin may create, change or revoke workspace keys", "role");
   }
 }
 
@@ -144,7 +176,13 @@ export class Keys {
     this.verifier = new Verifier(deps);
   }
 
-  async create(caller: Actor, input: CreateKeyInput): Promise<CreatedApiKeyView> {
+  /**
+   * Creates a key. With `idempotencyKey`, a repeat of the same request by the same caller within
+   * IDEMPOTENCY_TTL_MS creates nothing: it fails with IdempotentReplayError naming the key the first
+   * one created (whose plaintext is not stored, so cannot be shown again), and the same
+   * idempotencyKey with different input fails with IdempotencyKeyReusedError.
+   */
+  async create(caller: Actor, input: CreateKeyInput, idempotencyKey?: string): Promise<CreatedApiKeyView> {
     this.requireScope(caller, "keys:write");
     const actor = await recheckActor(this.deps, this.verifier, caller);
     this.requireScope(actor, "keys:write");
@@ -164,8 +202,17 @@ export class Keys {
       metadata: input.metadata ?? null,
       parentId: actor.kind === "api_key" ? actor.key.id : null,
     };
+    const claim =
+      idempotencyKey === undefined ? undefined : await idempotencyClaim(actor, idempotencyKey, ["create", input]);
     const maxKeysPerOwner = this.deps.config.maxKeysPerOwner;
-    const stored = await this.deps.store.insert(record, { maxKeysPerOwner, now });
+    let stored: Awaited<ReturnType<ServiceDeps["store"]["insert"]>>;
+    try {
+      stored = await this.deps.store.insert(record, { maxKeysPerOwner, now }, claim);
+    } catch (error) {
+      if (!(error instanceof IdempotencyConflict)) throw error;
+      if (error.requestHash === claim?.requestHash) throw new IdempotentReplayError(error.keyId);
+      throw new IdempotencyKeyReusedError();
+    }
     if ("refused" in stored) {
       if (stored.refused === "parent_not_live") throw new CredentialNotLiveError();
       throw new LimitExceededError(
@@ -196,7 +243,9 @@ export class Keys {
       try {
         powers = this.authorizeNewKey(actor, item);
       } catch (error) {
-        if (error instanceof ForbiddenError) throw new ForbiddenError(`keys.${i}.${error.exceeded}`, error.message);
+        if (error instanceof ForbiddenError) {
+          throw new ForbiddenError(`keys.${i}.${error.exceeded}`, error.message, error.kind);
+        }
         if (error instanceof ValidationError) {
           for (const [field, messages] of Object.entries(error.errors)) errors[`keys.${i}.${field}`] = messages;
           continue;
@@ -262,7 +311,7 @@ export class Keys {
     try {
       ({ success } = await limiter.limit({ key: `${owner.type}:${owner.id}` }));
     } catch (error) {
-      console.warn(`latchkey: key creation limiter failed: ${describeError(error)}`);
+      log("warn", "key_creation_limiter_failed", { error: describeError(error) });
     }
     if (!success) {
       throw new LimitExceededError(
@@ -383,7 +432,7 @@ export class Keys {
 
   private requireScope(actor: Actor, scope: string): void {
     if (actor.kind === "api_key" && !grants(actor.key.scopes, scope)) {
-      throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`);
+      throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`, "scope");
     }
   }
 

@@ -21,7 +21,7 @@
  * once a minute per key, after the response.
  */
 import type { Config } from "../config";
-import { isWellFormedKey } from "../keys/format";
+import { isWellFormedKeyOf } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
@@ -31,7 +31,7 @@ import { KV_TTL_SECONDS, type RecordCache } from "../store/cache";
 import { type KeyStore, TOUCH_BATCH } from "../store/store";
 import { withTimeout } from "../store/timeout";
 import { TtlLru } from "../util/lru";
-import { describeError } from "../log";
+import { describeError, log } from "../log";
 import { FeedState } from "./feed";
 
 const LAST_USED_INTERVAL_MS = 60_000;
@@ -85,6 +85,8 @@ export interface ServiceDeps {
   readonly defer: (work: Promise<unknown>) => void;
   /** Counts key creations per owner (the KEY_CREATION_LIMITER binding); absent: no limit. */
   readonly creationLimiter?: RateLimit | undefined;
+  /** Told every verdict, once per verification (the Analytics Engine counters); optional. */
+  readonly onVerified?: ((code: VerifyCode, record: CompactRecord | null) => void) | undefined;
 }
 
 export interface Verification {
@@ -143,7 +145,14 @@ export class Verifier {
     private readonly local: IsolateCache = isolateCache,
   ) {}
 
+  /** The verdict on `key`, counted once (onVerified) whatever the outcome. */
   async verify(key: string, options: VerifyChecks = {}): Promise<Verification> {
+    const verification = await this.verdict(key, options);
+    this.deps.onVerified?.(verification.code, verification.record);
+    return verification;
+  }
+
+  private async verdict(key: string, options: VerifyChecks): Promise<Verification> {
     const credential = await this.credential(key);
     if (!credential) return answer("MALFORMED", null);
     const { hash } = credential;
@@ -169,8 +178,9 @@ export class Verifier {
    * Sanctum form or of an imported key in an enabled format; null (MALFORMED, no storage) otherwise.
    */
   private async credential(key: string): Promise<Credential | null> {
-    if (isWellFormedKey(key, this.deps.config.keyPrefix)) return { hash: await sha256Hex(key), alternate: null };
-    const alternate = alternateCredential(key, this.deps.config.keyPrefix, this.deps.config.legacyFormats);
+    const { acceptedPrefixes, legacyFormats } = this.deps.config;
+    if (isWellFormedKeyOf(key, acceptedPrefixes)) return { hash: await sha256Hex(key), alternate: null };
+    const alternate = alternateCredential(key, acceptedPrefixes, legacyFormats);
     return alternate ? { hash: await sha256Hex(alternate.material), alternate } : null;
   }
 
@@ -180,6 +190,12 @@ export class Verifier {
    * (http/limits.ts): no KV, no D1, no sync.
    */
   async fromMemory(key: string, options: VerifyChecks = {}): Promise<Verification | null> {
+    const verification = await this.memoryVerdict(key, options);
+    if (verification) this.deps.onVerified?.(verification.code, verification.record);
+    return verification;
+  }
+
+  private async memoryVerdict(key: string, options: VerifyChecks): Promise<Verification | null> {
     const credential = await this.credential(key);
     if (!credential) return answer("MALFORMED", null);
     const now = Date.now();
@@ -310,7 +326,7 @@ export class Verifier {
       }
     } catch (error) {
       pending.clear();
-      console.warn(`latchkey: last-used update failed: ${describeError(error)}`);
+      log("warn", "last_used_update_failed", { error: describeError(error) });
     } finally {
       this.local.flushStartedAt = 0;
     }
@@ -345,7 +361,7 @@ export class Verifier {
       feed.lastSyncAt = now;
       feed.prune(now);
     } catch (error) {
-      console.warn(`latchkey: change feed sync failed: ${describeError(error)}`);
+      log("warn", "change_feed_sync_failed", { error: describeError(error) });
     } finally {
       feed.running = false;
     }

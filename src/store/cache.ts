@@ -7,7 +7,7 @@
  */
 import type { CompactRecord } from "../model";
 import { withTimeout } from "./timeout";
-import { describeError } from "../log";
+import { describeError, log } from "../log";
 
 /** How long a record may live in KV. Stale copies are covered by the change feed (see service/feed.ts). */
 export const KV_TTL_SECONDS = 300;
@@ -35,7 +35,7 @@ export interface RecordCache {
 }
 
 function warn(what: string, error: unknown): void {
-  console.warn(`latchkey: KV ${what} failed, continuing without the cache: ${describeError(error)}`);
+  log("warn", "kv_failed", { operation: what, error: describeError(error), effect: "continuing without the cache" });
 }
 
 /** Seconds the record may be cached for, or 0 when it must not be (KV's minimum would outlive it). */
@@ -48,6 +48,11 @@ export function cacheTtlSeconds(record: CompactRecord, now: number): number {
 
 export class KvRecordCache implements RecordCache {
   constructor(private readonly kv: KVNamespace) {}
+
+  /** Resolves when KV answers a read in time; throws otherwise (readiness only: reads never do). */
+  async probe(): Promise<void> {
+    await withTimeout(this.kv.get(cacheKey("readiness-probe")), KV_TIMEOUT_MS, "KV readiness probe");
+  }
 
   async get(hash: string): Promise<CachedRecord | null> {
     try {

@@ -7,12 +7,16 @@ import type { LegacyFormat } from "../keys/legacy";
 import type { KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
 import {
+  type IdempotencyClaim,
+  IdempotencyConflict,
   type InsertLimits,
   type InsertRefusal,
   type KeyChange,
   type KeyStore,
   type ListPage,
   type StampedRecord,
+  type StoreMaintenance,
+  StorageMisconfiguredError,
   StorageUnavailableError,
 } from "./store";
 
@@ -110,26 +114,42 @@ function values(r: KeyRecord): (string | number | null)[] {
 /** A D1 call slower than this is answered as unavailable (503) rather than holding the request. */
 export const D1_TIMEOUT_MS = 5000;
 
+/** SQLite's words for a schema this build does not match: migrations were not applied. */
+const SCHEMA_MISMATCH = /no such (?:table|column)/i;
+
 async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await withTimeout(run(), D1_TIMEOUT_MS, what);
   } catch (cause) {
+    if (cause instanceof IdempotencyConflict || cause instanceof StorageMisconfiguredError) throw cause;
+    if (cause instanceof Error && SCHEMA_MISMATCH.test(cause.message)) {
+      throw new StorageMisconfiguredError(
+        `D1 ${what} failed: the database schema is behind this build (apply the migrations: wrangler d1 migrations apply DB --remote)`,
+        { cause },
+      );
+    }
     throw new StorageUnavailableError(`D1 ${what} failed`, { cause });
   }
 }
 
-export class D1KeyStore implements KeyStore {
+export class D1KeyStore implements KeyStore, StoreMaintenance {
   constructor(private readonly db: D1Database) {}
 
   /**
    * One statement: INSERT ... SELECT ... WHERE <parent live> AND <owner under quota>, so neither a
    * revocation of the parent nor concurrent creates can slip between the check and the write (D1 runs
    * one statement at a time). The quota count stops at the limit, so it reads at most that many index
-   * entries (api_keys_owner_live).
+   * entries (api_keys_owner_live). With an Idempotency-Key claim, the claim is written in the same
+   * batch (one transaction) right after, only if the key was: a second claim fails on the primary key
+   * and takes its key with it.
    */
-  insert(r: KeyRecord, limits: InsertLimits): Promise<{ seq: number } | { refused: InsertRefusal }> {
+  insert(
+    r: KeyRecord,
+    limits: InsertLimits,
+    claim?: IdempotencyClaim,
+  ): Promise<{ seq: number } | { refused: InsertRefusal }> {
     return attempt("insert", async () => {
-      const inserted = await this.db
+      const insertKey = this.db
         .prepare(
           `INSERT INTO api_keys (${COLUMNS})
            SELECT ${VALUE_PARAMS_FROM_3}
@@ -137,8 +157,31 @@ export class D1KeyStore implements KeyStore {
              AND (SELECT COUNT(*) FROM (SELECT 1 FROM api_keys WHERE owner_type = ?7 AND owner_id = ?8 AND ${LIVE} LIMIT ?${MAX_KEYS_PARAM})) < ?${MAX_KEYS_PARAM}
            RETURNING ${FEED_HEAD} AS seq`,
         )
-        .bind(r.parentId, limits.now, ...values(r), limits.maxKeysPerOwner)
-        .first<{ seq: number }>();
+        .bind(r.parentId, limits.now, ...values(r), limits.maxKeysPerOwner);
+      let inserted: { seq: number } | null;
+      if (!claim) {
+        inserted = await insertKey.first<{ seq: number }>();
+      } else {
+        try {
+          const [, stored] = await this.db.batch<{ seq: number }>([
+            this.db
+              .prepare("DELETE FROM idempotency_keys WHERE caller = ? AND key_hash = ? AND created_at < ?")
+              .bind(claim.caller, claim.keyHash, claim.expiredBefore),
+            insertKey,
+            this.db
+              .prepare(
+                "INSERT INTO idempotency_keys (caller, key_hash, request_hash, key_id, created_at) SELECT ?, ?, ?, ?, ? WHERE changes() = 1",
+              )
+              .bind(claim.caller, claim.keyHash, claim.requestHash, r.id, r.createdAt),
+          ]);
+          inserted = stored?.results[0] ?? null;
+        } catch (error) {
+          await this.throwIfClaimed(claim);
+          throw error;
+        }
+        // Refused: a retry of a request that did create its key is still a replay, not a refusal.
+        if (!inserted) await this.throwIfClaimed(claim);
+      }
       if (inserted) return { seq: inserted.seq };
       // Nothing stored: say why (the parent cannot come back to life, so this answer is stable).
       const parentLive =
@@ -148,6 +191,62 @@ export class D1KeyStore implements KeyStore {
           .bind(r.parentId, limits.now)
           .first()) !== null;
       return { refused: parentLive ? "owner_quota" : "parent_not_live" };
+    });
+  }
+
+  /** Throws IdempotencyConflict when `claim`'s Idempotency-Key is already claimed (and not expired). */
+  private async throwIfClaimed(claim: IdempotencyClaim): Promise<void> {
+    const existing = await this.db
+      .prepare(
+        "SELECT key_id, request_hash FROM idempotency_keys WHERE caller = ? AND key_hash = ? AND created_at >= ?",
+      )
+      .bind(claim.caller, claim.keyHash, claim.expiredBefore)
+      .first<{ key_id: string; request_hash: string }>();
+    if (existing) throw new IdempotencyConflict(existing.key_id, existing.request_hash);
+  }
+
+  /**
+   * Resolves when D1 answers and `latestMigration` is the newest applied (d1_migrations, written by
+   * `wrangler d1 migrations apply`); throws StorageMisconfiguredError when it is not applied.
+   */
+  checkSchema(latestMigration: string): Promise<void> {
+    return attempt("readiness check", async () => {
+      let applied: { name: string } | null;
+      try {
+        applied = await this.db
+          .prepare("SELECT name FROM d1_migrations ORDER BY id DESC LIMIT 1")
+          .first<{ name: string }>();
+      } catch (error) {
+        if (!(error instanceof Error && /no such table/i.test(error.message))) throw error;
+        applied = null;
+      }
+      if (applied?.name !== latestMigration) {
+        throw new StorageMisconfiguredError(
+          `migration ${latestMigration} is not applied (latest applied: ${applied?.name ?? "none"})`,
+        );
+      }
+    });
+  }
+
+  /**
+   * Deletes up to `limit` keys revoked or expired before `before`, and Idempotency-Key records made
+   * before `idempotencyBefore`; the number of keys deleted.
+   */
+  purge(before: number, idempotencyBefore: number, limit: number): Promise<number> {
+    return attempt("purge", async () => {
+      const [keys] = await this.db.batch([
+        this.db
+          .prepare(
+            "DELETE FROM api_keys WHERE id IN (SELECT id FROM api_keys WHERE revoked_at < ?1 OR expires_at < ?1 LIMIT ?2)",
+          )
+          .bind(before, limit),
+        this.db
+          .prepare(
+            "DELETE FROM idempotency_keys WHERE (caller, key_hash) IN (SELECT caller, key_hash FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
+          )
+          .bind(idempotencyBefore, limit),
+      ]);
+      return keys?.meta.changes ?? 0;
     });
   }
 

@@ -53,6 +53,29 @@ export interface InsertLimits {
 export const TOUCH_BATCH = 90;
 
 /**
+ * An Idempotency-Key claimed by the insert that creates a key: stored in the same atomic write, so a
+ * second insert with the same (caller, keyHash) cannot also succeed. A claim made before
+ * `expiredBefore` is forgotten and may be made again.
+ */
+export interface IdempotencyClaim {
+  readonly caller: string;
+  readonly keyHash: string;
+  readonly requestHash: string;
+  readonly expiredBefore: number;
+}
+
+/** The claim an insert found already made (and not expired): the insert stored nothing. */
+export class IdempotencyConflict extends Error {
+  override readonly name = "IdempotencyConflict";
+  constructor(
+    readonly keyId: string,
+    readonly requestHash: string,
+  ) {
+    super("The Idempotency-Key was already claimed");
+  }
+}
+
+/**
  * The change feed is written by the store itself, in the statement that makes the change (in D1, by
  * triggers: migrations/0002_key_changes.sql), so no mutation can forget it and a change an operator
  * makes by hand is fed too. A new kind of mutation needs no feed call of its own; it needs its
@@ -61,9 +84,15 @@ export const TOUCH_BATCH = 90;
 export interface KeyStore {
   /**
    * Stores a new key in one atomic write, only if its parent (record.parentId) is still live and its
-   * owner holds fewer than the limit of live keys; the feed position it is current as of, or why not.
+   * owner holds fewer than the limit of live keys, with the Idempotency-Key `claim` when given: the
+   * feed position it is current as of, or why not. Throws IdempotencyConflict (storing nothing) when
+   * the claim was already made.
    */
-  insert(record: KeyRecord, limits: InsertLimits): Promise<{ seq: number } | { refused: InsertRefusal }>;
+  insert(
+    record: KeyRecord,
+    limits: InsertLimits,
+    claim?: IdempotencyClaim,
+  ): Promise<{ seq: number } | { refused: InsertRefusal }>;
   findByHash(hash: string): Promise<StampedRecord | null>;
   /**
    * Stores the records in one atomic write, skipping any whose hash is already stored: for each
@@ -89,7 +118,26 @@ export interface KeyStore {
   touchLastUsed(ids: readonly string[], at: number, minIntervalMs: number): Promise<void>;
 }
 
+/** What operators need of the store of record besides keys: readiness and the purge. D1 implements it. */
+export interface StoreMaintenance {
+  /** Resolves when the store answers with the schema `latestMigration` made; else throws. */
+  checkSchema(latestMigration: string): Promise<void>;
+  /**
+   * Deletes up to `limit` keys revoked or expired before `before` (and as many Idempotency-Key
+   * records made before `idempotencyBefore`); how many keys it deleted.
+   */
+  purge(before: number, idempotencyBefore: number, limit: number): Promise<number>;
+}
+
 /** The store could not be reached or failed: the caller should retry later (HTTP 503). */
 export class StorageUnavailableError extends Error {
   override readonly name = "StorageUnavailableError";
+}
+
+/**
+ * The store answered, but its schema is not what this build needs (a table or column is missing:
+ * migrations were not applied). Retrying cannot help, so this is a configuration error (HTTP 500).
+ */
+export class StorageMisconfiguredError extends Error {
+  override readonly name = "StorageMisconfiguredError";
 }

@@ -100,7 +100,8 @@ describe("the HTTP client against latchkey", () => {
     const missing = await rejection(client.get(crypto.randomUUID()));
     assert.equal(missing.status, 404);
     assert.equal(missing.problem.status, 404);
-    assert.equal(missing.problem.title, "Not Found");
+    assert.equal(missing.problem.code, "not_found");
+    assert.equal(missing.problem.title, "Not found");
 
     const invalid = await rejection(client.create({ name: "", scopes: ["Not A Scope"] }));
     assert.equal(invalid.status, 422);

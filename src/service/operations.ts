@@ -1,0 +1,70 @@
+/**
+ * What an operator needs besides the key lifecycle: readiness (is every dependency reachable, and is
+ * D1's schema the one this build needs?) and the purge of long-dead keys (the Cron Trigger). Kept
+ * apart from Keys: neither acts for a caller, and neither is on any request's path.
+ */
+import { describeError, log } from "../log";
+import { LATEST_MIGRATION } from "../store/schema";
+import type { StoreMaintenance } from "../store/store";
+import { StorageMisconfiguredError } from "./errors";
+
+/** How long an Idempotency-Key is remembered (service/keys.ts honours it; the purge forgets it). */
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+/** Keys deleted per D1 statement, and the most statements one purge runs (a bounded cron). */
+export const PURGE_BATCH = 500;
+export const PURGE_MAX_BATCHES = 20;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export interface Readiness {
+  readonly ready: boolean;
+  /** Each dependency: `ok`, or what is wrong, in words safe to show (details go to the log). */
+  readonly checks: Record<string, string>;
+}
+
+export interface ReadinessProbes {
+  readonly store: StoreMaintenance;
+  /** Resolves when the cache answers. */
+  readonly cache: () => Promise<void>;
+}
+
+export async function checkReadiness({ store, cache }: ReadinessProbes): Promise<Readiness> {
+  const probes: Record<string, () => Promise<void>> = {
+    d1: () => store.checkSchema(LATEST_MIGRATION),
+    kv: cache,
+  };
+  const checks: Record<string, string> = {};
+  await Promise.all(
+    Object.entries(probes).map(async ([name, probe]) => {
+      try {
+        await probe();
+        checks[name] = "ok";
+      } catch (error) {
+        const misconfigured = error instanceof StorageMisconfiguredError;
+        checks[name] = misconfigured ? error.message : "unreachable";
+        log("error", "not_ready", {
+          dependency: name,
+          error: describeError(error),
+          cause: describeError(error instanceof Error ? error.cause : undefined),
+        });
+      }
+    }),
+  );
+  return { ready: Object.values(checks).every((check) => check === "ok"), checks };
+}
+
+/**
+ * Deletes keys revoked or expired more than `afterDays` days before `now`, in batches of PURGE_BATCH,
+ * at most PURGE_MAX_BATCHES per run (the next run continues), and forgets expired Idempotency-Keys.
+ * The number of keys deleted.
+ */
+export async function purgeDeadKeys(store: StoreMaintenance, afterDays: number, now: number): Promise<number> {
+  const before = now - afterDays * DAY_MS;
+  let purged = 0;
+  for (let batch = 0; batch < PURGE_MAX_BATCHES; batch++) {
+    const deleted = await store.purge(before, now - IDEMPOTENCY_TTL_MS, PURGE_BATCH);
+    purged += deleted;
+    if (deleted < PURGE_BATCH) break;
+  }
+  log("info", "purge_done", { purged, before: new Date(before).toISOString() });
+  return purged;
+}
