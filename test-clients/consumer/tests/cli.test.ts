@@ -173,6 +173,61 @@ describe("the latchkey CLI against latchkey", () => {
     await assert.rejects(stat(configFile), { code: "ENOENT" });
   });
 
+  it("revokes with --cascade: the key and every key descending from it", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
+    const create = async (as: Record<string, string>, name: string) => {
+      const run = await cli(["keys", "create", "--name", name, "--scope", "keys:write", "--json"], { env: as });
+      expectExit(run, 0, `create ${name}`);
+      return JSON.parse(run.stdout) as CreatedApiKey;
+    };
+    const parent = await create(env, "parent");
+    const child = await create({ ...env, LATCHKEY_TOKEN: parent.key }, "child");
+    const grandchild = await create({ ...env, LATCHKEY_TOKEN: child.key }, "grandchild");
+    const other = await create(env, "other");
+    assert.equal(grandchild.parent_id, child.id);
+
+    const made = await cli(["keys", "list", "--created-by", `key:${parent.id}`, "--json"], { env });
+    expectExit(made, 0, "list --created-by");
+    assert.deepEqual(
+      (JSON.parse(made.stdout) as KeyList).data.map((k) => k.id),
+      [child.id],
+    );
+
+    const revoke = await cli(["keys", "revoke", parent.id, "--cascade", "--json"], { env });
+    expectExit(revoke, 0, "revoke --cascade");
+    assert.deepEqual(JSON.parse(revoke.stdout), { id: parent.id, revoked: true, cascade: true });
+    for (const key of [parent, child, grandchild]) {
+      const run = await cli(["verify"], { env, stdin: key.key });
+      expectExit(run, 6, `verify ${key.name} after the cascade`);
+      assert.equal(run.stdout, "REVOKED\n");
+    }
+    expectExit(await cli(["verify"], { env, stdin: other.key }), 0, "a key outside the lineage");
+
+    const revoked = await cli(["keys", "list", "--status", "revoked", "--json"], { env });
+    assert.deepEqual(
+      (JSON.parse(revoked.stdout) as KeyList).data.map((k) => k.name),
+      ["grandchild", "child", "parent"],
+    );
+    const active = await cli(["keys", "list", "--status", "active", "--owner-type", "user"], { env });
+    expectExit(active, 0, "list --status active --owner-type user");
+    assert.deepEqual(
+      active.stdout
+        .trimEnd()
+        .split("\n")
+        .slice(1)
+        .map((row) => row.split(/ +/).at(-1)),
+      ["active"],
+    );
+    assert.match(active.stdout, new RegExp(`^${other.id} +other `, "m"));
+    const workspace = await cli(["keys", "list", "--owner-type", "workspace", "--json"], { env });
+    expectExit(workspace, 0, "list --owner-type workspace");
+    assert.deepEqual((JSON.parse(workspace.stdout) as KeyList).data, []);
+    const badStatus = await cli(["keys", "list", "--status", "gone"], { env });
+    expectExit(badStatus, 2, "an unknown --status");
+    assert.match(badStatus.stderr, /--status must be one of active, revoked, expired/);
+    expectExit(await cli(["keys", "list", "--owner-type", "team"], { env }), 2, "an unknown --owner-type");
+  });
+
   it("lists every page with --all", async () => {
     const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
     for (let i = 0; i < 3; i++) expectExit(await cli(["keys", "create", "--name", `k${i}`], { env }), 0, "create");

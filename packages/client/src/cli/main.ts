@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { LatchkeyClient } from "../client.js";
 import { LatchkeyError } from "../errors.js";
-import type { ApiKey, CreateKeyInput, OwnerType } from "../types.js";
+import type { ApiKey, CreateKeyInput, KeyStatus, OwnerType } from "../types.js";
 import { loadConfig, removeConfig, saveConfig } from "./config.js";
 import {
   ImportFileError,
@@ -46,8 +46,10 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
                        [--owner user|workspace] [--metadata <json>] [--idempotency-key <k>]
                                                   prints the new key, once, on stdout
   latchkey keys list [--limit <n>] [--cursor <c>] [--all] [--include-revoked]
+                     [--status active|revoked|expired] [--created-by <user:sub|key:id|service>]
+                     [--owner-type user|workspace]
   latchkey keys get <id>
-  latchkey keys revoke <id>
+  latchkey keys revoke <id> [--cascade]          --cascade: and every key it made, and theirs
   latchkey verify [--scope <s>] [--resource <r>]  the key is read from stdin
   latchkey import <file.csv|file.json> [--batch-size <n>]
 
@@ -153,6 +155,9 @@ const COMMANDS: Record<string, Command> = {
       cursor: { type: "string" },
       all: { type: "boolean" },
       "include-revoked": { type: "boolean" },
+      status: { type: "string" },
+      "created-by": { type: "string" },
+      "owner-type": { type: "string" },
     },
     positionals: 0,
     async run(values) {
@@ -161,6 +166,9 @@ const COMMANDS: Record<string, Command> = {
         limit: values.limit === undefined ? undefined : integer(str(values.limit) ?? "", "--limit"),
         cursor: str(values.cursor),
         include_revoked: values["include-revoked"] === true,
+        status: oneOf<KeyStatus>(values.status, ["active", "revoked", "expired"], "--status"),
+        created_by: str(values["created-by"]),
+        owner_type: oneOf<OwnerType>(values["owner-type"], ["user", "workspace"], "--owner-type"),
       };
       const keys: ApiKey[] = [];
       let next: string | null = null;
@@ -193,12 +201,13 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   "keys revoke": {
-    options: {},
+    options: { cascade: { type: "boolean" } },
     positionals: 1,
     async run(values, [id]) {
-      await (await client(values)).revoke(id ?? "");
-      if (values.json) printJson({ id, revoked: true });
-      else note(`Revoked ${id}.`);
+      const cascade = values.cascade === true;
+      await (await client(values)).revoke(id ?? "", { cascade });
+      if (values.json) printJson({ id, revoked: true, cascade });
+      else note(cascade ? `Revoked ${id} and every key descending from it.` : `Revoked ${id}.`);
       return EXIT.ok;
     },
   },
@@ -211,10 +220,10 @@ const COMMANDS: Record<string, Command> = {
       const api = await client(values, false);
       const verdict = await api.verify(key, { scope: str(values.scope), resource: str(values.resource) });
       if (values.json) printJson(verdict);
-      else if (verdict.valid)
-        process.stdout.write(`VALID key ${verdict.key_id} of ${verdict.owner?.type}:${verdict.owner?.id}\n`);
+      else if (verdict.code === "VALID")
+        process.stdout.write(`VALID key ${verdict.key_id} of ${verdict.owner.type}:${verdict.owner.id}\n`);
       else process.stdout.write(`${verdict.code}\n`);
-      return verdict.valid ? EXIT.ok : EXIT.invalidKey;
+      return verdict.code === "VALID" ? EXIT.ok : EXIT.invalidKey;
     },
   },
   import: {
@@ -317,6 +326,15 @@ const str = (value: Values[string]): string | undefined => (typeof value === "st
 const list = (value: Values[string]): string[] | undefined =>
   Array.isArray(value) && value.length ? value.map(String) : undefined;
 
+/** The flag's value if it is one of `allowed`, undefined if absent, or a usage error. */
+function oneOf<T extends string>(value: Values[string], allowed: readonly T[], flag: string): T | undefined {
+  const text = str(value);
+  if (text === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(text))
+    throw new UsageError(`${flag} must be one of ${allowed.join(", ")}`);
+  return text as T;
+}
+
 function integer(text: string, flag: string): number {
   if (!/^\d+$/.test(text)) throw new UsageError(`${flag} must be a whole number`);
   return Number(text);
@@ -357,7 +375,8 @@ function describe(error: unknown): string {
     ([field, messages]) => `\n  ${field}: ${messages.join("; ")}`,
   );
   const status = error.status === 0 ? "" : ` (${error.status})`;
-  return `${error.message}${status}${fields.join("")}`;
+  const retry = error.retryAfter === null ? "" : `; retry after ${error.retryAfter} s`;
+  return `${error.message}${status}${retry}${fields.join("")}`;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
