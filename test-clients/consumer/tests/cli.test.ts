@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, stat } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -226,6 +228,35 @@ describe("the latchkey CLI against latchkey", () => {
     expectExit(badStatus, 2, "an unknown --status");
     assert.match(badStatus.stderr, /--status must be one of active, revoked, expired/);
     expectExit(await cli(["keys", "list", "--owner-type", "team"], { env }), 2, "an unknown --owner-type");
+  });
+
+  it("exits 1 for the owner's key quota (a 403 naming a limit), 5 with the wait for a creation limit (429)", async () => {
+    const answers = [
+      { status: 403, headers: {}, body: { title: "Forbidden", status: 403, limit: "MAX_KEYS_PER_OWNER" } },
+      { status: 429, headers: { "Retry-After": "42" }, body: { title: "Too Many Requests", status: 429 } },
+      { status: 403, headers: {}, body: { title: "Forbidden", status: 403, exceeded: "scopes" } },
+    ];
+    const server = createServer((_req, res) => {
+      const answer = answers.shift();
+      res.writeHead(answer?.status ?? 500, { "Content-Type": "application/problem+json", ...answer?.headers });
+      res.end(JSON.stringify({ type: "about:blank", ...answer?.body }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const env = {
+        LATCHKEY_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        LATCHKEY_TOKEN: "a.b.c",
+      };
+      const quota = await cli(["keys", "create", "--name", "one too many"], { env });
+      expectExit(quota, 1, "create over the quota");
+      assert.match(quota.stderr, /Forbidden \(403\)/);
+      const limited = await cli(["keys", "create", "--name", "too fast"], { env });
+      expectExit(limited, 5, "create over the creation limit");
+      assert.match(limited.stderr, /\(429\); retry after 42 s/);
+      expectExit(await cli(["keys", "create", "--name", "too strong"], { env }), 3, "create beyond the token's powers");
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it("lists every page with --all", async () => {

@@ -23,7 +23,10 @@ import { note, printJson, printTable, progressBar } from "./output.js";
 
 export const EXIT = {
   ok: 0,
-  /** latchkey refused the request (4xx other than below) or failed (5xx other than 503). */
+  /**
+   * latchkey refused the request (4xx other than below, e.g. 422, or the 403 of the owner's key
+   * quota, which is no matter of the token's powers) or failed (5xx other than 503).
+   */
   api: 1,
   /** The command line is wrong, or so is the file to import. */
   usage: 2,
@@ -56,7 +59,7 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
 Options for every command: --json (machine output on stdout), --url <base-url> (overrides the login).
 Environment: LATCHKEY_URL and LATCHKEY_TOKEN override the stored login (a key as token is never stored);
 XDG_CONFIG_HOME places the config file.
-Exit codes: 0 ok, 1 API error, 2 usage, 3 not logged in or refused (401/403), 4 not found,
+Exit codes: 0 ok, 1 API error (incl. the key quota), 2 usage, 3 not logged in or refused (401/403), 4 not found,
 5 unavailable (network, timeout, 503, 429), 6 verify: the key is not valid.
 `;
 
@@ -362,7 +365,8 @@ function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
   if (error instanceof LoginNeeded) return EXIT.auth;
   if (error instanceof LatchkeyError) {
-    if (error.status === 401 || error.status === 403) return EXIT.auth;
+    // A 403 naming a `limit` is the owner's key quota: the token was fine, the request was refused.
+    if (error.status === 401 || (error.status === 403 && error.problem.limit === undefined)) return EXIT.auth;
     if (error.status === 404) return EXIT.notFound;
     if (error.unavailable || error.status === 429) return EXIT.unavailable;
   }
