@@ -1,6 +1,6 @@
 // npm run test:clients: builds @latchkey/client, installs it by path into test-clients/consumer (a
 // project of its own, as a user's would be), type-checks that project, starts latchkey with
-// `npm start -- --port <port>` (LATCHKEY_CLIENTS_PORT, default 8805), runs the project's node:test
+// `npm start -- --port <port>` (LATCHKEY_CLIENTS_PORT, default 8805; LEGACY_KEY_FORMATS set), runs the project's node:test
 // files against it and always stops the server. Ends with "N passed, N failed"; exits 1 on failures.
 import { spawn, spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
@@ -25,8 +25,10 @@ step(npm, ["run", "build", "-w", "@latchkey/client"]);
 step(npm, ["ci", "--no-audit", "--no-fund", "--loglevel=error"], consumer);
 step(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfig.json"], consumer);
 
-// Its own process group, so the server and its wrangler and workerd children stop together.
-const server = spawn(npm, ["start", "--", "--port", String(port), "--ip", "127.0.0.1"], {
+// Its own process group, so the server and its wrangler and workerd children stop together. Legacy
+// formats on, so `latchkey import` is tested end to end: an imported sk_live_ key must then verify.
+const legacy = ["--var", "LEGACY_KEY_FORMATS:sanctum,opaque:sk_live_"];
+const server = spawn(npm, ["start", "--", "--port", String(port), "--ip", "127.0.0.1", ...legacy], {
   cwd: root,
   detached: true,
   stdio: ["ignore", "ignore", "inherit"],

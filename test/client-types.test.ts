@@ -28,6 +28,13 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
     expectTypeOf<client.CreatedApiKey>().toEqualTypeOf<z.output<typeof schemas.CreatedApiKey>>();
     expectTypeOf<client.KeyList>().toEqualTypeOf<z.output<typeof schemas.KeyList>>();
     expectTypeOf<client.VerifyResult>().toEqualTypeOf<z.output<typeof schemas.VerifyResult>>();
+    // Each side of the union too: a dead key's refusal carries nothing but its code and id.
+    expectTypeOf<client.VerifyVerdict>().toEqualTypeOf<schemas.VerifyVerdictView>();
+    expectTypeOf<client.VerifyRefusal>().toEqualTypeOf<
+      Exclude<z.output<typeof schemas.VerifyResult>, schemas.VerifyVerdictView>
+    >();
+    expectTypeOf<client.DeadKeyCode>().toEqualTypeOf<schemas.DeadKeyCode>();
+    expectTypeOf<client.LiveKeyCode>().toEqualTypeOf<schemas.LiveKeyCode>();
     expectTypeOf<client.WhoAmI>().toEqualTypeOf<z.output<typeof schemas.WhoAmI>>();
   });
 
@@ -37,6 +44,7 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
       ListOptionsBesidesLimit<z.input<typeof schemas.ListKeysOptions>>
     >();
     expectTypeOf<client.ListKeysOptions["limit"]>().toExtend<z.input<typeof schemas.ListKeysOptions>["limit"]>();
+    expectTypeOf<client.RevokeOptions>().toEqualTypeOf<z.input<typeof schemas.RevokeKeyOptions>>();
     expectTypeOf<client.VerifyOptions>().toEqualTypeOf<z.input<typeof schemas.VerifyOptions>>();
     expectTypeOf<Flat<client.VerifyOptions & { key: string }>>().toEqualTypeOf<z.input<typeof schemas.VerifyRequest>>();
   });
@@ -58,6 +66,8 @@ describe("@latchkey/client/rpc matches src/rpc.ts", () => {
       ListOptionsBesidesLimit<Parameters<Latchkey>[1]>
     >();
     expectTypeOf<ReturnType<Package>>().toEqualTypeOf<ReturnType<Latchkey>>();
+    expectTypeOf<clientRpc.RevokeKeyOptions>().toEqualTypeOf<rpc.RevokeKeyOptions>();
+    expectTypeOf<clientRpc.VerifyVerdictView>().toEqualTypeOf<rpc.VerifyVerdictView>();
   });
 
   it("types a service binding as latchkey's own class would", () => {

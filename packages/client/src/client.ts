@@ -15,6 +15,7 @@ import type {
   KeyList,
   ListKeysOptions,
   Problem,
+  RevokeOptions,
   VerifyOptions,
   VerifyResult,
   WhoAmI,
@@ -113,7 +114,7 @@ export class LatchkeyClient {
     return this.send({ method: "POST", path: "/v1/keys", body: input, headers, auth: true }, options);
   }
 
-  /** One page of the caller's keys, newest first. */
+  /** One page of the caller's keys, newest first; `status`, `created_by` and `owner_type` filter them. */
   list(options: ListKeysOptions = {}, call: CallOptions = {}): Promise<KeyList> {
     return this.send({ method: "GET", path: "/v1/keys", query: { ...options }, auth: true }, call);
   }
@@ -132,9 +133,13 @@ export class LatchkeyClient {
     return this.send({ method: "GET", path: `/v1/keys/${encodeURIComponent(id)}`, auth: true }, call);
   }
 
-  /** Revokes a key (idempotent). */
-  async revoke(id: string, call: CallOptions = {}): Promise<void> {
-    await this.send({ method: "DELETE", path: `/v1/keys/${encodeURIComponent(id)}`, auth: true }, call);
+  /**
+   * Revokes a key (idempotent). With `{ cascade: true }`, also every key it created, and theirs, in
+   * one write: all or none.
+   */
+  async revoke(id: string, options: RevokeOptions & CallOptions = {}): Promise<void> {
+    const query = { cascade: options.cascade === true ? true : undefined };
+    await this.send({ method: "DELETE", path: `/v1/keys/${encodeURIComponent(id)}`, query, auth: true }, options);
   }
 
   /**

@@ -8,12 +8,16 @@
  * - 401 (with `WWW-Authenticate`) when no key was sent, or it is malformed, unknown, revoked or expired;
  * - 403 when the key is good but lacks the scope or the resource;
  * - 400 when the resource named by the request is no id latchkey accepts;
- * - 503 (with `Retry-After`) when latchkey cannot give a verdict right now.
+ * - 503 (with `Retry-After`) when latchkey cannot give a verdict right now, or is limiting this
+ *   server's verifications (a 429 to the guard: the key's holder did nothing wrong).
  *
- * The problem's `code` is latchkey's verdict code, so the key's holder learns why.
+ * The problem's `code` is latchkey's verdict code, so the key's holder learns why. Only a VALID
+ * verdict is ever attached, so what a handler reads is a `VerifyVerdict`: the key's id, owner, scopes,
+ * resources and expiry are always there (a refused key's verdict, which may carry none of them, never
+ * reaches a handler).
  */
 import { LatchkeyError } from "./errors.js";
-import type { Problem, VerifyCode, VerifyOptions, VerifyResult } from "./types.js";
+import type { Problem, VerifyCode, VerifyOptions, VerifyResult, VerifyVerdict } from "./types.js";
 
 /** Anything that gives latchkey's verdicts: `env.KEYS` (a KeyVerifier binding) or a LatchkeyClient. */
 export interface Verifier {
@@ -52,14 +56,14 @@ export interface KeyGuard<E = unknown> {
    * Node (http) and express-style middleware: on refusal it writes the problem and resolves to null;
    * otherwise it sets `req.verdict`, calls `next()` when given, and resolves to the verdict.
    */
-  node(req: NodeRequestLike, res: NodeResponseLike, next?: (error?: unknown) => void): Promise<VerifyResult | null>;
+  node(req: NodeRequestLike, res: NodeResponseLike, next?: (error?: unknown) => void): Promise<VerifyVerdict | null>;
 }
 
 /** The parts of a Hono Context the guard uses. */
 export interface HonoContextLike<E = unknown> {
   req: { raw: Request; param(): Record<string, string> };
   env: E;
-  set(key: "verdict", value: VerifyResult): void;
+  set(key: "verdict", value: VerifyVerdict): void;
 }
 
 /** The parts of Node's IncomingMessage (and express's Request) the guard uses. */
@@ -68,7 +72,7 @@ export interface NodeRequestLike {
   url?: string | undefined;
   headers: Record<string, string | string[] | undefined>;
   params?: Record<string, string> | undefined;
-  verdict?: VerifyResult;
+  verdict?: VerifyVerdict;
 }
 
 /** The parts of Node's ServerResponse the guard uses. */
@@ -102,10 +106,10 @@ const REFUSALS: Record<Exclude<VerifyCode, "VALID">, { status: number; detail: s
 };
 
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
-const verdicts = new WeakMap<object, VerifyResult>();
+const verdicts = new WeakMap<object, VerifyVerdict>();
 
-/** The verdict the guard attached to a request (a Request, a Hono Context or a Node request). */
-export function verdictOf(request: object): VerifyResult | undefined {
+/** The VALID verdict the guard attached to a request (a Request, a Hono Context or a Node request). */
+export function verdictOf(request: object): VerifyVerdict | undefined {
   return verdicts.get(request);
 }
 
@@ -122,7 +126,7 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
     throw new TypeError("requireKey needs exactly one of `verifier` and `binding`");
   const realm = (options.realm ?? "api").replace(/["\\]/g, "");
 
-  const decide = async (request: GuardRequest, env: E | undefined): Promise<VerifyResult | Refusal> => {
+  const decide = async (request: GuardRequest, env: E | undefined): Promise<VerifyVerdict | Refusal> => {
     const key = presentedKey((name) => request.header(name));
     if (key === null)
       return refusal(401, "Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`", realm);
@@ -137,6 +141,7 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
     } catch (error) {
       return failedVerification(error);
     }
+    // Only a live key's VALID verdict lets the request in: `valid` alone is not trusted.
     if (verdict.valid && verdict.code === "VALID") return verdict;
     const meaning = REFUSALS[verdict.code as Exclude<VerifyCode, "VALID">] ?? REFUSALS.NOT_FOUND;
     return refusal(meaning.status, meaning.detail, realm, verdict.code);
@@ -159,7 +164,7 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
   };
 
   guard.node = async (req, res, next) => {
-    let outcome: VerifyResult | Refusal;
+    let outcome: VerifyVerdict | Refusal;
     try {
       outcome = await decide(nodeRequest(req), undefined);
     } catch (error) {
@@ -182,30 +187,45 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
   return guard;
 }
 
-function refusal(status: number, detail: string, realm: string, code?: string): Refusal {
+function refusal(
+  status: number,
+  detail: string,
+  realm: string,
+  code?: string,
+  retryAfter = UNAVAILABLE_RETRY_AFTER_SECONDS,
+): Refusal {
   const problem: Problem = { type: "about:blank", title: TITLES[status] ?? "Error", status, detail };
   if (code !== undefined) problem.code = code;
   const headers: Record<string, string> = {};
   if (status === 401) headers["WWW-Authenticate"] = `Bearer realm="${realm}", Api-Key realm="${realm}"`;
-  if (status === 503) headers["Retry-After"] = String(UNAVAILABLE_RETRY_AFTER_SECONDS);
+  if (status === 503) headers["Retry-After"] = String(retryAfter);
   return { status, problem, headers };
 }
 
 /**
- * A verifier that threw: the request's resource id was refused by latchkey (400), or latchkey could
- * not answer (503). Anything else is a bug and is rethrown. Service-binding errors carry their code
- * in the message (`[invalid] ...`, `[unavailable] ...`); the HTTP client throws LatchkeyError.
+ * A verifier that threw: the request's resource id was refused by latchkey (400), latchkey is limiting
+ * this server's verifications (429: 503 with latchkey's Retry-After), or latchkey could not answer
+ * (503). Anything else is a bug and is rethrown. Service-binding errors carry their code in the
+ * message (`[invalid] ...`, `[unavailable] ...`); the HTTP client throws LatchkeyError.
  */
 function failedVerification(error: unknown): Refusal {
   const message = error instanceof Error ? error.message : "";
   if (error instanceof LatchkeyError ? error.status === 422 || error.status === 400 : message.startsWith("[invalid]"))
     return refusal(400, "The request names a resource id that is not valid", "");
+  if (error instanceof LatchkeyError && error.status === 429)
+    return refusal(
+      503,
+      "Key verification is limited right now; retry shortly",
+      "",
+      undefined,
+      error.retryAfter ?? UNAVAILABLE_RETRY_AFTER_SECONDS,
+    );
   if (error instanceof LatchkeyError ? error.unavailable : message.startsWith("[unavailable]"))
     return refusal(503, "Key verification is unavailable; retry shortly", "");
   throw error;
 }
 
-function isRefusal(outcome: VerifyResult | Refusal): outcome is Refusal {
+function isRefusal(outcome: VerifyVerdict | Refusal): outcome is Refusal {
   return "problem" in outcome;
 }
 
@@ -214,9 +234,9 @@ function refusalResponse(outcome: Refusal): Response {
   return new Response(JSON.stringify(outcome.problem), { status: outcome.status, headers });
 }
 
-function attach(request: object, verdict: VerifyResult): void {
+function attach(request: object, verdict: VerifyVerdict): void {
   verdicts.set(request, verdict);
-  (request as { verdict?: VerifyResult }).verdict = verdict;
+  (request as { verdict?: VerifyVerdict }).verdict = verdict;
 }
 
 function fetchRequest(request: Request): GuardRequest {

@@ -14,8 +14,10 @@ import type {
   ImportResult,
   ListKeysOptions,
   Owner,
+  RevokeOptions,
   VerifyOptions,
   VerifyResult,
+  VerifyVerdict,
 } from "./types.js";
 
 declare global {
@@ -30,6 +32,8 @@ declare global {
 
 export type { Owner };
 export type VerifyResultView = VerifyResult;
+/** The verdict on a live key (its details included). */
+export type VerifyVerdictView = VerifyVerdict;
 
 /** Metadata values as a binding types them (a recursive JSON type is too deep for RPC's types). */
 export type MetadataValue = string | number | boolean | null | object;
@@ -46,6 +50,7 @@ export interface ImportKeysOptions {
   keys: ImportItem[];
 }
 export type ImportResultView = ImportResult;
+export type RevokeKeyOptions = RevokeOptions;
 
 /**
  * Verification only: bind this to Workers that guard their routes with keys. Errors cross the binding
@@ -59,14 +64,16 @@ export interface KeyVerifier extends Rpc.WorkerEntrypointBranded {
 
 /**
  * Verification and management of any owner's keys: bind it only to trusted Workers. Errors carry
- * `[invalid]`, `[not_found]`, `[forbidden]` or `[unavailable]` in their message.
+ * `[invalid]`, `[not_found]`, `[forbidden]`, `[quota_exceeded]` (the owner holds its most live keys),
+ * `[rate_limited]` (too many creations just now) or `[unavailable]` in their message.
  */
 export interface KeyService extends Rpc.WorkerEntrypointBranded {
   verify(key: string, options?: VerifyKeyOptions): Promise<VerifyResultView>;
   create(owner: Owner, input: CreateKeyOptions): Promise<CreatedApiKeyView>;
   get(owner: Owner, id: string): Promise<ApiKeyView>;
   list(owner: Owner, options?: ListKeysOptions): Promise<KeyListView>;
-  revoke(owner: Owner, id: string): Promise<void>;
+  /** Revokes the key; with `{ cascade: true }` also every key descending from it, in one write. */
+  revoke(owner: Owner, id: string, options?: RevokeKeyOptions): Promise<void>;
   /** POST /v1/keys/import for `owner`: existing keys registered by their SHA-256. */
   import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView>;
 }

@@ -29,6 +29,8 @@ export interface ApiKey {
   revoked_at: string | null;
   last_used_at: string | null;
   metadata: Record<string, unknown> | null;
+  /** The key that created this key; null when a person or a Worker made it. */
+  parent_id: string | null;
 }
 
 /** The create response: the only time `key` is shown. */
@@ -55,6 +57,22 @@ export interface ListKeysOptions {
   limit?: number | undefined;
   cursor?: string | undefined;
   include_revoked?: boolean | undefined;
+  /** Only keys with this `created_by`, e.g. `key:<id>` (the keys a key made). */
+  created_by?: string | undefined;
+  /** Only personal or workspace keys. */
+  owner_type?: OwnerType | undefined;
+  /**
+   * `active`: not revoked and not expired; `revoked`: revoked (whatever its expiry); `expired`: not
+   * revoked, past its expiry. When set, `include_revoked` is ignored.
+   */
+  status?: KeyStatus | undefined;
+}
+
+export type KeyStatus = "active" | "revoked" | "expired";
+
+export interface RevokeOptions {
+  /** Also revoke every key this key created, and theirs, in the same write (all or none). */
+  cascade?: boolean | undefined;
 }
 
 export interface VerifyOptions {
@@ -66,16 +84,34 @@ export interface VerifyOptions {
 
 export type VerifyCode =
   "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "INSUFFICIENT_SCOPE" | "RESOURCE_NOT_ALLOWED";
+/** Codes for a key that is dead or unknown: latchkey says nothing else about it. */
+export type DeadKeyCode = "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED";
+/** Codes for a live key, valid or refused for this request only: the verdict carries its details. */
+export type LiveKeyCode = "VALID" | "INSUFFICIENT_SCOPE" | "RESOURCE_NOT_ALLOWED";
 
-export interface VerifyResult {
-  valid: boolean;
-  code: VerifyCode;
+/** A dead or unknown key: nothing about it but its id (null unless the key exists: REVOKED, EXPIRED). */
+export interface VerifyRefusal {
+  valid: false;
+  code: DeadKeyCode;
   key_id: string | null;
-  owner: { type: OwnerType; id: string } | null;
+}
+
+/** A live key: VALID, or refused for this request only (scope, resource), with its details. */
+export interface VerifyVerdict {
+  valid: boolean;
+  code: LiveKeyCode;
+  key_id: string;
+  owner: { type: OwnerType; id: string };
   scopes: string[];
   resources: string[] | null;
   expires_at: string | null;
 }
+
+/**
+ * latchkey's answer on a key. Narrow on `code` (or `"owner" in result`) before reading a live key's
+ * details: `result.code === "VALID"` gives a `VerifyVerdict`.
+ */
+export type VerifyResult = VerifyRefusal | VerifyVerdict;
 
 export interface WhoAmI {
   principal: "user" | "api_key";

@@ -12,6 +12,10 @@
  * created or imported elsewhere becomes valid), INSUFFICIENT_SCOPE and RESOURCE_NOT_ALLOWED (an
  * owner may change a key's powers) are always asked afresh, as is any error. Entries are found by
  * the SHA-256 of the key and the checks, so the cache holds no key.
+ *
+ * latchkey's verdict is a union: the final refusals (REVOKED, EXPIRED, MALFORMED) carry only their
+ * code and key id, and are kept as they came; only VALID, a live key's verdict, has an `expires_at`
+ * to bound its entry by.
  */
 import type { VerifyCode, VerifyOptions, VerifyResult } from "./types.js";
 

@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, stat } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -171,6 +173,90 @@ describe("the latchkey CLI against latchkey", () => {
     expectExit(viaKey, 0, "whoami with a key");
     assert.equal(JSON.parse(viaKey.stdout).key_id, created.id);
     await assert.rejects(stat(configFile), { code: "ENOENT" });
+  });
+
+  it("revokes with --cascade: the key and every key descending from it", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
+    const create = async (as: Record<string, string>, name: string) => {
+      const run = await cli(["keys", "create", "--name", name, "--scope", "keys:write", "--json"], { env: as });
+      expectExit(run, 0, `create ${name}`);
+      return JSON.parse(run.stdout) as CreatedApiKey;
+    };
+    const parent = await create(env, "parent");
+    const child = await create({ ...env, LATCHKEY_TOKEN: parent.key }, "child");
+    const grandchild = await create({ ...env, LATCHKEY_TOKEN: child.key }, "grandchild");
+    const other = await create(env, "other");
+    assert.equal(grandchild.parent_id, child.id);
+
+    const made = await cli(["keys", "list", "--created-by", `key:${parent.id}`, "--json"], { env });
+    expectExit(made, 0, "list --created-by");
+    assert.deepEqual(
+      (JSON.parse(made.stdout) as KeyList).data.map((k) => k.id),
+      [child.id],
+    );
+
+    const revoke = await cli(["keys", "revoke", parent.id, "--cascade", "--json"], { env });
+    expectExit(revoke, 0, "revoke --cascade");
+    assert.deepEqual(JSON.parse(revoke.stdout), { id: parent.id, revoked: true, cascade: true });
+    for (const key of [parent, child, grandchild]) {
+      const run = await cli(["verify"], { env, stdin: key.key });
+      expectExit(run, 6, `verify ${key.name} after the cascade`);
+      assert.equal(run.stdout, "REVOKED\n");
+    }
+    expectExit(await cli(["verify"], { env, stdin: other.key }), 0, "a key outside the lineage");
+
+    const revoked = await cli(["keys", "list", "--status", "revoked", "--json"], { env });
+    assert.deepEqual(
+      (JSON.parse(revoked.stdout) as KeyList).data.map((k) => k.name),
+      ["grandchild", "child", "parent"],
+    );
+    const active = await cli(["keys", "list", "--status", "active", "--owner-type", "user"], { env });
+    expectExit(active, 0, "list --status active --owner-type user");
+    assert.deepEqual(
+      active.stdout
+        .trimEnd()
+        .split("\n")
+        .slice(1)
+        .map((row) => row.split(/ +/).at(-1)),
+      ["active"],
+    );
+    assert.match(active.stdout, new RegExp(`^${other.id} +other `, "m"));
+    const workspace = await cli(["keys", "list", "--owner-type", "workspace", "--json"], { env });
+    expectExit(workspace, 0, "list --owner-type workspace");
+    assert.deepEqual((JSON.parse(workspace.stdout) as KeyList).data, []);
+    const badStatus = await cli(["keys", "list", "--status", "gone"], { env });
+    expectExit(badStatus, 2, "an unknown --status");
+    assert.match(badStatus.stderr, /--status must be one of active, revoked, expired/);
+    expectExit(await cli(["keys", "list", "--owner-type", "team"], { env }), 2, "an unknown --owner-type");
+  });
+
+  it("exits 1 for the owner's key quota (a 403 naming a limit), 5 with the wait for a creation limit (429)", async () => {
+    const answers = [
+      { status: 403, headers: {}, body: { title: "Forbidden", status: 403, limit: "MAX_KEYS_PER_OWNER" } },
+      { status: 429, headers: { "Retry-After": "42" }, body: { title: "Too Many Requests", status: 429 } },
+      { status: 403, headers: {}, body: { title: "Forbidden", status: 403, exceeded: "scopes" } },
+    ];
+    const server = createServer((_req, res) => {
+      const answer = answers.shift();
+      res.writeHead(answer?.status ?? 500, { "Content-Type": "application/problem+json", ...answer?.headers });
+      res.end(JSON.stringify({ type: "about:blank", ...answer?.body }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const env = {
+        LATCHKEY_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        LATCHKEY_TOKEN: "a.b.c",
+      };
+      const quota = await cli(["keys", "create", "--name", "one too many"], { env });
+      expectExit(quota, 1, "create over the quota");
+      assert.match(quota.stderr, /Forbidden \(403\)/);
+      const limited = await cli(["keys", "create", "--name", "too fast"], { env });
+      expectExit(limited, 5, "create over the creation limit");
+      assert.match(limited.stderr, /\(429\); retry after 42 s/);
+      expectExit(await cli(["keys", "create", "--name", "too strong"], { env }), 3, "create beyond the token's powers");
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it("lists every page with --all", async () => {

@@ -70,6 +70,62 @@ describe("the HTTP client against latchkey", () => {
     );
   });
 
+  it("revokes with { cascade: true }: the key, the keys it made and theirs; without it, only the key", async () => {
+    const owner = clientFor();
+    const verifier = new LatchkeyClient({ baseUrl: BASE });
+    const parentScopes = ["keys:write", "keys:read", "models:invoke"];
+    const make = async (maker: LatchkeyClient, name: string) => {
+      const created = await maker.create({ name, scopes: parentScopes });
+      return { created, client: createClient({ baseUrl: BASE, token: created.key }) };
+    };
+    const root = await make(owner, "root");
+    const child = await make(root.client, "child");
+    const grandchild = await make(child.client, "grandchild");
+    const sibling = await make(owner, "sibling");
+    const spared = await make(sibling.client, "spared");
+    assert.equal(root.created.parent_id, null);
+    assert.equal(child.created.parent_id, root.created.id);
+    assert.equal(grandchild.created.parent_id, child.created.id);
+    assert.equal((await owner.get(grandchild.created.id)).created_by, `key:${child.created.id}`);
+
+    // Without cascade, the keys a key made live on.
+    await owner.revoke(sibling.created.id);
+    assert.equal((await verifier.verify(sibling.created.key)).code, "REVOKED");
+    assert.equal((await verifier.verify(spared.created.key)).code, "VALID");
+
+    await owner.revoke(root.created.id, { cascade: true });
+    for (const { created } of [root, child, grandchild]) {
+      assert.deepEqual(await verifier.verify(created.key), { valid: false, code: "REVOKED", key_id: created.id });
+      assert.notEqual((await owner.get(created.id)).revoked_at, null);
+    }
+    assert.equal((await verifier.verify(spared.created.key)).code, "VALID");
+  });
+
+  it("lists by status, created_by and owner_type", async () => {
+    const owner = clientFor();
+    const active = await owner.create({ name: "active", scopes: ["keys:write", "models:invoke"] });
+    const revoked = await owner.create({ name: "revoked" });
+    await owner.revoke(revoked.id);
+    const expired = await owner.create({ name: "expired", expires_at: new Date(Date.now() + 1_500).toISOString() });
+    const made = await createClient({ baseUrl: BASE, token: active.key }).create({ name: "made by a key" });
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+
+    const names = async (options: Parameters<LatchkeyClient["list"]>[0]) =>
+      (await owner.list(options)).data.map((k) => k.name);
+    assert.deepEqual(await names({ status: "active" }), ["made by a key", "active"]);
+    assert.deepEqual(await names({ status: "revoked" }), ["revoked"]);
+    assert.deepEqual(await names({ status: "expired" }), ["expired"]);
+    // No status: every key but the revoked ones, expired included (as before the filters).
+    assert.deepEqual(await names({}), ["made by a key", "expired", "active"]);
+    assert.deepEqual(await names({ include_revoked: true }), ["made by a key", "expired", "revoked", "active"]);
+    assert.deepEqual(await names({ created_by: `key:${active.id}` }), ["made by a key"]);
+    assert.deepEqual(await names({ created_by: `key:${active.id}`, status: "revoked" }), []);
+    assert.deepEqual(await names({ owner_type: "user", status: "active" }), ["made by a key", "active"]);
+    assert.deepEqual(await names({ owner_type: "workspace" }), []);
+    assert.equal((await owner.get(made.id)).parent_id, active.id);
+    assert.equal(expired.revoked_at, null);
+  });
+
   it("verifies without a token", async () => {
     const created = await clientFor().create({ name: "anonymous verify" });
     const anonymous = new LatchkeyClient({ baseUrl: BASE });
@@ -192,7 +248,20 @@ describe("the client and the served /openapi.json", () => {
     check(created, "CreatedApiKey");
     check(await client.get(created.id), "ApiKey");
     check(await client.list(), "KeyList");
-    check(await client.verify(created.key), "VerifyResult");
     check(await client.whoami(), "WhoAmI");
+    // A verdict is one of the union's sides: a live key's (its details) or a dead key's (code and id only).
+    const union = components.schemas.VerifyResult as { anyOf?: { $ref: string }[]; oneOf?: { $ref: string }[] };
+    assert.deepEqual((union.anyOf ?? union.oneOf ?? []).map((side) => side.$ref).sort(), [
+      "#/components/schemas/VerifyRefusal",
+      "#/components/schemas/VerifyVerdict",
+    ]);
+    const live = await client.verify(created.key);
+    check(live, "VerifyVerdict");
+    assert.deepEqual(Object.keys(live).sort(), fields("VerifyVerdict").all);
+    await client.revoke(created.id);
+    const dead = await client.verify(created.key);
+    check(dead, "VerifyRefusal");
+    assert.deepEqual(dead, { valid: false, code: "REVOKED", key_id: created.id });
+    assert.deepEqual(await client.verify("lk_nope"), { valid: false, code: "MALFORMED", key_id: null });
   });
 });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { createClient, type VerifyResult } from "@latchkey/client";
+import { createClient, type VerifyVerdict } from "@latchkey/client";
 import { requireKey, verdictOf, type GuardOptions } from "@latchkey/client/guard";
 import { Hono } from "hono";
 import { type IRequest, Router } from "itty-router";
@@ -30,13 +30,13 @@ const plain: Mount = async (path, headers) => {
 const itty: Mount = async (path, headers) => {
   const router = Router<IRequest>();
   router.post("/models/:id/invoke", requireKey(invoke), (request) =>
-    Response.json({ verdict: (request as IRequest & { verdict: VerifyResult }).verdict }),
+    Response.json({ verdict: (request as IRequest & { verdict: VerifyVerdict }).verdict }),
   );
   return (await router.fetch(new Request(`http://consumer.test${path}`, { method: "POST", headers }))) as Response;
 };
 
 const hono: Mount = async (path, headers) => {
-  const app = new Hono<{ Variables: { verdict: VerifyResult } }>();
+  const app = new Hono<{ Variables: { verdict: VerifyVerdict } }>();
   app.post("/models/:id/invoke", requireKey(invoke).hono, (c) => c.json({ verdict: c.get("verdict") }));
   return app.request(path, { method: "POST", headers });
 };
@@ -49,7 +49,7 @@ before(async () => {
     const verdict = await guard.node(req, res);
     if (verdict === null) return;
     res.setHeader("Content-Type", "application/json");
-    res.end(JSON.stringify({ verdict: (req as IncomingMessage & { verdict?: VerifyResult }).verdict }));
+    res.end(JSON.stringify({ verdict: (req as IncomingMessage & { verdict?: VerifyVerdict }).verdict }));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   nodeBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -80,9 +80,16 @@ for (const [name, mount] of Object.entries(mounts)) {
       for (const headers of attempts) {
         const response = await mount("/models/m1/invoke", headers);
         assert.equal(response.status, 200);
-        const { verdict } = (await response.json()) as { verdict: VerifyResult };
-        assert.equal(verdict.code, "VALID");
-        assert.equal(verdict.key_id, created.id);
+        const { verdict } = (await response.json()) as { verdict: VerifyVerdict };
+        assert.deepEqual(verdict, {
+          valid: true,
+          code: "VALID",
+          key_id: created.id,
+          owner: { type: "user", id: created.owner_id },
+          scopes: ["models:invoke"],
+          resources: ["m1"],
+          expires_at: null,
+        });
       }
     });
 
@@ -129,6 +136,20 @@ describe("requireKey when latchkey cannot answer", () => {
     const response = await guard(new Request("http://consumer.test/", { headers: { "api-key": "lk_x" } }));
     assert.ok(response);
     assert.equal(response.headers.get("retry-after"), "5");
+    await problem(response, 503);
+  });
+
+  it("answers 503 with latchkey's Retry-After when latchkey limits this server's verifications (429)", async () => {
+    const limited: typeof fetch = async () =>
+      new Response(JSON.stringify({ type: "about:blank", title: "Too Many Requests", status: 429 }), {
+        status: 429,
+        headers: { "Content-Type": "application/problem+json", "Retry-After": "17" },
+      });
+    const guard = requireKey({ scope: "models:invoke", verifier: createClient({ baseUrl: BASE, fetch: limited }) });
+    const response = await guard(new Request("http://consumer.test/", { headers: { "api-key": "lk_x" } }));
+    assert.ok(response);
+    assert.equal(response.headers.get("retry-after"), "17");
+    assert.equal(response.headers.get("www-authenticate"), null);
     await problem(response, 503);
   });
 

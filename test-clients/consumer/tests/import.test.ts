@@ -1,8 +1,9 @@
 /**
  * `latchkey import` against a stand-in for POST /v1/keys/import that implements the import contract
  * (COMMON.md: 1..100 items, 422 naming keys.<i>.<field> and importing nothing, 200 with imported /
- * conflicts / results in input order). latchkey serves the route once the dialects branch lands; the
- * end-to-end run against latchkey itself is then one more test here.
+ * conflicts / results in input order), so batching and failures can be scripted; and end to end
+ * against latchkey itself (started with LEGACY_KEY_FORMATS=sanctum,opaque:sk_live_), where an
+ * imported key then verifies.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -13,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import type { ImportItem, ImportResult } from "@latchkey/client";
-import { cli } from "./helpers.js";
+import { BASE, cli, token, uniqueSub } from "./helpers.js";
 
 const stored = new Set<string>();
 const batches: ImportItem[][] = [];
@@ -210,5 +211,69 @@ describe("latchkey import", () => {
     assert.equal(refused.code, 3);
     assert.equal((await cli(["import", json, "--batch-size", "101"], { env: env() })).code, 2);
     assert.equal(batches.length, 0);
+  });
+});
+
+describe("latchkey import against latchkey", () => {
+  it("imports legacy keys that then verify, with their scopes and resources; a re-run is all conflicts", async () => {
+    const sub = uniqueSub("import");
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(sub) };
+    const secret = (label: string) => `sk_live_${label}${crypto.randomUUID().replaceAll("-", "")}`;
+    const scoped = secret("a");
+    const plain = secret("b");
+    const csv = await file(
+      "legacy.csv",
+      [
+        "hash,name,start,scopes,resources",
+        `${sha(scoped)},scoped,sk_live_a,models:invoke,m1`,
+        `${sha(plain)},plain,sk_live_b,,`,
+      ].join("\n") + "\n",
+    );
+
+    const run = await cli(["import", csv, "--json"], { env });
+    assert.equal(run.code, 0, run.stderr);
+    const outcome = JSON.parse(run.stdout) as ImportResult & { results: { row: number; id: string }[] };
+    assert.equal(outcome.imported, 2);
+    assert.equal(outcome.conflicts, 0);
+    const [first, second] = outcome.results;
+    assert.deepEqual([first?.row, first?.hash], [2, sha(scoped).slice(0, 12)]);
+    assert.equal(run.stdout.includes(scoped) || run.stderr.includes(scoped), false, "the credential is never shown");
+
+    const valid = await cli(["verify", "--scope", "models:invoke", "--resource", "m1"], { env, stdin: scoped });
+    assert.equal(valid.code, 0, valid.stderr);
+    assert.equal(valid.stdout, `VALID key ${first?.id} of user:${sub}\n`);
+    const elsewhere = await cli(["verify", "--resource", "m2"], { env, stdin: scoped });
+    assert.equal(elsewhere.code, 6);
+    assert.equal(elsewhere.stdout, "RESOURCE_NOT_ALLOWED\n");
+    const other = await cli(["verify", "--json"], { env, stdin: plain });
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal((JSON.parse(other.stdout) as { key_id: string }).key_id, second?.id);
+    const unknown = await cli(["verify"], { env, stdin: secret("c") });
+    assert.equal(unknown.code, 6);
+    assert.equal(unknown.stdout, "NOT_FOUND\n");
+
+    const listed = await cli(["keys", "get", first?.id ?? "", "--json"], { env });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(
+      (({ name, start, scopes, resources }) => ({ name, start, scopes, resources }))(JSON.parse(listed.stdout)),
+      { name: "scoped", start: "sk_live_a", scopes: ["models:invoke"], resources: ["m1"] },
+    );
+
+    const again = await cli(["import", csv], { env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^Imported 0, conflicts 2\.\n/);
+
+    const revoked = await cli(["keys", "revoke", first?.id ?? ""], { env });
+    assert.equal(revoked.code, 0, revoked.stderr);
+    const after = await cli(["verify"], { env, stdin: scoped });
+    assert.equal(after.stdout, "REVOKED\n");
+  });
+
+  it("names the row latchkey refuses: a start outside the accepted prefixes", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("import")) };
+    const csv = await file("prefix.csv", `hash,name,start\n${sha("x")},x,pk_test_x\n`);
+    const run = await cli(["import", csv], { env });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /row 2: start: Must begin with an accepted prefix \(sk_live_\)/);
   });
 });

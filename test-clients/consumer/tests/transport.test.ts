@@ -32,13 +32,15 @@ const ok =
   () =>
     Response.json(body, { status });
 
+/** A verdict as latchkey shapes it: a live key's with its details, a dead or unknown key's without. */
 function verdict(code: VerifyResult["code"], expires_at: string | null = null): VerifyResult {
-  const valid = code === "VALID";
+  if (code === "MALFORMED" || code === "NOT_FOUND" || code === "REVOKED" || code === "EXPIRED")
+    return { valid: false, code, key_id: code === "REVOKED" || code === "EXPIRED" ? crypto.randomUUID() : null };
   return {
-    valid,
+    valid: code === "VALID",
     code,
-    key_id: valid ? crypto.randomUUID() : null,
-    owner: valid ? { type: "user", id: "alice" } : null,
+    key_id: crypto.randomUUID(),
+    owner: { type: "user", id: "alice" },
     scopes: [],
     resources: null,
     expires_at,
@@ -221,9 +223,14 @@ describe("the verify cache", () => {
   it("hands out copies, so a caller cannot change what the cache holds", async () => {
     const script = scripted(ok(verdict("VALID")));
     const client = new LatchkeyClient({ baseUrl: BASE, fetch: script.fetch, verifyCacheTtlMs: 5_000 });
-    (await client.verify("lk_a")).scopes.push("*");
-    (await client.verify("lk_a")).scopes.push("*");
-    assert.deepEqual((await client.verify("lk_a")).scopes, []);
+    const live = async () => {
+      const result = await client.verify("lk_a");
+      assert.ok(result.code === "VALID");
+      return result;
+    };
+    (await live()).scopes.push("*");
+    (await live()).scopes.push("*");
+    assert.deepEqual((await live()).scopes, []);
     assert.equal(script.requests.length, 1);
   });
 

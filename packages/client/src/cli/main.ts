@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { LatchkeyClient } from "../client.js";
 import { LatchkeyError } from "../errors.js";
-import type { ApiKey, CreateKeyInput, OwnerType } from "../types.js";
+import type { ApiKey, CreateKeyInput, KeyStatus, OwnerType } from "../types.js";
 import { loadConfig, removeConfig, saveConfig } from "./config.js";
 import {
   ImportFileError,
@@ -23,7 +23,10 @@ import { note, printJson, printTable, progressBar } from "./output.js";
 
 export const EXIT = {
   ok: 0,
-  /** latchkey refused the request (4xx other than below) or failed (5xx other than 503). */
+  /**
+   * latchkey refused the request (4xx other than below, e.g. 422, or the 403 of the owner's key
+   * quota, which is no matter of the token's powers) or failed (5xx other than 503).
+   */
   api: 1,
   /** The command line is wrong, or so is the file to import. */
   usage: 2,
@@ -46,15 +49,17 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
                        [--owner user|workspace] [--metadata <json>] [--idempotency-key <k>]
                                                   prints the new key, once, on stdout
   latchkey keys list [--limit <n>] [--cursor <c>] [--all] [--include-revoked]
+                     [--status active|revoked|expired] [--created-by <user:sub|key:id|service>]
+                     [--owner-type user|workspace]
   latchkey keys get <id>
-  latchkey keys revoke <id>
+  latchkey keys revoke <id> [--cascade]          --cascade: and every key it made, and theirs
   latchkey verify [--scope <s>] [--resource <r>]  the key is read from stdin
   latchkey import <file.csv|file.json> [--batch-size <n>]
 
 Options for every command: --json (machine output on stdout), --url <base-url> (overrides the login).
 Environment: LATCHKEY_URL and LATCHKEY_TOKEN override the stored login (a key as token is never stored);
 XDG_CONFIG_HOME places the config file.
-Exit codes: 0 ok, 1 API error, 2 usage, 3 not logged in or refused (401/403), 4 not found,
+Exit codes: 0 ok, 1 API error (incl. the key quota), 2 usage, 3 not logged in or refused (401/403), 4 not found,
 5 unavailable (network, timeout, 503, 429), 6 verify: the key is not valid.
 `;
 
@@ -153,6 +158,9 @@ const COMMANDS: Record<string, Command> = {
       cursor: { type: "string" },
       all: { type: "boolean" },
       "include-revoked": { type: "boolean" },
+      status: { type: "string" },
+      "created-by": { type: "string" },
+      "owner-type": { type: "string" },
     },
     positionals: 0,
     async run(values) {
@@ -161,6 +169,9 @@ const COMMANDS: Record<string, Command> = {
         limit: values.limit === undefined ? undefined : integer(str(values.limit) ?? "", "--limit"),
         cursor: str(values.cursor),
         include_revoked: values["include-revoked"] === true,
+        status: oneOf<KeyStatus>(values.status, ["active", "revoked", "expired"], "--status"),
+        created_by: str(values["created-by"]),
+        owner_type: oneOf<OwnerType>(values["owner-type"], ["user", "workspace"], "--owner-type"),
       };
       const keys: ApiKey[] = [];
       let next: string | null = null;
@@ -193,12 +204,13 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   "keys revoke": {
-    options: {},
+    options: { cascade: { type: "boolean" } },
     positionals: 1,
     async run(values, [id]) {
-      await (await client(values)).revoke(id ?? "");
-      if (values.json) printJson({ id, revoked: true });
-      else note(`Revoked ${id}.`);
+      const cascade = values.cascade === true;
+      await (await client(values)).revoke(id ?? "", { cascade });
+      if (values.json) printJson({ id, revoked: true, cascade });
+      else note(cascade ? `Revoked ${id} and every key descending from it.` : `Revoked ${id}.`);
       return EXIT.ok;
     },
   },
@@ -211,10 +223,10 @@ const COMMANDS: Record<string, Command> = {
       const api = await client(values, false);
       const verdict = await api.verify(key, { scope: str(values.scope), resource: str(values.resource) });
       if (values.json) printJson(verdict);
-      else if (verdict.valid)
-        process.stdout.write(`VALID key ${verdict.key_id} of ${verdict.owner?.type}:${verdict.owner?.id}\n`);
+      else if (verdict.code === "VALID")
+        process.stdout.write(`VALID key ${verdict.key_id} of ${verdict.owner.type}:${verdict.owner.id}\n`);
       else process.stdout.write(`${verdict.code}\n`);
-      return verdict.valid ? EXIT.ok : EXIT.invalidKey;
+      return verdict.code === "VALID" ? EXIT.ok : EXIT.invalidKey;
     },
   },
   import: {
@@ -317,6 +329,15 @@ const str = (value: Values[string]): string | undefined => (typeof value === "st
 const list = (value: Values[string]): string[] | undefined =>
   Array.isArray(value) && value.length ? value.map(String) : undefined;
 
+/** The flag's value if it is one of `allowed`, undefined if absent, or a usage error. */
+function oneOf<T extends string>(value: Values[string], allowed: readonly T[], flag: string): T | undefined {
+  const text = str(value);
+  if (text === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(text))
+    throw new UsageError(`${flag} must be one of ${allowed.join(", ")}`);
+  return text as T;
+}
+
 function integer(text: string, flag: string): number {
   if (!/^\d+$/.test(text)) throw new UsageError(`${flag} must be a whole number`);
   return Number(text);
@@ -344,7 +365,8 @@ function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
   if (error instanceof LoginNeeded) return EXIT.auth;
   if (error instanceof LatchkeyError) {
-    if (error.status === 401 || error.status === 403) return EXIT.auth;
+    // A 403 naming a `limit` is the owner's key quota: the token was fine, the request was refused.
+    if (error.status === 401 || (error.status === 403 && error.problem.limit === undefined)) return EXIT.auth;
     if (error.status === 404) return EXIT.notFound;
     if (error.unavailable || error.status === 429) return EXIT.unavailable;
   }
@@ -357,7 +379,8 @@ function describe(error: unknown): string {
     ([field, messages]) => `\n  ${field}: ${messages.join("; ")}`,
   );
   const status = error.status === 0 ? "" : ` (${error.status})`;
-  return `${error.message}${status}${fields.join("")}`;
+  const retry = error.retryAfter === null ? "" : `; retry after ${error.retryAfter} s`;
+  return `${error.message}${status}${retry}${fields.join("")}`;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
