@@ -315,6 +315,9 @@ export const Problem = z
       description: "403 only: what the request asked beyond the caller's powers (`scopes`, `resources`, ...).",
     }),
     key_id: z.uuid().optional().meta({ description: "`idempotent_replay` only: the key the first request created." }),
+    limit: z.enum(["MAX_KEYS_PER_OWNER", "KEY_CREATION_LIMITER"]).optional().meta({
+      description: "`quota_exceeded` and `creation_rate_limited`: the limit that refused the request.",
+    }),
     checks: z
       .record(z.string(), z.string())
       .optional()
