@@ -147,6 +147,9 @@ describe("POST /ui/dev-token", () => {
       const { token } = (await response.json()) as { token: string };
       const whoami = await call("GET", "/v1/whoami", { auth: token });
       expect(await whoami.json()).toMatchObject({ principal: "user", owner_id: sub, org_id: "acme" });
+      // As npm run token does: an admin of the workspace it names, so the page can make workspace keys.
+      const workspaceKey = await call("POST", "/v1/keys", { auth: token, body: { name: "ws", owner: "workspace" } });
+      expect(workspaceKey.status, origin).toBe(201);
     }
   });
 

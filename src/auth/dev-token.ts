@@ -12,7 +12,9 @@ export async function mintDevToken(config: Config, sub: string, orgId: string | 
   const { jwt, ui } = config;
   if (!ui.devTokens || !jwt.secret || jwt.jwksUrl) throw new Error("Dev tokens are not enabled");
   const now = Math.floor(Date.now() / 1000);
-  let token = new SignJWT(orgId ? { [jwt.orgClaim]: orgId } : {})
+  // As `npm run token -- <sub> --org <id>` does: the subject is an admin of the workspace it names.
+  const claims = orgId ? { [jwt.orgClaim]: orgId, [jwt.rolesClaim]: jwt.adminRoles.slice(0, 1) } : {};
+  let token = new SignJWT(claims)
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(sub)
     .setIssuedAt(now)

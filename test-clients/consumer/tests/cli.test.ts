@@ -116,7 +116,7 @@ describe("the latchkey CLI against latchkey", () => {
     const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
     const missing = await cli(["keys", "get", crypto.randomUUID()], { env });
     expectExit(missing, 4, "get unknown");
-    assert.match(missing.stderr, /Not Found/);
+    assert.match(missing.stderr, /Not found/i);
 
     const invalid = await cli(["keys", "create", "--name", "x", "--scope", "Not A Scope"], { env });
     expectExit(invalid, 1, "create with a bad scope");
