@@ -181,7 +181,14 @@ async function runTests(dir, files, timeoutSeconds, all = false) {
     cwd: dir,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1" },
+    env: {
+      ...process.env,
+      // The scratch copy is not beside the clone: point the tests at the clone's shared reference.
+      LATCHKEY_SHARED_DIR: process.env.LATCHKEY_SHARED_DIR ?? resolve(ROOT, "../shared"),
+      WRANGLER_SEND_METRICS: "false",
+      CI: "1",
+      NO_COLOR: "1",
+    },
   });
   children.add(child);
   let output = "";

@@ -129,9 +129,17 @@ describe("revocation racing verification", () => {
     expect(again).toEqual({ revoked_at: row?.revoked_at });
     expect(await isValid(victim.key)).toBe(false);
 
-    // A repeated DELETE stops before the UPDATE; a racing one reaches it: the store keeps the first time.
+    // A repeated DELETE stops before the UPDATE; a racing one reaches it: the store keeps the first time
+    // (with or without cascade), and the feed holds the revocation once.
     const store = new D1KeyStore(env.DB);
-    expect((await store.revoke(victim.id, row!.revoked_at + 60_000))?.revokedAt).toBe(row?.revoked_at);
+    for (const cascade of [false, true]) {
+      const stored = await store.revoke(victim.id, row!.revoked_at + 60_000, cascade);
+      expect(stored.map((r) => [r.id, r.revokedAt])).toEqual([[victim.id, row?.revoked_at]]);
+    }
+    const feed = await env.DB.prepare("SELECT COUNT(*) AS n FROM key_changes WHERE key_id = ? AND kind = 'revoked'")
+      .bind(victim.id)
+      .first<{ n: number }>();
+    expect(feed?.n).toBe(1);
     const kept = await env.DB.prepare("SELECT revoked_at FROM api_keys WHERE id = ?").bind(victim.id).first();
     expect(kept).toEqual({ revoked_at: row?.revoked_at });
   });

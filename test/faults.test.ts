@@ -94,7 +94,7 @@ describe("KV faults: verification falls back to D1", () => {
     // Sync now, so the checks below run inside the sync interval: only what the revoking request
     // recorded in this isolate can refuse the key here (not a sync that reads D1 first).
     expect(await verify(key.key)).toMatchObject({ code: "VALID" });
-    expect(isolateCache.lastSyncAt).toBeGreaterThan(0);
+    expect(isolateCache.feed.lastSyncAt).toBeGreaterThan(0);
 
     const broken = envWith({ KEY_CACHE: faultyKv("reject") });
     expect((await call("DELETE", `/v1/keys/${key.id}`, { auth: jwt, env: broken })).status).toBe(204);

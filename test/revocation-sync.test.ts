@@ -347,4 +347,15 @@ describe("the isolate's memory of changes", () => {
     feed.prune(start + CHANGE_MEMORY_MS);
     expect(feed.known).toBe(0);
   });
+
+  it("keeps a revocation a revocation when a later change to the same key follows it", () => {
+    const feed = new FeedState();
+    feed.floor = 0;
+    const now = Date.now();
+    feed.note("hash-r", { seq: 1, keyId: "id-r", revoked: true }, now);
+    // An operator's UPDATE of scopes or expiry after the revocation appends 'updated' for the same hash.
+    feed.note("hash-r", { seq: 2, keyId: "id-r", revoked: false }, now);
+    expect(feed.change("hash-r")).toMatchObject({ seq: 2, revoked: true });
+    expect(feed.trusts("hash-r", 1, "kv")).toBe(false); // a copy read before the later change: ask D1
+  });
 });
