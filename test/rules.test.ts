@@ -367,16 +367,17 @@ describe("secrecy of errors and logs", () => {
     });
     for (const text of answers) {
       expect(JSON.parse(text)).toEqual({
-        type: "about:blank",
-        title: "Internal Server Error",
+        type: "https://latchkey.dev/problems/internal-error",
+        title: "Internal error",
         status: 500,
         detail: "Something went wrong on our side",
+        code: "internal_error",
       });
       expect(text).not.toContain("hunter2");
       expect(text).not.toContain("TypeError");
     }
     // The operator's log has the error (so the scan below is not vacuous), and no key or token.
-    expect(lines.some((line) => line.includes("unexpected error") && line.includes("hunter2"))).toBe(true);
+    expect(lines.some((line) => line.includes("unexpected_error") && line.includes("hunter2"))).toBe(true);
     for (const line of lines) {
       expect(line).not.toContain(key.slice(3, 30));
       expect(line).not.toContain(jwt.split(".")[2]!);
