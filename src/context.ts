@@ -6,7 +6,9 @@ import { type Config, loadConfig } from "./config";
 import type { Env } from "./env";
 import { Keys } from "./service/keys";
 import { KvRecordCache } from "./store/cache";
+import { DurableUsageCounters } from "./store/counter";
 import { D1KeyStore } from "./store/d1";
+import { D1UsageStore } from "./store/usage";
 
 export interface AppContext {
   readonly config: Config;
@@ -20,6 +22,8 @@ export function createContext(env: Env, ctx: { waitUntil(promise: Promise<unknow
     cache: new KvRecordCache(env.KEY_CACHE),
     config,
     defer: (work) => ctx.waitUntil(work),
+    ...(env.USAGE_COUNTER ? { counters: new DurableUsageCounters(env.USAGE_COUNTER) } : {}),
+    usageStore: new D1UsageStore(env.DB),
   });
   return { config, keys };
 }

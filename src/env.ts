@@ -1,4 +1,6 @@
 /** The Worker's bindings and variables (wrangler.toml). Variables are strings; config.ts interprets them. */
+import type { UsageCounter } from "./store/counter";
+
 export interface Env {
   /** The store of record. */
   DB: D1Database;
@@ -10,6 +12,8 @@ export interface Env {
   AUTH_FAILURE_LIMITER_NO_IP?: RateLimit;
   /** Counts NOT_FOUND answers of an open POST /v1/verify per client (absent: no limit). */
   VERIFY_MISS_LIMITER?: RateLimit;
+  /** The usage counters of keys with rate limits or credits (absent: such keys fail with 503). */
+  USAGE_COUNTER?: DurableObjectNamespace<UsageCounter>;
   KEY_PREFIX?: string;
   JWT_SECRET?: string;
   JWT_JWKS_URL?: string;

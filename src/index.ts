@@ -6,6 +6,7 @@ import { dialectRoutes } from "./http/dialects";
 import { routes } from "./http/routes";
 
 export { KeyService, KeyVerifier } from "./rpc";
+export { UsageCounter } from "./store/counter";
 
 /** One router per set of mounted dialects (DIALECTS), built on first use. */
 const apps = new Map<string, ReturnType<typeof createApp>>();

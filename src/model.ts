@@ -3,6 +3,7 @@
  * RFC 3339 strings only at the API boundary (see `toApiKey` in service/keys.ts).
  */
 import type { LegacyFormat } from "./keys/legacy";
+import type { KeyLimits } from "./keys/usage";
 
 export type OwnerType = "user" | "workspace";
 
@@ -29,6 +30,10 @@ export interface KeyRecord {
   readonly metadata: Readonly<Record<string, unknown>> | null;
   /** An imported key's own format (keys/legacy.ts); absent for latchkey's keys. */
   readonly format?: LegacyFormat;
+  /** Rate limits and credits (keys/usage.ts); absent or null: none, and no counter is ever asked. */
+  readonly limits?: KeyLimits | null;
+  /** The key chain whose counters the key uses (store/counter.ts); absent: its own id. */
+  readonly usageId?: string;
 }
 
 /** Who is asking. */

@@ -17,6 +17,8 @@ import type { Actor, Owner } from "./model";
 import {
   type ApiKeyView as ApiKeyJson,
   CreateKeyRequest,
+  CreditsRequest,
+  type CreditsResultView,
   ImportKeysRequest,
   type ImportResultView,
   ListKeysOptions as ListKeysOptionsSchema,
@@ -54,6 +56,7 @@ export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
 export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
 export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
+export type CreditsOptions = z.input<typeof CreditsRequest>;
 
 /** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
 function check<S extends z.ZodType>(schema: S, value: unknown, argument: string): z.output<S> {
@@ -130,6 +133,13 @@ export class KeyService extends WorkerEntrypoint<Env> {
     const actor = serviceActor(owner);
     const parsed = check(ListKeysOptionsSchema, options, "options");
     return rpcErrors(() => this.#keys().list(actor, parsed)) as Promise<KeyListView>;
+  }
+
+  /** POST /v1/keys/{id}/credits for `owner`: the balance afterwards. */
+  async credits(owner: Owner, id: string, input: CreditsOptions): Promise<CreditsResultView> {
+    const actor = serviceActor(owner);
+    const body = check(CreditsRequest, input, "input");
+    return rpcErrors(() => this.#keys().adjustCredits(actor, String(id), body));
   }
 
   async revoke(owner: Owner, id: string): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { SCOPE_PATTERN } from "./keys/scopes";
+import { MAX_CREDITS } from "./keys/usage";
 
 // "Required" for a missing field, as the API's error documents promise; zod's own words otherwise.
 z.config({
@@ -62,6 +63,65 @@ const Metadata = z
 
 const unique = <T>(values: T[]): T[] => [...new Set(values)];
 
+const MAX_RATE_LIMITS = 10;
+const DAY_MS = 86_400_000;
+
+/** One named rate limit (a token bucket: keys/usage.ts). */
+export const RateLimit = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1, "Must not be empty")
+      .max(64, "Must be at most 64 characters")
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "Must be letters, digits and . _ : -")
+      .meta({ example: "requests" }),
+    limit: z.number().int("Must be a whole number").min(1, "Must be at least 1").max(1_000_000_000),
+    duration_ms: z
+      .number()
+      .int("Must be a whole number")
+      .min(1000, "Must be at least 1000 (1 s)")
+      .max(DAY_MS, `Must be at most ${DAY_MS} (1 day)`)
+      .meta({ example: 1000 }),
+  })
+  .meta({ id: "RateLimit", description: "At most `limit` requests per `duration_ms`, refilled continuously." });
+
+/** A key's rate limits: create, PATCH and RPC take this field as is. */
+export const RateLimits = z
+  .array(RateLimit)
+  .max(MAX_RATE_LIMITS, `Must hold at most ${MAX_RATE_LIMITS} rate limits`)
+  .superRefine((limits, ctx) => {
+    const seen = new Set<string>();
+    limits.forEach((limit, i) => {
+      if (seen.has(limit.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: "Must be unique" });
+      seen.add(limit.name);
+    });
+  })
+  .meta({ description: "Named rate limits, all applied to every verification (at most 10, unique names)." });
+
+const CreditAmount = z
+  .number()
+  .int("Must be a whole number")
+  .min(0, "Must be at least 0")
+  .max(MAX_CREDITS, `Must be at most ${MAX_CREDITS}`);
+
+/** A key's credits: create, PATCH and RPC take this field as is (null: no credits). */
+export const Credits = z
+  .strictObject({
+    remaining: CreditAmount.meta({ description: "The balance; each verification spends its `cost`." }),
+    refill: z
+      .strictObject({
+        amount: CreditAmount.min(1, "Must be at least 1"),
+        interval: z.enum(["day", "month"]),
+      })
+      .nullable()
+      .default(null)
+      .meta({
+        description:
+          "Tops the balance up to `amount` (never down) at each UTC midnight (`day`) or 1st of the month (`month`).",
+      }),
+  })
+  .meta({ id: "Credits" });
+
 export const CreateKeyRequest = z
   .strictObject({
     name: KeyName.meta({ description: "A label for people, 1-100 characters after trimming." }),
@@ -85,6 +145,8 @@ export const CreateKeyRequest = z
       description:
         "`user` (default): a personal key. `workspace`: a key of the caller's workspace (the JWT's org claim).",
     }),
+    ratelimits: RateLimits.optional(),
+    credits: Credits.nullable().optional(),
   })
   .meta({ id: "CreateKeyRequest" });
 export type CreateKeyInput = z.output<typeof CreateKeyRequest>;
@@ -128,6 +190,10 @@ export const ApiKey = z
     revoked_at: Timestamp.nullable(),
     last_used_at: Timestamp.nullable().meta({ description: "Updated at most once a minute." }),
     metadata: z.record(z.string(), z.unknown()).nullable(),
+    ratelimits: z.array(RateLimit),
+    credits: Credits.extend({
+      remaining: z.number().int().meta({ description: "The balance now (at creation: the starting balance)." }),
+    }).nullable(),
   })
   .meta({ id: "ApiKey" });
 export type ApiKeyView = z.infer<typeof ApiKey>;
@@ -155,6 +221,10 @@ export type WhoAmIView = z.infer<typeof WhoAmI>;
 export const VerifyOptions = z.strictObject({
   scope: Scope.optional().meta({ description: "A scope the key must hold." }),
   resource: ResourceId.optional().meta({ description: "A resource id the key must be allowed." }),
+  cost: CreditAmount.optional().meta({
+    description:
+      "Credits this verification spends (default 1). 0 peeks: it spends nothing and takes no rate-limit token.",
+  }),
 });
 export type VerifyChecks = z.output<typeof VerifyOptions>;
 
@@ -170,6 +240,8 @@ const VERIFY_CODES = [
   "EXPIRED",
   "INSUFFICIENT_SCOPE",
   "RESOURCE_NOT_ALLOWED",
+  "RATE_LIMITED",
+  "USAGE_EXCEEDED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 
@@ -182,6 +254,21 @@ export const VerifyResult = z
     scopes: z.array(z.string()),
     resources: z.array(z.string()).nullable(),
     expires_at: Timestamp.nullable(),
+    credits: z
+      .object({ remaining: z.number().int() })
+      .optional()
+      .meta({ description: "Only for a key with credits, once its other checks passed." }),
+    ratelimits: z
+      .array(
+        z.object({
+          name: z.string(),
+          limit: z.number().int(),
+          remaining: z.number().int(),
+          reset: z.number().int().meta({ description: "When the limit is full again (epoch ms)." }),
+        }),
+      )
+      .optional()
+      .meta({ description: "Only for a key with rate limits, once its other checks passed." }),
   })
   .meta({ id: "VerifyResult" });
 export type VerifyResultView = z.infer<typeof VerifyResult>;
@@ -294,3 +381,63 @@ export const ImportResult = z
   })
   .meta({ id: "ImportResult", description: "One result per item, in input order." });
 export type ImportResultView = z.infer<typeof ImportResult>;
+
+export const CreditsRequest = z
+  .strictObject({
+    op: z.enum(["set", "increment", "decrement"]).meta({
+      description: "`set` the balance, or `increment` / `decrement` it (a decrement stops at 0).",
+    }),
+    amount: CreditAmount,
+  })
+  .meta({ id: "CreditsRequest" });
+export type CreditsInput = z.output<typeof CreditsRequest>;
+
+export const CreditsResult = z.object({ remaining: z.number().int() }).meta({ id: "CreditsResult" });
+export type CreditsResultView = z.infer<typeof CreditsResult>;
+
+export const UsageQuery = z
+  .strictObject({
+    granularity: z.enum(["hour", "day"]).default("hour").meta({ description: "Bucket size, in UTC." }),
+    from: Timestamp.optional().meta({
+      description:
+        "Start (inclusive, rounded down to its bucket). Default: 24 hours (hour) or 30 days (day) before `to`.",
+    }),
+    to: Timestamp.optional().meta({ description: "End (exclusive). Default: now." }),
+  })
+  .meta({ id: "UsageQuery" });
+export type UsageQueryInput = z.output<typeof UsageQuery>;
+
+/** The verdicts counted per key: every code a verification about a found key can give. */
+export const USAGE_OUTCOMES = [
+  "VALID",
+  "RATE_LIMITED",
+  "USAGE_EXCEEDED",
+  "REVOKED",
+  "EXPIRED",
+  "INSUFFICIENT_SCOPE",
+  "RESOURCE_NOT_ALLOWED",
+] as const satisfies readonly VerifyCode[];
+
+const count = z.number().int();
+export const UsageBucket = z
+  .object({
+    start: Timestamp,
+    total: count,
+    valid: count,
+    rate_limited: count,
+    usage_exceeded: count,
+    revoked: count,
+    expired: count,
+    insufficient_scope: count,
+    resource_not_allowed: count,
+  })
+  .meta({ id: "UsageBucket" });
+
+export const UsageReport = z
+  .object({
+    key_id: KeyId,
+    granularity: z.enum(["hour", "day"]),
+    buckets: z.array(UsageBucket).meta({ description: "Every bucket of the range, oldest first (empty ones as 0)." }),
+  })
+  .meta({ id: "UsageReport" });
+export type UsageReportView = z.infer<typeof UsageReport>;

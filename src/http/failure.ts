@@ -7,7 +7,14 @@
 import { errorToProblem } from "./problem";
 import type { ErrorFormat, Failure } from "./route";
 
-const KEPT_HEADERS = ["Retry-After", "WWW-Authenticate", "Allow"];
+const KEPT_HEADERS = [
+  "Retry-After",
+  "WWW-Authenticate",
+  "Allow",
+  "RateLimit-Limit",
+  "RateLimit-Remaining",
+  "RateLimit-Reset",
+];
 
 /** The failure an error (or a problem response already made, e.g. the limiter's 429) stands for. */
 export async function failureOf(error: unknown): Promise<Failure> {

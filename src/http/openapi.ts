@@ -47,7 +47,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   413: "The body is over 16 KB.",
   415: "The body is not application/json.",
   422: "Validation failed; `errors` maps each field to its messages.",
-  429: "Too many failed authentications (or, on an open /v1/verify, unknown keys) from this client (see `Retry-After`).",
+  429: "Too many failed authentications (or, on an open /v1/verify, unknown keys) from this client (see `Retry-After`); or the API key is over its own rate limit or out of credits (`code` RATE_LIMITED or USAGE_EXCEEDED, with `Retry-After` and `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset`).",
   500: "An unexpected error; no internals are disclosed.",
   503: "Storage is unavailable (see `Retry-After`).",
 };

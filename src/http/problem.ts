@@ -4,7 +4,8 @@
  * error (which never holds a key: keys are not put in errors).
  */
 import { AuthenticationError, IdentityProviderUnavailableError } from "../auth/errors";
-import { ForbiddenError, NotFoundError, ValidationError } from "../service/errors";
+import type { UsageVerdict } from "../keys/usage";
+import { ForbiddenError, NotFoundError, UsageLimitedError, ValidationError } from "../service/errors";
 import { StorageUnavailableError } from "../store/store";
 import { describeError } from "../log";
 
@@ -59,12 +60,39 @@ export function problem(status: number, init: ProblemInit = {}): Response {
   });
 }
 
+/**
+ * The 429 headers of a key over its own limits: Retry-After when waiting helps (the rate limit's next
+ * token, or the next refill for credits), and RateLimit-Limit / -Remaining / -Reset (seconds) of the
+ * tightest rate limit (the fewest requests left) when the key has rate limits.
+ */
+export function usageLimitHeaders(usage: UsageVerdict): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (usage.retryAfterMs !== null) headers["Retry-After"] = String(Math.max(1, Math.ceil(usage.retryAfterMs / 1000)));
+  const tightest = usage.ratelimits.reduce<UsageVerdict["ratelimits"][number] | null>(
+    (min, limit) => (min === null || limit.remaining < min.remaining ? limit : min),
+    null,
+  );
+  if (tightest) {
+    headers["RateLimit-Limit"] = String(tightest.limit);
+    headers["RateLimit-Remaining"] = String(tightest.remaining);
+    headers["RateLimit-Reset"] = String(Math.max(0, Math.ceil((tightest.reset - usage.at) / 1000)));
+  }
+  return headers;
+}
+
 export function errorToProblem(error: unknown): Response {
   if (error instanceof HttpError) return problem(error.status, error.init);
   if (error instanceof AuthenticationError) {
     return problem(401, { detail: error.message, headers: { "WWW-Authenticate": WWW_AUTHENTICATE } });
   }
   if (error instanceof NotFoundError) return problem(404, { detail: error.message });
+  if (error instanceof UsageLimitedError) {
+    return problem(429, {
+      detail: error.message,
+      extra: { code: error.usage.code },
+      headers: usageLimitHeaders(error.usage),
+    });
+  }
   if (error instanceof ValidationError) {
     return problem(error.source === "query" ? 400 : 422, {
       detail: error.source === "query" ? "The query string is invalid" : "The request body is invalid",

@@ -2,6 +2,7 @@
  * What the service can refuse, in its own words. The HTTP layer (http/problem.ts) and the RPC
  * entrypoint (rpc.ts) each translate these; the service itself knows no status codes.
  */
+import type { UsageVerdict } from "../keys/usage";
 
 /** The resource does not exist or is not the caller's: the two are deliberately indistinguishable. */
 export class NotFoundError extends Error {
@@ -34,5 +35,20 @@ export class ForbiddenError extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/**
+ * A key-authenticated request refused by the key's own usage limits (RATE_LIMITED or
+ * USAGE_EXCEEDED): not an authentication failure, so it never counts against the client's limiter.
+ */
+export class UsageLimitedError extends Error {
+  override readonly name = "UsageLimitedError";
+  constructor(readonly usage: UsageVerdict) {
+    super(
+      usage.code === "USAGE_EXCEEDED"
+        ? "The API key has no credits left for this request"
+        : "The API key is over its rate limit",
+    );
   }
 }

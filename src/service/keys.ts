@@ -6,11 +6,16 @@
  * and revokes those only as a workspace admin; a key manages its owner's keys only with `keys:read` /
  * `keys:write`, and may only create or revoke keys no more powerful than itself (attenuation: scopes
  * it covers, a subset of its resources, an expiry no later than its own).
+ *
+ * Usage limits (keys/usage.ts) are powers too: a key with limits makes only keys that share its
+ * limits and its counters (so a child is never a way around its parent's credits), and may not
+ * change anyone's credits.
  */
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { UUID_V4 } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
+import { type KeyLimits, hasLimits } from "../keys/usage";
 import { type Actor, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
   ApiKeyView,
@@ -19,14 +24,26 @@ import type {
   ImportKeysInput,
   ImportResultView,
   CreatedApiKeyView,
+  CreditsInput,
+  CreditsResultView,
   KeyListView,
   ListKeysInput,
+  UsageQueryInput,
+  UsageReportView,
   VerifyChecks,
   VerifyResultView,
   WhoAmIView,
 } from "../schemas";
+import { USAGE_OUTCOMES } from "../schemas";
 import { ForbiddenError, NotFoundError, ValidationError } from "./errors";
-import { type ServiceDeps, type Verification, Verifier } from "./verify";
+import { StorageUnavailableError } from "../store/store";
+import { type ServiceDeps, type Verification, Verifier, usageIdOf } from "./verify";
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+/** Usage buckets: a day of hours or 30 days by default; at most 31 days of hours or 366 days. */
+const DEFAULT_USAGE_BUCKETS = { hour: 24, day: 30 } as const;
+const MAX_USAGE_BUCKETS = { hour: 31 * 24, day: 366 } as const;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -45,10 +62,12 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
     revoked_at: iso(r.revokedAt),
     last_used_at: iso(r.lastUsedAt),
     metadata: r.metadata === null ? null : { ...r.metadata },
+    ratelimits: (r.limits?.ratelimits ?? []).map((limit) => ({ ...limit })),
+    credits: r.limits?.credits ? { remaining: r.limits.credits.remaining, refill: r.limits.credits.refill } : null,
   };
 }
 
-function verdictView({ code, record }: Verification): VerifyResultView {
+function verdictView({ code, record, usage }: Verification): VerifyResultView {
   return {
     valid: code === "VALID",
     code,
@@ -57,6 +76,8 @@ function verdictView({ code, record }: Verification): VerifyResultView {
     scopes: record ? [...record.scopes] : [],
     resources: record?.resources ? [...record.resources] : null,
     expires_at: record ? iso(record.expiresAt) : null,
+    ...(usage?.credits ? { credits: { remaining: usage.credits.remaining } } : {}),
+    ...(usage && usage.ratelimits.length > 0 ? { ratelimits: usage.ratelimits.map((limit) => ({ ...limit })) } : {}),
   };
 }
 
@@ -144,10 +165,12 @@ export class Keys {
       revokedAt: null,
       lastUsedAt: null,
       metadata: input.metadata ?? null,
+      ...this.limitsForNewKey(actor, input),
     };
     await this.deps.store.insert(record);
     this.verifier.remember(record);
-    return { ...toApiKey(record), key };
+    // A key sharing its maker's counters shows the shared balance as it is now.
+    return { ...(record.usageId ? await this.liveView(record) : toApiKey(record)), key };
   }
 
   /**
@@ -187,6 +210,7 @@ export class Keys {
         lastUsedAt: null,
         metadata: item.metadata ?? null,
         format: item.format ?? "opaque",
+        ...this.limitsForNewKey(actor, {}),
       });
     }
     if (Object.keys(errors).length > 0) throw new ValidationError(errors);
@@ -237,14 +261,89 @@ export class Keys {
     const page = rows.slice(0, input.limit);
     const last = page[page.length - 1];
     return {
-      data: page.map(toApiKey),
+      data: await Promise.all(page.map((record) => this.liveView(record))),
       next_cursor: rows.length > input.limit && last ? encodeCursor(last) : null,
     };
   }
 
   async get(actor: Actor, id: string): Promise<ApiKeyView> {
     this.requireScope(actor, "keys:read");
-    return toApiKey(await this.findVisible(actor, id));
+    return this.liveView(await this.findVisible(actor, id));
+  }
+
+  /**
+   * Changes the credit balance of a key (and so of its whole chain: a rotated key shares it). The
+   * same authorization as a revoke; a key with limits of its own may not do it at all, or it could
+   * top up its own balance.
+   */
+  async adjustCredits(actor: Actor, id: string, input: CreditsInput): Promise<CreditsResultView> {
+    this.requireScope(actor, "keys:write");
+    const record = await this.findVisible(actor, id);
+    this.requireManagement(actor, record, "The key");
+    if (actor.kind === "api_key" && hasLimits(actor.key.limits)) {
+      throw new ForbiddenError("credits", "A key with usage limits may not change credits");
+    }
+    const rule = record.limits?.credits;
+    if (!rule) throw new ValidationError({ credits: ["This key has no credits: give it credits when creating it"] });
+    const remaining = await this.counters().adjust(usageIdOf(record), rule, input.op, input.amount);
+    return { remaining };
+  }
+
+  /**
+   * A key's verifications per hour or day (UTC) by outcome. Counts reach D1 in batches, so the last
+   * half minute may not be in yet (service/usage.ts).
+   */
+  async usage(actor: Actor, id: string, query: UsageQueryInput): Promise<UsageReportView> {
+    this.requireScope(actor, "keys:read");
+    const record = await this.findVisible(actor, id);
+    const step = query.granularity === "hour" ? HOUR_MS : DAY_MS;
+    const to = query.to === undefined ? Date.now() : Date.parse(query.to);
+    // Default: the bucket holding `to` and the ones before it.
+    const requested =
+      query.from === undefined ? to - (DEFAULT_USAGE_BUCKETS[query.granularity] - 1) * step : Date.parse(query.from);
+    const from = requested - (requested % step);
+    if (from >= to) throw new ValidationError({ from: ["Must be before `to`"] }, "query");
+    const buckets = Math.ceil((to - from) / step);
+    if (buckets > MAX_USAGE_BUCKETS[query.granularity]) {
+      throw new ValidationError(
+        { from: [`The range may span at most ${MAX_USAGE_BUCKETS[query.granularity]} ${query.granularity}s`] },
+        "query",
+      );
+    }
+    const views = Array.from({ length: buckets }, (_, i) => ({
+      start: new Date(from + i * step).toISOString(),
+      total: 0,
+      ...(Object.fromEntries(USAGE_OUTCOMES.map((code) => [code.toLowerCase(), 0])) as Record<
+        Lowercase<(typeof USAGE_OUTCOMES)[number]>,
+        number
+      >),
+    }));
+    for (const { hour, outcome, count } of await this.usageStore().read(record.id, from, to)) {
+      const bucket = views[Math.floor((hour - from) / step)];
+      const field = outcome.toLowerCase() as Lowercase<(typeof USAGE_OUTCOMES)[number]>;
+      if (!bucket || !(field in bucket)) continue;
+      bucket[field] += count;
+      bucket.total += count;
+    }
+    return { key_id: record.id, granularity: query.granularity, buckets: views };
+  }
+
+  /** The key's view with its credit balance as it is now (one counter call, only for a key with credits). */
+  private async liveView(record: KeyRecord): Promise<ApiKeyView> {
+    const view = toApiKey(record);
+    if (!view.credits || !record.limits) return view;
+    const usage = await this.counters().take(usageIdOf(record), record.limits, 0);
+    return { ...view, credits: { ...view.credits, remaining: usage.credits?.remaining ?? view.credits.remaining } };
+  }
+
+  private usageStore() {
+    if (!this.deps.usageStore) throw new StorageUnavailableError("no usage store");
+    return this.deps.usageStore;
+  }
+
+  private counters() {
+    if (!this.deps.counters) throw new StorageUnavailableError("usage counters are not bound (USAGE_COUNTER)");
+    return this.deps.counters;
   }
 
   /**
@@ -314,6 +413,29 @@ export class Keys {
     const createdBy =
       actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
     return { owner, scopes, resources, expiresAt, createdBy };
+  }
+
+  /**
+   * The limits of a new key: those asked for, or, for a key made by a key with limits, that key's
+   * limits and counters (it may not ask for others: a child is never a way around its parent's).
+   */
+  private limitsForNewKey(
+    actor: Actor,
+    input: Pick<CreateKeyInput, "ratelimits" | "credits">,
+  ): Pick<KeyRecord, "limits" | "usageId"> {
+    const parent = actor.kind === "api_key" ? actor.key : null;
+    if (parent && hasLimits(parent.limits)) {
+      const asked = input.ratelimits !== undefined ? "ratelimits" : input.credits !== undefined ? "credits" : null;
+      if (asked) {
+        throw new ForbiddenError(
+          asked,
+          "The key making this request has usage limits: the keys it makes share its limits and counters",
+        );
+      }
+      return { limits: parent.limits, usageId: usageIdOf(parent) };
+    }
+    const limits: KeyLimits = { ratelimits: input.ratelimits ?? [], credits: input.credits ?? null };
+    return hasLimits(limits) ? { limits } : {};
   }
 
   private requireScope(actor: Actor, scope: string): void {

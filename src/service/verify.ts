@@ -16,18 +16,26 @@
  *
  * A warm verification makes no D1 query and no KV or D1 write; last-use times are written at most
  * once a minute per key, after the response.
+ *
+ * A key with rate limits or credits (keys/usage.ts) then makes one call to its chain's Durable Object
+ * counter (store/counter.ts), which applies every limit at once; a key without them never reaches a
+ * counter. Outcomes are counted per key in the isolate and written in batches (service/usage.ts).
  */
 import type { Config } from "../config";
 import { isWellFormedKey } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
+import { type KeyLimits, type UsageVerdict, hasLimits } from "../keys/usage";
 import type { KeyRecord } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
 import { KV_CACHE_TTL_SECONDS, KV_TTL_SECONDS, type RecordCache } from "../store/cache";
 import { D1_TIMEOUT_MS } from "../store/d1";
+import type { UsageCounters } from "../store/counter";
 import { TtlLru } from "../store/memory";
-import { type KeyStore, type Revocation, TOUCH_BATCH } from "../store/store";
+import { type KeyStore, type Revocation, StorageUnavailableError, TOUCH_BATCH } from "../store/store";
+import type { UsageStore } from "../store/usage";
+import { UsageTally } from "./usage";
 import { describeError } from "../log";
 
 const LAST_USED_INTERVAL_MS = 60_000;
@@ -62,12 +70,18 @@ export interface ServiceDeps {
   readonly config: Config;
   /** Runs work after the response (ctx.waitUntil). */
   readonly defer: (work: Promise<unknown>) => void;
+  /** The Durable Object counters of keys with limits (absent: such keys cannot be verified, 503). */
+  readonly counters?: UsageCounters;
+  /** Where verification counts go (absent: not counted). */
+  readonly usageStore?: UsageStore;
 }
 
 export interface Verification {
   readonly code: VerifyCode;
   /** The key's record when it was found, whatever the code. */
   readonly record: KeyRecord | null;
+  /** The key's limits after this verification, for a key with limits whose other checks passed. */
+  readonly usage?: UsageVerdict;
 }
 
 /** What a presented key is looked up by. */
@@ -86,6 +100,8 @@ export class IsolateCache {
   readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
   /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
   readonly pendingUses = new Map<string, number>();
+  /** Verification outcomes per key, not written yet. */
+  readonly usage = new UsageTally();
   /** When the flush in flight started (0: none). */
   flushStartedAt = 0;
   /** When the last successful sync started (0: never). */
@@ -98,6 +114,7 @@ export class IsolateCache {
     this.revoked.clear();
     this.lastUsedWrites.clear();
     this.pendingUses.clear();
+    this.usage.clear();
     this.flushStartedAt = 0;
     this.lastSyncAt = 0;
     this.syncStartedAt = 0;
@@ -120,7 +137,7 @@ export class Verifier {
     if (now - this.local.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
 
     const record = this.local.records.get(credential.hash, now) ?? (await this.lookup(credential.hash, now));
-    return this.judge(credential, record, options, now);
+    return this.meter(this.judge(credential, record, options, now), options, now);
   }
 
   /**
@@ -144,7 +161,7 @@ export class Verifier {
     const now = Date.now();
     if (now - this.local.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
     const record = this.local.records.get(credential.hash, now);
-    if (record) return this.judge(credential, record, options, now);
+    if (record) return this.meter(this.judge(credential, record, options, now), options, now);
     return this.local.unknown.get(credential.hash, now) ? { code: "NOT_FOUND", record: null } : null;
   }
 
@@ -169,6 +186,39 @@ export class Verifier {
     }
     this.noteUse(record, now);
     return { code: "VALID", record };
+  }
+
+  /**
+   * Applies the key's limits to a VALID verdict (one counter call; none for a key without limits) and
+   * counts the outcome of every verdict about a key.
+   */
+  private meter(verification: Verification, options: VerifyChecks, now: number): Verification | Promise<Verification> {
+    const { record } = verification;
+    if (!record) return verification;
+    if (verification.code === "VALID" && hasLimits(record.limits)) {
+      return this.limited(record, record.limits, options, now);
+    }
+    this.countOutcome(record.id, verification.code, now);
+    return verification;
+  }
+
+  /** One counter call applies every limit of the key; a failing counter fails the verification (503). */
+  private async limited(
+    record: KeyRecord,
+    limits: KeyLimits,
+    options: VerifyChecks,
+    now: number,
+  ): Promise<Verification> {
+    const counters = this.deps.counters;
+    if (!counters) throw new StorageUnavailableError("usage counters are not bound (USAGE_COUNTER)");
+    const usage = await counters.take(usageIdOf(record), limits, options.cost ?? 1);
+    this.countOutcome(record.id, usage.code, now);
+    return { code: usage.code, record, usage };
+  }
+
+  private countOutcome(keyId: string, code: VerifyCode, now: number): void {
+    const store = this.deps.usageStore;
+    if (store && this.local.usage.add(keyId, code, now)) this.deps.defer(this.local.usage.flush(store, now));
   }
 
   /** A key was just created here: make it warm at once. */
@@ -285,4 +335,9 @@ export class Verifier {
       console.warn(`latchkey: revocation sync failed: ${describeError(error)}`);
     }
   }
+}
+
+/** The key chain whose counters a key uses: its own id unless it inherited another's (rotation). */
+export function usageIdOf(record: KeyRecord): string {
+  return record.usageId ?? record.id;
 }

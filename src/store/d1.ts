@@ -4,6 +4,7 @@
  * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log.
  */
 import type { LegacyFormat } from "../keys/legacy";
+import type { KeyLimits } from "../keys/usage";
 import type { KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
 import { type KeyStore, type ListPage, type Revocation, StorageUnavailableError } from "./store";
@@ -24,10 +25,12 @@ interface KeyRow {
   last_used_at: number | null;
   metadata: string | null;
   format: string | null;
+  limits: string | null;
+  usage_id: string | null;
 }
 
 const COLUMNS =
-  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format";
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, limits, usage_id";
 
 function fromRow(row: KeyRow): KeyRecord {
   return {
@@ -45,10 +48,12 @@ function fromRow(row: KeyRow): KeyRecord {
     lastUsedAt: row.last_used_at,
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
     ...(row.format === null ? {} : { format: row.format as LegacyFormat }),
+    ...(row.limits === null ? {} : { limits: JSON.parse(row.limits) as KeyLimits }),
+    ...(row.usage_id === null ? {} : { usageId: row.usage_id }),
   };
 }
 
-const INSERT = `INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const INSERT = `INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 function values(r: KeyRecord): (string | number | null)[] {
   return [
@@ -67,6 +72,8 @@ function values(r: KeyRecord): (string | number | null)[] {
     r.lastUsedAt,
     r.metadata === null ? null : JSON.stringify(r.metadata),
     r.format ?? null,
+    r.limits ? JSON.stringify(r.limits) : null,
+    r.usageId ?? null,
   ];
 }
 

@@ -15,14 +15,19 @@ export interface Env {
 
 type Refusal = Exclude<VerifyResultView["code"], "VALID">;
 
-/** How each refusal reaches the key's holder: 401 when the key is no good, 403 when it is not enough. */
-const REFUSALS: Record<Refusal, { status: 401 | 403; detail: string }> = {
+/**
+ * How each refusal reaches the key's holder: 401 when the key is no good, 403 when it is not enough,
+ * 429 when it is over its own usage limits.
+ */
+const REFUSALS: Record<Refusal, { status: 401 | 403 | 429; detail: string }> = {
   MALFORMED: { status: 401, detail: "The API key is malformed" },
   NOT_FOUND: { status: 401, detail: "The API key is not valid" },
   REVOKED: { status: 401, detail: "The API key has been revoked" },
   EXPIRED: { status: 401, detail: "The API key has expired" },
   INSUFFICIENT_SCOPE: { status: 403, detail: "The API key lacks the scope this route needs" },
   RESOURCE_NOT_ALLOWED: { status: 403, detail: "The API key may not use this resource" },
+  RATE_LIMITED: { status: 429, detail: "The API key is over its rate limit" },
+  USAGE_EXCEEDED: { status: 429, detail: "The API key has no credits left" },
 };
 
 const WWW_AUTHENTICATE = 'Bearer realm="latchkey-consumer", Api-Key realm="latchkey-consumer"';
@@ -31,6 +36,7 @@ const TITLES = {
   401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
+  429: "Too Many Requests",
   503: "Service Unavailable",
 };
 
