@@ -1,8 +1,8 @@
 // npm run bench [-- --port 8790 --keys 1000 --warmup 5 --case-warmup 12 --duration 8 --rounds 2 --connections 10
-//                  --cases 1,2,3,4,5,6,7,8 --no-write]
+//                  --cases 1,2,3,4,5,6,7,8,9,10 --no-write]
 //
 // Starts latchkey as the README does (`npm start -- --port <port>`: local D1 and KV, wrangler dev),
-// seeds keys through the API, and measures eight cases with autocannon, alternating them round by
+// seeds keys through the API, and measures ten cases with autocannon, alternating them round by
 // round (ABBA order) so that drift hits all alike. Prints requests/s, p50 and p99 per case and the
 // ratios the targets are stated in, and writes its section of bench/RESULTS.md.
 import autocannon from "autocannon";
@@ -26,7 +26,7 @@ const { values: opts } = parseArgs({
     duration: { type: "string", default: "8" },
     rounds: { type: "string", default: "2" },
     connections: { type: "string", default: "10" },
-    cases: { type: "string", default: "1,2,3,4,5,6,7,8" },
+    cases: { type: "string", default: "1,2,3,4,5,6,7,8,9,10" },
     "no-write": { type: "boolean" },
   },
 });
@@ -57,24 +57,24 @@ let server = null;
 
 // ---- seeding ----------------------------------------------------------------------------------
 
-async function createKey(jwt, name) {
+async function createKey(jwt, name, limits = {}) {
   const response = await fetch(`${base}/v1/keys`, {
     method: "POST",
     headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" },
-    body: JSON.stringify({ name, scopes: ["models:invoke", "keys:read"] }),
+    body: JSON.stringify({ name, scopes: ["models:invoke", "keys:read"], ...limits }),
   });
   if (response.status !== 201)
     throw new Error(`seeding: POST /v1/keys gave ${response.status}: ${await response.text()}`);
   return (await response.json()).key;
 }
 
-async function seed(jwt) {
+async function seed(jwt, count = keyCount, limits = {}) {
   const keys = [];
   let next = 0;
   const worker = async () => {
-    while (next < keyCount) {
+    while (next < count) {
       const i = next++;
-      keys[i] = await createKey(jwt, `bench ${i}`);
+      keys[i] = await createKey(jwt, `bench ${i}`, limits);
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
@@ -84,7 +84,15 @@ async function seed(jwt) {
 // ---- measuring --------------------------------------------------------------------------------
 
 /**
- * The eight cases as autocannon request lists. Lists of static requests are built into buffers once,
+ * Keys with usage limits for cases 9-10: limits far above what a run can spend, so every request is a
+ * VALID verification that pays its Durable Object round trip (never a cheap 429).
+ */
+const LIMITED_KEYS = 100;
+const RATE_LIMITED = { ratelimits: [{ name: "bench", limit: 1_000_000_000, duration_ms: 1000 }] };
+const WITH_CREDITS = { credits: { remaining: 1_000_000_000_000, refill: null } };
+
+/**
+ * The ten cases as autocannon request lists. Lists of static requests are built into buffers once,
  * so the load generator's own cost is the same for every case; each connection cycles through them.
  */
 /** Distinct strings in the shape of bare Laravel Sanctum secrets (40 letters and digits), none imported. */
@@ -95,7 +103,7 @@ function sanctumShaped(count) {
   );
 }
 
-function defineCases(keys, jwt) {
+function defineCases(keys, jwt, limited) {
   const unknownKey = generateKey("lk");
   const guesses = sanctumShaped(keys.length);
   const good = keys[0];
@@ -152,6 +160,17 @@ function defineCases(keys, jwt) {
         headers: json,
         body: JSON.stringify({ key }),
       })),
+    },
+    // Usage limits (README "Usage limits"): one Durable Object call per verification, against case 2's none.
+    {
+      id: 9,
+      name: `GET /v1/whoami, keys with a rate limit (${limited.rateLimited.length})`,
+      requests: limited.rateLimited.map(whoami),
+    },
+    {
+      id: 10,
+      name: `GET /v1/whoami, keys with credits (${limited.withCredits.length})`,
+      requests: limited.withCredits.map(whoami),
     },
   ];
 }
@@ -242,7 +261,11 @@ try {
   const jwt = await signDevToken(`bench-${Date.now()}`);
   console.log(`Seeding ${keyCount} keys through POST /v1/keys ...`);
   const keys = await seed(jwt);
-  const cases = defineCases(keys, jwt).filter((c) => selected.has(c.id));
+  const limited = {
+    rateLimited: selected.has(9) ? await seed(jwt, LIMITED_KEYS, RATE_LIMITED) : [],
+    withCredits: selected.has(10) ? await seed(jwt, LIMITED_KEYS, WITH_CREDITS) : [],
+  };
+  const cases = defineCases(keys, jwt, limited).filter((c) => selected.has(c.id));
 
   console.log(`Warm-up: ${warmupSeconds} s over every case`);
   for (const c of cases) await load(c.requests, Math.max(1, Math.round(warmupSeconds / cases.length)), null);
@@ -262,12 +285,19 @@ try {
       `case ${id} / case 1 ${what}: ${r.toFixed(2)} (target ${atLeast ? "≥" : "≤"} ${limit.toFixed(2)}: ${check(atLeast ? r >= limit : r <= limit)})`,
     ];
   };
+  /** "case <id> <what> / case 1 <what>: ratio", recorded without a target. */
+  const ratio = (id, what, value) => {
+    const c = byId.get(id);
+    return c && ceiling ? [`case ${id} / case 1 ${what}: ${(value(c) / value(ceiling)).toFixed(2)}`] : [];
+  };
   const verdicts = [
     ...target(2, "throughput", (c) => c.rps, 0.9, true),
     ...target(2, "p99", (c) => c.p99, 1.2, false),
     ...target(3, "throughput", (c) => c.rps, 0.85, true),
     ...target(4, "throughput", (c) => c.rps, 0.85, true),
     ...target(7, "throughput", (c) => c.rps, 0.85, true),
+    ...ratio(9, "throughput", (c) => c.rps),
+    ...ratio(10, "throughput", (c) => c.rps),
   ];
   const statusText = (s) =>
     Object.entries(s)
