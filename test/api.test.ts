@@ -17,6 +17,7 @@ const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f
 const KEY_FIELDS = [
   "created_at",
   "created_by",
+  "credits",
   "expires_at",
   "id",
   "last_used_at",
@@ -24,6 +25,7 @@ const KEY_FIELDS = [
   "name",
   "owner_id",
   "owner_type",
+  "ratelimits",
   "resources",
   "revoked_at",
   "scopes",
