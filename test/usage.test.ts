@@ -11,7 +11,8 @@ import type { KeyRecord } from "../src/model";
 import { isolateCache } from "../src/service/verify";
 import { counterClock } from "../src/store/counter";
 import { D1KeyStore } from "../src/store/d1";
-import { D1UsageStore } from "../src/store/usage";
+import { D1UsageStore, type UsageCount, type UsageStore } from "../src/store/usage";
+import { USAGE_FLUSH_MS, UsageTally } from "../src/service/usage";
 import { generateKey, keyStart } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
 import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
@@ -425,6 +426,35 @@ describe("GET /v1/keys/{id}/usage", () => {
     const days = (await day.json()) as { buckets: { total: number; usage_exceeded: number }[] };
     expect(days.buckets).toHaveLength(2);
     expect(days.buckets.at(-1)).toMatchObject({ total: 6, usage_exceeded: 2 });
+  });
+
+  it("a failed batch write is kept and added to the next one: nothing counted twice, nothing lost", async () => {
+    const tally = new UsageTally();
+    const written: UsageCount[] = [];
+    let fail = (_: Error) => {};
+    const failing: UsageStore = {
+      add: () => new Promise<void>((_, reject) => void (fail = reject)),
+      read: async () => [],
+    };
+    const working: UsageStore = { add: async (counts) => void written.push(...counts), read: async () => [] };
+    const at = Date.parse("2027-06-10T12:30:00Z");
+    expect(tally.add("k1", "VALID", at)).toBe(false);
+    tally.add("k1", "VALID", at + 1);
+    const flushing = tally.flush(failing, at + 2);
+    tally.add("k1", "VALID", at + 3); // while the write is in flight
+    fail(new Error("injected fault: D1"));
+    await flushing;
+    tally.add("k1", "RATE_LIMITED", at + 4);
+    expect(tally.add("k1", "VALID", at + USAGE_FLUSH_MS + 1)).toBe(false); // retried a full interval after the failure
+    expect(tally.add("k1", "VALID", at + USAGE_FLUSH_MS + 2)).toBe(true);
+    await tally.flush(working, at + USAGE_FLUSH_MS + 3);
+    const hour = Date.parse("2027-06-10T12:00:00Z");
+    expect(written.sort((a, b) => a.outcome.localeCompare(b.outcome))).toEqual([
+      { keyId: "k1", hour, outcome: "RATE_LIMITED", count: 1 },
+      { keyId: "k1", hour, outcome: "VALID", count: 5 },
+    ]);
+    await tally.flush(working);
+    expect(written).toHaveLength(2);
   });
 
   it("is the owner's only, and refuses bad ranges with a 400 naming the field", async () => {

@@ -3,7 +3,7 @@
  * up in memory and writes them in one batch (store/usage.ts) once the oldest is USAGE_FLUSH_MS old or
  * USAGE_FLUSH_ENTRIES are waiting, after the response (waitUntil). An isolate that dies loses at most
  * what it gathered since its last flush: under USAGE_FLUSH_MS of its own traffic. A failed write puts
- * the counts back for the next flush, up to USAGE_MAX_ENTRIES (beyond that, new counts are dropped
+ * the counts back for the next flush, USAGE_FLUSH_MS later, up to USAGE_MAX_ENTRIES (beyond that, new counts are dropped
  * and a warning logged: memory stays bounded while D1 is down).
  */
 import { describeError } from "../log";
@@ -52,6 +52,8 @@ export class UsageTally {
         if (newer) newer.count += count.count;
         else if (this.counts.size < USAGE_MAX_ENTRIES) this.counts.set(id, { ...count });
       }
+      // Retried a full interval after this attempt (not at once: no write per request while D1 is down).
+      this.oldest = now;
     } finally {
       this.flushing = false;
     }
