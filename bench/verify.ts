@@ -18,9 +18,9 @@ import { createApp } from "../src/http/app";
 import { routes } from "../src/http/routes";
 import { generateKey, isWellFormedKey, keyStart } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
-import type { KeyRecord } from "../src/model";
+import type { AuditEvent, KeyRecord } from "../src/model";
 import { type RecordCache, cacheKey } from "../src/store/cache";
-import type { KeyStore, ListPage, Revocation } from "../src/store/store";
+import type { Change, KeyStore, ListPage, Revocation } from "../src/store/store";
 import type { VerifyChecks } from "../src/schemas";
 import { IsolateCache, Verifier, isolateCache } from "../src/service/verify";
 
@@ -46,13 +46,28 @@ class MemoryKeyStore implements KeyStore {
     this.count.reads++;
     return [];
   }
-  async revoke(id: string, at: number): Promise<KeyRecord | null> {
-    const record = await this.findById(id);
+  async revoke(current: KeyRecord, at: number): Promise<KeyRecord | null> {
+    const record = await this.findById(current.id);
     this.count.writes++;
     if (!record) return null;
     const revoked = { ...record, revokedAt: record.revokedAt ?? at };
     this.byHash.set(revoked.hash, revoked);
     return revoked;
+  }
+  async update(): Promise<boolean> {
+    throw new Error("the benchmark changes no key");
+  }
+  async rotate(): Promise<boolean> {
+    throw new Error("the benchmark rotates no key");
+  }
+  async changedAfter(): Promise<Change[]> {
+    return []; // counted with revokedAfter: one sync makes both calls
+  }
+  async listEvents(): Promise<AuditEvent[]> {
+    throw new Error("the benchmark reads no audit log");
+  }
+  async purgeEvents(): Promise<number> {
+    throw new Error("the benchmark purges no audit log");
   }
   async revokedAfter(after: Revocation, limit: number): Promise<Revocation[]> {
     this.count.syncs++;
@@ -121,6 +136,7 @@ const config: Config = {
   keyPrefix: PREFIX,
   jwt: { secret: null, jwksUrl: null, issuer: null, audience: null, orgClaim: "org_id", clockToleranceSeconds: 30 },
   revocationSyncMs: 5000,
+  auditRetentionDays: 90,
   errors: [],
 };
 
@@ -143,6 +159,10 @@ async function seed(count: number, save: (record: KeyRecord) => Promise<void>): 
       revokedAt: null,
       lastUsedAt: null,
       metadata: null,
+      enabled: true,
+      updatedAt: null,
+      allowedIps: null,
+      rotatedFrom: null,
     });
     keys.push(key);
   }

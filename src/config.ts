@@ -22,6 +22,8 @@ export interface Config {
   readonly jwt: JwtConfig;
   /** How often each isolate pulls new revocations from D1 (the bound on cross-location revocation). */
   readonly revocationSyncMs: number;
+  /** How long audit events are kept before the scheduled purge deletes them. */
+  readonly auditRetentionDays: number;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
@@ -29,6 +31,7 @@ export interface Config {
 const MIN_JWT_SECRET_LENGTH = 32;
 const DEFAULT_PREFIX = "lk";
 const DEFAULT_SYNC_SECONDS = 5;
+const DEFAULT_AUDIT_RETENTION_DAYS = 90;
 
 const cache = new WeakMap<Env, Config>();
 
@@ -94,6 +97,14 @@ function readConfig(env: Env): Config {
     errors.push(`REVOCATION_SYNC_SECONDS must be a number from 0.1 to 60; using ${DEFAULT_SYNC_SECONDS}`);
   }
 
+  const retentionDays = Number(text(env.AUDIT_RETENTION_DAYS) ?? DEFAULT_AUDIT_RETENTION_DAYS);
+  let auditRetentionDays = DEFAULT_AUDIT_RETENTION_DAYS;
+  if (Number.isInteger(retentionDays) && retentionDays >= 1 && retentionDays <= 3650) {
+    auditRetentionDays = retentionDays;
+  } else {
+    errors.push(`AUDIT_RETENTION_DAYS must be a whole number from 1 to 3650; using ${DEFAULT_AUDIT_RETENTION_DAYS}`);
+  }
+
   return {
     keyPrefix,
     jwt: {
@@ -105,6 +116,7 @@ function readConfig(env: Env): Config {
       clockToleranceSeconds: 30,
     },
     revocationSyncMs,
+    auditRetentionDays,
     errors,
   };
 }

@@ -13,4 +13,6 @@ export interface Env {
   JWT_AUDIENCE?: string;
   JWT_ORG_CLAIM?: string;
   REVOCATION_SYNC_SECONDS?: string;
+  /** Days audit events are kept (default 90). */
+  AUDIT_RETENTION_DAYS?: string;
 }

@@ -26,6 +26,31 @@ export interface KeyRecord {
   readonly revokedAt: number | null;
   readonly lastUsedAt: number | null;
   readonly metadata: Readonly<Record<string, unknown>> | null;
+  /** False while the key is disabled: it fails with DISABLED until enabled again. */
+  readonly enabled: boolean;
+  /** The last change of any setting (revocation included); null when never changed since creation. */
+  readonly updatedAt: number | null;
+  /** The addresses and CIDR ranges the key may be used from; null: any. */
+  readonly allowedIps: readonly string[] | null;
+  /** The id of the key this one replaced by rotation. */
+  readonly rotatedFrom: string | null;
+}
+
+export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
+
+/** One change of a key, as the audit log holds it. Never holds a key, a hash or a JWT. */
+export interface AuditEvent {
+  readonly id: string;
+  readonly keyId: string;
+  readonly owner: Owner;
+  readonly action: AuditAction;
+  /** `user:<sub>`, `key:<id>` or `service`. */
+  readonly actor: string;
+  readonly at: number;
+  /** Each changed field with its old and new value (API names and formats). */
+  readonly changes: Readonly<Record<string, { readonly old: unknown; readonly new: unknown }>>;
+  readonly ip: string | null;
+  readonly userAgent: string | null;
 }
 
 /** Who is asking. */

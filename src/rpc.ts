@@ -3,8 +3,8 @@
  * the same service as the HTTP routes, with inputs checked by the same schemas.
  *
  * - `KeyVerifier` only verifies: bind it to Workers that guard their routes with keys.
- * - `KeyService` also creates, reads, lists and revokes keys on behalf of any owner: bind it only to
- *   trusted Workers that manage keys for their users.
+ * - `KeyService` also creates, reads, lists, updates, rotates and revokes keys, and reads the audit
+ *   log, on behalf of any owner: bind it only to trusted Workers that manage keys for their users.
  *
  * Errors cross the binding as Error objects whose message starts with a code in brackets, e.g.
  * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them.
@@ -16,15 +16,19 @@ import type { Env } from "./env";
 import type { Actor, Owner } from "./model";
 import {
   type ApiKeyView as ApiKeyJson,
+  type AuditEventView,
   CreateKeyRequest,
+  ListEventsOptions as ListEventsOptionsSchema,
   ListKeysOptions as ListKeysOptionsSchema,
+  RotateKeyRequest,
+  UpdateKeyRequest,
   VerifyOptions,
   type VerifyResultView,
   WELL_FORMED_ID,
   fieldErrors,
   reservedKeyPath,
 } from "./schemas";
-import { ForbiddenError, NotFoundError, ValidationError } from "./service/errors";
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "./service/errors";
 import { StorageUnavailableError } from "./store/store";
 
 export const OwnerInput = z.strictObject({
@@ -49,6 +53,17 @@ export interface KeyListView {
   next_cursor: string | null;
 }
 export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
+export type UpdateKeyOptions = z.input<typeof UpdateKeyRequest>;
+export type RotateKeyOptions = z.input<typeof RotateKeyRequest>;
+export type ListEventsOptions = z.input<typeof ListEventsOptionsSchema>;
+/** An audit event as a binding types it (`changes` values are JSON). */
+export type AuditEventRpcView = Omit<AuditEventView, "changes"> & {
+  changes: Record<string, { old: MetadataValue; new: MetadataValue }>;
+};
+export interface EventListView {
+  data: AuditEventRpcView[];
+  next_cursor: string | null;
+}
 export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
 
@@ -58,6 +73,14 @@ function check<S extends z.ZodType>(schema: S, value: unknown, argument: string)
   if (!result.success)
     throw new Error(`[invalid] ${argument}: ${new ValidationError(fieldErrors(result.error)).message}`);
   return result.data;
+}
+
+/** A create or update input: JSON metadata, no "__proto__" keys, then the schema. */
+function checkJsonInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  check(JsonMetadata, input, "input");
+  const reserved = reservedKeyPath(input);
+  if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
+  return check(schema, input, "input");
 }
 
 function serviceActor(owner: Owner): Actor {
@@ -72,6 +95,7 @@ async function rpcErrors<T>(run: () => Promise<T>): Promise<T> {
     if (error instanceof NotFoundError) throw new Error(`[not_found] ${error.message}`);
     if (error instanceof ValidationError) throw new Error(`[invalid] ${error.message}`);
     if (error instanceof ForbiddenError) throw new Error(`[forbidden] ${error.exceeded}: ${error.message}`);
+    if (error instanceof ConflictError) throw new Error(`[conflict] ${error.message}`);
     if (error instanceof StorageUnavailableError)
       throw new Error("[unavailable] Storage is unavailable; retry shortly");
     throw error;
@@ -101,11 +125,36 @@ export class KeyService extends WorkerEntrypoint<Env> {
 
   async create(owner: Owner, input: CreateKeyOptions): Promise<CreatedApiKeyView> {
     const actor = serviceActor(owner);
-    check(JsonMetadata, input, "input");
-    const reserved = reservedKeyPath(input);
-    if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
-    const body = check(CreateKeyRequest, input, "input");
+    const body = checkJsonInput(CreateKeyRequest, input);
     return rpcErrors(() => this.keys().create(actor, body)) as Promise<CreatedApiKeyView>;
+  }
+
+  /** The same as PATCH /v1/keys/{id}: fields left out are unchanged, null clears. */
+  async update(owner: Owner, id: string, input: UpdateKeyOptions): Promise<ApiKeyView> {
+    const actor = serviceActor(owner);
+    const body = checkJsonInput(UpdateKeyRequest, input);
+    return rpcErrors(() => this.keys().update(actor, String(id), body)) as Promise<ApiKeyView>;
+  }
+
+  /** The same as POST /v1/keys/{id}/rotate: the replacement key, shown once. */
+  async rotate(owner: Owner, id: string, options: RotateKeyOptions = {}): Promise<CreatedApiKeyView> {
+    const actor = serviceActor(owner);
+    const parsed = check(RotateKeyRequest, options, "options");
+    return rpcErrors(() => this.keys().rotate(actor, String(id), parsed)) as Promise<CreatedApiKeyView>;
+  }
+
+  /** One key's audit events, newest first. */
+  async keyEvents(owner: Owner, id: string, options: ListEventsOptions = {}): Promise<EventListView> {
+    const actor = serviceActor(owner);
+    const parsed = check(ListEventsOptionsSchema, options, "options");
+    return rpcErrors(() => this.keys().keyEvents(actor, String(id), parsed)) as Promise<EventListView>;
+  }
+
+  /** The owner's audit events, newest first. */
+  async listEvents(owner: Owner, options: ListEventsOptions = {}): Promise<EventListView> {
+    const actor = serviceActor(owner);
+    const parsed = check(ListEventsOptionsSchema, options, "options");
+    return rpcErrors(() => this.keys().listEvents(actor, parsed)) as Promise<EventListView>;
   }
 
   async get(owner: Owner, id: string): Promise<ApiKeyView> {

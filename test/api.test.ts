@@ -13,8 +13,10 @@ import { type CreatedKey, call, createKey, expectProblem, streamOf, tableSnapsho
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const KEY_FIELDS = [
+  "allowed_ips",
   "created_at",
   "created_by",
+  "enabled",
   "expires_at",
   "id",
   "last_used_at",
@@ -24,8 +26,10 @@ const KEY_FIELDS = [
   "owner_type",
   "resources",
   "revoked_at",
+  "rotated_from",
   "scopes",
   "start",
+  "updated_at",
 ];
 
 interface ProblemBody {
@@ -260,7 +264,14 @@ describe("GET /v1/whoami", () => {
   it("names the key behind an API key, with the Bearer and the Api-Key scheme", async () => {
     const sub = uniqueSub();
     const created = await createKey(await token(sub));
-    const expected = { principal: "api_key", owner_type: "user", owner_id: sub, key_id: created.id, scopes: ["*"] };
+    const expected = {
+      principal: "api_key",
+      owner_type: "user",
+      owner_id: sub,
+      key_id: created.id,
+      scopes: ["*"],
+      enabled: true,
+    };
     for (const authorization of [`Bearer ${created.key}`, `Api-Key ${created.key}`, `api-key ${created.key}`]) {
       const response = await call("GET", "/v1/whoami", { headers: { authorization } });
       expect(response.status, authorization.split(" ")[0]).toBe(200);
@@ -404,8 +415,10 @@ describe("refusals", () => {
   it("405 with Allow for a known path and another method", async () => {
     const cases: [string, string, string[]][] = [
       ["PUT", "/v1/keys", ["GET", "POST"]],
-      ["PATCH", `/v1/keys/${mine.id}`, ["DELETE", "GET"]],
-      ["POST", `/v1/keys/${mine.id}`, ["DELETE", "GET"]],
+      ["PUT", `/v1/keys/${mine.id}`, ["DELETE", "GET", "PATCH"]],
+      ["POST", `/v1/keys/${mine.id}`, ["DELETE", "GET", "PATCH"]],
+      ["GET", `/v1/keys/${mine.id}/rotate`, ["POST"]],
+      ["DELETE", "/v1/events", ["GET"]],
       ["POST", "/healthz", ["GET"]],
       ["DELETE", "/v1/whoami", ["GET"]],
       ["GET", "/v1/verify", ["POST"]],

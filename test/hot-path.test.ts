@@ -85,6 +85,7 @@ describe("a warm key", () => {
     expect(await first.json()).toMatchObject({ principal: "api_key", key_id: id });
     expect(log.calls).toContain("KV.get");
     expect(log.queries.filter((q) => q.includes("SELECT hash, revoked_at FROM"))).toHaveLength(1);
+    expect(log.queries.filter((q) => q.includes("SELECT hash, updated_at FROM"))).toHaveLength(1);
     expect(log.queries.filter((q) => q.includes("WHERE hash = ?"))).toEqual([]);
     expect(log.queries.filter((q) => q.includes("SET last_used_at"))).toHaveLength(1);
     expect(log.calls.filter((c) => KV_WRITES.has(c))).toEqual([]);
@@ -104,7 +105,8 @@ describe("a warm key", () => {
     await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the revocation sync fresh
     const { key } = await createKey(await token(uniqueSub()), {}, testEnv);
     expect(log.calls.filter((c) => c === "KV.put")).toHaveLength(1);
-    expect(log.queries.filter((q) => D1_WRITE.test(q))).toHaveLength(1); // the INSERT
+    expect(log.calls.filter((c) => c === "DB.batch")).toHaveLength(1); // the INSERT and its audit event
+    expect(log.queries.filter((q) => D1_WRITE.test(q))).toEqual([]);
 
     reset();
     expect((await whoami(key, testEnv)).status).toBe(200);
@@ -134,9 +136,10 @@ describe("a key's record in isolate memory", () => {
     vi.setSystemTime(start + 3 * 60_000); // before the shortest lifetime (80% of 5 minutes)
     expect((await whoami(key, testEnv)).status).toBe(200);
     expect(log.calls).not.toContain("KV.get");
-    // What three minutes do cost: a revocation sync (stale caches sync first) and the key's last use.
+    // What three minutes do cost: a sync (stale caches sync first) and the key's last use.
     expect(log.queries).toEqual([
       expect.stringMatching(/^all SELECT hash, revoked_at FROM/),
+      expect.stringMatching(/^all SELECT hash, updated_at FROM/),
       expect.stringMatching(/^run UPDATE api_keys SET last_used_at/),
     ]);
 

@@ -17,6 +17,8 @@ const KEY_FAILURES: Partial<Record<VerifyCode, string>> = {
   NOT_FOUND: "The API key is not valid",
   REVOKED: "The API key has been revoked",
   EXPIRED: "The API key has expired",
+  DISABLED: "The API key is disabled",
+  IP_NOT_ALLOWED: "The API key may not be used from this address",
 };
 
 function readCredential(authorization: string | null, config: Config): Credential {
@@ -37,10 +39,16 @@ function readCredential(authorization: string | null, config: Config): Credentia
   }
 }
 
-export async function authenticate(authorization: string | null, config: Config, keys: Keys): Promise<Actor> {
+/** `ip`: the client's address, checked against a key's allow-list (absent: a key with one fails). */
+export async function authenticate(
+  authorization: string | null,
+  config: Config,
+  keys: Keys,
+  ip?: string,
+): Promise<Actor> {
   const credential = readCredential(authorization, config);
   if (credential.kind === "jwt") return verifyUserToken(credential.token, config.jwt);
-  const { code, record } = await keys.verifier.verify(credential.key);
+  const { code, record } = await keys.verifier.verify(credential.key, { ip });
   if (code !== "VALID" || !record) {
     throw new AuthenticationError(KEY_FAILURES[code] ?? "The API key is not valid");
   }

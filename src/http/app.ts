@@ -26,13 +26,21 @@ function parse(schema: z.ZodType, value: unknown, source: "body" | "query"): unk
   return result.data;
 }
 
+/** The longest client address and User-Agent kept (for the audit log). */
+const MAX_IP = 64;
+const MAX_USER_AGENT = 256;
+
 function handlerFor(route: Route) {
   return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
-    const app = createContext(env, exec);
+    const ip = request.headers.get("cf-connecting-ip")?.slice(0, MAX_IP) ?? null;
+    const app = createContext(env, exec, {
+      ip,
+      userAgent: request.headers.get("user-agent")?.slice(0, MAX_USER_AGENT) ?? null,
+    });
     let actor: Actor | null = null;
     if (route.auth === "required") {
       try {
-        actor = await authenticate(request.headers.get("authorization"), app.config, app.keys);
+        actor = await authenticate(request.headers.get("authorization"), app.config, app.keys, ip ?? undefined);
       } catch (error) {
         if (error instanceof AuthenticationError) {
           const limited = await countAuthFailure(request, env);

@@ -23,6 +23,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   403: "Authenticated, but the request exceeds the caller's powers (`exceeded` names what).",
   404: "No such route, or no such key visible to the caller.",
   405: "The path exists, but not with this method (see `Allow`).",
+  409: "The key's state forbids this (revoked, expired, or changed by a concurrent request).",
   413: "The body is over 16 KB.",
   415: "The body is not application/json.",
   422: "Validation failed; `errors` maps each field to its messages.",
@@ -88,6 +89,7 @@ function build(routes: readonly Route[]) {
     },
     tags: [
       { name: "keys", description: "The key lifecycle." },
+      { name: "audit", description: "The audit log: who changed which key, when, and how." },
       { name: "verify", description: "Key verification for services." },
       { name: "auth", description: "The caller's identity." },
       { name: "meta", description: "Health and this document." },

@@ -4,7 +4,7 @@
  * error (which never holds a key: keys are not put in errors).
  */
 import { AuthenticationError, IdentityProviderUnavailableError } from "../auth/errors";
-import { ForbiddenError, NotFoundError, ValidationError } from "../service/errors";
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../service/errors";
 import { StorageUnavailableError } from "../store/store";
 import { describeError } from "../log";
 
@@ -18,6 +18,7 @@ const TITLES: Record<number, string> = {
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",
   422: "Unprocessable Content",
@@ -65,6 +66,7 @@ export function errorToProblem(error: unknown): Response {
     return problem(401, { detail: error.message, headers: { "WWW-Authenticate": WWW_AUTHENTICATE } });
   }
   if (error instanceof NotFoundError) return problem(404, { detail: error.message });
+  if (error instanceof ConflictError) return problem(409, { detail: error.message });
   if (error instanceof ValidationError) {
     return problem(error.source === "query" ? 400 : 422, {
       detail: error.source === "query" ? "The query string is invalid" : "The request body is invalid",

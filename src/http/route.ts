@@ -8,7 +8,7 @@ import type { AppContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
 
-export type Method = "get" | "post" | "delete";
+export type Method = "get" | "post" | "patch" | "delete";
 export type AuthMode = "none" | "required";
 
 type Parsed<S> = S extends z.ZodType ? z.output<S> : undefined;

@@ -36,3 +36,8 @@ export class ForbiddenError extends Error {
     super(message);
   }
 }
+
+/** The request conflicts with the key's state (e.g. rotating or updating a revoked key). */
+export class ConflictError extends Error {
+  override readonly name = "ConflictError";
+}

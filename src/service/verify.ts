@@ -9,9 +9,12 @@
  *
  * Revocations made elsewhere reach this isolate through revocation sync: at most every
  * `revocationSyncMs` (off the request path, via waitUntil) the isolate reads the revocations newer
- * than its last look from D1's revoked_at index. A request is never answered from caches whose last
- * sync is older than twice that interval: it syncs first. So a revocation is honoured everywhere
- * within 2 x revocationSyncMs (10 s by default), however stale a KV copy is.
+ * than its last look from D1's revoked_at index, and the other changes (disable, expiry, scopes,
+ * resources, allow-list, rotation) from the updated_at index. A request is never answered from caches
+ * whose last sync is older than twice that interval: it syncs first. So a change is honoured
+ * everywhere within 2 x revocationSyncMs (10 s by default), however stale a KV copy is: a KV record
+ * older than a change this isolate has seen is read from D1 instead.
+ * (The change sync is interim: the D1-ordered change feed replaces both scans.)
  *
  * A warm verification makes no D1 query and no KV or D1 write; last-use times are written at most
  * once a minute per key, after the response.
@@ -19,13 +22,14 @@
 import type { Config } from "../config";
 import { isWellFormedKey } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
+import { type IpMatcher, compileAllowList } from "../keys/ip";
 import { grants, resourceAllowed } from "../keys/scopes";
 import type { KeyRecord } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
 import { KV_CACHE_TTL_SECONDS, KV_TTL_SECONDS, type RecordCache } from "../store/cache";
 import { D1_TIMEOUT_MS } from "../store/d1";
 import { TtlLru } from "../store/memory";
-import { type KeyStore, type Revocation, TOUCH_BATCH } from "../store/store";
+import { type Change, type KeyStore, type Revocation, TOUCH_BATCH } from "../store/store";
 import { describeError } from "../log";
 
 const LAST_USED_INTERVAL_MS = 60_000;
@@ -54,12 +58,19 @@ const REVOCATION_MEMORY_MS = (KV_TTL_SECONDS + KV_CACHE_TTL_SECONDS + 60) * 1000
 const SYNC_OVERLAP_MS = D1_TIMEOUT_MS + 10_000;
 const SYNC_PAGE = 1000;
 
+/** Where a call came from, for the audit log: over HTTP, CF-Connecting-IP and User-Agent; over RPC, neither. */
+export interface Origin {
+  readonly ip: string | null;
+  readonly userAgent: string | null;
+}
+
 export interface ServiceDeps {
   readonly store: KeyStore;
   readonly cache: RecordCache;
   readonly config: Config;
   /** Runs work after the response (ctx.waitUntil). */
   readonly defer: (work: Promise<unknown>) => void;
+  readonly origin?: Origin;
 }
 
 export interface Verification {
@@ -74,6 +85,8 @@ export class IsolateCache {
   readonly unknown = new TtlLru<string, true>(10_000, 10_000);
   /** hash -> revoked_at, for revocations learnt by sync or made here. */
   readonly revoked = new Map<string, number>();
+  /** hash -> updated_at, for changes learnt by sync or made here: older copies (in KV) are stale. */
+  readonly changed = new Map<string, number>();
   readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
   /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
   readonly pendingUses = new Map<string, number>();
@@ -87,6 +100,7 @@ export class IsolateCache {
     this.records.clear();
     this.unknown.clear();
     this.revoked.clear();
+    this.changed.clear();
     this.lastUsedWrites.clear();
     this.pendingUses.clear();
     this.flushStartedAt = 0;
@@ -97,6 +111,18 @@ export class IsolateCache {
 
 /** The one cache of this isolate. */
 export const isolateCache = new IsolateCache();
+
+/** Compiled allow-lists, by the record's list: compiled once per record read, not per verification. */
+const allowLists = new WeakMap<readonly string[], IpMatcher>();
+
+function ipAllowed(allowedIps: readonly string[], ip: string | undefined): boolean {
+  let matcher = allowLists.get(allowedIps);
+  if (!matcher) {
+    matcher = compileAllowList(allowedIps);
+    allowLists.set(allowedIps, matcher);
+  }
+  return matcher(ip);
+}
 
 export class Verifier {
   constructor(
@@ -113,7 +139,12 @@ export class Verifier {
     const record = this.local.records.get(hash, now) ?? (await this.lookup(hash, now));
     if (!record) return { code: "NOT_FOUND", record: null };
     if (record.revokedAt !== null || this.local.revoked.has(hash)) return { code: "REVOKED", record };
+    if (!record.enabled) return { code: "DISABLED", record };
     if (record.expiresAt !== null && record.expiresAt <= now) return { code: "EXPIRED", record };
+    // Keys without an allow-list pay one comparison.
+    if (record.allowedIps !== null && !ipAllowed(record.allowedIps, options.ip)) {
+      return { code: "IP_NOT_ALLOWED", record };
+    }
     if (options.scope !== undefined && !grants(record.scopes, options.scope)) {
       return { code: "INSUFFICIENT_SCOPE", record };
     }
@@ -139,12 +170,23 @@ export class Verifier {
     await this.deps.cache.delete(record.hash);
   }
 
+  /**
+   * A key's settings were just changed here: the next request at this location sees the new record,
+   * and KV's copy goes, so other isolates read D1 (which sync makes them do within the bound anyway).
+   */
+  async changed(record: KeyRecord): Promise<void> {
+    const now = Date.now();
+    this.local.changed.set(record.hash, record.updatedAt ?? now);
+    this.local.records.set(record.hash, record, now, recordLifetime());
+    await this.deps.cache.delete(record.hash);
+  }
+
   /** After a miss in this isolate's records: its negative cache, then KV, then D1. */
   private async lookup(hash: string, now: number): Promise<KeyRecord | null> {
     if (this.local.unknown.get(hash, now)) return null;
 
     const cached = await this.deps.cache.get(hash);
-    if (cached) {
+    if (cached && (cached.updatedAt ?? 0) >= (this.local.changed.get(hash) ?? 0)) {
       this.local.records.set(hash, cached, now, recordLifetime());
       return cached;
     }
@@ -213,13 +255,12 @@ export class Verifier {
     await this.syncRevocations(now);
   }
 
-  /** Pulls revocations newer than the last look from D1. Failures are logged, never thrown. */
+  /** Pulls revocations and changes newer than the last look from D1. Failures are logged, never thrown. */
   async syncRevocations(now: number = Date.now()): Promise<void> {
     this.local.syncStartedAt = now;
-    let after: Revocation = {
-      revokedAt: this.local.lastSyncAt ? this.local.lastSyncAt - SYNC_OVERLAP_MS : now - REVOCATION_MEMORY_MS,
-      hash: "",
-    };
+    const since = this.local.lastSyncAt ? this.local.lastSyncAt - SYNC_OVERLAP_MS : now - REVOCATION_MEMORY_MS;
+    let after: Revocation = { revokedAt: since, hash: "" };
+    let changedAfter: Change = { updatedAt: since, hash: "" };
     try {
       for (;;) {
         const page = await this.deps.store.revokedAfter(after, SYNC_PAGE);
@@ -230,12 +271,29 @@ export class Verifier {
         if (page.length < SYNC_PAGE) break;
         after = page[page.length - 1]!;
       }
+      for (;;) {
+        const page = await this.deps.store.changedAfter(changedAfter, SYNC_PAGE);
+        for (const change of page) this.noteChange(change);
+        if (page.length < SYNC_PAGE) break;
+        changedAfter = page[page.length - 1]!;
+      }
       this.local.lastSyncAt = now;
       for (const [hash, revokedAt] of this.local.revoked) {
         if (revokedAt < now - REVOCATION_MEMORY_MS) this.local.revoked.delete(hash);
       }
+      for (const [hash, updatedAt] of this.local.changed) {
+        if (updatedAt < now - REVOCATION_MEMORY_MS) this.local.changed.delete(hash);
+      }
     } catch (error) {
       console.warn(`latchkey: revocation sync failed: ${describeError(error)}`);
     }
+  }
+
+  /** A change seen by sync: drop this isolate's copy if older, and distrust older copies in KV. */
+  private noteChange({ hash, updatedAt }: Change): void {
+    if ((this.local.changed.get(hash) ?? 0) >= updatedAt) return;
+    this.local.changed.set(hash, updatedAt);
+    const held = this.local.records.get(hash, Date.now());
+    if (held && (held.updatedAt ?? 0) < updatedAt) this.local.records.delete(hash);
   }
 }

@@ -17,7 +17,7 @@ export const KV_CACHE_TTL_SECONDS = 60;
 const KV_TIMEOUT_MS = 1000;
 
 /** Versioned, so a deploy that changes KeyRecord's shape never reads the old shape. */
-export const cacheKey = (hash: string) => `key:v1:${hash}`;
+export const cacheKey = (hash: string) => `key:v2:${hash}`;
 
 export interface RecordCache {
   /** The record, or null on a miss, a failure or a timeout. */

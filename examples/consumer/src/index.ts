@@ -21,6 +21,8 @@ const REFUSALS: Record<Refusal, { status: 401 | 403; detail: string }> = {
   NOT_FOUND: { status: 401, detail: "The API key is not valid" },
   REVOKED: { status: 401, detail: "The API key has been revoked" },
   EXPIRED: { status: 401, detail: "The API key has expired" },
+  DISABLED: { status: 401, detail: "The API key is disabled" },
+  IP_NOT_ALLOWED: { status: 401, detail: "The API key may not be used from this address" },
   INSUFFICIENT_SCOPE: { status: 403, detail: "The API key lacks the scope this route needs" },
   RESOURCE_NOT_ALLOWED: { status: 403, detail: "The API key may not use this resource" },
 };
@@ -56,7 +58,9 @@ async function guard(request: Request, env: Env, needs: VerifyKeyOptions): Promi
   if (key === null) return problem(401, "Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`");
   let verdict: VerifyResultView;
   try {
-    verdict = await env.KEYS.verify(key, needs);
+    // The client's address, for keys with an IP allow-list (Cloudflare sets the header).
+    const ip = request.headers.get("cf-connecting-ip") ?? undefined;
+    verdict = await env.KEYS.verify(key, { ...needs, ip });
   } catch (error) {
     // KeyService errors start with a code: [invalid] (here: a path id that is not a valid resource
     // id) or [unavailable] (latchkey's storage is down).
