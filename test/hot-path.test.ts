@@ -120,10 +120,53 @@ describe("a warm key", () => {
   });
 });
 
+describe("a warm key with an IP allow-list", () => {
+  it("verifies, or is refused by address, with no storage call at all", async () => {
+    const { key } = await createKey(await token(uniqueSub()), { allowed_ips: ["192.0.2.0/24", "2001:db8::/32"] });
+    const { testEnv, log, reset } = countingEnv();
+    const from = (ip: string) =>
+      call("GET", "/v1/whoami", { auth: key, env: testEnv, headers: { "cf-connecting-ip": ip } });
+    expect((await from("192.0.2.1")).status).toBe(200); // warm-up: sync, KV read, last use
+
+    reset();
+    for (let i = 0; i < 20; i++) {
+      expect((await from("192.0.2.7")).status).toBe(200);
+      expect((await from("2001:db8::7")).status).toBe(200);
+      expect(await verify({ key, ip: "192.0.2.9" }, testEnv)).toMatchObject({ code: "VALID" });
+      expect(await verify({ key, ip: "198.51.100.1" }, testEnv)).toMatchObject({ code: "IP_NOT_ALLOWED" });
+      expect(await verify({ key }, testEnv)).toMatchObject({ code: "IP_NOT_ALLOWED" });
+    }
+    expect(log.calls).toEqual([]);
+  });
+});
+
+describe("a key changed here", () => {
+  it("is answered from memory at once: the change costs its own write, the next verification nothing", async () => {
+    const sub = uniqueSub();
+    const { id, key } = await createKey(await token(sub), { scopes: ["models:invoke"] });
+    const { testEnv, log, reset } = countingEnv();
+    expect((await whoami(key, testEnv)).status).toBe(200); // warm-up
+
+    for (const [body, code] of [
+      [{ enabled: false }, "DISABLED"],
+      [{ enabled: true, allowed_ips: ["10.0.0.0/8"] }, "IP_NOT_ALLOWED"],
+      [{ allowed_ips: null, scopes: ["metrics:read"] }, "INSUFFICIENT_SCOPE"],
+    ] as const) {
+      const response = await call("PATCH", `/v1/keys/${id}`, { auth: await token(sub), body, env: testEnv });
+      expect(response.status).toBe(200);
+      reset();
+      for (let i = 0; i < 5; i++) {
+        expect(await verify({ key, scope: "models:invoke" }, testEnv)).toMatchObject({ code });
+      }
+      expect(log.calls).toEqual([]);
+    }
+  });
+});
+
 describe("a key's record in isolate memory", () => {
   afterEach(() => vi.useRealTimers());
 
-  it("outlives a minute (only revocation changes a record, and sync handles that), then is read again", async () => {
+  it("outlives a minute (changes reach it by sync or where they are made), then is read again", async () => {
     const { key } = await createKey(await token(uniqueSub()));
     const { testEnv, log, reset } = countingEnv();
     isolateCache.clear();
