@@ -327,6 +327,27 @@ describe("meta routes", () => {
     }
     const create = doc.paths["/v1/keys"]!.post!;
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(["201", "401", "413", "415", "422"]));
+
+    // The lifecycle routes and codes.
+    const lifecycle: [string, string, string[]][] = [
+      ["/v1/keys/{id}", "patch", ["200", "403", "404", "409", "422"]],
+      ["/v1/keys/{id}/rotate", "post", ["201", "403", "404", "409", "422"]],
+      ["/v1/keys/{id}/events", "get", ["200", "400", "403", "404"]],
+      ["/v1/events", "get", ["200", "400", "403"]],
+    ];
+    for (const [path, method, statuses] of lifecycle) {
+      expect(Object.keys(doc.paths[path]?.[method]?.responses ?? {}), `${method} ${path}`).toEqual(
+        expect.arrayContaining(statuses),
+      );
+    }
+    for (const id of ["UpdateKeyRequest", "RotateKeyRequest", "AuditEvent", "EventList", "IpRange"]) {
+      expect(doc.components.schemas).toHaveProperty(id);
+    }
+    const codes = (doc.components.schemas.VerifyResult as { properties: { code: { enum: string[] } } }).properties.code
+      .enum;
+    expect(codes).toEqual(expect.arrayContaining(["DISABLED", "IP_NOT_ALLOWED"]));
+    const apiKey = doc.components.schemas.ApiKey as { required: string[] };
+    expect(apiKey.required).toEqual(expect.arrayContaining(["enabled", "updated_at", "allowed_ips", "rotated_from"]));
   });
 });
 

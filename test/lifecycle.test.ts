@@ -4,7 +4,7 @@
  * time), IP allow-lists on latchkey's own routes and in verification, attenuation on PATCH and rotate,
  * and rows written before the migration.
  */
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { generateKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
@@ -492,5 +492,43 @@ describe("rows written before the lifecycle migration", () => {
     // And can be changed like any other.
     expect((await patch(id, await token(sub), { enabled: false })).status).toBe(200);
     expect((await verify(real)).code).toBe("DISABLED");
+  });
+});
+
+describe("KeyService RPC", () => {
+  const failure = (pending: Promise<unknown>): Promise<string> =>
+    pending.then(
+      () => {
+        throw new Error("expected the call to fail");
+      },
+      (error: Error) => error.message,
+    );
+
+  it("updates, disables, rotates and verifies with `ip` as over HTTP, with coded errors", async () => {
+    const keys = exports.KeyService;
+    const owner = { type: "user", id: uniqueSub() } as const;
+    const made = await keys.create(owner, { name: "rpc", allowed_ips: ["192.0.2.0/24"] });
+    expect(await keys.verify(made.key, { ip: "192.0.2.1" })).toMatchObject({ code: "VALID", enabled: true });
+    expect(await keys.verify(made.key)).toMatchObject({ code: "IP_NOT_ALLOWED" });
+
+    const updated = await keys.update(owner, made.id, { name: "renamed", enabled: false });
+    expect(updated).toMatchObject({ name: "renamed", enabled: false });
+    expect(await keys.verify(made.key, { ip: "192.0.2.1" })).toMatchObject({ code: "DISABLED", enabled: false });
+
+    const rotated = await keys.rotate(owner, made.id, { grace_seconds: 0 });
+    expect(rotated).toMatchObject({ name: "renamed", rotated_from: made.id, enabled: true });
+    expect(await keys.verify(rotated.key, { ip: "192.0.2.1" })).toMatchObject({ code: "VALID" });
+
+    expect(await failure(keys.update(owner, made.id, { allowed_ips: ["10.0.0.1/8"] }))).toMatch(
+      /^\[invalid\] input: allowed_ips\.0: /,
+    );
+    expect(await failure(keys.rotate(owner, made.id, { grace_seconds: 604801 }))).toMatch(/^\[invalid\] options/);
+    expect(await failure(keys.verify(made.key, { ip: "nope" }))).toMatch(/^\[invalid\] options: ip/);
+    expect(await failure(keys.update({ type: "user", id: uniqueSub() }, made.id, { name: "x" }))).toMatch(
+      /^\[not_found\]/,
+    );
+    await keys.revoke(owner, made.id);
+    expect(await failure(keys.rotate(owner, made.id))).toMatch(/^\[conflict\] The key is revoked/);
+    expect(await failure(keys.update(owner, made.id, { name: "x" }))).toMatch(/^\[conflict\]/);
   });
 });
