@@ -19,7 +19,7 @@ interface Verdict {
   expires_at: string | null;
 }
 
-const NO_KEY = { key_id: null, owner: null, scopes: [], resources: null, expires_at: null };
+const NO_KEY = { key_id: null, owner: null, scopes: [], resources: null, expires_at: null, enabled: null };
 const HOUR = 3_600_000;
 
 async function verify(body: Record<string, unknown>, testEnv?: Env): Promise<Verdict> {
@@ -52,6 +52,7 @@ describe("POST /v1/verify", () => {
       scopes: ["models:invoke", "metrics:read"],
       resources: ["m1", "m2"],
       expires_at: expiresAt,
+      enabled: true,
     };
     expect(await verify({ key: created.key })).toEqual(expected);
     expect(await verify({ key: created.key, scope: "metrics:read", resource: "m2" })).toEqual(expected);
@@ -70,6 +71,7 @@ describe("POST /v1/verify", () => {
       scopes: ["*"],
       resources: null,
       expires_at: null,
+      enabled: true,
     });
   });
 
@@ -112,6 +114,7 @@ describe("POST /v1/verify", () => {
       scopes: ["models:invoke"],
       resources: null,
       expires_at: null,
+      enabled: true,
     };
     expect(await verify({ key: created.key })).toEqual(revoked);
     expect(await verify({ key: created.key, scope: "metrics:read" })).toEqual(revoked);
