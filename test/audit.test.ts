@@ -5,11 +5,11 @@
  */
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
-import { call, createKey, envWith, expectProblem, tableSnapshot, token, uniqueSub } from "./helpers";
+import { call, createKey, envWith, expectProblem, faultyDb, tableSnapshot, token, uniqueSub } from "./helpers";
 
 interface EventView {
   id: string;
@@ -173,6 +173,26 @@ describe("concurrent changes of one key", () => {
     }
     const view = await (await call("GET", `/v1/keys/${id}`, { auth: jwt })).json<{ name: string }>();
     expect(view.name).toBe(previous);
+  });
+});
+
+describe("concurrent rotations of one key", () => {
+  it("store exactly one replacement and its events per 201, never an orphan from a lost race", async () => {
+    const { jwt } = await person();
+    const { id } = await createKey(jwt);
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        call("POST", `/v1/keys/${id}/rotate`, { auth: jwt, body: { grace_seconds: 600 } }),
+      ),
+    );
+    for (const response of responses) expect([201, 409]).toContain(response.status);
+    const made = responses.filter((r) => r.status === 201).length;
+    expect(made).toBeGreaterThan(0);
+    const replacements = await env.DB.prepare("SELECT COUNT(*) AS n FROM api_keys WHERE rotated_from = ?")
+      .bind(id)
+      .first<{ n: number }>();
+    expect(replacements?.n).toBe(made);
+    expect((await events(id)).filter((e) => e.action === "rotated")).toHaveLength(made);
   });
 });
 
@@ -343,8 +363,23 @@ describe("retention", () => {
     expect(await remaining(kept)).toBe(3);
     expect(deletes).toBe(3); // 1000 + 1000 + 500
 
+    // A retention that makes no sense is refused (logged), and the default kept: nothing more goes.
+    for (const days of ["0", "-5", "1.5", "ninety"]) await runCron(envWith({ AUDIT_RETENTION_DAYS: days }));
+    expect(await remaining(kept)).toBe(3);
     // A shorter retention, from the configuration.
     await runCron(envWith({ AUDIT_RETENTION_DAYS: "30" }));
     expect(await remaining(kept)).toBe(0);
+  });
+
+  it("a failing task is logged by name and does not fail the trigger", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      await runCron(envWith({ DB: faultyDb("reject") }));
+      expect(errors.mock.calls.map((c) => String(c[0]))).toContainEqual(
+        expect.stringMatching(/^latchkey: scheduled audit retention failed: /),
+      );
+    } finally {
+      errors.mockRestore();
+    }
   });
 });
