@@ -18,7 +18,7 @@ export interface AppContext {
 export function createContext(
   env: Env,
   ctx: { waitUntil(promise: Promise<unknown>): void },
-  origin?: Origin,
+  origin?: () => Origin,
 ): AppContext {
   const config = loadConfig(env);
   const keys = new Keys({

@@ -33,10 +33,10 @@ const MAX_USER_AGENT = 256;
 function handlerFor(route: Route) {
   return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
     const ip = request.headers.get("cf-connecting-ip")?.slice(0, MAX_IP) ?? null;
-    const app = createContext(env, exec, {
+    const app = createContext(env, exec, () => ({
       ip,
       userAgent: request.headers.get("user-agent")?.slice(0, MAX_USER_AGENT) ?? null,
-    });
+    }));
     let actor: Actor | null = null;
     if (route.auth === "required") {
       try {

@@ -447,6 +447,7 @@ export class Keys {
    * `imported` event per key through this, with `creationChanges(record)`, in the same store batch.
    */
   private event(actor: Actor, record: KeyRecord, action: AuditAction, changes: FieldChanges, at: number): AuditEvent {
+    const origin = this.deps.origin?.();
     return {
       id: crypto.randomUUID(),
       keyId: record.id,
@@ -455,8 +456,8 @@ export class Keys {
       actor: actorName(actor),
       at,
       changes,
-      ip: this.deps.origin?.ip ?? null,
-      userAgent: this.deps.origin?.userAgent ?? null,
+      ip: origin?.ip ?? null,
+      userAgent: origin?.userAgent ?? null,
     };
   }
 

@@ -70,7 +70,8 @@ export interface ServiceDeps {
   readonly config: Config;
   /** Runs work after the response (ctx.waitUntil). */
   readonly defer: (work: Promise<unknown>) => void;
-  readonly origin?: Origin;
+  /** Read only when an audit event is written, so requests that change nothing pay nothing for it. */
+  readonly origin?: () => Origin;
 }
 
 export interface Verification {
