@@ -12,6 +12,8 @@ export const TEST_JWT_SECRET = "test-only-secret-0123456789abcdef0123456789";
 const RUNNER = "vitest-plugin-runner-";
 /** The example consumer, bundled by test/setup/build-consumer.ts. */
 export const CONSUMER_BUNDLE = ".wrangler/test/consumer.mjs";
+/** The vendors' response and request schemas as validators, compiled by test/setup/vendor-schemas.mjs. */
+export const VENDOR_SCHEMAS_MODULE = ".wrangler/test/vendor-schemas.mjs";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
@@ -20,9 +22,17 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
-          bindings: { JWT_SECRET: TEST_JWT_SECRET, TEST_MIGRATIONS: migrations },
+          bindings: {
+            JWT_SECRET: TEST_JWT_SECRET,
+            TEST_MIGRATIONS: migrations,
+            // The suite runs with both kinds of imported key enabled (test/import.test.ts).
+            LEGACY_KEY_FORMATS: "sanctum,opaque:sk_live_",
+            // DEV_UI_TOKENS: a developer's .dev.vars turns it on; the tests start from it off.
+            DEV_UI_TOKENS: "",
+          },
           // The example consumer (examples/consumer), for test/consumer.test.ts: the tests call it
-          // through CONSUMER; it calls latchkey through a real service binding to KeyService.
+          // through CONSUMER; it calls latchkey through a real service binding to KeyVerifier (which
+          // only verifies: the consumer cannot manage keys).
           serviceBindings: { CONSUMER: "latchkey-consumer" },
           workers: [
             {
@@ -30,14 +40,14 @@ export default defineConfig(async () => {
               modules: true,
               scriptPath: CONSUMER_BUNDLE,
               compatibilityDate: "2026-11-01",
-              serviceBindings: { KEYS: { name: RUNNER, entrypoint: "KeyService" } },
+              serviceBindings: { KEYS: { name: RUNNER, entrypoint: "KeyVerifier" } },
             },
           ],
         },
       }),
     ],
     test: {
-      globalSetup: ["./test/setup/build-consumer.ts"],
+      globalSetup: ["./test/setup/build-consumer.ts", "./test/setup/vendor-schemas.mjs", "./test/setup/build-ui.ts"],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
     },

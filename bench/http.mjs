@@ -1,8 +1,8 @@
 // npm run bench [-- --port 8790 --keys 1000 --warmup 5 --case-warmup 12 --duration 8 --rounds 2 --connections 10
-//                  --cases 1,2,3,4,5,6,7 --no-write]
+//                  --cases 1,2,3,4,5,6,7,8,9 --no-write]
 //
 // Starts latchkey as the README does (`npm start -- --port <port>`: local D1 and KV, wrangler dev),
-// seeds keys through the API, and measures seven cases with autocannon, alternating them round by
+// seeds keys through the API, and measures nine cases with autocannon, alternating them round by
 // round (ABBA order) so that drift hits all alike. Prints requests/s, p50 and p99 per case and the
 // ratios the targets are stated in, and writes its section of bench/RESULTS.md.
 import autocannon from "autocannon";
@@ -26,7 +26,7 @@ const { values: opts } = parseArgs({
     duration: { type: "string", default: "8" },
     rounds: { type: "string", default: "2" },
     connections: { type: "string", default: "10" },
-    cases: { type: "string", default: "1,2,3,4,5,6,7" },
+    cases: { type: "string", default: "1,2,3,4,5,6,7,8,9" },
     "no-write": { type: "boolean" },
   },
 });
@@ -91,11 +91,20 @@ async function seed(jwt, count = keyCount, extra = {}) {
 // ---- measuring --------------------------------------------------------------------------------
 
 /**
- * The six cases as autocannon request lists. Lists of static requests are built into buffers once,
+ * The eight cases as autocannon request lists. Lists of static requests are built into buffers once,
  * so the load generator's own cost is the same for every case; each connection cycles through them.
  */
+/** Distinct strings in the shape of bare Laravel Sanctum secrets (40 letters and digits), none imported. */
+function sanctumShaped(count) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  return Array.from({ length: count }, () =>
+    Array.from(crypto.getRandomValues(new Uint8Array(40)), (b) => alphabet[b % alphabet.length]).join(""),
+  );
+}
+
 function defineCases(keys, jwt, allowListed) {
   const unknownKey = generateKey("lk");
+  const guesses = sanctumShaped(keys.length);
   const good = keys[0];
   const malformedKey = good.slice(0, -1) + (good.endsWith("A") ? "B" : "A");
   const json = { "content-type": "application/json" };
@@ -137,9 +146,23 @@ function defineCases(keys, jwt, allowListed) {
         },
       ],
     },
+    // A flood of distinct legacy-looking strings (the server accepts imported Sanctum keys): each costs
+    // one lookup, then the negative cache answers it for 10 s; HTTP auth failures also meet the
+    // failed-authentication limiter (429 past 100 a minute per client).
+    { id: 7, name: "GET /v1/whoami, random Sanctum-shaped strings", requests: guesses.map(whoami) },
+    {
+      id: 8,
+      name: "POST /v1/verify, random Sanctum-shaped strings",
+      requests: guesses.map((key) => ({
+        method: "POST",
+        path: "/v1/verify",
+        headers: json,
+        body: JSON.stringify({ key }),
+      })),
+    },
     {
       // Against case 2: what an allow-list check costs a warm key (keys without one pay nothing).
-      id: 7,
+      id: 9,
       name: `GET /v1/whoami, warm keys with an IP allow-list (${allowListed.length.toLocaleString("en")})`,
       requests: allowListed.map((key) => {
         const request = whoami(key);
@@ -227,12 +250,15 @@ const info = runInfo(command);
 let exitCode = 0;
 try {
   const began = performance.now();
-  console.log(`Starting latchkey: npm start -- --port ${port} --persist-to .wrangler/bench`);
-  server = await startServer({ port, state: ".wrangler/bench" });
+  console.log(
+    `Starting latchkey: npm start -- --port ${port} --persist-to .wrangler/bench --var LEGACY_KEY_FORMATS:sanctum`,
+  );
+  // Imported Sanctum keys accepted, so cases 7-8 reach storage; latchkey's own keys (cases 2-5) pay nothing for it.
+  server = await startServer({ port, state: ".wrangler/bench", vars: { LEGACY_KEY_FORMATS: "sanctum" } });
   const jwt = await signDevToken(`bench-${Date.now()}`);
   console.log(`Seeding ${keyCount} keys through POST /v1/keys ...`);
   const keys = await seed(jwt);
-  const allowListed = selected.has(7) ? await seed(jwt, keyCount, { allowed_ips: ALLOWED_IPS }) : [];
+  const allowListed = selected.has(9) ? await seed(jwt, keyCount, { allowed_ips: ALLOWED_IPS }) : [];
   const cases = defineCases(keys, jwt, allowListed).filter((c) => selected.has(c.id));
 
   console.log(`Warm-up: ${warmupSeconds} s over every case`);
@@ -258,6 +284,7 @@ try {
     ...target(2, "p99", (c) => c.p99, 1.2, false),
     ...target(3, "throughput", (c) => c.rps, 0.85, true),
     ...target(4, "throughput", (c) => c.rps, 0.85, true),
+    ...target(7, "throughput", (c) => c.rps, 0.85, true),
   ];
   const allowList = byId.get(7);
   const case2Result = byId.get(2);

@@ -4,8 +4,11 @@ import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { root } from "../scripts/dev-config.mjs";
 
-/** @param {{ port: number, state: string }} options  state: a .wrangler/ folder, emptied first. */
-export async function startServer({ port, state }) {
+/**
+ * @param {{ port: number, state: string, vars?: Record<string, string> }} options  state: a .wrangler/
+ * folder, emptied first; vars: [vars] to override (wrangler dev --var).
+ */
+export async function startServer({ port, state, vars = {} }) {
   const base = `http://localhost:${port}`;
   const healthy = async () => {
     try {
@@ -18,12 +21,17 @@ export async function startServer({ port, state }) {
   // Other servers (npm start, another benchmark) use other state: two workerd processes writing one
   // SQLite file get "database is locked" (503s that are not latchkey's).
   rmSync(`${root}${state}`, { recursive: true, force: true });
-  const child = spawn(process.execPath, ["scripts/start.mjs", "--port", String(port), "--persist-to", state], {
-    cwd: root,
-    detached: true, // its own process group, so stopping it stops wrangler and workerd too
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-  });
+  const overrides = Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
+  const child = spawn(
+    process.execPath,
+    ["scripts/start.mjs", "--port", String(port), "--persist-to", state, ...overrides],
+    {
+      cwd: root,
+      detached: true, // its own process group, so stopping it stops wrangler and workerd too
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    },
+  );
   const log = [];
   const keep = (chunk) => {
     log.push(...chunk.toString().split("\n"));

@@ -18,6 +18,7 @@ import { createApp } from "../src/http/app";
 import { routes } from "../src/http/routes";
 import { generateKey, isWellFormedKey, keyStart } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
+import { NO_LEGACY_FORMATS } from "../src/keys/legacy";
 import type { AuditEvent, KeyRecord } from "../src/model";
 import { type RecordCache, cacheKey } from "../src/store/cache";
 import type { Change, KeyStore, ListPage, Revocation } from "../src/store/store";
@@ -32,6 +33,14 @@ class MemoryKeyStore implements KeyStore {
   async insert(record: KeyRecord): Promise<void> {
     this.count.writes++;
     this.byHash.set(record.hash, record);
+  }
+  async insertNew(records: readonly KeyRecord[]): Promise<boolean[]> {
+    const inserted: boolean[] = [];
+    for (const record of records) {
+      inserted.push(!this.byHash.has(record.hash));
+      if (inserted.at(-1)) await this.insert(record);
+    }
+    return inserted;
   }
   async findByHash(hash: string): Promise<KeyRecord | null> {
     this.count.reads++;
@@ -134,9 +143,24 @@ const PREFIX = "lk";
 const IN_FLIGHT = 16;
 const config: Config = {
   keyPrefix: PREFIX,
-  jwt: { secret: null, jwksUrl: null, issuer: null, audience: null, orgClaim: "org_id", clockToleranceSeconds: 30 },
+  jwt: {
+    secret: null,
+    jwksUrl: null,
+    issuer: null,
+    audience: null,
+    orgClaim: "org_id",
+    clockToleranceSeconds: 30,
+    maxAgeSeconds: 86_400,
+    rolesClaim: "roles",
+    adminRoles: ["admin"],
+  },
   revocationSyncMs: 5000,
   auditRetentionDays: 90,
+  verifyAccess: { kind: "open" },
+  legacyFormats: NO_LEGACY_FORMATS,
+  dialects: [],
+  cors: { origins: new Set(), verifyOrigins: new Set() },
+  ui: { frameAncestors: "'none'", devTokens: false },
   errors: [],
 };
 

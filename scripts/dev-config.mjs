@@ -38,13 +38,25 @@ export function wranglerVars() {
   return section ? parseAssignments(section[1]) : {};
 }
 
-/** A JWT the local server accepts for `sub` (HS256 with the .dev.vars secret, wrangler.toml's iss/aud). */
-export async function signDevToken(sub, { org, ttlSeconds = 3600 } = {}) {
+/**
+ * A JWT the local server accepts for `sub` (HS256 with the .dev.vars secret, wrangler.toml's iss/aud).
+ * With `org`, `roles` go in the roles claim; without `roles`, the first admin role, so the token's
+ * holder may manage that workspace's keys (WORKSPACE_ADMIN_ROLES empty: no roles needed, none put).
+ */
+export async function signDevToken(sub, { org, roles, ttlSeconds = 3600 } = {}) {
   const { SignJWT } = await import("jose");
   const vars = { ...wranglerVars(), ...devVars() };
   if (!vars.JWT_SECRET) throw new Error("No JWT_SECRET in .dev.vars");
   const now = Math.floor(Date.now() / 1000);
-  let jwt = new SignJWT(org ? { [vars.JWT_ORG_CLAIM || "org_id"]: org } : {})
+  const adminRole = (vars.WORKSPACE_ADMIN_ROLES ?? "admin")
+    .split(",")
+    .map((role) => role.trim())
+    .find(Boolean);
+  const claimed = roles ?? (org && adminRole ? [adminRole] : []);
+  let jwt = new SignJWT({
+    ...(org ? { [vars.JWT_ORG_CLAIM || "org_id"]: org } : {}),
+    ...(claimed.length > 0 ? { [vars.JWT_ROLES_CLAIM || "roles"]: claimed } : {}),
+  })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(sub)
     .setIssuedAt(now)

@@ -7,6 +7,10 @@ const wrangler = `${root}node_modules/wrangler/bin/wrangler.js`;
 
 if (ensureDevVars()) console.log("Created .dev.vars with a random local JWT_SECRET (npm run token uses it).");
 
+// The keys page's files (ui/ -> src/http/ui-assets.generated.ts), so edits to ui/ show on restart.
+const ui = spawnSync(process.execPath, [`${root}scripts/build-ui.mjs`], { cwd: root, stdio: "inherit" });
+if (ui.status !== 0) process.exit(ui.status ?? 1);
+
 const args = process.argv.slice(2);
 // Migrate the same local state wrangler dev will use.
 const persistAt = args.findIndex((arg) => arg === "--persist-to" || arg.startsWith("--persist-to="));

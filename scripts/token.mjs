@@ -1,10 +1,12 @@
-// npm run token -- <sub> [--org <id>] [--ttl <seconds>]
-// Prints an HS256 JWT that the local server accepts, for subject <sub>. A negative --ttl gives an
+// npm run token -- <sub> [--org <id>] [--role <name>]... [--ttl <seconds>]
+// Prints an HS256 JWT that the local server accepts, for subject <sub>. With --org, the token makes
+// <sub> an admin of that workspace (the first of WORKSPACE_ADMIN_ROLES) unless --role names the roles
+// instead (repeatable; e.g. --role member for one who may only list). A negative --ttl gives an
 // already-expired token. Production uses JWT_JWKS_URL and your identity provider's tokens instead.
 import { parseArgs } from "node:util";
 import { signDevToken } from "./dev-config.mjs";
 
-const usage = "usage: npm run token -- <sub> [--org <id>] [--ttl <seconds>]";
+const usage = "usage: npm run token -- <sub> [--org <id>] [--role <name>]... [--ttl <seconds>]";
 let parsed;
 try {
   // `--ttl -60` (an expired token) is one option with a negative value, not two options.
@@ -16,7 +18,12 @@ try {
   parsed = parseArgs({
     args,
     allowPositionals: true,
-    options: { org: { type: "string" }, ttl: { type: "string", default: "3600" }, help: { type: "boolean" } },
+    options: {
+      org: { type: "string" },
+      role: { type: "string", multiple: true },
+      ttl: { type: "string", default: "3600" },
+      help: { type: "boolean" },
+    },
   });
 } catch (error) {
   console.error(`${error.message}\n${usage}`);
@@ -32,7 +39,7 @@ if (values.help || positionals.length !== 1 || !positionals[0] || !Number.isInte
 try {
   // The server tolerates 30 s of clock skew: an expired token must be expired beyond it.
   const ttlSeconds = ttl < 0 ? ttl - 60 : ttl;
-  console.log(await signDevToken(positionals[0], { org: values.org, ttlSeconds }));
+  console.log(await signDevToken(positionals[0], { org: values.org, roles: values.role, ttlSeconds }));
 } catch (error) {
   console.error(error.message);
   process.exit(1);

@@ -5,6 +5,7 @@
  */
 import type { Env } from "./env";
 import { isValidPrefix } from "./keys/format";
+import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
 
 export interface JwtConfig {
   /** HS256 secret (local development). Ignored when `jwksUrl` is set. */
@@ -15,7 +16,20 @@ export interface JwtConfig {
   /** The claim that names the caller's workspace. */
   readonly orgClaim: string;
   readonly clockToleranceSeconds: number;
+  /** The longest lifetime (exp - iat) a token may have, in seconds; null: no cap (and iat optional). */
+  readonly maxAgeSeconds: number | null;
+  /** The claim that lists the caller's roles: a string or an array of strings. */
+  readonly rolesClaim: string;
+  /** The roles that make a member a workspace admin; empty: every member is one. */
+  readonly adminRoles: readonly string[];
 }
+
+/**
+ * Who may call POST /v1/verify: anyone (`open`), only callers presenting `token` (VERIFY_TOKEN), or
+ * nobody (`refused`: VERIFY_TOKEN is set but unusable, so the endpoint fails closed).
+ */
+export type VerifyAccess =
+  { readonly kind: "open" } | { readonly kind: "token"; readonly token: string } | { readonly kind: "refused" };
 
 export interface Config {
   readonly keyPrefix: string;
@@ -24,14 +38,37 @@ export interface Config {
   readonly revocationSyncMs: number;
   /** How long audit events are kept before the scheduled purge deletes them. */
   readonly auditRetentionDays: number;
+  readonly verifyAccess: VerifyAccess;
+  /** Imported key formats verification accepts besides latchkey's own (LEGACY_KEY_FORMATS). */
+  readonly legacyFormats: LegacyFormats;
+  /** The vendor dialects mounted (DIALECTS; see src/http/dialects). */
+  readonly dialects: readonly DialectName[];
+  /** Browser origins that may call the API (src/http/cors.ts): `/v1/*`, and `/v1/verify` apart. */
+  readonly cors: { readonly origins: ReadonlySet<string>; readonly verifyOrigins: ReadonlySet<string> };
+  /** The keys page (src/http/ui.ts). */
+  readonly ui: UiConfig;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
 
+export const DIALECT_NAMES = ["replicas", "fastapi", "autocalls", "baseten"] as const;
+export type DialectName = (typeof DIALECT_NAMES)[number];
+export interface UiConfig {
+  /** The CSP `frame-ancestors` sources of /ui/: who may embed the page in a frame. */
+  readonly frameAncestors: string;
+  /** Whether /ui/dev-token mints tokens: DEV_UI_TOKENS=true, and only in HS256 (local development) mode. */
+  readonly devTokens: boolean;
+}
+
 const MIN_JWT_SECRET_LENGTH = 32;
+const MIN_VERIFY_TOKEN_LENGTH = 32;
 const DEFAULT_PREFIX = "lk";
 const DEFAULT_SYNC_SECONDS = 5;
 const DEFAULT_AUDIT_RETENTION_DAYS = 90;
+const DEFAULT_MAX_AGE_SECONDS = 86_400;
+/** A cap longer than a year is no cap; a typo, more likely. */
+const MAX_MAX_AGE_SECONDS = 366 * 86_400;
+const DEFAULT_ADMIN_ROLES = ["admin"];
 
 const cache = new WeakMap<Env, Config>();
 
@@ -39,6 +76,22 @@ const text = (value: string | undefined): string | null => {
   const trimmed = value?.trim();
   return trimmed ? trimmed : null;
 };
+
+/** An explicit opt-in: only `true` turns it on; anything but `true`, `false` or empty is reported. */
+function optIn(name: string, value: string | undefined, errors: string[]): boolean {
+  const flag = text(value);
+  if (flag !== null && flag !== "true" && flag !== "false") errors.push(`${name} must be true or false; using false`);
+  return flag === "true";
+}
+
+/** A comma-separated list; absent: `fallback`; set but empty: the empty list. */
+function list(value: string | undefined, fallback: readonly string[]): readonly string[] {
+  if (value === undefined) return fallback;
+  return value
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
 
 export function loadConfig(env: Env): Config {
   let config = cache.get(env);
@@ -68,10 +121,28 @@ function readConfig(env: Env): Config {
     const local = url?.hostname === "localhost" || url?.hostname === "127.0.0.1";
     if (url && (url.protocol === "https:" || (url.protocol === "http:" && local))) {
       jwksUrl = url;
-      if (!text(env.JWT_ISSUER) || !text(env.JWT_AUDIENCE)) {
+      // A provider's key set signs tokens for every app it serves: without both checks, a token issued
+      // for another app (or by another tenant of a shared provider) would be accepted here.
+      const checks = [
+        {
+          claim: "JWT_ISSUER",
+          value: env.JWT_ISSUER,
+          optOut: "JWT_ALLOW_ANY_ISSUER",
+          allowAny: env.JWT_ALLOW_ANY_ISSUER,
+        },
+        {
+          claim: "JWT_AUDIENCE",
+          value: env.JWT_AUDIENCE,
+          optOut: "JWT_ALLOW_ANY_AUDIENCE",
+          allowAny: env.JWT_ALLOW_ANY_AUDIENCE,
+        },
+      ];
+      for (const { claim, value, optOut, allowAny } of checks) {
+        if (text(value) || optIn(optOut, allowAny, errors)) continue;
         errors.push(
-          "JWT_JWKS_URL is set without JWT_ISSUER and JWT_AUDIENCE: tokens your provider issued for other apps are accepted",
+          `JWT_JWKS_URL is set without ${claim} (set ${optOut}=true to accept any); JWT authentication is disabled`,
         );
+        jwksUrl = null;
       }
     } else {
       errors.push("JWT_JWKS_URL must be an https: URL (http: only for localhost); JWT authentication is disabled");
@@ -105,6 +176,49 @@ function readConfig(env: Env): Config {
     errors.push(`AUDIT_RETENTION_DAYS must be a whole number from 1 to 3650; using ${DEFAULT_AUDIT_RETENTION_DAYS}`);
   }
 
+  let maxAgeSeconds: number | null = DEFAULT_MAX_AGE_SECONDS;
+  const rawMaxAge = text(env.JWT_MAX_AGE_SECONDS);
+  if (rawMaxAge !== null) {
+    const seconds = Number(rawMaxAge);
+    if (Number.isSafeInteger(seconds) && seconds >= 0 && seconds <= MAX_MAX_AGE_SECONDS) {
+      maxAgeSeconds = seconds === 0 ? null : seconds;
+    } else {
+      errors.push(
+        `JWT_MAX_AGE_SECONDS must be a whole number of seconds from 0 (no cap) to ${MAX_MAX_AGE_SECONDS}; using ${DEFAULT_MAX_AGE_SECONDS}`,
+      );
+    }
+  }
+
+  let verifyAccess: VerifyAccess = { kind: "open" };
+  const verifyToken = text(env.VERIFY_TOKEN);
+  if (verifyToken !== null) {
+    if (verifyToken.length >= MIN_VERIFY_TOKEN_LENGTH) {
+      verifyAccess = { kind: "token", token: verifyToken };
+    } else {
+      errors.push(
+        `VERIFY_TOKEN must be at least ${MIN_VERIFY_TOKEN_LENGTH} characters; POST /v1/verify refuses every request`,
+      );
+      verifyAccess = { kind: "refused" };
+    }
+  }
+
+  const legacy = parseLegacyFormats(text(env.LEGACY_KEY_FORMATS), keyPrefix);
+  errors.push(...legacy.errors);
+
+  // Absent: every dialect; empty: none. An unknown name is reported and mounts nothing in its place.
+  const dialects: DialectName[] = [];
+  for (const name of (env.DIALECTS ?? DIALECT_NAMES.join(",")).split(",").map((n) => n.trim())) {
+    if (!name) continue;
+    if ((DIALECT_NAMES as readonly string[]).includes(name)) {
+      if (!dialects.includes(name as DialectName)) dialects.push(name as DialectName);
+    } else {
+      errors.push(`DIALECTS names an unknown dialect "${name}" (known: ${DIALECT_NAMES.join(", ")}); not mounted`);
+    }
+  }
+  const devTokens = text(env.DEV_UI_TOKENS) === "true";
+  if (devTokens && !secret)
+    errors.push("DEV_UI_TOKENS works only with JWT_SECRET (HS256) and no JWT_JWKS_URL; ignored");
+
   return {
     keyPrefix,
     jwt: {
@@ -114,9 +228,59 @@ function readConfig(env: Env): Config {
       audience: text(env.JWT_AUDIENCE),
       orgClaim: text(env.JWT_ORG_CLAIM) ?? "org_id",
       clockToleranceSeconds: 30,
+      maxAgeSeconds,
+      rolesClaim: text(env.JWT_ROLES_CLAIM) ?? "roles",
+      adminRoles: list(env.WORKSPACE_ADMIN_ROLES, DEFAULT_ADMIN_ROLES),
     },
     revocationSyncMs,
     auditRetentionDays,
+    verifyAccess,
+    legacyFormats: legacy.formats,
+    dialects,
+    cors: {
+      origins: readOrigins("ALLOWED_ORIGINS", env.ALLOWED_ORIGINS, errors),
+      verifyOrigins: readOrigins("VERIFY_ALLOWED_ORIGINS", env.VERIFY_ALLOWED_ORIGINS, errors),
+    },
+    ui: { frameAncestors: readFrameAncestors(env.UI_FRAME_ANCESTORS, errors), devTokens: devTokens && secret !== null },
     errors,
   };
+}
+
+/** A DNS name or an IP address; no wildcard (the URL parser lets `*` through). */
+const HOSTNAME = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/;
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** Whether `url` names this machine (http: is accepted only there). */
+export function isLoopback(url: URL): boolean {
+  return LOOPBACK_HOSTS.has(url.hostname);
+}
+
+/**
+ * A comma-separated list of exact origins as browsers send them (`https://app.example.com`, lowercase,
+ * no default port, path or wildcard; http: only for localhost). A bad entry is reported and left out.
+ */
+function readOrigins(name: string, raw: string | undefined, errors: string[]): ReadonlySet<string> {
+  const origins = new Set<string>();
+  for (const entry of (raw ?? "").split(",")) {
+    const origin = entry.trim();
+    if (!origin) continue;
+    const url = URL.canParse(origin) ? new URL(origin) : null;
+    const scheme = url?.protocol === "https:" || (url?.protocol === "http:" && isLoopback(url));
+    if (url && scheme && url.origin === origin && HOSTNAME.test(url.hostname)) origins.add(origin);
+    else errors.push(`${name}: "${origin}" is not an exact https origin such as https://app.example.com; ignored`);
+  }
+  return origins;
+}
+
+const FRAME_SOURCE =
+  /^(?:'self'|https:\/\/(?:\*\.)?[a-z0-9.-]+(?::\d{1,5})?|http:\/\/(?:localhost|127\.0\.0\.1)(?::\d{1,5})?)$/;
+
+/** UI_FRAME_ANCESTORS: `'none'` (default), or `'self'` and origins separated by spaces. */
+function readFrameAncestors(raw: string | undefined, errors: string[]): string {
+  const value = text(raw);
+  if (!value || value === "'none'") return "'none'";
+  const sources = value.split(/\s+/);
+  if (sources.every((source) => FRAME_SOURCE.test(source))) return sources.join(" ");
+  errors.push(`UI_FRAME_ANCESTORS must be 'none', or 'self' and https origins separated by spaces; using 'none'`);
+  return "'none'";
 }

@@ -6,13 +6,36 @@ export interface Env {
   KEY_CACHE: KVNamespace;
   /** Counts failed authentications per client (absent: no limit). */
   AUTH_FAILURE_LIMITER?: RateLimit;
+  /** Counts failed authentications of requests without CF-Connecting-IP, all one client (absent: AUTH_FAILURE_LIMITER). */
+  AUTH_FAILURE_LIMITER_NO_IP?: RateLimit;
+  /** Counts NOT_FOUND answers of an open POST /v1/verify per client (absent: no limit). */
+  VERIFY_MISS_LIMITER?: RateLimit;
   KEY_PREFIX?: string;
   JWT_SECRET?: string;
   JWT_JWKS_URL?: string;
   JWT_ISSUER?: string;
   JWT_AUDIENCE?: string;
   JWT_ORG_CLAIM?: string;
+  JWT_ALLOW_ANY_ISSUER?: string;
+  JWT_ALLOW_ANY_AUDIENCE?: string;
+  JWT_MAX_AGE_SECONDS?: string;
+  JWT_ROLES_CLAIM?: string;
+  WORKSPACE_ADMIN_ROLES?: string;
+  /** Secret: when set, POST /v1/verify requires `Authorization: Bearer <VERIFY_TOKEN>`. */
+  VERIFY_TOKEN?: string;
   REVOCATION_SYNC_SECONDS?: string;
   /** Days audit events are kept (default 90). */
   AUDIT_RETENTION_DAYS?: string;
+  /** Imported key formats accepted: comma list of `sanctum` and `opaque:<prefix>` (default: none). */
+  LEGACY_KEY_FORMATS?: string;
+  /** Vendor dialects to mount: comma list of replicas, fastapi, autocalls, baseten (default: all). */
+  DIALECTS?: string;
+  /** Comma-separated origins whose pages may call the API from a browser (src/http/cors.ts). */
+  ALLOWED_ORIGINS?: string;
+  /** Origins whose pages may call /v1/verify from a browser (empty: none). */
+  VERIFY_ALLOWED_ORIGINS?: string;
+  /** CSP frame-ancestors of the keys page /ui/ (default 'none'). */
+  UI_FRAME_ANCESTORS?: string;
+  /** "true": /ui/dev-token mints JWTs for local development (HS256 mode only). Never set in wrangler.toml. */
+  DEV_UI_TOKENS?: string;
 }

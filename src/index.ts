@@ -2,16 +2,30 @@
  * The Worker: HTTP through the router, scheduled maintenance, and the KeyService entrypoint for
  * service bindings.
  */
+import { loadConfig } from "./config";
 import { createContext } from "./context";
 import type { Env } from "./env";
 import { createApp } from "./http/app";
+import { dialectRoutes } from "./http/dialects";
 import { routes } from "./http/routes";
 import { describeError } from "./log";
 import type { Keys } from "./service/keys";
 
 export { KeyService, KeyVerifier } from "./rpc";
 
-const app = createApp(routes);
+/** One router per set of mounted dialects (DIALECTS), built on first use. */
+const apps = new Map<string, ReturnType<typeof createApp>>();
+
+function appFor(env: Env): ReturnType<typeof createApp> {
+  const dialects = loadConfig(env).dialects;
+  const id = dialects.join(",");
+  let app = apps.get(id);
+  if (!app) {
+    app = createApp([...routes, ...dialectRoutes(dialects)]);
+    apps.set(id, app);
+  }
+  return app;
+}
 
 /**
  * What every Cron Trigger runs: small service methods, each on its own so one failing does not stop
@@ -33,6 +47,6 @@ export async function runScheduled(env: Env, ctx: ExecutionContext, now: number)
 }
 
 export default {
-  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  fetch: (request, env, ctx) => appFor(env).fetch(request, env, ctx),
   scheduled: (controller, env, ctx) => ctx.waitUntil(runScheduled(env, ctx, controller.scheduledTime)),
 } satisfies ExportedHandler<Env>;

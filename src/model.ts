@@ -2,6 +2,7 @@
  * The domain model shared by the service and the stores. Times are epoch milliseconds here and
  * RFC 3339 strings only at the API boundary (see `toApiKey` in service/keys.ts).
  */
+import type { LegacyFormat } from "./keys/legacy";
 
 export type OwnerType = "user" | "workspace";
 
@@ -26,6 +27,8 @@ export interface KeyRecord {
   readonly revokedAt: number | null;
   readonly lastUsedAt: number | null;
   readonly metadata: Readonly<Record<string, unknown>> | null;
+  /** An imported key's own format (keys/legacy.ts); absent for latchkey's keys. */
+  readonly format?: LegacyFormat;
   /** False while the key is disabled: it fails with DISABLED until enabled again. */
   readonly enabled: boolean;
   /** The last change of any setting (revocation included); null when never changed since creation. */
@@ -55,8 +58,18 @@ export interface AuditEvent {
 
 /** Who is asking. */
 export type Actor =
-  /** A person, authenticated by a JWT. `orgId` is their workspace, when the token names one. */
-  | { readonly kind: "user"; readonly sub: string; readonly orgId: string | null }
+  /**
+   * A person, authenticated by a JWT. `orgId` is their workspace, when the token names one; `roles`
+   * are the token's roles claim; `workspaceAdmin` says whether they may create and revoke that
+   * workspace's keys (WORKSPACE_ADMIN_ROLES), not only list and read them.
+   */
+  | {
+      readonly kind: "user";
+      readonly sub: string;
+      readonly orgId: string | null;
+      readonly roles: readonly string[];
+      readonly workspaceAdmin: boolean;
+    }
   /** A machine, authenticated by a valid API key: acts for the key's owner, within the key's powers. */
   | { readonly kind: "api_key"; readonly key: KeyRecord }
   /** A trusted Worker calling over the service binding, on behalf of `owner`. */

@@ -19,6 +19,8 @@ import {
   type AuditEventView,
   CreateKeyRequest,
   ListEventsOptions as ListEventsOptionsSchema,
+  ImportKeysRequest,
+  type ImportResultView,
   ListKeysOptions as ListKeysOptionsSchema,
   RotateKeyRequest,
   UpdateKeyRequest,
@@ -39,7 +41,7 @@ export const OwnerInput = z.strictObject({
 /** RPC carries values JSON cannot (Date, Map, BigInt, undefined, NaN): metadata must be JSON, as over HTTP. */
 const JsonMetadata = z.looseObject({ metadata: z.record(z.string(), z.json()).nullable().optional() });
 
-export type { Owner, VerifyResultView };
+export type { ImportResultView, Owner, VerifyResultView };
 
 /**
  * The views as a binding types them. Metadata is JSON, but typed `unknown` (as in schemas.ts) it
@@ -55,7 +57,11 @@ export interface KeyListView {
 export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
 export type UpdateKeyOptions = z.input<typeof UpdateKeyRequest>;
 export type RotateKeyOptions = z.input<typeof RotateKeyRequest>;
-export type ListEventsOptions = z.input<typeof ListEventsOptionsSchema>;
+/** `limit` typed as the number it is (zod's input type of a defaulted, refined number is `unknown`). */
+export type ListEventsOptions = {
+  [K in keyof EventOptionsInput]: EventOptionsInput[K];
+};
+type EventOptionsInput = Omit<z.input<typeof ListEventsOptionsSchema>, "limit"> & { limit?: number };
 /** An audit event as a binding types it (`changes` values are JSON). */
 export type AuditEventRpcView = Omit<AuditEventView, "changes"> & {
   changes: Record<string, { old: MetadataValue; new: MetadataValue }>;
@@ -66,6 +72,7 @@ export interface EventListView {
 }
 export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
+export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
 
 /** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
 function check<S extends z.ZodType>(schema: S, value: unknown, argument: string): z.output<S> {
@@ -75,9 +82,12 @@ function check<S extends z.ZodType>(schema: S, value: unknown, argument: string)
   return result.data;
 }
 
-/** A create or update input: JSON metadata, no "__proto__" keys, then the schema. */
-function checkJsonInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  check(JsonMetadata, input, "input");
+/**
+ * A create, import or update input: JSON metadata (where `json` says), no "__proto__" keys, then the
+ * schema.
+ */
+function checkJsonInput<S extends z.ZodType>(schema: S, input: unknown, json: z.ZodType = JsonMetadata): z.output<S> {
+  check(json, input, "input");
   const reserved = reservedKeyPath(input);
   if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
   return check(schema, input, "input");
@@ -126,54 +136,62 @@ export class KeyService extends WorkerEntrypoint<Env> {
   async create(owner: Owner, input: CreateKeyOptions): Promise<CreatedApiKeyView> {
     const actor = serviceActor(owner);
     const body = checkJsonInput(CreateKeyRequest, input);
-    return rpcErrors(() => this.keys().create(actor, body)) as Promise<CreatedApiKeyView>;
+    return rpcErrors(() => this.#keys().create(actor, body)) as Promise<CreatedApiKeyView>;
+  }
+
+  /** POST /v1/keys/import for `owner`: existing keys registered by hash (see README). */
+  async import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView> {
+    const actor = serviceActor(owner);
+    const body = checkJsonInput(ImportKeysRequest, input, z.looseObject({ keys: z.array(JsonMetadata) }));
+    return rpcErrors(() => this.#keys().import(actor, body));
   }
 
   /** The same as PATCH /v1/keys/{id}: fields left out are unchanged, null clears. */
   async update(owner: Owner, id: string, input: UpdateKeyOptions): Promise<ApiKeyView> {
     const actor = serviceActor(owner);
     const body = checkJsonInput(UpdateKeyRequest, input);
-    return rpcErrors(() => this.keys().update(actor, String(id), body)) as Promise<ApiKeyView>;
+    return rpcErrors(() => this.#keys().update(actor, String(id), body)) as Promise<ApiKeyView>;
   }
 
   /** The same as POST /v1/keys/{id}/rotate: the replacement key, shown once. */
   async rotate(owner: Owner, id: string, options: RotateKeyOptions = {}): Promise<CreatedApiKeyView> {
     const actor = serviceActor(owner);
     const parsed = check(RotateKeyRequest, options, "options");
-    return rpcErrors(() => this.keys().rotate(actor, String(id), parsed)) as Promise<CreatedApiKeyView>;
+    return rpcErrors(() => this.#keys().rotate(actor, String(id), parsed)) as Promise<CreatedApiKeyView>;
   }
 
   /** One key's audit events, newest first. */
   async keyEvents(owner: Owner, id: string, options: ListEventsOptions = {}): Promise<EventListView> {
     const actor = serviceActor(owner);
     const parsed = check(ListEventsOptionsSchema, options, "options");
-    return rpcErrors(() => this.keys().keyEvents(actor, String(id), parsed)) as Promise<EventListView>;
+    return rpcErrors(() => this.#keys().keyEvents(actor, String(id), parsed)) as Promise<EventListView>;
   }
 
   /** The owner's audit events, newest first. */
   async listEvents(owner: Owner, options: ListEventsOptions = {}): Promise<EventListView> {
     const actor = serviceActor(owner);
     const parsed = check(ListEventsOptionsSchema, options, "options");
-    return rpcErrors(() => this.keys().listEvents(actor, parsed)) as Promise<EventListView>;
+    return rpcErrors(() => this.#keys().listEvents(actor, parsed)) as Promise<EventListView>;
   }
 
   async get(owner: Owner, id: string): Promise<ApiKeyView> {
     const actor = serviceActor(owner);
-    return rpcErrors(() => this.keys().get(actor, String(id))) as Promise<ApiKeyView>;
+    return rpcErrors(() => this.#keys().get(actor, String(id))) as Promise<ApiKeyView>;
   }
 
   async list(owner: Owner, options: ListKeysOptions = {}): Promise<KeyListView> {
     const actor = serviceActor(owner);
     const parsed = check(ListKeysOptionsSchema, options, "options");
-    return rpcErrors(() => this.keys().list(actor, parsed)) as Promise<KeyListView>;
+    return rpcErrors(() => this.#keys().list(actor, parsed)) as Promise<KeyListView>;
   }
 
   async revoke(owner: Owner, id: string): Promise<void> {
     const actor = serviceActor(owner);
-    return rpcErrors(() => this.keys().revoke(actor, String(id)));
+    return rpcErrors(() => this.#keys().revoke(actor, String(id)));
   }
 
-  private keys() {
+  /** Truly private (#): RPC exposes every public method of an entrypoint, and TypeScript's `private` too. */
+  #keys() {
     return createContext(this.env, this.ctx).keys;
   }
 }

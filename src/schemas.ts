@@ -14,8 +14,14 @@ z.config({
 const METADATA_MAX_BYTES = 2048;
 const utf8 = new TextEncoder();
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
-/** Owner ids (JWT subjects, workspace ids, RPC owners): no control characters, no lone surrogates. */
-export const WELL_FORMED_ID = /^[^\p{Cc}\p{Cs}]+$/u;
+/**
+ * Owner ids (JWT subjects, workspace ids, RPC owners): no control characters, no invisible format or
+ * bidi controls (\p{Cf}: U+200B, U+202E, U+2066-2069, U+FEFF...), which make one id look like another,
+ * no lone surrogates.
+ */
+export const WELL_FORMED_ID = /^[^\p{Cc}\p{Cf}\p{Cs}]+$/u;
+/** Unicode format characters: zero-width and bidi controls that make text display as what it is not. */
+const FORMAT_CHARS = /\p{Cf}/u;
 /** A UTF-16 surrogate not part of a pair: not Unicode, and D1 would store it as U+FFFD. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -45,6 +51,7 @@ const KeyName = z
   .min(1, "Must not be empty")
   .max(100, "Must be at most 100 characters")
   .refine((name) => !CONTROL_CHARS.test(name), "Must not contain control characters")
+  .refine((name) => !FORMAT_CHARS.test(name), "Must not contain invisible format or bidi control characters")
   .refine((name) => !LONE_SURROGATE.test(name), "Must be valid Unicode (no lone surrogates)");
 
 const Metadata = z
@@ -344,3 +351,67 @@ export function reservedKeyPath(value: unknown): string | null {
   }
   return null;
 }
+
+/** How an imported key is sent: by hash only. A key in any form fails this pattern, so it is never stored. */
+const KeyHash = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, "Must be the key's SHA-256 as 64 lowercase hex characters; never send the key itself")
+  .meta({ description: "SHA-256 (hex) of the key as clients send it; for Sanctum tokens, of the part after `|`." });
+
+export const ImportKeyItem = CreateKeyRequest.pick({
+  name: true,
+  metadata: true,
+  scopes: true,
+  resources: true,
+  owner: true,
+})
+  .extend({
+    hash: KeyHash,
+    start: z
+      .string()
+      .min(1)
+      .max(12, "Must be at most 12 characters (a display hint, never the key)")
+      .refine((start) => !CONTROL_CHARS.test(start) && !LONE_SURROGATE.test(start), "Must be printable Unicode")
+      .optional()
+      .meta({ description: "The key's first characters, for display (e.g. `sk_live_ab`)." }),
+    expires_at: Timestamp.nullable().optional(),
+    created_at: Timestamp.refine((t) => Date.parse(t) <= Date.now() + 60_000, "Must not be in the future")
+      .optional()
+      .meta({ description: "When the key was first issued (default: now)." }),
+    format: z.enum(["sanctum", "opaque"]).optional().meta({
+      description:
+        "`opaque` (default): clients send `<prefix><secret>`, hashed whole. `sanctum`: Laravel Sanctum's `<id>|<secret>`, hashed as the secret part (as Laravel stores it).",
+    }),
+  })
+  .meta({ id: "ImportKeyItem" });
+export type ImportKeyInput = z.output<typeof ImportKeyItem>;
+
+export const ImportKeysRequest = z
+  .strictObject({
+    keys: z.array(ImportKeyItem).min(1, "Must hold at least 1 key").max(100, "Must hold at most 100 keys"),
+  })
+  .meta({ id: "ImportKeysRequest" });
+export type ImportKeysInput = z.output<typeof ImportKeysRequest>;
+
+export const ImportResult = z
+  .object({
+    imported: z.number().int(),
+    conflicts: z.number().int(),
+    results: z.array(
+      z.object({
+        hash: z.string().meta({ description: "The first 12 hex characters of the item's hash." }),
+        status: z.enum(["imported", "conflict"]),
+        id: KeyId.nullable(),
+      }),
+    ),
+  })
+  .meta({ id: "ImportResult", description: "One result per item, in input order." });
+export type ImportResultView = z.infer<typeof ImportResult>;
+const DevSubject = z
+  .string()
+  .min(1, "Must not be empty")
+  .max(255)
+  .regex(WELL_FORMED_ID, "Must not contain control characters");
+
+/** POST /ui/dev-token (local development only; not part of the API document). */
+export const DevTokenRequest = z.strictObject({ sub: DevSubject, org: DevSubject.optional() });

@@ -7,7 +7,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateKey } from "../src/keys/format";
-import { RETRY_AFTER_SECONDS } from "../src/http/limits";
+import type { Env } from "../src/env";
+import { NO_IP_CLIENT, RETRY_AFTER_SECONDS } from "../src/http/limits";
 import { isolateCache } from "../src/service/verify";
 import {
   type CreatedKey,
@@ -50,11 +51,118 @@ async function badCredentials(realKey: string): Promise<string[]> {
   ];
 }
 
-describe("brute force", () => {
-  it("the rate limiting binding is configured (and enforced by miniflare, as the next test shows)", () => {
-    expect(typeof env.AUTH_FAILURE_LIMITER?.limit).toBe("function");
+/** A deterministic stand-in for a rate limiting binding: `allowed` calls per key, then refusals; records every key. */
+function fakeLimiter(allowed: number) {
+  const counts = new Map<string, number>();
+  const keys: string[] = [];
+  const binding = {
+    limit: async ({ key }: RateLimitOptions) => {
+      keys.push(key);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      return { success: counts.get(key)! <= allowed };
+    },
+  } as RateLimit;
+  return { binding, keys };
+}
+
+const randomHextet = () => crypto.getRandomValues(new Uint16Array(1))[0]!.toString(16);
+
+describe("who a client is", () => {
+  const failFrom = (ip: string | null, testEnv: Env) =>
+    call("GET", "/v1/whoami", {
+      headers: { authorization: "Bearer not-a-token", ...(ip === null ? {} : { "cf-connecting-ip": ip }) },
+      env: testEnv,
+    });
+
+  it("is its IPv6 /64, however the address is spelled; each failure is counted once, a success never", async () => {
+    const main = fakeLimiter(1000);
+    const testEnv = envWith({
+      AUTH_FAILURE_LIMITER: main.binding,
+      AUTH_FAILURE_LIMITER_NO_IP: fakeLimiter(1000).binding,
+    });
+    const [a, b] = [randomHextet(), randomHextet()];
+    const pad = (h: string) => h.padStart(4, "0");
+    const sameSlash64 = [
+      `2001:db8:${a}:${b}::1`,
+      `2001:0db8:${pad(a)}:${pad(b)}:0000:0000:0000:0001`,
+      `2001:DB8:${a.toUpperCase()}:${b.toUpperCase()}::1`,
+      `2001:db8:${a}:${b}:1::`,
+      `2001:db8:${a}:${b}:ffff:ffff:ffff:ffff`,
+      `2001:db8:${a}:${b}::192.0.2.1`,
+    ];
+    for (const ip of sameSlash64) await expectProblem(await failFrom(ip, testEnv), 401);
+    expect(main.keys).toHaveLength(sameSlash64.length);
+    expect(new Set(main.keys).size).toBe(1);
+
+    const { key } = await createKey(await token(uniqueSub()));
+    const success = await call("GET", "/v1/whoami", {
+      auth: key,
+      headers: { "cf-connecting-ip": sameSlash64[0]! },
+      env: testEnv,
+    });
+    expect(success.status).toBe(200);
+    expect(main.keys).toHaveLength(sameSlash64.length);
+
+    // Other /64s (the next one, and one differing only in the top group) and IPv4 are other clients;
+    // an IPv4-mapped IPv6 address is its IPv4 address.
+    const firstOther = main.keys.length;
+    const others = [
+      `2001:db8:${a}:${(parseInt(b, 16) ^ 1).toString(16)}::1`,
+      `2002:db8:${a}:${b}::1`,
+      "192.0.2.1",
+      "::ffff:192.0.2.1",
+      "::1",
+      "::",
+    ];
+    for (const ip of others) await expectProblem(await failFrom(ip, testEnv), 401);
+    const [nextSlash64, otherTop, ipv4, mapped, loopback, unspecified] = main.keys.slice(firstOther);
+    const clients = [main.keys[0], nextSlash64, otherTop, ipv4, loopback];
+    expect(new Set(clients).size).toBe(clients.length);
+    expect(mapped).toBe(ipv4);
+    expect(unspecified).toBe(loopback); // ::1 and :: are in the same /64
   });
 
+  it("shares one bucket across the spellings of its /64: the limit is reached across them", async () => {
+    const testEnv = envWith({ AUTH_FAILURE_LIMITER: fakeLimiter(3).binding });
+    const [a, b] = [randomHextet(), randomHextet()];
+    for (const ip of [`2001:db8:${a}:${b}::1`, `2001:db8:${a}:${b}::2`, `2001:db8:${a}:${b}:abcd::`]) {
+      await expectProblem(await failFrom(ip, testEnv), 401);
+    }
+    await expectProblem(await failFrom(`2001:db8:${a}:${b}:0:0:0:9`, testEnv), 429);
+    await expectProblem(await failFrom(`2001:db8:${a}:${(parseInt(b, 16) ^ 1).toString(16)}::1`, testEnv), 401);
+  });
+
+  it("without CF-Connecting-IP is one client of its own, counted by AUTH_FAILURE_LIMITER_NO_IP when bound", async () => {
+    // Without the stricter binding, the main limiter counts them, still under their own key.
+    const fallback = fakeLimiter(1000);
+    const noStricter = envWith({ AUTH_FAILURE_LIMITER: fallback.binding, AUTH_FAILURE_LIMITER_NO_IP: undefined });
+    await expectProblem(await failFrom(null, noStricter), 401);
+    expect(fallback.keys).toEqual([NO_IP_CLIENT]);
+
+    const main = fakeLimiter(1000);
+    const noIp = fakeLimiter(2);
+    const testEnv = envWith({ AUTH_FAILURE_LIMITER: main.binding, AUTH_FAILURE_LIMITER_NO_IP: noIp.binding });
+    // An hour in the past, so that this isolate's memory of the bucket being over its limit has lapsed
+    // when the test ends: later tests send header-less requests.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() - 3_600_000 });
+    try {
+      await expectProblem(await failFrom(null, testEnv), 401);
+      await expectProblem(await failFrom(null, testEnv), 401);
+      await expectProblem(await failFrom(null, testEnv), 429);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(main.keys).toEqual([]);
+    expect(noIp.keys).toEqual([NO_IP_CLIENT, NO_IP_CLIENT, NO_IP_CLIENT]);
+    // A client that sends the bucket's name as its address is not in that bucket.
+    await expectProblem(await failFrom(NO_IP_CLIENT, testEnv), 401);
+    await expectProblem(await failFrom(uniqueIp(), testEnv), 401);
+    expect(main.keys).toHaveLength(2);
+    expect(main.keys).not.toContain(NO_IP_CLIENT);
+  });
+});
+
+describe("brute force", () => {
   it("limits a client's failed authentications with 429 + Retry-After, without slowing anyone's valid traffic", async () => {
     const jwt = await token(uniqueSub("victim"));
     const valid = await createKey(jwt, { scopes: ["keys:read", "keys:write"] });
@@ -144,7 +252,11 @@ describe("brute force", () => {
       AUTH_FAILURE_LIMITER: { limit: () => Promise.reject(new Error("limiter down")) } as unknown as RateLimit,
     });
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
-    const response = await call("GET", "/v1/whoami", { auth: generateKey("lk"), env: broken });
+    const response = await call("GET", "/v1/whoami", {
+      auth: generateKey("lk"),
+      headers: { "cf-connecting-ip": uniqueIp() },
+      env: broken,
+    });
     await expectProblem(response, 401);
     expect(warn).toHaveBeenCalledWith(expect.stringContaining("rate limiter failed"));
   });
@@ -256,7 +368,13 @@ async function tour(): Promise<{ seen: Seen[]; secrets: string[] }> {
   const limiterDown = envWith({
     AUTH_FAILURE_LIMITER: { limit: () => Promise.reject(new Error("limiter down")) } as unknown as RateLimit,
   });
-  await record("limiter down", await call("GET", "/v1/keys", { headers: { authorization: junk }, env: limiterDown }));
+  await record(
+    "limiter down",
+    await call("GET", "/v1/keys", {
+      headers: { authorization: junk, "cf-connecting-ip": uniqueIp() },
+      env: limiterDown,
+    }),
+  );
   return { seen, secrets };
 }
 

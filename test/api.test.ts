@@ -5,6 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { DIALECT_NAMES } from "../src/config";
+import { dialectRoutes } from "../src/http/dialects";
 import { openApiDocument } from "../src/http/openapi";
 import { routes } from "../src/http/routes";
 import { generateKey, isWellFormedKey } from "../src/keys/format";
@@ -300,10 +302,12 @@ describe("meta routes", () => {
       components: { schemas: Record<string, unknown>; securitySchemes: Record<string, { type: string }> };
     };
     expect(doc.openapi).toBe("3.1.0");
-    expect(doc).toEqual(JSON.parse(JSON.stringify(openApiDocument(routes))));
+    // latchkey's own routes and, by default, every dialect's (test/dialects.test.ts checks those).
+    const all = [...routes, ...dialectRoutes(DIALECT_NAMES)];
+    expect(doc).toEqual(JSON.parse(JSON.stringify(openApiDocument(all))));
 
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
-    const served = routes.map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
+    const served = all.map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
     expect(documented.sort()).toEqual(served.sort());
     for (const expected of ["post /v1/keys", "get /v1/keys", "get /v1/keys/{id}", "delete /v1/keys/{id}"]) {
       expect(documented).toContain(expected);
@@ -316,7 +320,7 @@ describe("meta routes", () => {
 
     for (const route of routes) {
       const op = doc.paths[route.path.replace(/:(\w+)/g, "{$1}")]![route.method]!;
-      expect(op.security.length > 0, `${route.method} ${route.path} security`).toBe(route.auth === "required");
+      expect(op.security.length > 0, `${route.method} ${route.path} security`).toBe(route.auth !== "none");
       expect(Object.keys(op.responses)).toContain(String(route.success.status));
       for (const [status, res] of Object.entries(op.responses)) {
         if (Number(status) < 400) continue;
@@ -325,6 +329,9 @@ describe("meta routes", () => {
         ]);
       }
     }
+    // POST /v1/verify: the service credential, or nothing (open unless VERIFY_TOKEN is set).
+    expect(doc.paths["/v1/verify"]!.post!.security).toEqual([{ verifyToken: [] }, {}]);
+    expect(doc.components.securitySchemes.verifyToken?.type).toBe("http");
     const create = doc.paths["/v1/keys"]!.post!;
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(["201", "401", "413", "415", "422"]));
 

@@ -241,6 +241,68 @@ describe("a change never lands without its event, nor the reverse", () => {
   );
 });
 
+describe("import", () => {
+  const legacyHash = () => sha256Hex(`sk_live_${crypto.randomUUID().replace(/-/g, "").slice(0, 24)}`);
+  const importKeys = (jwt: string, keys: Record<string, unknown>[], testEnv?: Env) =>
+    call("POST", "/v1/keys/import", {
+      auth: jwt,
+      body: { keys },
+      headers: CLIENT,
+      ...(testEnv ? { env: testEnv } : {}),
+    });
+
+  it("writes one `imported` event per imported key, in input order, and none for a conflict", async () => {
+    const { sub, jwt } = await person();
+    const [first, second] = [await legacyHash(), await legacyHash()];
+    const earlier = await importKeys(jwt, [{ hash: first, name: "first", scopes: ["models:invoke"] }]);
+    expect(earlier.status).toBe(200);
+    const firstId = (await earlier.json<{ results: { id: string }[] }>()).results[0]!.id;
+    const before = await eventRows();
+
+    // A hash already stored and a hash repeated in the batch are conflicts: only `second` is imported.
+    const batch = await importKeys(jwt, [
+      { hash: first, name: "again" },
+      { hash: second, name: "second" },
+      { hash: second, name: "repeat" },
+    ]);
+    const body = await batch.json<{ results: { status: string; id: string | null }[] }>();
+    expect(body.results.map((r) => r.status)).toEqual(["conflict", "imported", "conflict"]);
+    expect(await eventRows()).toBe(before + 1);
+
+    const [imported] = await events(body.results[1]!.id!);
+    expect(await events(body.results[1]!.id!)).toHaveLength(1);
+    expect(imported).toMatchObject({
+      action: "imported",
+      actor: `user:${sub}`,
+      ip: CLIENT["cf-connecting-ip"],
+      user_agent: CLIENT["user-agent"],
+    });
+    expect(imported!.changes).toMatchObject({
+      name: { old: null, new: "second" },
+      scopes: { old: null, new: ["*"] },
+      enabled: { old: null, new: true },
+      format: { old: null, new: "opaque" },
+      owner: { old: null, new: `user:${sub}` },
+    });
+    expect((await events(firstId)).map((e) => [e.action, e.changes.name?.new])).toEqual([["imported", "first"]]);
+    expect(JSON.stringify(await events(body.results[1]!.id!))).not.toContain(second);
+  });
+
+  it("an event insert failing in the batch is a 503 that imports nothing", async () => {
+    const { jwt } = await person();
+    const snapshot = await tableSnapshot();
+    const before = await eventRows();
+    const response = await importKeys(
+      jwt,
+      [{ hash: await legacyHash(), name: "never" }],
+      envWith({ DB: failingEventsDb() }),
+    );
+    await expectProblem(response, 503);
+    expect(await tableSnapshot()).toEqual(snapshot);
+    expect(await eventRows()).toBe(before);
+  });
+});
+
 describe("GET /v1/keys/{id}/events and GET /v1/events", () => {
   it("list the caller's events newest first, filtered by action and time, paginated by cursor", async () => {
     const { jwt } = await person();

@@ -1,7 +1,8 @@
 /**
  * latchkey over service bindings, in the Workers runtime: the example consumer (examples/consumer,
- * an auxiliary Worker bound to latchkey's KeyService entrypoint) guarding its routes with keys made
- * through latchkey's HTTP API, and the KeyService RPC methods called through a real binding.
+ * an auxiliary Worker whose routes are guarded by @latchkey/client's requireKey over a binding to
+ * latchkey's KeyVerifier entrypoint) with keys made through latchkey's HTTP API, and the KeyService
+ * RPC methods called through a real binding.
  */
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -21,7 +22,7 @@ declare global {
 /** KeyService through a loopback service binding: arguments, results and errors cross real RPC. */
 const keys = exports.KeyService;
 
-/** Calls the example consumer: an auxiliary Worker (vitest.config.ts) whose KEYS binds to latchkey's KeyService. */
+/** Calls the example consumer: an auxiliary Worker (vitest.config.ts) whose KEYS binds to latchkey's KeyVerifier. */
 async function consumer(method: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
   const binding = (env as Cloudflare.Env & { CONSUMER?: Fetcher }).CONSUMER;
   if (!binding) throw new Error("No CONSUMER binding: see miniflare.serviceBindings in vitest.config.ts");
@@ -149,6 +150,17 @@ describe("the example consumer, guarded by latchkey over a service binding", () 
     await expectProblem(await consumer("POST", "/models/bad%20id/invoke", bearer(key)), 400);
   });
 
+  it("binds an entrypoint that verifies but cannot manage keys", async () => {
+    const { sub, id, key } = await userKey({ scopes: ["metrics:read"] });
+    const owner = { type: "user", id: sub } as const;
+    // What the consumer's KEYS is bound to (vitest.config.ts): management methods do not exist on it.
+    const verifier = exports.KeyVerifier as unknown as Service<import("../src/rpc").KeyService>;
+    expect(await failure(verifier.revoke(owner, id))).toMatch(/revoke/);
+    expect(await failure(verifier.create(owner, { name: "escalated" }))).toMatch(/create/);
+    expect(await failure(verifier.list(owner))).toMatch(/list/);
+    expect((await consumer("GET", "/metrics", bearer(key))).status).toBe(200);
+  });
+
   it("answers 404 to an unknown route or method", async () => {
     const { key } = await userKey({ scopes: ["*"] });
     await expectProblem(await consumer("GET", "/models/m1/invoke", bearer(key)), 404);
@@ -256,5 +268,26 @@ describe("KeyService RPC", () => {
     expect(await failure(keys.get({ type: "workspace", id: alice.id }, created.id))).toMatch(/^\[not_found\] /);
 
     expect(await keys.verify(created.key)).toMatchObject({ valid: true, key_id: created.id });
+  });
+
+  it("exposes its methods only: the helper that builds the service is not callable over the binding", async () => {
+    // RPC would run any public method, TypeScript's `private` included: it would hand out the service itself.
+    const stub = keys as unknown as Record<string, () => Promise<unknown>>;
+    expect(await failure(stub.keys!())).toMatch(/does not implement "keys"/);
+  });
+});
+
+describe("the example consumer and the key lifecycle", () => {
+  it("checks a key's IP allow-list against CF-Connecting-IP, and refuses a disabled key", async () => {
+    const { jwt, id, key } = await userKey({ scopes: ["models:invoke"], allowed_ips: ["203.0.113.0/24"] });
+    const from = (ip?: string) =>
+      consumer("POST", "/models/m1/invoke", { ...bearer(key), ...(ip ? { "cf-connecting-ip": ip } : {}) });
+
+    expect((await from("203.0.113.9")).status).toBe(200);
+    await expectUnauthorized(await from("198.51.100.1"), "IP_NOT_ALLOWED");
+    await expectUnauthorized(await from(), "IP_NOT_ALLOWED");
+
+    expect((await call("PATCH", `/v1/keys/${id}`, { auth: jwt, body: { enabled: false } })).status).toBe(200);
+    await expectUnauthorized(await from("203.0.113.9"), "DISABLED");
   });
 });

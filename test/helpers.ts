@@ -19,11 +19,18 @@ export interface TokenOptions {
   secret?: string;
   claims?: Record<string, unknown>;
   omitExp?: boolean;
+  /** The roles claim. Default: `["admin"]` when `org` is given (an admin of that workspace), else none. */
+  roles?: string[];
 }
 
 export async function token(sub: string | undefined, options: TokenOptions = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  let jwt = new SignJWT({ ...(options.org ? { org_id: options.org } : {}), ...options.claims })
+  const roles = options.roles ?? (options.org ? ["admin"] : undefined);
+  let jwt = new SignJWT({
+    ...(options.org ? { org_id: options.org } : {}),
+    ...(roles ? { [env.JWT_ROLES_CLAIM ?? "roles"]: roles } : {}),
+    ...options.claims,
+  })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setIssuedAt(now)
     .setIssuer(options.issuer ?? env.JWT_ISSUER ?? "")

@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import { generateKey } from "../src/keys/format";
+import { sha256Hex } from "../src/keys/hash";
 import { isolateCache } from "../src/service/verify";
 import { call, createKey, envWith, token, uniqueSub } from "./helpers";
 
@@ -98,6 +99,26 @@ describe("a warm key", () => {
     }
     expect(log.queries).toEqual([]);
     expect(log.calls).toEqual([]);
+  });
+
+  it("called from an allowed browser origin, still no storage: CORS is decided from the configuration alone", async () => {
+    const { key } = await createKey(await token(uniqueSub()));
+    const counting = countingEnv();
+    const testEnv = { ...counting.testEnv, ALLOWED_ORIGINS: "https://dash.example.com" };
+    const headers = { Origin: "https://dash.example.com", "cf-connecting-ip": uniqueSub("client") };
+    expect((await call("GET", "/v1/whoami", { auth: key, env: testEnv, headers })).status).toBe(200);
+
+    counting.reset();
+    for (let i = 0; i < 10; i++) {
+      const response = await call("GET", "/v1/whoami", { auth: key, env: testEnv, headers });
+      expect(response.headers.get("access-control-allow-origin")).toBe("https://dash.example.com");
+      const preflight = await call("OPTIONS", "/v1/keys", {
+        env: testEnv,
+        headers: { ...headers, "Access-Control-Request-Method": "POST" },
+      });
+      expect(preflight.status).toBe(204);
+    }
+    expect(counting.log.calls).toEqual([]);
   });
 
   it("made here by POST /v1/keys is warm at once: its first use reads nothing but writes last_used", async () => {
@@ -273,5 +294,215 @@ describe("last-use writes", () => {
     // third only if some were verified after the second write had started).
     expect(updates).toBeGreaterThanOrEqual(2);
     expect(updates).toBeLessThanOrEqual(3);
+  });
+});
+
+describe("a client over its failed-authentication limit", () => {
+  it("gets its 429 before any storage lookup: zero D1 and KV calls, and the limiter is not asked again", async () => {
+    const { key: warm } = await createKey(await token(uniqueSub()));
+    const { key: cold, id: coldId } = await createKey(await token(uniqueSub()));
+    const { testEnv, log, reset } = countingEnv();
+    let asked = 0;
+    // A limiter that finds the client over its limit at its first failure.
+    const limitedEnv = {
+      ...testEnv,
+      AUTH_FAILURE_LIMITER: { limit: async () => (asked++, { success: false }) } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::1`;
+    const from = (authorization: string) =>
+      call("GET", "/v1/whoami", { headers: { authorization, "cf-connecting-ip": client }, env: limitedEnv });
+
+    expect((await from(`Bearer ${warm}`)).status).toBe(200); // syncs, and makes `warm` warm here
+    isolateCache.records.delete(await sha256Hex(cold)); // `cold` is a valid key this isolate has not seen
+    const first = await from(`Bearer ${generateKey("lk")}`);
+    expect(first.status).toBe(429);
+    expect(log.calls).toContain("KV.get"); // the failure that found the limit did look the key up
+    expect(asked).toBe(1);
+
+    reset();
+    for (let i = 0; i < 10; i++) {
+      for (const authorization of [`Bearer ${generateKey("lk")}`, `Api-Key ${generateKey("lk")}`, `Bearer ${cold}`]) {
+        const response = await from(authorization);
+        expect(response.status, authorization.slice(0, 8)).toBe(429);
+        expect(response.headers.get("retry-after")).toBe("60");
+      }
+    }
+    expect(log.calls).toEqual([]);
+    expect(asked).toBe(1);
+    // What memory can settle is still answered: a warm key works, from memory alone.
+    expect((await from(`Bearer ${warm}`)).status).toBe(200);
+    expect(log.calls.filter((c) => c.startsWith("KV"))).toEqual([]);
+    expect(log.queries.filter((q) => !q.includes("SET last_used_at"))).toEqual([]);
+    // Another client is not shed: the same cold key is looked up and works.
+    const other = await call("GET", "/v1/whoami", {
+      auth: cold,
+      env: limitedEnv,
+      headers: { "cf-connecting-ip": "192.0.2.7" },
+    });
+    expect(await other.json()).toMatchObject({ key_id: coldId });
+  });
+});
+
+describe("an open POST /v1/verify, for a client over its NOT_FOUND limit", () => {
+  it("answers 429 to what memory cannot settle, with zero storage calls; known keys still get their verdict", async () => {
+    const { key: warm } = await createKey(await token(uniqueSub()), { scopes: ["models:invoke"] });
+    const { testEnv, log, reset } = countingEnv();
+    const counted: string[] = [];
+    const missLimit = 2;
+    const limitedEnv = {
+      ...testEnv,
+      VERIFY_MISS_LIMITER: {
+        limit: async ({ key }: RateLimitOptions) => {
+          counted.push(key);
+          return { success: counted.filter((k) => k === key).length <= missLimit };
+        },
+      } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::1`;
+    const verifyFrom = (key: string, ip = client) =>
+      call("POST", "/v1/verify", {
+        body: { key, scope: "models:invoke" },
+        env: limitedEnv,
+        headers: { "cf-connecting-ip": ip },
+      });
+
+    // Known keys and malformed ones are not misses: never counted.
+    expect(await (await verifyFrom(warm)).json()).toMatchObject({ valid: true, code: "VALID" });
+    expect(await (await verifyFrom("lk_garbage")).json()).toMatchObject({ code: "MALFORMED" });
+    expect(counted).toEqual([]);
+    for (let i = 0; i < missLimit; i++) {
+      expect(await (await verifyFrom(generateKey("lk"))).json()).toMatchObject({ code: "NOT_FOUND" });
+    }
+    const over = await verifyFrom(generateKey("lk"));
+    expect(over.status).toBe(429);
+    expect(over.headers.get("retry-after")).toBe("60");
+    expect(counted).toHaveLength(missLimit + 1);
+    expect(new Set(counted).size).toBe(1);
+
+    reset();
+    for (let i = 0; i < 10; i++) expect((await verifyFrom(generateKey("lk"))).status).toBe(429);
+    expect(log.calls).toEqual([]);
+    expect(counted).toHaveLength(missLimit + 1); // the limiter is not asked again either
+    expect(await (await verifyFrom(warm)).json()).toMatchObject({ valid: true, code: "VALID" });
+    expect(await (await verifyFrom("lk_garbage")).json()).toMatchObject({ code: "MALFORMED" });
+    expect(log.calls.filter((c) => c.startsWith("KV"))).toEqual([]);
+    expect(log.queries.filter((q) => !q.includes("SET last_used_at"))).toEqual([]);
+
+    // Another client still gets its NOT_FOUND, counted under its own key.
+    expect(await (await verifyFrom(generateKey("lk"), "192.0.2.8")).json()).toMatchObject({ code: "NOT_FOUND" });
+    expect(counted.at(-1)).not.toBe(counted[0]);
+  });
+});
+
+describe("memory-only verdicts (a client over its limit)", () => {
+  it("still refuse a disabled key and a key used from outside its allow-list, with no storage call", async () => {
+    const jwt = await token(uniqueSub());
+    const disabled = await createKey(jwt, { scopes: ["models:invoke"] });
+    const listed = await createKey(jwt, { scopes: ["models:invoke"], allowed_ips: ["192.0.2.0/24"] });
+    const patched = await call("PATCH", `/v1/keys/${disabled.id}`, { auth: jwt, body: { enabled: false } });
+    expect(patched.status).toBe(200);
+    const { testEnv, log, reset } = countingEnv();
+    const limitedEnv = {
+      ...testEnv,
+      VERIFY_MISS_LIMITER: { limit: async () => ({ success: false }) } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::1`;
+    const verifyFrom = async (key: string, ip?: string) =>
+      (
+        await call("POST", "/v1/verify", {
+          body: { key, ...(ip ? { ip } : {}) },
+          env: limitedEnv,
+          headers: { "cf-connecting-ip": client },
+        })
+      ).json<{ valid: boolean; code: string }>();
+
+    // Over the limit from its first miss: from then on, memory alone answers this client.
+    expect(
+      (
+        await call("POST", "/v1/verify", {
+          body: { key: generateKey("lk") },
+          env: limitedEnv,
+          headers: { "cf-connecting-ip": client },
+        })
+      ).status,
+    ).toBe(429);
+    reset();
+    expect(await verifyFrom(disabled.key)).toMatchObject({ valid: false, code: "DISABLED" });
+    expect(await verifyFrom(listed.key, "198.51.100.1")).toMatchObject({ valid: false, code: "IP_NOT_ALLOWED" });
+    expect(await verifyFrom(listed.key)).toMatchObject({ valid: false, code: "IP_NOT_ALLOWED" });
+    expect(await verifyFrom(listed.key, "192.0.2.1")).toMatchObject({ valid: true, code: "VALID" });
+    expect(log.calls.filter((c) => c.startsWith("KV"))).toEqual([]);
+    expect(log.queries.filter((q) => !q.includes("SET last_used_at"))).toEqual([]);
+  });
+});
+
+describe("imported keys' formats (LEGACY_KEY_FORMATS)", () => {
+  const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const alnum = (length: number) =>
+    Array.from(crypto.getRandomValues(new Uint8Array(length)), (b) => ALNUM[b % ALNUM.length]).join("");
+
+  it("a string in no accepted form touches no storage, whatever formats are enabled", async () => {
+    const { testEnv, log } = countingEnv();
+    const none = { ...testEnv, LEGACY_KEY_FORMATS: "" };
+    isolateCache.clear(); // a fresh isolate: a lookup would sync revocations first
+    const neither = [
+      `pk_live_${alnum(24)}`, // a prefix not enabled
+      `sk_live_${alnum(8)}`, // too short
+      `sk_live_${alnum(20)}.x`, // a character no key has
+      alnum(39), // too short for a Sanctum secret
+      `x|${alnum(40)}`, // a Sanctum id is digits
+      `12|${alnum(39)}`,
+      `${crypto.randomUUID()}|lk_garbage`, // the <id>|<key> form needs a well-formed key
+      `1|${generateKey("lk")}`, // ...and the key's UUID
+    ];
+    for (const candidate of neither) {
+      expect(await verify({ key: candidate }, testEnv), candidate).toMatchObject({ code: "MALFORMED" });
+      expect((await whoami(candidate, testEnv)).status).toBe(401);
+    }
+    for (const candidate of [alnum(40), `7|${alnum(40)}`, `sk_live_${alnum(24)}`]) {
+      expect(await verify({ key: candidate }, none), candidate).toMatchObject({ code: "MALFORMED" });
+    }
+    // A configured prefix overlapping latchkey's is refused, so a malformed latchkey key stays free.
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const overlapping = { ...testEnv, LEGACY_KEY_FORMATS: "opaque:lk,opaque:lk_live_" };
+    for (const candidate of [`lk_${alnum(49)}`, `lk_live_${alnum(24)}`]) {
+      expect(await verify({ key: candidate }, overlapping), candidate).toMatchObject({ code: "MALFORMED" });
+    }
+    vi.restoreAllMocks();
+    expect(log.calls).toEqual([]);
+  });
+
+  it("a random string in an enabled form costs one lookup, then nothing while it is remembered as unknown", async () => {
+    const { testEnv, log, reset } = countingEnv();
+    await verify({ key: generateKey("lk") }, testEnv); // makes the revocation sync fresh
+    for (const guess of [alnum(40), `sk_live_${alnum(24)}`]) {
+      reset();
+      expect(await verify({ key: guess }, testEnv)).toMatchObject({ code: "NOT_FOUND" });
+      expect(log.calls).toEqual(["KV.get", "DB.prepare"]);
+      reset();
+      for (let i = 0; i < 5; i++) {
+        expect(await verify({ key: guess }, testEnv)).toMatchObject({ code: "NOT_FOUND" });
+        expect((await whoami(guess, testEnv)).status).toBe(401);
+      }
+      expect(log.calls).toEqual([]);
+    }
+  });
+
+  it("a warm imported key verifies with no storage at all, in either of its forms", async () => {
+    const secret = alnum(40);
+    const jwt = await token(uniqueSub());
+    const imported = await call("POST", "/v1/keys/import", {
+      auth: jwt,
+      body: { keys: [{ hash: await sha256Hex(secret), name: "laravel", format: "sanctum" }] },
+    });
+    expect(imported.status).toBe(200);
+    const { testEnv, log, reset } = countingEnv();
+    expect((await whoami(`3|${secret}`, testEnv)).status).toBe(200); // warm: last use written
+    reset();
+    for (let i = 0; i < 10; i++) {
+      expect((await whoami(`3|${secret}`, testEnv)).status).toBe(200);
+      expect(await verify({ key: secret }, testEnv)).toMatchObject({ valid: true });
+    }
+    expect(log.calls).toEqual([]);
   });
 });

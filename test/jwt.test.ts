@@ -32,7 +32,7 @@ function claims(sub: string): Record<string, unknown> {
 }
 
 /** A client no other test shares, so failed authentications never reach the rate limit. */
-const freshClient = () => ({ "cf-connecting-ip": `2001:db8::${crypto.randomUUID().slice(0, 4)}` });
+const freshClient = () => ({ "cf-connecting-ip": `2001:db8:${crypto.randomUUID().slice(0, 4)}::1` });
 
 async function whoami(jwt: string, testEnv?: Env): Promise<Response> {
   return call("GET", "/v1/whoami", {
@@ -160,7 +160,7 @@ describe("JWKS mode", () => {
       await sign(payload, "RS256", "rsa-1", rsa.privateKey),
       await sign(payload, "ES256", "ec-1", ec.privateKey),
     ]) {
-      expect(await verifyUserToken(jwt, jwksConfig, keySet)).toEqual({ kind: "user", sub, orgId: org });
+      expect(await verifyUserToken(jwt, jwksConfig, keySet)).toMatchObject({ kind: "user", sub, orgId: org });
     }
   });
 
@@ -241,7 +241,7 @@ describe("JWKS mode", () => {
     });
     const jwksEnv = envWith({ JWT_JWKS_URL: jwksUrl });
     const rs256 = await sign(claims(uniqueSub()), "RS256", "rsa-1", rsa.privateKey);
-    const client = { "cf-connecting-ip": `2001:db8::${crypto.randomUUID().slice(0, 4)}` };
+    const client = freshClient();
     for (let i = 0; i < 3; i++) {
       const response = await call("GET", "/v1/whoami", {
         headers: { authorization: `Bearer ${rs256}`, ...client },
@@ -319,6 +319,37 @@ describe("JWKS mode", () => {
     }
   });
 
+  it("refuses every token when JWT_ISSUER or JWT_AUDIENCE is missing, unless JWT_ALLOW_ANY_* is exactly true", async () => {
+    const { jwksEnv } = identityProvider([rsa.publicJwk]);
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const sub = uniqueSub();
+    // Signed by the shared provider's key, but for another application (or by another of its tenants).
+    const otherApp = await sign({ ...claims(sub), aud: "another-app" }, "RS256", "rsa-1", rsa.privateKey);
+    const otherIssuer = await sign(
+      { ...claims(sub), iss: "https://tenant-b.idp.example" },
+      "RS256",
+      "rsa-1",
+      rsa.privateKey,
+    );
+
+    const noAudience = { ...jwksEnv, JWT_AUDIENCE: "" };
+    expect(await expectUnauthorized(await whoami(otherApp, noAudience))).toMatch(/not configured/);
+    expect(logged).toHaveBeenCalledWith(expect.stringMatching(/without JWT_AUDIENCE .*JWT authentication is disabled/));
+    const noIssuer = { ...jwksEnv, JWT_ISSUER: "  " };
+    expect(await expectUnauthorized(await whoami(otherIssuer, noIssuer))).toMatch(/not configured/);
+    expect(logged).toHaveBeenCalledWith(expect.stringMatching(/without JWT_ISSUER .*JWT authentication is disabled/));
+    // Only the literal `true` opts out; anything else is reported and counts as false.
+    const vague = { ...noAudience, JWT_ALLOW_ANY_AUDIENCE: "yes" };
+    expect(await expectUnauthorized(await whoami(otherApp, vague))).toMatch(/not configured/);
+    expect(logged).toHaveBeenCalledWith(expect.stringMatching(/JWT_ALLOW_ANY_AUDIENCE must be true or false/));
+
+    expect(await statusOf(otherApp, { ...noAudience, JWT_ALLOW_ANY_AUDIENCE: "true" })).toBe(200);
+    expect(await statusOf(otherIssuer, { ...noIssuer, JWT_ALLOW_ANY_ISSUER: "true" })).toBe(200);
+    // Opting out of one check leaves the other in force.
+    expect(await statusOf(otherIssuer, { ...noAudience, JWT_ALLOW_ANY_AUDIENCE: "true" })).toBe(401);
+    expect(await statusOf(otherApp, { ...noIssuer, JWT_ALLOW_ANY_ISSUER: "true" })).toBe(401);
+  });
+
   it("accepts only an https: key set URL (http: only for localhost)", () => {
     for (const [url, accepted] of [
       ["https://idp.example.test/jwks.json", true],
@@ -329,5 +360,81 @@ describe("JWKS mode", () => {
     ] as const) {
       expect(loadConfig(envWith({ JWT_JWKS_URL: url })).jwt.jwksUrl !== null, url).toBe(accepted);
     }
+  });
+});
+
+describe("token lifetime", () => {
+  const secret = new TextEncoder().encode(env.JWT_SECRET);
+  const signed = (payload: Record<string, unknown>) =>
+    new SignJWT(payload).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(secret);
+
+  it("refuses a token issued in the future beyond the clock tolerance, and accepts one within it", async () => {
+    const sub = uniqueSub();
+    expect((await whoami(await signed({ ...claims(sub), iat: now() + 20 }))).status).toBe(200);
+    expect(await expectUnauthorized(await whoami(await signed({ ...claims(sub), iat: now() + 120 })))).toMatch(
+      /iat claim is in the future/,
+    );
+  });
+
+  it("caps exp - iat at JWT_MAX_AGE_SECONDS (default 24 h), and then requires iat", async () => {
+    const sub = uniqueSub();
+    const day = 86_400;
+    expect((await whoami(await token(sub, { ttl: day }))).status).toBe(200);
+    expect(await expectUnauthorized(await whoami(await token(sub, { ttl: day + 1 })))).toMatch(/lifetime/);
+    // A token issued a year ago that stays valid for another minute is over the cap, not under it.
+    const old = await signed({ ...claims(sub), iat: now() - 365 * day, exp: now() + 60 });
+    expect(await expectUnauthorized(await whoami(old))).toMatch(/lifetime/);
+    const { iat: _iat, ...withoutIat } = claims(sub);
+    const noIat = await signed(withoutIat);
+    expect(await expectUnauthorized(await whoami(noIat))).toMatch(/iat claim is required/);
+
+    const hourCap = envWith({ JWT_MAX_AGE_SECONDS: "3600" });
+    expect((await whoami(await token(sub, { ttl: 3600 }), hourCap)).status).toBe(200);
+    expect((await whoami(await token(sub, { ttl: 3601 }), hourCap)).status).toBe(401);
+    // 0: no cap, and iat optional again.
+    const uncapped = envWith({ JWT_MAX_AGE_SECONDS: "0" });
+    expect((await whoami(await token(sub, { ttl: 30 * day }), uncapped)).status).toBe(200);
+    expect((await whoami(noIat, uncapped)).status).toBe(200);
+  });
+
+  it("reports an unusable JWT_MAX_AGE_SECONDS and keeps the default cap", () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    for (const value of ["-1", "1.5", "a day", String(400 * 86_400)]) {
+      expect(loadConfig(envWith({ JWT_MAX_AGE_SECONDS: value })).jwt.maxAgeSeconds, value).toBe(86_400);
+    }
+    expect(logged).toHaveBeenCalledWith(expect.stringMatching(/JWT_MAX_AGE_SECONDS must be/));
+  });
+});
+
+describe("invisible format and bidi control characters", () => {
+  // Right-to-left override, zero-width space, byte order mark, the bidi isolates, Arabic letter mark.
+  const FORMAT = ["\u202e", "\u200b", "\ufeff", "\u2066", "\u2067", "\u2068", "\u2069", "\u061c"];
+
+  it("in a token's subject: 401", async () => {
+    for (const char of FORMAT) {
+      const response = await whoami(await token(`admin${char}-x`));
+      expect(await expectUnauthorized(response), JSON.stringify(char)).toMatch(/subject/);
+    }
+  });
+
+  it("in a token's org id: 401 naming the claim (a lookalike workspace is not quietly dropped)", async () => {
+    for (const char of FORMAT) {
+      const response = await whoami(await token(uniqueSub(), { org: `acme${char}` }));
+      expect(await expectUnauthorized(response), JSON.stringify(char)).toMatch(/org_id claim is invalid/);
+    }
+    // Not a string at all: the same.
+    const numeric = await token(uniqueSub(), { claims: { org_id: 42 } });
+    expect(await expectUnauthorized(await whoami(numeric))).toMatch(/org_id/);
+  });
+
+  it("in a key name: 422 naming name, nothing stored", async () => {
+    const jwt = await token(uniqueSub());
+    for (const char of FORMAT) {
+      const response = await call("POST", "/v1/keys", { auth: jwt, body: { name: `invoice${char}fdp.exe` } });
+      const problem = await expectProblem(response, 422);
+      expect(Object.keys(problem.errors as object), JSON.stringify(char)).toEqual(["name"]);
+    }
+    const list = await (await call("GET", "/v1/keys", { auth: jwt })).json<{ data: unknown[] }>();
+    expect(list.data).toEqual([]);
   });
 });

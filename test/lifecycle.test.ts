@@ -402,6 +402,66 @@ describe("POST /v1/keys/{id}/rotate", () => {
   });
 });
 
+describe("who may change and rotate a key: the same rules as revoke", () => {
+  it("only a workspace admin changes or rotates workspace keys; a member still manages their own", async () => {
+    const org = uniqueSub("org");
+    const admin = await token(uniqueSub(), { org }); // the helper's default with an org: roles ["admin"]
+    const member = await token(uniqueSub(), { org, roles: ["member"] });
+    const ws = await createKey(admin, { owner: "workspace" });
+    const snapshot = await tableSnapshot();
+    for (const body of [{ enabled: false }, { name: "renamed" }]) {
+      expect((await expectProblem(await patch(ws.id, member, body), 403)).exceeded).toBe("role");
+    }
+    expect((await expectProblem(await rotate(ws.id, member), 403)).exceeded).toBe("role");
+    expect(await tableSnapshot()).toEqual(snapshot);
+    expect(await eventCount(ws.id)).toBe(1); // its creation only
+    expect((await verify(ws.key)).code).toBe("VALID");
+
+    const own = await createKey(member);
+    expect((await patch(own.id, member, { name: "mine" })).status).toBe(200);
+    expect((await rotate(own.id, member)).status).toBe(201);
+    expect((await patch(ws.id, admin, { enabled: false })).status).toBe(200);
+    expect((await rotate(ws.id, admin)).status).toBe(201);
+  });
+
+  it("a key may not change a key more powerful than itself, not even to narrow it within its own powers", async () => {
+    const { jwt } = await person();
+    const strong = await createKey(jwt, { scopes: ["*"] });
+    const weak = await createKey(jwt, { scopes: ["keys:write"] });
+    const snapshot = await tableSnapshot([weak.id]); // its use writes its last_used_at
+    for (const body of [{ enabled: false }, { name: "renamed" }, { scopes: ["keys:write"] }]) {
+      const refused = await expectProblem(await patch(strong.id, weak.key, body), 403);
+      expect(refused.exceeded, JSON.stringify(body)).toBe("scopes");
+    }
+    expect(await tableSnapshot([weak.id])).toEqual(snapshot);
+    expect((await verify(strong.key)).code).toBe("VALID");
+  });
+});
+
+describe("rotating an imported key", () => {
+  it("replaces it with a key in latchkey's own format; the imported key works through the grace", async () => {
+    const { jwt } = await person();
+    const legacy = `sk_live_${crypto.randomUUID().replace(/-/g, "").slice(0, 24)}`;
+    const imported = await call("POST", "/v1/keys/import", {
+      auth: jwt,
+      body: { keys: [{ hash: await sha256Hex(legacy), name: "legacy", scopes: ["models:invoke"] }] },
+    });
+    expect(imported.status).toBe(200);
+    const id = (await imported.json<{ results: { id: string }[] }>()).results[0]!.id;
+    expect((await verify(legacy)).code).toBe("VALID");
+
+    const rotated = await rotate(id, jwt, { grace_seconds: 3600 });
+    expect(rotated.status).toBe(201);
+    const replacement = await rotated.json<KeyView & { key: string }>();
+    expect(replacement).toMatchObject({ name: "legacy", scopes: ["models:invoke"], rotated_from: id });
+    expect(replacement.key).not.toMatch(/^sk_live_/);
+    const row = await env.DB.prepare("SELECT hash, format FROM api_keys WHERE id = ?").bind(replacement.id).first();
+    expect(row).toEqual({ hash: await sha256Hex(replacement.key), format: null });
+    expect((await verify(replacement.key)).code).toBe("VALID");
+    expect((await verify(legacy)).code).toBe("VALID"); // within the grace
+  });
+});
+
 describe("IP allow-lists", () => {
   it("are checked against CF-Connecting-IP on latchkey's own routes", async () => {
     const { jwt } = await person();

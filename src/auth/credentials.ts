@@ -1,9 +1,11 @@
 /**
  * Reads the caller's credentials from the Authorization header and turns them into an Actor:
  * `Bearer <JWT>` for people, `Bearer <key>` or `Api-Key <key>` for machines. A bearer token that
- * starts with the key prefix is a key; anything else is treated as a JWT.
+ * starts with the key prefix, or is in another accepted key form (keys/legacy.ts: never a JWT's, which
+ * has dots), is a key; anything else is treated as a JWT.
  */
-import type { Config } from "../config";
+import type { Config, VerifyAccess } from "../config";
+import { alternateCredential } from "../keys/legacy";
 import type { Actor } from "../model";
 import type { VerifyCode } from "../schemas";
 import type { Keys } from "../service/keys";
@@ -33,24 +35,67 @@ function readCredential(authorization: string | null, config: Config): Credentia
     case "api-key":
       return { kind: "key", key: value };
     case "bearer":
-      return value.startsWith(`${config.keyPrefix}_`) ? { kind: "key", key: value } : { kind: "jwt", token: value };
+      return value.startsWith(`${config.keyPrefix}_`) ||
+        alternateCredential(value, config.keyPrefix, config.legacyFormats) !== null
+        ? { kind: "key", key: value }
+        : { kind: "jwt", token: value };
     default:
       throw new AuthenticationError("Use the Bearer or Api-Key authorization scheme");
   }
 }
 
-/** `ip`: the client's address, checked against a key's allow-list (absent: a key with one fails). */
+/**
+ * The caller, from the Authorization header. `ip`: the client's address, checked against a key's
+ * allow-list (absent: a key with one fails). `fromMemoryOnly` (a client over its failure limit): a
+ * key is judged from the isolate's memory alone, and one that would need a storage lookup fails.
+ */
 export async function authenticate(
   authorization: string | null,
   config: Config,
   keys: Keys,
-  ip?: string,
+  { ip, fromMemoryOnly = false }: { readonly ip?: string; readonly fromMemoryOnly?: boolean } = {},
 ): Promise<Actor> {
   const credential = readCredential(authorization, config);
   if (credential.kind === "jwt") return verifyUserToken(credential.token, config.jwt);
-  const { code, record } = await keys.verifier.verify(credential.key, { ip });
+  const verification = fromMemoryOnly
+    ? await keys.verifier.fromMemory(credential.key, { ip })
+    : await keys.verifier.verify(credential.key, { ip });
+  if (!verification) throw new AuthenticationError("The API key could not be checked now");
+  const { code, record } = verification;
   if (code !== "VALID" || !record) {
     throw new AuthenticationError(KEY_FAILURES[code] ?? "The API key is not valid");
   }
   return { kind: "api_key", key: record };
+}
+
+/**
+ * POST /v1/verify's service credential. Open: anyone. With VERIFY_TOKEN: `Authorization: Bearer
+ * <VERIFY_TOKEN>`, compared in constant time (as SHA-256 digests, so not even the length leaks).
+ */
+export async function authenticateVerifyCaller(authorization: string | null, access: VerifyAccess): Promise<void> {
+  if (access.kind === "open") return;
+  const space = authorization?.indexOf(" ") ?? -1;
+  const scheme = authorization?.slice(0, space).toLowerCase();
+  const presented = space === -1 ? "" : (authorization?.slice(space + 1).trim() ?? "");
+  if (access.kind === "token" && scheme === "bearer" && (await sameSecret(presented, access.token))) return;
+  throw new AuthenticationError(
+    "POST /v1/verify requires the service credential: Authorization: Bearer <VERIFY_TOKEN>",
+  );
+}
+
+async function sameSecret(presented: string, expected: string): Promise<boolean> {
+  const encoder = new TextEncoder();
+  const [a, b] = await Promise.all([
+    crypto.subtle.digest("SHA-256", encoder.encode(presented)),
+    crypto.subtle.digest("SHA-256", encoder.encode(expected)),
+  ]);
+  return crypto.subtle.timingSafeEqual(a, b);
+}
+
+/** For routes a person must call (a JWT): an API key is refused before it is looked up. */
+export async function authenticatePerson(authorization: string | null, config: Config): Promise<Actor> {
+  const credential = readCredential(authorization, config);
+  if (credential.kind !== "jwt")
+    throw new AuthenticationError("This endpoint requires a JWT; API keys are not accepted");
+  return verifyUserToken(credential.token, config.jwt);
 }

@@ -1,9 +1,13 @@
 /**
  * Authenticates people by JWT with jose. Production verifies against a JWKS URL (asymmetric
  * algorithms only); local development uses an HS256 secret. `exp` and `sub` are required, issuer and
- * audience are checked when configured, and the algorithm allowlist never includes `none` nor HS256
- * when a JWKS is configured (no key-confusion). Tokens over 8 KB are refused before parsing. The key
- * set and how it survives an outage of the identity provider: jwks.ts.
+ * audience are checked when configured (JWKS mode refuses to run without them unless told to accept
+ * any: config.ts), and the algorithm allowlist never includes `none` nor HS256 when a JWKS is
+ * configured (no key-confusion). Tokens over 8 KB are refused before parsing. A token issued in the
+ * future, or living longer than JWT_MAX_AGE_SECONDS (which then requires `iat`), is refused, so a
+ * leaked long-lived token is not a standing credential; subjects and org ids with control or
+ * invisible format characters are refused, so no id can pass for another. The key set and how it
+ * survives an outage of the identity provider: jwks.ts.
  */
 import { type JWTPayload, type JWTVerifyGetKey, errors, jwtVerify } from "jose";
 import type { JwtConfig } from "../config";
@@ -44,13 +48,43 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
     throw new AuthenticationError(describe(error));
   }
 
+  checkLifetime(payload, config);
   const sub = payload.sub;
-  if (typeof sub !== "string" || sub.length === 0 || sub.length > 255 || !WELL_FORMED_ID.test(sub)) {
-    throw new AuthenticationError("The token's subject is missing or invalid");
-  }
+  if (!isWellFormedId(sub)) throw new AuthenticationError("The token's subject is missing or invalid");
+  // A workspace claim that is present but unusable refuses the token: quietly dropping it would turn
+  // a lookalike org id into "no workspace" and hide the provider's mistake.
   const org = payload[config.orgClaim];
-  const orgId = typeof org === "string" && org.length > 0 && org.length <= 255 && WELL_FORMED_ID.test(org) ? org : null;
-  return { kind: "user", sub, orgId };
+  if (org !== undefined && org !== null && !isWellFormedId(org)) {
+    throw new AuthenticationError(`The token's ${config.orgClaim} claim is invalid`);
+  }
+  const orgId = isWellFormedId(org) ? org : null;
+  const roles = rolesOf(payload[config.rolesClaim]);
+  const workspaceAdmin =
+    orgId !== null && (config.adminRoles.length === 0 || roles.some((role) => config.adminRoles.includes(role)));
+  return { kind: "user", sub, orgId, roles, workspaceAdmin };
+}
+
+function isWellFormedId(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= 255 && WELL_FORMED_ID.test(value);
+}
+
+/** `iat` not in the future (beyond the tolerance); with a cap, `iat` present and exp - iat within it. */
+function checkLifetime(payload: JWTPayload, config: JwtConfig): void {
+  const { iat, exp } = payload;
+  if (iat !== undefined && iat > Date.now() / 1000 + config.clockToleranceSeconds) {
+    throw new AuthenticationError("The token's iat claim is in the future");
+  }
+  if (config.maxAgeSeconds === null) return;
+  if (iat === undefined) throw new AuthenticationError("The token's iat claim is required");
+  if (exp !== undefined && exp - iat > config.maxAgeSeconds) {
+    throw new AuthenticationError(`The token's lifetime (exp - iat) exceeds ${config.maxAgeSeconds} s`);
+  }
+}
+
+/** The roles claim: a string is one role, an array its string members; anything else, no roles. */
+function rolesOf(claim: unknown): string[] {
+  if (typeof claim === "string") return [claim];
+  return Array.isArray(claim) ? claim.filter((role): role is string => typeof role === "string") : [];
 }
 
 function describe(error: unknown): string {

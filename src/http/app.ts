@@ -1,22 +1,28 @@
 /**
  * The itty-router application. A request flows one way: route -> authenticate -> validate ->
- * service. Unknown paths get 404, known paths with another method 405 (with Allow), and every
+ * service. Unknown paths get 404, known paths with another method 405 (with Allow); a route with
+ * its own error format (a dialect's) answers every failure in that shape. Every
  * response gets `X-Content-Type-Options: nosniff` and, unless a route says otherwise,
- * `Cache-Control: no-store`.
+ * `Cache-Control: no-store`. CORS preflights are answered before routing, and API responses get their
+ * CORS headers last, errors included (cors.ts).
  */
 import { type IRequest, Router } from "itty-router";
 import type { z } from "zod";
 import { AuthenticationError } from "../auth/errors";
-import { authenticate } from "../auth/credentials";
+import { authenticate, authenticatePerson, authenticateVerifyCaller } from "../auth/credentials";
+import { type Config, loadConfig } from "../config";
 import { createContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
 import { ValidationError } from "../service/errors";
 import { fieldErrors } from "../schemas";
 import { readJsonBody } from "./body";
-import { countAuthFailure } from "./limits";
+import { preflight, setCorsHeaders } from "./cors";
+import { renderFailure } from "./failure";
+import { clientOf, countAuthFailure, overAuthFailureLimit, tooManyFailures } from "./limits";
 import { HttpError, errorToProblem, problem } from "./problem";
 import type { Route } from "./route";
+import { mountUi } from "./ui";
 
 type Args = [Env, ExecutionContext];
 
@@ -30,28 +36,52 @@ function parse(schema: z.ZodType, value: unknown, source: "body" | "query"): unk
 const MAX_IP = 64;
 const MAX_USER_AGENT = 256;
 
-function handlerFor(route: Route) {
-  return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
+function handlerFor(route: Route, routes: readonly Route[]) {
+  const handle = async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
     const ip = request.headers.get("cf-connecting-ip")?.slice(0, MAX_IP) ?? null;
     const app = createContext(env, exec, () => ({
       ip,
       userAgent: request.headers.get("user-agent")?.slice(0, MAX_USER_AGENT) ?? null,
     }));
     let actor: Actor | null = null;
-    if (route.auth === "required") {
+    const authenticates =
+      route.auth === "required" ||
+      route.auth === "person" ||
+      (route.auth === "verify" && app.config.verifyAccess.kind !== "open");
+    if (authenticates) {
+      const client = clientOf(request);
+      // Over its failure limit, a client is judged from memory alone: its 429 costs no storage lookup.
+      const shed = overAuthFailureLimit(client);
+      const authorization = request.headers.get("authorization");
       try {
-        actor = await authenticate(request.headers.get("authorization"), app.config, app.keys, ip ?? undefined);
+        if (route.auth === "verify") await authenticateVerifyCaller(authorization, app.config.verifyAccess);
+        else if (route.auth === "person") actor = await authenticatePerson(authorization, app.config);
+        else {
+          actor = await authenticate(authorization, app.config, app.keys, {
+            ip: ip ?? undefined,
+            fromMemoryOnly: shed,
+          });
+        }
       } catch (error) {
         if (error instanceof AuthenticationError) {
-          const limited = await countAuthFailure(request, env);
-          if (limited) return limited;
+          const limited = shed ? tooManyFailures() : await countAuthFailure(client, env);
+          if (limited) return route.errorFormat ? renderFailure(route.errorFormat, limited) : limited;
         }
         throw error;
       }
     }
     const query = route.query ? parse(route.query, { ...request.query }, "query") : undefined;
-    const body = route.body ? parse(route.body, await readJsonBody(request), "body") : undefined;
-    return route.handle({ request, env, app, actor, params: request.params }, { query, body });
+    const body = route.body ? parse(route.body, await readJsonBody(request, route.bodyOptions), "body") : undefined;
+    return route.handle({ request, env, app, actor, params: request.params, routes }, { query, body });
+  };
+  const format = route.errorFormat;
+  if (!format) return handle;
+  return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
+    try {
+      return await handle(request, env, exec);
+    } catch (error) {
+      return renderFailure(format, error);
+    }
   };
 }
 
@@ -61,38 +91,64 @@ function setStandardHeaders(headers: Headers): void {
 }
 
 /** Sets the headers in place: every response is made here, with mutable headers; copies only if not. */
-function withStandardHeaders(response: Response): Response {
+function withStandardHeaders(response: Response, request: IRequest, env: Env): Response {
+  const set = (headers: Headers) => {
+    setStandardHeaders(headers);
+    // The matched route's pattern names the path without parsing the URL again (the hot path pays
+    // nothing); preflights and the catch-all ("*") parse it.
+    const path = request.route && request.route !== "*" ? request.route : new URL(request.url).pathname;
+    setCorsHeaders(headers, request, path, loadConfig(env));
+  };
   try {
-    setStandardHeaders(response.headers);
+    set(response.headers);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    setStandardHeaders(copy.headers);
+    set(copy.headers);
     return copy;
   }
 }
 
 export function createApp(routes: readonly Route[]) {
   const router = Router<IRequest, Args>({
+    before: [
+      (request: IRequest, env: Env) =>
+        request.method === "OPTIONS" ? corsPreflight(request, loadConfig(env)) : undefined,
+    ],
     catch: (error: unknown) => errorToProblem(error),
     finally: [
-      (response: unknown) =>
-        withStandardHeaders(response instanceof Response ? response : errorToProblem(new Error("no response"))),
+      (response: unknown, request: IRequest, env: Env) =>
+        withStandardHeaders(
+          response instanceof Response ? response : errorToProblem(new Error("no response")),
+          request,
+          env,
+        ),
     ],
   });
-  for (const route of routes) router[route.method](route.path, handlerFor(route));
+  for (const route of routes) router[route.method](route.path, handlerFor(route, routes));
+  mountUi(router);
 
-  const patterns = router.routes.map(([method, pattern]) => ({ method, pattern }));
+  // Routes first, in order, then the UI's: `route` is undefined for the UI's patterns.
+  const patterns = router.routes.map(([method, pattern], i) => ({ method, pattern, route: routes[i] }));
+  /** The routes that serve `pathname`, with any method. */
+  const matchingFor = (pathname: string) => patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname));
+  const corsPreflight = (request: IRequest, config: Config) => {
+    const { pathname } = new URL(request.url);
+    const methods = [...new Set(matchingFor(pathname).map((p) => p.method))];
+    return preflight(request, pathname, methods, config) ?? undefined;
+  };
   router.all("*", (request: IRequest) => {
     const { pathname } = new URL(request.url);
-    const allowed = new Set(
-      patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname)).map((p) => p.method),
-    );
+    const matching = matchingFor(pathname);
+    const allowed = new Set(matching.map((p) => p.method));
     if (allowed.size === 0) throw new HttpError(404, { detail: `No route for ${pathname}` });
-    return problem(405, {
+    const error = new HttpError(405, {
       detail: `Use ${[...allowed].join(", ")} for this path`,
       headers: { Allow: [...allowed].join(", ") },
     });
+    // A path of a dialect answers in its page's shape.
+    const format = matching.find((p) => p.route?.errorFormat)?.route?.errorFormat;
+    return format ? renderFailure(format, error) : problem(405, error.init);
   });
   return router;
 }

@@ -1,6 +1,6 @@
 /**
- * Reads a JSON request body defensively: JSON content type required (415), at most 16 KB whatever
- * Content-Length claims (413), valid UTF-8 and JSON (400). The body is never echoed back: it may hold
+ * Reads a JSON request body defensively: JSON content type required (415), at most 16 KB (or what
+ * the route allows) whatever Content-Length claims (413), valid UTF-8 and JSON (400). The body is never echoed back: it may hold
  * a key.
  */
 import { reservedKeyPath } from "../schemas";
@@ -10,16 +10,28 @@ import { HttpError } from "./problem";
 const MAX_BODY_BYTES = 16 * 1024;
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(?:;|$)/i;
 
-export async function readJsonBody(request: Request): Promise<unknown> {
+export interface BodyOptions {
+  /** The largest body accepted (default 16 KB). */
+  readonly maxBytes?: number;
+  /**
+   * Also read JSON sent as application/x-www-form-urlencoded, as `curl --data '{...}'` without a
+   * Content-Type sends it (for a dialect whose page shows that request).
+   */
+  readonly formEncodedJson?: boolean;
+}
+
+export async function readJsonBody(request: Request, options: BodyOptions = {}): Promise<unknown> {
   const type = request.headers.get("content-type");
-  if (!type || !JSON_TYPE.test(type)) {
+  if (!type || !(JSON_TYPE.test(type) || (options.formEncodedJson === true && FORM_TYPE.test(type)))) {
     throw new HttpError(415, { detail: "Send the body as application/json" });
   }
+  const maxBytes = options.maxBytes ?? MAX_BODY_BYTES;
   const declared = Number(request.headers.get("content-length"));
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  if (declared > maxBytes) throw tooLarge(maxBytes);
 
-  const bytes = await readAtMost(request, MAX_BODY_BYTES);
+  const bytes = await readAtMost(request, maxBytes);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -37,8 +49,8 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   return value;
 }
 
-function tooLarge(): HttpError {
-  return new HttpError(413, { detail: `The body must be at most ${MAX_BODY_BYTES} bytes` });
+function tooLarge(maxBytes: number): HttpError {
+  return new HttpError(413, { detail: `The body must be at most ${maxBytes} bytes` });
 }
 
 async function readAtMost(request: Request, limit: number): Promise<Uint8Array> {
@@ -52,7 +64,7 @@ async function readAtMost(request: Request, limit: number): Promise<Uint8Array> 
     size += value.byteLength;
     if (size > limit) {
       await reader.cancel().catch(() => undefined);
-      throw tooLarge();
+      throw tooLarge(limit);
     }
     chunks.push(value);
   }

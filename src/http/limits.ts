@@ -1,45 +1,145 @@
 /**
- * Brute-force damping: failed authentications are counted per client with the Workers rate limiting
- * binding, and a client over the limit gets 429 instead of 401. Only failures are counted, so
- * successful traffic never waits for the limiter. A client found over the limit is remembered by the
- * isolate for a few seconds, so a flood of failures is answered without asking the binding each time.
+ * Brute-force damping, per client, with the Workers rate limiting binding:
+ * - failed authentications (AUTH_FAILURE_LIMITER): a client over the limit gets 429 instead of 401;
+ * - NOT_FOUND answers of an open POST /v1/verify (VERIFY_MISS_LIMITER): each costs a KV and a D1
+ *   read, and the key checksum is public, so unknown well-formed keys are free to mint.
+ * Only failures are counted, so successful traffic never waits for a limiter. A client found over a
+ * limit is remembered by the isolate for a few seconds, and while it is, its requests are judged from
+ * the isolate's memory alone (src/service/verify.ts `fromMemory`): what memory cannot settle is
+ * answered 429 before any storage lookup and without asking the binding again, so a flood costs
+ * neither D1 nor the limiter. A warm key or a valid JWT from that client still works.
+ *
+ * A client is its IPv4 address, or its IPv6 /64 (one subscriber holds a whole /64, so a per-address
+ * count is no limit at all). Requests without CF-Connecting-IP (from other Workers, or a proxy
+ * stripping it) cannot be told apart: they share one bucket of their own, counted by the stricter
+ * AUTH_FAILURE_LIMITER_NO_IP when it is bound.
  */
 import type { Env } from "../env";
 import { describeError } from "../log";
+import type { VerifyChecks } from "../schemas";
+import type { Keys } from "../service/keys";
 import { TtlLru } from "../store/memory";
 import { problem } from "./problem";
+import { json } from "./route";
 
 export const RETRY_AFTER_SECONDS = 60;
 /** How long this isolate answers 429 to a client the binding found over its limit, without asking again. */
 const LIMITED_MEMORY_MS = 10_000;
+/** The one client that requests without CF-Connecting-IP make. Cannot collide: addresses get a prefix. */
+export const NO_IP_CLIENT = "no-ip";
 
-const limitedClients = new TtlLru<string, true>(10_000, LIMITED_MEMORY_MS);
+const IPV4 = /^(?:\d{1,3}\.){3}\d{1,3}$/;
+const HEXTET = /^[0-9a-f]{1,4}$/;
 
-function clientId(request: Request): string {
-  return request.headers.get("cf-connecting-ip") ?? "unknown";
+/** The eight 16-bit groups of an IPv6 address in any RFC 4291 spelling, or null if it is not one. */
+function ipv6Groups(address: string): number[] | null {
+  let text = address.toLowerCase().split("%")[0]!; // without a zone id (fe80::1%eth0)
+  const lastColon = text.lastIndexOf(":");
+  const last = text.slice(lastColon + 1);
+  if (IPV4.test(last)) {
+    // An embedded IPv4 address (::ffff:192.0.2.1) spells the last two groups.
+    const [a, b, c, d] = last.split(".").map(Number) as [number, number, number, number];
+    if (Math.max(a, b, c, d) > 255) return null;
+    text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const head = halves[0] ? halves[0].split(":") : [];
+  const tail = halves[1] ? halves[1].split(":") : [];
+  if (halves.length === 2 && head.length + tail.length > 7) return null;
+  const groups =
+    halves.length === 1 ? head : [...head, ...Array<string>(8 - head.length - tail.length).fill("0"), ...tail];
+  if (groups.length !== 8 || !groups.every((group) => HEXTET.test(group))) return null;
+  return groups.map((group) => parseInt(group, 16));
 }
 
-function tooManyFailures(): Response {
+/**
+ * Who a request comes from, as the limiters count it: `ip4:<address>`, `ip6:<the /64>::/64` (an
+ * IPv4-mapped IPv6 address counts as its IPv4 address), NO_IP_CLIENT without CF-Connecting-IP, and
+ * the header itself for anything else (only local development sends such values).
+ */
+export function clientOf(request: Request): string {
+  const ip = request.headers.get("cf-connecting-ip")?.trim();
+  if (!ip) return NO_IP_CLIENT;
+  if (IPV4.test(ip)) return `ip4:${ip}`;
+  const groups = ip.includes(":") ? ipv6Groups(ip) : null;
+  if (!groups) return `other:${ip.slice(0, 64)}`;
+  const [g0, g1, g2, g3, g4, g5, g6, g7] = groups as [number, number, number, number, number, number, number, number];
+  if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0xffff) {
+    return `ip4:${g6 >> 8}.${g6 & 255}.${g7 >> 8}.${g7 & 255}`;
+  }
+  return `ip6:${[g0, g1, g2, g3].map((group) => group.toString(16)).join(":")}::/64`;
+}
+
+/** One kind of counted failure: the binding that counts it, and this isolate's memory of who is over. */
+class FailureLimit {
+  private readonly over = new TtlLru<string, true>(10_000, LIMITED_MEMORY_MS);
+
+  constructor(private readonly what: string) {}
+
+  /** Is `client` known here to be over the limit? Memory only: no binding, no storage. */
+  isOver(client: string, now = Date.now()): boolean {
+    return this.over.get(client, now) === true;
+  }
+
+  /** Counts one failure of `client`; true when it is now over the limit. A failing binding counts nothing. */
+  async count(limiter: RateLimit, client: string, now = Date.now()): Promise<boolean> {
+    try {
+      const { success } = await limiter.limit({ key: client });
+      if (success) return false;
+    } catch (error) {
+      console.warn(`latchkey: rate limiter failed (${this.what}): ${describeError(error)}`);
+      return false;
+    }
+    this.over.set(client, true, now);
+    return true;
+  }
+}
+
+const authFailures = new FailureLimit("failed authentications");
+const verifyMisses = new FailureLimit("verify misses");
+
+/** Is `client` over its failed-authentication limit, as far as this isolate knows? */
+export function overAuthFailureLimit(client: string): boolean {
+  return authFailures.isOver(client);
+}
+
+export function tooManyFailures(): Response {
   return problem(429, {
     detail: "Too many failed authentications; wait before trying again",
     headers: { "Retry-After": String(RETRY_AFTER_SECONDS) },
   });
 }
 
-/** Counts one failed authentication; a 429 problem when the client is over its limit, else null. */
-export async function countAuthFailure(request: Request, env: Env): Promise<Response | null> {
-  const limiter = env.AUTH_FAILURE_LIMITER;
+/** Counts one failed authentication; a 429 problem when the client is now over its limit, else null. */
+export async function countAuthFailure(client: string, env: Env): Promise<Response | null> {
+  const limiter =
+    client === NO_IP_CLIENT ? (env.AUTH_FAILURE_LIMITER_NO_IP ?? env.AUTH_FAILURE_LIMITER) : env.AUTH_FAILURE_LIMITER;
   if (!limiter) return null;
-  const client = clientId(request);
-  const now = Date.now();
-  if (limitedClients.get(client, now)) return tooManyFailures();
-  try {
-    const { success } = await limiter.limit({ key: client });
-    if (success) return null;
-  } catch (error) {
-    console.warn(`latchkey: rate limiter failed: ${describeError(error)}`);
-    return null;
+  return (await authFailures.count(limiter, client)) ? tooManyFailures() : null;
+}
+
+function tooManyMisses(): Response {
+  return problem(429, {
+    detail: "Too many verifications of unknown keys; wait before trying again",
+    headers: { "Retry-After": String(RETRY_AFTER_SECONDS) },
+  });
+}
+
+/**
+ * POST /v1/verify without a service credential: NOT_FOUND answers count against the client's
+ * VERIFY_MISS_LIMITER. Over it, what the isolate's memory can settle is still answered (a known key's
+ * verdict); anything else, and every further NOT_FOUND, is a 429 that touched no storage.
+ */
+export async function meteredVerify(request: Request, env: Env, keys: Keys, key: string, checks: VerifyChecks) {
+  const limiter = env.VERIFY_MISS_LIMITER;
+  if (!limiter) return json(await keys.verify(key, checks));
+  const client = clientOf(request);
+  if (verifyMisses.isOver(client)) {
+    const verdict = await keys.verifyFromMemory(key, checks);
+    return verdict && verdict.code !== "NOT_FOUND" ? json(verdict) : tooManyMisses();
   }
-  limitedClients.set(client, true, now);
-  return tooManyFailures();
+  const verdict = await keys.verify(key, checks);
+  if (verdict.code === "NOT_FOUND" && (await verifyMisses.count(limiter, client))) return tooManyMisses();
+  return json(verdict);
 }

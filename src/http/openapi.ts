@@ -12,9 +12,31 @@ import {
 import { Problem } from "../schemas";
 import type { Route } from "./route";
 
-const COMMON_PROBLEMS: Record<string, number[]> = {
+const COMMON_PROBLEMS: Record<Route["auth"], number[]> = {
   none: [404, 405, 500, 503],
   required: [401, 404, 405, 429, 500, 503],
+  verify: [401, 404, 405, 429, 500, 503],
+  person: [401, 404, 405, 429, 500, 503],
+};
+
+const SECURITY: Record<Route["auth"], Record<string, string[]>[]> = {
+  none: [],
+  required: [{ bearer: [] }, { apiKey: [] }],
+  // Open unless VERIFY_TOKEN is set: the empty requirement says "or none".
+  verify: [{ verifyToken: [] }, {}],
+  person: [{ bearer: [] }],
+};
+
+const TAGS: Record<string, string> = {
+  keys: "The key lifecycle.",
+  audit: "The audit log: who changed which key, when, and how.",
+  verify: "Key verification for services.",
+  auth: "The caller's identity.",
+  meta: "Health and this document.",
+  replicas: "Drop-in for Replicas' `POST /v1/user/api-keys` (JWT only; errors `{ error, details }`).",
+  fastapi: "Drop-in for a FastAPI `POST /api/auth/api-keys/` (errors are ProblemDetail).",
+  autocalls: "Drop-in for Autocalls' Laravel Sanctum API keys (`token` is `<id>|<key>`; Laravel's error shapes).",
+  baseten: "Drop-in for Baseten's `POST /v1/api_keys` (key types; FastAPI's error shapes).",
 };
 
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
@@ -27,16 +49,21 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   413: "The body is over 16 KB.",
   415: "The body is not application/json.",
   422: "Validation failed; `errors` maps each field to its messages.",
-  429: "Too many failed authentications from this client (see `Retry-After`).",
+  429: "Too many failed authentications (or, on an open /v1/verify, unknown keys) from this client (see `Retry-After`).",
   500: "An unexpected error; no internals are disclosed.",
   503: "Storage is unavailable (see `Retry-After`).",
 };
 
-let cached: ReturnType<typeof createDocument> | undefined;
+/** One document per route list (the mounted dialects decide the list). */
+const cached = new WeakMap<readonly Route[], ReturnType<typeof createDocument>>();
 
 export function openApiDocument(routes: readonly Route[]): ReturnType<typeof createDocument> {
-  cached ??= build(routes);
-  return cached;
+  let document = cached.get(routes);
+  if (!document) {
+    document = build(routes);
+    cached.set(routes, document);
+  }
+  return document;
 }
 
 function build(routes: readonly Route[]) {
@@ -51,10 +78,15 @@ function build(routes: readonly Route[]) {
         ...(route.success.headers ? { headers: route.success.headers } : {}),
       },
     };
-    for (const status of statuses) {
+    const format = route.errorFormat;
+    for (const latchkeyStatus of statuses) {
+      const status = format?.status?.(latchkeyStatus) ?? latchkeyStatus;
+      if (responses[String(status)]) continue;
       responses[String(status)] = {
-        description: PROBLEM_DESCRIPTIONS[status] ?? "A problem.",
-        content: { "application/problem+json": { schema: Problem } },
+        description: PROBLEM_DESCRIPTIONS[latchkeyStatus] ?? "A problem.",
+        content: format
+          ? { [format.mediaType]: { schema: format.schema(status) } }
+          : { "application/problem+json": { schema: Problem } },
       };
     }
     const operation: ZodOpenApiOperationObject = {
@@ -62,7 +94,7 @@ function build(routes: readonly Route[]) {
       summary: route.summary,
       ...(route.description ? { description: route.description } : {}),
       tags: [route.tag],
-      security: route.auth === "required" ? [{ bearer: [] }, { apiKey: [] }] : [],
+      security: SECURITY[route.auth],
       ...(route.query || route.pathParams
         ? {
             requestParams: {
@@ -87,13 +119,10 @@ function build(routes: readonly Route[]) {
       description:
         "API keys as a service: create (shown once), list, scope, expire and revoke keys, and verify them on every request.",
     },
-    tags: [
-      { name: "keys", description: "The key lifecycle." },
-      { name: "audit", description: "The audit log: who changed which key, when, and how." },
-      { name: "verify", description: "Key verification for services." },
-      { name: "auth", description: "The caller's identity." },
-      { name: "meta", description: "Health and this document." },
-    ],
+    tags: [...new Set(routes.map((route) => route.tag))].map((name) => ({
+      name,
+      ...(TAGS[name] ? { description: TAGS[name] } : {}),
+    })),
     components: {
       securitySchemes: {
         bearer: {
@@ -106,6 +135,12 @@ function build(routes: readonly Route[]) {
           in: "header",
           name: "Authorization",
           description: "`Authorization: Api-Key <API key>` (the Baseten-style scheme).",
+        },
+        verifyToken: {
+          type: "http",
+          scheme: "bearer",
+          description:
+            "`Authorization: Bearer <VERIFY_TOKEN>`: required by POST /v1/verify when the deployment sets VERIFY_TOKEN; otherwise the route is open.",
         },
       },
     },

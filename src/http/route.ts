@@ -4,12 +4,17 @@
  * list, so a route cannot be served undocumented or documented unserved.
  */
 import type { z } from "zod";
+import type { BodyOptions } from "./body";
 import type { AppContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
 
 export type Method = "get" | "post" | "patch" | "delete";
-export type AuthMode = "none" | "required";
+/**
+ * `verify`: open, unless VERIFY_TOKEN is set (then that service credential is required).
+ * `person`: a JWT only (an API key is refused unread).
+ */
+export type AuthMode = "none" | "required" | "verify" | "person";
 
 type Parsed<S> = S extends z.ZodType ? z.output<S> : undefined;
 
@@ -17,8 +22,36 @@ export interface RouteContext<A extends AuthMode> {
   readonly request: Request;
   readonly env: Env;
   readonly app: AppContext;
-  readonly actor: A extends "required" ? Actor : null;
+  readonly actor: A extends "none" ? null : Actor;
   readonly params: Record<string, string>;
+  /** Every route the router serves (for the OpenAPI document). */
+  readonly routes: readonly Route[];
+}
+
+/** A failure in latchkey's terms (what its problem document says), for a route that answers in its own shape. */
+export interface Failure {
+  readonly status: number;
+  readonly title: string;
+  readonly detail: string;
+  /** Invalid fields, by path, with their messages. */
+  readonly errors: Readonly<Record<string, string[]>> | null;
+  /** Retry-After, WWW-Authenticate and Allow, kept whatever the shape. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * A route's own error shape (a dialect's page): every failure of the route — authentication,
+ * validation, body, routing, service, storage, unexpected — is rendered by it instead of as a
+ * latchkey problem.
+ */
+export interface ErrorFormat {
+  readonly mediaType: string;
+  /** The status the page uses for one of latchkey's (default: the same). */
+  readonly status?: (status: number) => number;
+  /** The body schema for a (page) status, for the OpenAPI document. */
+  readonly schema: (status: number) => z.ZodType;
+  /** The body for a failure whose status is already the page's. */
+  readonly body: (failure: Failure) => unknown;
 }
 
 export interface ResponseDoc {
@@ -39,6 +72,10 @@ export interface RouteDefinition<A extends AuthMode, Q extends z.ZodType | undef
   readonly auth: A;
   readonly query?: Q;
   readonly body?: B;
+  /** How the body may arrive besides the default (application/json, at most 16 KB). */
+  readonly bodyOptions?: BodyOptions;
+  /** Errors in this shape instead of latchkey's problems. */
+  readonly errorFormat?: ErrorFormat;
   readonly pathParams?: z.ZodObject;
   readonly success: ResponseDoc;
   /** Problem statuses this route can answer besides the common ones. */

@@ -5,6 +5,8 @@ import {
   CreatedApiKey,
   EventList,
   Health,
+  ImportKeysRequest,
+  ImportResult,
   KeyIdParams,
   KeyList,
   ListEventsQuery,
@@ -16,8 +18,12 @@ import {
   WhoAmI,
 } from "../schemas";
 import { z } from "zod";
+import { meteredVerify } from "./limits";
 import { openApiDocument } from "./openapi";
 import { type Route, defineRoute, json } from "./route";
+
+/** 100 keys with names, scopes, resources and 2 KB of metadata each fit. */
+const IMPORT_MAX_BYTES = 256 * 1024;
 
 export const routes: readonly Route[] = [
   defineRoute({
@@ -40,7 +46,7 @@ export const routes: readonly Route[] = [
     auth: "none",
     success: { status: 200, description: "The OpenAPI document." },
     problems: [],
-    handle: () => json(openApiDocument(routes), 200, { "Cache-Control": "public, max-age=300" }),
+    handle: ({ routes: served }) => json(openApiDocument(served), 200, { "Cache-Control": "public, max-age=300" }),
   }),
   defineRoute({
     method: "get",
@@ -74,6 +80,21 @@ export const routes: readonly Route[] = [
       const created = await app.keys.create(actor, body);
       return json(created, 201, { Location: `/v1/keys/${created.id}`, "Cache-Control": "no-store" });
     },
+  }),
+  defineRoute({
+    method: "post",
+    path: "/v1/keys/import",
+    operationId: "importKeys",
+    summary: "Register existing keys by their SHA-256 (the keys themselves are never sent)",
+    description:
+      "1 to 100 keys per call, all or nothing: any invalid item is a 422 naming `keys.<i>.<field>` and nothing is imported. A hash already stored, or repeated in the batch, is a `conflict` in its result, never a second row. Each key is authorized as a create would be.",
+    tag: "keys",
+    auth: "required",
+    body: ImportKeysRequest,
+    bodyOptions: { maxBytes: IMPORT_MAX_BYTES },
+    success: { status: 200, description: "One result per item, in input order.", schema: ImportResult },
+    problems: [400, 403, 413, 415, 422],
+    handle: async ({ app, actor }, { body }) => json(await app.keys.import(actor, body)),
   }),
   defineRoute({
     method: "get",
@@ -190,15 +211,16 @@ export const routes: readonly Route[] = [
     operationId: "verifyKey",
     summary: "Check a key, optionally for a scope and a resource",
     description:
-      "For services that are not Workers (Workers use the KeyService binding). Always 200 for a well-formed request; `valid` and `code` give the verdict.",
+      "For services that are not Workers (Workers use the KeyService binding). Always 200 for a well-formed request; `valid` and `code` give the verdict. When the deployment sets VERIFY_TOKEN, callers must present it; otherwise NOT_FOUND answers are rate limited per client (429).",
     tag: "verify",
-    auth: "none",
+    auth: "verify",
     body: VerifyRequest,
     success: { status: 200, description: "The verdict.", schema: VerifyResult },
     problems: [400, 413, 415, 422],
-    handle: async ({ app }, { body }) => {
+    handle: async ({ app, env, request }, { body }) => {
       const { key, ...options } = body;
-      return json(await app.keys.verify(key, options));
+      if (app.config.verifyAccess.kind !== "open") return json(await app.keys.verify(key, options));
+      return meteredVerify(request, env, app.keys, key, options);
     },
   }),
 ];

@@ -2,23 +2,28 @@
  * The key lifecycle: create, list, get, update, rotate, revoke and verify, and the audit log, on
  * behalf of an Actor. Both the HTTP routes and the RPC entrypoint call this; it knows no HTTP and no SQL.
  *
- * Authorization lives here: a person manages their own keys and their workspace's; a key manages
- * its owner's keys only with `keys:read` / `keys:write`, and can never give any key, itself included,
- * a power it does not hold (attenuation, `assertWithin`: scopes it covers, a subset of its resources,
- * an expiry no later than its own, addresses within its own allow-list), whether creating, updating
- * or rotating.
+ * Authorization lives here: a person manages their own keys, reads their workspace's, and creates,
+ * changes, rotates and revokes those only as a workspace admin; a key manages its owner's keys only
+ * with `keys:read` / `keys:write`, may manage (change, rotate, revoke) only keys no more powerful than
+ * itself, and can never give any key, itself included, a power it does not hold (attenuation,
+ * `requireWithin`: scopes it covers, a subset of its resources, an expiry no later than its own,
+ * addresses within its own allow-list), whether creating, importing or updating.
  *
  * Every change writes one audit event per key it changes, in the same store write as the change.
  */
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { rangesWithin } from "../keys/ip";
+import { UUID_V4 } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
   ApiKeyView,
   AuditEventView,
   CreateKeyInput,
+  ImportKeyInput,
+  ImportKeysInput,
+  ImportResultView,
   CreatedApiKeyView,
   EventListView,
   KeyListView,
@@ -32,9 +37,7 @@ import type {
 } from "../schemas";
 import type { KeyChanges } from "../store/store";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "./errors";
-import { type ServiceDeps, Verifier } from "./verify";
-
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+import { type ServiceDeps, type Verification, Verifier } from "./verify";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -78,6 +81,19 @@ function toEventView(e: AuditEvent): AuditEventView {
   };
 }
 
+function verdictView({ code, record }: Verification): VerifyResultView {
+  return {
+    valid: code === "VALID",
+    code,
+    key_id: record?.id ?? null,
+    owner: record ? { type: record.owner.type, id: record.owner.id } : null,
+    scopes: record ? [...record.scopes] : [],
+    resources: record?.resources ? [...record.resources] : null,
+    expires_at: record ? iso(record.expiresAt) : null,
+    enabled: record ? record.enabled : null,
+  };
+}
+
 /** The opaque list cursor: the (time, id) of the last item of the page (a key's creation, an event's time). */
 function encodeCursor(time: number, id: string): string {
   return btoa(JSON.stringify([time, id]))
@@ -108,34 +124,43 @@ function decodeCursor(cursor: string): { time: number; id: string } {
 type Powers = Pick<KeyRecord, "scopes" | "resources" | "expiresAt" | "allowedIps">;
 
 /**
- * Attenuation, for every way a key can shape a key (create, update, rotate): `powers` must be within
- * those of `holder`, the key making the request. Throws naming the first power beyond it.
+ * Attenuation, for every way a key can shape or manage a key (create, import, update, rotate,
+ * revoke): `key` (`what`, for messages) must be no more powerful than `holder`, the key making the
+ * request: scopes it covers, resources within its own, an expiry no later than its own, addresses
+ * within its own allow-list. Throws a ForbiddenError naming the first power exceeded.
  */
-function assertWithin(holder: KeyRecord, powers: Powers): void {
-  const uncovered = firstUncovered(holder.scopes, powers.scopes);
+function requireWithin(holder: Powers, key: Powers, what: string): void {
+  const uncovered = firstUncovered(holder.scopes, key.scopes);
   if (uncovered !== undefined) {
     throw new ForbiddenError(
       "scopes",
       `Scope "${uncovered}" is not covered by the scopes of the key making this request`,
     );
   }
-  if (!resourcesWithin(holder.resources, powers.resources)) {
+  if (!resourcesWithin(holder.resources, key.resources)) {
     throw new ForbiddenError(
       "resources",
-      "The key's resources must be a subset of the resources of the key making this request",
+      `${what}'s resources must be a subset of the resources of the key making this request`,
     );
   }
-  if (holder.expiresAt !== null && (powers.expiresAt === null || powers.expiresAt > holder.expiresAt)) {
+  if (holder.expiresAt !== null && (key.expiresAt === null || key.expiresAt > holder.expiresAt)) {
     throw new ForbiddenError(
       "expires_at",
-      `The key must expire no later than the key making this request (${iso(holder.expiresAt)})`,
+      `${what} must expire no later than the key making this request (${iso(holder.expiresAt)})`,
     );
   }
-  if (!rangesWithin(holder.allowedIps, powers.allowedIps)) {
+  if (!rangesWithin(holder.allowedIps, key.allowedIps)) {
     throw new ForbiddenError(
       "allowed_ips",
-      "The key's allowed_ips must lie within the allowed_ips of the key making this request",
+      `${what}'s allowed_ips must lie within the allowed_ips of the key making this request`,
     );
+  }
+}
+
+/** Only a workspace admin (WORKSPACE_ADMIN_ROLES) creates, changes or revokes workspace keys. */
+function requireWorkspaceAdmin(actor: Extract<Actor, { kind: "user" }>): void {
+  if (!actor.workspaceAdmin) {
+    throw new ForbiddenError("role", "Only a workspace admin may create, change or revoke workspace keys");
   }
 }
 
@@ -160,6 +185,7 @@ function creationChanges(r: KeyRecord): FieldChanges {
   }
   changes.owner = { old: null, new: `${r.owner.type}:${r.owner.id}` };
   if (r.rotatedFrom !== null) changes.rotated_from = { old: null, new: r.rotatedFrom };
+  if (r.format !== undefined) changes.format = { old: null, new: r.format };
   return changes;
 }
 
@@ -169,7 +195,6 @@ const CONCURRENT_ATTEMPTS = 3;
 const PURGE_BATCH = 1000;
 const PURGE_BATCHES = 50;
 const DAY_MS = 86_400_000;
-
 export class Keys {
   readonly verifier: Verifier;
 
@@ -179,22 +204,7 @@ export class Keys {
 
   async create(actor: Actor, input: CreateKeyInput): Promise<CreatedApiKeyView> {
     this.requireScope(actor, "keys:write");
-    const owner = this.ownerForNewKey(actor, input.owner);
-    const parent = actor.kind === "api_key" ? actor.key : null;
-
-    const powers: Powers = {
-      scopes: input.scopes ?? (parent ? [...parent.scopes] : ["*"]),
-      resources: input.resources !== undefined ? input.resources : (parent?.resources ?? null),
-      expiresAt:
-        input.expires_at !== undefined
-          ? input.expires_at === null
-            ? null
-            : Date.parse(input.expires_at)
-          : (parent?.expiresAt ?? null),
-      allowedIps: input.allowed_ips !== undefined ? input.allowed_ips : (parent?.allowedIps ?? null),
-    };
-    if (parent) assertWithin(parent, powers);
-
+    const { owner, ...powers } = this.authorizeNewKey(actor, input);
     const { key, record } = await this.newKey(actor, {
       name: input.name,
       owner,
@@ -212,8 +222,9 @@ export class Keys {
 
   /**
    * Changes a key's settings; fields left out are unchanged. A patch that changes nothing writes
-   * nothing and returns the key as it is. A key making the request is bound by attenuation: the key
-   * it leaves behind must be within its own powers.
+   * nothing and returns the key as it is. The actor must be allowed to manage the key
+   * (`requireManagement`), and a key making the request is bound by attenuation: the key it leaves
+   * behind must be within its own powers.
    */
   async update(actor: Actor, id: string, input: UpdateKeyInput): Promise<ApiKeyView> {
     this.requireScope(actor, "keys:write");
@@ -229,6 +240,7 @@ export class Keys {
     };
     for (let attempt = 1; ; attempt++) {
       const current = await this.findVisible(actor, id);
+      this.requireManagement(actor, current, "The key to change");
       if (current.revokedAt !== null) throw new ConflictError("The key is revoked; a revoked key cannot be changed");
 
       const changes: FieldChanges = {};
@@ -245,7 +257,7 @@ export class Keys {
       if (Object.keys(changes).length === 0) return toApiKey(current);
 
       const next: KeyRecord = { ...current, ...(apply as KeyChanges) };
-      if (actor.kind === "api_key") assertWithin(actor.key, next);
+      if (actor.kind === "api_key") requireWithin(actor.key, next, "The changed key");
 
       const at = Date.now();
       const action: AuditAction = changes.enabled ? (next.enabled ? "enabled" : "disabled") : "updated";
@@ -262,18 +274,20 @@ export class Keys {
   /**
    * Replaces the key with a new one (returned once) that copies its name, owner, scopes, resources,
    * metadata, expiry and allow-list; the old key then expires at the earlier of its own expiry and now
-   * + grace_seconds. Revoked and expired keys cannot be rotated (409).
+   * + grace_seconds. Revoked and expired keys cannot be rotated (409). The actor must be allowed to
+   * manage the key (`requireManagement`). The replacement is always a latchkey key: an imported key
+   * rotates onto latchkey's own format.
    */
   async rotate(actor: Actor, id: string, input: RotateKeyInput): Promise<CreatedApiKeyView> {
     this.requireScope(actor, "keys:write");
     for (let attempt = 1; ; attempt++) {
       const current = await this.findVisible(actor, id);
+      this.requireManagement(actor, current, "The key to rotate");
       if (current.revokedAt !== null) throw new ConflictError("The key is revoked; create a new key instead");
       const now = Date.now();
       if (current.expiresAt !== null && current.expiresAt <= now) {
         throw new ConflictError("The key has expired; create a new key instead");
       }
-      if (actor.kind === "api_key") assertWithin(actor.key, current);
 
       const oldExpiresAt = Math.min(current.expiresAt ?? Infinity, now + input.grace_seconds * 1000);
       const { key, record } = await this.newKey(actor, { ...current, rotatedFrom: current.id });
@@ -298,6 +312,90 @@ export class Keys {
     }
   }
 
+  /**
+   * Registers existing keys by hash, all or nothing: every item is checked (and authorized as a
+   * create would be) before any is stored. A hash already stored, or repeated in the batch, is a
+   * conflict, reported per item. Each imported key gets one `imported` audit event, in the same
+   * store write (a conflict writes none).
+   */
+  async import(actor: Actor, input: ImportKeysInput): Promise<ImportResultView> {
+    this.requireScope(actor, "keys:write");
+    const errors: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+    const records: KeyRecord[] = [];
+    const now = Date.now();
+    for (const [i, item] of input.keys.entries()) {
+      const problem = await this.importProblem(item);
+      if (problem) {
+        errors[`keys.${i}.${problem.field}`] = [problem.message];
+        continue;
+      }
+      let powers: ReturnType<Keys["authorizeNewKey"]>;
+      try {
+        powers = this.authorizeNewKey(actor, item);
+      } catch (error) {
+        if (error instanceof ForbiddenError) throw new ForbiddenError(`keys.${i}.${error.exceeded}`, error.message);
+        if (error instanceof ValidationError) {
+          for (const [field, messages] of Object.entries(error.errors)) errors[`keys.${i}.${field}`] = messages;
+          continue;
+        }
+        throw error;
+      }
+      records.push({
+        id: crypto.randomUUID(),
+        hash: item.hash,
+        start: item.start ?? "",
+        name: item.name,
+        ...powers,
+        createdBy: actorName(actor),
+        createdAt: item.created_at === undefined ? now : Date.parse(item.created_at),
+        revokedAt: null,
+        lastUsedAt: null,
+        metadata: item.metadata ?? null,
+        format: item.format ?? "opaque",
+        enabled: true,
+        updatedAt: null,
+        rotatedFrom: null,
+      });
+    }
+    if (Object.keys(errors).length > 0) throw new ValidationError(errors);
+
+    // A hash repeated in the batch conflicts with its first occurrence, in the same transaction.
+    const inserted = await this.deps.store.insertNew(
+      records,
+      records.map((record) => this.event(actor, record, "imported", creationChanges(record), now)),
+    );
+    const stored = new Map<string, string>();
+    records.forEach((record, i) => {
+      if (!inserted[i]) return;
+      stored.set(record.hash, record.id);
+      this.verifier.remember(record);
+    });
+    const results = records.map((record) => {
+      const id = stored.get(record.hash) ?? null;
+      stored.delete(record.hash); // a repeat of the same hash later in the batch is a conflict
+      return { hash: record.hash.slice(0, 12), status: id ? ("imported" as const) : ("conflict" as const), id };
+    });
+    const imported = results.filter((r) => r.status === "imported").length;
+    return { imported, conflicts: results.length - imported, results };
+  }
+
+  /** Why this deployment cannot take the item, or null: its format must be enabled, and the key must not be in it. */
+  private async importProblem(item: ImportKeyInput): Promise<{ field: string; message: string } | null> {
+    const formats = this.deps.config.legacyFormats;
+    const format = item.format ?? "opaque";
+    if (format === "sanctum" ? !formats.sanctum : formats.prefixes.length === 0) {
+      return {
+        field: "format",
+        message: `${format} keys are not accepted here: the operator enables them with LEGACY_KEY_FORMATS`,
+      };
+    }
+    if (format === "opaque" && item.start !== undefined && !formats.prefixes.some((p) => item.start!.startsWith(p))) {
+      return { field: "start", message: `Must begin with an accepted prefix (${formats.prefixes.join(", ")})` };
+    }
+    const leaked = await fieldHoldingKey(item);
+    return leaked === null ? null : { field: leaked, message: "Holds the key itself: send only its SHA-256 in hash" };
+  }
+
   async list(actor: Actor, input: ListKeysInput): Promise<KeyListView> {
     this.requireScope(actor, "keys:read");
     const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
@@ -320,10 +418,15 @@ export class Keys {
     return toApiKey(await this.findVisible(actor, id));
   }
 
-  /** Revokes the key; revoking a revoked key is a no-op. Keys it created are left alone (see README). */
+  /**
+   * Revokes the key; revoking a revoked key is a no-op. Keys it created are left alone (see README).
+   * A person needs the admin role for a workspace key; a key may revoke only keys no more powerful
+   * than itself (the attenuation rule, applied to management).
+   */
   async revoke(actor: Actor, id: string): Promise<void> {
     this.requireScope(actor, "keys:write");
     const record = await this.findVisible(actor, id);
+    this.requireManagement(actor, record, "The key to revoke");
     const at = Date.now();
     // Already revoked (elsewhere, or by a call whose answer was lost): still evict it here.
     const revoked =
@@ -364,17 +467,13 @@ export class Keys {
   }
 
   async verify(key: string, options: VerifyChecks = {}): Promise<VerifyResultView> {
-    const { code, record } = await this.verifier.verify(key, options);
-    return {
-      valid: code === "VALID",
-      code,
-      key_id: record?.id ?? null,
-      owner: record ? { type: record.owner.type, id: record.owner.id } : null,
-      scopes: record ? [...record.scopes] : [],
-      resources: record?.resources ? [...record.resources] : null,
-      expires_at: record ? iso(record.expiresAt) : null,
-      enabled: record ? record.enabled : null,
-    };
+    return verdictView(await this.verifier.verify(key, options));
+  }
+
+  /** The verdict from this isolate's memory alone, or null when it would take storage (see Verifier). */
+  async verifyFromMemory(key: string, options: VerifyChecks = {}): Promise<VerifyResultView | null> {
+    const verification = await this.verifier.fromMemory(key, options);
+    return verification && verdictView(verification);
   }
 
   whoami(actor: Actor): WhoAmIView {
@@ -461,10 +560,46 @@ export class Keys {
     };
   }
 
+  /**
+   * Who owns a new key and what it may do, for this actor: a key may only make keys weaker than
+   * itself (scopes it covers, resources within its own, an expiry no later than its own, addresses
+   * within its allow-list), and by default a child inherits all four.
+   */
+  private authorizeNewKey(
+    actor: Actor,
+    input: Pick<CreateKeyInput, "owner" | "scopes" | "resources" | "expires_at" | "allowed_ips">,
+  ): Pick<KeyRecord, "owner"> & Powers {
+    const owner = this.ownerForNewKey(actor, input.owner);
+    const parent = actor.kind === "api_key" ? actor.key : null;
+
+    const powers: Powers = {
+      scopes: input.scopes ?? (parent ? [...parent.scopes] : ["*"]),
+      resources: input.resources !== undefined ? input.resources : (parent?.resources ?? null),
+      expiresAt:
+        input.expires_at !== undefined
+          ? input.expires_at === null
+            ? null
+            : Date.parse(input.expires_at)
+          : (parent?.expiresAt ?? null),
+      allowedIps: input.allowed_ips !== undefined ? input.allowed_ips : (parent?.allowedIps ?? null),
+    };
+    if (parent) requireWithin(parent, powers, "The new key");
+    return { owner, ...powers };
+  }
   private requireScope(actor: Actor, scope: string): void {
     if (actor.kind === "api_key" && !grants(actor.key.scopes, scope)) {
       throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`);
     }
+  }
+
+  /**
+   * May the actor change or revoke `record` (which it can see)? A person: their own keys, and their
+   * workspace's if they are a workspace admin. A key: keys no more powerful than itself. A trusted
+   * service: any key of its owner.
+   */
+  private requireManagement(actor: Actor, record: KeyRecord, what: string): void {
+    if (actor.kind === "user" && record.owner.type === "workspace") requireWorkspaceAdmin(actor);
+    if (actor.kind === "api_key") requireWithin(actor.key, record, what);
   }
 
   /** Whose keys the actor may see and manage. */
@@ -491,6 +626,7 @@ export class Keys {
         if (actor.orgId === null) {
           throw new ValidationError({ owner: ["Your token names no workspace, so it cannot own a workspace key"] });
         }
+        requireWorkspaceAdmin(actor);
         return { type: "workspace", id: actor.orgId };
       case "api_key":
         if (requested !== undefined && requested !== actor.key.owner.type) {
@@ -516,4 +652,28 @@ export class Keys {
     }
     return record;
   }
+}
+
+/** Pieces of a string that could be a key: the whole, and its words of key length. */
+function keyCandidates(text: string): string[] {
+  return [text, ...text.split(/[\s|,;]+/).filter((word) => word.length >= 16 && word !== text)];
+}
+
+/**
+ * The field of an import item that holds the key whose hash it carries (a plaintext pasted into
+ * `name`, `start`, metadata or a resource), or null.
+ */
+async function fieldHoldingKey(item: ImportKeyInput): Promise<string | null> {
+  const pending = Object.entries(item)
+    .filter(([field]) => field !== "hash")
+    .map(([field, value]): [unknown, string] => [value, field]);
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [value, path] = next;
+    if (typeof value === "string") {
+      for (const candidate of keyCandidates(value)) if ((await sha256Hex(candidate)) === item.hash) return path;
+    } else if (typeof value === "object" && value !== null) {
+      for (const [key, inner] of Object.entries(value)) pending.push([inner, `${path}.${key}`]);
+    }
+  }
+  return null;
 }

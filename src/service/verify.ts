@@ -2,7 +2,8 @@
  * Key verification: the hot path every key-authenticated request takes, shared by HTTP
  * authentication, POST /v1/verify and the RPC `verify`.
  *
- * Checksum first (no storage for a malformed key), then SHA-256, then three layers: this isolate's
+ * Checksum first (no storage for a malformed key; imported keys in other formats are recognised by
+ * shape, keys/legacy.ts), then SHA-256, then three layers: this isolate's
  * memory, KV, D1. A record found in D1 is put in KV (never past its expiry); an unknown hash is
  * remembered briefly so repeated guesses do not reach D1. Revocation and expiry are checked on every
  * call, so a cached record cannot outlive them.
@@ -23,6 +24,7 @@ import type { Config } from "../config";
 import { isWellFormedKey } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { type IpMatcher, compileAllowList } from "../keys/ip";
+import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
 import type { KeyRecord } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
@@ -80,6 +82,13 @@ export interface Verification {
   readonly record: KeyRecord | null;
 }
 
+/** What a presented key is looked up by. */
+interface Credential {
+  readonly hash: string;
+  /** Set when the key was presented in another form than a bare latchkey key. */
+  readonly alternate: AlternateCredential | null;
+}
+
 /** Caches and sync bookkeeping that live as long as the isolate. */
 export class IsolateCache {
   readonly records = new TtlLru<string, KeyRecord>(10_000, RECORD_MEMORY_MS);
@@ -132,13 +141,51 @@ export class Verifier {
   ) {}
 
   async verify(key: string, options: VerifyChecks = {}): Promise<Verification> {
-    if (!isWellFormedKey(key, this.deps.config.keyPrefix)) return { code: "MALFORMED", record: null };
-    const hash = await sha256Hex(key);
+    const credential = await this.credential(key);
+    if (!credential) return { code: "MALFORMED", record: null };
     const now = Date.now();
     if (now - this.local.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
 
-    const record = this.local.records.get(hash, now) ?? (await this.lookup(hash, now));
+    const record = this.local.records.get(credential.hash, now) ?? (await this.lookup(credential.hash, now));
+    return this.judge(credential, record, options, now);
+  }
+
+  /**
+   * The hash to look up: of the key itself when it is a bare latchkey key, else of the secret of its
+   * Sanctum form or of an imported key in an enabled format; null (MALFORMED, no storage) otherwise.
+   */
+  private async credential(key: string): Promise<Credential | null> {
+    if (isWellFormedKey(key, this.deps.config.keyPrefix)) return { hash: await sha256Hex(key), alternate: null };
+    const alternate = alternateCredential(key, this.deps.config.keyPrefix, this.deps.config.legacyFormats);
+    return alternate ? { hash: await sha256Hex(alternate.material), alternate } : null;
+  }
+
+  /**
+   * The verdict this isolate's memory alone can give, or null when it would take storage (a key not
+   * in memory, or memory too long unsynced to trust). For clients over a failure limit
+   * (http/limits.ts): no KV, no D1, no sync.
+   */
+  async fromMemory(key: string, options: VerifyChecks = {}): Promise<Verification | null> {
+    const credential = await this.credential(key);
+    if (!credential) return { code: "MALFORMED", record: null };
+    const now = Date.now();
+    if (now - this.local.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
+    const record = this.local.records.get(credential.hash, now);
+    if (record) return this.judge(credential, record, options, now);
+    return this.local.unknown.get(credential.hash, now) ? { code: "NOT_FOUND", record: null } : null;
+  }
+
+  private judge(
+    { hash, alternate }: Credential,
+    record: KeyRecord | null,
+    options: VerifyChecks,
+    now: number,
+  ): Verification {
     if (!record) return { code: "NOT_FOUND", record: null };
+    // A key counts only in its own format (and, in the Sanctum form, under its own id).
+    if ((record.format ?? null) !== (alternate?.format ?? null) || (alternate?.keyId ?? record.id) !== record.id) {
+      return { code: "NOT_FOUND", record: null };
+    }
     if (record.revokedAt !== null || this.local.revoked.has(hash)) return { code: "REVOKED", record };
     if (!record.enabled) return { code: "DISABLED", record };
     if (record.expiresAt !== null && record.expiresAt <= now) return { code: "EXPIRED", record };

@@ -3,6 +3,7 @@
  * never the key. Times are epoch milliseconds; JSON columns hold scopes, resources and metadata.
  * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log.
  */
+import type { LegacyFormat } from "../keys/legacy";
 import type { AuditAction, AuditEvent, KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
 import {
@@ -30,6 +31,7 @@ interface KeyRow {
   revoked_at: number | null;
   last_used_at: number | null;
   metadata: string | null;
+  format: string | null;
   enabled: number;
   updated_at: number | null;
   allowed_ips: string | null;
@@ -37,7 +39,7 @@ interface KeyRow {
 }
 
 const COLUMNS =
-  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, enabled, updated_at, allowed_ips, rotated_from";
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, enabled, updated_at, allowed_ips, rotated_from";
 const PLACEHOLDERS = COLUMNS.split(",")
   .map(() => "?")
   .join(", ");
@@ -100,6 +102,7 @@ function fromRow(row: KeyRow): KeyRecord {
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
+    ...(row.format === null ? {} : { format: row.format as LegacyFormat }),
     enabled: row.enabled !== 0,
     updatedAt: row.updated_at,
     allowedIps: row.allowed_ips === null ? null : (JSON.parse(row.allowed_ips) as string[]),
@@ -122,7 +125,21 @@ export class D1KeyStore implements KeyStore {
   constructor(private readonly db: D1Database) {}
 
   insert(record: KeyRecord, event: AuditEvent): Promise<void> {
-    return this.mutate("insert", record.hash, [this.insertKey(record, ""), this.insertEvent(event)]).then(() => {});
+    return this.mutate("insert", [record.hash], [this.insertKey(record, ""), this.insertEvent(event)]).then(() => {});
+  }
+
+  async insertNew(records: readonly KeyRecord[], events: readonly AuditEvent[]): Promise<boolean[]> {
+    // One batch is one transaction; a stored hash makes its row a no-op, never a duplicate, and then
+    // its event (which follows it) is not written either.
+    const results = await this.mutate(
+      "import",
+      records.map((r) => r.hash),
+      records.flatMap((r, i) => [
+        this.insertKey(r, " WHERE true ON CONFLICT (hash) DO NOTHING"),
+        this.insertEvent(events[i]!),
+      ]),
+    );
+    return records.map((_, i) => results[2 * i]?.meta.changes === 1);
   }
 
   findByHash(hash: string): Promise<KeyRecord | null> {
@@ -162,13 +179,17 @@ export class D1KeyStore implements KeyStore {
   }
 
   async revoke(current: KeyRecord, at: number, event: AuditEvent): Promise<KeyRecord | null> {
-    const results = await this.mutate("revoke", current.hash, [
-      this.db
-        .prepare("UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL")
-        .bind(at, at, current.id),
-      this.insertEvent(event),
-      this.db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).bind(current.id),
-    ]);
+    const results = await this.mutate(
+      "revoke",
+      [current.hash],
+      [
+        this.db
+          .prepare("UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL")
+          .bind(at, at, current.id),
+        this.insertEvent(event),
+        this.db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).bind(current.id),
+      ],
+    );
     const row = results[2]?.results[0] as KeyRow | undefined;
     return row ? fromRow(row) : null;
   }
@@ -209,15 +230,19 @@ export class D1KeyStore implements KeyStore {
     event: AuditEvent,
     more: D1PreparedStatement[],
   ): Promise<boolean> {
-    const results = await this.mutate("update", current.hash, [
-      this.db
-        .prepare(
-          `UPDATE api_keys SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ? AND revoked_at IS NULL AND updated_at IS ?`,
-        )
-        .bind(...values, event.at, current.id, current.updatedAt),
-      this.insertEvent(event),
-      ...more,
-    ]);
+    const results = await this.mutate(
+      "update",
+      [current.hash],
+      [
+        this.db
+          .prepare(
+            `UPDATE api_keys SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ? AND revoked_at IS NULL AND updated_at IS ?`,
+          )
+          .bind(...values, event.at, current.id, current.updatedAt),
+        this.insertEvent(event),
+        ...more,
+      ],
+    );
     return results.every((result) => result.meta.changes === 1);
   }
 
@@ -306,8 +331,12 @@ export class D1KeyStore implements KeyStore {
    * Every change of a key goes through here: its statements (the change and its audit event) run as
    * one D1 batch, one transaction, so a change never lands without its event or the reverse.
    */
-  private async mutate(what: string, hash: string, statements: D1PreparedStatement[]): Promise<D1Result[]> {
-    // Change feed (at merge): append the key_changes row for `hash` to `statements` here.
+  private async mutate(
+    what: string,
+    hashes: readonly string[],
+    statements: D1PreparedStatement[],
+  ): Promise<D1Result[]> {
+    // Change feed (at merge): append the key_changes rows for `hashes` to `statements` here.
     return attempt(what, () => this.db.batch(statements));
   }
 
@@ -329,6 +358,7 @@ export class D1KeyStore implements KeyStore {
         r.revokedAt,
         r.lastUsedAt,
         jsonOrNull(r.metadata),
+        r.format ?? null,
         r.enabled ? 1 : 0,
         r.updatedAt,
         jsonOrNull(r.allowedIps),

@@ -47,6 +47,12 @@ export const TOUCH_BATCH = 90;
 export interface KeyStore {
   /** Stores a new key and its audit event in one atomic write. */
   insert(record: KeyRecord, event: AuditEvent): Promise<void>;
+  /**
+   * Stores the records in one atomic write, skipping any whose hash is already stored, each with its
+   * audit event (`events[i]` for `records[i]`, written only with it): for each record, in order,
+   * whether it was inserted.
+   */
+  insertNew(records: readonly KeyRecord[], events: readonly AuditEvent[]): Promise<boolean[]>;
   findByHash(hash: string): Promise<KeyRecord | null>;
   findById(id: string): Promise<KeyRecord | null>;
   list(page: ListPage): Promise<KeyRecord[]>;

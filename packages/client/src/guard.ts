@@ -1,0 +1,254 @@
+/**
+ * `requireKey`: one line to guard a route with latchkey, in a Worker (itty-router, Hono, a plain
+ * fetch handler) or a Node server (http, express-style). It reads the key from the request, asks a
+ * verifier — a service binding to latchkey's `KeyVerifier` (no network hop) or a `LatchkeyClient`
+ * (HTTPS, optionally with its verdict cache) — and either lets the request through with the verdict
+ * attached (`verdictOf(request)`, or `request.verdict`) or answers it with an RFC 9457 problem:
+ *
+ * - 401 (with `WWW-Authenticate`) when no key was sent, or it is malformed, unknown, revoked, disabled
+ *   or expired, or its IP allow-list does not hold the client's address;
+ * - 403 when the key is good but lacks the scope or the resource;
+ * - 400 when the resource named by the request is no id latchkey accepts;
+ * - 503 (with `Retry-After`) when latchkey cannot give a verdict right now.
+ *
+ * The problem's `code` is latchkey's verdict code, so the key's holder learns why.
+ */
+import { LatchkeyError } from "./errors.js";
+import type { Problem, VerifyCode, VerifyOptions, VerifyResult } from "./types.js";
+
+/** Anything that gives latchkey's verdicts: `env.KEYS` (a KeyVerifier binding) or a LatchkeyClient. */
+export interface Verifier {
+  verify(key: string, options?: VerifyOptions): Promise<VerifyResult>;
+}
+
+/** The request as the guard's options see it, the same in every framework. */
+export interface GuardRequest {
+  readonly method: string;
+  readonly url: string;
+  /** The path parameters the router found (itty-router, Hono, express), or none. */
+  readonly params: Readonly<Record<string, string | undefined>>;
+  header(name: string): string | null;
+}
+
+export interface GuardOptions<E = unknown> {
+  /** The scope the key must hold, e.g. `models:invoke`. */
+  scope?: string;
+  /** The resource id the key must be allowed: fixed, or from the request (e.g. `(r) => r.params.id`). */
+  resource?: string | ((request: GuardRequest) => string | undefined);
+  /** A verifier to use for every request, e.g. `createClient({ baseUrl })`. */
+  verifier?: Verifier;
+  /** Or the verifier found in each request's env, e.g. `(env) => env.KEYS` for a service binding. */
+  binding?: (env: E) => Verifier;
+  /** The realm named by `WWW-Authenticate` on a 401 (default "api"). */
+  realm?: string;
+  /**
+   * The client's address, checked against a key's IP allow-list. Default: `CF-Connecting-IP` for
+   * fetch-style and Hono requests (Cloudflare sets it); none for Node, whose headers a client could
+   * forge (a key with an allow-list then fails): pass your proxy's trusted address there.
+   */
+  ip?: (request: GuardRequest) => string | undefined;
+}
+
+/** A fetch-style guard (itty-router middleware, or a call at the top of a fetch handler) with adapters. */
+export interface KeyGuard<E = unknown> {
+  /** Resolves to a refusal Response, or to undefined with the verdict attached to `request`. */
+  <R extends Request>(request: R, env?: E, ...rest: unknown[]): Promise<Response | undefined>;
+  /** Hono middleware: `app.post("/x", guard.hono, handler)`; the verdict is `c.get("verdict")`. */
+  hono(c: HonoContextLike<E>, next: () => Promise<void>): Promise<Response | void>;
+  /**
+   * Node (http) and express-style middleware: on refusal it writes the problem and resolves to null;
+   * otherwise it sets `req.verdict`, calls `next()` when given, and resolves to the verdict.
+   */
+  node(req: NodeRequestLike, res: NodeResponseLike, next?: (error?: unknown) => void): Promise<VerifyResult | null>;
+}
+
+/** The parts of a Hono Context the guard uses. */
+export interface HonoContextLike<E = unknown> {
+  req: { raw: Request; param(): Record<string, string> };
+  env: E;
+  set(key: "verdict", value: VerifyResult): void;
+}
+
+/** The parts of Node's IncomingMessage (and express's Request) the guard uses. */
+export interface NodeRequestLike {
+  method?: string | undefined;
+  url?: string | undefined;
+  headers: Record<string, string | string[] | undefined>;
+  params?: Record<string, string> | undefined;
+  verdict?: VerifyResult;
+}
+
+/** The parts of Node's ServerResponse the guard uses. */
+export interface NodeResponseLike {
+  statusCode: number;
+  setHeader(name: string, value: string): unknown;
+  end(body: string): unknown;
+}
+
+interface Refusal {
+  readonly status: number;
+  readonly problem: Problem;
+  readonly headers: Record<string, string>;
+}
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  503: "Service Unavailable",
+};
+
+/** What each refusing verdict means to the key's holder: 401 when the key is no good, 403 when it is not enough. */
+const REFUSALS: Record<Exclude<VerifyCode, "VALID">, { status: number; detail: string }> = {
+  MALFORMED: { status: 401, detail: "The API key is malformed" },
+  NOT_FOUND: { status: 401, detail: "The API key is not valid" },
+  REVOKED: { status: 401, detail: "The API key has been revoked" },
+  EXPIRED: { status: 401, detail: "The API key has expired" },
+  DISABLED: { status: 401, detail: "The API key is disabled" },
+  IP_NOT_ALLOWED: { status: 401, detail: "The API key may not be used from this address" },
+  INSUFFICIENT_SCOPE: { status: 403, detail: "The API key lacks the scope this route needs" },
+  RESOURCE_NOT_ALLOWED: { status: 403, detail: "The API key may not use this resource" },
+};
+
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+const verdicts = new WeakMap<object, VerifyResult>();
+
+/** The verdict the guard attached to a request (a Request, a Hono Context or a Node request). */
+export function verdictOf(request: object): VerifyResult | undefined {
+  return verdicts.get(request);
+}
+
+/** The key from `Authorization: Bearer <key>`, `Authorization: Api-Key <key>` or an `Api-Key` header. */
+export function presentedKey(header: (name: string) => string | null): string | null {
+  const authorization = header("authorization");
+  if (authorization !== null) return /^(?:Bearer|Api-Key) +(\S+) *$/i.exec(authorization)?.[1] ?? null;
+  return header("api-key")?.trim() || null;
+}
+
+/** A guard that lets in only requests whose key holds `scope` (and `resource`). */
+export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
+  if ((options.verifier === undefined) === (options.binding === undefined))
+    throw new TypeError("requireKey needs exactly one of `verifier` and `binding`");
+  const realm = (options.realm ?? "api").replace(/["\\]/g, "");
+
+  const decide = async (
+    request: GuardRequest,
+    env: E | undefined,
+    edgeIp: string | undefined,
+  ): Promise<VerifyResult | Refusal> => {
+    const key = presentedKey((name) => request.header(name));
+    if (key === null)
+      return refusal(401, "Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`", realm);
+    const checks: VerifyOptions = {};
+    if (options.scope !== undefined) checks.scope = options.scope;
+    const resource = typeof options.resource === "function" ? options.resource(request) : options.resource;
+    if (resource !== undefined) checks.resource = resource;
+    const ip = options.ip ? options.ip(request) : edgeIp;
+    if (ip !== undefined) checks.ip = ip;
+    const verifier = options.verifier ?? options.binding!(env as E);
+    let verdict: VerifyResult;
+    try {
+      verdict = await verifier.verify(key, checks);
+    } catch (error) {
+      return failedVerification(error);
+    }
+    if (verdict.valid && verdict.code === "VALID") return verdict;
+    const meaning = REFUSALS[verdict.code as Exclude<VerifyCode, "VALID">] ?? REFUSALS.NOT_FOUND;
+    return refusal(meaning.status, meaning.detail, realm, verdict.code);
+  };
+
+  const guard = (async (request: Request, env?: E) => {
+    const outcome = await decide(fetchRequest(request), env, edgeAddress(request));
+    if (isRefusal(outcome)) return refusalResponse(outcome);
+    attach(request, outcome);
+    return undefined;
+  }) as KeyGuard<E>;
+
+  guard.hono = async (c, next) => {
+    const raw = c.req.raw;
+    const outcome = await decide({ ...fetchRequest(raw), params: c.req.param() }, c.env, edgeAddress(raw));
+    if (isRefusal(outcome)) return refusalResponse(outcome);
+    verdicts.set(c, outcome);
+    c.set("verdict", outcome);
+    await next();
+  };
+
+  guard.node = async (req, res, next) => {
+    let outcome: VerifyResult | Refusal;
+    try {
+      outcome = await decide(nodeRequest(req), undefined, undefined);
+    } catch (error) {
+      if (next === undefined) throw error;
+      next(error);
+      return null;
+    }
+    if (isRefusal(outcome)) {
+      res.statusCode = outcome.status;
+      res.setHeader("Content-Type", "application/problem+json");
+      for (const [name, value] of Object.entries(outcome.headers)) res.setHeader(name, value);
+      res.end(JSON.stringify(outcome.problem));
+      return null;
+    }
+    attach(req, outcome);
+    next?.();
+    return outcome;
+  };
+
+  return guard;
+}
+
+function refusal(status: number, detail: string, realm: string, code?: string): Refusal {
+  const problem: Problem = { type: "about:blank", title: TITLES[status] ?? "Error", status, detail };
+  if (code !== undefined) problem.code = code;
+  const headers: Record<string, string> = {};
+  if (status === 401) headers["WWW-Authenticate"] = `Bearer realm="${realm}", Api-Key realm="${realm}"`;
+  if (status === 503) headers["Retry-After"] = String(UNAVAILABLE_RETRY_AFTER_SECONDS);
+  return { status, problem, headers };
+}
+
+/**
+ * A verifier that threw: the request's resource id was refused by latchkey (400), or latchkey could
+ * not answer (503). Anything else is a bug and is rethrown. Service-binding errors carry their code
+ * in the message (`[invalid] ...`, `[unavailable] ...`); the HTTP client throws LatchkeyError.
+ */
+function failedVerification(error: unknown): Refusal {
+  const message = error instanceof Error ? error.message : "";
+  if (error instanceof LatchkeyError ? error.status === 422 || error.status === 400 : message.startsWith("[invalid]"))
+    return refusal(400, "The request names a resource id that is not valid", "");
+  if (error instanceof LatchkeyError ? error.unavailable : message.startsWith("[unavailable]"))
+    return refusal(503, "Key verification is unavailable; retry shortly", "");
+  throw error;
+}
+
+function isRefusal(outcome: VerifyResult | Refusal): outcome is Refusal {
+  return "problem" in outcome;
+}
+
+function refusalResponse(outcome: Refusal): Response {
+  const headers = new Headers({ "Content-Type": "application/problem+json", ...outcome.headers });
+  return new Response(JSON.stringify(outcome.problem), { status: outcome.status, headers });
+}
+
+function attach(request: object, verdict: VerifyResult): void {
+  verdicts.set(request, verdict);
+  (request as { verdict?: VerifyResult }).verdict = verdict;
+}
+
+function fetchRequest(request: Request): GuardRequest {
+  const params = (request as Request & { params?: Record<string, string> }).params ?? {};
+  return { method: request.method, url: request.url, params, header: (name) => request.headers.get(name) };
+}
+
+/** The client's address as Cloudflare reports it to a Worker. */
+function edgeAddress(request: Request): string | undefined {
+  return request.headers.get("cf-connecting-ip") ?? undefined;
+}
+
+function nodeRequest(req: NodeRequestLike): GuardRequest {
+  const header = (name: string) => {
+    const value = req.headers[name.toLowerCase()];
+    return Array.isArray(value) ? (value[0] ?? null) : (value ?? null);
+  };
+  const url = `http://${header("host") ?? "localhost"}${req.url ?? "/"}`;
+  return { method: req.method ?? "GET", url, params: req.params ?? {}, header };
+}

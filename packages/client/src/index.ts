@@ -1,0 +1,9 @@
+/**
+ * @latchkey/client: latchkey's HTTP API as a typed client for any JavaScript runtime. The route guard
+ * is `@latchkey/client/guard`; the service-binding types are `@latchkey/client/rpc`.
+ */
+export { CLIENT_OPERATIONS, LatchkeyClient, createClient } from "./client.js";
+export type { CallOptions, ClientOptions, CreateOptions } from "./client.js";
+export { LatchkeyError } from "./errors.js";
+export { VERIFY_CACHE_MAX_TTL_MS } from "./verdict-cache.js";
+export type * from "./types.js";

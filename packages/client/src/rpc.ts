@@ -1,0 +1,94 @@
+/**
+ * The types of latchkey's service-binding entrypoints, for Workers that bind to them:
+ *
+ *   import type { KeyVerifier } from "@latchkey/client/rpc";
+ *   interface Env { KEYS: Service<KeyVerifier> }
+ *
+ * Type-only: nothing of latchkey is bundled. They mirror latchkey's src/rpc.ts;
+ * test/client-types.test.ts fails the type check when the two drift apart.
+ */
+import type {
+  ApiKey,
+  AuditEvent,
+  CreateKeyInput,
+  ImportItem,
+  ImportResult,
+  ListEventsOptions,
+  ListKeysOptions,
+  Owner,
+  RotateKeyInput,
+  UpdateKeyInput,
+  VerifyOptions,
+  VerifyResult,
+} from "./types.js";
+
+declare global {
+  /**
+   * Merged with @cloudflare/workers-types' (or `wrangler types`') own declaration, which adds the
+   * brand `Service<T>` requires; empty where those types are absent, so this file compiles anywhere.
+   */
+  namespace Rpc {
+    interface WorkerEntrypointBranded {}
+  }
+}
+
+export type { Owner };
+export type VerifyResultView = VerifyResult;
+
+/** Metadata values as a binding types them (a recursive JSON type is too deep for RPC's types). */
+export type MetadataValue = string | number | boolean | null | object;
+export type ApiKeyView = Omit<ApiKey, "metadata"> & { metadata: Record<string, MetadataValue> | null };
+export type CreatedApiKeyView = ApiKeyView & { key: string };
+export interface KeyListView {
+  data: ApiKeyView[];
+  next_cursor: string | null;
+}
+export type CreateKeyOptions = CreateKeyInput;
+export type UpdateKeyOptions = UpdateKeyInput;
+export type RotateKeyOptions = RotateKeyInput;
+export type { ListEventsOptions, ListKeysOptions };
+/** An audit event as a binding types it (`changes` values are JSON). */
+export type AuditEventRpcView = Omit<AuditEvent, "changes"> & {
+  changes: Record<string, { old: MetadataValue; new: MetadataValue }>;
+};
+export interface EventListView {
+  data: AuditEventRpcView[];
+  next_cursor: string | null;
+}
+export type VerifyKeyOptions = VerifyOptions;
+export interface ImportKeysOptions {
+  keys: ImportItem[];
+}
+export type ImportResultView = ImportResult;
+
+/**
+ * Verification only: bind this to Workers that guard their routes with keys. Errors cross the binding
+ * with a code in the message: `[invalid] ...` (e.g. a resource id latchkey would never accept) or
+ * `[unavailable] ...` (latchkey's storage is down).
+ */
+export interface KeyVerifier extends Rpc.WorkerEntrypointBranded {
+  /** The same verdict as POST /v1/verify. */
+  verify(key: string, options?: VerifyKeyOptions): Promise<VerifyResultView>;
+}
+
+/**
+ * Verification and management of any owner's keys: bind it only to trusted Workers. Errors carry
+ * `[invalid]`, `[not_found]`, `[forbidden]`, `[conflict]` or `[unavailable]` in their message.
+ */
+export interface KeyService extends Rpc.WorkerEntrypointBranded {
+  verify(key: string, options?: VerifyKeyOptions): Promise<VerifyResultView>;
+  create(owner: Owner, input: CreateKeyOptions): Promise<CreatedApiKeyView>;
+  get(owner: Owner, id: string): Promise<ApiKeyView>;
+  list(owner: Owner, options?: ListKeysOptions): Promise<KeyListView>;
+  revoke(owner: Owner, id: string): Promise<void>;
+  /** POST /v1/keys/import for `owner`: existing keys registered by their SHA-256. */
+  import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView>;
+  /** The same as PATCH /v1/keys/{id}: fields left out are unchanged, null clears. */
+  update(owner: Owner, id: string, input: UpdateKeyOptions): Promise<ApiKeyView>;
+  /** The same as POST /v1/keys/{id}/rotate: the replacement key, shown once. */
+  rotate(owner: Owner, id: string, options?: RotateKeyOptions): Promise<CreatedApiKeyView>;
+  /** One key's audit events, newest first. */
+  keyEvents(owner: Owner, id: string, options?: ListEventsOptions): Promise<EventListView>;
+  /** The owner's audit events, newest first. */
+  listEvents(owner: Owner, options?: ListEventsOptions): Promise<EventListView>;
+}

@@ -1,0 +1,195 @@
+/**
+ * The shapes of latchkey's HTTP API, as plain TypeScript so this package carries no runtime
+ * dependency. They mirror the zod schemas that generate latchkey's /openapi.json (src/schemas.ts);
+ * test/client-types.test.ts fails the type check when the two drift apart.
+ */
+
+export type OwnerType = "user" | "workspace";
+
+export interface Owner {
+  readonly type: OwnerType;
+  readonly id: string;
+}
+
+/** A key as latchkey shows it: everything but the key itself. */
+export interface ApiKey {
+  id: string;
+  name: string;
+  /** The key's prefix and first characters, for display. */
+  start: string;
+  owner_type: OwnerType;
+  owner_id: string;
+  scopes: string[];
+  /** The resource ids the key is limited to; null: every resource. */
+  resources: string[] | null;
+  /** `user:<sub>`, `key:<id>` or `service`. */
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+  metadata: Record<string, unknown> | null;
+  /** false while the key is disabled (it fails with DISABLED until enabled again). */
+  enabled: boolean;
+  /** The last change of any setting (created_at if none). */
+  updated_at: string;
+  /** The addresses and CIDR ranges the key may be used from; null: any. */
+  allowed_ips: string[] | null;
+  /** The key this one replaced by rotation. */
+  rotated_from: string | null;
+}
+
+/** The create response: the only time `key` is shown. */
+export interface CreatedApiKey extends ApiKey {
+  key: string;
+}
+
+export interface KeyList {
+  data: ApiKey[];
+  next_cursor: string | null;
+}
+
+export interface CreateKeyInput {
+  name: string;
+  expires_at?: string | null | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
+  scopes?: string[] | undefined;
+  resources?: string[] | null | undefined;
+  owner?: OwnerType | undefined;
+  /** IPv4/IPv6 addresses and CIDR ranges the key may be used from; null or absent: any. */
+  allowed_ips?: string[] | null | undefined;
+}
+
+/** `PATCH /v1/keys/{id}`: a field left out is unchanged; null clears a nullable one. */
+export interface UpdateKeyInput {
+  name?: string | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
+  /** false: the key fails with DISABLED until set true again. */
+  enabled?: boolean | undefined;
+  expires_at?: string | null | undefined;
+  scopes?: string[] | undefined;
+  resources?: string[] | null | undefined;
+  allowed_ips?: string[] | null | undefined;
+}
+
+/** `POST /v1/keys/{id}/rotate`. */
+export interface RotateKeyInput {
+  /** How long the old key keeps working (0-604800 s, default 0). */
+  grace_seconds?: number | undefined;
+}
+
+export interface ListKeysOptions {
+  /** 1-100, default 20. */
+  limit?: number | undefined;
+  cursor?: string | undefined;
+  include_revoked?: boolean | undefined;
+}
+
+export interface VerifyOptions {
+  /** A scope the key must hold. */
+  scope?: string | undefined;
+  /** A resource id the key must be allowed. */
+  resource?: string | undefined;
+  /** The client's address: a key with an IP allow-list fails with IP_NOT_ALLOWED without it. */
+  ip?: string | undefined;
+}
+
+export type VerifyCode =
+  | "VALID"
+  | "MALFORMED"
+  | "NOT_FOUND"
+  | "REVOKED"
+  | "EXPIRED"
+  | "INSUFFICIENT_SCOPE"
+  | "RESOURCE_NOT_ALLOWED"
+  | "DISABLED"
+  | "IP_NOT_ALLOWED";
+
+export interface VerifyResult {
+  valid: boolean;
+  code: VerifyCode;
+  key_id: string | null;
+  owner: { type: OwnerType; id: string } | null;
+  scopes: string[];
+  resources: string[] | null;
+  expires_at: string | null;
+  /** Whether the key is enabled; null when not found. */
+  enabled: boolean | null;
+}
+
+export interface WhoAmI {
+  principal: "user" | "api_key";
+  owner_id: string;
+  owner_type: OwnerType;
+  key_id?: string | undefined;
+  org_id?: string | null | undefined;
+  scopes?: string[] | undefined;
+  enabled?: boolean | undefined;
+}
+
+export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
+
+/** One change of a key in the audit log. Never holds a key, a hash or a JWT. */
+export interface AuditEvent {
+  id: string;
+  key_id: string;
+  action: AuditAction;
+  /** `user:<sub>`, `key:<id>` or `service`. */
+  actor: string;
+  at: string;
+  /** Each changed field with its old and new value. */
+  changes: Record<string, { old: unknown; new: unknown }>;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface EventList {
+  data: AuditEvent[];
+  next_cursor: string | null;
+}
+
+export interface ListEventsOptions {
+  /** 1-100, default 20. */
+  limit?: number | undefined;
+  cursor?: string | undefined;
+  /** Only events of this action. */
+  action?: AuditAction | undefined;
+  /** Only events at or after this time (RFC 3339). */
+  since?: string | undefined;
+  /** Only events before this time (RFC 3339). */
+  until?: string | undefined;
+}
+
+/** An RFC 9457 problem document, as latchkey sends every error. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string | undefined;
+  /** Each invalid field, by path, with its messages. */
+  errors?: Record<string, string[]> | undefined;
+  /** latchkey adds members, e.g. `exceeded` on a 403, `code` on some problems. */
+  [member: string]: unknown;
+}
+
+/** One legacy key for `POST /v1/keys/import`: the SHA-256 of the credential, never the credential. */
+export interface ImportItem {
+  /** 64 lowercase hex digits: SHA-256 of the credential as clients send it. */
+  hash: string;
+  name: string;
+  start?: string | undefined;
+  owner?: OwnerType | undefined;
+  scopes?: string[] | undefined;
+  resources?: string[] | null | undefined;
+  expires_at?: string | null | undefined;
+  created_at?: string | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
+  format?: "sanctum" | "opaque" | undefined;
+}
+
+export interface ImportResult {
+  imported: number;
+  conflicts: number;
+  /** In input order. A conflict is a hash already stored, or repeated within the batch. */
+  results: { hash: string; status: "imported" | "conflict"; id: string | null }[];
+}

@@ -1,0 +1,86 @@
+// npm run test:clients: builds @latchkey/client, installs it by path into test-clients/consumer (a
+// project of its own, as a user's would be), type-checks that project, starts latchkey with
+// `npm start -- --port <port>` (LATCHKEY_CLIENTS_PORT, default 8805), runs the project's node:test
+// files against it and always stops the server. Ends with "N passed, N failed"; exits 1 on failures.
+import { spawn, spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { run } from "node:test";
+import { spec } from "node:test/reporters";
+import { root } from "./dev-config.mjs";
+
+const port = Number(process.env.LATCHKEY_CLIENTS_PORT ?? 8805);
+const url = `http://127.0.0.1:${port}`;
+const consumer = `${root}test-clients/consumer`;
+
+function step(command, args, cwd = root) {
+  const result = spawnSync(command, args, { cwd, stdio: "inherit" });
+  if (result.status !== 0) {
+    console.error(`test:clients: \`${command} ${args.join(" ")}\` failed`);
+    process.exit(1);
+  }
+}
+
+const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+step(npm, ["run", "build", "-w", "@latchkey/client"]);
+step(npm, ["ci", "--no-audit", "--no-fund", "--loglevel=error"], consumer);
+step(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfig.json"], consumer);
+
+// Its own process group, so the server and its wrangler and workerd children stop together.
+const server = spawn(npm, ["start", "--", "--port", String(port), "--ip", "127.0.0.1"], {
+  cwd: root,
+  detached: true,
+  stdio: ["ignore", "ignore", "inherit"],
+});
+const stop = () => {
+  try {
+    process.kill(-server.pid, "SIGTERM");
+  } catch {
+    // Already gone.
+  }
+};
+process.on("exit", stop);
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
+
+async function waitForServer() {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`npm start exited with ${server.exitCode}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch {
+      // Not up yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`latchkey did not answer on ${url} within 120 s`);
+}
+
+let passed = 0;
+let failed = 0;
+try {
+  await waitForServer();
+  process.env.LATCHKEY_URL = url;
+  const files = readdirSync(`${consumer}/build`)
+    .filter((file) => file.endsWith(".test.js"))
+    .map((file) => `${consumer}/build/${file}`);
+  const stream = run({ files, concurrency: 1 });
+  stream.on("test:pass", (event) => {
+    if (event.details.type !== "suite") passed++;
+  });
+  stream.on("test:fail", (event) => {
+    if (event.details.type !== "suite") failed++;
+  });
+  await new Promise((resolve, reject) => {
+    const out = stream.compose(spec);
+    out.pipe(process.stdout);
+    out.on("end", resolve);
+    out.on("error", reject);
+  });
+} catch (error) {
+  console.error(`test:clients: ${error.message}`);
+  failed++;
+} finally {
+  stop();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,501 @@
+// npm run test:browser: end-to-end tests of the keys page and the <latchkey-keys> component in
+// headless Chromium (the system's /usr/bin/chromium, driven by playwright-core: no browser download).
+// Starts latchkey and a host page on another origin, runs every test in a fresh browser context, and
+// always stops what it started. Prints "N passed, M failed"; exits non-zero on any failure.
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startHost, startLatchkey } from "./servers.mjs";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const PORT = Number(process.env.BROWSER_TEST_PORT ?? 8804);
+const HOST_PORT = Number(process.env.BROWSER_TEST_HOST_PORT ?? 9004);
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const TEST_TIMEOUT_MS = 90_000;
+const SCREENSHOT = `${root}docs/keys-page.png`;
+
+let api = "";
+let hostUrl = "";
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+const DAY_MS = 86_400_000;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+/** Each run starts from empty local state, so a plain name per test is unique. */
+const newSubject = (name) => name;
+
+/** A token for `sub` from the dev mint, as the page gets it. */
+async function devToken(sub, org) {
+  const response = await fetch(`${api}/ui/dev-token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(org ? { sub, org } : { sub }),
+  });
+  assert.equal(response.status, 200, "dev-token");
+  return (await response.json()).token;
+}
+
+async function apiCall(token, method, path, body) {
+  const response = await fetch(`${api}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+async function createKey(token, body) {
+  const { status, body: created } = await apiCall(token, "POST", "/v1/keys", body);
+  assert.equal(status, 201, JSON.stringify(created));
+  return created;
+}
+
+async function verify(key) {
+  const response = await fetch(`${api}/v1/verify`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ key }),
+  });
+  return (await response.json()).code;
+}
+
+/** The component's rows (pierces the shadow root). */
+const rows = (page) => page.locator("latchkey-keys tbody tr");
+const row = (page, name) => rows(page).filter({ has: page.locator("th", { hasText: name }) });
+
+async function waitIdle(page) {
+  await page.waitForFunction(() => {
+    const el = document.querySelector("latchkey-keys");
+    return el && !el.hasAttribute("aria-busy");
+  });
+}
+
+/** Signs in on /ui/ with a dev token for `sub`, through the form. */
+async function signIn(page, sub, org) {
+  await page.goto(`${api}/ui/`);
+  await page.getByLabel("Subject (user id)").fill(sub);
+  if (org) await page.getByLabel("Workspace (optional)").fill(org);
+  await page.getByRole("button", { name: "Sign in with a dev token" }).click();
+  await page.getByText(`Signed in as ${sub}`).waitFor();
+  await page.getByRole("button", { name: "Create key" }).and(page.locator(":enabled")).waitFor();
+  await waitIdle(page);
+}
+
+/** Whether `text` appears anywhere in the document or the component's shadow tree (markup or form values). */
+function inDom(page, text) {
+  return page.evaluate((needle) => {
+    const roots = [document];
+    for (const el of document.querySelectorAll("*")) if (el.shadowRoot) roots.push(el.shadowRoot);
+    return roots.some((r) => {
+      const html = r === document ? document.documentElement.outerHTML : r.innerHTML;
+      const values = [...r.querySelectorAll("input, textarea")].map((i) => i.value);
+      return html.includes(needle) || values.some((v) => v.includes(needle));
+    });
+  }, text);
+}
+
+/** The element focused inside the component (or the page), described for assertions. */
+function focused(page) {
+  return page.evaluate(() => {
+    let el = document.activeElement;
+    while (el?.shadowRoot?.activeElement) el = el.shadowRoot.activeElement;
+    return el ? `${el.tagName.toLowerCase()}:${el.getAttribute("aria-label") ?? el.textContent?.trim() ?? ""}` : "";
+  });
+}
+
+/** Presses Tab until `label` (tag:text) is focused; fails after `max` presses. */
+async function tabTo(page, label, max = 40) {
+  for (let i = 0; i < max; i++) {
+    if ((await focused(page)) === label) return;
+    await page.keyboard.press("Tab");
+  }
+  assert.fail(`Tab never reached ${label}; focus is on ${await focused(page)}`);
+}
+
+// ---- tests ------------------------------------------------------------------------------------
+
+test("sign in with a dev token: the empty list, the token nowhere in storage or the URL", async ({ page }) => {
+  const sub = newSubject("alice");
+  await signIn(page, sub);
+  await page.getByText("No keys yet.").waitFor();
+  assert.equal(new URL(page.url()).search, "");
+  assert.equal(await page.getByLabel("Subject (user id)").inputValue(), "");
+
+  // Signing out forgets the token and everything shown for it.
+  await createKey(await devToken(sub), { name: "Shown until sign-out" });
+  await page.locator("latchkey-keys").evaluate((el) => el.refresh());
+  await row(page, "Shown until sign-out").waitFor();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Subject (user id)").waitFor();
+  assert.equal(await rows(page).count(), 0);
+  assert.equal(await page.locator("latchkey-keys").evaluate((el) => el.token), null);
+});
+
+test("create: the key is shown once with a warning, the copy button copies it, closing removes it", async ({
+  page,
+}) => {
+  const sub = newSubject("bob");
+  await signIn(page, sub);
+  await page.getByRole("button", { name: "Create key" }).click();
+  const dialog = page.getByRole("dialog", { name: "Create an API key" });
+  await dialog.getByLabel("Name").fill("CI deploys");
+  await dialog.getByLabel("Scopes").fill("models:invoke metrics:read");
+  await dialog.getByLabel("Limit to resources (optional)").fill("model_a");
+  await dialog.getByLabel("Expires").selectOption({ label: "In 30 days" });
+  await dialog.getByRole("button", { name: "Create key" }).click();
+
+  const secretDialog = page.getByRole("dialog", { name: /Your new key/ });
+  await secretDialog.waitFor();
+  await secretDialog.getByText("you won't see this key again").waitFor();
+  const key = await secretDialog.locator("code[part=secret]").textContent();
+  assert.match(key, /^lk_[0-9A-Za-z]{49}$/);
+  assert.equal(await verify(key), "VALID");
+
+  await secretDialog.getByRole("button", { name: "Copy key" }).click();
+  await secretDialog.getByText("Copied to the clipboard.").waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+
+  assert.equal(await inDom(page, key), true);
+  await secretDialog.getByRole("button", { name: "Done" }).click();
+  await secretDialog.waitFor({ state: "hidden" });
+  assert.equal(await inDom(page, key), false, "the key must be gone from the DOM once the dialog closes");
+
+  const created = row(page, "CI deploys");
+  await created.waitFor();
+  assert.equal(await created.getAttribute("data-status"), "active");
+  assert.equal(await created.locator("code[part=start]").textContent(), `${key.slice(0, 9)}…`);
+  await created.getByText("models:invoke").waitFor();
+  await created.getByText("on model_a").waitFor();
+  await page.getByRole("status").filter({ hasText: "Key CI deploys created." }).waitFor();
+});
+
+test("list: personal and workspace keys with owners and status badges (screenshot)", async ({ page }) => {
+  const sub = newSubject("carol");
+  const token = await devToken(sub, "acme");
+  const production = await createKey(token, {
+    name: "Production server",
+    scopes: ["models:invoke"],
+    resources: ["model_a", "model_b"],
+  });
+  assert.equal((await apiCall(production.key, "GET", "/v1/whoami")).status, 200, "a use, for Last used");
+  await createKey(token, {
+    name: "Metrics dashboard",
+    scopes: ["metrics:read"],
+    expires_at: new Date(Date.now() + 3 * DAY_MS).toISOString(),
+  });
+  await createKey(token, { name: "Team automation", owner: "workspace", scopes: ["keys:read", "keys:write"] });
+  const soon = await createKey(token, { name: "Load test", expires_at: new Date(Date.now() + 1500).toISOString() });
+  const revoked = await createKey(token, { name: "Old laptop" });
+  assert.equal((await apiCall(token, "DELETE", `/v1/keys/${revoked.id}`)).status, 204);
+  await sleep(Math.max(0, Date.parse(soon.expires_at) - Date.now() + 200));
+
+  await signIn(page, sub, "acme");
+  const expected = {
+    "Production server": "active",
+    "Metrics dashboard": "expiring",
+    "Team automation": "active",
+    "Load test": "expired",
+  };
+  for (const [name, status] of Object.entries(expected)) {
+    const r = row(page, name);
+    await r.waitFor();
+    assert.equal(await r.getAttribute("data-status"), status, name);
+  }
+  assert.equal(await row(page, "Old laptop").count(), 0, "revoked keys are hidden by default");
+  await row(page, "Metrics dashboard").getByText("Expiring soon").waitFor();
+  await row(page, "Load test").getByText("Expired").waitFor();
+  await row(page, "Team automation").getByText("Workspace acme").waitFor();
+  await row(page, "Production server").getByText("You").waitFor();
+  await row(page, "Metrics dashboard").getByText("Never").waitFor();
+  assert.notEqual(await row(page, "Production server").locator("td").nth(5).textContent(), "Never");
+
+  await page.getByLabel("Show revoked keys").check();
+  await row(page, "Old laptop").waitFor();
+  await waitIdle(page);
+  assert.equal(await row(page, "Old laptop").getAttribute("data-status"), "revoked");
+  await row(page, "Old laptop").getByText("Revoked").waitFor();
+  assert.equal(await row(page, "Old laptop").getByRole("button").count(), 0, "a revoked key offers no actions");
+  assert.equal(await rows(page).count(), 5);
+
+  await page.setViewportSize({ width: 1280, height: 560 });
+  mkdirSync(`${root}docs`, { recursive: true });
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  // "Expiring soon" means within expiring-days (default 7): at 1 day, 3 days left is active.
+  await page.locator("latchkey-keys").evaluate((el) => el.setAttribute("expiring-days", "1"));
+  assert.equal(await row(page, "Metrics dashboard").getAttribute("data-status"), "active");
+});
+
+test("a long list pages with Load more", async ({ page }) => {
+  const sub = newSubject("heidi");
+  const token = await devToken(sub);
+  for (let i = 1; i <= 52; i++) await createKey(token, { name: `Key ${String(i).padStart(2, "0")}` });
+  await signIn(page, sub);
+  assert.equal(await rows(page).count(), 50);
+  await page.getByRole("button", { name: "Load more" }).click();
+  await row(page, "Key 01").waitFor();
+  assert.equal(await rows(page).count(), 52);
+  await page.getByRole("button", { name: "Load more" }).waitFor({ state: "hidden" });
+});
+
+test("a failing token provider is reported, not swallowed", async ({ page }) => {
+  await page.goto(hostUrl);
+  await page.locator("latchkey-keys").evaluate((el) => {
+    el.tokenProvider = async () => {
+      throw new Error("session expired");
+    };
+  });
+  await page
+    .locator("latchkey-keys p[part=error]")
+    .filter({ hasText: "Could not get a token: session expired" })
+    .waitFor();
+});
+
+test("follows the light and dark colour schemes", async ({ page }) => {
+  await signIn(page, "grace");
+  const colours = () =>
+    page.locator("latchkey-keys").evaluate((el) => [getComputedStyle(el).backgroundColor, getComputedStyle(el).color]);
+  assert.deepEqual(await colours(), ["rgb(255, 255, 255)", "rgb(26, 29, 33)"]);
+  await page.emulateMedia({ colorScheme: "dark" });
+  assert.deepEqual(await colours(), ["rgb(22, 25, 29)", "rgb(231, 234, 238)"]);
+});
+
+test("revoke asks first: cancel keeps the key, confirm revokes it", async ({ page }) => {
+  const sub = newSubject("dave");
+  const token = await devToken(sub);
+  const { key } = await createKey(token, { name: "Staging" });
+  await signIn(page, sub);
+
+  await row(page, "Staging").getByRole("button", { name: "Revoke Staging" }).click();
+  const confirm = page.getByRole("alertdialog", { name: "Revoke “Staging”?" });
+  await confirm.getByText("This cannot be undone").waitFor();
+  await confirm.getByRole("button", { name: "Cancel" }).click();
+  await confirm.waitFor({ state: "hidden" });
+  assert.equal(await verify(key), "VALID");
+
+  await row(page, "Staging").getByRole("button", { name: "Revoke Staging" }).click();
+  await confirm.getByRole("button", { name: "Revoke key" }).click();
+  await confirm.waitFor({ state: "hidden" });
+  await row(page, "Staging").waitFor({ state: "detached" });
+  await page.getByRole("status").filter({ hasText: "Key Staging revoked." }).waitFor();
+  assert.equal(await verify(key), "REVOKED");
+});
+
+test("API errors are shown from the problem's detail, field by field", async ({ page }) => {
+  const sub = newSubject("erin");
+  await signIn(page, sub);
+  await page.getByRole("button", { name: "Create key" }).click();
+  const dialog = page.getByRole("dialog", { name: "Create an API key" });
+  await dialog.getByLabel("Name").fill("Bad scopes");
+  await dialog.getByLabel("Scopes").fill("Not-A-Scope");
+  await dialog.getByRole("button", { name: "Create key" }).click();
+  await dialog.getByRole("alert").filter({ hasText: "The request body is invalid" }).waitFor();
+  await dialog.getByText("Must be lowercase resource:action, resource:* or *").waitFor();
+  assert.equal(await dialog.getByLabel("Scopes").getAttribute("aria-invalid"), "true");
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "hidden" });
+
+  // A token the API refuses: the 401's detail is shown.
+  await page.evaluate(() => (document.querySelector("latchkey-keys").token = "not.a.jwt"));
+  const alert = page.locator("latchkey-keys p[part=error]").first();
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /token/i);
+});
+
+test("a host page on another origin embeds the component (CORS), with a token provider", async ({ page }) => {
+  const responses = [];
+  page.on("response", (r) => r.url().startsWith(`${api}/v1/`) && responses.push(r));
+  await page.goto(hostUrl);
+  await page.getByRole("button", { name: "Create key" }).and(page.locator(":enabled")).waitFor();
+  await page.getByRole("button", { name: "Create key" }).click();
+  const dialog = page.getByRole("dialog", { name: "Create an API key" });
+  await dialog.getByLabel("Name").fill("Embedded key");
+  await dialog.getByLabel("Owner").selectOption("workspace");
+  await dialog.getByRole("checkbox", { name: "metrics:read" }).check();
+  await dialog.getByRole("button", { name: "Create key" }).click();
+  const secretDialog = page.getByRole("dialog", { name: /Your new key/ });
+  const key = await secretDialog.locator("code[part=secret]").textContent();
+  await page.keyboard.press("Escape");
+  await secretDialog.waitFor({ state: "hidden" });
+  assert.equal(await inDom(page, key), false);
+  await row(page, "Embedded key").getByText("Workspace acme").waitFor();
+  await row(page, "Embedded key").getByText("metrics:read").waitFor();
+
+  // Themed by the host: a custom property and a ::part rule reach into the shadow tree.
+  const create = page.getByRole("button", { name: "Create key" });
+  assert.equal(await create.evaluate((b) => getComputedStyle(b).backgroundColor), "rgb(0, 128, 0)");
+  const title = page.getByRole("heading", { name: "API keys" });
+  assert.equal(await title.evaluate((t) => getComputedStyle(t).letterSpacing), "2px");
+
+  const created = responses.find((r) => r.request().method() === "POST");
+  assert.equal(created.status(), 201);
+  assert.equal(await created.headerValue("access-control-allow-origin"), hostUrl);
+  const listed = responses.find((r) => r.request().method() === "GET" && r.url().includes("/v1/keys"));
+  assert.equal(await listed.headerValue("access-control-allow-origin"), hostUrl);
+});
+
+test("a host origin not in ALLOWED_ORIGINS gets no access, and is told", async ({ page }, expectConsoleErrors) => {
+  expectConsoleErrors(/CORS|Failed to load resource|ERR_FAILED/);
+  await page.goto(hostUrl.replace("127.0.0.1", "localhost"));
+  const alert = page.locator("latchkey-keys p[part=error]").first();
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /origin is not allowed/);
+  assert.equal(await rows(page).count(), 0);
+});
+
+test("keyboard only: sign in, create, copy, close with Escape, revoke", async ({ page }) => {
+  const sub = newSubject("frank");
+  await page.goto(`${api}/ui/`);
+  await tabTo(page, "input:");
+  await page.keyboard.type(sub);
+  await page.keyboard.press("Enter");
+  await page.getByText(`Signed in as ${sub}`).waitFor();
+  await waitIdle(page);
+
+  await tabTo(page, "button:Create key");
+  await page.keyboard.press("Enter");
+  const dialog = page.getByRole("dialog", { name: "Create an API key" });
+  await dialog.waitFor();
+  assert.equal(await focused(page), "input:", "the name field has focus");
+  await page.keyboard.type("Keyboard key");
+  await page.keyboard.press("Enter");
+  const secretDialog = page.getByRole("dialog", { name: /Your new key/ });
+  await secretDialog.waitFor();
+  assert.equal(await focused(page), "button:Copy key");
+  const key = await secretDialog.locator("code[part=secret]").textContent();
+  await page.keyboard.press("Enter");
+  await secretDialog.getByText("Copied to the clipboard.").waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+  await page.keyboard.press("Escape");
+  await secretDialog.waitFor({ state: "hidden" });
+  assert.equal(await inDom(page, key), false);
+  assert.equal(await focused(page), "button:Create key", "focus returns to Create key");
+
+  await row(page, "Keyboard key").waitFor();
+  await tabTo(page, "button:Revoke Keyboard key");
+  await page.keyboard.press("Enter");
+  const confirm = page.getByRole("alertdialog");
+  await confirm.waitFor();
+  assert.equal(await focused(page), "button:Cancel", "the safe choice has focus");
+  await page.keyboard.press("Escape");
+  await confirm.waitFor({ state: "hidden" });
+  assert.equal(await focused(page), "button:Revoke Keyboard key", "focus returns to the row's button");
+  assert.equal(await verify(key), "VALID");
+
+  await page.keyboard.press("Enter");
+  await confirm.waitFor();
+  await page.keyboard.press("Tab");
+  assert.equal(await focused(page), "button:Revoke key");
+  await page.keyboard.press("Enter");
+  await confirm.waitFor({ state: "hidden" });
+  await row(page, "Keyboard key").waitFor({ state: "detached" });
+  assert.equal(await verify(key), "REVOKED");
+  assert.equal(await focused(page), "button:Create key");
+});
+
+// ---- runner -----------------------------------------------------------------------------------
+
+async function runOne(browser, { name, fn }) {
+  const context = await browser.newContext({
+    permissions: ["clipboard-read", "clipboard-write"],
+    locale: "en-US",
+    timezoneId: "UTC",
+    colorScheme: "light",
+    viewport: { width: 1180, height: 800 },
+  });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const consoleErrors = [];
+  let allowed = null;
+  page.on("console", (message) => message.type() === "error" && consoleErrors.push(message.text()));
+  page.on("pageerror", (error) => consoleErrors.push(`uncaught: ${error.message}`));
+  try {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS);
+    });
+    await Promise.race([fn({ page, context }, (pattern) => (allowed = pattern)), timeout]).finally(() =>
+      clearTimeout(timer),
+    );
+    // Whatever happened, nothing may be left in the page's storage, on any origin it used.
+    const storage = await page.evaluate(() => ({
+      local: localStorage.length,
+      session: sessionStorage.length,
+      cookie: document.cookie,
+    }));
+    assert.deepEqual(storage, { local: 0, session: 0, cookie: "" }, "storage must stay empty");
+    const { cookies, origins } = await context.storageState();
+    assert.deepEqual({ cookies, origins }, { cookies: [], origins: [] }, "no origin may have stored anything");
+    // CSP violations, script errors and failed requests show up here; 4xx the test provoked are expected.
+    const unexpected = consoleErrors.filter(
+      (text) =>
+        !/Failed to load resource: the server responded with a status of (401|422)/.test(text) && !allowed?.test(text),
+    );
+    assert.deepEqual(unexpected, [], "console errors");
+  } finally {
+    await context.close();
+  }
+}
+
+async function main() {
+  const logFile = `${root}.tmp/browser-latchkey.log`;
+  mkdirSync(`${root}.tmp`, { recursive: true });
+  const hostOrigin = `http://127.0.0.1:${HOST_PORT}`;
+  let server;
+  let host;
+  let browser;
+  let passed = 0;
+  let failed = 0;
+  const stopAll = async () => {
+    await browser?.close().catch(() => {});
+    await host?.stop().catch(() => {});
+    await server?.stop().catch(() => {});
+  };
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    process.once(signal, () => void stopAll().finally(() => process.exit(130)));
+  }
+  try {
+    server = await startLatchkey({ port: PORT, allowedOrigin: hostOrigin, logFile });
+    api = server.api;
+    host = await startHost({ port: HOST_PORT, api });
+    hostUrl = host.url;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    });
+    for (const t of tests) {
+      try {
+        await runOne(browser, t);
+        passed++;
+        console.log(`ok - ${t.name}`);
+      } catch (error) {
+        failed++;
+        console.log(
+          `not ok - ${t.name}\n  ${String(error?.stack ?? error)
+            .split("\n")
+            .join("\n  ")}`,
+        );
+      }
+    }
+  } catch (error) {
+    failed = tests.length - passed;
+    console.log(`setup failed: ${error?.stack ?? error}`);
+  } finally {
+    await stopAll();
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed === 0 && passed === tests.length ? 0 : 1;
+}
+
+await main();

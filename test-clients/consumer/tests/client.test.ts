@@ -1,0 +1,197 @@
+/**
+ * @latchkey/client's HTTP client against a running latchkey: every method, the problems it throws,
+ * the verify cache, and the operations it calls checked against the served /openapi.json.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  CLIENT_OPERATIONS,
+  type ApiKey,
+  type CreatedApiKey,
+  LatchkeyClient,
+  LatchkeyError,
+  createClient,
+} from "@latchkey/client";
+import { BASE, countingFetch, token, uniqueSub } from "./helpers.js";
+
+function clientFor(sub = uniqueSub()) {
+  return createClient({ baseUrl: BASE, token: token(sub) });
+}
+
+async function rejection(promise: Promise<unknown>): Promise<LatchkeyError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof LatchkeyError, `expected a LatchkeyError, got ${String(error)}`);
+    return error;
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("the HTTP client against latchkey", () => {
+  it("creates, gets, lists, verifies and revokes a key", async () => {
+    const sub = uniqueSub();
+    const client = clientFor(sub);
+    const created: CreatedApiKey = await client.create({
+      name: "from the client",
+      scopes: ["models:invoke"],
+      resources: ["m1"],
+      metadata: { plan: "pro" },
+    });
+    assert.match(created.key, /^lk_/);
+    assert.equal(created.owner_id, sub);
+    assert.deepEqual(created.scopes, ["models:invoke"]);
+
+    const { key, ...view } = created;
+    assert.deepEqual(await client.get(created.id), view);
+    assert.deepEqual(await client.list(), { data: [view], next_cursor: null });
+    assert.deepEqual(await client.whoami(), { principal: "user", owner_id: sub, owner_type: "user", org_id: null });
+
+    const verdict = await client.verify(key, { scope: "models:invoke", resource: "m1" });
+    assert.deepEqual(verdict, {
+      valid: true,
+      code: "VALID",
+      key_id: created.id,
+      owner: { type: "user", id: sub },
+      scopes: ["models:invoke"],
+      resources: ["m1"],
+      expires_at: null,
+    });
+    assert.equal((await client.verify(key, { scope: "metrics:read" })).code, "INSUFFICIENT_SCOPE");
+    assert.equal((await client.verify(key, { resource: "m2" })).code, "RESOURCE_NOT_ALLOWED");
+
+    assert.equal(await client.revoke(created.id), undefined);
+    assert.equal((await client.verify(key)).code, "REVOKED");
+    assert.notEqual((await client.get(created.id)).revoked_at, null);
+    assert.deepEqual((await client.list()).data, []);
+    assert.deepEqual(
+      (await client.list({ include_revoked: true })).data.map((k) => k.id),
+      [created.id],
+    );
+  });
+
+  it("verifies without a token", async () => {
+    const created = await clientFor().create({ name: "anonymous verify" });
+    const anonymous = new LatchkeyClient({ baseUrl: BASE });
+    assert.equal((await anonymous.verify(created.key)).code, "VALID");
+    assert.equal((await anonymous.verify("lk_nope")).code, "MALFORMED");
+    const refused = await rejection(anonymous.list());
+    assert.equal(refused.status, 401);
+  });
+
+  it("walks every page with pages(), newest first", async () => {
+    const client = clientFor();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.unshift((await client.create({ name: `page ${i}` })).id);
+    const pages: ApiKey[][] = [];
+    for await (const page of client.pages({ limit: 2 })) pages.push(page.data);
+    assert.deepEqual(
+      pages.map((page) => page.length),
+      [2, 2, 1],
+    );
+    assert.deepEqual(
+      pages.flat().map((k) => k.id),
+      ids,
+    );
+  });
+
+  it("throws LatchkeyError carrying latchkey's RFC 9457 problem", async () => {
+    const client = clientFor();
+    const missing = await rejection(client.get(crypto.randomUUID()));
+    assert.equal(missing.status, 404);
+    assert.equal(missing.problem.status, 404);
+    assert.equal(missing.problem.title, "Not Found");
+
+    const invalid = await rejection(client.create({ name: "", scopes: ["Not A Scope"] }));
+    assert.equal(invalid.status, 422);
+    assert.deepEqual(Object.keys(invalid.problem.errors ?? {}).sort(), ["name", "scopes.0"]);
+
+    const badToken = await rejection(new LatchkeyClient({ baseUrl: BASE, token: "not-a-jwt" }).whoami());
+    assert.equal(badToken.status, 401);
+    assert.equal(badToken.unavailable, false);
+  });
+
+  it("sends an Idempotency-Key with every create, a new one per create unless given", async () => {
+    const counting = countingFetch();
+    const client = new LatchkeyClient({ baseUrl: BASE, token: token(uniqueSub()), fetch: counting.fetch });
+    await client.create({ name: "one" });
+    await client.create({ name: "two" });
+    await client.create({ name: "three" }, { idempotencyKey: "my-own-key-123" });
+    const sent = counting.calls.map((request) => request.headers.get("idempotency-key"));
+    assert.equal(sent.length, 3);
+    assert.match(sent[0] ?? "", /^[0-9a-f-]{36}$/);
+    assert.notEqual(sent[0], sent[1]);
+    assert.equal(sent[2], "my-own-key-123");
+  });
+
+  it("with a verify cache, reuses a VALID verdict (so a revocation shows only after the TTL) and asks afresh otherwise", async () => {
+    const owner = clientFor();
+    const created = await owner.create({ name: "cached", scopes: ["models:invoke"] });
+    const counting = countingFetch();
+    const cached = new LatchkeyClient({ baseUrl: BASE, fetch: counting.fetch, verifyCacheTtlMs: 10_000 });
+
+    assert.equal((await cached.verify(created.key)).code, "VALID");
+    assert.equal((await cached.verify(created.key)).code, "VALID");
+    assert.equal(counting.calls.length, 1);
+    // Other checks are other entries; a refusal that may change is never cached.
+    assert.equal((await cached.verify(created.key, { scope: "metrics:read" })).code, "INSUFFICIENT_SCOPE");
+    assert.equal((await cached.verify(created.key, { scope: "metrics:read" })).code, "INSUFFICIENT_SCOPE");
+    assert.equal(counting.calls.length, 3);
+
+    await owner.revoke(created.id);
+    // The trade: the cached VALID outlives the revocation, for at most the TTL...
+    assert.equal((await cached.verify(created.key)).code, "VALID");
+    // ...while an uncached client sees it at once.
+    assert.equal((await new LatchkeyClient({ baseUrl: BASE }).verify(created.key)).code, "REVOKED");
+  });
+});
+
+describe("the client and the served /openapi.json", () => {
+  /** Operations the client already knows that the server under test does not serve yet (the import contract). */
+  const AWAITING_SERVER = new Set<string>([]);
+
+  async function document() {
+    const response = await fetch(`${BASE}/openapi.json`);
+    assert.equal(response.status, 200);
+    return (await response.json()) as {
+      paths: Record<string, Record<string, { operationId: string; responses: Record<string, unknown> }>>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown>; required?: string[] }> };
+    };
+  }
+
+  it("calls only operations the document declares", async () => {
+    const { paths } = await document();
+    const served = new Set(
+      Object.entries(paths).flatMap(([path, methods]) =>
+        Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
+      ),
+    );
+    for (const operation of CLIENT_OPERATIONS) {
+      if (AWAITING_SERVER.has(operation))
+        assert.ok(!served.has(operation), `${operation} is served now: remove it from AWAITING_SERVER`);
+      else assert.ok(served.has(operation), `${operation} is not in /openapi.json`);
+    }
+  });
+
+  it("gets responses whose fields are exactly the document's", async () => {
+    const { components } = await document();
+    const fields = (schema: string) => {
+      const found = components.schemas[schema];
+      assert.ok(found?.properties, `no schema ${schema}`);
+      return { all: Object.keys(found.properties).sort(), required: (found.required ?? []).sort() };
+    };
+    const client = clientFor();
+    const created = await client.create({ name: "shape" });
+    const check = (value: object, schema: string) => {
+      const { all, required } = fields(schema);
+      const present = Object.keys(value).sort();
+      for (const field of required) assert.ok(present.includes(field), `${schema}: ${field} is missing`);
+      for (const field of present) assert.ok(all.includes(field), `${schema}: ${field} is not in the document`);
+    };
+    check(created, "CreatedApiKey");
+    check(await client.get(created.id), "ApiKey");
+    check(await client.list(), "KeyList");
+    check(await client.verify(created.key), "VerifyResult");
+    check(await client.whoami(), "WhoAmI");
+  });
+});

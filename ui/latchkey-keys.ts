@@ -1,0 +1,684 @@
+/**
+ * <latchkey-keys>: a "Settings > API keys" panel for any page. It lists the signed-in person's keys
+ * (and their workspace's), creates keys (showing the new key once), and revokes keys after a
+ * confirmation. Plain custom element and shadow DOM, no framework; styled by CSS custom properties and
+ * `::part`; native <button> and <dialog> for keyboard use.
+ *
+ * Secrets: the host hands over the person's JWT as the `token` property or a `tokenProvider`
+ * callback, never an attribute, URL or storage. A new key lives only in the "copy your key" dialog
+ * and is removed from the DOM (and from memory) when that dialog closes.
+ *
+ * Row actions are a list (ROW_ACTIONS): revoke is the first; rotate and disable join it when the
+ * lifecycle routes exist.
+ */
+import { ApiError, apiRequest } from "./api";
+import { append, h } from "./dom";
+import styles from "./latchkey-keys.css";
+import { type KeyStatus, STATUS_LABELS, keyStatus } from "./status";
+
+export interface ApiKey {
+  readonly id: string;
+  readonly name: string;
+  readonly start: string;
+  readonly owner_type: "user" | "workspace";
+  readonly owner_id: string;
+  readonly scopes: readonly string[];
+  readonly resources: readonly string[] | null;
+  readonly created_at: string;
+  readonly expires_at: string | null;
+  readonly revoked_at: string | null;
+  readonly last_used_at: string | null;
+  readonly enabled?: boolean;
+}
+
+interface KeyList {
+  readonly data: ApiKey[];
+  readonly next_cursor: string | null;
+}
+
+interface WhoAmI {
+  readonly principal: "user" | "api_key";
+  readonly owner_id: string;
+  readonly org_id?: string | null;
+}
+
+/** An action offered on each row the action applies to. */
+interface RowAction {
+  readonly id: string;
+  readonly label: string;
+  readonly danger?: boolean;
+  readonly appliesTo: (status: KeyStatus) => boolean;
+  readonly run: (panel: LatchkeyKeys, key: ApiKey, opener: HTMLElement) => void;
+}
+
+const ROW_ACTIONS: readonly RowAction[] = [
+  {
+    id: "revoke",
+    label: "Revoke",
+    danger: true,
+    appliesTo: (status) => status !== "revoked",
+    run: (panel, key, opener) => panel.confirmRevoke(key, opener),
+  },
+];
+
+const DEFAULT_EXPIRING_DAYS = 7;
+const PAGE_SIZE = 50;
+const EXPIRY_CHOICES: readonly [string, string][] = [
+  ["", "Never"],
+  ["7", "In 7 days"],
+  ["30", "In 30 days"],
+  ["90", "In 90 days"],
+  ["365", "In 1 year"],
+  ["custom", "On a date…"],
+];
+const DAY_MS = 86_400_000;
+
+const sheet = new CSSStyleSheet();
+sheet.replaceSync(styles);
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+
+function time(iso: string | null, none: string): Node {
+  if (iso === null) return document.createTextNode(none);
+  const date = new Date(iso);
+  return h("time", { datetime: iso, title: fullFormat.format(date) }, dateFormat.format(date));
+}
+
+/** "a, b c" -> ["a", "b", "c"] */
+const words = (value: string | null): string[] => (value ?? "").split(/[\s,]+/).filter(Boolean);
+
+let ids = 0;
+
+export class LatchkeyKeys extends HTMLElement {
+  static readonly observedAttributes = ["api", "scopes", "expiring-days"];
+
+  #token: string | null = null;
+  #tokenProvider: (() => Promise<string> | string) | null = null;
+  #scopes: string[] | null = null;
+  #keys: ApiKey[] = [];
+  #cursor: string | null = null;
+  #me: WhoAmI | null = null;
+  /** Bumped by every load and every change of credentials: an answer for an older one is dropped. */
+  #generation = 0;
+  #showRevoked = false;
+  #uid = `lk${++ids}`;
+
+  readonly #root: ShadowRoot;
+  readonly #status = h("p", { role: "status", "aria-live": "polite", part: "announcement", class: "announcement" });
+  readonly #alert = h("p", { role: "alert", part: "error", class: "error", hidden: true });
+  readonly #body = h("tbody");
+  readonly #table: HTMLTableElement;
+  readonly #empty = h("p", { part: "empty", class: "empty", hidden: true }, "No keys yet.");
+  readonly #more = h(
+    "button",
+    { type: "button", part: "button", hidden: true, onclick: () => void this.#load(true) },
+    "Load more",
+  );
+  readonly #createButton = h(
+    "button",
+    { type: "button", part: "button button-primary", class: "primary" },
+    "Create key",
+  );
+  readonly #createDialog = h("dialog", { part: "dialog", "aria-labelledby": `${this.#uid}-create-title` });
+  readonly #secretDialog = h("dialog", { part: "dialog", "aria-labelledby": `${this.#uid}-secret-title` });
+  readonly #confirmDialog = h("dialog", {
+    part: "dialog",
+    role: "alertdialog",
+    "aria-labelledby": `${this.#uid}-confirm-title`,
+  });
+
+  constructor() {
+    super();
+    this.#root = this.attachShadow({ mode: "open" });
+    this.#root.adoptedStyleSheets = [sheet];
+    this.#createButton.addEventListener("click", () => this.#openCreate());
+    const titleId = `${this.#uid}-title`;
+    this.#table = h(
+      "table",
+      { part: "table", "aria-labelledby": titleId },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...["Name", "Key", "Owner", "Scopes", "Status", "Created", "Last used"].map((label) =>
+            h("th", { scope: "col" }, label),
+          ),
+          h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")),
+        ),
+      ),
+      this.#body,
+    );
+    const showRevoked = h("input", {
+      type: "checkbox",
+      id: `${this.#uid}-revoked`,
+      onchange: (event: Event) => {
+        this.#showRevoked = (event.target as HTMLInputElement).checked;
+        void this.#load(false);
+      },
+    });
+    append(
+      this.#root,
+      h(
+        "section",
+        { part: "panel", class: "panel" },
+        h("header", { part: "header" }, h("h2", { id: titleId, part: "title" }, "API keys"), this.#createButton),
+        this.#alert,
+        this.#status,
+        h("label", { class: "toggle" }, showRevoked, "Show revoked keys"),
+        h("div", { class: "scroll" }, this.#table),
+        this.#empty,
+        this.#more,
+      ),
+      this.#createDialog,
+      this.#secretDialog,
+      this.#confirmDialog,
+    );
+    // The new key lives only while its dialog is open, whatever closes it: Done and Escape ("cancel")
+    // remove it before the dialog closes, and "close" (a task later) catches any other way.
+    this.#secretDialog.addEventListener("cancel", () => this.#closeSecret());
+    this.#secretDialog.addEventListener("close", () => {
+      this.#secretDialog.replaceChildren();
+      this.#createButton.focus();
+    });
+    for (const dialog of [this.#createDialog, this.#confirmDialog]) {
+      dialog.addEventListener("close", () => dialog.replaceChildren());
+    }
+  }
+
+  /** The signed-in person's JWT. Write-only in spirit: kept in memory, never reflected to an attribute. */
+  set token(value: string | null) {
+    this.#token = value || null;
+    this.#reset();
+  }
+  get token(): string | null {
+    return this.#token;
+  }
+
+  /** Called before every request for a current JWT (e.g. your auth SDK's getToken); wins over `token`. */
+  set tokenProvider(value: (() => Promise<string> | string) | null) {
+    this.#tokenProvider = typeof value === "function" ? value : null;
+    this.#reset();
+  }
+  get tokenProvider(): (() => Promise<string> | string) | null {
+    return this.#tokenProvider;
+  }
+
+  /** The scopes offered when creating a key (the `scopes` attribute, space- or comma-separated). */
+  set scopes(value: readonly string[] | null) {
+    this.#scopes = value ? [...value] : null;
+  }
+  get scopes(): string[] {
+    return this.#scopes ?? words(this.getAttribute("scopes"));
+  }
+
+  /** Keys expiring within this many days are shown as "Expiring soon" (attribute `expiring-days`). */
+  get expiringDays(): number {
+    const days = Number(this.getAttribute("expiring-days"));
+    return this.hasAttribute("expiring-days") && Number.isFinite(days) && days >= 0 ? days : DEFAULT_EXPIRING_DAYS;
+  }
+  set expiringDays(value: number) {
+    this.setAttribute("expiring-days", String(value));
+  }
+
+  /** The API's base URL (attribute `api`); by default the origin that served this script. */
+  get api(): string {
+    return this.getAttribute("api") || new URL(import.meta.url).origin;
+  }
+  set api(value: string) {
+    this.setAttribute("api", value);
+  }
+
+  connectedCallback(): void {
+    // A host may set properties before this module loads: they landed on the plain element, shadowing
+    // the accessors. Take them over.
+    let signedIn = false;
+    for (const property of ["token", "tokenProvider", "scopes"] as const) {
+      if (!Object.prototype.hasOwnProperty.call(this, property)) continue;
+      const own = this as unknown as Record<string, unknown>;
+      const value = own[property];
+      delete own[property];
+      own[property] = value; // the token setters load the list
+      signedIn ||= property !== "scopes";
+    }
+    if (signedIn) return;
+    if (this.#hasCredentials()) void this.refresh();
+    else this.#renderRows();
+  }
+
+  attributeChangedCallback(name: string, old: string | null, value: string | null): void {
+    if (old === value || !this.isConnected) return;
+    if (name === "api") this.#reset();
+    else if (name === "expiring-days") this.#renderRows();
+  }
+
+  /** Reloads the list (and who is signed in) from the API. */
+  async refresh(): Promise<void> {
+    this.#showError(null);
+    const generation = ++this.#generation;
+    try {
+      const me = await this.#request<WhoAmI>("GET", "/v1/whoami");
+      if (generation !== this.#generation) return;
+      this.#me = me;
+    } catch (error) {
+      if (generation !== this.#generation) return;
+      this.#me = null;
+      this.#keys = [];
+      this.#renderRows();
+      this.#showError(error);
+      return;
+    }
+    await this.#load(false);
+  }
+
+  #hasCredentials(): boolean {
+    return this.#token !== null || this.#tokenProvider !== null;
+  }
+
+  /** New credentials or API: forget everything shown for the previous ones. */
+  #reset(): void {
+    this.#generation++;
+    this.removeAttribute("aria-busy");
+    this.#keys = [];
+    this.#me = null;
+    this.#cursor = null;
+    this.#closeSecret();
+    for (const dialog of [this.#createDialog, this.#confirmDialog]) dialog.close();
+    if (!this.isConnected) return;
+    if (this.#hasCredentials()) void this.refresh();
+    else {
+      this.#renderRows();
+      this.#showError(null);
+    }
+  }
+
+  #request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return apiRequest<T>(
+      this.api,
+      async () => (this.#tokenProvider ? await this.#tokenProvider() : this.#token),
+      method,
+      path,
+      body,
+    );
+  }
+
+  /** Loads the first page (or, with `more`, the next one); a newer load or sign-out wins over it. */
+  async #load(more: boolean): Promise<void> {
+    const generation = ++this.#generation;
+    this.setAttribute("aria-busy", "true");
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (this.#showRevoked) query.set("include_revoked", "true");
+    if (more && this.#cursor) query.set("cursor", this.#cursor);
+    let failure: unknown = null;
+    let page: KeyList | null = null;
+    try {
+      page = await this.#request<KeyList>("GET", `/v1/keys?${query}`);
+    } catch (error) {
+      failure = error;
+    }
+    if (generation !== this.#generation) return;
+    if (page) {
+      this.#keys = more ? [...this.#keys, ...page.data] : page.data;
+      this.#cursor = page.next_cursor;
+    }
+    this.#showError(failure);
+    this.removeAttribute("aria-busy");
+    this.#renderRows();
+  }
+
+  #renderRows(): void {
+    const now = Date.now();
+    const rows = this.#keys.map((key) => {
+      const status = keyStatus(key, now, this.expiringDays);
+      const owner =
+        key.owner_type === "workspace"
+          ? `Workspace ${key.owner_id}`
+          : key.owner_id === this.#me?.owner_id
+            ? "You"
+            : key.owner_id;
+      const actions = ROW_ACTIONS.filter((action) => action.appliesTo(status)).map((action) => {
+        const button = h(
+          "button",
+          {
+            type: "button",
+            part: action.danger ? "button button-danger" : "button",
+            class: action.danger ? "danger" : "",
+            "aria-label": `${action.label} ${key.name}`,
+            "data-action": action.id,
+          },
+          action.label,
+        );
+        button.addEventListener("click", () => action.run(this, key, button));
+        return button;
+      });
+      return h(
+        "tr",
+        { "data-key-id": key.id, "data-status": status, part: `row row-${status}` },
+        h("th", { scope: "row", class: "name" }, key.name),
+        h("td", {}, h("code", { part: "start" }, `${key.start}…`)),
+        h("td", {}, owner),
+        h(
+          "td",
+          { class: "scopes" },
+          ...key.scopes.map((scope) => h("code", { part: "scope", class: "scope" }, scope)),
+          key.resources ? h("span", { class: "muted" }, `on ${key.resources.join(", ")}`) : null,
+        ),
+        h(
+          "td",
+          {},
+          h("span", { part: `badge badge-${status}`, class: `badge ${status}` }, STATUS_LABELS[status]),
+          key.expires_at && status !== "revoked"
+            ? h("span", { class: "muted small" }, " ", time(key.expires_at, ""))
+            : null,
+        ),
+        h("td", {}, time(key.created_at, "")),
+        h("td", {}, time(key.last_used_at, "Never")),
+        h("td", { class: "actions" }, ...actions),
+      );
+    });
+    this.#body.replaceChildren(...rows);
+    this.#table.hidden = rows.length === 0;
+    this.#empty.hidden = rows.length > 0 || !this.#me;
+    this.#more.hidden = this.#cursor === null;
+    this.#createButton.disabled = !this.#me;
+  }
+
+  /** Shows a problem's detail (or hides the message with null). */
+  #showError(error: unknown, target: HTMLElement = this.#alert): void {
+    if (error === null) {
+      target.hidden = true;
+      target.textContent = "";
+      return;
+    }
+    const detail = error instanceof ApiError ? error.detail : "Something went wrong.";
+    target.textContent = detail;
+    target.hidden = false;
+    if (error instanceof ApiError) {
+      this.dispatchEvent(
+        new CustomEvent("latchkey-error", { detail: { status: error.status, detail }, bubbles: true, composed: true }),
+      );
+    }
+  }
+
+  #announce(message: string): void {
+    this.#status.textContent = message;
+  }
+
+  #openCreate(): void {
+    const uid = this.#uid;
+    const error = h("p", { role: "alert", part: "error", class: "error", hidden: true });
+    const fieldError = (field: string) => h("p", { id: `${uid}-${field}-error`, class: "field-error", hidden: true });
+    const errors = {
+      name: fieldError("name"),
+      scopes: fieldError("scopes"),
+      resources: fieldError("resources"),
+      expires_at: fieldError("expires_at"),
+    };
+    const name = h("input", {
+      id: `${uid}-name`,
+      name: "name",
+      required: true,
+      maxlength: 100,
+      autocomplete: "off",
+      "aria-describedby": `${uid}-name-error`,
+    });
+    const offered = this.scopes;
+    const scopeBoxes = offered.map((scope) => h("input", { type: "checkbox", name: "scope", value: scope }));
+    const scopeText = h("input", {
+      id: `${uid}-scopes`,
+      name: "scopes",
+      autocomplete: "off",
+      placeholder: "e.g. models:invoke metrics:read",
+      "aria-describedby": `${uid}-scopes-hint ${uid}-scopes-error`,
+    });
+    const scopes =
+      offered.length > 0
+        ? h(
+            "fieldset",
+            { "aria-describedby": `${uid}-scopes-error` },
+            h("legend", {}, "Scopes"),
+            ...scopeBoxes.map((box, i) => h("label", { class: "check" }, box, h("code", {}, offered[i] ?? ""))),
+            errors.scopes,
+          )
+        : h(
+            "div",
+            { class: "field" },
+            h("label", { for: `${uid}-scopes` }, "Scopes"),
+            scopeText,
+            h("p", { id: `${uid}-scopes-hint`, class: "hint" }, "Separate with spaces. Leave empty for full access."),
+            errors.scopes,
+          );
+    const resources = h("input", {
+      id: `${uid}-resources`,
+      name: "resources",
+      autocomplete: "off",
+      placeholder: "e.g. model_a model_b",
+      "aria-describedby": `${uid}-resources-hint ${uid}-resources-error`,
+    });
+    const expiry = h(
+      "select",
+      { id: `${uid}-expiry`, name: "expiry", "aria-describedby": `${uid}-expires_at-error` },
+      ...EXPIRY_CHOICES.map(([value, label]) => h("option", { value }, label)),
+    );
+    const tomorrow = new Date(Date.now() + DAY_MS).toISOString().slice(0, 10);
+    const date = h("input", {
+      type: "date",
+      id: `${uid}-date`,
+      name: "date",
+      min: tomorrow,
+      hidden: true,
+      "aria-label": "Expiry date",
+    });
+    expiry.addEventListener("change", () => {
+      date.hidden = expiry.value !== "custom";
+      date.required = !date.hidden;
+    });
+    const canUseWorkspace = Boolean(this.#me?.org_id);
+    const owner = h(
+      "select",
+      { id: `${uid}-owner`, name: "owner" },
+      h("option", { value: "user" }, "Me (personal key)"),
+      h("option", { value: "workspace" }, `Workspace ${this.#me?.org_id ?? ""}`),
+    );
+    const submit = h("button", { type: "submit", part: "button button-primary", class: "primary" }, "Create key");
+    const form = h(
+      "form",
+      { method: "dialog", novalidate: true },
+      h("h3", { id: `${uid}-create-title` }, "Create an API key"),
+      error,
+      h("div", { class: "field" }, h("label", { for: name.id }, "Name"), name, errors.name),
+      canUseWorkspace ? h("div", { class: "field" }, h("label", { for: owner.id }, "Owner"), owner) : null,
+      scopes,
+      h(
+        "div",
+        { class: "field" },
+        h("label", { for: resources.id }, "Limit to resources (optional)"),
+        resources,
+        h(
+          "p",
+          { id: `${uid}-resources-hint`, class: "hint" },
+          "Resource ids separated by spaces. Empty: every resource.",
+        ),
+        errors.resources,
+      ),
+      h("div", { class: "field" }, h("label", { for: expiry.id }, "Expires"), expiry, date, errors.expires_at),
+      h(
+        "div",
+        { class: "buttons" },
+        h("button", { type: "button", part: "button", onclick: () => this.#createDialog.close() }, "Cancel"),
+        submit,
+      ),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      for (const message of Object.values(errors)) this.#showError(null, message);
+      for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+      this.#showError(null, error);
+      const chosenScopes =
+        offered.length > 0 ? scopeBoxes.filter((box) => box.checked).map((box) => box.value) : words(scopeText.value);
+      if (!name.value.trim()) return this.#fieldError(errors.name, name, "Give the key a name.");
+      if (offered.length > 0 && chosenScopes.length === 0) {
+        return this.#fieldError(errors.scopes, scopeBoxes[0] ?? name, "Choose at least one scope.");
+      }
+      let expiresAt: string | undefined;
+      if (expiry.value === "custom") {
+        if (!date.value) return this.#fieldError(errors.expires_at, date, "Choose a date.");
+        expiresAt = new Date(`${date.value}T23:59:59`).toISOString();
+      } else if (expiry.value) {
+        expiresAt = new Date(Date.now() + Number(expiry.value) * DAY_MS).toISOString();
+      }
+      const chosenResources = words(resources.value);
+      const body = {
+        name: name.value.trim(),
+        ...(chosenScopes.length > 0 ? { scopes: chosenScopes } : {}),
+        ...(chosenResources.length > 0 ? { resources: chosenResources } : {}),
+        ...(expiresAt ? { expires_at: expiresAt } : {}),
+        ...(canUseWorkspace && owner.value === "workspace" ? { owner: "workspace" } : {}),
+      };
+      submit.disabled = true;
+      this.#request<ApiKey & { key: string }>("POST", "/v1/keys", body)
+        .then((created) => {
+          this.#createDialog.close();
+          this.#showSecret(created);
+          void this.#load(false);
+        })
+        .catch((failure: unknown) => {
+          submit.disabled = false;
+          this.#showError(failure, error);
+          if (!(failure instanceof ApiError)) return;
+          const inputs: Record<string, HTMLElement> = {
+            name,
+            scopes: scopeBoxes[0] ?? scopeText,
+            resources,
+            expires_at: expiry,
+          };
+          let first: HTMLElement | null = null;
+          for (const [path, messages] of Object.entries(failure.errors)) {
+            const field = path.split(".")[0] ?? "";
+            const target = errors[field as keyof typeof errors];
+            const input = inputs[field];
+            if (!target || !input) continue;
+            this.#fieldError(target, input, messages.join(" "));
+            first ??= input;
+          }
+          (first ?? name).focus();
+        });
+    });
+    this.#createDialog.replaceChildren(form);
+    this.#createDialog.showModal();
+    name.focus();
+  }
+
+  #fieldError(target: HTMLElement, input: HTMLElement, message: string): void {
+    target.textContent = message;
+    target.hidden = false;
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  }
+
+  #closeSecret(): void {
+    this.#secretDialog.replaceChildren();
+    this.#secretDialog.close();
+  }
+
+  /** The new key, once: a copy button, a warning, and nothing left behind when the dialog closes. */
+  #showSecret(created: ApiKey & { key: string }): void {
+    const uid = this.#uid;
+    const copied = h("p", { role: "status", "aria-live": "polite", class: "copied" });
+    const secret = h("code", { id: `${uid}-secret`, part: "secret", class: "secret" }, created.key);
+    const copy = h(
+      "button",
+      { type: "button", part: "button", class: "copy", "aria-describedby": secret.id },
+      "Copy key",
+    );
+    copy.addEventListener("click", () => {
+      const text = secret.textContent ?? "";
+      navigator.clipboard.writeText(text).then(
+        () => (copied.textContent = "Copied to the clipboard."),
+        () => (copied.textContent = "Copying failed: select the key and copy it yourself."),
+      );
+    });
+    const done = h(
+      "button",
+      { type: "button", part: "button button-primary", class: "primary", onclick: () => this.#closeSecret() },
+      "Done",
+    );
+    this.#secretDialog.replaceChildren(
+      h("h3", { id: `${uid}-secret-title` }, `Your new key “${created.name}”`),
+      h(
+        "p",
+        { part: "warning", class: "warning" },
+        h("strong", {}, "Copy it now: you won't see this key again."),
+        " Store it somewhere safe, such as a secrets manager.",
+      ),
+      h("div", { class: "secret-row" }, secret, copy),
+      copied,
+      h("div", { class: "buttons" }, done),
+    );
+    this.#secretDialog.showModal();
+    copy.focus();
+    this.#announce(`Key ${created.name} created.`);
+    this.dispatchEvent(
+      new CustomEvent("latchkey-key-created", {
+        detail: { id: created.id, name: created.name, start: created.start },
+        bubbles: true,
+        composed: true,
+      }),
+    );
+  }
+
+  /** Asks before revoking; used by the revoke row action. */
+  confirmRevoke(key: ApiKey, opener: HTMLElement): void {
+    const uid = this.#uid;
+    const error = h("p", { role: "alert", part: "error", class: "error", hidden: true });
+    const cancel = h(
+      "button",
+      { type: "button", part: "button", onclick: () => this.#confirmDialog.close() },
+      "Cancel",
+    );
+    const revoke = h("button", { type: "button", part: "button button-danger", class: "danger" }, "Revoke key");
+    let focusAfter = opener;
+    revoke.addEventListener("click", () => {
+      revoke.disabled = true;
+      this.#request<void>("DELETE", `/v1/keys/${encodeURIComponent(key.id)}`)
+        .then(() => {
+          focusAfter = this.#createButton;
+          this.#confirmDialog.close();
+          this.#announce(`Key ${key.name} revoked.`);
+          this.dispatchEvent(
+            new CustomEvent("latchkey-key-revoked", { detail: { id: key.id }, bubbles: true, composed: true }),
+          );
+          void this.#load(false);
+        })
+        .catch((failure: unknown) => {
+          revoke.disabled = false;
+          this.#showError(failure, error);
+        });
+    });
+    this.#confirmDialog.replaceChildren(
+      h("h3", { id: `${uid}-confirm-title` }, `Revoke “${key.name}”?`),
+      h(
+        "p",
+        {},
+        "Anything using ",
+        h("code", {}, `${key.start}…`),
+        " stops working within seconds. This cannot be undone.",
+      ),
+      error,
+      h("div", { class: "buttons" }, cancel, revoke),
+    );
+    this.#confirmDialog.addEventListener("close", () => focusAfter.isConnected && focusAfter.focus(), { once: true });
+    this.#confirmDialog.showModal();
+    cancel.focus();
+  }
+}
+
+if (!customElements.get("latchkey-keys")) customElements.define("latchkey-keys", LatchkeyKeys);
+
+declare global {
+  interface HTMLElementTagNameMap {
+    "latchkey-keys": LatchkeyKeys;
+  }
+}
