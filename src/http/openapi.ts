@@ -55,6 +55,7 @@ const SECURITY: Record<Route["auth"], Record<string, string[]>[]> = {
 
 const TAGS: Record<string, string> = {
   keys: "The key lifecycle.",
+  audit: "The audit log: who changed which key, when, and how.",
   verify: "Key verification for services.",
   auth: "The caller's identity.",
   meta: "Health and this document.",
@@ -68,7 +69,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   400: "Malformed JSON, query string or header (`code` says which; `errors` names the fields).",
   401: "Missing or invalid credentials (see `WWW-Authenticate`).",
   403: "Authenticated, but the request exceeds the caller's powers (`exceeded` names what).",
-  409: "`idempotent_replay`: this Idempotency-Key already created a key (`key_id`, Location); the key cannot be shown again.",
+  409: "`idempotent_replay`: this Idempotency-Key already created a key (`key_id`, Location); the key cannot be shown again. `conflict`: the key's state forbids this (revoked, expired, or changed by a concurrent request).",
   404: "No such route, or no such key visible to the caller.",
   405: "The path exists, but not with this method (see `Allow`).",
   413: "The body is over 16 KB.",
