@@ -196,12 +196,16 @@ describe("concurrent rotations of one key", () => {
   });
 });
 
-/** D1 whose audit-event inserts fail inside the batch (the statement names a table that does not exist). */
+/**
+ * D1 whose audit-event inserts fail inside the batch (the statement names a column key_events lacks; not
+ * a missing table, which latchkey rightly answers as a schema behind the build, 500).
+ */
 function failingEventsDb(): D1Database {
   return new Proxy(env.DB, {
     get(target, prop) {
       if (prop === "prepare") {
-        return (sql: string) => target.prepare(sql.replace("INSERT INTO key_events ", "INSERT INTO key_events_gone "));
+        return (sql: string) =>
+          target.prepare(sql.replace("INSERT INTO key_events (", "INSERT INTO key_events (injected_fault, "));
       }
       const value: unknown = Reflect.get(target, prop, target);
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;

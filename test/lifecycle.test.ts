@@ -192,7 +192,8 @@ describe("disable and enable", () => {
     expect(await disabled.json()).toMatchObject({ enabled: false });
     const refused = await expectProblem(await whoami(key), 401);
     expect(refused.detail).toMatch(/disabled/);
-    expect(await verify(key)).toMatchObject({ valid: false, code: "DISABLED", enabled: false });
+    // Like a dead key's: the code and the id only (README, "Verify says less").
+    expect(await verify(key)).toEqual({ valid: false, code: "DISABLED", key_id: id });
     await expectProblem(await call("GET", "/v1/keys", { auth: key }), 401);
 
     // Reversible, unlike revocation.
@@ -478,10 +479,10 @@ describe("IP allow-lists", () => {
 
   it("are checked against `ip` in POST /v1/verify; a key with a list fails without one", async () => {
     const { jwt } = await person();
-    const { key } = await createKey(jwt, { allowed_ips: ["198.51.100.7"] });
+    const { id, key } = await createKey(jwt, { allowed_ips: ["198.51.100.7"] });
     expect(await verify(key, { ip: "198.51.100.7" })).toMatchObject({ valid: true, code: "VALID" });
     expect(await verify(key, { ip: "198.51.100.8" })).toMatchObject({ valid: false, code: "IP_NOT_ALLOWED" });
-    expect(await verify(key)).toMatchObject({ valid: false, code: "IP_NOT_ALLOWED" });
+    expect(await verify(key)).toEqual({ valid: false, code: "IP_NOT_ALLOWED", key_id: id });
     const open = await createKey(jwt);
     expect((await verify(open.key)).code).toBe("VALID");
     expect((await verify(open.key, { ip: "203.0.113.1" })).code).toBe("VALID");
@@ -573,7 +574,11 @@ describe("KeyService RPC", () => {
 
     const updated = await keys.update(owner, made.id, { name: "renamed", enabled: false });
     expect(updated).toMatchObject({ name: "renamed", enabled: false });
-    expect(await keys.verify(made.key, { ip: "192.0.2.1" })).toMatchObject({ code: "DISABLED", enabled: false });
+    expect(await keys.verify(made.key, { ip: "192.0.2.1" })).toEqual({
+      valid: false,
+      code: "DISABLED",
+      key_id: made.id,
+    });
 
     const rotated = await keys.rotate(owner, made.id, { grace_seconds: 0 });
     expect(rotated).toMatchObject({ name: "renamed", rotated_from: made.id, enabled: true });

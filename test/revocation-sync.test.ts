@@ -13,7 +13,7 @@
  * so `changeElsewhere` (a direct UPDATE) is fed like any change.
  */
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
@@ -355,13 +355,15 @@ describe("the isolate's memory of changes", () => {
 
 /** Changes the key in D1 only, as another location's PATCH or rotation would: this isolate and KV are not told. */
 async function changeElsewhere(id: string, set: string, ...values: unknown[]): Promise<void> {
-  const result = await env.DB.prepare(`UPDATE api_keys SET ${set}, updated_at = ? WHERE id = ?`)
+  const { results } = await env.DB.prepare(`UPDATE api_keys SET ${set}, updated_at = ? WHERE id = ? RETURNING id`)
     .bind(...values, Date.now(), id)
-    .run();
-  expect(result.meta.changes).toBe(1);
+    .all();
+  expect(results).toEqual([{ id }]);
 }
 
 describe("a change made at another location", () => {
+  // Earlier tests leave this isolate's feed state at fake times: start each from a clean isolate.
+  beforeEach(() => isolateCache.clear());
   const options = { scope: "models:invoke", resource: "m1" };
   const kinds: [string, string, (now: number) => unknown[], string][] = [
     ["disable", "enabled = 0", () => [], "DISABLED"],

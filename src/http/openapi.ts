@@ -30,10 +30,10 @@ const STANDARD_HEADERS = {
 };
 
 /** Headers particular to some problem statuses. */
-const PROBLEM_HEADERS: Record<number, Record<string, z.ZodString>> = {
+const PROBLEM_HEADERS: Record<number, Record<string, z.ZodType>> = {
   401: { "WWW-Authenticate": header("The schemes accepted: `Bearer` (JWT or key) and `Api-Key`.") },
   405: { Allow: header("The methods this path accepts.") },
-  409: { Location: header("The URL of the key the first request created.") },
+  409: { Location: header("`idempotent_replay` only: the URL of the key the first request created.").optional() },
   429: { "Retry-After": header("Seconds to wait before trying again.") },
   503: { "Retry-After": header("Seconds to wait before trying again.") },
 };
@@ -112,7 +112,7 @@ function build(routes: readonly Route[]) {
         ...statuses
           .filter((latchkeyStatus) => (format?.status?.(latchkeyStatus) ?? latchkeyStatus) === status)
           .map((latchkeyStatus) => PROBLEM_HEADERS[latchkeyStatus]),
-      ) as Record<string, z.ZodString>;
+      ) as Record<string, z.ZodType>;
     for (const latchkeyStatus of statuses) {
       const status = format?.status?.(latchkeyStatus) ?? latchkeyStatus;
       if (responses[String(status)]) continue;

@@ -470,7 +470,9 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
       this.db.batch([...statements, this.db.prepare(`SELECT ${FEED_HEAD} AS seq`)]),
     );
     const head = results.pop()?.results[0] as { seq: number } | undefined;
-    return results.every((result) => result.meta.changes === 1) ? (head?.seq ?? 0) : null;
+    // Each statement ran only if the one before it changed a row, so all did iff the last one did. (D1's
+    // meta.changes also counts rows the feed's triggers wrote, so it is not compared with 1.)
+    return (results.at(-1)?.meta.changes ?? 0) > 0 ? (head?.seq ?? 0) : null;
   }
 
   changesAfter(seq: number, limit: number): Promise<KeyChange[]> {
