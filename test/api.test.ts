@@ -352,7 +352,8 @@ describe("meta routes", () => {
     for (const id of ["UpdateKeyRequest", "RotateKeyRequest", "AuditEvent", "EventList", "IpRange"]) {
       expect(doc.components.schemas).toHaveProperty(id);
     }
-    const codes = (doc.components.schemas.VerifyResult as { properties: { code: { enum: string[] } } }).properties.code
+    // DISABLED and IP_NOT_ALLOWED say as little as a dead key's refusal.
+    const codes = (doc.components.schemas.VerifyRefusal as { properties: { code: { enum: string[] } } }).properties.code
       .enum;
     expect(codes).toEqual(expect.arrayContaining(["DISABLED", "IP_NOT_ALLOWED"]));
     const apiKey = doc.components.schemas.ApiKey as { required: string[] };
