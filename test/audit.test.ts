@@ -449,3 +449,22 @@ describe("retention", () => {
     }
   });
 });
+
+describe("cascading revocation", () => {
+  it("writes one revoked event per newly revoked key, in the same write, and none for a key already revoked", async () => {
+    const sub = uniqueSub();
+    const jwt = await token(sub);
+    const parent = await createKey(jwt, { name: "parent" });
+    const child = await createKey(parent.key, { name: "child" });
+    const grandchild = await createKey(child.key, { name: "grandchild" });
+    expect((await call("DELETE", `/v1/keys/${grandchild.id}`, { auth: jwt, headers: CLIENT })).status).toBe(204);
+    const response = await call("DELETE", `/v1/keys/${parent.id}?cascade=true`, { auth: jwt, headers: CLIENT });
+    expect(response.status).toBe(204);
+    for (const id of [parent.id, child.id, grandchild.id]) {
+      const revoked = (await events(id)).filter((e) => e.action === "revoked");
+      expect(revoked, id).toHaveLength(1);
+      expect(revoked[0]).toMatchObject({ actor: `user:${sub}`, ip: CLIENT["cf-connecting-ip"] });
+      expect(revoked[0]?.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    }
+  });
+});
