@@ -1,8 +1,8 @@
 // npm run bench [-- --port 8790 --keys 1000 --warmup 5 --case-warmup 12 --duration 8 --rounds 2 --connections 10
-//                  --cases 1,2,3,4,5,6,7,8 --no-write]
+//                  --cases 1,2,3,4,5,6,7,8,9 --no-write]
 //
 // Starts latchkey as the README does (`npm start -- --port <port>`: local D1 and KV, wrangler dev),
-// seeds keys through the API, and measures eight cases with autocannon, alternating them round by
+// seeds keys through the API, and measures nine cases with autocannon, alternating them round by
 // round (ABBA order) so that drift hits all alike. Prints requests/s, p50 and p99 per case and the
 // ratios the targets are stated in, and writes its section of bench/RESULTS.md.
 import autocannon from "autocannon";
@@ -26,7 +26,7 @@ const { values: opts } = parseArgs({
     duration: { type: "string", default: "8" },
     rounds: { type: "string", default: "2" },
     connections: { type: "string", default: "10" },
-    cases: { type: "string", default: "1,2,3,4,5,6,7,8" },
+    cases: { type: "string", default: "1,2,3,4,5,6,7,8,9" },
     "no-write": { type: "boolean" },
   },
 });
@@ -57,11 +57,18 @@ let server = null;
 
 // ---- seeding ----------------------------------------------------------------------------------
 
-async function createKey(jwt, name) {
+/**
+ * Case 7's allow-list: a few ranges, the client's among them (the header the cases send, or the
+ * loopback address, should wrangler dev set CF-Connecting-IP itself).
+ */
+const ALLOWED_IPS = ["198.51.100.0/24", "2001:db8::/32", "127.0.0.0/8", "::1/128", "203.0.113.0/24"];
+const CLIENT_IP = "203.0.113.7";
+
+async function createKey(jwt, name, extra = {}) {
   const response = await fetch(`${base}/v1/keys`, {
     method: "POST",
     headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" },
-    body: JSON.stringify({ name, scopes: ["models:invoke", "keys:read"] }),
+    body: JSON.stringify({ name, scopes: ["models:invoke", "keys:read"], ...extra }),
   });
   if (response.status !== 201)
     throw new Error(`seeding: POST /v1/keys gave ${response.status}: ${await response.text()}`);
@@ -80,13 +87,13 @@ async function ownerTokens(count) {
 /** 100 keys per owner. */
 const KEYS_PER_OWNER = 100;
 
-async function seed(jwts) {
+async function seed(jwts, count = keyCount, extra = {}) {
   const keys = [];
   let next = 0;
   const worker = async () => {
-    while (next < keyCount) {
+    while (next < count) {
       const i = next++;
-      keys[i] = await createKey(jwts[Math.floor(i / KEYS_PER_OWNER)], `bench ${i}`);
+      keys[i] = await createKey(jwts[Math.floor(i / KEYS_PER_OWNER)], `bench ${i}`, extra);
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
@@ -107,7 +114,7 @@ function sanctumShaped(count) {
   );
 }
 
-function defineCases(keys, creators) {
+function defineCases(keys, creators, allowListed) {
   const unknownKey = generateKey("lk");
   const guesses = sanctumShaped(keys.length);
   const good = keys[0];
@@ -162,6 +169,15 @@ function defineCases(keys, creators) {
         headers: json,
         body: JSON.stringify({ key }),
       })),
+    },
+    {
+      // Against case 2: what an allow-list check costs a warm key (keys without one pay nothing).
+      id: 9,
+      name: `GET /v1/whoami, warm keys with an IP allow-list (${allowListed.length.toLocaleString("en")})`,
+      requests: allowListed.map((key) => {
+        const request = whoami(key);
+        return { ...request, headers: { ...request.headers, "cf-connecting-ip": CLIENT_IP } };
+      }),
     },
   ];
 }
@@ -252,7 +268,10 @@ try {
   const jwts = await ownerTokens(Math.ceil(keyCount / KEYS_PER_OWNER));
   console.log(`Seeding ${keyCount} keys through POST /v1/keys for ${jwts.length} owners ...`);
   const keys = await seed(jwts);
-  const cases = defineCases(keys, await ownerTokens(500)).filter((c) => selected.has(c.id));
+  const allowListed = selected.has(9)
+    ? await seed(await ownerTokens(jwts.length), keyCount, { allowed_ips: ALLOWED_IPS })
+    : [];
+  const cases = defineCases(keys, await ownerTokens(500), allowListed).filter((c) => selected.has(c.id));
 
   console.log(`Warm-up: ${warmupSeconds} s over every case`);
   for (const c of cases) await load(c.requests, Math.max(1, Math.round(warmupSeconds / cases.length)), null);
@@ -279,6 +298,13 @@ try {
     ...target(4, "throughput", (c) => c.rps, 0.85, true),
     ...target(7, "throughput", (c) => c.rps, 0.85, true),
   ];
+  const allowList = byId.get(7);
+  const case2Result = byId.get(2);
+  if (allowList && case2Result) {
+    verdicts.push(
+      `case 7 / case 2 throughput: ${(allowList.rps / case2Result.rps).toFixed(2)} (an allow-list's cost; no target)`,
+    );
+  }
   const statusText = (s) =>
     Object.entries(s)
       .map(([code, n]) => `${code}: ${n}`)

@@ -19,7 +19,8 @@ import { routes } from "../src/http/routes";
 import { generateKey, isWellFormedKey, keyStart } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
 import { NO_LEGACY_FORMATS } from "../src/keys/legacy";
-import { type KeyRecord, compact } from "../src/model";
+import type { AuditEvent, KeyRecord } from "../src/model";
+import { compact } from "../src/model";
 import { type CachedRecord, type RecordCache, cacheKey } from "../src/store/cache";
 import type { KeyChange, KeyStore, ListPage, StampedRecord } from "../src/store/store";
 import type { VerifyChecks } from "../src/schemas";
@@ -59,6 +60,18 @@ class MemoryKeyStore implements KeyStore {
   }
   async revoke(): Promise<KeyRecord[]> {
     throw new Error("the benchmark revokes nothing");
+  }
+  async update(): Promise<number | null> {
+    throw new Error("the benchmark changes no key");
+  }
+  async rotate(): Promise<number | null> {
+    throw new Error("the benchmark rotates no key");
+  }
+  async listEvents(): Promise<AuditEvent[]> {
+    throw new Error("the benchmark reads no audit log");
+  }
+  async purgeEvents(): Promise<number> {
+    throw new Error("the benchmark purges no audit log");
   }
   async changesAfter(): Promise<KeyChange[]> {
     this.count.syncs++;
@@ -137,6 +150,7 @@ const config: Config = {
     adminRoles: ["admin"],
   },
   revocationSyncMs: 5000,
+  auditRetentionDays: 90,
   verifyAccess: { kind: "open" },
   legacyFormats: NO_LEGACY_FORMATS,
   dialects: [],
@@ -167,6 +181,10 @@ async function seed(count: number, save: (record: KeyRecord) => Promise<void>): 
       lastUsedAt: null,
       metadata: null,
       parentId: null,
+      enabled: true,
+      updatedAt: null,
+      allowedIps: null,
+      rotatedFrom: null,
     });
     keys.push(key);
   }

@@ -42,6 +42,8 @@ export interface Config {
   readonly jwt: JwtConfig;
   /** How often each isolate reads the change feed from D1 (the bound on cross-location revocation). */
   readonly revocationSyncMs: number;
+  /** How long audit events are kept before the scheduled purge deletes them. */
+  readonly auditRetentionDays: number;
   readonly verifyAccess: VerifyAccess;
   /** Imported key formats verification accepts besides latchkey's own (LEGACY_KEY_FORMATS). */
   readonly legacyFormats: LegacyFormats;
@@ -75,6 +77,7 @@ const MIN_JWT_SECRET_LENGTH = 32;
 const MIN_VERIFY_TOKEN_LENGTH = 32;
 const DEFAULT_PREFIX = "lk";
 const DEFAULT_SYNC_SECONDS = 5;
+const DEFAULT_AUDIT_RETENTION_DAYS = 90;
 const DEFAULT_MAX_AGE_SECONDS = 86_400;
 /** A cap longer than a year is no cap; a typo, more likely. */
 const MAX_MAX_AGE_SECONDS = 366 * 86_400;
@@ -194,6 +197,14 @@ function readConfig(env: Env): Config {
     errors.push(`REVOCATION_SYNC_SECONDS must be a number from 0.1 to 60; using ${DEFAULT_SYNC_SECONDS}`);
   }
 
+  const retentionDays = Number(text(env.AUDIT_RETENTION_DAYS) ?? DEFAULT_AUDIT_RETENTION_DAYS);
+  let auditRetentionDays = DEFAULT_AUDIT_RETENTION_DAYS;
+  if (Number.isInteger(retentionDays) && retentionDays >= 1 && retentionDays <= 3650) {
+    auditRetentionDays = retentionDays;
+  } else {
+    errors.push(`AUDIT_RETENTION_DAYS must be a whole number from 1 to 3650; using ${DEFAULT_AUDIT_RETENTION_DAYS}`);
+  }
+
   let maxAgeSeconds: number | null = DEFAULT_MAX_AGE_SECONDS;
   const rawMaxAge = text(env.JWT_MAX_AGE_SECONDS);
   if (rawMaxAge !== null) {
@@ -276,6 +287,7 @@ function readConfig(env: Env): Config {
       adminRoles: list(env.WORKSPACE_ADMIN_ROLES, DEFAULT_ADMIN_ROLES),
     },
     revocationSyncMs,
+    auditRetentionDays,
     verifyAccess,
     legacyFormats: legacy.formats,
     dialects,

@@ -6,6 +6,7 @@ import { type Config, loadConfig } from "./config";
 import type { Env } from "./env";
 import { Keys } from "./service/keys";
 import { type Readiness, checkReadiness, purgeDeadKeys } from "./service/operations";
+import type { Origin } from "./service/verify";
 import { verificationCounter } from "./store/analytics";
 import { KvRecordCache } from "./store/cache";
 import { D1KeyStore } from "./store/d1";
@@ -19,7 +20,12 @@ export interface AppContext {
   readonly purge: (now: number) => Promise<number>;
 }
 
-export function createContext(env: Env, ctx: { waitUntil(promise: Promise<unknown>): void }): AppContext {
+/** `origin`: where the call came from, for the audit log (HTTP requests; RPC calls have none). */
+export function createContext(
+  env: Env,
+  ctx: { waitUntil(promise: Promise<unknown>): void },
+  origin?: () => Origin,
+): AppContext {
   const config = loadConfig(env);
   const store = new D1KeyStore(env.DB);
   const cache = new KvRecordCache(env.KEY_CACHE);
@@ -30,6 +36,7 @@ export function createContext(env: Env, ctx: { waitUntil(promise: Promise<unknow
     defer: (work) => ctx.waitUntil(work),
     creationLimiter: env.KEY_CREATION_LIMITER,
     onVerified: env.VERIFY_ANALYTICS ? verificationCounter(env.VERIFY_ANALYTICS) : undefined,
+    origin,
   });
   return {
     config,

@@ -32,6 +32,8 @@ export interface Env {
   /** Secret: when set, POST /v1/verify requires `Authorization: Bearer <VERIFY_TOKEN>`. */
   VERIFY_TOKEN?: string;
   REVOCATION_SYNC_SECONDS?: string;
+  /** Days audit events are kept (default 90). */
+  AUDIT_RETENTION_DAYS?: string;
   /** Imported key formats accepted: comma list of `sanctum` and `opaque:<prefix>` (default: none). */
   LEGACY_KEY_FORMATS?: string;
   /** Vendor dialects to mount: comma list of replicas, fastapi, autocalls, baseten (default: all). */

@@ -31,16 +31,51 @@ export interface KeyRecord {
   readonly format?: LegacyFormat;
   /** The key that created this one (`created_by` = `key:<id>`), or null. Cascading revocation follows it. */
   readonly parentId: string | null;
+  /** False while the key is disabled: it fails with DISABLED until enabled again. */
+  readonly enabled: boolean;
+  /** The last change of any setting (revocation included); null when never changed since creation. */
+  readonly updatedAt: number | null;
+  /** The addresses and CIDR ranges the key may be used from; null: any. */
+  readonly allowedIps: readonly string[] | null;
+  /** The id of the key this one replaced by rotation. */
+  readonly rotatedFrom: string | null;
+}
+
+export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
+
+/** One change of a key, as the audit log holds it. Never holds a key, a hash or a JWT. */
+export interface AuditEvent {
+  readonly id: string;
+  readonly keyId: string;
+  readonly owner: Owner;
+  readonly action: AuditAction;
+  /** `user:<sub>`, `key:<id>` or `service`. */
+  readonly actor: string;
+  readonly at: number;
+  /** Each changed field with its old and new value (API names and formats). */
+  readonly changes: Readonly<Record<string, { readonly old: unknown; readonly new: unknown }>>;
+  readonly ip: string | null;
+  readonly userAgent: string | null;
 }
 
 /**
  * What a verification decides on and a key actor acts with: the record without its name, display
- * start, lineage and metadata. The isolate's memory and KV hold only this, so a record's size is
+ * start, lineage and metadata (but with what verification checks: enabled, allowedIps). The isolate's memory and KV hold only this, so a record's size is
  * its scopes and resources (see `compactRecordBytes` in service/verify.ts).
  */
 export type CompactRecord = Pick<
   KeyRecord,
-  "id" | "hash" | "owner" | "scopes" | "resources" | "expiresAt" | "revokedAt" | "lastUsedAt" | "format"
+  | "id"
+  | "hash"
+  | "owner"
+  | "scopes"
+  | "resources"
+  | "expiresAt"
+  | "revokedAt"
+  | "lastUsedAt"
+  | "format"
+  | "enabled"
+  | "allowedIps"
 >;
 
 export function compact(r: CompactRecord): CompactRecord {
@@ -53,6 +88,8 @@ export function compact(r: CompactRecord): CompactRecord {
     expiresAt: r.expiresAt,
     revokedAt: r.revokedAt,
     lastUsedAt: r.lastUsedAt,
+    enabled: r.enabled,
+    allowedIps: r.allowedIps,
     // An imported key counts only in its own format (service/verify.ts), so its format travels too.
     ...(r.format ? { format: r.format } : {}),
   };

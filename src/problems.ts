@@ -30,11 +30,21 @@ export const PROBLEMS = {
   key_not_found: { status: 401, title: "Unknown API key", description: "The API key is well formed but unknown." },
   key_revoked: { status: 401, title: "API key revoked", description: "The API key has been revoked." },
   key_expired: { status: 401, title: "API key expired", description: "The API key is past its expires_at." },
+  key_disabled: {
+    status: 401,
+    title: "API key disabled",
+    description: "The API key is disabled (enabled: false): it works again once enabled by PATCH /v1/keys/{id}.",
+  },
+  key_ip_not_allowed: {
+    status: 401,
+    title: "Address not allowed",
+    description: "The API key has an allowed_ips list and the request comes from an address outside it.",
+  },
   key_not_live: {
     status: 401,
     title: "API key no longer live",
     description:
-      "The API key making a management request authenticated from a cache, but D1 says it is revoked or expired: no key was created or changed.",
+      "The API key making a management request authenticated from a cache, but D1 says it is revoked, expired or disabled: no key was created or changed.",
   },
   token_expired: { status: 401, title: "Token expired", description: "The JWT is past its exp: get a new one." },
   token_invalid: {
@@ -98,6 +108,12 @@ export const PROBLEMS = {
     title: "Already created",
     description:
       "A request with this Idempotency-Key and body already created a key (`key_id`, Location). The plaintext key is never stored, so it cannot be shown again: use the key you received, or revoke this one and retry with a new Idempotency-Key.",
+  },
+  conflict: {
+    status: 409,
+    title: "Conflict",
+    description:
+      "The key's state forbids the change: a revoked key cannot be changed or rotated, nor an expired key rotated; or another request changed the key meanwhile (retry).",
   },
   invalid_query: {
     status: 400,

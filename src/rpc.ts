@@ -3,8 +3,8 @@
  * the same service as the HTTP routes, with inputs checked by the same schemas.
  *
  * - `KeyVerifier` only verifies: bind it to Workers that guard their routes with keys.
- * - `KeyService` also creates, reads, lists and revokes keys on behalf of any owner: bind it only to
- *   trusted Workers that manage keys for their users.
+ * - `KeyService` also creates, reads, lists, updates, rotates and revokes keys, and reads the audit
+ *   log, on behalf of any owner: bind it only to trusted Workers that manage keys for their users.
  *
  * Errors cross the binding as Error objects whose message starts with a code in brackets, e.g.
  * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them:
@@ -18,11 +18,15 @@ import type { Env } from "./env";
 import type { Actor, Owner } from "./model";
 import {
   type ApiKeyView as ApiKeyJson,
+  type AuditEventView,
   CreateKeyRequest,
+  ListEventsOptions as ListEventsOptionsSchema,
   ImportKeysRequest,
   type ImportResultView,
   ListKeysOptions as ListKeysOptionsSchema,
   RevokeKeyOptions as RevokeKeyOptionsSchema,
+  RotateKeyRequest,
+  UpdateKeyRequest,
   VerifyOptions,
   type VerifyResultView,
   type VerifyVerdictView,
@@ -31,6 +35,7 @@ import {
   reservedKeyPath,
 } from "./schemas";
 import {
+  ConflictError,
   ForbiddenError,
   LimitExceededError,
   NotFoundError,
@@ -60,6 +65,21 @@ export interface KeyListView {
   next_cursor: string | null;
 }
 export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
+export type UpdateKeyOptions = z.input<typeof UpdateKeyRequest>;
+export type RotateKeyOptions = z.input<typeof RotateKeyRequest>;
+/** `limit` typed as the number it is (zod's input type of a defaulted, refined number is `unknown`). */
+export type ListEventsOptions = {
+  [K in keyof EventOptionsInput]: EventOptionsInput[K];
+};
+type EventOptionsInput = Omit<z.input<typeof ListEventsOptionsSchema>, "limit"> & { limit?: number };
+/** An audit event as a binding types it (`changes` values are JSON). */
+export type AuditEventRpcView = Omit<AuditEventView, "changes"> & {
+  changes: Record<string, { old: MetadataValue; new: MetadataValue }>;
+};
+export interface EventListView {
+  data: AuditEventRpcView[];
+  next_cursor: string | null;
+}
 export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
 export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
@@ -71,6 +91,17 @@ function check<S extends z.ZodType>(schema: S, value: unknown, argument: string)
   if (!result.success)
     throw new Error(`[invalid] ${argument}: ${new ValidationError(fieldErrors(result.error)).message}`);
   return result.data;
+}
+
+/**
+ * A create, import or update input: JSON metadata (where `json` says), no "__proto__" keys, then the
+ * schema.
+ */
+function checkJsonInput<S extends z.ZodType>(schema: S, input: unknown, json: z.ZodType = JsonMetadata): z.output<S> {
+  check(json, input, "input");
+  const reserved = reservedKeyPath(input);
+  if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
+  return check(schema, input, "input");
 }
 
 function serviceActor(owner: Owner): Actor {
@@ -89,6 +120,7 @@ async function rpcErrors<T>(run: () => Promise<T>): Promise<T> {
       const code = error.retryAfterSeconds === null ? "quota_exceeded" : "rate_limited";
       throw new Error(`[${code}] ${error.limit}: ${error.message}`);
     }
+    if (error instanceof ConflictError) throw new Error(`[conflict] ${error.message}`);
     if (error instanceof StorageUnavailableError)
       throw new Error("[unavailable] Storage is unavailable; retry shortly");
     throw error;
@@ -118,21 +150,43 @@ export class KeyService extends WorkerEntrypoint<Env> {
 
   async create(owner: Owner, input: CreateKeyOptions): Promise<CreatedApiKeyView> {
     const actor = serviceActor(owner);
-    check(JsonMetadata, input, "input");
-    const reserved = reservedKeyPath(input);
-    if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
-    const body = check(CreateKeyRequest, input, "input");
+    const body = checkJsonInput(CreateKeyRequest, input);
     return rpcErrors(() => this.#keys().create(actor, body)) as Promise<CreatedApiKeyView>;
   }
 
   /** POST /v1/keys/import for `owner`: existing keys registered by hash (see README). */
   async import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView> {
     const actor = serviceActor(owner);
-    check(z.looseObject({ keys: z.array(JsonMetadata) }), input, "input");
-    const reserved = reservedKeyPath(input);
-    if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
-    const body = check(ImportKeysRequest, input, "input");
+    const body = checkJsonInput(ImportKeysRequest, input, z.looseObject({ keys: z.array(JsonMetadata) }));
     return rpcErrors(() => this.#keys().import(actor, body));
+  }
+
+  /** The same as PATCH /v1/keys/{id}: fields left out are unchanged, null clears. */
+  async update(owner: Owner, id: string, input: UpdateKeyOptions): Promise<ApiKeyView> {
+    const actor = serviceActor(owner);
+    const body = checkJsonInput(UpdateKeyRequest, input);
+    return rpcErrors(() => this.#keys().update(actor, String(id), body)) as Promise<ApiKeyView>;
+  }
+
+  /** The same as POST /v1/keys/{id}/rotate: the replacement key, shown once. */
+  async rotate(owner: Owner, id: string, options: RotateKeyOptions = {}): Promise<CreatedApiKeyView> {
+    const actor = serviceActor(owner);
+    const parsed = check(RotateKeyRequest, options, "options");
+    return rpcErrors(() => this.#keys().rotate(actor, String(id), parsed)) as Promise<CreatedApiKeyView>;
+  }
+
+  /** One key's audit events, newest first. */
+  async keyEvents(owner: Owner, id: string, options: ListEventsOptions = {}): Promise<EventListView> {
+    const actor = serviceActor(owner);
+    const parsed = check(ListEventsOptionsSchema, options, "options");
+    return rpcErrors(() => this.#keys().keyEvents(actor, String(id), parsed)) as Promise<EventListView>;
+  }
+
+  /** The owner's audit events, newest first. */
+  async listEvents(owner: Owner, options: ListEventsOptions = {}): Promise<EventListView> {
+    const actor = serviceActor(owner);
+    const parsed = check(ListEventsOptionsSchema, options, "options");
+    return rpcErrors(() => this.#keys().listEvents(actor, parsed)) as Promise<EventListView>;
   }
 
   async get(owner: Owner, id: string): Promise<ApiKeyView> {

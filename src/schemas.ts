@@ -3,6 +3,7 @@
  * the TypeScript types and the OpenAPI document (schemas with `.meta({ id })` become components).
  */
 import { z } from "zod";
+import { parseAddress, parseRange } from "./keys/ip";
 import { SCOPE_PATTERN } from "./keys/scopes";
 import { PROBLEMS, PROBLEM_CODES, problemType } from "./problems";
 
@@ -107,12 +108,32 @@ const Metadata = z
 
 const unique = <T>(values: T[]): T[] => [...new Set(values)];
 
+const IpRange = z
+  .string()
+  .max(64, "Must be at most 64 characters")
+  .superRefine((text, ctx) => {
+    const range = parseRange(text);
+    if (typeof range === "string") ctx.addIssue({ code: "custom", message: range });
+  })
+  .meta({ id: "IpRange", example: "203.0.113.0/24" });
+
+const AllowedIps = z
+  .array(IpRange)
+  .min(1, "Must name at least one address or range (null: any address)")
+  .max(100)
+  .transform(unique)
+  .nullable()
+  .meta({
+    description:
+      "IPv4/IPv6 addresses and CIDR ranges the key may be used from; null: any. Checked against CF-Connecting-IP on latchkey's routes and against `ip` in verification.",
+  });
+
+const FutureTimestamp = Timestamp.refine((t) => Date.parse(t) > Date.now(), "Must be in the future");
+
 export const CreateKeyRequest = z
   .strictObject({
     name: KeyName.meta({ description: "A label for people, 1-100 characters after trimming." }),
-    expires_at: Timestamp.refine((t) => Date.parse(t) > Date.now(), "Must be in the future")
-      .nullable()
-      .optional(),
+    expires_at: FutureTimestamp.nullable().optional(),
     metadata: Metadata.nullable().optional(),
     scopes: z.array(Scope).min(1).max(50).transform(unique).optional().meta({
       description:
@@ -130,9 +151,46 @@ export const CreateKeyRequest = z
       description:
         "`user` (default): a personal key. `workspace`: a key of the caller's workspace (the JWT's org claim).",
     }),
+    allowed_ips: AllowedIps.optional(),
   })
   .meta({ id: "CreateKeyRequest" });
 export type CreateKeyInput = z.output<typeof CreateKeyRequest>;
+
+/** A partial update: a field left out is unchanged; null clears a nullable one. */
+export const UpdateKeyRequest = z
+  .strictObject({
+    name: CreateKeyRequest.shape.name.optional(),
+    metadata: Metadata.nullable().optional(),
+    enabled: z.boolean().optional().meta({ description: "false: the key fails with DISABLED until set true again." }),
+    expires_at: FutureTimestamp.nullable().optional(),
+    scopes: z.array(Scope).min(1).max(50).transform(unique).optional(),
+    resources: CreateKeyRequest.shape.resources,
+    allowed_ips: AllowedIps.optional(),
+  })
+  .meta({
+    id: "UpdateKeyRequest",
+    description: "Any field may be left out; an empty object changes nothing (200, no event).",
+  });
+export type UpdateKeyInput = z.output<typeof UpdateKeyRequest>;
+
+/** Seven days: the longest an old key may keep working after a rotation. */
+export const MAX_GRACE_SECONDS = 604_800;
+
+export const RotateKeyRequest = z
+  .strictObject({
+    grace_seconds: z
+      .number()
+      .int("Must be a whole number")
+      .min(0, "Must be at least 0")
+      .max(MAX_GRACE_SECONDS, `Must be at most ${MAX_GRACE_SECONDS} (7 days)`)
+      .default(0)
+      .meta({
+        description:
+          "How long the old key keeps working (0 to 604800 s; default 0: it stops at once). It then expires at the earlier of its own expiry and now + grace_seconds.",
+      }),
+  })
+  .meta({ id: "RotateKeyRequest" });
+export type RotateKeyInput = z.output<typeof RotateKeyRequest>;
 
 /** A query-string boolean: documented as a boolean (what generated clients send), `1`/`0` also taken. */
 const BooleanQuery = z
@@ -211,6 +269,10 @@ export const ApiKey = z
     parent_id: KeyId.nullable().meta({
       description: "The key that created this key (null: made by a person or a Worker).",
     }),
+    enabled: z.boolean().meta({ description: "false while the key is disabled." }),
+    updated_at: Timestamp.meta({ description: "The last change of any setting (created_at if none)." }),
+    allowed_ips: z.array(z.string()).nullable(),
+    rotated_from: KeyId.nullable().meta({ description: "The key this one replaced by rotation." }),
   })
   .meta({ id: "ApiKey" });
 export type ApiKeyView = z.infer<typeof ApiKey>;
@@ -231,6 +293,7 @@ export const WhoAmI = z
     key_id: KeyId.optional(),
     org_id: z.string().nullable().optional(),
     scopes: z.array(z.string()).optional(),
+    enabled: z.boolean().optional(),
   })
   .meta({ id: "WhoAmI" });
 export type WhoAmIView = z.infer<typeof WhoAmI>;
@@ -238,6 +301,14 @@ export type WhoAmIView = z.infer<typeof WhoAmI>;
 export const VerifyOptions = z.strictObject({
   scope: Scope.optional().meta({ description: "A scope the key must hold." }),
   resource: ResourceId.optional().meta({ description: "A resource id the key must be allowed." }),
+  ip: z
+    .string()
+    .max(64)
+    .refine((ip) => parseAddress(ip) !== null, "Must be an IPv4 or IPv6 address")
+    .optional()
+    .meta({
+      description: "The client's address. A key with an allow-list fails with IP_NOT_ALLOWED without it.",
+    }),
 });
 export type VerifyChecks = z.output<typeof VerifyOptions>;
 
@@ -253,10 +324,22 @@ const VERIFY_CODES = [
   "EXPIRED",
   "INSUFFICIENT_SCOPE",
   "RESOURCE_NOT_ALLOWED",
+  "DISABLED",
+  "IP_NOT_ALLOWED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
-/** Codes for a key that is dead or unknown: the answer says nothing else about it. */
-const DEAD_KEY_CODES = ["MALFORMED", "NOT_FOUND", "REVOKED", "EXPIRED"] as const satisfies readonly VerifyCode[];
+/**
+ * Codes for a key that is dead, unknown or unusable (disabled, or used from an address outside its
+ * allow-list): the answer says nothing else about it, so a stolen key used from elsewhere learns nothing.
+ */
+const DEAD_KEY_CODES = [
+  "MALFORMED",
+  "NOT_FOUND",
+  "REVOKED",
+  "EXPIRED",
+  "DISABLED",
+  "IP_NOT_ALLOWED",
+] as const satisfies readonly VerifyCode[];
 export type DeadKeyCode = (typeof DEAD_KEY_CODES)[number];
 /** Codes for a live key (valid, or refused for this request only): the answer carries its details. */
 const LIVE_KEY_CODES = ["VALID", "INSUFFICIENT_SCOPE", "RESOURCE_NOT_ALLOWED"] as const satisfies readonly VerifyCode[];
@@ -266,7 +349,9 @@ const VerifyRefusal = z
   .object({
     valid: z.literal(false),
     code: z.enum(DEAD_KEY_CODES),
-    key_id: KeyId.nullable().meta({ description: "The key's id when it exists (REVOKED, EXPIRED)." }),
+    key_id: KeyId.nullable().meta({
+      description: "The key's id when it exists (REVOKED, EXPIRED, DISABLED, IP_NOT_ALLOWED).",
+    }),
   })
   .meta({ id: "VerifyRefusal", description: "A dead or unknown key: nothing about it but its id." });
 
@@ -279,6 +364,7 @@ const VerifyVerdict = z
     scopes: z.array(z.string()),
     resources: z.array(z.string()).nullable(),
     expires_at: Timestamp.nullable(),
+    enabled: z.boolean().meta({ description: "Always true here: a disabled key is refused with DISABLED." }),
   })
   .meta({
     id: "VerifyVerdict",
@@ -289,6 +375,45 @@ export type VerifyVerdictView = z.infer<typeof VerifyVerdict>;
 
 export const VerifyResult = z.union([VerifyRefusal, VerifyVerdict]).meta({ id: "VerifyResult" });
 export type VerifyResultView = z.infer<typeof VerifyResult>;
+
+export const AUDIT_ACTIONS = ["created", "imported", "updated", "disabled", "enabled", "rotated", "revoked"] as const;
+
+export const AuditEvent = z
+  .object({
+    id: KeyId.meta({ description: "The event's id." }),
+    key_id: KeyId,
+    action: z.enum(AUDIT_ACTIONS),
+    actor: z.string().meta({ description: "`user:<sub>`, `key:<id>` or `service`." }),
+    at: Timestamp,
+    changes: z
+      .record(z.string(), z.object({ old: z.unknown(), new: z.unknown() }))
+      .meta({ description: "Each changed field with its old and new value." }),
+    ip: z.string().nullable().meta({ description: "The caller's address (CF-Connecting-IP), when over HTTP." }),
+    user_agent: z.string().nullable(),
+  })
+  .meta({ id: "AuditEvent" });
+export type AuditEventView = z.infer<typeof AuditEvent>;
+
+export const EventList = z
+  .object({ data: z.array(AuditEvent), next_cursor: z.string().nullable() })
+  .meta({ id: "EventList" });
+export type EventListView = z.infer<typeof EventList>;
+
+const eventQueryFields = {
+  cursor: z.string().max(200).optional().meta({ description: "next_cursor from the previous page." }),
+  action: z.enum(AUDIT_ACTIONS).optional().meta({ description: "Only events of this action." }),
+  since: Timestamp.optional().meta({ description: "Only events at or after this time." }),
+  until: Timestamp.optional().meta({ description: "Only events before this time." }),
+};
+
+/** Audit log options as a query string (HTTP). */
+export const ListEventsQuery = z
+  .strictObject({ limit: pageLimit(z.coerce.number()), ...eventQueryFields })
+  .meta({ id: "ListEventsQuery" });
+export type ListEventsInput = z.output<typeof ListEventsQuery>;
+
+/** The same options as typed values (RPC). */
+export const ListEventsOptions = z.strictObject({ limit: pageLimit(z.number()), ...eventQueryFields });
 
 const problemTable = PROBLEM_CODES.map(
   (code) => `| \`${code}\` | ${PROBLEMS[code].status} | ${PROBLEMS[code].description} |`,

@@ -16,8 +16,10 @@ import { type CreatedKey, call, createKey, expectProblem, streamOf, tableSnapsho
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const KEY_FIELDS = [
+  "allowed_ips",
   "created_at",
   "created_by",
+  "enabled",
   "expires_at",
   "id",
   "last_used_at",
@@ -28,8 +30,10 @@ const KEY_FIELDS = [
   "parent_id",
   "resources",
   "revoked_at",
+  "rotated_from",
   "scopes",
   "start",
+  "updated_at",
 ];
 
 interface ProblemBody {
@@ -264,7 +268,14 @@ describe("GET /v1/whoami", () => {
   it("names the key behind an API key, with the Bearer and the Api-Key scheme", async () => {
     const sub = uniqueSub();
     const created = await createKey(await token(sub));
-    const expected = { principal: "api_key", owner_type: "user", owner_id: sub, key_id: created.id, scopes: ["*"] };
+    const expected = {
+      principal: "api_key",
+      owner_type: "user",
+      owner_id: sub,
+      key_id: created.id,
+      scopes: ["*"],
+      enabled: true,
+    };
     for (const authorization of [`Bearer ${created.key}`, `Api-Key ${created.key}`, `api-key ${created.key}`]) {
       const response = await call("GET", "/v1/whoami", { headers: { authorization } });
       expect(response.status, authorization.split(" ")[0]).toBe(200);
@@ -325,6 +336,28 @@ describe("meta routes", () => {
     expect(doc.components.securitySchemes.verifyToken?.type).toBe("http");
     const create = doc.paths["/v1/keys"]!.post!;
     expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(["201", "401", "413", "415", "422"]));
+
+    // The lifecycle routes and codes.
+    const lifecycle: [string, string, string[]][] = [
+      ["/v1/keys/{id}", "patch", ["200", "403", "404", "409", "422"]],
+      ["/v1/keys/{id}/rotate", "post", ["201", "403", "404", "409", "422"]],
+      ["/v1/keys/{id}/events", "get", ["200", "400", "403", "404"]],
+      ["/v1/events", "get", ["200", "400", "403"]],
+    ];
+    for (const [path, method, statuses] of lifecycle) {
+      expect(Object.keys(doc.paths[path]?.[method]?.responses ?? {}), `${method} ${path}`).toEqual(
+        expect.arrayContaining(statuses),
+      );
+    }
+    for (const id of ["UpdateKeyRequest", "RotateKeyRequest", "AuditEvent", "EventList", "IpRange"]) {
+      expect(doc.components.schemas).toHaveProperty(id);
+    }
+    // DISABLED and IP_NOT_ALLOWED say as little as a dead key's refusal.
+    const codes = (doc.components.schemas.VerifyRefusal as { properties: { code: { enum: string[] } } }).properties.code
+      .enum;
+    expect(codes).toEqual(expect.arrayContaining(["DISABLED", "IP_NOT_ALLOWED"]));
+    const apiKey = doc.components.schemas.ApiKey as { required: string[] };
+    expect(apiKey.required).toEqual(expect.arrayContaining(["enabled", "updated_at", "allowed_ips", "rotated_from"]));
   });
 });
 
@@ -413,8 +446,10 @@ describe("refusals", () => {
   it("405 with Allow for a known path and another method", async () => {
     const cases: [string, string, string[]][] = [
       ["PUT", "/v1/keys", ["GET", "HEAD", "POST"]],
-      ["PATCH", `/v1/keys/${mine.id}`, ["DELETE", "GET", "HEAD"]],
-      ["POST", `/v1/keys/${mine.id}`, ["DELETE", "GET", "HEAD"]],
+      ["PUT", `/v1/keys/${mine.id}`, ["DELETE", "GET", "HEAD", "PATCH"]],
+      ["POST", `/v1/keys/${mine.id}`, ["DELETE", "GET", "HEAD", "PATCH"]],
+      ["GET", `/v1/keys/${mine.id}/rotate`, ["POST"]],
+      ["DELETE", "/v1/events", ["GET", "HEAD"]],
       ["POST", "/healthz", ["GET", "HEAD"]],
       ["DELETE", "/v1/whoami", ["GET", "HEAD"]],
       ["GET", "/v1/verify", ["POST"]],

@@ -36,10 +36,17 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
     expectTypeOf<client.DeadKeyCode>().toEqualTypeOf<schemas.DeadKeyCode>();
     expectTypeOf<client.LiveKeyCode>().toEqualTypeOf<schemas.LiveKeyCode>();
     expectTypeOf<client.WhoAmI>().toEqualTypeOf<z.output<typeof schemas.WhoAmI>>();
+    expectTypeOf<client.AuditEvent>().toEqualTypeOf<z.output<typeof schemas.AuditEvent>>();
+    expectTypeOf<client.EventList>().toEqualTypeOf<z.output<typeof schemas.EventList>>();
   });
 
   it("requests", () => {
     expectTypeOf<client.CreateKeyInput>().toEqualTypeOf<z.input<typeof schemas.CreateKeyRequest>>();
+    expectTypeOf<client.UpdateKeyInput>().toEqualTypeOf<z.input<typeof schemas.UpdateKeyRequest>>();
+    expectTypeOf<client.RotateKeyInput>().toEqualTypeOf<z.input<typeof schemas.RotateKeyRequest>>();
+    expectTypeOf<ListOptionsBesidesLimit<client.ListEventsOptions>>().toEqualTypeOf<
+      ListOptionsBesidesLimit<z.input<typeof schemas.ListEventsOptions>>
+    >();
     expectTypeOf<ListOptionsBesidesLimit<client.ListKeysOptions>>().toEqualTypeOf<
       ListOptionsBesidesLimit<z.input<typeof schemas.ListKeysOptions>>
     >();

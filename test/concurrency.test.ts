@@ -133,7 +133,11 @@ describe("revocation racing verification", () => {
     // (with or without cascade), and the feed holds the revocation once.
     const store = new D1KeyStore(env.DB);
     for (const cascade of [false, true]) {
-      const stored = await store.revoke(victim.id, row!.revoked_at + 60_000, cascade);
+      const stored = await store.revoke(victim.id, row!.revoked_at + 60_000, cascade, {
+        actor: "service",
+        ip: null,
+        userAgent: null,
+      });
       expect(stored.map((r) => [r.id, r.revokedAt])).toEqual([[victim.id, row?.revoked_at]]);
     }
     const feed = await env.DB.prepare("SELECT COUNT(*) AS n FROM key_changes WHERE key_id = ? AND kind = 'revoked'")

@@ -284,3 +284,18 @@ describe("KeyService RPC", () => {
     expect(await failure(stub.keys!())).toMatch(/does not implement "keys"/);
   });
 });
+
+describe("the example consumer and the key lifecycle", () => {
+  it("checks a key's IP allow-list against CF-Connecting-IP, and refuses a disabled key", async () => {
+    const { jwt, id, key } = await userKey({ scopes: ["models:invoke"], allowed_ips: ["203.0.113.0/24"] });
+    const from = (ip?: string) =>
+      consumer("POST", "/models/m1/invoke", { ...bearer(key), ...(ip ? { "cf-connecting-ip": ip } : {}) });
+
+    expect((await from("203.0.113.9")).status).toBe(200);
+    await expectUnauthorized(await from("198.51.100.1"), "IP_NOT_ALLOWED");
+    await expectUnauthorized(await from(), "IP_NOT_ALLOWED");
+
+    expect((await call("PATCH", `/v1/keys/${id}`, { auth: jwt, body: { enabled: false } })).status).toBe(200);
+    await expectUnauthorized(await from("203.0.113.9"), "DISABLED");
+  });
+});

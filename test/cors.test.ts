@@ -40,7 +40,12 @@ describe("preflight", () => {
     });
     expect(item.status).toBe(204);
     expect(item.headers.get("access-control-allow-origin")).toBe("http://127.0.0.1:9004");
-    expect(item.headers.get("access-control-allow-methods")?.split(", ").sort()).toEqual(["DELETE", "GET", "HEAD"]);
+    expect(item.headers.get("access-control-allow-methods")?.split(", ").sort()).toEqual([
+      "DELETE",
+      "GET",
+      "HEAD",
+      "PATCH",
+    ]);
   });
 
   it("an unknown origin gets a 403 problem and no allow headers", async () => {

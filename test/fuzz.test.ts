@@ -102,11 +102,13 @@ beforeAll(async () => {
     .map((r) => ({ method: r.method.toUpperCase(), path: concrete(r.path) }));
   expect(bodyRoutes.map((r) => `${r.method} ${r.path.replace(/[0-9a-f-]{36}/, ":id")}`).sort()).toEqual([
     "DELETE /v1/keys/:id",
+    "PATCH /v1/keys/:id",
     "POST /v1/keys",
+    "POST /v1/keys/:id/rotate",
     "POST /v1/keys/import",
     "POST /v1/verify",
   ]);
-  expect(authRoutes).toHaveLength(6);
+  expect(authRoutes).toHaveLength(10);
 });
 
 /**

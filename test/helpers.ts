@@ -144,10 +144,14 @@ function fail(fault: Fault, what: string): Promise<never> {
   return fault === "reject" ? Promise.reject(new Error(`injected fault: ${what}`)) : new Promise<never>(() => {});
 }
 
-/** D1 whose statements fail when executed (those whose SQL matches `when`; default all). */
+/**
+ * D1 whose statements fail when executed (those whose SQL matches `when`; default all). A batch fails
+ * as a whole when `when` matches any of its statements (asked of each, in order), as D1 rolls it back.
+ */
 export function faultyDb(fault: Fault, when: (sql: string) => boolean = () => true): D1Database {
-  const statement = (sql: string, real: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(real, {
+  const unwrapped = new WeakMap<object, { sql: string; real: D1PreparedStatement }>();
+  const statement = (sql: string, real: D1PreparedStatement): D1PreparedStatement => {
+    const proxy = new Proxy(real, {
       get(target, prop) {
         if (prop === "bind") return (...values: unknown[]) => statement(sql, target.bind(...values));
         const value: unknown = Reflect.get(target, prop);
@@ -156,10 +160,20 @@ export function faultyDb(fault: Fault, when: (sql: string) => boolean = () => tr
         return (...args: unknown[]) => (value as (...a: unknown[]) => unknown).apply(target, args);
       },
     });
+    unwrapped.set(proxy, { sql, real });
+    return proxy;
+  };
   return new Proxy(env.DB, {
     get(target, prop) {
       if (prop === "prepare") return (sql: string) => statement(sql, target.prepare(sql));
-      if (prop === "batch" || prop === "exec") return () => fail(fault, `D1 ${prop}`);
+      if (prop === "batch") {
+        return (statements: D1PreparedStatement[]) => {
+          const parts = statements.map((s) => unwrapped.get(s));
+          if (parts.some((part) => !part || when(part.sql))) return fail(fault, "D1 batch");
+          return target.batch(parts.map((part) => part!.real));
+        };
+      }
+      if (prop === "exec") return () => fail(fault, `D1 ${prop}`);
       const value: unknown = Reflect.get(target, prop);
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },

@@ -156,7 +156,8 @@ describe("a warm key", () => {
     await verify({ key: generateKey("lk") }, testEnv); // any well-formed key: makes the feed sync fresh
     const { key } = await createKey(await token(uniqueSub()), {}, testEnv);
     expect(log.calls.filter((c) => c === "KV.put")).toHaveLength(1);
-    expect(log.queries.filter((q) => D1_WRITE.test(q))).toHaveLength(1); // the INSERT
+    expect(log.calls.filter((c) => c === "DB.batch")).toHaveLength(1); // the INSERT and its audit event
+    expect(log.queries.filter((q) => D1_WRITE.test(q))).toEqual([]);
 
     reset();
     expect((await whoami(key, testEnv)).status).toBe(200);
@@ -200,6 +201,49 @@ describe("the change feed", () => {
     // Within the interval nothing is synced, and the revocation is answered from the feed's memory.
     expect(log.queries.filter((q) => !q.includes("FROM key_changes"))).toEqual([]);
     expect(log.calls.filter((c) => c.startsWith("KV."))).toEqual([]);
+  });
+});
+
+describe("a warm key with an IP allow-list", () => {
+  it("verifies, or is refused by address, with no storage call at all", async () => {
+    const { key } = await createKey(await token(uniqueSub()), { allowed_ips: ["192.0.2.0/24", "2001:db8::/32"] });
+    const { testEnv, log, reset } = countingEnv();
+    const from = (ip: string) =>
+      call("GET", "/v1/whoami", { auth: key, env: testEnv, headers: { "cf-connecting-ip": ip } });
+    expect((await from("192.0.2.1")).status).toBe(200); // warm-up: sync, KV read, last use
+
+    reset();
+    for (let i = 0; i < 20; i++) {
+      expect((await from("192.0.2.7")).status).toBe(200);
+      expect((await from("2001:db8::7")).status).toBe(200);
+      expect(await verify({ key, ip: "192.0.2.9" }, testEnv)).toMatchObject({ code: "VALID" });
+      expect(await verify({ key, ip: "198.51.100.1" }, testEnv)).toMatchObject({ code: "IP_NOT_ALLOWED" });
+      expect(await verify({ key }, testEnv)).toMatchObject({ code: "IP_NOT_ALLOWED" });
+    }
+    expect(log.calls).toEqual([]);
+  });
+});
+
+describe("a key changed here", () => {
+  it("is answered from memory at once: the change costs its own write, the next verification nothing", async () => {
+    const sub = uniqueSub();
+    const { id, key } = await createKey(await token(sub), { scopes: ["models:invoke"] });
+    const { testEnv, log, reset } = countingEnv();
+    expect((await whoami(key, testEnv)).status).toBe(200); // warm-up
+
+    for (const [body, code] of [
+      [{ enabled: false }, "DISABLED"],
+      [{ enabled: true, allowed_ips: ["10.0.0.0/8"] }, "IP_NOT_ALLOWED"],
+      [{ allowed_ips: null, scopes: ["metrics:read"] }, "INSUFFICIENT_SCOPE"],
+    ] as const) {
+      const response = await call("PATCH", `/v1/keys/${id}`, { auth: await token(sub), body, env: testEnv });
+      expect(response.status).toBe(200);
+      reset();
+      for (let i = 0; i < 5; i++) {
+        expect(await verify({ key, scope: "models:invoke" }, testEnv)).toMatchObject({ code });
+      }
+      expect(log.calls).toEqual([]);
+    }
   });
 });
 
@@ -409,6 +453,48 @@ describe("an open POST /v1/verify, for a client over its NOT_FOUND limit", () =>
     // Another client still gets its NOT_FOUND, counted under its own key.
     expect(await (await verifyFrom(generateKey("lk"), "192.0.2.8")).json()).toMatchObject({ code: "NOT_FOUND" });
     expect(counted.at(-1)).not.toBe(counted[0]);
+  });
+});
+
+describe("memory-only verdicts (a client over its limit)", () => {
+  it("still refuse a disabled key and a key used from outside its allow-list, with no storage call", async () => {
+    const jwt = await token(uniqueSub());
+    const disabled = await createKey(jwt, { scopes: ["models:invoke"] });
+    const listed = await createKey(jwt, { scopes: ["models:invoke"], allowed_ips: ["192.0.2.0/24"] });
+    const patched = await call("PATCH", `/v1/keys/${disabled.id}`, { auth: jwt, body: { enabled: false } });
+    expect(patched.status).toBe(200);
+    const { testEnv, log, reset } = countingEnv();
+    const limitedEnv = {
+      ...testEnv,
+      VERIFY_MISS_LIMITER: { limit: async () => ({ success: false }) } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::1`;
+    const verifyFrom = async (key: string, ip?: string) =>
+      (
+        await call("POST", "/v1/verify", {
+          body: { key, ...(ip ? { ip } : {}) },
+          env: limitedEnv,
+          headers: { "cf-connecting-ip": client },
+        })
+      ).json<{ valid: boolean; code: string }>();
+
+    // Over the limit from its first miss: from then on, memory alone answers this client.
+    expect(
+      (
+        await call("POST", "/v1/verify", {
+          body: { key: generateKey("lk") },
+          env: limitedEnv,
+          headers: { "cf-connecting-ip": client },
+        })
+      ).status,
+    ).toBe(429);
+    reset();
+    expect(await verifyFrom(disabled.key)).toMatchObject({ valid: false, code: "DISABLED" });
+    expect(await verifyFrom(listed.key, "198.51.100.1")).toMatchObject({ valid: false, code: "IP_NOT_ALLOWED" });
+    expect(await verifyFrom(listed.key)).toMatchObject({ valid: false, code: "IP_NOT_ALLOWED" });
+    expect(await verifyFrom(listed.key, "192.0.2.1")).toMatchObject({ valid: true, code: "VALID" });
+    expect(log.calls.filter((c) => c.startsWith("KV"))).toEqual([]);
+    expect(log.queries.filter((q) => !q.includes("SET last_used_at"))).toEqual([]);
   });
 });
 

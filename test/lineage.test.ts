@@ -39,8 +39,10 @@ function watchedDb(holdInserts = false) {
   const statements: string[] = [];
   let release = () => {};
   const gate = new Promise<void>((resolve) => (release = resolve));
-  const wrap = (sql: string, real: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(real, {
+  /** Each wrapped statement's SQL and the real statement, for batches (D1 takes only real ones). */
+  const unwrapped = new WeakMap<object, { sql: string; real: D1PreparedStatement }>();
+  const wrap = (sql: string, real: D1PreparedStatement): D1PreparedStatement => {
+    const proxy = new Proxy(real, {
       get(target, prop) {
         if (prop === "bind") return (...values: unknown[]) => wrap(sql, target.bind(...values));
         const value: unknown = Reflect.get(target, prop, target);
@@ -52,9 +54,20 @@ function watchedDb(holdInserts = false) {
         };
       },
     });
+    unwrapped.set(proxy, { sql, real });
+    return proxy;
+  };
   const db = new Proxy(env.DB, {
     get(target, prop) {
       if (prop === "prepare") return (sql: string) => wrap(sql, target.prepare(sql));
+      if (prop === "batch") {
+        return async (batch: D1PreparedStatement[]) => {
+          const parts = batch.map((s) => unwrapped.get(s) ?? { sql: "", real: s });
+          statements.push(...parts.map((p) => p.sql));
+          if (holdInserts && parts.some((p) => p.sql.trimStart().startsWith("INSERT"))) await gate;
+          return target.batch(parts.map((p) => p.real));
+        };
+      }
       const value: unknown = Reflect.get(target, prop, target);
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },

@@ -29,6 +29,10 @@ function maximumRecord(i: number): KeyRecord {
     lastUsedAt: null,
     metadata: { note: "m".repeat(2000) },
     parentId: null,
+    enabled: true,
+    updatedAt: null,
+    allowedIps: Array.from({ length: 100 }, (_, a) => `2001:db8:${a.toString(16)}:ffff:ffff:ffff:ffff:0/128`),
+    rotatedFrom: null,
   };
 }
 

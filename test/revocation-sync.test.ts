@@ -7,9 +7,13 @@
  *
  * "Another location" is a direct UPDATE of D1 (its trigger appends to the feed), which evicts nothing
  * from an isolate or from KV. `isolate()` makes a second isolate: a Verifier with caches of its own.
+ *
+ * Changes other than revocation (disable, expiry, scopes, resources, allow-list, a rotation's new
+ * expiry) travel the same way: migration 0005's trigger feeds enabled and allowed_ips, 0002's the rest,
+ * so `changeElsewhere` (a direct UPDATE) is fed like any change.
  */
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
@@ -31,8 +35,8 @@ afterEach(() => vi.useRealTimers());
 const whoami = (key: string, testEnv: Env = env) =>
   call("GET", "/v1/whoami", { auth: key, env: testEnv, headers: { "cf-connecting-ip": uniqueSub("client") } });
 
-async function verifyCode(key: string, testEnv: Env = env): Promise<string> {
-  const response = await call("POST", "/v1/verify", { body: { key }, env: testEnv });
+async function verifyCode(key: string, testEnv: Env = env, options: Record<string, unknown> = {}): Promise<string> {
+  const response = await call("POST", "/v1/verify", { body: { key, ...options }, env: testEnv });
   expect(response.status).toBe(200);
   return (await response.json<{ code: string }>()).code;
 }
@@ -77,8 +81,8 @@ function isolate(testEnv: Env = fastSync, kv: KVNamespace = testEnv.KEY_CACHE) {
 }
 
 /** A key used once, so that it is cached in this isolate's memory and in KV. */
-async function warmKey(): Promise<{ id: string; key: string }> {
-  const { id, key } = await createKey(await token(uniqueSub()));
+async function warmKey(body: Record<string, unknown> = {}): Promise<{ id: string; key: string }> {
+  const { id, key } = await createKey(await token(uniqueSub()), body);
   expect((await whoami(key, fastSync)).status).toBe(200); // also makes this isolate's sync fresh
   expect(isolateCache.records.get(await sha256Hex(key), Date.now())?.record.id).toBe(id);
   expect((await kvEntry(key))?.record).toMatchObject({ id, revokedAt: null });
@@ -357,5 +361,75 @@ describe("the isolate's memory of changes", () => {
     feed.note("hash-r", { seq: 2, keyId: "id-r", revoked: false }, now);
     expect(feed.change("hash-r")).toMatchObject({ seq: 2, revoked: true });
     expect(feed.trusts("hash-r", 1, "kv")).toBe(false); // a copy read before the later change: ask D1
+  });
+});
+
+/** Changes the key in D1 only, as another location's PATCH or rotation would: this isolate and KV are not told. */
+async function changeElsewhere(id: string, set: string, ...values: unknown[]): Promise<void> {
+  const { results } = await env.DB.prepare(`UPDATE api_keys SET ${set}, updated_at = ? WHERE id = ? RETURNING id`)
+    .bind(...values, Date.now(), id)
+    .all();
+  expect(results).toEqual([{ id }]);
+}
+
+describe("a change made at another location", () => {
+  // Earlier tests leave this isolate's feed state at fake times: start each from a clean isolate.
+  beforeEach(() => isolateCache.clear());
+  const options = { scope: "models:invoke", resource: "m1" };
+  const kinds: [string, string, (now: number) => unknown[], string][] = [
+    ["disable", "enabled = 0", () => [], "DISABLED"],
+    ["a new expiry (or a rotation's)", "expires_at = ?", (now) => [now], "EXPIRED"],
+    ["narrower scopes", "scopes = ?", () => ['["metrics:read"]'], "INSUFFICIENT_SCOPE"],
+    ["narrower resources", "resources = ?", () => ['["m2"]'], "RESOURCE_NOT_ALLOWED"],
+    ["an allow-list", "allowed_ips = ?", () => ['["10.0.0.0/8"]'], "IP_NOT_ALLOWED"],
+  ];
+
+  it.each(kinds)(
+    "%s is honoured within twice the sync interval, though KV held the old record",
+    async (_, set, values, code) => {
+      const { id, key } = await warmKey({ scopes: ["models:invoke"], resources: ["m1"] });
+      await changeElsewhere(id, set, ...values(Date.now()));
+
+      // Right after: answered from this isolate's cache, within the (default, 5 s) sync interval.
+      expect(await verifyCode(key, env, options)).toBe("VALID");
+      // Nothing evicted it: KV holds the record as it was before the change.
+      expect((await kvEntry(key))?.record).toMatchObject({ id, enabled: true, allowedIps: null });
+
+      // Sync learns of the change; the isolate drops its copy and, KV's being older, reads D1.
+      await pause(2 * SYNC_SECONDS * 1000 + 50);
+      expect(await verifyCode(key, fastSync, options)).toBe(code);
+      expect(await verifyCode(key, env, options)).toBe(code);
+    },
+  );
+
+  it.each(kinds)("%s is honoured by a fresh isolate at once, whatever KV holds", async (_, set, values, code) => {
+    const { id, key } = await warmKey({ scopes: ["models:invoke"], resources: ["m1"] });
+    await changeElsewhere(id, set, ...values(Date.now()));
+    isolateCache.clear();
+    expect((await kvEntry(key))?.record).toMatchObject({ id, enabled: true });
+    expect(await verifyCode(key, env, options)).toBe(code);
+  });
+
+  it("re-enabling elsewhere is honoured too (a change need not be a restriction)", async () => {
+    const { id, key } = await warmKey();
+    await changeElsewhere(id, "enabled = 0");
+    await pause(2 * SYNC_SECONDS * 1000 + 50);
+    expect(await verifyCode(key, fastSync)).toBe("DISABLED");
+    await changeElsewhere(id, "enabled = 1");
+    await pause(2 * SYNC_SECONDS * 1000 + 50);
+    expect(await verifyCode(key, fastSync)).toBe("VALID");
+  });
+});
+
+describe("a change made here", () => {
+  it("is honoured by the very next request here, and KV's copy is gone", async () => {
+    const sub = uniqueSub();
+    const { id, key } = await createKey(await token(sub));
+    expect((await whoami(key)).status).toBe(200);
+    const response = await call("PATCH", `/v1/keys/${id}`, { auth: await token(sub), body: { enabled: false } });
+    expect(response.status).toBe(200);
+    expect(await kvEntry(key)).toBeNull();
+    expect((await whoami(key)).status).toBe(401);
+    expect(await verifyCode(key)).toBe("DISABLED");
   });
 });

@@ -95,7 +95,18 @@ describe("the plaintext key", () => {
       expect(cached).toMatchObject({ id, hash, revokedAt: null });
       // The compact record: no name, start or metadata leaves D1.
       expect(Object.keys(cached ?? {}).sort()).toEqual(
-        ["expiresAt", "hash", "id", "lastUsedAt", "owner", "resources", "revokedAt", "scopes"].sort(),
+        [
+          "allowedIps",
+          "enabled",
+          "expiresAt",
+          "hash",
+          "id",
+          "lastUsedAt",
+          "owner",
+          "resources",
+          "revokedAt",
+          "scopes",
+        ].sort(),
       );
     }
   });

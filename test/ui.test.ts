@@ -182,7 +182,7 @@ describe("POST /ui/dev-token", () => {
 
 describe("key status (ui/status.ts)", () => {
   const now = Date.parse("2030-01-10T00:00:00Z");
-  const key = (fields: { revoked_at?: string; expires_at?: string; disabled_at?: string }) => ({
+  const key = (fields: { revoked_at?: string; expires_at?: string; enabled?: boolean }) => ({
     revoked_at: null,
     expires_at: null,
     ...fields,
@@ -192,7 +192,9 @@ describe("key status (ui/status.ts)", () => {
     expect(keyStatus(key({ revoked_at: "2030-01-01T00:00:00Z", expires_at: "2029-01-01T00:00:00Z" }), now, 7)).toBe(
       "revoked",
     );
-    expect(keyStatus(key({ disabled_at: "2030-01-01T00:00:00Z" }), now, 7)).toBe("disabled");
+    expect(keyStatus(key({ enabled: false }), now, 7)).toBe("disabled");
+    expect(keyStatus(key({ enabled: true }), now, 7)).toBe("active");
+    expect(keyStatus(key({ enabled: false, expires_at: "2030-01-10T00:00:00Z" }), now, 7)).toBe("disabled");
     expect(keyStatus(key({ expires_at: "2030-01-10T00:00:00Z" }), now, 7)).toBe("expired");
     expect(keyStatus(key({ expires_at: "2030-01-17T00:00:00Z" }), now, 7)).toBe("expiring");
     expect(keyStatus(key({ expires_at: "2030-01-17T00:00:01Z" }), now, 7)).toBe("active");

@@ -53,6 +53,7 @@ describe("POST /v1/verify", () => {
       scopes: ["models:invoke", "metrics:read"],
       resources: ["m1", "m2"],
       expires_at: expiresAt,
+      enabled: true,
     };
     expect(await verify({ key: created.key })).toEqual(expected);
     expect(await verify({ key: created.key, scope: "metrics:read", resource: "m2" })).toEqual(expected);
@@ -71,6 +72,7 @@ describe("POST /v1/verify", () => {
       scopes: ["*"],
       resources: null,
       expires_at: null,
+      enabled: true,
     });
   });
 

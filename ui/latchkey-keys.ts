@@ -28,7 +28,7 @@ export interface ApiKey {
   readonly expires_at: string | null;
   readonly revoked_at: string | null;
   readonly last_used_at: string | null;
-  readonly disabled_at?: string | null;
+  readonly enabled?: boolean;
 }
 
 interface KeyList {

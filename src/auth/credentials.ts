@@ -19,6 +19,8 @@ const KEY_FAILURES: Partial<Record<VerifyCode, [string, AuthenticationFailure]>>
   NOT_FOUND: ["The API key is not valid", "key_not_found"],
   REVOKED: ["The API key has been revoked", "key_revoked"],
   EXPIRED: ["The API key has expired", "key_expired"],
+  DISABLED: ["The API key is disabled", "key_disabled"],
+  IP_NOT_ALLOWED: ["The API key may not be used from this address", "key_ip_not_allowed"],
 };
 
 function readCredential(authorization: string | null, config: Config): Credential {
@@ -43,20 +45,21 @@ function readCredential(authorization: string | null, config: Config): Credentia
 }
 
 /**
- * The caller, from the Authorization header. `fromMemoryOnly` (a client over its failure limit): a
+ * The caller, from the Authorization header. `ip`: the client's address, checked against a key's
+ * allow-list (absent: a key with one fails). `fromMemoryOnly` (a client over its failure limit): a
  * key is judged from the isolate's memory alone, and one that would need a storage lookup fails.
  */
 export async function authenticate(
   authorization: string | null,
   config: Config,
   keys: Keys,
-  fromMemoryOnly = false,
+  { ip, fromMemoryOnly = false }: { readonly ip?: string; readonly fromMemoryOnly?: boolean } = {},
 ): Promise<Actor> {
   const credential = readCredential(authorization, config);
   if (credential.kind === "jwt") return verifyUserToken(credential.token, config.jwt);
   const verification = fromMemoryOnly
-    ? await keys.verifier.fromMemory(credential.key)
-    : await keys.verifier.verify(credential.key);
+    ? await keys.verifier.fromMemory(credential.key, { ip })
+    : await keys.verifier.verify(credential.key, { ip });
   if (!verification) throw new AuthenticationError("The API key could not be checked now");
   const { code, record } = verification;
   if (code !== "VALID" || !record) {

@@ -9,6 +9,8 @@ export type AuthenticationFailure = Extract<
   | "key_not_found"
   | "key_revoked"
   | "key_expired"
+  | "key_disabled"
+  | "key_ip_not_allowed"
   | "token_expired"
   | "token_invalid"
   | "token_required"

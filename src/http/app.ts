@@ -41,9 +41,17 @@ function declaredHeaders(schema: z.ZodObject, request: Request): Record<string, 
   return out;
 }
 
+/** The longest client address and User-Agent kept (for the audit log). */
+const MAX_IP = 64;
+const MAX_USER_AGENT = 256;
+
 function handlerFor(route: Route, routes: readonly Route[]) {
   const handle = async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
-    const app = createContext(env, exec);
+    const ip = request.headers.get("cf-connecting-ip")?.slice(0, MAX_IP) ?? null;
+    const app = createContext(env, exec, () => ({
+      ip,
+      userAgent: request.headers.get("user-agent")?.slice(0, MAX_USER_AGENT) ?? null,
+    }));
     let actor: Actor | null = null;
     const authenticates =
       route.auth === "required" ||
@@ -57,7 +65,12 @@ function handlerFor(route: Route, routes: readonly Route[]) {
       try {
         if (route.auth === "verify") await authenticateVerifyCaller(authorization, app.config.verifyAccess);
         else if (route.auth === "person") actor = await authenticatePerson(authorization, app.config);
-        else actor = await authenticate(authorization, app.config, app.keys, shed);
+        else {
+          actor = await authenticate(authorization, app.config, app.keys, {
+            ip: ip ?? undefined,
+            fromMemoryOnly: shed,
+          });
+        }
       } catch (error) {
         if (error instanceof AuthenticationError) {
           const limited = shed ? tooManyFailures() : await countAuthFailure(client, env);

@@ -30,10 +30,10 @@ const STANDARD_HEADERS = {
 };
 
 /** Headers particular to some problem statuses. */
-const PROBLEM_HEADERS: Record<number, Record<string, z.ZodString>> = {
+const PROBLEM_HEADERS: Record<number, Record<string, z.ZodType>> = {
   401: { "WWW-Authenticate": header("The schemes accepted: `Bearer` (JWT or key) and `Api-Key`.") },
   405: { Allow: header("The methods this path accepts.") },
-  409: { Location: header("The URL of the key the first request created.") },
+  409: { Location: header("`idempotent_replay` only: the URL of the key the first request created.").optional() },
   429: { "Retry-After": header("Seconds to wait before trying again.") },
   503: { "Retry-After": header("Seconds to wait before trying again.") },
 };
@@ -55,6 +55,7 @@ const SECURITY: Record<Route["auth"], Record<string, string[]>[]> = {
 
 const TAGS: Record<string, string> = {
   keys: "The key lifecycle.",
+  audit: "The audit log: who changed which key, when, and how.",
   verify: "Key verification for services.",
   auth: "The caller's identity.",
   meta: "Health and this document.",
@@ -68,7 +69,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   400: "Malformed JSON, query string or header (`code` says which; `errors` names the fields).",
   401: "Missing or invalid credentials (see `WWW-Authenticate`).",
   403: "Authenticated, but the request exceeds the caller's powers (`exceeded` names what).",
-  409: "`idempotent_replay`: this Idempotency-Key already created a key (`key_id`, Location); the key cannot be shown again.",
+  409: "`idempotent_replay`: this Idempotency-Key already created a key (`key_id`, Location); the key cannot be shown again. `conflict`: the key's state forbids this (revoked, expired, or changed by a concurrent request).",
   404: "No such route, or no such key visible to the caller.",
   405: "The path exists, but not with this method (see `Allow`).",
   413: "The body is over 16 KB.",
@@ -111,7 +112,7 @@ function build(routes: readonly Route[]) {
         ...statuses
           .filter((latchkeyStatus) => (format?.status?.(latchkeyStatus) ?? latchkeyStatus) === status)
           .map((latchkeyStatus) => PROBLEM_HEADERS[latchkeyStatus]),
-      ) as Record<string, z.ZodString>;
+      ) as Record<string, z.ZodType>;
     for (const latchkeyStatus of statuses) {
       const status = format?.status?.(latchkeyStatus) ?? latchkeyStatus;
       if (responses[String(status)]) continue;

@@ -6,6 +6,7 @@
  */
 import { AuthenticationError, IdentityProviderUnavailableError } from "../auth/errors";
 import {
+  ConflictError,
   CredentialNotLiveError,
   ForbiddenError,
   IdempotencyKeyReusedError,
@@ -83,6 +84,7 @@ export function errorToProblem(error: unknown): Response {
     return problem("key_not_live", { detail: error.message, headers: { "WWW-Authenticate": WWW_AUTHENTICATE } });
   }
   if (error instanceof NotFoundError) return problem("not_found", { detail: error.message });
+  if (error instanceof ConflictError) return problem("conflict", { detail: error.message });
   if (error instanceof ValidationError) {
     const { code, detail } = VALIDATION[error.source];
     return problem(code, { detail, errors: error.errors });

@@ -1,7 +1,8 @@
 /**
  * Management re-checks the caller. A key authenticates from the caches (the hot path), which may be
  * up to the revocation bound behind D1; creating, changing or revoking keys are not the hot path, so
- * before any of them a key actor is read again from D1 and refused if it is no longer live. Every
+ * before any of them a key actor is read again from D1 and refused if it is no longer live (revoked,
+ * expired, gone, or disabled). Every
  * management operation on behalf of a key calls `recheckActor` first and acts with the fresh record
  * (its current scopes, resources and expiry).
  *
@@ -21,5 +22,7 @@ export async function recheckActor(deps: ServiceDeps, verifier: Verifier, actor:
     throw new CredentialNotLiveError();
   }
   if (current.expiresAt !== null && current.expiresAt <= Date.now()) throw new CredentialNotLiveError();
+  // Disabled is not live either (though it may be enabled again, so it is not forgotten like a revocation).
+  if (!current.enabled) throw new CredentialNotLiveError();
   return { kind: "api_key", key: current };
 }

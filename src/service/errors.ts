@@ -90,3 +90,8 @@ export class IdempotencyKeyReusedError extends Error {
     super("This Idempotency-Key was already used with a different request body; use a new key");
   }
 }
+
+/** The request conflicts with the key's state (e.g. rotating or updating a revoked key). */
+export class ConflictError extends Error {
+  override readonly name = "ConflictError";
+}

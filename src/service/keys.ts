@@ -1,37 +1,48 @@
 /**
- * The key lifecycle: create, list, get, revoke and verify, on behalf of an Actor. Both the HTTP
- * routes and the RPC entrypoint call this; it knows no HTTP and no SQL.
+ * The key lifecycle: create, list, get, update, rotate, revoke and verify, and the audit log, on
+ * behalf of an Actor. Both the HTTP routes and the RPC entrypoint call this; it knows no HTTP and no SQL.
  *
- * Authorization lives here: a person manages their own keys, reads their workspace's, and creates
- * and revokes those only as a workspace admin; a key manages its owner's keys only with `keys:read` /
- * `keys:write`, and may only create or revoke keys no more powerful than itself (attenuation: scopes
- * it covers, a subset of its resources, an expiry no later than its own).
+ * Authorization lives here: a person manages their own keys, reads their workspace's, and creates,
+ * changes, rotates and revokes those only as a workspace admin; a key manages its owner's keys only
+ * with `keys:read` / `keys:write`, may manage (change, rotate, revoke) only keys no more powerful than
+ * itself, and can never give any key, itself included, a power it does not hold (attenuation,
+ * `requireWithin`: scopes it covers, a subset of its resources, an expiry no later than its own,
+ * addresses within its own allow-list), whether creating, importing or updating.
+ *
+ * Every change writes one audit event per key it changes, in the same store write as the change.
  */
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
+import { rangesWithin } from "../keys/ip";
 import { UUID_V4 } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
-import { type Actor, type KeyRecord, type Owner, sameOwner } from "../model";
+import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
   DeadKeyCode,
   LiveKeyCode,
   ApiKeyView,
+  AuditEventView,
   CreateKeyInput,
   ImportKeyInput,
   ImportKeysInput,
   ImportResultView,
   CreatedApiKeyView,
+  EventListView,
   KeyListView,
+  ListEventsInput,
   ListKeysInput,
   RevokeKeyInput,
+  RotateKeyInput,
+  UpdateKeyInput,
   VerifyChecks,
   VerifyResultView,
   WhoAmIView,
 } from "../schemas";
 import { describeError, log } from "../log";
-import { type IdempotencyClaim, IdempotencyConflict } from "../store/store";
+import { type IdempotencyClaim, IdempotencyConflict, type KeyChanges } from "../store/store";
 import { recheckActor } from "./actor";
 import {
+  ConflictError,
   CredentialNotLiveError,
   ForbiddenError,
   IdempotencyKeyReusedError,
@@ -51,6 +62,11 @@ const MAX_KV_DELETES = 50;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
+/** How an actor is named in `created_by` and in audit events. */
+function actorName(actor: Actor): string {
+  return actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
+}
+
 export function toApiKey(r: KeyRecord): ApiKeyView {
   return {
     id: r.id,
@@ -67,6 +83,23 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
     last_used_at: iso(r.lastUsedAt),
     metadata: r.metadata === null ? null : { ...r.metadata },
     parent_id: r.parentId,
+    enabled: r.enabled,
+    updated_at: new Date(r.updatedAt ?? r.createdAt).toISOString(),
+    allowed_ips: r.allowedIps === null ? null : [...r.allowedIps],
+    rotated_from: r.rotatedFrom,
+  };
+}
+
+function toEventView(e: AuditEvent): AuditEventView {
+  return {
+    id: e.id,
+    key_id: e.keyId,
+    action: e.action,
+    actor: e.actor,
+    at: new Date(e.at).toISOString(),
+    changes: e.changes as AuditEventView["changes"],
+    ip: e.ip,
+    user_agent: e.userAgent,
   };
 }
 
@@ -81,18 +114,19 @@ function verdictView({ code, record, keyId }: Verification): VerifyResultView {
     scopes: [...record.scopes],
     resources: record.resources ? [...record.resources] : null,
     expires_at: iso(record.expiresAt),
+    enabled: record.enabled,
   };
 }
 
-/** The opaque list cursor: the (created_at, id) of the last key of the page. */
-function encodeCursor(r: KeyRecord): string {
-  return btoa(JSON.stringify([r.createdAt, r.id]))
+/** The opaque list cursor: the (time, id) of the last item of the page (a key's creation, an event's time). */
+function encodeCursor(time: number, id: string): string {
+  return btoa(JSON.stringify([time, id]))
     .replace(/=+$/, "")
     .replace(/\+/g, "-")
     .replace(/\//g, "_");
 }
 
-function decodeCursor(cursor: string): { createdAt: number; id: string } {
+function decodeCursor(cursor: string): { time: number; id: string } {
   try {
     const value: unknown = JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
     if (
@@ -102,7 +136,7 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
       typeof value[1] === "string" &&
       UUID_V4.test(value[1])
     ) {
-      return { createdAt: value[0] as number, id: value[1] };
+      return { time: value[0] as number, id: value[1] };
     }
   } catch {
     // fall through
@@ -132,13 +166,14 @@ async function idempotencyClaim(actor: Actor, idempotencyKey: string, request: u
   };
 }
 
-/** The powers a key has, as far as attenuation compares them. */
-type Powers = Pick<KeyRecord, "scopes" | "resources" | "expiresAt">;
+/** The powers attenuation compares: what a key may do, on what, until when, and from where. */
+type Powers = Pick<KeyRecord, "scopes" | "resources" | "expiresAt" | "allowedIps">;
 
 /**
- * Attenuation: `key` (`what`, for messages) must be no more powerful than `holder`, the key making
- * the request: scopes it covers, resources within its own, an expiry no later than its own. Throws a
- * ForbiddenError naming the first power exceeded.
+ * Attenuation, for every way a key can shape or manage a key (create, import, update, rotate,
+ * revoke): `key` (`what`, for messages) must be no more powerful than `holder`, the key making the
+ * request: scopes it covers, resources within its own, an expiry no later than its own, addresses
+ * within its own allow-list. Throws a ForbiddenError naming the first power exceeded.
  */
 function requireWithin(holder: Powers, key: Powers, what: string): void {
   const uncovered = firstUncovered(holder.scopes, key.scopes);
@@ -160,6 +195,12 @@ function requireWithin(holder: Powers, key: Powers, what: string): void {
       `${what} must expire no later than the key making this request (${iso(holder.expiresAt)})`,
     );
   }
+  if (!rangesWithin(holder.allowedIps, key.allowedIps)) {
+    throw new ForbiddenError(
+      "allowed_ips",
+      `${what}'s allowed_ips must lie within the allowed_ips of the key making this request`,
+    );
+  }
 }
 
 /** Only a workspace admin (WORKSPACE_ADMIN_ROLES) creates, changes or revokes workspace keys. */
@@ -169,6 +210,37 @@ function requireWorkspaceAdmin(actor: Extract<Actor, { kind: "user" }>): void {
   }
 }
 
+type FieldChanges = Record<string, { old: unknown; new: unknown }>;
+
+/** The settings an update may change: API field, record field, and the API form of a record value. */
+const UPDATABLE_FIELDS = [
+  ["name", "name", (v: KeyRecord["name"]) => v],
+  ["metadata", "metadata", (v: KeyRecord["metadata"]) => v],
+  ["enabled", "enabled", (v: KeyRecord["enabled"]) => v],
+  ["expires_at", "expiresAt", iso],
+  ["scopes", "scopes", (v: KeyRecord["scopes"]) => v],
+  ["resources", "resources", (v: KeyRecord["resources"]) => v],
+  ["allowed_ips", "allowedIps", (v: KeyRecord["allowedIps"]) => v],
+] as const;
+
+/** A new key's settings as an event's changes (each from null). */
+function creationChanges(r: KeyRecord): FieldChanges {
+  const changes: FieldChanges = {};
+  for (const [field, recordField, toApi] of UPDATABLE_FIELDS) {
+    changes[field] = { old: null, new: (toApi as (v: unknown) => unknown)(r[recordField]) };
+  }
+  changes.owner = { old: null, new: `${r.owner.type}:${r.owner.id}` };
+  if (r.rotatedFrom !== null) changes.rotated_from = { old: null, new: r.rotatedFrom };
+  if (r.format !== undefined) changes.format = { old: null, new: r.format };
+  return changes;
+}
+
+/** How many times an update or rotation re-reads a key that changed under it before answering 409. */
+const CONCURRENT_ATTEMPTS = 3;
+/** Retention purges delete this many events per statement, at most PURGE_BATCHES statements per run. */
+const PURGE_BATCH = 1000;
+const PURGE_BATCHES = 50;
+const DAY_MS = 86_400_000;
 export class Keys {
   readonly verifier: Verifier;
 
@@ -186,28 +258,23 @@ export class Keys {
     this.requireScope(caller, "keys:write");
     const actor = await recheckActor(this.deps, this.verifier, caller);
     this.requireScope(actor, "keys:write");
-    const powers = this.authorizeNewKey(actor, input);
-    await this.limitCreation(powers.owner);
-    const key = generateKey(this.deps.config.keyPrefix);
-    const now = Date.now();
-    const record: KeyRecord = {
-      id: crypto.randomUUID(),
-      hash: await sha256Hex(key),
-      start: keyStart(key, this.deps.config.keyPrefix),
+    const { owner, ...powers } = this.authorizeNewKey(actor, input);
+    await this.limitCreation(owner);
+    const { key, record } = await this.newKey(actor, {
       name: input.name,
-      ...powers,
-      createdAt: now,
-      revokedAt: null,
-      lastUsedAt: null,
+      owner,
       metadata: input.metadata ?? null,
+      rotatedFrom: null,
       parentId: actor.kind === "api_key" ? actor.key.id : null,
-    };
+      ...powers,
+    });
     const claim =
       idempotencyKey === undefined ? undefined : await idempotencyClaim(actor, idempotencyKey, ["create", input]);
     const maxKeysPerOwner = this.deps.config.maxKeysPerOwner;
+    const event = this.event(actor, record, "created", creationChanges(record), record.createdAt);
     let stored: Awaited<ReturnType<ServiceDeps["store"]["insert"]>>;
     try {
-      stored = await this.deps.store.insert(record, { maxKeysPerOwner, now }, claim);
+      stored = await this.deps.store.insert(record, event, { maxKeysPerOwner, now: record.createdAt }, claim);
     } catch (error) {
       if (!(error instanceof IdempotencyConflict)) throw error;
       if (error.requestHash === claim?.requestHash) throw new IdempotentReplayError(error.keyId);
@@ -225,14 +292,119 @@ export class Keys {
   }
 
   /**
+   * Changes a key's settings; fields left out are unchanged. A patch that changes nothing writes
+   * nothing and returns the key as it is. The actor must be allowed to manage the key
+   * (`requireManagement`), and a key making the request is bound by attenuation: the key it leaves
+   * behind must be within its own powers.
+   */
+  async update(caller: Actor, id: string, input: UpdateKeyInput): Promise<ApiKeyView> {
+    this.requireScope(caller, "keys:write");
+    const actor = await recheckActor(this.deps, this.verifier, caller);
+    this.requireScope(actor, "keys:write");
+    const patch: KeyChanges = {
+      name: input.name,
+      metadata: input.metadata,
+      enabled: input.enabled,
+      expiresAt:
+        input.expires_at === undefined || input.expires_at === null ? input.expires_at : Date.parse(input.expires_at),
+      scopes: input.scopes,
+      resources: input.resources,
+      allowedIps: input.allowed_ips,
+    };
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.findVisible(actor, id);
+      this.requireManagement(actor, current, "The key to change");
+      if (current.revokedAt !== null) throw new ConflictError("The key is revoked; a revoked key cannot be changed");
+
+      const changes: FieldChanges = {};
+      const apply: Record<string, unknown> = {};
+      for (const [field, recordField, toApi] of UPDATABLE_FIELDS) {
+        const value = patch[recordField];
+        if (value === undefined) continue;
+        const before = (toApi as (v: unknown) => unknown)(current[recordField]);
+        const after = (toApi as (v: unknown) => unknown)(value);
+        if (JSON.stringify(before) === JSON.stringify(after)) continue;
+        changes[field] = { old: before, new: after };
+        apply[recordField] = value;
+      }
+      if (Object.keys(changes).length === 0) return toApiKey(current);
+
+      const next: KeyRecord = { ...current, ...(apply as KeyChanges) };
+      if (actor.kind === "api_key") requireWithin(actor.key, next, "The changed key");
+
+      const at = Date.now();
+      const action: AuditAction = changes.enabled ? (next.enabled ? "enabled" : "disabled") : "updated";
+      const seq = await this.deps.store.update(
+        current,
+        apply as KeyChanges,
+        this.event(actor, current, action, changes, at),
+      );
+      if (seq !== null) {
+        const updated = { ...next, updatedAt: at };
+        await this.verifier.changed(updated, seq);
+        return toApiKey(updated);
+      }
+      if (attempt === CONCURRENT_ATTEMPTS)
+        throw new ConflictError("The key is being changed by another request; retry");
+    }
+  }
+
+  /**
+   * Replaces the key with a new one (returned once) that copies its name, owner, scopes, resources,
+   * metadata, expiry and allow-list; the old key then expires at the earlier of its own expiry and now
+   * + grace_seconds. Revoked and expired keys cannot be rotated (409). The actor must be allowed to
+   * manage the key (`requireManagement`). The replacement is always a latchkey key: an imported key
+   * rotates onto latchkey's own format.
+   */
+  async rotate(caller: Actor, id: string, input: RotateKeyInput): Promise<CreatedApiKeyView> {
+    this.requireScope(caller, "keys:write");
+    const actor = await recheckActor(this.deps, this.verifier, caller);
+    this.requireScope(actor, "keys:write");
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.findVisible(actor, id);
+      this.requireManagement(actor, current, "The key to rotate");
+      if (current.revokedAt !== null) throw new ConflictError("The key is revoked; create a new key instead");
+      const now = Date.now();
+      if (current.expiresAt !== null && current.expiresAt <= now) {
+        throw new ConflictError("The key has expired; create a new key instead");
+      }
+
+      const oldExpiresAt = Math.min(current.expiresAt ?? Infinity, now + input.grace_seconds * 1000);
+      // The replacement stays in the old key's lineage, so a cascading revocation still reaches it.
+      const { key, record } = await this.newKey(actor, { ...current, rotatedFrom: current.id });
+      const rotated = this.event(
+        actor,
+        current,
+        "rotated",
+        {
+          expires_at: { old: iso(current.expiresAt), new: iso(oldExpiresAt) },
+          rotated_to: { old: null, new: record.id },
+        },
+        now,
+      );
+      const created = this.event(actor, record, "created", creationChanges(record), now);
+      const seq = await this.deps.store.rotate(current, oldExpiresAt, record, [rotated, created]);
+      if (seq !== null) {
+        await this.verifier.changed({ ...current, expiresAt: oldExpiresAt }, seq);
+        this.verifier.remember(record, seq);
+        return { ...toApiKey(record), key };
+      }
+      if (attempt === CONCURRENT_ATTEMPTS)
+        throw new ConflictError("The key is being changed by another request; retry");
+    }
+  }
+
+  /**
    * Registers existing keys by hash, all or nothing: every item is checked (and authorized as a
    * create would be) before any is stored. A hash already stored, or repeated in the batch, is a
-   * conflict, reported per item.
+   * conflict, reported per item. Each imported key gets one `imported` audit event, in the same
+   * store write (a conflict writes none).
    */
   async import(actor: Actor, input: ImportKeysInput): Promise<ImportResultView> {
     this.requireScope(actor, "keys:write");
     const errors: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
     const records: KeyRecord[] = [];
+    const now = Date.now();
     for (const [i, item] of input.keys.entries()) {
       const problem = await this.importProblem(item);
       if (problem) {
@@ -258,18 +430,25 @@ export class Keys {
         start: item.start ?? "",
         name: item.name,
         ...powers,
-        createdAt: item.created_at === undefined ? Date.now() : Date.parse(item.created_at),
+        createdBy: actorName(actor),
+        createdAt: item.created_at === undefined ? now : Date.parse(item.created_at),
         revokedAt: null,
         lastUsedAt: null,
         metadata: item.metadata ?? null,
         format: item.format ?? "opaque",
         parentId: null,
+        enabled: true,
+        updatedAt: null,
+        rotatedFrom: null,
       });
     }
     if (Object.keys(errors).length > 0) throw new ValidationError(errors);
 
     // A hash repeated in the batch conflicts with its first occurrence, in the same transaction.
-    const inserted = await this.deps.store.insertNew(records);
+    const inserted = await this.deps.store.insertNew(
+      records,
+      records.map((record) => this.event(actor, record, "imported", creationChanges(record), now)),
+    );
     const stored = new Map<string, string>();
     records.forEach((record, i) => {
       if (!inserted[i]) return;
@@ -324,12 +503,12 @@ export class Keys {
 
   async list(actor: Actor, input: ListKeysInput): Promise<KeyListView> {
     this.requireScope(actor, "keys:read");
-    const after = input.cursor === undefined ? null : decodeCursor(input.cursor);
+    const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
     const rows = await this.deps.store.list({
       owners: this.visibleOwners(actor),
       limit: input.limit + 1,
       includeRevoked: input.include_revoked,
-      after,
+      after: cursor && { createdAt: cursor.time, id: cursor.id },
       createdBy: input.created_by,
       ownerType: input.owner_type,
       status: input.status,
@@ -339,7 +518,7 @@ export class Keys {
     const last = page[page.length - 1];
     return {
       data: page.map(toApiKey),
-      next_cursor: rows.length > input.limit && last ? encodeCursor(last) : null,
+      next_cursor: rows.length > input.limit && last ? encodeCursor(last.createdAt, last.id) : null,
     };
   }
 
@@ -360,21 +539,51 @@ export class Keys {
     this.requireScope(actor, "keys:write");
     const record = await this.findVisible(actor, id);
     this.requireManagement(actor, record, "The key to revoke");
+    const at = Date.now();
     // Already revoked (elsewhere, or by a call whose answer was lost): still evict it here.
     const revoked =
       record.revokedAt !== null && !options.cascade
         ? [record]
-        : await this.deps.store.revoke(id, Date.now(), options.cascade);
+        : await this.deps.store.revoke(id, at, options.cascade, {
+            actor: actorName(actor),
+            ...this.origin(),
+          });
     if (revoked.length === 0) throw new NotFoundError();
     // The feed tells every other isolate; here, each is refused from the next request on. KV copies
     // are deleted for the first few only (each is a subrequest): the feed makes any other copy untrusted.
     await Promise.all(revoked.map((r, i) => this.verifier.forget(r, i < MAX_KV_DELETES)));
   }
 
+  /** One key's audit events, newest first (the key may be revoked). */
+  async keyEvents(actor: Actor, id: string, input: ListEventsInput): Promise<EventListView> {
+    this.requireScope(actor, "keys:read");
+    const record = await this.findVisible(actor, id);
+    return this.events([record.owner], record.id, input);
+  }
+
+  /** The audit events of every owner whose keys the actor sees, newest first. */
+  async listEvents(actor: Actor, input: ListEventsInput): Promise<EventListView> {
+    this.requireScope(actor, "keys:read");
+    return this.events(this.visibleOwners(actor), null, input);
+  }
+
+  /** Retention (a scheduled task): deletes events older than the configured days, in bounded batches. */
+  async purgeAuditEvents(now: number = Date.now()): Promise<number> {
+    const before = now - this.deps.config.auditRetentionDays * DAY_MS;
+    let deleted = 0;
+    for (let batch = 0; batch < PURGE_BATCHES; batch++) {
+      const count = await this.deps.store.purgeEvents(before, PURGE_BATCH);
+      deleted += count;
+      if (count < PURGE_BATCH) break;
+    }
+    return deleted;
+  }
+
   /**
-   * The verdict. For a key that is dead or unknown (MALFORMED, NOT_FOUND, REVOKED, EXPIRED) only its
-   * id: whoever holds a dead key learns nothing of its owner or powers. A refusal of a live key for
-   * this one request (INSUFFICIENT_SCOPE, RESOURCE_NOT_ALLOWED) keeps the details the caller needs.
+   * The verdict. For a key that is dead or unknown (MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED,
+   * IP_NOT_ALLOWED) only its id: whoever holds a dead key, or uses one from elsewhere, learns nothing
+   * of its owner or powers. A refusal of a live key for this one request (INSUFFICIENT_SCOPE,
+   * RESOURCE_NOT_ALLOWED) keeps the details the caller needs.
    */
   async verify(key: string, options: VerifyChecks = {}): Promise<VerifyResultView> {
     return verdictView(await this.verifier.verify(key, options));
@@ -397,39 +606,110 @@ export class Keys {
           owner_id: actor.key.owner.id,
           key_id: actor.key.id,
           scopes: [...actor.key.scopes],
+          enabled: actor.key.enabled,
         };
       case "service":
         throw new ForbiddenError("principal", "whoami is for people and keys");
     }
   }
 
+  private async events(owners: Owner[], keyId: string | null, input: ListEventsInput): Promise<EventListView> {
+    const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
+    const rows = await this.deps.store.listEvents({
+      owners,
+      keyId,
+      action: input.action ?? null,
+      since: input.since === undefined ? null : Date.parse(input.since),
+      until: input.until === undefined ? null : Date.parse(input.until),
+      limit: input.limit + 1,
+      after: cursor && { at: cursor.time, id: cursor.id },
+    });
+    const page = rows.slice(0, input.limit);
+    const last = page[page.length - 1];
+    return {
+      data: page.map(toEventView),
+      next_cursor: rows.length > input.limit && last ? encodeCursor(last.at, last.id) : null,
+    };
+  }
+
+  /** A fresh key and its record, made by `actor` now (not yet stored). */
+  private async newKey(
+    actor: Actor,
+    settings: Pick<KeyRecord, "name" | "owner" | "metadata" | "rotatedFrom" | "parentId"> & Powers,
+  ): Promise<{ key: string; record: KeyRecord }> {
+    const key = generateKey(this.deps.config.keyPrefix);
+    const record: KeyRecord = {
+      id: crypto.randomUUID(),
+      hash: await sha256Hex(key),
+      start: keyStart(key, this.deps.config.keyPrefix),
+      name: settings.name,
+      owner: settings.owner,
+      scopes: [...settings.scopes],
+      resources: settings.resources === null ? null : [...settings.resources],
+      createdBy: actorName(actor),
+      createdAt: Date.now(),
+      expiresAt: settings.expiresAt,
+      revokedAt: null,
+      lastUsedAt: null,
+      metadata: settings.metadata,
+      enabled: true,
+      updatedAt: null,
+      allowedIps: settings.allowedIps === null ? null : [...settings.allowedIps],
+      rotatedFrom: settings.rotatedFrom,
+      parentId: settings.parentId,
+    };
+    return { key, record };
+  }
+
+  /**
+   * An audit event of `actor` changing `record`, from where the call came. Imports write one
+   * `imported` event per key through this, with `creationChanges(record)`, in the same store batch.
+   */
+  private event(actor: Actor, record: KeyRecord, action: AuditAction, changes: FieldChanges, at: number): AuditEvent {
+    return {
+      id: crypto.randomUUID(),
+      keyId: record.id,
+      owner: record.owner,
+      action,
+      actor: actorName(actor),
+      at,
+      changes,
+      ...this.origin(),
+    };
+  }
+
+  /** Where the call came from, for audit events (read lazily: only a write of an event reads it). */
+  private origin(): Pick<AuditEvent, "ip" | "userAgent"> {
+    const origin = this.deps.origin?.();
+    return { ip: origin?.ip ?? null, userAgent: origin?.userAgent ?? null };
+  }
+
   /**
    * Who owns a new key and what it may do, for this actor: a key may only make keys weaker than
-   * itself (scopes it covers, resources within its own, an expiry no later than its own), and by
-   * default a child inherits all three.
+   * itself (scopes it covers, resources within its own, an expiry no later than its own, addresses
+   * within its allow-list), and by default a child inherits all four.
    */
   private authorizeNewKey(
     actor: Actor,
-    input: Pick<CreateKeyInput, "owner" | "scopes" | "resources" | "expires_at">,
-  ): Pick<KeyRecord, "owner" | "scopes" | "resources" | "expiresAt" | "createdBy"> {
+    input: Pick<CreateKeyInput, "owner" | "scopes" | "resources" | "expires_at" | "allowed_ips">,
+  ): Pick<KeyRecord, "owner"> & Powers {
     const owner = this.ownerForNewKey(actor, input.owner);
     const parent = actor.kind === "api_key" ? actor.key : null;
 
-    const scopes = input.scopes ?? (parent ? [...parent.scopes] : ["*"]);
-    const resources = input.resources !== undefined ? input.resources : (parent?.resources ?? null);
-    const expiresAt =
-      input.expires_at !== undefined
-        ? input.expires_at === null
-          ? null
-          : Date.parse(input.expires_at)
-        : (parent?.expiresAt ?? null);
-
-    if (parent) requireWithin(parent, { scopes, resources, expiresAt }, "The new key");
-    const createdBy =
-      actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
-    return { owner, scopes, resources, expiresAt, createdBy };
+    const powers: Powers = {
+      scopes: input.scopes ?? (parent ? [...parent.scopes] : ["*"]),
+      resources: input.resources !== undefined ? input.resources : (parent?.resources ?? null),
+      expiresAt:
+        input.expires_at !== undefined
+          ? input.expires_at === null
+            ? null
+            : Date.parse(input.expires_at)
+          : (parent?.expiresAt ?? null),
+      allowedIps: input.allowed_ips !== undefined ? input.allowed_ips : (parent?.allowedIps ?? null),
+    };
+    if (parent) requireWithin(parent, powers, "The new key");
+    return { owner, ...powers };
   }
-
   private requireScope(actor: Actor, scope: string): void {
     if (actor.kind === "api_key" && !grants(actor.key.scopes, scope)) {
       throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`, "scope");

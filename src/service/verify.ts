@@ -11,7 +11,8 @@
  *
  * Changes made elsewhere reach this isolate through the change feed (service/feed.ts): at most every
  * `revocationSyncMs` (after the response, via waitUntil) the isolate reads the feed after its
- * position and drops the records that changed. A request is never answered from caches whose last
+ * position and drops the records that changed (revocation, disable, expiry, scopes, resources, allow-list:
+ * D1 triggers append each to the feed, migrations 0002 and 0005). A request is never answered from caches whose last
  * sync is older than twice that interval: it syncs first, waiting at most SYNC_WAIT_MS. So while D1
  * answers, a change is honoured everywhere within 2 x revocationSyncMs (10 s by default), however
  * stale a KV copy is. When the isolate cannot sync for longer than `maxStalenessMs`, it stops trusting
@@ -23,6 +24,7 @@
 import type { Config } from "../config";
 import { isWellFormedKeyOf } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
+import { type IpMatcher, compileAllowList } from "../keys/ip";
 import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
 import { type CompactRecord, compact } from "../model";
@@ -74,7 +76,14 @@ export function memoryRecordBytes(hash: string, entry: MemoryRecord): number {
   let bytes = 600 + hash.length + 2 * record.owner.id.length;
   for (const scope of record.scopes) bytes += 32 + scope.length;
   for (const resource of record.resources ?? []) bytes += 32 + resource.length;
+  for (const range of record.allowedIps ?? []) bytes += 32 + range.length;
   return bytes;
+}
+
+/** Where a call came from, for the audit log: over HTTP, CF-Connecting-IP and User-Agent; over RPC, neither. */
+export interface Origin {
+  readonly ip: string | null;
+  readonly userAgent: string | null;
 }
 
 export interface ServiceDeps {
@@ -87,6 +96,8 @@ export interface ServiceDeps {
   readonly creationLimiter?: RateLimit | undefined;
   /** Told every verdict, once per verification (the Analytics Engine counters); optional. */
   readonly onVerified?: ((code: VerifyCode, record: CompactRecord | null) => void) | undefined;
+  /** Read only when an audit event is written, so requests that change nothing pay nothing for it. */
+  readonly origin?: () => Origin;
 }
 
 export interface Verification {
@@ -138,6 +149,18 @@ export class IsolateCache {
 
 /** The one cache of this isolate. */
 export const isolateCache = new IsolateCache();
+
+/** Compiled allow-lists, by the record's list: compiled once per record read, not per verification. */
+const allowLists = new WeakMap<readonly string[], IpMatcher>();
+
+function ipAllowed(allowedIps: readonly string[], ip: string | undefined): boolean {
+  let matcher = allowLists.get(allowedIps);
+  if (!matcher) {
+    matcher = compileAllowList(allowedIps);
+    allowLists.set(allowedIps, matcher);
+  }
+  return matcher(ip);
+}
 
 export class Verifier {
   constructor(
@@ -221,6 +244,11 @@ export class Verifier {
     }
     if (record.revokedAt !== null) return answer("REVOKED", null, record.id);
     if (record.expiresAt !== null && record.expiresAt <= now) return answer("EXPIRED", null, record.id);
+    if (!record.enabled) return answer("DISABLED", null, record.id);
+    // Keys without an allow-list pay one comparison.
+    if (record.allowedIps !== null && !ipAllowed(record.allowedIps, options.ip)) {
+      return answer("IP_NOT_ALLOWED", null, record.id);
+    }
     if (options.scope !== undefined && !grants(record.scopes, options.scope)) {
       return answer("INSUFFICIENT_SCOPE", record);
     }
@@ -254,6 +282,19 @@ export class Verifier {
     feed.note(record.hash, { seq: feed.seq, keyId: record.id, revoked: true }, Date.now());
     this.local.records.delete(record.hash);
     if (deleteFromKv) await this.deps.cache.delete(record.hash);
+  }
+
+  /**
+   * A key's settings were just changed here (the write was at feed position `seq`): the next request at
+   * this location sees the new record, and KV's copy goes (other isolates learn of it from the feed).
+   */
+  async changed(stored: CompactRecord, seq: number): Promise<void> {
+    const now = Date.now();
+    const record = compact(stored);
+    const { feed } = this.local;
+    feed.note(record.hash, { seq, keyId: record.id, revoked: false }, now);
+    this.local.records.set(record.hash, { record, seq, checkedAt: now }, now, recordLifetime());
+    await this.deps.cache.delete(record.hash);
   }
 
   /**

@@ -18,7 +18,7 @@ export const KV_CACHE_TTL_SECONDS = 60;
 const KV_TIMEOUT_MS = 1000;
 
 /** Versioned, so a deploy that changes the cached shape never reads the old shape. */
-export const cacheKey = (hash: string) => `key:v2:${hash}`;
+export const cacheKey = (hash: string) => `key:v3:${hash}`;
 
 /** A cached record and the feed position (`seq`) it is current as of. */
 export interface CachedRecord {

@@ -4,16 +4,19 @@
  * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log.
  */
 import type { LegacyFormat } from "../keys/legacy";
-import type { KeyRecord, OwnerType } from "../model";
+import type { AuditAction, AuditEvent, KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
 import {
+  type EventPage,
   type IdempotencyClaim,
   IdempotencyConflict,
   type InsertLimits,
   type InsertRefusal,
   type KeyChange,
+  type KeyChanges,
   type KeyStore,
   type ListPage,
+  type RevocationOrigin,
   type StampedRecord,
   type StoreMaintenance,
   StorageMisconfiguredError,
@@ -37,15 +40,19 @@ interface KeyRow {
   metadata: string | null;
   format: string | null;
   parent_id: string | null;
+  enabled: number;
+  updated_at: number | null;
+  allowed_ips: string | null;
+  rotated_from: string | null;
 }
 
 const COLUMNS =
-  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id";
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id, enabled, updated_at, allowed_ips, rotated_from";
 
 /** The feed position a read is current as of, read in the same statement as the read. */
 const FEED_HEAD = "(SELECT COALESCE(MAX(seq), 0) FROM key_changes)";
-/** Live at ?2 (epoch ms): not revoked, not expired. */
-const LIVE = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)";
+/** Live at ?2 (epoch ms): not revoked, not expired, not disabled. */
+const LIVE = "revoked_at IS NULL AND enabled = 1 AND (expires_at IS NULL OR expires_at > ?2)";
 
 interface ChangeRow {
   seq: number;
@@ -60,6 +67,49 @@ const fromChangeRow = (row: ChangeRow): KeyChange => ({
   keyId: row.key_id,
   kind: row.kind,
 });
+
+interface EventRow {
+  id: string;
+  key_id: string;
+  owner_type: string;
+  owner_id: string;
+  action: string;
+  actor: string;
+  at: number;
+  changes: string;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+const EVENT_COLUMNS = "id, key_id, owner_type, owner_id, action, actor, at, changes, ip, user_agent";
+
+const jsonOrNull = (value: unknown) => (value === null ? null : JSON.stringify(value));
+
+function fromEventRow(row: EventRow): AuditEvent {
+  return {
+    id: row.id,
+    keyId: row.key_id,
+    owner: { type: row.owner_type as OwnerType, id: row.owner_id },
+    action: row.action as AuditAction,
+    actor: row.actor,
+    at: row.at,
+    changes: JSON.parse(row.changes) as AuditEvent["changes"],
+    ip: row.ip,
+    userAgent: row.user_agent,
+  };
+}
+
+/** What an update may set, by record field: the column and how the value is stored. */
+const UPDATABLE: { [F in keyof Required<KeyChanges>]: [column: string, toColumn: (value: KeyChanges[F]) => unknown] } =
+  {
+    name: ["name", (v) => v],
+    metadata: ["metadata", jsonOrNull],
+    enabled: ["enabled", (v) => (v ? 1 : 0)],
+    expiresAt: ["expires_at", (v) => v],
+    scopes: ["scopes", (v) => JSON.stringify(v)],
+    resources: ["resources", jsonOrNull],
+    allowedIps: ["allowed_ips", jsonOrNull],
+  };
 
 function fromRow(row: KeyRow): KeyRecord {
   return {
@@ -78,12 +128,18 @@ function fromRow(row: KeyRow): KeyRecord {
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
     ...(row.format === null ? {} : { format: row.format as LegacyFormat }),
     parentId: row.parent_id,
+    enabled: row.enabled !== 0,
+    updatedAt: row.updated_at,
+    allowedIps: row.allowed_ips === null ? null : (JSON.parse(row.allowed_ips) as string[]),
+    rotatedFrom: row.rotated_from,
   };
 }
 
-const INSERT = `INSERT INTO api_keys (${COLUMNS}) VALUES (${COLUMNS.split(",")
+const PLACEHOLDERS = COLUMNS.split(",")
   .map(() => "?")
-  .join(", ")})`;
+  .join(", ");
+/** A UUID v4 made by SQLite, for audit events written by a statement that covers many keys. */
+const NEW_UUID = `lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`;
 /** The conditional insert binds ?1 (parent id) and ?2 (now) first, then the row's values, then the quota. */
 const VALUE_PARAMS_FROM_3 = COLUMNS.split(",")
   .map((_, i) => `?${i + 3}`)
@@ -99,15 +155,19 @@ function values(r: KeyRecord): (string | number | null)[] {
     r.owner.type,
     r.owner.id,
     JSON.stringify(r.scopes),
-    r.resources === null ? null : JSON.stringify(r.resources),
+    jsonOrNull(r.resources),
     r.createdBy,
     r.createdAt,
     r.expiresAt,
     r.revokedAt,
     r.lastUsedAt,
-    r.metadata === null ? null : JSON.stringify(r.metadata),
+    jsonOrNull(r.metadata),
     r.format ?? null,
     r.parentId,
+    r.enabled ? 1 : 0,
+    r.updatedAt,
+    jsonOrNull(r.allowedIps),
+    r.rotatedFrom,
   ];
 }
 
@@ -141,10 +201,11 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
    * one statement at a time). The quota count stops at the limit, so it reads at most that many index
    * entries (api_keys_owner_live). With an Idempotency-Key claim, the claim is written in the same
    * batch (one transaction) right after, only if the key was: a second claim fails on the primary key
-   * and takes its key with it.
+   * and takes its key with it. The key's `created` audit event is in the same batch.
    */
   insert(
     r: KeyRecord,
+    event: AuditEvent,
     limits: InsertLimits,
     claim?: IdempotencyClaim,
   ): Promise<{ seq: number } | { refused: InsertRefusal }> {
@@ -158,30 +219,33 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
            RETURNING ${FEED_HEAD} AS seq`,
         )
         .bind(r.parentId, limits.now, ...values(r), limits.maxKeysPerOwner);
-      let inserted: { seq: number } | null;
-      if (!claim) {
-        inserted = await insertKey.first<{ seq: number }>();
-      } else {
-        try {
-          const [, stored] = await this.db.batch<{ seq: number }>([
-            this.db
-              .prepare("DELETE FROM idempotency_keys WHERE caller = ? AND key_hash = ? AND created_at < ?")
-              .bind(claim.caller, claim.keyHash, claim.expiredBefore),
-            insertKey,
-            this.db
-              .prepare(
-                "INSERT INTO idempotency_keys (caller, key_hash, request_hash, key_id, created_at) SELECT ?, ?, ?, ?, ? WHERE changes() = 1",
-              )
-              .bind(claim.caller, claim.keyHash, claim.requestHash, r.id, r.createdAt),
-          ]);
-          inserted = stored?.results[0] ?? null;
-        } catch (error) {
-          await this.throwIfClaimed(claim);
-          throw error;
-        }
-        // Refused: a retry of a request that did create its key is still a replay, not a refusal.
-        if (!inserted) await this.throwIfClaimed(claim);
+      // The event follows the key and the claim follows the event, each only if the statement before
+      // it changed a row (`changes() = 1`), so all land together or none does.
+      const statements = [insertKey, this.insertEvent(event)];
+      if (claim) {
+        statements.unshift(
+          this.db
+            .prepare("DELETE FROM idempotency_keys WHERE caller = ? AND key_hash = ? AND created_at < ?")
+            .bind(claim.caller, claim.keyHash, claim.expiredBefore),
+        );
+        statements.push(
+          this.db
+            .prepare(
+              "INSERT INTO idempotency_keys (caller, key_hash, request_hash, key_id, created_at) SELECT ?, ?, ?, ?, ? WHERE changes() = 1",
+            )
+            .bind(claim.caller, claim.keyHash, claim.requestHash, r.id, r.createdAt),
+        );
       }
+      let inserted: { seq: number } | null;
+      try {
+        const results = await this.db.batch<{ seq: number }>(statements);
+        inserted = results[claim ? 1 : 0]?.results[0] ?? null;
+      } catch (error) {
+        if (claim) await this.throwIfClaimed(claim);
+        throw error;
+      }
+      // Refused: a retry of a request that did create its key is still a replay, not a refusal.
+      if (!inserted && claim) await this.throwIfClaimed(claim);
       if (inserted) return { seq: inserted.seq };
       // Nothing stored: say why (the parent cannot come back to life, so this answer is stable).
       const parentLive =
@@ -250,13 +314,18 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
     });
   }
 
-  insertNew(records: readonly KeyRecord[]): Promise<boolean[]> {
-    return attempt("import", async () => {
-      // One batch is one transaction; a stored hash makes its row a no-op, never a duplicate.
-      const statement = this.db.prepare(`${INSERT} ON CONFLICT (hash) DO NOTHING RETURNING id`);
-      const results = await this.db.batch(records.map((r) => statement.bind(...values(r))));
-      return results.map((result) => result.results.length === 1);
-    });
+  async insertNew(records: readonly KeyRecord[], events: readonly AuditEvent[]): Promise<boolean[]> {
+    // One batch is one transaction; a stored hash makes its row a no-op, never a duplicate, and then
+    // its event (which follows it) is not written either.
+    const results = await attempt("import", () =>
+      this.db.batch(
+        records.flatMap((r, i) => [
+          this.insertKey(r, " WHERE true ON CONFLICT (hash) DO NOTHING"),
+          this.insertEvent(events[i]!),
+        ]),
+      ),
+    );
+    return records.map((_, i) => results[2 * i]?.meta.changes === 1);
   }
 
   findByHash(hash: string): Promise<StampedRecord | null> {
@@ -320,19 +389,90 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
     });
   }
 
-  revoke(id: string, at: number, cascade: boolean): Promise<KeyRecord[]> {
+  revoke(id: string, at: number, cascade: boolean, origin: RevocationOrigin): Promise<KeyRecord[]> {
     return attempt("revoke", async () => {
-      // One statement, so the key and its descendants are revoked together or not at all; the
+      // One batch (one transaction): first a `revoked` event for each key about to be newly revoked,
+      // then one UPDATE, so the key and its descendants are revoked together or not at all; the
       // trigger api_keys_feed_revoked appends each newly revoked key to the feed in it.
-      const set = `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2)`;
-      const sql = cascade
-        ? `WITH RECURSIVE tree(id) AS (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id)
-           ${set} WHERE id IN (SELECT id FROM tree) RETURNING ${COLUMNS}`
-        : `${set} WHERE id = ?1 RETURNING ${COLUMNS}`;
-      const { results } = await this.db.prepare(sql).bind(id, at).all<KeyRow>();
-      const records = results.map(fromRow);
+      const tree = cascade
+        ? "WITH RECURSIVE tree(id) AS (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id) "
+        : "";
+      const which = cascade ? "id IN (SELECT id FROM tree)" : "id = ?1";
+      const changes = JSON.stringify({ revoked_at: { old: null, new: new Date(at).toISOString() } });
+      const [, updated] = await this.db.batch<KeyRow>([
+        this.db
+          .prepare(
+            `${tree}INSERT INTO key_events (${EVENT_COLUMNS})
+             SELECT ${NEW_UUID}, id, owner_type, owner_id, 'revoked', ?3, ?2, ?4, ?5, ?6
+             FROM api_keys WHERE ${which} AND revoked_at IS NULL`,
+          )
+          .bind(id, at, origin.actor, changes, origin.ip, origin.userAgent),
+        this.db
+          .prepare(
+            `${tree}UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2),
+               updated_at = CASE WHEN revoked_at IS NULL THEN ?2 ELSE updated_at END
+             WHERE ${which} RETURNING ${COLUMNS}`,
+          )
+          .bind(id, at),
+      ]);
+      const records = (updated?.results ?? []).map(fromRow);
       return [...records.filter((r) => r.id === id), ...records.filter((r) => r.id !== id)];
     });
+  }
+
+  update(current: KeyRecord, changes: KeyChanges, event: AuditEvent): Promise<number | null> {
+    const sets: string[] = [];
+    const values: unknown[] = [];
+    for (const field of Object.keys(UPDATABLE) as (keyof KeyChanges)[]) {
+      if (changes[field] === undefined) continue;
+      const [column, toColumn] = UPDATABLE[field] as [string, (value: unknown) => unknown];
+      sets.push(`${column} = ?`);
+      values.push(toColumn(changes[field]));
+    }
+    return this.changedKey(current, sets, values, event, []);
+  }
+
+  rotate(
+    current: KeyRecord,
+    expiresAt: number | null,
+    replacement: KeyRecord,
+    [rotated, created]: readonly [AuditEvent, AuditEvent],
+  ): Promise<number | null> {
+    // The replacement and both events land only if the old key's update did (each `changes() = 1`).
+    return this.changedKey(current, ["expires_at = ?"], [expiresAt], rotated, [
+      this.insertKey(replacement, " WHERE changes() = 1"),
+      this.insertEvent(created),
+    ]);
+  }
+
+  /**
+   * One UPDATE of the key if it is unrevoked and unchanged since `current` was read, its event, and
+   * any further statements, each landing only if the one before it changed a row; the feed position
+   * after the write (the triggers append to the feed in it), or null when nothing was written.
+   */
+  private async changedKey(
+    current: KeyRecord,
+    sets: string[],
+    values: unknown[],
+    event: AuditEvent,
+    more: D1PreparedStatement[],
+  ): Promise<number | null> {
+    const statements = [
+      this.db
+        .prepare(
+          `UPDATE api_keys SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ? AND revoked_at IS NULL AND updated_at IS ?`,
+        )
+        .bind(...values, event.at, current.id, current.updatedAt),
+      this.insertEvent(event),
+      ...more,
+    ];
+    const results = await attempt("update", () =>
+      this.db.batch([...statements, this.db.prepare(`SELECT ${FEED_HEAD} AS seq`)]),
+    );
+    const head = results.pop()?.results[0] as { seq: number } | undefined;
+    // Each statement ran only if the one before it changed a row, so all did iff the last one did. (D1's
+    // meta.changes also counts rows the feed's triggers wrote, so it is not compared with 1.)
+    return (results.at(-1)?.meta.changes ?? 0) > 0 ? (head?.seq ?? 0) : null;
   }
 
   changesAfter(seq: number, limit: number): Promise<KeyChange[]> {
@@ -355,6 +495,51 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
     });
   }
 
+  listEvents(page: EventPage): Promise<AuditEvent[]> {
+    return attempt("event list", async () => {
+      const where: string[] = [`(${page.owners.map(() => "(owner_type = ? AND owner_id = ?)").join(" OR ")})`];
+      const params: (string | number)[] = page.owners.flatMap((owner) => [owner.type, owner.id]);
+      if (page.keyId !== null) {
+        where.push("key_id = ?");
+        params.push(page.keyId);
+      }
+      if (page.action !== null) {
+        where.push("action = ?");
+        params.push(page.action);
+      }
+      if (page.since !== null) {
+        where.push("at >= ?");
+        params.push(page.since);
+      }
+      if (page.until !== null) {
+        where.push("at < ?");
+        params.push(page.until);
+      }
+      if (page.after) {
+        where.push("(at < ? OR (at = ? AND id < ?))");
+        params.push(page.after.at, page.after.at, page.after.id);
+      }
+      params.push(page.limit);
+      const { results } = await this.db
+        .prepare(
+          `SELECT ${EVENT_COLUMNS} FROM key_events WHERE ${where.join(" AND ")} ORDER BY at DESC, id DESC LIMIT ?`,
+        )
+        .bind(...params)
+        .all<EventRow>();
+      return results.map(fromEventRow);
+    });
+  }
+
+  purgeEvents(before: number, limit: number): Promise<number> {
+    return attempt("event purge", async () => {
+      const result = await this.db
+        .prepare("DELETE FROM key_events WHERE id IN (SELECT id FROM key_events WHERE at < ? LIMIT ?)")
+        .bind(before, limit)
+        .run();
+      return result.meta.changes;
+    });
+  }
+
   touchLastUsed(ids: readonly string[], at: number, minIntervalMs: number): Promise<void> {
     return attempt("last-used update", async () => {
       const list = ids.map(() => "?").join(", ");
@@ -365,5 +550,27 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
         .bind(at, ...ids, at - minIntervalMs)
         .run();
     });
+  }
+
+  private insertKey(r: KeyRecord, condition: string): D1PreparedStatement {
+    return this.db.prepare(`INSERT INTO api_keys (${COLUMNS}) SELECT ${PLACEHOLDERS}${condition}`).bind(...values(r));
+  }
+
+  /** The event, written only if the statement before it in the batch changed a row. */
+  private insertEvent(e: AuditEvent): D1PreparedStatement {
+    return this.db
+      .prepare(`INSERT INTO key_events (${EVENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`)
+      .bind(
+        e.id,
+        e.keyId,
+        e.owner.type,
+        e.owner.id,
+        e.action,
+        e.actor,
+        e.at,
+        JSON.stringify(e.changes),
+        e.ip,
+        e.userAgent,
+      );
   }
 }

@@ -2,7 +2,7 @@
  * The store of record behind a small interface, so the service never sees SQL and a benchmark or a
  * future backend can supply its own. D1 implements it in d1.ts.
  */
-import type { KeyRecord, Owner } from "../model";
+import type { AuditAction, AuditEvent, KeyRecord, Owner } from "../model";
 
 /** What `status` selects: see ListPage. */
 export type KeyStatus = "active" | "revoked" | "expired";
@@ -49,6 +49,27 @@ export interface InsertLimits {
   readonly now: number;
 }
 
+/** A record's settings that an update may change, each only when present. */
+export type KeyChanges = Partial<
+  Pick<KeyRecord, "name" | "metadata" | "enabled" | "expiresAt" | "scopes" | "resources" | "allowedIps">
+>;
+
+/** Who revokes and from where: each newly revoked key gets a `revoked` audit event made of this. */
+export type RevocationOrigin = Pick<AuditEvent, "actor" | "ip" | "userAgent">;
+
+export interface EventPage {
+  /** The owners whose events to read; `keyId` narrows to one of their keys. */
+  readonly owners: readonly Owner[];
+  readonly keyId: string | null;
+  readonly action: AuditAction | null;
+  /** Events at or after `since` and before `until` (epoch ms), when set. */
+  readonly since: number | null;
+  readonly until: number | null;
+  readonly limit: number;
+  /** Start after this (at, id) position; newest first. */
+  readonly after: { readonly at: number; readonly id: string } | null;
+}
+
 /** The most keys one touchLastUsed call takes (D1 binds at most 100 parameters per statement). */
 export const TOUCH_BATCH = 90;
 
@@ -83,30 +104,55 @@ export class IdempotencyConflict extends Error {
  */
 export interface KeyStore {
   /**
-   * Stores a new key in one atomic write, only if its parent (record.parentId) is still live and its
-   * owner holds fewer than the limit of live keys, with the Idempotency-Key `claim` when given: the
-   * feed position it is current as of, or why not. Throws IdempotencyConflict (storing nothing) when
-   * the claim was already made.
+   * Stores a new key and its audit event in one atomic write, only if its parent (record.parentId) is
+   * still live and enabled and its owner holds fewer than the limit of live keys, with the
+   * Idempotency-Key `claim` when given: the feed position it is current as of, or why not. Throws
+   * IdempotencyConflict (storing nothing) when the claim was already made.
    */
   insert(
     record: KeyRecord,
+    event: AuditEvent,
     limits: InsertLimits,
     claim?: IdempotencyClaim,
   ): Promise<{ seq: number } | { refused: InsertRefusal }>;
   findByHash(hash: string): Promise<StampedRecord | null>;
   /**
-   * Stores the records in one atomic write, skipping any whose hash is already stored: for each
-   * record, in order, whether it was inserted. (Imports: no parent, so no liveness condition.)
+   * Stores the records in one atomic write, skipping any whose hash is already stored, each with its
+   * audit event (`events[i]` for `records[i]`, written only with it): for each record, in order,
+   * whether it was inserted. (Imports: no parent, so no liveness condition.)
    */
-  insertNew(records: readonly KeyRecord[]): Promise<boolean[]>;
+  insertNew(records: readonly KeyRecord[], events: readonly AuditEvent[]): Promise<boolean[]>;
   findById(id: string): Promise<KeyRecord | null>;
   list(page: ListPage): Promise<KeyRecord[]>;
   /**
+   * Applies `changes` and `event` in one atomic write, stamping updated_at with the event's time, if
+   * the key is still unrevoked and unchanged since `current` was read (optimistic concurrency, so an
+   * event's old values are always the ones it replaced): the feed position after the write, or null,
+   * with nothing written, when it was not.
+   */
+  update(current: KeyRecord, changes: KeyChanges, event: AuditEvent): Promise<number | null>;
+  /**
+   * Rotation in one atomic write: the old key (if still unrevoked and unchanged since `current` was
+   * read) gets `expiresAt`, the replacement is stored, and both events are written: the feed position
+   * after the write, or null, with nothing written, when the old key had changed.
+   */
+  rotate(
+    current: KeyRecord,
+    expiresAt: number | null,
+    replacement: KeyRecord,
+    events: readonly [rotated: AuditEvent, created: AuditEvent],
+  ): Promise<number | null>;
+  /** Audit events, newest first. */
+  listEvents(page: EventPage): Promise<AuditEvent[]>;
+  /** Deletes at most `limit` events older than `before`; how many it deleted. */
+  purgeEvents(before: number, limit: number): Promise<number>;
+  /**
    * Marks the key revoked at `at` unless it already is, and with `cascade` every key descending from it
    * (by parentId), in one atomic write; the stored records afterwards, the key's own first (none if
-   * it does not exist). Every newly revoked key is appended to the feed in the same write.
+   * it does not exist). Every newly revoked key is appended to the feed, and gets a `revoked` audit
+   * event from `origin`, in the same write.
    */
-  revoke(id: string, at: number, cascade: boolean): Promise<KeyRecord[]>;
+  revoke(id: string, at: number, cascade: boolean, origin: RevocationOrigin): Promise<KeyRecord[]>;
   /** The feed after `seq`, in order, at most `limit` entries. */
   changesAfter(seq: number, limit: number): Promise<KeyChange[]>;
   /** The newest `limit` entries of the feed, in order (fewer: the feed holds no others). */

@@ -10,12 +10,16 @@ import type {
   ApiKey,
   CreateKeyInput,
   CreatedApiKey,
+  EventList,
   ImportItem,
   ImportResult,
   KeyList,
+  ListEventsOptions,
   ListKeysOptions,
   Problem,
   RevokeOptions,
+  RotateKeyInput,
+  UpdateKeyInput,
   VerifyOptions,
   VerifyResult,
   WhoAmI,
@@ -59,7 +63,7 @@ export interface CreateOptions extends CallOptions {
 
 /** An HTTP operation the client performs. */
 interface Operation {
-  readonly method: "GET" | "POST" | "DELETE";
+  readonly method: "GET" | "POST" | "PATCH" | "DELETE";
   readonly path: string;
   readonly query?: Record<string, string | number | boolean | undefined>;
   readonly body?: unknown;
@@ -73,7 +77,11 @@ export const CLIENT_OPERATIONS = [
   "POST /v1/keys",
   "GET /v1/keys",
   "GET /v1/keys/{id}",
+  "PATCH /v1/keys/{id}",
+  "POST /v1/keys/{id}/rotate",
   "DELETE /v1/keys/{id}",
+  "GET /v1/keys/{id}/events",
+  "GET /v1/events",
   "POST /v1/keys/import",
   "POST /v1/verify",
   "GET /v1/whoami",
@@ -130,7 +138,27 @@ export class LatchkeyClient {
   }
 
   get(id: string, call: CallOptions = {}): Promise<ApiKey> {
-    return this.send({ method: "GET", path: `/v1/keys/${encodeURIComponent(id)}`, auth: true }, call);
+    return this.send({ method: "GET", path: keyPath(id), auth: true }, call);
+  }
+
+  /** Changes a key's settings (`enabled: false` disables it); fields left out are unchanged, null clears. */
+  update(id: string, input: UpdateKeyInput, call: CallOptions = {}): Promise<ApiKey> {
+    return this.send({ method: "PATCH", path: keyPath(id), body: input, auth: true }, call);
+  }
+
+  /**
+   * Replaces a key with a new one, shown only this once; the old key keeps working for
+   * `grace_seconds` (default 0). Not retried: a retry after a lost answer would rotate again.
+   */
+  rotate(id: string, input: RotateKeyInput = {}, call: CallOptions = {}): Promise<CreatedApiKey> {
+    return this.send({ method: "POST", path: `${keyPath(id)}/rotate`, body: input, auth: true }, call, 1);
+  }
+
+  /** One page of the audit log, newest first: of one key when `keyId` is given, else of every key the caller sees. */
+  events(options: ListEventsOptions & { keyId?: string | undefined } = {}, call: CallOptions = {}): Promise<EventList> {
+    const { keyId, ...query } = options;
+    const path = keyId === undefined ? "/v1/events" : `${keyPath(keyId)}/events`;
+    return this.send({ method: "GET", path, query, auth: true }, call);
   }
 
   /**
@@ -139,7 +167,7 @@ export class LatchkeyClient {
    */
   async revoke(id: string, options: RevokeOptions & CallOptions = {}): Promise<void> {
     const query = { cascade: options.cascade === true ? true : undefined };
-    await this.send({ method: "DELETE", path: `/v1/keys/${encodeURIComponent(id)}`, query, auth: true }, options);
+    await this.send({ method: "DELETE", path: keyPath(id), query, auth: true }, options);
   }
 
   /**
@@ -163,6 +191,7 @@ export class LatchkeyClient {
     const checks: VerifyOptions = {};
     if (options.scope !== undefined) checks.scope = options.scope;
     if (options.resource !== undefined) checks.resource = options.resource;
+    if (options.ip !== undefined) checks.ip = options.ip;
     const entry = this.verdicts.enabled ? await this.verdicts.entryFor(key, checks) : null;
     const cached = entry === null ? undefined : this.verdicts.get(entry);
     if (cached !== undefined) return cached;
@@ -175,7 +204,7 @@ export class LatchkeyClient {
   }
 
   /** Performs an operation: the one place for headers, timeouts, retries and errors. */
-  private async send<T>(operation: Operation, call: CallOptions): Promise<T> {
+  private async send<T>(operation: Operation, call: CallOptions, maxAttempts = this.maxAttempts): Promise<T> {
     const url = new URL(this.base + operation.path);
     for (const [name, value] of Object.entries(operation.query ?? {}))
       if (value !== undefined) url.searchParams.set(name, String(value));
@@ -199,7 +228,7 @@ export class LatchkeyClient {
         failure = error;
       }
       const delay = failure.retryAfter !== null ? failure.retryAfter * 1000 : BACKOFF_MS * 2 ** (attempt - 1);
-      if (attempt >= this.maxAttempts || delay > this.maxRetryDelayMs) throw failure;
+      if (attempt >= maxAttempts || delay > this.maxRetryDelayMs) throw failure;
       await sleep(delay, call.signal);
     }
   }
@@ -218,6 +247,10 @@ export class LatchkeyClient {
       });
     }
   }
+}
+
+function keyPath(id: string): string {
+  return `/v1/keys/${encodeURIComponent(id)}`;
 }
 
 /** A client for latchkey at `baseUrl`. */

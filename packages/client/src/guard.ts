@@ -5,7 +5,8 @@
  * (HTTPS, optionally with its verdict cache) — and either lets the request through with the verdict
  * attached (`verdictOf(request)`, or `request.verdict`) or answers it with an RFC 9457 problem:
  *
- * - 401 (with `WWW-Authenticate`) when no key was sent, or it is malformed, unknown, revoked or expired;
+ * - 401 (with `WWW-Authenticate`) when no key was sent, or it is malformed, unknown, revoked, disabled
+ *   or expired, or its IP allow-list does not hold the client's address;
  * - 403 when the key is good but lacks the scope or the resource;
  * - 400 when the resource named by the request is no id latchkey accepts;
  * - 503 (with `Retry-After`) when latchkey cannot give a verdict right now, or is limiting this
@@ -44,6 +45,12 @@ export interface GuardOptions<E = unknown> {
   binding?: (env: E) => Verifier;
   /** The realm named by `WWW-Authenticate` on a 401 (default "api"). */
   realm?: string;
+  /**
+   * The client's address, checked against a key's IP allow-list. Default: `CF-Connecting-IP` for
+   * fetch-style and Hono requests (Cloudflare sets it); none for Node, whose headers a client could
+   * forge (a key with an allow-list then fails): pass your proxy's trusted address there.
+   */
+  ip?: (request: GuardRequest) => string | undefined;
 }
 
 /** A fetch-style guard (itty-router middleware, or a call at the top of a fetch handler) with adapters. */
@@ -101,6 +108,8 @@ const REFUSALS: Record<Exclude<VerifyCode, "VALID">, { status: number; detail: s
   NOT_FOUND: { status: 401, detail: "The API key is not valid" },
   REVOKED: { status: 401, detail: "The API key has been revoked" },
   EXPIRED: { status: 401, detail: "The API key has expired" },
+  DISABLED: { status: 401, detail: "The API key is disabled" },
+  IP_NOT_ALLOWED: { status: 401, detail: "The API key may not be used from this address" },
   INSUFFICIENT_SCOPE: { status: 403, detail: "The API key lacks the scope this route needs" },
   RESOURCE_NOT_ALLOWED: { status: 403, detail: "The API key may not use this resource" },
 };
@@ -126,7 +135,11 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
     throw new TypeError("requireKey needs exactly one of `verifier` and `binding`");
   const realm = (options.realm ?? "api").replace(/["\\]/g, "");
 
-  const decide = async (request: GuardRequest, env: E | undefined): Promise<VerifyVerdict | Refusal> => {
+  const decide = async (
+    request: GuardRequest,
+    env: E | undefined,
+    edgeIp: string | undefined,
+  ): Promise<VerifyVerdict | Refusal> => {
     const key = presentedKey((name) => request.header(name));
     if (key === null)
       return refusal(401, "Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`", realm);
@@ -134,6 +147,8 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
     if (options.scope !== undefined) checks.scope = options.scope;
     const resource = typeof options.resource === "function" ? options.resource(request) : options.resource;
     if (resource !== undefined) checks.resource = resource;
+    const ip = options.ip ? options.ip(request) : edgeIp;
+    if (ip !== undefined) checks.ip = ip;
     const verifier = options.verifier ?? options.binding!(env as E);
     let verdict: VerifyResult;
     try {
@@ -148,7 +163,7 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
   };
 
   const guard = (async (request: Request, env?: E) => {
-    const outcome = await decide(fetchRequest(request), env);
+    const outcome = await decide(fetchRequest(request), env, edgeAddress(request));
     if (isRefusal(outcome)) return refusalResponse(outcome);
     attach(request, outcome);
     return undefined;
@@ -156,7 +171,7 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
 
   guard.hono = async (c, next) => {
     const raw = c.req.raw;
-    const outcome = await decide({ ...fetchRequest(raw), params: c.req.param() }, c.env);
+    const outcome = await decide({ ...fetchRequest(raw), params: c.req.param() }, c.env, edgeAddress(raw));
     if (isRefusal(outcome)) return refusalResponse(outcome);
     verdicts.set(c, outcome);
     c.set("verdict", outcome);
@@ -166,7 +181,7 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
   guard.node = async (req, res, next) => {
     let outcome: VerifyVerdict | Refusal;
     try {
-      outcome = await decide(nodeRequest(req), undefined);
+      outcome = await decide(nodeRequest(req), undefined, undefined);
     } catch (error) {
       if (next === undefined) throw error;
       next(error);
@@ -242,6 +257,11 @@ function attach(request: object, verdict: VerifyVerdict): void {
 function fetchRequest(request: Request): GuardRequest {
   const params = (request as Request & { params?: Record<string, string> }).params ?? {};
   return { method: request.method, url: request.url, params, header: (name) => request.headers.get(name) };
+}
+
+/** The client's address as Cloudflare reports it to a Worker. */
+function edgeAddress(request: Request): string | undefined {
+  return request.headers.get("cf-connecting-ip") ?? undefined;
 }
 
 function nodeRequest(req: NodeRequestLike): GuardRequest {

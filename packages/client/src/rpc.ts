@@ -9,12 +9,16 @@
  */
 import type {
   ApiKey,
+  AuditEvent,
   CreateKeyInput,
   ImportItem,
   ImportResult,
+  ListEventsOptions,
   ListKeysOptions,
   Owner,
   RevokeOptions,
+  RotateKeyInput,
+  UpdateKeyInput,
   VerifyOptions,
   VerifyResult,
   VerifyVerdict,
@@ -44,7 +48,17 @@ export interface KeyListView {
   next_cursor: string | null;
 }
 export type CreateKeyOptions = CreateKeyInput;
-export type { ListKeysOptions };
+export type UpdateKeyOptions = UpdateKeyInput;
+export type RotateKeyOptions = RotateKeyInput;
+export type { ListEventsOptions, ListKeysOptions };
+/** An audit event as a binding types it (`changes` values are JSON). */
+export type AuditEventRpcView = Omit<AuditEvent, "changes"> & {
+  changes: Record<string, { old: MetadataValue; new: MetadataValue }>;
+};
+export interface EventListView {
+  data: AuditEventRpcView[];
+  next_cursor: string | null;
+}
 export type VerifyKeyOptions = VerifyOptions;
 export interface ImportKeysOptions {
   keys: ImportItem[];
@@ -64,8 +78,9 @@ export interface KeyVerifier extends Rpc.WorkerEntrypointBranded {
 
 /**
  * Verification and management of any owner's keys: bind it only to trusted Workers. Errors carry
- * `[invalid]`, `[not_found]`, `[forbidden]`, `[quota_exceeded]` (the owner holds its most live keys),
- * `[rate_limited]` (too many creations just now) or `[unavailable]` in their message.
+ * `[invalid]`, `[not_found]`, `[forbidden]`, `[conflict]` (the key's state forbids the change),
+ * `[quota_exceeded]` (the owner holds its most live keys), `[rate_limited]` (too many creations just
+ * now) or `[unavailable]` in their message.
  */
 export interface KeyService extends Rpc.WorkerEntrypointBranded {
   verify(key: string, options?: VerifyKeyOptions): Promise<VerifyResultView>;
@@ -76,4 +91,12 @@ export interface KeyService extends Rpc.WorkerEntrypointBranded {
   revoke(owner: Owner, id: string, options?: RevokeKeyOptions): Promise<void>;
   /** POST /v1/keys/import for `owner`: existing keys registered by their SHA-256. */
   import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView>;
+  /** The same as PATCH /v1/keys/{id}: fields left out are unchanged, null clears. */
+  update(owner: Owner, id: string, input: UpdateKeyOptions): Promise<ApiKeyView>;
+  /** The same as POST /v1/keys/{id}/rotate: the replacement key, shown once. */
+  rotate(owner: Owner, id: string, options?: RotateKeyOptions): Promise<CreatedApiKeyView>;
+  /** One key's audit events, newest first. */
+  keyEvents(owner: Owner, id: string, options?: ListEventsOptions): Promise<EventListView>;
+  /** The owner's audit events, newest first. */
+  listEvents(owner: Owner, options?: ListEventsOptions): Promise<EventListView>;
 }

@@ -31,6 +31,14 @@ export interface ApiKey {
   metadata: Record<string, unknown> | null;
   /** The key that created this key; null when a person or a Worker made it. */
   parent_id: string | null;
+  /** false while the key is disabled (it fails with DISABLED until enabled again). */
+  enabled: boolean;
+  /** The last change of any setting (created_at if none). */
+  updated_at: string;
+  /** The addresses and CIDR ranges the key may be used from; null: any. */
+  allowed_ips: string[] | null;
+  /** The key this one replaced by rotation. */
+  rotated_from: string | null;
 }
 
 /** The create response: the only time `key` is shown. */
@@ -50,6 +58,26 @@ export interface CreateKeyInput {
   scopes?: string[] | undefined;
   resources?: string[] | null | undefined;
   owner?: OwnerType | undefined;
+  /** IPv4/IPv6 addresses and CIDR ranges the key may be used from; null or absent: any. */
+  allowed_ips?: string[] | null | undefined;
+}
+
+/** `PATCH /v1/keys/{id}`: a field left out is unchanged; null clears a nullable one. */
+export interface UpdateKeyInput {
+  name?: string | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
+  /** false: the key fails with DISABLED until set true again. */
+  enabled?: boolean | undefined;
+  expires_at?: string | null | undefined;
+  scopes?: string[] | undefined;
+  resources?: string[] | null | undefined;
+  allowed_ips?: string[] | null | undefined;
+}
+
+/** `POST /v1/keys/{id}/rotate`. */
+export interface RotateKeyInput {
+  /** How long the old key keeps working (0-604800 s, default 0). */
+  grace_seconds?: number | undefined;
 }
 
 export interface ListKeysOptions {
@@ -80,12 +108,22 @@ export interface VerifyOptions {
   scope?: string | undefined;
   /** A resource id the key must be allowed. */
   resource?: string | undefined;
+  /** The client's address: a key with an IP allow-list fails with IP_NOT_ALLOWED without it. */
+  ip?: string | undefined;
 }
 
 export type VerifyCode =
-  "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "INSUFFICIENT_SCOPE" | "RESOURCE_NOT_ALLOWED";
-/** Codes for a key that is dead or unknown: latchkey says nothing else about it. */
-export type DeadKeyCode = "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED";
+  | "VALID"
+  | "MALFORMED"
+  | "NOT_FOUND"
+  | "REVOKED"
+  | "EXPIRED"
+  | "INSUFFICIENT_SCOPE"
+  | "RESOURCE_NOT_ALLOWED"
+  | "DISABLED"
+  | "IP_NOT_ALLOWED";
+/** Codes for a key that is dead, unknown or unusable here: latchkey says nothing else about it. */
+export type DeadKeyCode = "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "DISABLED" | "IP_NOT_ALLOWED";
 /** Codes for a live key, valid or refused for this request only: the verdict carries its details. */
 export type LiveKeyCode = "VALID" | "INSUFFICIENT_SCOPE" | "RESOURCE_NOT_ALLOWED";
 
@@ -105,6 +143,8 @@ export interface VerifyVerdict {
   scopes: string[];
   resources: string[] | null;
   expires_at: string | null;
+  /** Always true here: a disabled key is refused with DISABLED. */
+  enabled: boolean;
 }
 
 /**
@@ -120,6 +160,40 @@ export interface WhoAmI {
   key_id?: string | undefined;
   org_id?: string | null | undefined;
   scopes?: string[] | undefined;
+  enabled?: boolean | undefined;
+}
+
+export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
+
+/** One change of a key in the audit log. Never holds a key, a hash or a JWT. */
+export interface AuditEvent {
+  id: string;
+  key_id: string;
+  action: AuditAction;
+  /** `user:<sub>`, `key:<id>` or `service`. */
+  actor: string;
+  at: string;
+  /** Each changed field with its old and new value. */
+  changes: Record<string, { old: unknown; new: unknown }>;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface EventList {
+  data: AuditEvent[];
+  next_cursor: string | null;
+}
+
+export interface ListEventsOptions {
+  /** 1-100, default 20. */
+  limit?: number | undefined;
+  cursor?: string | undefined;
+  /** Only events of this action. */
+  action?: AuditAction | undefined;
+  /** Only events at or after this time (RFC 3339). */
+  since?: string | undefined;
+  /** Only events before this time (RFC 3339). */
+  until?: string | undefined;
 }
 
 /** An RFC 9457 problem document, as latchkey sends every error. */

@@ -9,9 +9,10 @@
  *
  * Only verdicts that cannot change back are cached: VALID (until the TTL or the key's expiry,
  * whichever comes first), and REVOKED, EXPIRED and MALFORMED, which are final. NOT_FOUND (a key just
- * created or imported elsewhere becomes valid), INSUFFICIENT_SCOPE and RESOURCE_NOT_ALLOWED (an
- * owner may change a key's powers) are always asked afresh, as is any error. Entries are found by
- * the SHA-256 of the key and the checks, so the cache holds no key.
+ * created or imported elsewhere becomes valid), INSUFFICIENT_SCOPE, RESOURCE_NOT_ALLOWED and
+ * IP_NOT_ALLOWED (an owner may change a key's powers and allow-list) and DISABLED (a key may be
+ * enabled again) are always asked afresh, as is any error. Entries are found by the SHA-256 of the
+ * key and the checks (the client's address included), so the cache holds no key.
  *
  * latchkey's verdict is a union: the final refusals (REVOKED, EXPIRED, MALFORMED) carry only their
  * code and key id, and are kept as they came; only VALID, a live key's verdict, has an `expires_at`
@@ -47,7 +48,9 @@ export class VerdictCache {
 
   /** The entry's name: a digest of the key and the checks asked for. */
   async entryFor(key: string, options: VerifyOptions): Promise<string> {
-    const input = utf8.encode(JSON.stringify([key, options.scope ?? null, options.resource ?? null]));
+    const input = utf8.encode(
+      JSON.stringify([key, options.scope ?? null, options.resource ?? null, options.ip ?? null]),
+    );
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
     return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
   }
