@@ -56,6 +56,7 @@ describe("the HTTP client against latchkey", () => {
       scopes: ["models:invoke"],
       resources: ["m1"],
       expires_at: null,
+      enabled: true,
     });
     assert.equal((await client.verify(key, { scope: "metrics:read" })).code, "INSUFFICIENT_SCOPE");
     assert.equal((await client.verify(key, { resource: "m2" })).code, "RESOURCE_NOT_ALLOWED");

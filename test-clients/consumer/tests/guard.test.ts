@@ -89,6 +89,7 @@ for (const [name, mount] of Object.entries(mounts)) {
           scopes: ["models:invoke"],
           resources: ["m1"],
           expires_at: null,
+          enabled: true,
         });
       }
     });

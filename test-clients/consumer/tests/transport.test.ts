@@ -34,8 +34,8 @@ const ok =
 
 /** A verdict as latchkey shapes it: a live key's with its details, a dead or unknown key's without. */
 function verdict(code: VerifyResult["code"], expires_at: string | null = null): VerifyResult {
-  if (code === "MALFORMED" || code === "NOT_FOUND" || code === "REVOKED" || code === "EXPIRED")
-    return { valid: false, code, key_id: code === "REVOKED" || code === "EXPIRED" ? crypto.randomUUID() : null };
+  if (code !== "VALID" && code !== "INSUFFICIENT_SCOPE" && code !== "RESOURCE_NOT_ALLOWED")
+    return { valid: false, code, key_id: code === "MALFORMED" || code === "NOT_FOUND" ? null : crypto.randomUUID() };
   return {
     valid: code === "VALID",
     code,
@@ -44,6 +44,7 @@ function verdict(code: VerifyResult["code"], expires_at: string | null = null): 
     scopes: [],
     resources: null,
     expires_at,
+    enabled: true,
   };
 }
 
