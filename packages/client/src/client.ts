@@ -128,13 +128,8 @@ export class LatchkeyClient {
   }
 
   /** Every page of the caller's keys, following `next_cursor`: `for await (const page of client.pages())`. */
-  async *pages(options: ListKeysOptions = {}, call: CallOptions = {}): AsyncGenerator<KeyList, void, undefined> {
-    let cursor = options.cursor;
-    do {
-      const page = await this.list({ ...options, cursor }, call);
-      yield page;
-      cursor = page.next_cursor ?? undefined;
-    } while (cursor !== undefined);
+  pages(options: ListKeysOptions = {}, call: CallOptions = {}): AsyncGenerator<KeyList, void, undefined> {
+    return follow(options.cursor, (cursor) => this.list({ ...options, cursor }, call));
   }
 
   get(id: string, call: CallOptions = {}): Promise<ApiKey> {
@@ -161,6 +156,14 @@ export class LatchkeyClient {
     return this.send({ method: "GET", path, query, auth: true }, call);
   }
 
+  /** Every page of the audit log `events` would give, following `next_cursor`. */
+  eventPages(
+    options: ListEventsOptions & { keyId?: string | undefined } = {},
+    call: CallOptions = {},
+  ): AsyncGenerator<EventList, void, undefined> {
+    return follow(options.cursor, (cursor) => this.events({ ...options, cursor }, call));
+  }
+
   /**
    * Revokes a key (idempotent). With `{ cascade: true }`, also every key it created, and theirs, in
    * one write: all or none.
@@ -184,14 +187,16 @@ export class LatchkeyClient {
   }
 
   /**
-   * latchkey's verdict on a key, optionally for a scope and a resource. A well-formed request always
-   * resolves (check `valid` and `code`); only a failure to get a verdict throws.
+   * latchkey's verdict on a key, optionally for a scope and a resource, spending `cost` credits of a
+   * key with limits. A well-formed request always resolves (check `valid` and `code`); only a failure
+   * to get a verdict throws. A key with limits is always asked afresh, even with the cache on.
    */
   async verify(key: string, options: VerifyOptions = {}, call: CallOptions = {}): Promise<VerifyResult> {
     const checks: VerifyOptions = {};
     if (options.scope !== undefined) checks.scope = options.scope;
     if (options.resource !== undefined) checks.resource = options.resource;
     if (options.ip !== undefined) checks.ip = options.ip;
+    if (options.cost !== undefined) checks.cost = options.cost;
     const entry = this.verdicts.enabled ? await this.verdicts.entryFor(key, checks) : null;
     const cached = entry === null ? undefined : this.verdicts.get(entry);
     if (cached !== undefined) return cached;
@@ -247,6 +252,18 @@ export class LatchkeyClient {
       });
     }
   }
+}
+
+/** The pages from `cursor` on, each fetched by `page`, until one has no `next_cursor`. */
+async function* follow<P extends { next_cursor: string | null }>(
+  cursor: string | undefined,
+  page: (cursor: string | undefined) => Promise<P>,
+): AsyncGenerator<P, void, undefined> {
+  do {
+    const current = await page(cursor);
+    yield current;
+    cursor = current.next_cursor ?? undefined;
+  } while (cursor !== undefined);
 }
 
 function keyPath(id: string): string {

@@ -1,7 +1,7 @@
 /**
  * The shapes of latchkey's HTTP API, as plain TypeScript so this package carries no runtime
- * dependency. They mirror the zod schemas that generate latchkey's /openapi.json (src/schemas.ts);
- * test/client-types.test.ts fails the type check when the two drift apart.
+ * dependency (AUDIT_ACTIONS is its one value). They mirror the zod schemas that generate latchkey's
+ * /openapi.json (src/schemas.ts); test/client-types.test.ts fails when the two drift apart.
  */
 
 export type OwnerType = "user" | "workspace";
@@ -110,6 +110,11 @@ export interface VerifyOptions {
   resource?: string | undefined;
   /** The client's address: a key with an IP allow-list fails with IP_NOT_ALLOWED without it. */
   ip?: string | undefined;
+  /**
+   * Credits this verification spends (default 1; 0 peeks: it spends nothing and takes no rate-limit
+   * token). Matters only for a key with limits.
+   */
+  cost?: number | undefined;
 }
 
 export type VerifyCode =
@@ -121,11 +126,17 @@ export type VerifyCode =
   | "INSUFFICIENT_SCOPE"
   | "RESOURCE_NOT_ALLOWED"
   | "DISABLED"
-  | "IP_NOT_ALLOWED";
+  | "IP_NOT_ALLOWED"
+  | "RATE_LIMITED"
+  | "USAGE_EXCEEDED";
 /** Codes for a key that is dead, unknown or unusable here: latchkey says nothing else about it. */
 export type DeadKeyCode = "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "DISABLED" | "IP_NOT_ALLOWED";
-/** Codes for a live key, valid or refused for this request only: the verdict carries its details. */
-export type LiveKeyCode = "VALID" | "INSUFFICIENT_SCOPE" | "RESOURCE_NOT_ALLOWED";
+/**
+ * Codes for a live key, valid or refused for this request only: the verdict carries its details.
+ * RATE_LIMITED: one of its rate limits has no request left; USAGE_EXCEEDED: its credits do not cover
+ * the cost.
+ */
+export type LiveKeyCode = "VALID" | "INSUFFICIENT_SCOPE" | "RESOURCE_NOT_ALLOWED" | "RATE_LIMITED" | "USAGE_EXCEEDED";
 
 /** A dead or unknown key: nothing about it but its id (null unless the key exists: REVOKED, EXPIRED). */
 export interface VerifyRefusal {
@@ -145,6 +156,20 @@ export interface VerifyVerdict {
   expires_at: string | null;
   /** Always true here: a disabled key is refused with DISABLED. */
   enabled: boolean;
+  /** Only for a key with credits: the balance after this verification. */
+  credits?: { remaining: number } | undefined;
+  /** Only for a key with rate limits: each limit after this verification. */
+  ratelimits?: RateLimitState[] | undefined;
+}
+
+/** One of a key's rate limits, as a verification left it. */
+export interface RateLimitState {
+  name: string;
+  limit: number;
+  /** Whole requests left now. */
+  remaining: number;
+  /** When the limit is full again (epoch ms). */
+  reset: number;
 }
 
 /**
@@ -163,7 +188,9 @@ export interface WhoAmI {
   enabled?: boolean | undefined;
 }
 
-export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
+/** Every action the audit log records (a runtime list, for validating filters). */
+export const AUDIT_ACTIONS = ["created", "imported", "updated", "disabled", "enabled", "rotated", "revoked"] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** One change of a key in the audit log. Never holds a key, a hash or a JWT. */
 export interface AuditEvent {

@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { ApiKey, CreatedApiKey, KeyList, VerifyResult } from "@latchkey/client";
+import type { ApiKey, CreatedApiKey, EventList, KeyList, VerifyResult } from "@latchkey/client";
 import { BASE, cli, type CliRun, token, uniqueSub } from "./helpers.js";
 
 /** A fresh config home, so each test logs in on its own. */
@@ -270,5 +270,235 @@ describe("the latchkey CLI against latchkey", () => {
       all.data.map((k) => k.name),
       ["k2", "k1", "k0"],
     );
+  });
+});
+
+describe("the latchkey CLI's lifecycle commands against latchkey", () => {
+  it("rotates: the new key once, on stdout only; the old key stops at once, or after --grace", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
+    const runs: CliRun[] = [];
+    const latchkey = async (args: string[], stdin?: string) => {
+      const run = await cli(args, { env, ...(stdin === undefined ? {} : { stdin }) });
+      runs.push(run);
+      return run;
+    };
+    const original = JSON.parse(
+      (await latchkey(["keys", "create", "--name", "rotating", "--json"])).stdout,
+    ) as CreatedApiKey;
+
+    const rotate = await latchkey(["keys", "rotate", original.id]);
+    expectExit(rotate, 0, "rotate");
+    const replacement = rotate.stdout.trim();
+    assert.match(replacement, /^lk_[0-9A-Za-z]+$/);
+    assert.equal(rotate.stdout, `${replacement}\n`, "rotate prints the new key and nothing else on stdout");
+    assert.match(rotate.stderr, new RegExp(`Rotated ${original.id}: new key \\S+ .*old key stopped working now`));
+    assert.match(rotate.stderr, /shown only now/);
+    const verdict = JSON.parse((await latchkey(["verify", "--json"], replacement)).stdout) as VerifyResult;
+    assert.equal(verdict.code, "VALID");
+    assert.notEqual(verdict.key_id, original.id);
+    const newId = verdict.key_id ?? "";
+    expectExit(await latchkey(["verify"], original.key), 6, "the old key after a rotation without grace");
+    const rotatedView = JSON.parse((await latchkey(["keys", "get", newId, "--json"])).stdout) as ApiKey;
+    assert.equal(rotatedView.rotated_from, original.id);
+    assert.equal(rotatedView.name, "rotating");
+
+    // With --grace and --json: the old (now the replacement) key keeps working for the grace period.
+    const graced = await latchkey(["keys", "rotate", newId, "--grace", "3600", "--json"]);
+    expectExit(graced, 0, "rotate --grace --json");
+    const third = JSON.parse(graced.stdout) as CreatedApiKey;
+    assert.equal(third.rotated_from, newId);
+    assert.equal(graced.stdout.split(third.key).length - 1, 1);
+    expectExit(await latchkey(["verify"], replacement), 0, "the old key within its grace period");
+    const old = JSON.parse((await latchkey(["keys", "get", newId, "--json"])).stdout) as ApiKey;
+    const graceEnd = Date.parse(old.expires_at ?? "");
+    assert.ok(Math.abs(graceEnd - (Date.now() + 3600_000)) < 120_000, `old key expires at ${old.expires_at}`);
+
+    // Each key was printed once: by the create or rotate that made it (verify reads it from stdin).
+    const printed = runs.flatMap((run) => [run.stdout, run.stderr]).join("\n");
+    for (const key of [original.key, replacement, third.key]) assert.equal(printed.split(key).length - 1, 1);
+
+    const revoked = JSON.parse((await latchkey(["keys", "create", "--name", "gone", "--json"])).stdout) as ApiKey;
+    expectExit(await latchkey(["keys", "revoke", revoked.id]), 0, "revoke");
+    const conflict = await latchkey(["keys", "rotate", revoked.id]);
+    expectExit(conflict, 1, "rotate a revoked key (409)");
+    assert.match(conflict.stderr, /\(409\)/);
+    assert.equal(conflict.stdout, "");
+    expectExit(await latchkey(["keys", "rotate", crypto.randomUUID()]), 4, "rotate an unknown key");
+    const tooLong = await latchkey(["keys", "rotate", third.id, "--grace", "604801"]);
+    expectExit(tooLong, 1, "a grace beyond 7 days (422)");
+    assert.match(tooLong.stderr, /grace_seconds:/);
+    expectExit(await latchkey(["keys", "rotate", third.id, "--grace", "1h"]), 2, "a grace that is not a number");
+    expectExit(await latchkey(["keys", "rotate"]), 2, "rotate without an id");
+    const reader = JSON.parse(
+      (await latchkey(["keys", "create", "--name", "reader", "--scope", "keys:read", "--json"])).stdout,
+    ) as CreatedApiKey;
+    const refused = await cli(["keys", "rotate", third.id], { env: { ...env, LATCHKEY_TOKEN: reader.key } });
+    expectExit(refused, 3, "rotate with a key lacking keys:write (403)");
+    assert.equal(refused.stdout, "");
+    expectExit(await latchkey(["verify"], third.key), 0, "the key a refused rotate left alone");
+  });
+
+  it("updates settings, clears them, disables and enables a key", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
+    const created = JSON.parse(
+      (await cli(["keys", "create", "--name", "before", "--scope", "models:invoke", "--json"], { env })).stdout,
+    ) as CreatedApiKey;
+    const expiry = new Date(Date.now() + 86_400_000).toISOString().replace(/\.\d+Z$/, "Z");
+    const update = await cli(
+      [
+        "keys",
+        "update",
+        created.id,
+        "--name",
+        "after",
+        "--scope",
+        "models:invoke",
+        "--scope",
+        "metrics:read",
+        "--resource",
+        "m1",
+        "--expires-at",
+        expiry,
+        "--allowed-ip",
+        "203.0.113.0/24",
+        "--metadata",
+        '{"team":"ml"}',
+        "--json",
+      ],
+      { env },
+    );
+    expectExit(update, 0, "update");
+    const updated = JSON.parse(update.stdout) as ApiKey;
+    assert.equal(updated.name, "after");
+    assert.deepEqual(updated.scopes, ["models:invoke", "metrics:read"]);
+    assert.deepEqual(updated.resources, ["m1"]);
+    assert.equal(Date.parse(updated.expires_at ?? ""), Date.parse(expiry));
+    assert.deepEqual(updated.allowed_ips, ["203.0.113.0/24"]);
+    assert.deepEqual(updated.metadata, { team: "ml" });
+    assert.match(update.stderr, /Updated \S+: name, scopes, resources, expires_at, allowed_ips, metadata\./);
+    assert.deepEqual(JSON.parse((await cli(["keys", "get", created.id, "--json"], { env })).stdout), updated);
+    const fromElsewhere = await cli(["verify", "--ip", "198.51.100.7"], { env, stdin: created.key });
+    expectExit(fromElsewhere, 6, "verify from outside the allow-list");
+    assert.equal(fromElsewhere.stdout, "IP_NOT_ALLOWED\n");
+    const fromInside = ["verify", "--ip", "203.0.113.9", "--scope", "metrics:read", "--resource", "m1"];
+    expectExit(await cli(fromInside, { env, stdin: created.key }), 0, "verify from inside the allow-list");
+
+    const cleared = await cli(
+      ["keys", "update", created.id, "--all-resources", "--no-expiry", "--any-ip", "--no-metadata"],
+      { env },
+    );
+    expectExit(cleared, 0, "update clearing settings");
+    const table = Object.fromEntries(
+      cleared.stdout
+        .trimEnd()
+        .split("\n")
+        .slice(1)
+        .map((line) => line.split(/ {2,}/) as [string, string]),
+    );
+    assert.equal(table.name, "after");
+    assert.equal(table.resources, "-");
+    assert.equal(table.expires_at, "-");
+    assert.equal(table.allowed_ips, "-");
+    assert.equal(table.metadata, "-");
+    expectExit(await cli(["verify", "--resource", "m9"], { env, stdin: created.key }), 0, "any resource, any address");
+
+    const disable = await cli(["keys", "disable", created.id], { env });
+    expectExit(disable, 0, "disable");
+    assert.match(disable.stderr, /Disabled \S+: it fails with DISABLED/);
+    const disabled = await cli(["verify"], { env, stdin: created.key });
+    expectExit(disabled, 6, "verify a disabled key");
+    assert.equal(disabled.stdout, "DISABLED\n");
+    assert.match((await cli(["keys", "list"], { env })).stdout, new RegExp(`^${created.id} .* disabled$`, "m"));
+    const enable = await cli(["keys", "enable", created.id, "--json"], { env });
+    expectExit(enable, 0, "enable");
+    assert.equal((JSON.parse(enable.stdout) as ApiKey).enabled, true);
+    expectExit(await cli(["verify"], { env, stdin: created.key }), 0, "verify after enabling");
+
+    expectExit(await cli(["keys", "update", created.id], { env }), 2, "update without a change");
+    const both = await cli(["keys", "update", created.id, "--expires-at", expiry, "--no-expiry"], { env });
+    expectExit(both, 2, "contradicting flags");
+    assert.match(both.stderr, /--expires-at and --no-expiry contradict/);
+    const bad = await cli(["keys", "update", created.id, "--scope", "Not A Scope"], { env });
+    expectExit(bad, 1, "an invalid scope (422)");
+    assert.match(bad.stderr, /scopes\.0:/);
+    expectExit(await cli(["keys", "update", created.id, "--metadata", "[1]"], { env }), 2, "metadata not an object");
+    expectExit(await cli(["keys", "disable", crypto.randomUUID()], { env }), 4, "disable an unknown key");
+    expectExit(await cli(["keys", "enable"], { env }), 2, "enable without an id");
+  });
+
+  it("lists events as a table or JSON, filtered by key, action and time, page by page or --all", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
+    const create = async (name: string) =>
+      JSON.parse((await cli(["keys", "create", "--name", name, "--json"], { env })).stdout) as CreatedApiKey;
+    const start = new Date(Date.now() - 1000).toISOString();
+    const first = await create("first");
+    const second = await create("second");
+    expectExit(await cli(["keys", "update", first.id, "--name", "renamed"], { env }), 0, "rename");
+    expectExit(await cli(["keys", "disable", first.id], { env }), 0, "disable");
+    expectExit(await cli(["keys", "revoke", second.id], { env }), 0, "revoke");
+
+    const all = await cli(["events", "--json"], { env });
+    expectExit(all, 0, "events --json");
+    const page = JSON.parse(all.stdout) as EventList;
+    assert.deepEqual(
+      page.data.map((event) => [event.action, event.key_id]),
+      [
+        ["revoked", second.id],
+        ["disabled", first.id],
+        ["updated", first.id],
+        ["created", second.id],
+        ["created", first.id],
+      ],
+    );
+    assert.equal(page.next_cursor, null);
+
+    const table = await cli(["events"], { env });
+    expectExit(table, 0, "events as a table");
+    const [header, ...rows] = table.stdout.trimEnd().split("\n");
+    assert.match(header ?? "", /^AT +KEY +ACTION +ACTOR +IP +CHANGES$/);
+    assert.equal(rows.length, 5);
+    assert.match(rows[2] ?? "", new RegExp(`^\\S+ +${first.id} +updated +user:\\S+ +\\S+ +name: first -> renamed$`));
+    assert.match(rows[1] ?? "", /disabled .*enabled: true -> false$/);
+    assert.match(rows[4] ?? "", /created .*name: first/);
+
+    const ofFirst = JSON.parse((await cli(["events", "--key", first.id, "--json"], { env })).stdout) as EventList;
+    assert.deepEqual(
+      ofFirst.data.map((event) => event.action),
+      ["disabled", "updated", "created"],
+    );
+    const creations = JSON.parse((await cli(["events", "--action", "created", "--json"], { env })).stdout) as EventList;
+    assert.deepEqual(
+      creations.data.map((event) => event.key_id),
+      [second.id, first.id],
+    );
+    const since = JSON.parse((await cli(["events", "--since", start, "--json"], { env })).stdout) as EventList;
+    assert.equal(since.data.length, 5);
+    const until = JSON.parse((await cli(["events", "--until", start, "--json"], { env })).stdout) as EventList;
+    assert.deepEqual(until.data, []);
+
+    const one = await cli(["events", "--limit", "2"], { env });
+    expectExit(one, 0, "events --limit 2");
+    assert.equal(one.stdout.trimEnd().split("\n").length, 3, "a header and two rows");
+    const cursor = /More events: --cursor (\S+)/.exec(one.stderr)?.[1];
+    assert.ok(cursor, one.stderr);
+    const next = JSON.parse(
+      (await cli(["events", "--limit", "2", "--cursor", cursor, "--json"], { env })).stdout,
+    ) as EventList;
+    assert.deepEqual(
+      next.data.map((event) => event.action),
+      ["updated", "created"],
+    );
+    const paged = JSON.parse((await cli(["events", "--limit", "2", "--all", "--json"], { env })).stdout) as EventList;
+    assert.deepEqual(paged.data, page.data);
+    assert.equal(paged.next_cursor, null);
+
+    const badAction = await cli(["events", "--action", "deleted"], { env });
+    expectExit(badAction, 2, "an unknown --action");
+    assert.match(badAction.stderr, /--action must be one of created, imported, updated/);
+    const badSince = await cli(["events", "--since", "yesterday"], { env });
+    expectExit(badSince, 1, "a --since that is no timestamp (400)");
+    assert.match(badSince.stderr, /since:/);
+    expectExit(await cli(["events", "--key", crypto.randomUUID()], { env }), 4, "events of an unknown key");
+    expectExit(await cli(["events"], { env: await home() }), 3, "events when not logged in");
   });
 });

@@ -8,7 +8,16 @@ import { readFile } from "node:fs/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { LatchkeyClient } from "../client.js";
 import { LatchkeyError } from "../errors.js";
-import type { ApiKey, CreateKeyInput, KeyStatus, OwnerType } from "../types.js";
+import {
+  AUDIT_ACTIONS,
+  type ApiKey,
+  type AuditAction,
+  type AuditEvent,
+  type CreateKeyInput,
+  type KeyStatus,
+  type OwnerType,
+  type UpdateKeyInput,
+} from "../types.js";
 import { loadConfig, removeConfig, saveConfig } from "./config.js";
 import {
   ImportFileError,
@@ -24,8 +33,9 @@ import { note, printJson, printTable, progressBar } from "./output.js";
 export const EXIT = {
   ok: 0,
   /**
-   * latchkey refused the request (4xx other than below, e.g. 422, or the 403 of the owner's key
-   * quota, which is no matter of the token's powers) or failed (5xx other than 503).
+   * latchkey refused the request (4xx other than below, e.g. 422, a 409 for a revoked or expired key
+   * to rotate, or the 403 of the owner's key quota, which is no matter of the token's powers) or
+   * failed (5xx other than 503).
    */
   api: 1,
   /** The command line is wrong, or so is the file to import. */
@@ -46,21 +56,35 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
   latchkey logout                                 forget them
   latchkey whoami                                 who the stored token is
   latchkey keys create --name <name> [--scope <s>]... [--resource <r>]... [--expires-at <RFC 3339>]
-                       [--owner user|workspace] [--metadata <json>] [--idempotency-key <k>]
+                       [--allowed-ip <address|CIDR>]... [--owner user|workspace] [--metadata <json>]
+                       [--idempotency-key <k>]
                                                   prints the new key, once, on stdout
   latchkey keys list [--limit <n>] [--cursor <c>] [--all] [--include-revoked]
                      [--status active|revoked|expired] [--created-by <user:sub|key:id|service>]
                      [--owner-type user|workspace]
   latchkey keys get <id>
+  latchkey keys rotate <id> [--grace <seconds>]   prints the new key, once, on stdout; the old key keeps
+                                                  working for --grace seconds (default 0, at most 604800)
+  latchkey keys update <id> [--name <name>] [--scope <s>]... [--resource <r>]... | [--all-resources]
+                       [--expires-at <RFC 3339> | --no-expiry] [--allowed-ip <a>]... | [--any-ip]
+                       [--metadata <json> | --no-metadata]
+                                                  --scope, --resource, --allowed-ip replace the list
+  latchkey keys disable <id>                      the key fails with DISABLED until enabled again
+  latchkey keys enable <id>
   latchkey keys revoke <id> [--cascade]          --cascade: and every key it made, and theirs
-  latchkey verify [--scope <s>] [--resource <r>]  the key is read from stdin
+  latchkey events [--key <id>] [--action <a>] [--since <RFC 3339>] [--until <RFC 3339>]
+                  [--limit <n>] [--cursor <c>] [--all]
+                                                  the audit log, newest first (of one key with --key);
+                                                  actions: ${AUDIT_ACTIONS.join(", ")}
+  latchkey verify [--scope <s>] [--resource <r>] [--ip <address>]
+                                                  the key is read from stdin
   latchkey import <file.csv|file.json> [--batch-size <n>]
 
 Options for every command: --json (machine output on stdout), --url <base-url> (overrides the login).
 Environment: LATCHKEY_URL and LATCHKEY_TOKEN override the stored login (a key as token is never stored);
 XDG_CONFIG_HOME places the config file.
-Exit codes: 0 ok, 1 API error (incl. the key quota), 2 usage, 3 not logged in or refused (401/403), 4 not found,
-5 unavailable (network, timeout, 503, 429), 6 verify: the key is not valid.
+Exit codes: 0 ok, 1 API error (incl. the key quota, 409 for a revoked or expired key), 2 usage, 3 not logged in or
+refused (401/403), 4 not found, 5 unavailable (network, timeout, 503, 429), 6 verify: the key is not valid.
 `;
 
 class UsageError extends Error {}
@@ -126,6 +150,7 @@ const COMMANDS: Record<string, Command> = {
       scope: { type: "string", multiple: true },
       resource: { type: "string", multiple: true },
       "expires-at": { type: "string" },
+      "allowed-ip": { type: "string", multiple: true },
       owner: { type: "string" },
       metadata: { type: "string" },
       "idempotency-key": { type: "string" },
@@ -137,18 +162,15 @@ const COMMANDS: Record<string, Command> = {
       const input: CreateKeyInput = { name };
       const scopes = list(values.scope);
       const resources = list(values.resource);
+      const allowedIps = list(values["allowed-ip"]);
       if (scopes) input.scopes = scopes;
       if (resources) input.resources = resources;
+      if (allowedIps) input.allowed_ips = allowedIps;
       if (values["expires-at"] !== undefined) input.expires_at = str(values["expires-at"]);
       if (values.owner !== undefined) input.owner = str(values.owner) as OwnerType;
       if (values.metadata !== undefined) input.metadata = jsonObject(str(values.metadata) ?? "", "--metadata");
       const created = await (await client(values)).create(input, { idempotencyKey: str(values["idempotency-key"]) });
-      // The key goes to stdout once, and nowhere else.
-      if (values.json) printJson(created);
-      else {
-        process.stdout.write(created.key + "\n");
-        note(`Created key ${created.id} "${created.name}" (${created.start}...). It is shown only now: store it.`);
-      }
+      showNewKey(values, created, `Created key ${created.id} "${created.name}" (${created.start}...).`);
       return EXIT.ok;
     },
   },
@@ -193,16 +215,60 @@ const COMMANDS: Record<string, Command> = {
     options: {},
     positionals: 1,
     async run(values, [id]) {
-      const key = await (await client(values)).get(id ?? "");
-      if (values.json) printJson(key);
-      else
-        printTable(
-          ["field", "value"],
-          Object.entries(key).map(([field, value]) => [field, display(value)]),
-        );
+      showKey(values, await (await client(values)).get(id ?? ""));
       return EXIT.ok;
     },
   },
+  "keys rotate": {
+    options: { grace: { type: "string" } },
+    positionals: 1,
+    async run(values, [id]) {
+      const grace = values.grace === undefined ? undefined : integer(str(values.grace) ?? "", "--grace");
+      const rotated = await (
+        await client(values)
+      ).rotate(id ?? "", grace === undefined ? {} : { grace_seconds: grace });
+      const old = grace ? `keeps working for ${grace} s (or until its own expiry, if sooner)` : "stopped working now";
+      showNewKey(values, rotated, `Rotated ${id}: new key ${rotated.id} (${rotated.start}...); the old key ${old}.`);
+      return EXIT.ok;
+    },
+  },
+  "keys update": {
+    options: {
+      name: { type: "string" },
+      scope: { type: "string", multiple: true },
+      resource: { type: "string", multiple: true },
+      "all-resources": { type: "boolean" },
+      "expires-at": { type: "string" },
+      "no-expiry": { type: "boolean" },
+      "allowed-ip": { type: "string", multiple: true },
+      "any-ip": { type: "boolean" },
+      metadata: { type: "string" },
+      "no-metadata": { type: "boolean" },
+    },
+    positionals: 1,
+    async run(values, [id]) {
+      const input: UpdateKeyInput = {};
+      if (values.name !== undefined) input.name = str(values.name);
+      const scopes = list(values.scope);
+      if (scopes) input.scopes = scopes;
+      const resources = clearable(values, "resource", "all-resources");
+      if (resources !== undefined) input.resources = resources;
+      const expiry = clearable(values, "expires-at", "no-expiry");
+      if (expiry !== undefined) input.expires_at = expiry?.[0] ?? null;
+      const allowedIps = clearable(values, "allowed-ip", "any-ip");
+      if (allowedIps !== undefined) input.allowed_ips = allowedIps;
+      const metadata = clearable(values, "metadata", "no-metadata");
+      if (metadata !== undefined) input.metadata = metadata && jsonObject(metadata[0] ?? "", "--metadata");
+      if (Object.keys(input).length === 0)
+        throw new UsageError("keys update needs a change: --name, --scope, --resource, --expires-at, ... (see help)");
+      const key = await (await client(values)).update(id ?? "", input);
+      note(`Updated ${key.id}: ${Object.keys(input).join(", ")}.`);
+      showKey(values, key);
+      return EXIT.ok;
+    },
+  },
+  "keys disable": enabling(false),
+  "keys enable": enabling(true),
   "keys revoke": {
     options: { cascade: { type: "boolean" } },
     positionals: 1,
@@ -214,14 +280,52 @@ const COMMANDS: Record<string, Command> = {
       return EXIT.ok;
     },
   },
+  events: {
+    options: {
+      key: { type: "string" },
+      action: { type: "string" },
+      since: { type: "string" },
+      until: { type: "string" },
+      limit: { type: "string" },
+      cursor: { type: "string" },
+      all: { type: "boolean" },
+    },
+    positionals: 0,
+    async run(values) {
+      const api = await client(values);
+      const options = {
+        keyId: str(values.key),
+        action: oneOf<AuditAction>(values.action, AUDIT_ACTIONS, "--action"),
+        since: str(values.since),
+        until: str(values.until),
+        limit: values.limit === undefined ? undefined : integer(str(values.limit) ?? "", "--limit"),
+        cursor: str(values.cursor),
+      };
+      const events: AuditEvent[] = [];
+      let next: string | null = null;
+      if (values.all) for await (const page of api.eventPages(options)) events.push(...page.data);
+      else {
+        const page = await api.events(options);
+        events.push(...page.data);
+        next = page.next_cursor;
+      }
+      if (values.json) printJson({ data: events, next_cursor: next });
+      else {
+        printTable(["at", "key", "action", "actor", "ip", "changes"], events.map(eventRow));
+        if (next !== null) note(`More events: --cursor ${next} (or --all)`);
+      }
+      return EXIT.ok;
+    },
+  },
   verify: {
-    options: { scope: { type: "string" }, resource: { type: "string" } },
+    options: { scope: { type: "string" }, resource: { type: "string" }, ip: { type: "string" } },
     positionals: 0,
     async run(values) {
       const key = (await readStdin()).trim();
       if (key === "") throw new UsageError("verify reads the key from stdin (never from the command line)");
       const api = await client(values, false);
-      const verdict = await api.verify(key, { scope: str(values.scope), resource: str(values.resource) });
+      const checks = { scope: str(values.scope), resource: str(values.resource), ip: str(values.ip) };
+      const verdict = await api.verify(key, checks);
       if (values.json) printJson(verdict);
       else if (verdict.code === "VALID")
         process.stdout.write(`VALID key ${verdict.key_id} of ${verdict.owner.type}:${verdict.owner.id}\n`);
@@ -291,6 +395,50 @@ async function client(values: Values, needsToken = true): Promise<LatchkeyClient
   return new LatchkeyClient({ baseUrl: baseUrl(url), token: config.token });
 }
 
+/** `keys disable` and `keys enable`: a PATCH of `enabled` alone. */
+function enabling(enabled: boolean): Command {
+  return {
+    options: {},
+    positionals: 1,
+    async run(values, [id]) {
+      const key = await (await client(values)).update(id ?? "", { enabled });
+      if (values.json) printJson(key);
+      else note(enabled ? `Enabled ${key.id}.` : `Disabled ${key.id}: it fails with DISABLED until enabled again.`);
+      return EXIT.ok;
+    },
+  };
+}
+
+/** A key just created or rotated: the key itself to stdout, once, and nowhere else. */
+function showNewKey(values: Values, created: { key: string }, summary: string): void {
+  if (values.json) printJson(created);
+  else {
+    process.stdout.write(created.key + "\n");
+    note(`${summary} It is shown only now: store it.`);
+  }
+}
+
+/** A key's settings, as JSON or as a field/value table. */
+function showKey(values: Values, key: ApiKey): void {
+  if (values.json) printJson(key);
+  else
+    printTable(
+      ["field", "value"],
+      Object.entries(key).map(([field, value]) => [field, display(value)]),
+    );
+}
+
+/**
+ * A nullable setting of `keys update`: the values of `flag` (a new value), null when `clear` is set
+ * (e.g. --no-expiry), undefined when neither is given; both at once are a usage error.
+ */
+function clearable(values: Values, flag: string, clear: string): string[] | null | undefined {
+  const given = values[flag] === undefined ? undefined : [values[flag]].flat().map(String);
+  if (!values[clear]) return given;
+  if (given !== undefined) throw new UsageError(`--${flag} and --${clear} contradict each other`);
+  return null;
+}
+
 /** An http(s) URL without a trailing slash, or a usage error. */
 function baseUrl(text: string): string {
   let url: URL;
@@ -316,8 +464,20 @@ function keyRow(key: ApiKey): string[] {
     ? "revoked"
     : key.expires_at && Date.parse(key.expires_at) <= Date.now()
       ? "expired"
-      : "active";
+      : key.enabled
+        ? "active"
+        : "disabled";
   return [key.id, key.name, key.start, key.scopes.join(" "), key.expires_at ?? "never", status];
+}
+
+/** An event as a row: what changed as `field: old -> new`, all fields of a creation or import. */
+function eventRow(event: AuditEvent): string[] {
+  const changes = Object.entries(event.changes).map(([field, change]) =>
+    event.action === "created" || event.action === "imported"
+      ? `${field}: ${display(change.new)}`
+      : `${field}: ${display(change.old)} -> ${display(change.new)}`,
+  );
+  return [event.at, event.key_id, event.action, event.actor, event.ip ?? "-", changes.join("; ")];
 }
 
 function display(value: unknown): string {
