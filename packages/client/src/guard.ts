@@ -8,6 +8,10 @@
  * - 401 (with `WWW-Authenticate`) when no key was sent, or it is malformed, unknown, revoked, disabled
  *   or expired, or its IP allow-list does not hold the client's address;
  * - 403 when the key is good but lacks the scope or the resource;
+ * - 429 when the key is over one of its rate limits (RATE_LIMITED) or its credits do not cover the
+ *   request's cost (USAGE_EXCEEDED), with `Retry-After` when waiting helps and `RateLimit-Limit`,
+ *   `-Remaining` and `-Reset` of its tightest rate limit, as latchkey's own routes answer (see
+ *   `usageHeaders`);
  * - 400 when the resource named by the request is no id latchkey accepts;
  * - 503 (with `Retry-After`) when latchkey cannot give a verdict right now, or is limiting this
  *   server's verifications (a 429 to the guard: the key's holder did nothing wrong).
@@ -18,7 +22,7 @@
  * reaches a handler).
  */
 import { LatchkeyError } from "./errors.js";
-import type { Problem, VerifyCode, VerifyOptions, VerifyResult, VerifyVerdict } from "./types.js";
+import type { Problem, RateLimitState, VerifyCode, VerifyOptions, VerifyResult, VerifyVerdict } from "./types.js";
 
 /** Anything that gives latchkey's verdicts: `env.KEYS` (a KeyVerifier binding) or a LatchkeyClient. */
 export interface Verifier {
@@ -39,6 +43,11 @@ export interface GuardOptions<E = unknown> {
   scope?: string;
   /** The resource id the key must be allowed: fixed, or from the request (e.g. `(r) => r.params.id`). */
   resource?: string | ((request: GuardRequest) => string | undefined);
+  /**
+   * Credits the request spends from a key with credits (default 1; 0 spends none and takes no
+   * rate-limit token): fixed, or from the request (e.g. by the size of the work it asks for).
+   */
+  cost?: number | ((request: GuardRequest) => number | undefined);
   /** A verifier to use for every request, e.g. `createClient({ baseUrl })`. */
   verifier?: Verifier;
   /** Or the verifier found in each request's env, e.g. `(env) => env.KEYS` for a service binding. */
@@ -99,6 +108,7 @@ const TITLES: Record<number, string> = {
   400: "Bad Request",
   401: "Unauthorized",
   403: "Forbidden",
+  429: "Too Many Requests",
   503: "Service Unavailable",
 };
 
@@ -112,6 +122,8 @@ const REFUSALS: Record<Exclude<VerifyCode, "VALID">, { status: number; detail: s
   IP_NOT_ALLOWED: { status: 401, detail: "The API key may not be used from this address" },
   INSUFFICIENT_SCOPE: { status: 403, detail: "The API key lacks the scope this route needs" },
   RESOURCE_NOT_ALLOWED: { status: 403, detail: "The API key may not use this resource" },
+  RATE_LIMITED: { status: 429, detail: "The API key is over its rate limit" },
+  USAGE_EXCEEDED: { status: 429, detail: "The API key's credits do not cover this request" },
 };
 
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
@@ -147,6 +159,8 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
     if (options.scope !== undefined) checks.scope = options.scope;
     const resource = typeof options.resource === "function" ? options.resource(request) : options.resource;
     if (resource !== undefined) checks.resource = resource;
+    const cost = typeof options.cost === "function" ? options.cost(request) : options.cost;
+    if (cost !== undefined) checks.cost = cost;
     const ip = options.ip ? options.ip(request) : edgeIp;
     if (ip !== undefined) checks.ip = ip;
     const verifier = options.verifier ?? options.binding!(env as E);
@@ -159,7 +173,9 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
     // Only a live key's VALID verdict lets the request in: `valid` alone is not trusted.
     if (verdict.valid && verdict.code === "VALID") return verdict;
     const meaning = REFUSALS[verdict.code as Exclude<VerifyCode, "VALID">] ?? REFUSALS.NOT_FOUND;
-    return refusal(meaning.status, meaning.detail, realm, verdict.code);
+    const refused = refusal(meaning.status, meaning.detail, realm, verdict.code);
+    if (meaning.status === 429 && "owner" in verdict) Object.assign(refused.headers, usageHeaders(verdict));
+    return refused;
   };
 
   const guard = (async (request: Request, env?: E) => {
@@ -200,6 +216,37 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
   };
 
   return guard;
+}
+
+/**
+ * The usage headers of a key's verdict, for the guard's 429 and for a handler that wants to show a
+ * client its limits on success too: `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds) of the
+ * tightest rate limit (the fewest requests left), as latchkey's own routes send them, and, when the
+ * key is RATE_LIMITED, `Retry-After`: the seconds until every exhausted limit has a request again.
+ *
+ * A verdict names each limit's size and when it is full again, not its refill rate, so the wait is
+ * bounded from above: a token bucket refills `limit` requests by `reset`, so the next one comes within
+ * (reset - now) / limit. A USAGE_EXCEEDED verdict gets no Retry-After: it does not say whether or
+ * when credits come back (a refill, a top-up, or never), and a client told to retry would only spin.
+ */
+export function usageHeaders(verdict: VerifyVerdict, now = Date.now()): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const limits = verdict.ratelimits ?? [];
+  const untilMs = (limit: RateLimitState) => Math.max(0, limit.reset - now);
+  if (verdict.code === "RATE_LIMITED") {
+    const waits = limits.filter((limit) => limit.remaining < 1).map((limit) => untilMs(limit) / limit.limit);
+    if (waits.length > 0) headers["Retry-After"] = String(Math.max(1, Math.ceil(Math.max(...waits) / 1000)));
+  }
+  const tightest = limits.reduce<RateLimitState | null>(
+    (min, limit) => (min === null || limit.remaining < min.remaining ? limit : min),
+    null,
+  );
+  if (tightest !== null) {
+    headers["RateLimit-Limit"] = String(tightest.limit);
+    headers["RateLimit-Remaining"] = String(tightest.remaining);
+    headers["RateLimit-Reset"] = String(Math.ceil(untilMs(tightest) / 1000));
+  }
+  return headers;
 }
 
 function refusal(

@@ -14,6 +14,13 @@
  * enabled again) are always asked afresh, as is any error. Entries are found by the SHA-256 of the
  * key and the checks (the client's address included), so the cache holds no key.
  *
+ * A verdict of a key with limits (rate limits or credits: it carries `ratelimits` or `credits`) is
+ * never cached, whatever its code: each verification of such a key must reach latchkey, which counts
+ * it, or a cache would spend no credits and take no rate-limit tokens for the requests it answers —
+ * the limits would hold per TTL instead of per request. RATE_LIMITED and USAGE_EXCEEDED are not
+ * final either (a limit refills; credits are topped up). The one gap: a key that gains limits by an
+ * update keeps its earlier, limit-free VALID verdict here for up to the TTL.
+ *
  * latchkey's verdict is a union: the final refusals (REVOKED, EXPIRED, MALFORMED) carry only their
  * code and key id, and are kept as they came; only VALID, a live key's verdict, has an `expires_at`
  * to bound its entry by.
@@ -25,6 +32,11 @@ export const VERIFY_CACHE_MAX_TTL_MS = 10_000;
 
 const FINAL: ReadonlySet<VerifyCode> = new Set<VerifyCode>(["VALID", "REVOKED", "EXPIRED", "MALFORMED"]);
 const utf8 = new TextEncoder();
+
+/** Does the verdict come from a key with limits, whose every verification latchkey must count? */
+function hasLimits(verdict: VerifyResult): boolean {
+  return "credits" in verdict || "ratelimits" in verdict;
+}
 
 export class VerdictCache {
   private readonly entries = new Map<string, { verdict: VerifyResult; until: number }>();
@@ -66,7 +78,7 @@ export class VerdictCache {
   }
 
   set(entry: string, verdict: VerifyResult): void {
-    if (!FINAL.has(verdict.code)) return;
+    if (!FINAL.has(verdict.code) || hasLimits(verdict)) return;
     const now = this.now();
     let until = now + this.ttlMs;
     if (verdict.code === "VALID" && verdict.expires_at !== null)

@@ -5,7 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { LatchkeyClient, LatchkeyError, VERIFY_CACHE_MAX_TTL_MS, type VerifyResult } from "@latchkey/client";
+import {
+  LatchkeyClient,
+  LatchkeyError,
+  VERIFY_CACHE_MAX_TTL_MS,
+  type LiveKeyCode,
+  type VerifyResult,
+} from "@latchkey/client";
 
 const BASE = "https://latchkey.example";
 
@@ -32,9 +38,18 @@ const ok =
   () =>
     Response.json(body, { status });
 
+const LIVE: readonly string[] = [
+  "VALID",
+  "INSUFFICIENT_SCOPE",
+  "RESOURCE_NOT_ALLOWED",
+  "RATE_LIMITED",
+  "USAGE_EXCEEDED",
+];
+const isLive = (code: VerifyResult["code"]): code is LiveKeyCode => LIVE.includes(code);
+
 /** A verdict as latchkey shapes it: a live key's with its details, a dead or unknown key's without. */
 function verdict(code: VerifyResult["code"], expires_at: string | null = null): VerifyResult {
-  if (code !== "VALID" && code !== "INSUFFICIENT_SCOPE" && code !== "RESOURCE_NOT_ALLOWED")
+  if (!isLive(code))
     return { valid: false, code, key_id: code === "MALFORMED" || code === "NOT_FOUND" ? null : crypto.randomUUID() };
   return {
     valid: code === "VALID",
@@ -198,6 +213,32 @@ describe("the verify cache", () => {
       assert.equal((await client.verify("lk_a")).code, code);
       assert.equal((await client.verify("lk_a")).code, "VALID", `${code} was cached`);
     }
+  });
+
+  it("never keeps a verdict of a key with limits, so latchkey counts every verification", async () => {
+    const limited = (code: VerifyResult["code"], usage: object) => ok({ ...verdict(code), ...usage });
+    const answers = [
+      limited("VALID", { credits: { remaining: 9 } }),
+      limited("VALID", { ratelimits: [{ name: "s", limit: 5, remaining: 4, reset: Date.now() + 1000 }] }),
+      limited("RATE_LIMITED", { ratelimits: [{ name: "s", limit: 5, remaining: 0, reset: Date.now() + 1000 }] }),
+      limited("USAGE_EXCEEDED", { credits: { remaining: 0 } }),
+    ];
+    for (const answer of answers) {
+      const script = scripted(answer, ok(verdict("REVOKED")));
+      const client = new LatchkeyClient({ baseUrl: BASE, fetch: script.fetch, verifyCacheTtlMs: 5_000 });
+      const first = await client.verify("lk_a", { cost: 2 });
+      assert.equal((await client.verify("lk_a", { cost: 2 })).code, "REVOKED", `${first.code} was cached`);
+      assert.equal(script.requests.length, 2);
+    }
+  });
+
+  it("sends the cost", async () => {
+    const script = scripted(ok(verdict("VALID")), ok(verdict("VALID")));
+    const client = new LatchkeyClient({ baseUrl: BASE, fetch: script.fetch });
+    await client.verify("lk_a", { scope: "models:invoke", cost: 0 });
+    await client.verify("lk_a");
+    const bodies = await Promise.all(script.requests.map((request) => request.json()));
+    assert.deepEqual(bodies, [{ key: "lk_a", scope: "models:invoke", cost: 0 }, { key: "lk_a" }]);
   });
 
   it("keys entries by key and checks, and expires them after the TTL", async () => {
