@@ -152,6 +152,52 @@ describe("the HTTP client against latchkey", () => {
     );
   });
 
+  it("updates, disables, rotates and reads the audit log, of one key or of all, page by page", async () => {
+    const client = clientFor();
+    const created = await client.create({ name: "lifecycle", scopes: ["models:invoke"] });
+    const other = await client.create({ name: "other" });
+    const updated = await client.update(created.id, { name: "renamed", allowed_ips: ["203.0.113.0/24"] });
+    assert.equal(updated.name, "renamed");
+    assert.deepEqual(updated.allowed_ips, ["203.0.113.0/24"]);
+    assert.equal((await client.update(created.id, { allowed_ips: null })).allowed_ips, null);
+    assert.equal((await client.update(created.id, { enabled: false })).enabled, false);
+    assert.equal((await client.verify(created.key)).code, "DISABLED");
+    await client.update(created.id, { enabled: true });
+
+    const rotated = await client.rotate(created.id, { grace_seconds: 60 });
+    assert.equal(rotated.rotated_from, created.id);
+    assert.equal((await client.verify(rotated.key)).code, "VALID");
+    assert.equal((await client.verify(created.key)).code, "VALID", "the old key, within its grace period");
+    const unknown = await rejection(client.rotate(crypto.randomUUID()));
+    assert.equal(unknown.status, 404);
+
+    const ofKey = await client.events({ keyId: created.id });
+    assert.deepEqual(
+      ofKey.data.map((event) => event.action),
+      ["rotated", "enabled", "disabled", "updated", "updated", "created"],
+    );
+    assert.deepEqual(ofKey.data[0]?.changes.rotated_to, { old: null, new: rotated.id });
+    const rotations = await client.events({ action: "rotated" });
+    assert.deepEqual(
+      rotations.data.map((event) => event.key_id),
+      [created.id],
+    );
+    const pages: string[][] = [];
+    for await (const page of client.eventPages({ limit: 3 })) pages.push(page.data.map((event) => event.id));
+    assert.deepEqual(
+      pages.map((page) => page.length),
+      [3, 3, 2],
+    );
+    const all = (await client.events({ limit: 100 })).data;
+    assert.deepEqual(
+      pages.flat(),
+      all.map((event) => event.id),
+    );
+    assert.ok(all.some((event) => event.key_id === other.id));
+    // The six of `created`, and the creations of `other` and of the rotated key.
+    assert.equal(all.length, 8);
+  });
+
   it("throws LatchkeyError carrying latchkey's RFC 9457 problem", async () => {
     const client = clientFor();
     const missing = await rejection(client.get(crypto.randomUUID()));
@@ -250,6 +296,12 @@ describe("the client and the served /openapi.json", () => {
     check(await client.get(created.id), "ApiKey");
     check(await client.list(), "KeyList");
     check(await client.whoami(), "WhoAmI");
+    check(await client.update(created.id, { name: "shape 2" }), "ApiKey");
+    const events = await client.events({ keyId: created.id });
+    check(events, "EventList");
+    for (const event of events.data) check(event, "AuditEvent");
+    const rotated = await client.rotate(created.id, { grace_seconds: 60 });
+    check(rotated, "CreatedApiKey");
     // A verdict is one of the union's sides: a live key's (its details) or a dead key's (code and id only).
     const union = components.schemas.VerifyResult as { anyOf?: { $ref: string }[]; oneOf?: { $ref: string }[] };
     assert.deepEqual((union.anyOf ?? union.oneOf ?? []).map((side) => side.$ref).sort(), [
@@ -258,7 +310,9 @@ describe("the client and the served /openapi.json", () => {
     ]);
     const live = await client.verify(created.key);
     check(live, "VerifyVerdict");
-    assert.deepEqual(Object.keys(live).sort(), fields("VerifyVerdict").all);
+    // A key without limits gets every field the document says is always there, and no other.
+    assert.deepEqual(Object.keys(live).sort(), fields("VerifyVerdict").required);
+    await client.revoke(rotated.id);
     await client.revoke(created.id);
     const dead = await client.verify(created.key);
     check(dead, "VerifyRefusal");

@@ -99,6 +99,15 @@ describe("retries", () => {
     assert.equal(script.requests.length, 1);
   });
 
+  it("never retries a rotate, even on a 503: a retry after a lost answer would rotate again", async () => {
+    const script = scripted(unavailable("1"), ok({}));
+    const client = new LatchkeyClient({ baseUrl: BASE, token: "t", fetch: script.fetch });
+    const error = await rejection(client.rotate("x", { grace_seconds: 60 }));
+    assert.ok(error instanceof LatchkeyError && error.status === 503);
+    assert.equal(script.requests.length, 1);
+    assert.deepEqual(await script.requests[0]?.json(), { grace_seconds: 60 });
+  });
+
   it("never retries other failures", async () => {
     for (const status of [400, 401, 403, 404, 422, 429, 500]) {
       const script = scripted(
