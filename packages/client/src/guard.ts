@@ -10,8 +10,8 @@
  * - 403 when the key is good but lacks the scope or the resource;
  * - 429 when the key is over one of its rate limits (RATE_LIMITED) or its credits do not cover the
  *   request's cost (USAGE_EXCEEDED), with `Retry-After` when waiting helps and `RateLimit-Limit`,
- *   `-Remaining` and `-Reset` of its tightest rate limit, as latchkey's own routes answer (see
- *   `usageHeaders`);
+ *   `-Remaining` and `-Reset` of its tightest rate limit, and its `credits` and `ratelimits` in the
+ *   problem, as latchkey's own routes answer (see `usageHeaders`);
  * - 400 when the resource named by the request is no id latchkey accepts;
  * - 503 (with `Retry-After`) when latchkey cannot give a verdict right now, or is limiting this
  *   server's verifications (a 429 to the guard: the key's holder did nothing wrong).
@@ -174,7 +174,12 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
     if (verdict.valid && verdict.code === "VALID") return verdict;
     const meaning = REFUSALS[verdict.code as Exclude<VerifyCode, "VALID">] ?? REFUSALS.NOT_FOUND;
     const refused = refusal(meaning.status, meaning.detail, realm, verdict.code);
-    if (meaning.status === 429 && "owner" in verdict) Object.assign(refused.headers, usageHeaders(verdict));
+    if (meaning.status === 429 && "owner" in verdict) {
+      Object.assign(refused.headers, usageHeaders(verdict));
+      // As latchkey's own 429 does: the key's credits and rate limits after the refused request.
+      if (verdict.credits !== undefined) refused.problem.credits = verdict.credits;
+      if (verdict.ratelimits !== undefined) refused.problem.ratelimits = verdict.ratelimits;
+    }
     return refused;
   };
 

@@ -117,6 +117,8 @@ describe("requireKey with a stand-in verifier", () => {
     assert.equal(refused.headers.get("ratelimit-remaining"), "0");
     assert.match(refused.headers.get("ratelimit-reset") ?? "", /^(59|60)$/);
     assert.equal(refused.headers.get("www-authenticate"), null);
+    assert.deepEqual((refused.problem as { ratelimits?: unknown }).ratelimits, limited.ratelimits);
+    assert.equal("credits" in refused.problem, false);
   });
 
   it("answers USAGE_EXCEEDED with 429 and RateLimit-*, without a Retry-After it cannot know", async () => {
@@ -132,6 +134,8 @@ describe("requireKey with a stand-in verifier", () => {
       "USAGE_EXCEEDED",
     );
     assert.equal(refused.headers.get("retry-after"), null);
+    assert.deepEqual((refused.problem as { credits?: unknown }).credits, { remaining: 2 });
+    assert.deepEqual((refused.problem as { ratelimits?: unknown }).ratelimits, spent.ratelimits);
     assert.equal(refused.headers.get("ratelimit-limit"), "5");
     assert.equal(refused.headers.get("ratelimit-remaining"), "0");
     assert.equal(refused.headers.get("ratelimit-reset"), "1");
