@@ -3,15 +3,17 @@
  * has no dependency on latchkey, zod or Workers). This file keeps them honest: each assertion fails
  * `npm run typecheck` (which CI runs) as soon as the package and latchkey's own types drift apart —
  * a field added to a schema, a method added to an entrypoint, a parameter changed. The `it` bodies
- * run too, but the assertions are about types.
+ * run too, but the assertions are about types (and one value: the audit actions the CLI validates).
  */
 import type { WorkerEntrypoint } from "cloudflare:workers";
-import { describe, expectTypeOf, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
 import type { z } from "zod";
 import type * as client from "../packages/client/src/index";
 import type * as clientRpc from "../packages/client/src/rpc";
 import type * as rpc from "../src/rpc";
 import type * as schemas from "../src/schemas";
+import { AUDIT_ACTIONS as SERVED_AUDIT_ACTIONS } from "../src/schemas";
+import { AUDIT_ACTIONS } from "../packages/client/src/types";
 
 /** The methods an entrypoint adds to WorkerEntrypoint (fetch and friends excluded). */
 type Methods<T> = Omit<T, keyof WorkerEntrypoint | keyof Rpc.WorkerEntrypointBranded>;
@@ -61,6 +63,10 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
     expectTypeOf<client.WhoAmI>().toEqualTypeOf<z.output<typeof schemas.WhoAmI>>();
     expectTypeOf<client.AuditEvent>().toEqualTypeOf<z.output<typeof schemas.AuditEvent>>();
     expectTypeOf<client.EventList>().toEqualTypeOf<z.output<typeof schemas.EventList>>();
+  });
+
+  it("the audit actions the CLI accepts are latchkey's, in its order", () => {
+    expect(AUDIT_ACTIONS).toEqual(SERVED_AUDIT_ACTIONS);
   });
 
   it("requests", () => {
