@@ -12,7 +12,7 @@
  *   request's cost (USAGE_EXCEEDED), with `Retry-After` when waiting helps and `RateLimit-Limit`,
  *   `-Remaining` and `-Reset` of its tightest rate limit, and its `credits` and `ratelimits` in the
  *   problem, as latchkey's own routes answer (see `usageHeaders`);
- * - 400 when the resource named by the request is no id latchkey accepts;
+ * - 400 when the resource id or the cost the request names is one latchkey does not accept;
  * - 503 (with `Retry-After`) when latchkey cannot give a verdict right now, or is limiting this
  *   server's verifications (a 429 to the guard: the key's holder did nothing wrong).
  *
@@ -270,15 +270,15 @@ function refusal(
 }
 
 /**
- * A verifier that threw: the request's resource id was refused by latchkey (400), latchkey is limiting
- * this server's verifications (429: 503 with latchkey's Retry-After), or latchkey could not answer
- * (503). Anything else is a bug and is rethrown. Service-binding errors carry their code in the
+ * A verifier that threw: the request's resource id or cost was refused by latchkey (400), latchkey
+ * is limiting this server's verifications (429: 503 with latchkey's Retry-After), or latchkey could
+ * not answer (503). Anything else is a bug and is rethrown. Service-binding errors carry their code in the
  * message (`[invalid] ...`, `[unavailable] ...`); the HTTP client throws LatchkeyError.
  */
 function failedVerification(error: unknown): Refusal {
   const message = error instanceof Error ? error.message : "";
   if (error instanceof LatchkeyError ? error.status === 422 || error.status === 400 : message.startsWith("[invalid]"))
-    return refusal(400, "The request names a resource id that is not valid", "");
+    return refusal(400, "The request names a resource id or a cost latchkey does not accept", "");
   if (error instanceof LatchkeyError && error.status === 429)
     return refusal(
       503,

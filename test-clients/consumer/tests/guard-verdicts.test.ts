@@ -153,6 +153,18 @@ describe("requireKey with a stand-in verifier", () => {
     );
   });
 
+  it("answers 400 when latchkey refuses the cost (a binding's [invalid])", async () => {
+    const refusing: Verifier = {
+      verify: async () => {
+        throw new Error("[invalid] options.cost: Must be at least 0");
+      },
+    };
+    const response = await requireKey({ verifier: refusing, cost: -1 })(request());
+    assert.ok(response);
+    assert.equal(response.status, 400);
+    assert.match(((await response.json()) as { detail: string }).detail, /cost/);
+  });
+
   it("never lets a refused usage verdict through, even one claiming valid", async () => {
     const liar = standIn({ ...live("RATE_LIMITED"), valid: true });
     await refusedWith(await requireKey({ verifier: liar.verifier })(request()), 429, "RATE_LIMITED");
