@@ -272,8 +272,8 @@ function refusal(
 /**
  * A verifier that threw: the request's resource id or cost was refused by latchkey (400), latchkey
  * is limiting this server's verifications (429: 503 with latchkey's Retry-After), or latchkey could
- * not answer (503). Anything else is a bug and is rethrown. Service-binding errors carry their code in the
- * message (`[invalid] ...`, `[unavailable] ...`); the HTTP client throws LatchkeyError.
+ * not answer (503). Anything else is a bug and is rethrown. Service-binding errors carry their code
+ * in the message (`[invalid] ...`, `[unavailable] ...`); the HTTP client throws LatchkeyError.
  */
 function failedVerification(error: unknown): Refusal {
   const message = error instanceof Error ? error.message : "";
