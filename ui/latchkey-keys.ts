@@ -185,10 +185,7 @@ export class LatchkeyKeys extends HTMLElement {
     // The new key lives only while its dialog is open, whatever closes it: Done and Escape ("cancel")
     // remove it before the dialog closes, and "close" (a task later) catches any other way.
     this.#secretDialog.addEventListener("cancel", () => this.#closeSecret());
-    this.#secretDialog.addEventListener("close", () => {
-      this.#secretDialog.replaceChildren();
-      this.#createButton.focus();
-    });
+    this.#secretDialog.addEventListener("close", () => this.#secretDialog.replaceChildren());
     for (const dialog of [this.#createDialog, this.#confirmDialog]) {
       dialog.addEventListener("close", () => dialog.replaceChildren());
     }
@@ -590,9 +587,12 @@ export class LatchkeyKeys extends HTMLElement {
     input.focus();
   }
 
+  /** Removes the new key and closes its dialog; focus goes back to Create key at once if it was open. */
   #closeSecret(): void {
+    const open = this.#secretDialog.open;
     this.#secretDialog.replaceChildren();
     this.#secretDialog.close();
+    if (open) this.#createButton.focus();
   }
 
   /** A `latchkey-*` event for the host page (never carrying a key). */
