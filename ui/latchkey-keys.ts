@@ -1,8 +1,9 @@
 /**
  * <latchkey-keys>: a "Settings > API keys" panel for any page. It lists the signed-in person's keys
  * (and their workspace's), creates keys and rotates them (showing the new key once), disables and
- * enables them, and revokes them; rotate, disable and revoke ask first. Plain custom element and shadow DOM, no framework; styled by CSS custom properties and
- * `::part`; native <button> and <dialog> for keyboard use.
+ * enables them, and revokes them; rotate, disable and revoke ask first. Plain custom element and
+ * shadow DOM, no framework; styled by CSS custom properties and `::part`; native <button> and
+ * <dialog> for keyboard use.
  *
  * Secrets: the host hands over the person's JWT as the `token` property or a `tokenProvider`
  * callback, never an attribute, URL or storage. A new key lives only in the "copy your key" dialog
