@@ -433,6 +433,7 @@ test("rotate asks first, shows the new key once, and the old key keeps working f
   await newRow.getByText(`replaces ${billing.start}…`).waitFor();
   await newRow.getByText("models:invoke").waitFor();
   const oldRow = rowOf(page, billing.id);
+  await oldRow.getByText(`replaced by ${replacement.start}…`).waitFor();
   assert.equal(await oldRow.getAttribute("data-status"), "expiring");
   const oldExpiry = Date.parse(await oldRow.locator("time").first().getAttribute("datetime"));
   assert.ok(Math.abs(oldExpiry - (Date.now() + 3600_000)) < 120_000, "the old key expires in an hour");

@@ -359,7 +359,10 @@ export class LatchkeyKeys extends HTMLElement {
         button.addEventListener("click", () => action.run(this, key, button));
         return button;
       });
+      // A rotation's two keys share a name: each says which the other is (when both are listed).
       const replaced = key.rotated_from ? this.#keys.find((other) => other.id === key.rotated_from) : undefined;
+      const successor = this.#keys.find((other) => other.rotated_from === key.id);
+      const rotation = replaced ? `replaces ${replaced.start}…` : successor ? `replaced by ${successor.start}…` : null;
       return h(
         "tr",
         { "data-key-id": key.id, "data-status": status, part: `row row-${status}` },
@@ -367,9 +370,7 @@ export class LatchkeyKeys extends HTMLElement {
           "th",
           { scope: "row", class: "name" },
           key.name,
-          replaced
-            ? h("span", { part: "rotated-from", class: "muted small block" }, `replaces ${replaced.start}…`)
-            : null,
+          rotation ? h("span", { part: "rotation", class: "muted small block" }, rotation) : null,
         ),
         h("td", {}, h("code", { part: "start" }, `${key.start}…`)),
         h("td", {}, owner),
