@@ -126,6 +126,14 @@ function focused(page) {
   });
 }
 
+/** Waits until the component's focused element is a row's `action` button. */
+function waitForFocusOn(page, action) {
+  return page.waitForFunction(
+    (name) => document.querySelector("latchkey-keys").shadowRoot.activeElement?.dataset.action === name,
+    action,
+  );
+}
+
 /** Presses Tab until `label` (tag:text, or a RegExp for it) is focused; fails after `max` presses. */
 async function tabTo(page, label, max = 40) {
   const matches = (text) => (label instanceof RegExp ? label.test(text) : text === label);
@@ -483,17 +491,16 @@ test("disable asks first and the badge follows; a disabled key fails verificatio
   assert.equal(await verify(feed.key), "DISABLED");
   assert.equal((await apiCall(token, "GET", `/v1/keys/${feed.id}`)).body.enabled, false);
   assert.deepEqual(await actionsOf(feedRow), ["rotate", "enable", "revoke"]);
-  await page.waitForFunction(() => {
-    const active = document.querySelector("latchkey-keys").shadowRoot.activeElement;
-    return active?.dataset.action === "enable";
-  });
+  await waitForFocusOn(page, "enable");
 
-  await feedRow.getByRole("button", { name: "Enable Partner feed" }).click();
+  // Focus is on Enable (above), so the keyboard undoes the disable; focus then moves to Disable.
+  await page.keyboard.press("Enter");
   await feedRow.getByText("Active").waitFor();
   assert.equal(await feedRow.getAttribute("data-status"), "active");
   await page.getByRole("status").filter({ hasText: "Key Partner feed enabled." }).waitFor();
   assert.equal(await verify(feed.key), "VALID");
   assert.deepEqual(await actionsOf(feedRow), ["rotate", "disable", "revoke"]);
+  await waitForFocusOn(page, "disable");
 });
 
 test("errors on rotate and enable are shown from the problem's detail", async ({ page }, expectConsoleErrors) => {
