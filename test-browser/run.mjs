@@ -547,6 +547,22 @@ test("errors on rotate and enable are shown from the problem's detail", async ({
   const rotateManager = page.getByRole("alertdialog", { name: "Rotate “Key manager”?" });
   await rotateManager.getByRole("button", { name: "Rotate key" }).click();
   await rotateManager.getByRole("alert").filter({ hasText: conflict.body.detail }).waitFor();
+
+  // Dismissed while the request is on its way: the failure shows above the list, not in a closed dialog.
+  await page.keyboard.press("Escape");
+  await rotateManager.waitFor({ state: "hidden" });
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  await page.route(`**/v1/keys/${manager.id}/rotate`, async (route) => {
+    await held;
+    await route.continue();
+  });
+  await rowOf(page, manager.id).getByRole("button", { name: "Rotate Key manager" }).click();
+  await rotateManager.getByRole("button", { name: "Rotate key" }).click();
+  await page.keyboard.press("Escape");
+  await rotateManager.waitFor({ state: "hidden" });
+  release();
+  await page.locator("latchkey-keys section p[part=error]").filter({ hasText: conflict.body.detail }).waitFor();
 });
 
 test("keyboard only: rotate with a grace, copy, close with Escape", async ({ page }) => {

@@ -644,9 +644,11 @@ export class LatchkeyKeys extends HTMLElement {
   }
 
   /**
-   * Asks before changing `key`: Cancel, any `fields`, and the button that runs `change`. A failure keeps
-   * the dialog open with the problem's detail; success closes it. Focus starts on `fields`' first control
-   * or else on Cancel (the safe choice), and goes back to `opener` when the dialog is dismissed.
+   * Asks before a change: Cancel, any `fields`, and the button that runs `change`. A failure keeps the
+   * dialog open with the problem's detail; success closes it. Focus starts on `fields`' first control or
+   * else on Cancel (the safe choice), and goes back to `opener` when the dialog is dismissed. Dismissed
+   * while `change` runs, the dialog is gone: a later failure shows above the list instead, and a later
+   * success closes no other dialog.
    */
   #confirm(
     opener: HTMLElement,
@@ -676,11 +678,11 @@ export class LatchkeyKeys extends HTMLElement {
       change().then(
         () => {
           dismissed = false;
-          this.#confirmDialog.close();
+          if (button.isConnected) this.#confirmDialog.close();
         },
         (failure: unknown) => {
           button.disabled = false;
-          this.#showError(failure, error);
+          this.#showError(failure, button.isConnected ? error : this.#alert);
         },
       );
     });
