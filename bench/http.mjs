@@ -103,7 +103,15 @@ async function seed(jwts, count = keyCount, extra = {}) {
 // ---- measuring --------------------------------------------------------------------------------
 
 /**
- * The eight cases as autocannon request lists. Lists of static requests are built into buffers once,
+ * Keys with usage limits for cases 9-10: limits far above what a run can spend, so every request is a
+ * VALID verification that pays its Durable Object round trip (never a cheap 429).
+ */
+const LIMITED_KEYS = 100;
+const RATE_LIMITED = { ratelimits: [{ name: "bench", limit: 1_000_000_000, duration_ms: 1000 }] };
+const WITH_CREDITS = { credits: { remaining: 1_000_000_000_000, refill: null } };
+
+/**
+ * The ten cases as autocannon request lists. Lists of static requests are built into buffers once,
  * so the load generator's own cost is the same for every case; each connection cycles through them.
  */
 /** Distinct strings in the shape of bare Laravel Sanctum secrets (40 letters and digits), none imported. */
@@ -291,12 +299,19 @@ try {
       `case ${id} / case 1 ${what}: ${r.toFixed(2)} (target ${atLeast ? "≥" : "≤"} ${limit.toFixed(2)}: ${check(atLeast ? r >= limit : r <= limit)})`,
     ];
   };
+  /** "case <id> <what> / case 1 <what>: ratio", recorded without a target. */
+  const ratio = (id, what, value) => {
+    const c = byId.get(id);
+    return c && ceiling ? [`case ${id} / case 1 ${what}: ${(value(c) / value(ceiling)).toFixed(2)}`] : [];
+  };
   const verdicts = [
     ...target(2, "throughput", (c) => c.rps, 0.9, true),
     ...target(2, "p99", (c) => c.p99, 1.2, false),
     ...target(3, "throughput", (c) => c.rps, 0.85, true),
     ...target(4, "throughput", (c) => c.rps, 0.85, true),
     ...target(7, "throughput", (c) => c.rps, 0.85, true),
+    ...ratio(9, "throughput", (c) => c.rps),
+    ...ratio(10, "throughput", (c) => c.rps),
   ];
   const allowList = byId.get(7);
   const case2Result = byId.get(2);
