@@ -489,6 +489,47 @@ describe("PATCH of ratelimits and credits", () => {
   });
 });
 
+describe("credit operations are applied exactly once (keys/usage.ts)", () => {
+  const at = Date.parse("2027-06-10T12:00:00Z");
+  const withCredits = (credits: KeyLimits["credits"]): KeyLimits => ({ ratelimits: [], credits });
+
+  it("a stale rule (an isolate not yet synced) neither re-applies nor undoes an operation", () => {
+    const state = { credits: null, buckets: {} };
+    const base = { remaining: 10, refill: null };
+    expect(applyUsage(state, withCredits(base), 1, at).credits).toEqual({ remaining: 9 });
+    const topped = { ...base, added: 100 };
+    expect(applyUsage(state, withCredits(topped), 1, at).credits).toEqual({ remaining: 108 });
+    // The old rule again: the increment is neither undone nor applied twice.
+    expect(applyUsage(state, withCredits(base), 0, at).credits).toEqual({ remaining: 108 });
+    expect(applyUsage(state, withCredits(topped), 0, at).credits).toEqual({ remaining: 108 });
+    const lowered = { ...topped, removed: 500 };
+    expect(applyUsage(state, withCredits(lowered), 0, at).credits).toEqual({ remaining: 0 }); // stops at 0
+    expect(applyUsage(state, withCredits({ ...lowered, added: 105 }), 0, at).credits).toEqual({ remaining: 5 });
+  });
+
+  it("a set replaces the balance once; an older set is ignored", () => {
+    const state = { credits: null, buckets: {} };
+    const set = { remaining: 40, refill: null, added: 3, set: { at, amount: 40, added: 3, removed: 0 } };
+    expect(applyUsage(state, withCredits({ remaining: 10, refill: null }), 5, at).credits).toEqual({ remaining: 5 });
+    expect(applyUsage(state, withCredits(set), 1, at).credits).toEqual({ remaining: 39 });
+    expect(applyUsage(state, withCredits(set), 1, at).credits).toEqual({ remaining: 38 });
+    const older = { ...set, set: { ...set.set, at: at - 1, amount: 1000 } };
+    expect(applyUsage(state, withCredits(older), 0, at).credits).toEqual({ remaining: 38 });
+  });
+
+  it("a rule without credits keeps the balance; a bucket of a limit it lacks survives until it would be full", () => {
+    const state = { credits: null, buckets: {} };
+    const limits: KeyLimits = {
+      ratelimits: [{ name: "m", limit: 2, duration_ms: 60_000 }],
+      credits: { remaining: 3, refill: null },
+    };
+    applyUsage(state, limits, 1, at);
+    applyUsage(state, limits, 1, at);
+    expect(applyUsage(state, { ratelimits: [], credits: null }, 1, at + 1000).code).toBe("VALID");
+    expect(applyUsage(state, limits, 1, at + 1000)).toMatchObject({ code: "RATE_LIMITED", credits: { remaining: 1 } });
+  });
+});
+
 describe("GET /v1/keys/{id}/usage", () => {
   const flush = () => isolateCache.usage.flush(new D1UsageStore(env.DB));
 
