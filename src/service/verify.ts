@@ -85,6 +85,9 @@ export function memoryRecordBytes(hash: string, entry: MemoryRecord): number {
   for (const scope of record.scopes) bytes += 32 + scope.length;
   for (const resource of record.resources ?? []) bytes += 32 + resource.length;
   for (const range of record.allowedIps ?? []) bytes += 32 + range.length;
+  // Usage limits: a few numbers per rate limit and for credits (keys without limits add nothing).
+  if (record.limits) bytes += 200 + 100 * record.limits.ratelimits.length;
+  for (const limit of record.limits?.ratelimits ?? []) bytes += limit.name.length;
   return bytes;
 }
 
