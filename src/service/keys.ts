@@ -410,7 +410,7 @@ export class Keys {
         changes[field] = { old: before, new: after };
         apply[recordField] = value;
       }
-      if (Object.keys(changes).length === 0) return toApiKey(current);
+      if (Object.keys(changes).length === 0) return this.liveView(current);
 
       const next: KeyRecord = { ...current, ...(apply as KeyChanges) };
       if (actor.kind === "api_key") requireWithin(actor.key, next, "The changed key");
@@ -478,7 +478,8 @@ export class Keys {
       if (seq !== null) {
         await this.verifier.changed({ ...current, expiresAt: oldExpiresAt }, seq);
         this.verifier.remember(record, seq);
-        return { ...toApiKey(record), key };
+        // It shares the old key's balance: shown as it is now.
+        return { ...(await this.liveView(record)), key };
       }
       if (attempt === CONCURRENT_ATTEMPTS)
         throw new ConflictError("The key is being changed by another request; retry");
