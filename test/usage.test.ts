@@ -302,6 +302,29 @@ describe("POST /v1/keys/{id}/credits", () => {
     expect(await verify({ key })).toMatchObject({ code: "USAGE_EXCEEDED" });
     expect(await op({ op: "set", amount: 2 })).toEqual({ remaining: 2 });
     expect(await verify({ key })).toMatchObject({ code: "VALID", credits: { remaining: 1 } });
+    // Each operation is audited, newest first, with what was asked.
+    const events = (await (await call("GET", `/v1/keys/${id}/events`, { auth: jwt })).json()) as {
+      data: { action: string; changes: Record<string, { new: unknown }> }[];
+    };
+    expect(events.data.slice(0, 4).map((e) => [e.action, e.changes.credits?.new])).toEqual([
+      ["updated", { op: "set", amount: 2 }],
+      ["updated", { op: "decrement", amount: 100 }],
+      ["updated", { op: "decrement", amount: 3 }],
+      ["updated", { op: "increment", amount: 5 }],
+    ]);
+  });
+
+  it("invalid operations change nothing: no balance change, no event", async () => {
+    const { key, id, jwt } = await limitedKey({ credits: { remaining: 10 } });
+    const eventCount = async () =>
+      ((await (await call("GET", `/v1/keys/${id}/events`, { auth: jwt })).json()) as { data: unknown[] }).data.length;
+    const before = await eventCount();
+    for (const body of [{ op: "add", amount: 1 }, { op: "increment", amount: -5 }, { op: "set" }, { amount: 3 }]) {
+      const response = await call("POST", `/v1/keys/${id}/credits`, { auth: jwt, body });
+      expect(Object.keys((await expectProblem(response, 422)).errors as object).length).toBeGreaterThan(0);
+    }
+    expect(await eventCount()).toBe(before);
+    expect(await verify({ key, cost: 0 })).toMatchObject({ credits: { remaining: 10 } });
   });
 
   it("refuses bad input, keys without credits, other owners' keys and keys with limits of their own", async () => {
@@ -343,6 +366,19 @@ describe("POST /v1/keys/{id}/credits", () => {
       await exports.KeyService.credits({ type: "user", id: sub }, created.id, { op: "increment", amount: 2 }),
     ).toEqual({ remaining: 5 });
     expect(await exports.KeyService.verify(created.key)).toMatchObject({ credits: { remaining: 4 } });
+    const ratelimits = [{ name: "s", limit: 5, duration_ms: 1000 }];
+    expect(await exports.KeyService.update({ type: "user", id: sub }, created.id, { ratelimits })).toMatchObject({
+      ratelimits,
+      credits: { remaining: 4 },
+    });
+    const refused = await exports.KeyService.credits({ type: "user", id: sub }, created.id, {
+      op: "decrement",
+      amount: -1,
+    }).then(
+      () => "resolved",
+      (error: Error) => error.message,
+    );
+    expect(refused).toMatch(/^\[invalid\] input: amount: /);
   });
 });
 

@@ -160,9 +160,9 @@ export const routes: readonly Route[] = [
     method: "patch",
     path: "/v1/keys/:id",
     operationId: "updateKey",
-    summary: "Change a key's name, metadata, enabled, expiry, scopes, resources or allowed IPs",
+    summary: "Change a key's name, metadata, enabled, expiry, scopes, resources, allowed IPs or usage limits",
     description:
-      "Fields left out are unchanged; null clears a nullable one; an empty object changes nothing. `enabled: false` makes the key fail with DISABLED until it is enabled again. With a key (needs `keys:write`), the key left behind must be within that key's powers. Revoked keys cannot be changed (409). Writes one audit event.",
+      "Fields left out are unchanged; null clears a nullable one; an empty object changes nothing. `enabled: false` makes the key fail with DISABLED until it is enabled again. With a key (needs `keys:write`), the key left behind must be within that key's powers. `ratelimits` replaces the list and `credits` sets the balance to its `remaining`; both apply to every live key sharing the key's usage counters (its rotations), and a key with usage limits may change neither (403). Revoked keys cannot be changed (409). Writes one audit event.",
     tag: "keys",
     auth: "required",
     pathParams: KeyIdParams,
@@ -177,7 +177,7 @@ export const routes: readonly Route[] = [
     operationId: "rotateKey",
     summary: "Replace a key with a new one, keeping the old one working for a grace period",
     description:
-      "The new key (shown only in this response) copies the old key's name, owner, scopes, resources, metadata, expiry and allowed IPs, and records `rotated_from`. The old key then expires at the earlier of its own expiry and now + `grace_seconds` (default 0: at once). Revoked or expired keys: 409. Send `{}` for the default.",
+      "The new key (shown only in this response) copies the old key's name, owner, scopes, resources, metadata, expiry, allowed IPs and usage limits (sharing its usage counters: one balance for both), and records `rotated_from`. The old key then expires at the earlier of its own expiry and now + `grace_seconds` (default 0: at once). Revoked or expired keys: 409. Send `{}` for the default.",
     tag: "keys",
     auth: "required",
     pathParams: KeyIdParams,
