@@ -99,9 +99,9 @@ export function compact(r: CompactRecord): CompactRecord {
     allowedIps: r.allowedIps,
     // An imported key counts only in its own format (service/verify.ts), so its format travels too.
     ...(r.format ? { format: r.format } : {}),
-    // Usage limits travel only when the key has them (keys without limits carry no extra bytes).
-    ...(r.limits ? { limits: r.limits } : {}),
-    ...(r.usageId ? { usageId: r.usageId } : {}),
+    // Usage limits (and the counters they use) travel only when the key has them: keys without
+    // limits carry no extra bytes.
+    ...(r.limits ? { limits: r.limits, ...(r.usageId ? { usageId: r.usageId } : {}) } : {}),
   };
 }
 

@@ -76,6 +76,7 @@ const FORBIDDEN: Record<ForbiddenError["kind"], ProblemCode> = {
   role: "role_required",
   powers: "forbidden",
 };
+
 /**
  * The 429 headers of a key over its own limits: Retry-After when waiting helps (the rate limit's next
  * token, or the next refill for credits), and RateLimit-Limit / -Remaining / -Reset (seconds) of the

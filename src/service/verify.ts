@@ -440,7 +440,6 @@ export class Verifier {
     }
   }
 
-  /** Applies the feed after this isolate's position. Failures are logged, never thrown. */
   /**
    * Reads the feed now, unless a read is already running: after a write that changed several keys at
    * once (a key chain's limits), so this isolate drops its copies of all of them before answering again.
@@ -449,6 +448,7 @@ export class Verifier {
     if (!this.local.feed.running) await this.syncFeed();
   }
 
+  /** Applies the feed after this isolate's position. Failures are logged, never thrown. */
   async syncFeed(now: number = Date.now()): Promise<void> {
     const { feed } = this.local;
     feed.attemptedAt = now;
