@@ -18,7 +18,7 @@ import {
   UsageLimitedError,
   ValidationError,
 } from "../service/errors";
-import type { UsageVerdict } from "../keys/usage";
+import { type UsageVerdict, usageFields } from "../keys/usage";
 import { describeError, log } from "../log";
 import { PROBLEMS, type ProblemCode, problemType } from "../problems";
 
@@ -97,14 +97,6 @@ export function usageLimitHeaders(usage: UsageVerdict): Record<string, string> {
   return headers;
 }
 
-/** The usage fields of a key's 429: its credits and rate limits after the refused request. */
-function usageExtra(usage: UsageVerdict): Record<string, unknown> {
-  return {
-    ...(usage.credits ? { credits: { remaining: usage.credits.remaining } } : {}),
-    ...(usage.ratelimits.length > 0 ? { ratelimits: usage.ratelimits.map((limit) => ({ ...limit })) } : {}),
-  };
-}
-
 export function errorToProblem(error: unknown): Response {
   if (error instanceof HttpError) return problem(error.code, error.init);
   if (error instanceof AuthenticationError) {
@@ -118,7 +110,7 @@ export function errorToProblem(error: unknown): Response {
   if (error instanceof UsageLimitedError) {
     return problem(error.usage.code === "USAGE_EXCEEDED" ? "key_usage_exceeded" : "key_rate_limited", {
       detail: error.message,
-      extra: usageExtra(error.usage),
+      extra: usageFields(error.usage),
       headers: usageLimitHeaders(error.usage),
     });
   }

@@ -80,6 +80,20 @@ export interface UsageVerdict {
 
 export type CreditsOp = "set" | "increment" | "decrement";
 
+/**
+ * What a verdict (and a 429 problem) shows of a verification's usage: `credits` only for a key with
+ * credits, `ratelimits` only for a key with rate limits.
+ */
+export function usageFields(usage: UsageVerdict | undefined): {
+  credits?: { remaining: number };
+  ratelimits?: RateLimitView[];
+} {
+  return {
+    ...(usage?.credits ? { credits: { remaining: usage.credits.remaining } } : {}),
+    ...(usage && usage.ratelimits.length > 0 ? { ratelimits: usage.ratelimits.map((limit) => ({ ...limit })) } : {}),
+  };
+}
+
 /** Does the key have any limit, i.e. does its verification need the counter at all? */
 export function hasLimits(limits: KeyLimits | null | undefined): limits is KeyLimits {
   return !!limits && (limits.ratelimits.length > 0 || limits.credits !== null);

@@ -21,7 +21,7 @@ import { sha256Hex } from "../keys/hash";
 import { rangesWithin } from "../keys/ip";
 import { UUID_V4 } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
-import { type KeyLimits, hasLimits, recordCreditsOp } from "../keys/usage";
+import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/usage";
 import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
   DeadKeyCode,
@@ -142,8 +142,7 @@ function verdictView({ code, record, keyId, usage }: Verification): VerifyResult
     resources: record.resources ? [...record.resources] : null,
     expires_at: iso(record.expiresAt),
     enabled: record.enabled,
-    ...(usage?.credits ? { credits: { remaining: usage.credits.remaining } } : {}),
-    ...(usage && usage.ratelimits.length > 0 ? { ratelimits: usage.ratelimits.map((limit) => ({ ...limit })) } : {}),
+    ...usageFields(usage),
   };
 }
 
@@ -622,8 +621,9 @@ export class Keys {
 
   /**
    * Changes the credit balance of a key (and so of its whole chain: a rotated key shares it). The
-   * same authorization as a revoke; a key with limits of its own may not do it at all, or it could
-   * top up its own balance.
+   * same authorization as a PATCH; a key with limits of its own may not do it at all, or it could
+   * top up its own balance. The operation is recorded in the key's limits (`recordCreditsOp`) with its
+   * audit event in one store write, and the counter applies it exactly once on its next call.
    */
   async adjustCredits(caller: Actor, id: string, input: CreditsInput): Promise<CreditsResultView> {
     this.requireScope(caller, "keys:write");
