@@ -253,6 +253,26 @@ describe("latchkey's own routes", () => {
     expect(refused.headers.get("ratelimit-reset")).toBe("58");
   });
 
+  it("describe the tightest rate limit in the RateLimit headers, and wait for the slowest in Retry-After", async () => {
+    const { key } = await limitedKey({
+      ratelimits: [
+        { name: "burst", limit: 5, duration_ms: 1000 },
+        { name: "minute", limit: 3, duration_ms: 60_000 },
+      ],
+    });
+    const t = clockAt(Date.now());
+    for (let i = 0; i < 3; i++) expect((await call("GET", "/v1/whoami", { auth: key })).status).toBe(200);
+    const refused = await call("GET", "/v1/whoami", { auth: key });
+    expect((await expectProblem(refused, 429)).ratelimits).toEqual([
+      { name: "burst", limit: 5, remaining: 2, reset: t + 600 },
+      { name: "minute", limit: 3, remaining: 0, reset: t + 60_000 },
+    ]);
+    expect(refused.headers.get("ratelimit-limit")).toBe("3");
+    expect(refused.headers.get("ratelimit-remaining")).toBe("0");
+    expect(refused.headers.get("ratelimit-reset")).toBe("60");
+    expect(refused.headers.get("retry-after")).toBe("20"); // one "minute" token: 60 s / 3
+  });
+
   it("answer 429 USAGE_EXCEEDED with Retry-After until the refill when credits run out", async () => {
     const { key } = await limitedKey({ credits: { remaining: 1, refill: { amount: 5, interval: "day" } } });
     clockAt(Date.parse("2027-06-10T23:59:00Z"));
