@@ -301,12 +301,18 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
   }
 
   /**
-   * Deletes up to `limit` keys revoked or expired before `before`, and Idempotency-Key records made
-   * before `idempotencyBefore`; the number of keys deleted.
+   * Deletes up to `limit` keys revoked or expired before `before` (with their usage counts), and
+   * Idempotency-Key records made before `idempotencyBefore`; the number of keys deleted.
    */
   purge(before: number, idempotencyBefore: number, limit: number): Promise<number> {
     return attempt("purge", async () => {
-      const [keys] = await this.db.batch([
+      const [, keys] = await this.db.batch([
+        // The same keys as the DELETE after it (one transaction): their usage counts go with them.
+        this.db
+          .prepare(
+            "DELETE FROM key_usage WHERE key_id IN (SELECT id FROM api_keys WHERE revoked_at < ?1 OR expires_at < ?1 LIMIT ?2)",
+          )
+          .bind(before, limit),
         this.db
           .prepare(
             "DELETE FROM api_keys WHERE id IN (SELECT id FROM api_keys WHERE revoked_at < ?1 OR expires_at < ?1 LIMIT ?2)",
