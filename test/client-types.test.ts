@@ -24,45 +24,24 @@ type Flat<T> = { [K in keyof T]: T[K] };
  */
 type ListOptionsBesidesLimit<T> = Flat<Omit<NonNullable<T>, "limit">>;
 
-/**
- * PENDING ISSUE 13. The package already speaks the usage-limits verdict (branch usage2: `cost`,
- * RATE_LIMITED / USAGE_EXCEEDED, `credits`, `ratelimits`), which main's schemas do not have yet, so
- * until it lands the package's verify types are compared with those parts taken out. Once issue 13 is
- * merged these comparisons fail: then delete `PreUsage` and compare the package's types as they are.
- */
-type UsageCode = "RATE_LIMITED" | "USAGE_EXCEEDED";
-type PreUsage<T> = T extends { code: infer C }
-  ? Flat<Omit<T, "code" | "credits" | "ratelimits"> & { code: Exclude<C, UsageCode> }>
-  : T extends object
-    ? Flat<Omit<T, "cost">>
-    : Exclude<T, UsageCode>;
-/** An RPC `verify`'s parameters and verdict, each with its usage parts taken out. */
-type VerifyParameters<T extends { verify(...args: never[]): unknown }> = Parameters<T["verify"]>;
-type VerifyVerdictOf<T extends { verify(...args: never[]): unknown }> = PreUsage<Awaited<ReturnType<T["verify"]>>>;
-
 describe("@latchkey/client's HTTP types match the schemas behind /openapi.json", () => {
   it("responses", () => {
     expectTypeOf<client.ApiKey>().toEqualTypeOf<z.output<typeof schemas.ApiKey>>();
     expectTypeOf<client.CreatedApiKey>().toEqualTypeOf<z.output<typeof schemas.CreatedApiKey>>();
     expectTypeOf<client.KeyList>().toEqualTypeOf<z.output<typeof schemas.KeyList>>();
-    expectTypeOf<PreUsage<client.VerifyResult>>().toEqualTypeOf<PreUsage<z.output<typeof schemas.VerifyResult>>>();
+    expectTypeOf<client.VerifyResult>().toEqualTypeOf<z.output<typeof schemas.VerifyResult>>();
     // Each side of the union too: a dead key's refusal carries nothing but its code and id.
-    expectTypeOf<PreUsage<client.VerifyVerdict>>().toEqualTypeOf<PreUsage<schemas.VerifyVerdictView>>();
+    expectTypeOf<client.VerifyVerdict>().toEqualTypeOf<schemas.VerifyVerdictView>();
     expectTypeOf<client.VerifyRefusal>().toEqualTypeOf<
       Exclude<z.output<typeof schemas.VerifyResult>, schemas.VerifyVerdictView>
     >();
     expectTypeOf<client.DeadKeyCode>().toEqualTypeOf<schemas.DeadKeyCode>();
-    expectTypeOf<PreUsage<client.LiveKeyCode>>().toEqualTypeOf<schemas.LiveKeyCode>();
-    // What PreUsage takes out is there, as branch usage2's schemas have it.
-    expectTypeOf<client.VerifyVerdict["credits"]>().toEqualTypeOf<{ remaining: number } | undefined>();
-    expectTypeOf<client.VerifyVerdict["ratelimits"]>().toEqualTypeOf<
-      { name: string; limit: number; remaining: number; reset: number }[] | undefined
-    >();
-    expectTypeOf<Exclude<client.LiveKeyCode, schemas.LiveKeyCode>>().toEqualTypeOf<UsageCode>();
-    expectTypeOf<client.VerifyOptions["cost"]>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<client.LiveKeyCode>().toEqualTypeOf<schemas.LiveKeyCode>();
     expectTypeOf<client.WhoAmI>().toEqualTypeOf<z.output<typeof schemas.WhoAmI>>();
     expectTypeOf<client.AuditEvent>().toEqualTypeOf<z.output<typeof schemas.AuditEvent>>();
     expectTypeOf<client.EventList>().toEqualTypeOf<z.output<typeof schemas.EventList>>();
+    expectTypeOf<client.CreditsResult>().toEqualTypeOf<z.output<typeof schemas.CreditsResult>>();
+    expectTypeOf<client.UsageReport>().toEqualTypeOf<z.output<typeof schemas.UsageReport>>();
   });
 
   it("the audit actions the CLI accepts are latchkey's, in its order", () => {
@@ -73,6 +52,8 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
     expectTypeOf<client.CreateKeyInput>().toEqualTypeOf<z.input<typeof schemas.CreateKeyRequest>>();
     expectTypeOf<client.UpdateKeyInput>().toEqualTypeOf<z.input<typeof schemas.UpdateKeyRequest>>();
     expectTypeOf<client.RotateKeyInput>().toEqualTypeOf<z.input<typeof schemas.RotateKeyRequest>>();
+    expectTypeOf<client.CreditsOperation>().toEqualTypeOf<z.input<typeof schemas.CreditsRequest>>();
+    expectTypeOf<client.UsageQuery>().toEqualTypeOf<z.input<typeof schemas.UsageQuery>>();
     expectTypeOf<ListOptionsBesidesLimit<client.ListEventsOptions>>().toEqualTypeOf<
       ListOptionsBesidesLimit<z.input<typeof schemas.ListEventsOptions>>
     >();
@@ -81,32 +62,18 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
     >();
     expectTypeOf<client.ListKeysOptions["limit"]>().toExtend<z.input<typeof schemas.ListKeysOptions>["limit"]>();
     expectTypeOf<client.RevokeOptions>().toEqualTypeOf<z.input<typeof schemas.RevokeKeyOptions>>();
-    expectTypeOf<PreUsage<client.VerifyOptions>>().toEqualTypeOf<PreUsage<z.input<typeof schemas.VerifyOptions>>>();
-    expectTypeOf<PreUsage<client.VerifyOptions & { key: string }>>().toEqualTypeOf<
-      PreUsage<z.input<typeof schemas.VerifyRequest>>
-    >();
+    expectTypeOf<client.VerifyOptions>().toEqualTypeOf<z.input<typeof schemas.VerifyOptions>>();
+    expectTypeOf<Flat<client.VerifyOptions & { key: string }>>().toEqualTypeOf<z.input<typeof schemas.VerifyRequest>>();
   });
 });
 
 describe("@latchkey/client/rpc matches src/rpc.ts", () => {
   it("KeyVerifier: the same methods, with the same signatures", () => {
-    expectTypeOf<keyof Methods<clientRpc.KeyVerifier>>().toEqualTypeOf<keyof Methods<rpc.KeyVerifier>>();
-    expectTypeOf<VerifyParameters<clientRpc.KeyVerifier>[0]>().toEqualTypeOf<VerifyParameters<rpc.KeyVerifier>[0]>();
-    expectTypeOf<PreUsage<NonNullable<VerifyParameters<clientRpc.KeyVerifier>[1]>>>().toEqualTypeOf<
-      PreUsage<NonNullable<VerifyParameters<rpc.KeyVerifier>[1]>>
-    >();
-    expectTypeOf<VerifyVerdictOf<clientRpc.KeyVerifier>>().toEqualTypeOf<VerifyVerdictOf<rpc.KeyVerifier>>();
+    expectTypeOf<Methods<clientRpc.KeyVerifier>>().toEqualTypeOf<Methods<rpc.KeyVerifier>>();
   });
 
   it("KeyService: the same methods, with the same signatures", () => {
-    expectTypeOf<Omit<Methods<clientRpc.KeyService>, "list" | "verify">>().toEqualTypeOf<
-      Omit<Methods<rpc.KeyService>, "list" | "verify">
-    >();
-    expectTypeOf<VerifyParameters<clientRpc.KeyService>[0]>().toEqualTypeOf<VerifyParameters<rpc.KeyService>[0]>();
-    expectTypeOf<PreUsage<NonNullable<VerifyParameters<clientRpc.KeyService>[1]>>>().toEqualTypeOf<
-      PreUsage<NonNullable<VerifyParameters<rpc.KeyService>[1]>>
-    >();
-    expectTypeOf<VerifyVerdictOf<clientRpc.KeyService>>().toEqualTypeOf<VerifyVerdictOf<rpc.KeyService>>();
+    expectTypeOf<Omit<Methods<clientRpc.KeyService>, "list">>().toEqualTypeOf<Omit<Methods<rpc.KeyService>, "list">>();
     expectTypeOf<keyof Methods<clientRpc.KeyService>>().toEqualTypeOf<keyof Methods<rpc.KeyService>>();
     type List<T extends { list(...args: never[]): unknown }> = T["list"];
     type Package = List<clientRpc.KeyService>;
@@ -117,14 +84,12 @@ describe("@latchkey/client/rpc matches src/rpc.ts", () => {
     >();
     expectTypeOf<ReturnType<Package>>().toEqualTypeOf<ReturnType<Latchkey>>();
     expectTypeOf<clientRpc.RevokeKeyOptions>().toEqualTypeOf<rpc.RevokeKeyOptions>();
-    expectTypeOf<PreUsage<clientRpc.VerifyVerdictView>>().toEqualTypeOf<PreUsage<rpc.VerifyVerdictView>>();
+    expectTypeOf<clientRpc.VerifyVerdictView>().toEqualTypeOf<rpc.VerifyVerdictView>();
   });
 
   it("types a service binding as latchkey's own class would", () => {
     type Verdict = Awaited<ReturnType<Service<clientRpc.KeyVerifier>["verify"]>>;
-    expectTypeOf<PreUsage<Verdict>>().toEqualTypeOf<
-      PreUsage<Awaited<ReturnType<Service<typeof rpc.KeyVerifier>["verify"]>>>
-    >();
+    expectTypeOf<Verdict>().toEqualTypeOf<Awaited<ReturnType<Service<typeof rpc.KeyVerifier>["verify"]>>>();
     type Created = Awaited<ReturnType<Service<clientRpc.KeyService>["create"]>>;
     expectTypeOf<Created>().toEqualTypeOf<Awaited<ReturnType<Service<typeof rpc.KeyService>["create"]>>>();
   });

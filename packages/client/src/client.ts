@@ -10,6 +10,8 @@ import type {
   ApiKey,
   CreateKeyInput,
   CreatedApiKey,
+  CreditsOperation,
+  CreditsResult,
   EventList,
   ImportItem,
   ImportResult,
@@ -20,6 +22,8 @@ import type {
   RevokeOptions,
   RotateKeyInput,
   UpdateKeyInput,
+  UsageQuery,
+  UsageReport,
   VerifyOptions,
   VerifyResult,
   WhoAmI,
@@ -80,6 +84,8 @@ export const CLIENT_OPERATIONS = [
   "PATCH /v1/keys/{id}",
   "POST /v1/keys/{id}/rotate",
   "DELETE /v1/keys/{id}",
+  "POST /v1/keys/{id}/credits",
+  "GET /v1/keys/{id}/usage",
   "GET /v1/keys/{id}/events",
   "GET /v1/events",
   "POST /v1/keys/import",
@@ -171,6 +177,20 @@ export class LatchkeyClient {
   async revoke(id: string, options: RevokeOptions & CallOptions = {}): Promise<void> {
     const query = { cascade: options.cascade === true ? true : undefined };
     await this.send({ method: "DELETE", path: keyPath(id), query, auth: true }, options);
+  }
+
+  /**
+   * Sets, raises or lowers a key's credit balance; the balance afterwards (null when latchkey's counter
+   * could not answer just then: the operation is recorded and applies all the same, so do not repeat
+   * it). Not retried, as a retried increment after a lost answer would count twice.
+   */
+  credits(id: string, input: CreditsOperation, call: CallOptions = {}): Promise<CreditsResult> {
+    return this.send({ method: "POST", path: `${keyPath(id)}/credits`, body: input, auth: true }, call, 1);
+  }
+
+  /** A key's verifications per hour or day, by outcome (the last half minute may not be in yet). */
+  usage(id: string, query: UsageQuery = {}, call: CallOptions = {}): Promise<UsageReport> {
+    return this.send({ method: "GET", path: `${keyPath(id)}/usage`, query: { ...query }, auth: true }, call);
   }
 
   /**

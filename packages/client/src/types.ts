@@ -39,6 +39,81 @@ export interface ApiKey {
   allowed_ips: string[] | null;
   /** The key this one replaced by rotation. */
   rotated_from: string | null;
+  /** The key's rate limits (empty: none). */
+  ratelimits: RateLimit[];
+  /** The key's credits (`remaining`: the balance now); null: none. */
+  credits: { remaining: number; refill: CreditsRefill | null } | null;
+}
+
+/** At most `limit` requests in a burst, refilled continuously at `limit` per `duration_ms` (1 s to 1 day). */
+export interface RateLimit {
+  name: string;
+  limit: number;
+  duration_ms: number;
+}
+
+/** Tops the balance up to `amount` (never down) at each UTC midnight or 1st of the month. */
+export interface CreditsRefill {
+  amount: number;
+  interval: "day" | "month";
+}
+
+/** Credits as create and PATCH take them (on PATCH, `remaining` sets the balance). */
+export interface CreditsInput {
+  remaining: number;
+  refill?: CreditsRefill | null | undefined;
+}
+
+/** `POST /v1/keys/{id}/credits`: a decrement stops at 0. */
+export interface CreditsOperation {
+  op: "set" | "increment" | "decrement";
+  amount: number;
+}
+
+/** The balance after a credits operation; null only when the counter could not answer just then. */
+export interface CreditsResult {
+  remaining: number | null;
+}
+
+/** `GET /v1/keys/{id}/usage`: UTC buckets of an hour (default; the last 24 hours) or a day (the last 30 days). */
+export interface UsageQuery {
+  granularity?: "hour" | "day" | undefined;
+  /** Start, inclusive, rounded down to its bucket (RFC 3339). */
+  from?: string | undefined;
+  /** End, exclusive (RFC 3339; default now). */
+  to?: string | undefined;
+}
+
+/** One bucket of a key's verifications, by outcome. */
+export interface UsageBucket {
+  start: string;
+  total: number;
+  valid: number;
+  rate_limited: number;
+  usage_exceeded: number;
+  revoked: number;
+  expired: number;
+  disabled: number;
+  ip_not_allowed: number;
+  insufficient_scope: number;
+  resource_not_allowed: number;
+}
+
+export interface UsageReport {
+  key_id: string;
+  granularity: "hour" | "day";
+  /** Every bucket of the range, oldest first (empty ones as 0). */
+  buckets: UsageBucket[];
+}
+
+/** One rate limit of a key after a verification. */
+export interface RateLimitState {
+  name: string;
+  limit: number;
+  /** Whole requests left now. */
+  remaining: number;
+  /** When the limit is full again (epoch ms). */
+  reset: number;
 }
 
 /** The create response: the only time `key` is shown. */
@@ -60,6 +135,8 @@ export interface CreateKeyInput {
   owner?: OwnerType | undefined;
   /** IPv4/IPv6 addresses and CIDR ranges the key may be used from; null or absent: any. */
   allowed_ips?: string[] | null | undefined;
+  ratelimits?: RateLimit[] | undefined;
+  credits?: CreditsInput | null | undefined;
 }
 
 /** `PATCH /v1/keys/{id}`: a field left out is unchanged; null clears a nullable one. */
@@ -72,6 +149,8 @@ export interface UpdateKeyInput {
   scopes?: string[] | undefined;
   resources?: string[] | null | undefined;
   allowed_ips?: string[] | null | undefined;
+  ratelimits?: RateLimit[] | undefined;
+  credits?: CreditsInput | null | undefined;
 }
 
 /** `POST /v1/keys/{id}/rotate`. */
@@ -160,16 +239,6 @@ export interface VerifyVerdict {
   credits?: { remaining: number } | undefined;
   /** Only for a key with rate limits: each limit after this verification. */
   ratelimits?: RateLimitState[] | undefined;
-}
-
-/** One of a key's rate limits, as a verification left it. */
-export interface RateLimitState {
-  name: string;
-  limit: number;
-  /** Whole requests left now. */
-  remaining: number;
-  /** When the limit is full again (epoch ms). */
-  reset: number;
 }
 
 /**

@@ -10,7 +10,15 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { ApiKey, CreatedApiKey, EventList, KeyList, VerifyResult } from "@latchkey/client";
+import {
+  createClient,
+  type ApiKey,
+  type CreatedApiKey,
+  type EventList,
+  type KeyList,
+  type UsageReport,
+  type VerifyResult,
+} from "@latchkey/client";
 import { BASE, cli, type CliRun, token, uniqueSub } from "./helpers.js";
 
 /** A fresh config home, so each test logs in on its own. */
@@ -424,6 +432,39 @@ describe("the latchkey CLI's lifecycle commands against latchkey", () => {
     expectExit(await cli(["keys", "update", created.id, "--metadata", "[1]"], { env }), 2, "metadata not an object");
     expectExit(await cli(["keys", "disable", crypto.randomUUID()], { env }), 4, "disable an unknown key");
     expectExit(await cli(["keys", "enable"], { env }), 2, "enable without an id");
+  });
+
+  it("sets, adds and takes credits, and shows usage per bucket", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
+    const owner = createClient({ baseUrl: BASE, token: env.LATCHKEY_TOKEN });
+    const created = await owner.create({ name: "metered", credits: { remaining: 1 } });
+    const add = await cli(["keys", "credits", created.id, "--add", "4"], { env });
+    expectExit(add, 0, "credits --add");
+    assert.equal(add.stdout, "5\n");
+    assert.equal((await cli(["keys", "credits", created.id, "--take", "9"], { env })).stdout, "0\n", "stops at 0");
+    const set = await cli(["keys", "credits", created.id, "--set", "1", "--json"], { env });
+    assert.deepEqual(JSON.parse(set.stdout), { remaining: 1 });
+    expectExit(await cli(["verify"], { env, stdin: created.key }), 0, "a verification spends the credit");
+    const spent = await cli(["verify"], { env, stdin: created.key });
+    expectExit(spent, 6, "no credit left");
+    assert.equal(spent.stdout, "USAGE_EXCEEDED\n");
+    expectExit(await cli(["keys", "credits", created.id], { env }), 2, "no operation");
+    expectExit(await cli(["keys", "credits", created.id, "--set", "1", "--add", "1"], { env }), 2, "two operations");
+    expectExit(await cli(["keys", "credits", created.id, "--add", "-1"], { env }), 2, "not a whole number");
+    expectExit(await cli(["keys", "credits", crypto.randomUUID(), "--set", "1"], { env }), 4, "an unknown key");
+
+    const usage = await cli(["keys", "usage", created.id, "--granularity", "day", "--json"], { env });
+    expectExit(usage, 0, "usage --json");
+    const report = JSON.parse(usage.stdout) as UsageReport;
+    assert.equal(report.granularity, "day");
+    const table = await cli(["keys", "usage", created.id, "--granularity", "day"], { env });
+    const [header, ...rows] = table.stdout.trimEnd().split("\n");
+    assert.match(
+      header ?? "",
+      /^START +TOTAL +VALID +RATE_LIMITED +USAGE_EXCEEDED +INSUFFICIENT_SCOPE +RESOURCE_NOT_ALLOWED +OTHER$/,
+    );
+    assert.equal(rows.length, report.buckets.length);
+    expectExit(await cli(["keys", "usage", created.id, "--granularity", "week"], { env }), 2, "an unknown granularity");
   });
 
   it("lists events as a table or JSON, filtered by key, action and time, page by page or --all", async () => {

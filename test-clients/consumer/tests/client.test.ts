@@ -198,6 +198,25 @@ describe("the HTTP client against latchkey", () => {
     assert.equal(all.length, 8);
   });
 
+  it("adjusts a key's credits and reads its usage by outcome", async () => {
+    const client = clientFor();
+    const created = await client.create({ name: "metered", credits: { remaining: 2 } });
+    assert.deepEqual(await client.credits(created.id, { op: "increment", amount: 3 }), { remaining: 5 });
+    assert.deepEqual(await client.credits(created.id, { op: "decrement", amount: 4 }), { remaining: 1 });
+    assert.equal((await client.verify(created.key)).code, "VALID");
+    assert.equal((await client.verify(created.key)).code, "USAGE_EXCEEDED");
+    assert.deepEqual(await client.credits(created.id, { op: "set", amount: 10 }), { remaining: 10 });
+    const report = await client.usage(created.id, { granularity: "day" });
+    assert.equal(report.key_id, created.id);
+    assert.equal(report.granularity, "day");
+    assert.ok(report.buckets.length >= 30, `${report.buckets.length} buckets`);
+    const refused = await rejection(client.credits(crypto.randomUUID(), { op: "set", amount: 1 }));
+    assert.equal(refused.status, 404);
+    const invalid = await rejection(client.credits(created.id, { op: "set", amount: -1 }));
+    assert.equal(invalid.status, 422);
+    assert.ok(invalid.problem.errors?.amount);
+  });
+
   it("throws LatchkeyError carrying latchkey's RFC 9457 problem", async () => {
     const client = clientFor();
     const missing = await rejection(client.get(crypto.randomUUID()));
@@ -296,6 +315,7 @@ describe("the client and the served /openapi.json", () => {
     check(await client.get(created.id), "ApiKey");
     check(await client.list(), "KeyList");
     check(await client.whoami(), "WhoAmI");
+    check(await client.usage(created.id), "UsageReport");
     check(await client.update(created.id, { name: "shape 2" }), "ApiKey");
     const events = await client.events({ keyId: created.id });
     check(events, "EventList");

@@ -72,6 +72,10 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
   latchkey keys disable <id>                      the key fails with DISABLED until enabled again
   latchkey keys enable <id>
   latchkey keys revoke <id> [--cascade]          --cascade: and every key it made, and theirs
+  latchkey keys credits <id> --set <n> | --add <n> | --take <n>
+                                                  the key's credit balance; prints the balance after
+  latchkey keys usage <id> [--granularity hour|day] [--from <RFC 3339>] [--to <RFC 3339>]
+                                                  verifications per hour or day, by outcome
   latchkey events [--key <id>] [--action <a>] [--since <RFC 3339>] [--until <RFC 3339>]
                   [--limit <n>] [--cursor <c>] [--all]
                                                   the audit log, newest first (of one key with --key);
@@ -264,6 +268,56 @@ const COMMANDS: Record<string, Command> = {
       const key = await (await client(values)).update(id ?? "", input);
       note(`Updated ${key.id}: ${Object.keys(input).join(", ")}.`);
       showKey(values, key);
+      return EXIT.ok;
+    },
+  },
+  "keys credits": {
+    options: { set: { type: "string" }, add: { type: "string" }, take: { type: "string" } },
+    positionals: 1,
+    async run(values, [id]) {
+      const ops = (["set", "add", "take"] as const).filter((flag) => values[flag] !== undefined);
+      const [flag] = ops;
+      if (flag === undefined || ops.length > 1)
+        throw new UsageError("keys credits needs one of --set, --add, --take <n>");
+      const amount = integer(str(values[flag]) ?? "", `--${flag}`);
+      const op = ({ set: "set", add: "increment", take: "decrement" } as const)[flag];
+      const result = await (await client(values)).credits(id ?? "", { op, amount });
+      if (values.json) printJson(result);
+      else if (result.remaining === null)
+        note(
+          `Recorded; latchkey's counter did not answer just now, so the balance is not known yet. Do not repeat it.`,
+        );
+      else process.stdout.write(`${result.remaining}\n`);
+      return EXIT.ok;
+    },
+  },
+  "keys usage": {
+    options: { granularity: { type: "string" }, from: { type: "string" }, to: { type: "string" } },
+    positionals: 1,
+    async run(values, [id]) {
+      const granularity = oneOf<"hour" | "day">(values.granularity, ["hour", "day"], "--granularity");
+      const report = await (
+        await client(values)
+      ).usage(id ?? "", {
+        granularity,
+        from: str(values.from),
+        to: str(values.to),
+      });
+      if (values.json) printJson(report);
+      else {
+        const outcomes = [
+          "valid",
+          "rate_limited",
+          "usage_exceeded",
+          "insufficient_scope",
+          "resource_not_allowed",
+        ] as const;
+        const rows = report.buckets.map((bucket) => {
+          const other = bucket.total - outcomes.reduce((sum, outcome) => sum + bucket[outcome], 0);
+          return [bucket.start, ...[bucket.total, ...outcomes.map((o) => bucket[o]), other].map(String)];
+        });
+        printTable(["start", "total", ...outcomes, "other"], rows);
+      }
       return EXIT.ok;
     },
   },
