@@ -108,6 +108,14 @@ describe("retries", () => {
     assert.deepEqual(await script.requests[0]?.json(), { grace_seconds: 60 });
   });
 
+  it("never retries a credits operation: a retried increment after a lost answer would count twice", async () => {
+    const script = scripted(unavailable("1"), ok({ remaining: 5 }));
+    const client = new LatchkeyClient({ baseUrl: BASE, token: "t", fetch: script.fetch });
+    const error = await rejection(client.credits("x", { op: "increment", amount: 3 }));
+    assert.ok(error instanceof LatchkeyError && error.status === 503);
+    assert.equal(script.requests.length, 1);
+  });
+
   it("never retries other failures", async () => {
     for (const status of [400, 401, 403, 404, 422, 429, 500]) {
       const script = scripted(
