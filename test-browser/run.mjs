@@ -144,6 +144,25 @@ async function tabTo(page, label, max = 40) {
   assert.fail(`Tab never reached ${label}; focus is on ${await focused(page)}`);
 }
 
+/**
+ * Keyboard only, in the "Your new key" dialog: focus starts on Copy, Enter copies the key (checked on
+ * the clipboard), Escape closes the dialog, the key is gone from the DOM and focus is back on Create key.
+ */
+async function copyNewKeyByKeyboard(page) {
+  const secretDialog = page.getByRole("dialog", { name: /Your new key/ });
+  await secretDialog.waitFor();
+  assert.equal(await focused(page), "button:Copy key");
+  const key = await secretDialog.locator("code[part=secret]").textContent();
+  await page.keyboard.press("Enter");
+  await secretDialog.getByText("Copied to the clipboard.").waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+  await page.keyboard.press("Escape");
+  await secretDialog.waitFor({ state: "hidden" });
+  assert.equal(await inDom(page, key), false);
+  assert.equal(await focused(page), "button:Create key", "focus returns to Create key");
+  return key;
+}
+
 // ---- tests ------------------------------------------------------------------------------------
 
 test("sign in with a dev token: the empty list, the token nowhere in storage or the URL", async ({ page }) => {
@@ -590,17 +609,7 @@ test("keyboard only: rotate with a grace, copy, close with Escape", async ({ pag
   await page.keyboard.press("Tab");
   assert.equal(await focused(page), "button:Rotate key");
   await page.keyboard.press("Enter");
-  const secretDialog = page.getByRole("dialog", { name: /Your new key/ });
-  await secretDialog.waitFor();
-  assert.equal(await focused(page), "button:Copy key");
-  const key = await secretDialog.locator("code[part=secret]").textContent();
-  await page.keyboard.press("Enter");
-  await secretDialog.getByText("Copied to the clipboard.").waitFor();
-  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
-  await page.keyboard.press("Escape");
-  await secretDialog.waitFor({ state: "hidden" });
-  assert.equal(await inDom(page, key), false);
-  assert.equal(await focused(page), "button:Create key", "focus returns to Create key");
+  const key = await copyNewKeyByKeyboard(page);
   assert.equal(await verify(key), "VALID");
   assert.equal(await verify(old.key), "VALID", "an hour's grace");
   await page.waitForFunction(
@@ -627,17 +636,7 @@ test("keyboard only: sign in, create, copy, close with Escape, revoke", async ({
   assert.equal(await focused(page), "input:", "the name field has focus");
   await page.keyboard.type("Keyboard key");
   await page.keyboard.press("Enter");
-  const secretDialog = page.getByRole("dialog", { name: /Your new key/ });
-  await secretDialog.waitFor();
-  assert.equal(await focused(page), "button:Copy key");
-  const key = await secretDialog.locator("code[part=secret]").textContent();
-  await page.keyboard.press("Enter");
-  await secretDialog.getByText("Copied to the clipboard.").waitFor();
-  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
-  await page.keyboard.press("Escape");
-  await secretDialog.waitFor({ state: "hidden" });
-  assert.equal(await inDom(page, key), false);
-  assert.equal(await focused(page), "button:Create key", "focus returns to Create key");
+  const key = await copyNewKeyByKeyboard(page);
 
   await row(page, "Keyboard key").waitFor();
   const revokeButton = /^button:Revoke Keyboard key \(lk_\w{6}…\)$/;
