@@ -122,8 +122,9 @@ export type Actor =
   /**
    * A machine, authenticated by a valid API key: acts for the key's owner, within the key's powers.
    * Authentication gives the cached compact record; management re-reads it from D1 (service/actor.ts).
+   * `ip`: the address it authenticated from, checked again against the fresh record's allow-list.
    */
-  | { readonly kind: "api_key"; readonly key: CompactRecord }
+  | { readonly kind: "api_key"; readonly key: CompactRecord; readonly ip?: string | undefined }
   /** A trusted Worker calling over the service binding, on behalf of `owner`. */
   | { readonly kind: "service"; readonly owner: Owner };
 

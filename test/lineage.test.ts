@@ -126,6 +126,24 @@ describe("a key acting on /v1/keys is re-checked in D1", () => {
     await expectProblem(await call("POST", "/v1/keys", { auth: parent.key, body: { name: "late" } }), 401);
   });
 
+  it("cannot create or revoke once its allow-list no longer holds its address in D1, though its cached record does", async () => {
+    const jwt = await token(uniqueSub());
+    const parent = await createKey(jwt, { scopes: ["keys:*"], allowed_ips: ["198.51.100.0/24"] });
+    const other = await createKey(jwt);
+    const from = { "cf-connecting-ip": "198.51.100.7" };
+    expect((await call("GET", "/v1/whoami", { auth: parent.key, headers: from })).status).toBe(200); // warm
+    // Narrowed in D1 only, as another location's PATCH would be before the feed reaches this isolate.
+    await env.DB.prepare("UPDATE api_keys SET allowed_ips = ? WHERE id = ?")
+      .bind(JSON.stringify(["203.0.113.0/24"]), parent.id)
+      .run();
+    expect((await call("GET", "/v1/whoami", { auth: parent.key, headers: from })).status).toBe(200); // cached
+    const create = await call("POST", "/v1/keys", { auth: parent.key, headers: from, body: { name: "late" } });
+    expect((await expectProblem(create, 401)).detail).toMatch(/may not be used from this address/);
+    await expectProblem(await call("DELETE", `/v1/keys/${other.id}`, { auth: parent.key, headers: from }), 401);
+    expect(await verifyCode(other.key)).toBe("VALID");
+    expect((await listIds(jwt)).sort()).toEqual([parent.id, other.id].sort()); // nothing created
+  });
+
   it("a create racing its parent's revocation in one isolate never lands after the 204", async () => {
     const { jwt, parent } = await parentKey();
     expect((await call("GET", "/v1/whoami", { auth: parent.key })).status).toBe(200);

@@ -69,7 +69,7 @@ export async function authenticate(
     const [message, failure] = KEY_FAILURES[code] ?? ["The API key is not valid", "key_not_found"];
     throw new AuthenticationError(message, failure);
   }
-  return { kind: "api_key", key: record };
+  return { kind: "api_key", key: record, ip };
 }
 
 /**

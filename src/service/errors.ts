@@ -53,8 +53,8 @@ export class ForbiddenError extends Error {
  */
 export class CredentialNotLiveError extends Error {
   override readonly name = "CredentialNotLiveError";
-  constructor() {
-    super("The API key making this request has been revoked or has expired");
+  constructor(message = "The API key making this request has been revoked or has expired") {
+    super(message);
   }
 }
 

@@ -173,7 +173,7 @@ export const isolateCache = new IsolateCache();
 /** Compiled allow-lists, by the record's list: compiled once per record read, not per verification. */
 const allowLists = new WeakMap<readonly string[], IpMatcher>();
 
-function ipAllowed(allowedIps: readonly string[], ip: string | undefined): boolean {
+export function ipAllowed(allowedIps: readonly string[], ip: string | undefined): boolean {
   let matcher = allowLists.get(allowedIps);
   if (!matcher) {
     matcher = compileAllowList(allowedIps);
