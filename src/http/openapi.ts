@@ -13,12 +13,12 @@ import {
   type ZodOpenApiResponsesObject,
   createDocument,
 } from "zod-openapi";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { license, version } from "../../package.json";
-import { Problem } from "../schemas";
+import { Problem, described } from "../schemas";
 import type { Route } from "./route";
 
-const header = (description: string) => z.string().meta({ description });
+const header = (description: string) => described(z.string(), description);
 
 /** Headers on every response (app.ts sets them). */
 const STANDARD_HEADERS = {
@@ -30,10 +30,10 @@ const STANDARD_HEADERS = {
 };
 
 /** Headers particular to some problem statuses. */
-const PROBLEM_HEADERS: Record<number, Record<string, z.ZodType>> = {
+const PROBLEM_HEADERS: Record<number, Record<string, z.ZodMiniType>> = {
   401: { "WWW-Authenticate": header("The schemes accepted: `Bearer` (JWT or key) and `Api-Key`.") },
   405: { Allow: header("The methods this path accepts.") },
-  409: { Location: header("`idempotent_replay` only: the URL of the key the first request created.").optional() },
+  409: { Location: z.optional(header("`idempotent_replay` only: the URL of the key the first request created.")) },
   429: { "Retry-After": header("Seconds to wait before trying again.") },
   503: { "Retry-After": header("Seconds to wait before trying again.") },
 };
@@ -112,7 +112,7 @@ function build(routes: readonly Route[]) {
         ...statuses
           .filter((latchkeyStatus) => (format?.status?.(latchkeyStatus) ?? latchkeyStatus) === status)
           .map((latchkeyStatus) => PROBLEM_HEADERS[latchkeyStatus]),
-      ) as Record<string, z.ZodType>;
+      ) as Record<string, z.ZodMiniType>;
     for (const latchkeyStatus of statuses) {
       const status = format?.status?.(latchkeyStatus) ?? latchkeyStatus;
       if (responses[String(status)]) continue;
