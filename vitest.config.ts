@@ -52,6 +52,7 @@ export default defineConfig(async () => {
         "./test/setup/vendor-schemas.mjs",
         "./test/setup/build-ui.ts",
         "./test/setup/quiet-rpc.ts",
+        "./test/setup/deploy-config.ts",
       ],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
