@@ -12,7 +12,17 @@ import worker from "../src/index";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
 import { isolateCache } from "../src/service/verify";
-import { BASE, type CreatedKey, call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
+import {
+  BASE,
+  type CreatedKey,
+  call,
+  captureLogs,
+  createKey,
+  envWith,
+  expectProblem,
+  token,
+  uniqueSub,
+} from "./helpers";
 
 afterEach(() => vi.useRealTimers());
 
@@ -333,6 +343,12 @@ describe("per-owner limits", () => {
     const broken = withLimits({
       KEY_CREATION_LIMITER: { limit: () => Promise.reject(new Error("limiter down")) },
     });
-    expect((await call("POST", "/v1/keys", { auth: jwt, body: { name: "k3" }, env: broken })).status).toBe(201);
+    const logs = captureLogs();
+    const created = await call("POST", "/v1/keys", { auth: jwt, body: { name: "k3" }, env: broken });
+    logs.restore();
+    expect(created.status).toBe(201);
+    expect(logs.lines()).toMatchObject([
+      { level: "warn", event: "key_creation_limiter_failed", error: "limiter down" },
+    ]);
   });
 });
