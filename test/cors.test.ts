@@ -46,6 +46,15 @@ describe("preflight", () => {
       "HEAD",
       "PATCH",
     ]);
+
+    // The keys page's rotate action, from the browser.
+    const rotate = await call("OPTIONS", `/v1/keys/${crypto.randomUUID()}/rotate`, {
+      env: corsEnv,
+      headers: preflightHeaders(DASHBOARD, "POST"),
+    });
+    expect(rotate.status).toBe(204);
+    expect(rotate.headers.get("access-control-allow-origin")).toBe(DASHBOARD);
+    expect(rotate.headers.get("access-control-allow-methods")).toBe("POST");
   });
 
   it("an unknown origin gets a 403 problem and no allow headers", async () => {

@@ -9,7 +9,7 @@ import worker from "../src/index";
 import type { Env } from "../src/env";
 import { loadConfig } from "../src/config";
 import { UI_ASSETS } from "../src/http/ui-assets.generated";
-import { keyStatus } from "../ui/status";
+import { keyActions, keyStatus } from "../ui/status";
 import { call, captureLogs, envWith, expectProblem, uniqueSub } from "./helpers";
 
 /** Calls the Worker at `origin` (call() uses a non-loopback host). */
@@ -211,5 +211,19 @@ describe("key status (ui/status.ts)", () => {
     expect(keyStatus(key({ expires_at: "2030-01-17T00:00:01Z" }), now, 7)).toBe("active");
     expect(keyStatus(key({ expires_at: "2030-01-12T00:00:00Z" }), now, 1)).toBe("active");
     expect(keyStatus(key({ expires_at: "2030-01-10T00:00:01Z" }), now, 0)).toBe("active");
+  });
+
+  it("row actions: only what the API accepts in the key's state", () => {
+    const past = "2030-01-09T00:00:00Z";
+    const future = "2030-01-11T00:00:00Z";
+    expect(keyActions(key({}), now)).toEqual(["rotate", "disable", "revoke"]);
+    expect(keyActions(key({ expires_at: future }), now)).toEqual(["rotate", "disable", "revoke"]);
+    expect(keyActions(key({ enabled: false }), now)).toEqual(["rotate", "enable", "revoke"]);
+    // Expired: the API refuses to rotate it (409), and disabling it would change nothing.
+    expect(keyActions(key({ expires_at: past }), now)).toEqual(["revoke"]);
+    expect(keyActions(key({ expires_at: "2030-01-10T00:00:00Z" }), now)).toEqual(["revoke"]);
+    expect(keyActions(key({ enabled: false, expires_at: past }), now)).toEqual(["enable", "revoke"]);
+    expect(keyActions(key({ revoked_at: past }), now)).toEqual([]);
+    expect(keyActions(key({ revoked_at: past, enabled: false, expires_at: future }), now)).toEqual([]);
   });
 });

@@ -1,20 +1,21 @@
 /**
  * <latchkey-keys>: a "Settings > API keys" panel for any page. It lists the signed-in person's keys
- * (and their workspace's), creates keys (showing the new key once), and revokes keys after a
- * confirmation. Plain custom element and shadow DOM, no framework; styled by CSS custom properties and
- * `::part`; native <button> and <dialog> for keyboard use.
+ * (and their workspace's), creates keys and rotates them (showing the new key once), disables and
+ * enables them, and revokes them; rotate, disable and revoke ask first. Plain custom element and
+ * shadow DOM, no framework; styled by CSS custom properties and `::part`; native <button> and
+ * <dialog> for keyboard use.
  *
  * Secrets: the host hands over the person's JWT as the `token` property or a `tokenProvider`
  * callback, never an attribute, URL or storage. A new key lives only in the "copy your key" dialog
  * and is removed from the DOM (and from memory) when that dialog closes.
  *
- * Row actions are a list (ROW_ACTIONS): revoke is the first; rotate and disable join it when the
- * lifecycle routes exist.
+ * Row actions are a table (ROW_ACTIONS); which ones a key's row offers is decided by `keyActions` in
+ * status.ts (pure, unit-tested), so a row never offers what the API would refuse for its state.
  */
 import { ApiError, apiRequest } from "./api";
 import { append, h } from "./dom";
 import styles from "./latchkey-keys.css";
-import { type KeyStatus, STATUS_LABELS, keyStatus } from "./status";
+import { type KeyAction, STATUS_LABELS, keyActions, keyStatus } from "./status";
 
 export interface ApiKey {
   readonly id: string;
@@ -29,7 +30,10 @@ export interface ApiKey {
   readonly revoked_at: string | null;
   readonly last_used_at: string | null;
   readonly enabled?: boolean;
+  readonly rotated_from?: string | null;
 }
+
+type CreatedKey = ApiKey & { readonly key: string };
 
 interface KeyList {
   readonly data: ApiKey[];
@@ -42,23 +46,26 @@ interface WhoAmI {
   readonly org_id?: string | null;
 }
 
-/** An action offered on each row the action applies to. */
+/** A row action's button and what it does (`keyActions` decides where it is offered). */
 interface RowAction {
-  readonly id: string;
   readonly label: string;
   readonly danger?: boolean;
-  readonly appliesTo: (status: KeyStatus) => boolean;
   readonly run: (panel: LatchkeyKeys, key: ApiKey, opener: HTMLElement) => void;
 }
 
-const ROW_ACTIONS: readonly RowAction[] = [
-  {
-    id: "revoke",
-    label: "Revoke",
-    danger: true,
-    appliesTo: (status) => status !== "revoked",
-    run: (panel, key, opener) => panel.confirmRevoke(key, opener),
-  },
+const ROW_ACTIONS: Readonly<Record<KeyAction, RowAction>> = {
+  rotate: { label: "Rotate", run: (panel, key, opener) => panel.confirmRotate(key, opener) },
+  disable: { label: "Disable", run: (panel, key, opener) => panel.confirmDisable(key, opener) },
+  enable: { label: "Enable", run: (panel, key) => void panel.enable(key) },
+  revoke: { label: "Revoke", danger: true, run: (panel, key, opener) => panel.confirmRevoke(key, opener) },
+};
+
+/** How long the old key keeps working after a rotation (`grace_seconds`); the API's default, 0, first. */
+const GRACE_CHOICES: readonly [string, string][] = [
+  ["0", "Stop it now (best after a leak)"],
+  ["3600", "For 1 hour"],
+  ["86400", "For 24 hours"],
+  ["604800", "For 7 days (the longest)"],
 ];
 
 const DEFAULT_EXPIRING_DAYS = 7;
@@ -179,10 +186,7 @@ export class LatchkeyKeys extends HTMLElement {
     // The new key lives only while its dialog is open, whatever closes it: Done and Escape ("cancel")
     // remove it before the dialog closes, and "close" (a task later) catches any other way.
     this.#secretDialog.addEventListener("cancel", () => this.#closeSecret());
-    this.#secretDialog.addEventListener("close", () => {
-      this.#secretDialog.replaceChildren();
-      this.#createButton.focus();
-    });
+    this.#secretDialog.addEventListener("close", () => this.#secretDialog.replaceChildren());
     for (const dialog of [this.#createDialog, this.#confirmDialog]) {
       dialog.addEventListener("close", () => dialog.replaceChildren());
     }
@@ -338,25 +342,36 @@ export class LatchkeyKeys extends HTMLElement {
           : key.owner_id === this.#me?.owner_id
             ? "You"
             : key.owner_id;
-      const actions = ROW_ACTIONS.filter((action) => action.appliesTo(status)).map((action) => {
+      const actions = keyActions(key, now).map((id) => {
+        const action = ROW_ACTIONS[id];
         const button = h(
           "button",
           {
             type: "button",
             part: action.danger ? "button button-danger" : "button",
             class: action.danger ? "danger" : "",
-            "aria-label": `${action.label} ${key.name}`,
-            "data-action": action.id,
+            // The start tells apart keys of the same name (a rotation's replacement keeps the name).
+            "aria-label": `${action.label} ${key.name} (${key.start}…)`,
+            "data-action": id,
           },
           action.label,
         );
         button.addEventListener("click", () => action.run(this, key, button));
         return button;
       });
+      // A rotation's two keys share a name: each says which the other is (when both are listed).
+      const replaced = key.rotated_from ? this.#keys.find((other) => other.id === key.rotated_from) : undefined;
+      const successor = this.#keys.find((other) => other.rotated_from === key.id);
+      const rotation = replaced ? `replaces ${replaced.start}…` : successor ? `replaced by ${successor.start}…` : null;
       return h(
         "tr",
         { "data-key-id": key.id, "data-status": status, part: `row row-${status}` },
-        h("th", { scope: "row", class: "name" }, key.name),
+        h(
+          "th",
+          { scope: "row", class: "name" },
+          key.name,
+          rotation ? h("span", { part: "rotation", class: "muted small block" }, rotation) : null,
+        ),
         h("td", {}, h("code", { part: "start" }, `${key.start}…`)),
         h("td", {}, owner),
         h(
@@ -395,11 +410,7 @@ export class LatchkeyKeys extends HTMLElement {
     const detail = error instanceof ApiError ? error.detail : "Something went wrong.";
     target.textContent = detail;
     target.hidden = false;
-    if (error instanceof ApiError) {
-      this.dispatchEvent(
-        new CustomEvent("latchkey-error", { detail: { status: error.status, detail }, bubbles: true, composed: true }),
-      );
-    }
+    if (error instanceof ApiError) this.#emit("latchkey-error", { status: error.status, detail });
   }
 
   #announce(message: string): void {
@@ -538,10 +549,10 @@ export class LatchkeyKeys extends HTMLElement {
         ...(canUseWorkspace && owner.value === "workspace" ? { owner: "workspace" } : {}),
       };
       submit.disabled = true;
-      this.#request<ApiKey & { key: string }>("POST", "/v1/keys", body)
+      this.#request<CreatedKey>("POST", "/v1/keys", body)
         .then((created) => {
           this.#createDialog.close();
-          this.#showSecret(created);
+          this.#showSecret(created, "created");
           void this.#load(false);
         })
         .catch((failure: unknown) => {
@@ -578,13 +589,21 @@ export class LatchkeyKeys extends HTMLElement {
     input.focus();
   }
 
+  /** Removes the new key and closes its dialog; focus goes back to Create key at once if it was open. */
   #closeSecret(): void {
+    const open = this.#secretDialog.open;
     this.#secretDialog.replaceChildren();
     this.#secretDialog.close();
+    if (open) this.#createButton.focus();
   }
 
-  /** The new key, once: a copy button, a warning, and nothing left behind when the dialog closes. */
-  #showSecret(created: ApiKey & { key: string }): void {
+  /** A `latchkey-*` event for the host page (never carrying a key). */
+  #emit(type: string, detail: object): void {
+    this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+  }
+
+  /** The new key (created or rotated), once: a copy button, a warning, nothing left when the dialog closes. */
+  #showSecret(created: CreatedKey, done: "created" | "rotated"): void {
     const uid = this.#uid;
     const copied = h("p", { role: "status", "aria-live": "polite", class: "copied" });
     const secret = h("code", { id: `${uid}-secret`, part: "secret", class: "secret" }, created.key);
@@ -600,7 +619,7 @@ export class LatchkeyKeys extends HTMLElement {
         () => (copied.textContent = "Copying failed: select the key and copy it yourself."),
       );
     });
-    const done = h(
+    const close = h(
       "button",
       { type: "button", part: "button button-primary", class: "primary", onclick: () => this.#closeSecret() },
       "Done",
@@ -615,22 +634,27 @@ export class LatchkeyKeys extends HTMLElement {
       ),
       h("div", { class: "secret-row" }, secret, copy),
       copied,
-      h("div", { class: "buttons" }, done),
+      h("div", { class: "buttons" }, close),
     );
     this.#secretDialog.showModal();
     copy.focus();
-    this.#announce(`Key ${created.name} created.`);
-    this.dispatchEvent(
-      new CustomEvent("latchkey-key-created", {
-        detail: { id: created.id, name: created.name, start: created.start },
-        bubbles: true,
-        composed: true,
-      }),
-    );
+    this.#announce(`Key ${created.name} ${done}.`);
+    const { id, name, start, rotated_from } = created;
+    this.#emit(`latchkey-key-${done}`, done === "rotated" ? { id, name, start, rotated_from } : { id, name, start });
   }
 
-  /** Asks before revoking; used by the revoke row action. */
-  confirmRevoke(key: ApiKey, opener: HTMLElement): void {
+  /**
+   * Asks before a change: Cancel, any `fields`, and the button that runs `change`. A failure keeps the
+   * dialog open with the problem's detail; success closes it. Focus starts on `fields`' first control or
+   * else on Cancel (the safe choice), and goes back to `opener` when the dialog is dismissed. Dismissed
+   * while `change` runs, the dialog is gone: a later failure shows above the list instead, and a later
+   * success closes no other dialog.
+   */
+  #confirm(
+    opener: HTMLElement,
+    options: { title: string; text: (Node | string)[]; fields?: HTMLElement; confirm: string; danger?: boolean },
+    change: () => Promise<void>,
+  ): void {
     const uid = this.#uid;
     const error = h("p", { role: "alert", part: "error", class: "error", hidden: true });
     const cancel = h(
@@ -638,40 +662,159 @@ export class LatchkeyKeys extends HTMLElement {
       { type: "button", part: "button", onclick: () => this.#confirmDialog.close() },
       "Cancel",
     );
-    const revoke = h("button", { type: "button", part: "button button-danger", class: "danger" }, "Revoke key");
-    let focusAfter = opener;
-    revoke.addEventListener("click", () => {
-      revoke.disabled = true;
-      this.#request<void>("DELETE", `/v1/keys/${encodeURIComponent(key.id)}`)
-        .then(() => {
-          focusAfter = this.#createButton;
-          this.#confirmDialog.close();
-          this.#announce(`Key ${key.name} revoked.`);
-          this.dispatchEvent(
-            new CustomEvent("latchkey-key-revoked", { detail: { id: key.id }, bubbles: true, composed: true }),
-          );
-          void this.#load(false);
-        })
-        .catch((failure: unknown) => {
-          revoke.disabled = false;
-          this.#showError(failure, error);
-        });
-    });
-    this.#confirmDialog.replaceChildren(
-      h("h3", { id: `${uid}-confirm-title` }, `Revoke “${key.name}”?`),
-      h(
-        "p",
-        {},
-        "Anything using ",
-        h("code", {}, `${key.start}…`),
-        " stops working within seconds. This cannot be undone.",
-      ),
-      error,
-      h("div", { class: "buttons" }, cancel, revoke),
+    const button = h(
+      "button",
+      {
+        type: "button",
+        part: options.danger ? "button button-danger" : "button button-primary",
+        class: options.danger ? "danger" : "primary",
+      },
+      options.confirm,
     );
-    this.#confirmDialog.addEventListener("close", () => focusAfter.isConnected && focusAfter.focus(), { once: true });
+    let dismissed = true;
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      this.#showError(null, error);
+      change().then(
+        () => {
+          dismissed = false;
+          if (button.isConnected) this.#confirmDialog.close();
+        },
+        (failure: unknown) => {
+          button.disabled = false;
+          this.#showError(failure, button.isConnected ? error : this.#alert);
+        },
+      );
+    });
+    this.#confirmDialog.replaceChildren();
+    append(
+      this.#confirmDialog,
+      h("h3", { id: `${uid}-confirm-title` }, options.title),
+      h("p", {}, ...options.text),
+      options.fields,
+      error,
+      h("div", { class: "buttons" }, cancel, button),
+    );
+    this.#confirmDialog.addEventListener("close", () => dismissed && opener.isConnected && opener.focus(), {
+      once: true,
+    });
     this.#confirmDialog.showModal();
-    cancel.focus();
+    (options.fields?.querySelector<HTMLElement>("select, input") ?? cancel).focus();
+  }
+
+  /** Reloads the list after a change, then focuses `action`'s button on the key's row (or Create key). */
+  async #reloadAndFocus(key: ApiKey, action: KeyAction | null): Promise<void> {
+    await this.#load(false);
+    const next =
+      action && this.#body.querySelector<HTMLElement>(`tr[data-key-id="${key.id}"] [data-action="${action}"]`);
+    (next || this.#createButton).focus();
+  }
+
+  #patch(key: ApiKey, body: { enabled: boolean }): Promise<ApiKey> {
+    return this.#request<ApiKey>("PATCH", `/v1/keys/${encodeURIComponent(key.id)}`, body);
+  }
+
+  /** Asks before revoking; the revoke row action. */
+  confirmRevoke(key: ApiKey, opener: HTMLElement): void {
+    this.#confirm(
+      opener,
+      {
+        title: `Revoke “${key.name}”?`,
+        text: [
+          "Anything using ",
+          h("code", {}, `${key.start}…`),
+          " stops working within seconds. This cannot be undone.",
+        ],
+        confirm: "Revoke key",
+        danger: true,
+      },
+      async () => {
+        await this.#request<void>("DELETE", `/v1/keys/${encodeURIComponent(key.id)}`);
+        this.#announce(`Key ${key.name} revoked.`);
+        this.#emit("latchkey-key-revoked", { id: key.id });
+        void this.#reloadAndFocus(key, null);
+      },
+    );
+  }
+
+  /**
+   * Asks before rotating, with the old key's grace period (default 0, the API's: after a leak the old
+   * key must stop at once); the new key is then shown once, like a created one.
+   */
+  confirmRotate(key: ApiKey, opener: HTMLElement): void {
+    const uid = this.#uid;
+    const grace = h(
+      "select",
+      { id: `${uid}-grace`, name: "grace", "aria-describedby": `${uid}-grace-hint` },
+      ...GRACE_CHOICES.map(([value, label]) => h("option", { value }, label)),
+    );
+    this.#confirm(
+      opener,
+      {
+        title: `Rotate “${key.name}”?`,
+        text: [
+          "A new key replaces ",
+          h("code", {}, `${key.start}…`),
+          ", with the same name, scopes, resources and expiry. You will see it once.",
+        ],
+        fields: h(
+          "div",
+          { class: "field" },
+          h("label", { for: grace.id }, "The old key keeps working"),
+          grace,
+          h(
+            "p",
+            { id: `${uid}-grace-hint`, class: "hint" },
+            "Long enough to put the new key in place; the old key then expires.",
+          ),
+        ),
+        confirm: "Rotate key",
+      },
+      async () => {
+        const created = await this.#request<CreatedKey>("POST", `/v1/keys/${encodeURIComponent(key.id)}/rotate`, {
+          grace_seconds: Number(grace.value),
+        });
+        this.#showSecret(created, "rotated");
+        void this.#load(false);
+      },
+    );
+  }
+
+  /** Asks before disabling (the key is refused until enabled again); the disable row action. */
+  confirmDisable(key: ApiKey, opener: HTMLElement): void {
+    this.#confirm(
+      opener,
+      {
+        title: `Disable “${key.name}”?`,
+        text: [
+          "Anything using ",
+          h("code", {}, `${key.start}…`),
+          " is refused within seconds, until you enable the key again.",
+        ],
+        confirm: "Disable key",
+        danger: true,
+      },
+      async () => {
+        await this.#patch(key, { enabled: false });
+        this.#announce(`Key ${key.name} disabled.`);
+        this.#emit("latchkey-key-disabled", { id: key.id });
+        void this.#reloadAndFocus(key, "enable");
+      },
+    );
+  }
+
+  /** Enables a disabled key at once (nothing to confirm: it undoes a disable); errors show above the list. */
+  async enable(key: ApiKey): Promise<void> {
+    this.#showError(null);
+    try {
+      await this.#patch(key, { enabled: true });
+    } catch (failure) {
+      this.#showError(failure);
+      return;
+    }
+    this.#announce(`Key ${key.name} enabled.`);
+    this.#emit("latchkey-key-enabled", { id: key.id });
+    await this.#reloadAndFocus(key, "disable");
   }
 }
 
