@@ -1,8 +1,8 @@
 // npm run bench [-- --port 8790 --keys 1000 --warmup 5 --case-warmup 12 --duration 8 --rounds 2 --connections 10
-//                  --cases 1,2,3,4,5,6,7,8,9 --no-write]
+//                  --cases 1,2,3,4,5,6,7,8,9,10,11 --no-write]
 //
 // Starts latchkey as the README does (`npm start -- --port <port>`: local D1 and KV, wrangler dev),
-// seeds keys through the API, and measures nine cases with autocannon, alternating them round by
+// seeds keys through the API, and measures eleven cases with autocannon, alternating them round by
 // round (ABBA order) so that drift hits all alike. Prints requests/s, p50 and p99 per case and the
 // ratios the targets are stated in, and writes its section of bench/RESULTS.md.
 import autocannon from "autocannon";
@@ -26,7 +26,7 @@ const { values: opts } = parseArgs({
     duration: { type: "string", default: "8" },
     rounds: { type: "string", default: "2" },
     connections: { type: "string", default: "10" },
-    cases: { type: "string", default: "1,2,3,4,5,6,7,8,9" },
+    cases: { type: "string", default: "1,2,3,4,5,6,7,8,9,10,11" },
     "no-write": { type: "boolean" },
   },
 });
@@ -58,11 +58,16 @@ let server = null;
 // ---- seeding ----------------------------------------------------------------------------------
 
 /**
- * Case 7's allow-list: a few ranges, the client's among them (the header the cases send, or the
+ * Case 9's allow-list: a few ranges, the client's among them (the header the cases send, or the
  * loopback address, should wrangler dev set CF-Connecting-IP itself).
  */
 const ALLOWED_IPS = ["198.51.100.0/24", "2001:db8::/32", "127.0.0.0/8", "::1/128", "203.0.113.0/24"];
-const CLIENT_IP = "203.0.113.7";
+/**
+ * Each case is its own client (CF-Connecting-IP, which load shedding and the failed-authentication
+ * limiter key on: src/http/limits.ts), so a failure case's 429s never throttle another case. All lie in
+ * 203.0.113.0/24, which case 9's allow-list holds.
+ */
+const clientIp = (caseId) => `203.0.113.${100 + caseId}`;
 
 async function createKey(jwt, name, extra = {}) {
   const response = await fetch(`${base}/v1/keys`, {
@@ -103,7 +108,15 @@ async function seed(jwts, count = keyCount, extra = {}) {
 // ---- measuring --------------------------------------------------------------------------------
 
 /**
- * The eight cases as autocannon request lists. Lists of static requests are built into buffers once,
+ * Keys with usage limits for cases 10-11: limits far above what a run can spend, so every request is a
+ * VALID verification that pays its Durable Object round trip (never a cheap 429).
+ */
+const LIMITED_KEYS = 100;
+const RATE_LIMITED = { ratelimits: [{ name: "bench", limit: 1_000_000_000, duration_ms: 1000 }] };
+const WITH_CREDITS = { credits: { remaining: 1_000_000_000_000, refill: null } };
+
+/**
+ * The eleven cases as autocannon request lists. Lists of static requests are built into buffers once,
  * so the load generator's own cost is the same for every case; each connection cycles through them.
  */
 /** Distinct strings in the shape of bare Laravel Sanctum secrets (40 letters and digits), none imported. */
@@ -114,14 +127,14 @@ function sanctumShaped(count) {
   );
 }
 
-function defineCases(keys, creators, allowListed) {
+function defineCases(keys, creators, allowListed, rateLimited, withCredits) {
   const unknownKey = generateKey("lk");
   const guesses = sanctumShaped(keys.length);
   const good = keys[0];
   const malformedKey = good.slice(0, -1) + (good.endsWith("A") ? "B" : "A");
   const json = { "content-type": "application/json" };
   const whoami = (key) => ({ method: "GET", path: "/v1/whoami", headers: { authorization: `Bearer ${key}` } });
-  return [
+  const cases = [
     {
       // The same request shapes as case 2 (1,000 rotating Authorization headers, which /healthz ignores),
       // so the load generator, which shares the machine's cores, does the same work in both cases.
@@ -174,12 +187,25 @@ function defineCases(keys, creators, allowListed) {
       // Against case 2: what an allow-list check costs a warm key (keys without one pay nothing).
       id: 9,
       name: `GET /v1/whoami, warm keys with an IP allow-list (${allowListed.length.toLocaleString("en")})`,
-      requests: allowListed.map((key) => {
-        const request = whoami(key);
-        return { ...request, headers: { ...request.headers, "cf-connecting-ip": CLIENT_IP } };
-      }),
+      requests: allowListed.map(whoami),
+    },
+    {
+      // Against case 1 (and 2): a rate limit's Durable Object round trip; the limit never trips.
+      id: 10,
+      name: `GET /v1/whoami, warm keys with a rate limit (${rateLimited.length})`,
+      requests: rateLimited.map(whoami),
+    },
+    {
+      // Against case 1 (and 2): a credit balance's Durable Object round trip; never runs out.
+      id: 11,
+      name: `GET /v1/whoami, warm keys with credits (${withCredits.length})`,
+      requests: withCredits.map(whoami),
     },
   ];
+  return cases.map((c) => ({
+    ...c,
+    requests: c.requests.map((r) => ({ ...r, headers: { ...r.headers, "cf-connecting-ip": clientIp(c.id) } })),
+  }));
 }
 
 /** One autocannon run; latencies recorded exactly (autocannon's own histogram is whole milliseconds). */
@@ -271,7 +297,13 @@ try {
   const allowListed = selected.has(9)
     ? await seed(await ownerTokens(jwts.length), keyCount, { allowed_ips: ALLOWED_IPS })
     : [];
-  const cases = defineCases(keys, await ownerTokens(500), allowListed).filter((c) => selected.has(c.id));
+  const limited = async (id, limits) =>
+    selected.has(id) ? seed(await ownerTokens(Math.ceil(LIMITED_KEYS / KEYS_PER_OWNER)), LIMITED_KEYS, limits) : [];
+  const rateLimited = await limited(10, RATE_LIMITED);
+  const withCredits = await limited(11, WITH_CREDITS);
+  const cases = defineCases(keys, await ownerTokens(500), allowListed, rateLimited, withCredits).filter((c) =>
+    selected.has(c.id),
+  );
 
   console.log(`Warm-up: ${warmupSeconds} s over every case`);
   for (const c of cases) await load(c.requests, Math.max(1, Math.round(warmupSeconds / cases.length)), null);
@@ -291,18 +323,26 @@ try {
       `case ${id} / case 1 ${what}: ${r.toFixed(2)} (target ${atLeast ? "≥" : "≤"} ${limit.toFixed(2)}: ${check(atLeast ? r >= limit : r <= limit)})`,
     ];
   };
+  /** "case <id> <what> / case 1 <what>: ratio", recorded without a target. */
+  const ratio = (id, what, value) => {
+    const c = byId.get(id);
+    return c && ceiling ? [`case ${id} / case 1 ${what}: ${(value(c) / value(ceiling)).toFixed(2)}`] : [];
+  };
   const verdicts = [
     ...target(2, "throughput", (c) => c.rps, 0.9, true),
     ...target(2, "p99", (c) => c.p99, 1.2, false),
     ...target(3, "throughput", (c) => c.rps, 0.85, true),
     ...target(4, "throughput", (c) => c.rps, 0.85, true),
     ...target(7, "throughput", (c) => c.rps, 0.85, true),
+    ...ratio(9, "throughput", (c) => c.rps),
+    ...ratio(10, "throughput", (c) => c.rps),
+    ...ratio(11, "throughput", (c) => c.rps),
   ];
-  const allowList = byId.get(7);
+  const allowList = byId.get(9);
   const case2Result = byId.get(2);
   if (allowList && case2Result) {
     verdicts.push(
-      `case 7 / case 2 throughput: ${(allowList.rps / case2Result.rps).toFixed(2)} (an allow-list's cost; no target)`,
+      `case 9 / case 2 throughput: ${(allowList.rps / case2Result.rps).toFixed(2)} (an allow-list's cost; no target)`,
     );
   }
   const statusText = (s) =>

@@ -9,7 +9,9 @@ import { type Readiness, checkReadiness, purgeDeadKeys } from "./service/operati
 import type { Origin } from "./service/verify";
 import { verificationCounter } from "./store/analytics";
 import { KvRecordCache } from "./store/cache";
+import { DurableUsageCounters } from "./store/counter";
 import { D1KeyStore } from "./store/d1";
+import { D1UsageStore } from "./store/usage";
 
 export interface AppContext {
   readonly config: Config;
@@ -37,6 +39,8 @@ export function createContext(
     creationLimiter: env.KEY_CREATION_LIMITER,
     onVerified: env.VERIFY_ANALYTICS ? verificationCounter(env.VERIFY_ANALYTICS) : undefined,
     origin,
+    ...(env.USAGE_COUNTER ? { counters: new DurableUsageCounters(env.USAGE_COUNTER) } : {}),
+    usageStore: new D1UsageStore(env.DB),
   });
   return {
     config,

@@ -1,4 +1,6 @@
 /** The Worker's bindings and variables (wrangler.toml). Variables are strings; config.ts interprets them. */
+import type { UsageCounter } from "./store/counter";
+
 export interface Env {
   /** The store of record. */
   DB: D1Database;
@@ -12,6 +14,8 @@ export interface Env {
   VERIFY_MISS_LIMITER?: RateLimit;
   /** Counts key creations per owner (absent: no limit). */
   KEY_CREATION_LIMITER?: RateLimit;
+  /** The usage counters of keys with rate limits or credits (absent: such keys fail with 503). */
+  USAGE_COUNTER?: DurableObjectNamespace<UsageCounter>;
   KEY_PREFIX?: string;
   /** Comma-separated older prefixes whose keys still verify (new keys always get KEY_PREFIX). */
   ACCEPTED_PREFIXES?: string;

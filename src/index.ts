@@ -12,6 +12,7 @@ import { routes } from "./http/routes";
 import { describeError, log, withRequestId } from "./log";
 
 export { KeyService, KeyVerifier } from "./rpc";
+export { UsageCounter } from "./store/counter";
 
 /** One router per set of mounted dialects (DIALECTS), built on first use. */
 const apps = new Map<string, ReturnType<typeof createApp>>();

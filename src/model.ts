@@ -3,6 +3,7 @@
  * RFC 3339 strings only at the API boundary (see `toApiKey` in service/keys.ts).
  */
 import type { LegacyFormat } from "./keys/legacy";
+import type { KeyLimits } from "./keys/usage";
 
 export type OwnerType = "user" | "workspace";
 
@@ -39,6 +40,10 @@ export interface KeyRecord {
   readonly allowedIps: readonly string[] | null;
   /** The id of the key this one replaced by rotation. */
   readonly rotatedFrom: string | null;
+  /** Rate limits and credits (keys/usage.ts); absent or null: none, and no counter is ever asked. */
+  readonly limits?: KeyLimits | null;
+  /** The key chain whose counters the key uses (store/counter.ts); absent: its own id. */
+  readonly usageId?: string;
 }
 
 export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
@@ -76,6 +81,8 @@ export type CompactRecord = Pick<
   | "format"
   | "enabled"
   | "allowedIps"
+  | "limits"
+  | "usageId"
 >;
 
 export function compact(r: CompactRecord): CompactRecord {
@@ -92,6 +99,9 @@ export function compact(r: CompactRecord): CompactRecord {
     allowedIps: r.allowedIps,
     // An imported key counts only in its own format (service/verify.ts), so its format travels too.
     ...(r.format ? { format: r.format } : {}),
+    // Usage limits (and the counters they use) travel only when the key has them: keys without
+    // limits carry no extra bytes.
+    ...(r.limits ? { limits: r.limits, ...(r.usageId ? { usageId: r.usageId } : {}) } : {}),
   };
 }
 

@@ -167,6 +167,18 @@ export const PROBLEMS = {
     description:
       "An open POST /v1/verify (no VERIFY_TOKEN) answered NOT_FOUND too often to this client: wait Retry-After seconds (known keys still verify).",
   },
+  key_rate_limited: {
+    status: 429,
+    title: "API key rate limited",
+    description:
+      "The API key is over one of its own rate limits (`ratelimits`): wait Retry-After seconds. RateLimit-Limit / -Remaining / -Reset describe the tightest limit.",
+  },
+  key_usage_exceeded: {
+    status: 429,
+    title: "API key out of credits",
+    description:
+      "The API key's credits do not cover this request (`credits`): Retry-After is the next refill when one would cover it, absent when waiting will not help (top the credits up).",
+  },
   configuration_error: {
     status: 500,
     title: "Configuration error",

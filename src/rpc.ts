@@ -21,6 +21,8 @@ import {
   type AuditEventView,
   CreateKeyRequest,
   ListEventsOptions as ListEventsOptionsSchema,
+  CreditsRequest,
+  type CreditsResultView,
   ImportKeysRequest,
   type ImportResultView,
   ListKeysOptions as ListKeysOptionsSchema,
@@ -84,6 +86,7 @@ export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
 export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
 export type RevokeKeyOptions = z.input<typeof RevokeKeyOptionsSchema>;
+export type CreditsOptions = z.input<typeof CreditsRequest>;
 
 /** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
 function check<S extends z.ZodMiniType>(schema: S, value: unknown, argument: string): z.output<S> {
@@ -202,6 +205,13 @@ export class KeyService extends WorkerEntrypoint<Env> {
     const actor = serviceActor(owner);
     const parsed = check(ListKeysOptionsSchema, options, "options");
     return rpcErrors(() => this.#keys().list(actor, parsed)) as Promise<KeyListView>;
+  }
+
+  /** POST /v1/keys/{id}/credits for `owner`: the balance afterwards. */
+  async credits(owner: Owner, id: string, input: CreditsOptions): Promise<CreditsResultView> {
+    const actor = serviceActor(owner);
+    const body = check(CreditsRequest, input, "input");
+    return rpcErrors(() => this.#keys().adjustCredits(actor, String(id), body));
   }
 
   /** Revokes the key; with `{ cascade: true }` also every key descending from it, in one write. */

@@ -10,6 +10,7 @@ import * as z from "zod/mini";
 import { parseAddress, parseRange } from "./keys/ip";
 import { SCOPE_PATTERN } from "./keys/scopes";
 import { PROBLEMS, PROBLEM_CODES, problemType } from "./problems";
+import { MAX_CREDITS } from "./keys/usage";
 
 const TYPE_WORDS: Record<string, string> = {
   string: "a string",
@@ -157,6 +158,185 @@ const AllowedIps = z
 
 const FutureTimestamp = Timestamp.check(z.refine((t) => Date.parse(t) > Date.now(), "Must be in the future"));
 
+// ---- Usage control (issue 13): rate limits, credits, cost, the usage report. One block, kept together.
+
+const MAX_RATE_LIMITS = 10;
+const DAY_MS = 86_400_000;
+
+/** One named rate limit (a token bucket: keys/usage.ts). */
+export const RateLimit = z
+  .strictObject({
+    name: z
+      .string()
+      .check(
+        z.minLength(1, "Must not be empty"),
+        z.maxLength(64, "Must be at most 64 characters"),
+        z.regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "Must be letters, digits and . _ : -"),
+      )
+      .apply(meta({ example: "requests" })),
+    limit: z.int("Must be a whole number").check(z.gte(1, "Must be at least 1"), z.lte(1_000_000_000)),
+    duration_ms: z
+      .int("Must be a whole number")
+      .check(z.gte(1000, "Must be at least 1000 (1 s)"), z.lte(DAY_MS, `Must be at most ${DAY_MS} (1 day)`))
+      .apply(meta({ example: 1000 })),
+  })
+  .apply(
+    meta({
+      id: "RateLimit",
+      description: "At most `limit` requests in a burst, refilled continuously at `limit` per `duration_ms`.",
+    }),
+  );
+
+/** A key's rate limits: create, PATCH and RPC take this field as is. */
+export const RateLimits = z
+  .array(RateLimit)
+  .check(
+    z.maxLength(MAX_RATE_LIMITS, `Must hold at most ${MAX_RATE_LIMITS} rate limits`),
+    z.superRefine((limits, ctx) => {
+      const seen = new Set<string>();
+      limits.forEach((limit, i) => {
+        if (seen.has(limit.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: "Must be unique" });
+        seen.add(limit.name);
+      });
+    }),
+  )
+  .apply(meta({ description: "Named rate limits, all applied to every verification (at most 10, unique names)." }));
+
+const CreditAmount = z
+  .int("Must be a whole number")
+  .check(z.gte(0, "Must be at least 0"), z.lte(MAX_CREDITS, `Must be at most ${MAX_CREDITS}`));
+
+const CreditsRefill = z.strictObject({
+  amount: CreditAmount.check(z.gte(1, "Must be at least 1")),
+  interval: z.enum(["day", "month"]),
+});
+
+/** A key's credits: create, PATCH and RPC take this field as is (null: no credits). */
+export const Credits = z
+  .strictObject({
+    remaining: CreditAmount.apply(
+      meta({
+        description: "The balance; each verification spends its `cost`. On PATCH: the balance is set to it.",
+      }),
+    ),
+    refill: z._default(z.nullable(CreditsRefill), null).apply(
+      meta({
+        description:
+          "Tops the balance up to `amount` (never down) at each UTC midnight (`day`) or 1st of the month (`month`).",
+      }),
+    ),
+  })
+  .apply(meta({ id: "Credits" }));
+
+/** Credits as a key's view shows them: `remaining` is the live balance. */
+const CreditsView = z.object({
+  remaining: z.int().apply(meta({ description: "The balance now (at creation: the starting balance)." })),
+  refill: z.nullable(z.object({ amount: z.int(), interval: z.enum(["day", "month"]) })),
+});
+
+/** The usage part of a live key's verdict. */
+const verdictUsageFields = {
+  credits: z
+    .optional(z.object({ remaining: z.int() }))
+    .apply(meta({ description: "Only for a key with credits: the balance after this verification." })),
+  ratelimits: z
+    .optional(
+      z.array(
+        z.object({
+          name: z.string(),
+          limit: z.int(),
+          remaining: z.int().apply(meta({ description: "Whole requests left now." })),
+          reset: z.int().apply(meta({ description: "When the limit is full again (epoch ms)." })),
+        }),
+      ),
+    )
+    .apply(meta({ description: "Only for a key with rate limits: each limit after this verification." })),
+};
+
+const VerifyCost = z.optional(CreditAmount).apply(
+  meta({
+    description:
+      "Credits this verification spends (default 1). 0 peeks: it spends nothing and takes no rate-limit token.",
+  }),
+);
+
+export const CreditsRequest = z
+  .strictObject({
+    op: z.enum(["set", "increment", "decrement"]).apply(
+      meta({
+        description:
+          "`set` the balance, or `increment` / `decrement` it. A decrement never takes the balance below 0: it stops at 0 (see `remaining` in the answer).",
+      }),
+    ),
+    amount: CreditAmount,
+  })
+  .apply(meta({ id: "CreditsRequest" }));
+export type CreditsInput = z.output<typeof CreditsRequest>;
+
+export const CreditsResult = z
+  .object({
+    remaining: z.nullable(z.int()).apply(
+      meta({
+        description:
+          "The balance after the operation; null only when the counter could not be reached just now (the operation is recorded all the same and applies at its next call: do not repeat it).",
+      }),
+    ),
+  })
+  .apply(meta({ id: "CreditsResult" }));
+export type CreditsResultView = z.infer<typeof CreditsResult>;
+
+export const UsageQuery = z
+  .strictObject({
+    granularity: z._default(z.enum(["hour", "day"]), "hour").apply(meta({ description: "Bucket size, in UTC." })),
+    from: z.optional(Timestamp).apply(
+      meta({
+        description:
+          "Start (inclusive, rounded down to its bucket). Default: 24 hours (hour) or 30 days (day) before `to`.",
+      }),
+    ),
+    to: z.optional(Timestamp).apply(meta({ description: "End (exclusive). Default: now." })),
+  })
+  .apply(meta({ id: "UsageQuery" }));
+export type UsageQueryInput = z.output<typeof UsageQuery>;
+
+/** The verdicts counted per key: every code a verification about a found key can give. */
+export const USAGE_OUTCOMES = [
+  "VALID",
+  "RATE_LIMITED",
+  "USAGE_EXCEEDED",
+  "REVOKED",
+  "EXPIRED",
+  "DISABLED",
+  "IP_NOT_ALLOWED",
+  "INSUFFICIENT_SCOPE",
+  "RESOURCE_NOT_ALLOWED",
+] as const satisfies readonly VerifyCode[];
+
+const UsageCount = z.int().check(z.gte(0));
+export const UsageBucket = z
+  .object({
+    start: Timestamp,
+    total: UsageCount,
+    ...(Object.fromEntries(USAGE_OUTCOMES.map((code) => [code.toLowerCase(), UsageCount])) as Record<
+      Lowercase<(typeof USAGE_OUTCOMES)[number]>,
+      typeof UsageCount
+    >),
+  })
+  .apply(meta({ id: "UsageBucket" }));
+
+export const UsageReport = z
+  .object({
+    key_id: KeyId,
+    granularity: z.enum(["hour", "day"]),
+    buckets: z
+      .array(UsageBucket)
+      .apply(meta({ description: "Every bucket of the range, oldest first (empty ones as 0)." })),
+  })
+  .apply(meta({ id: "UsageReport" }));
+export type UsageReportView = z.infer<typeof UsageReport>;
+
+// ---- End of usage control.
+
 export const CreateKeyRequest = z
   .strictObject({
     name: KeyName.apply(meta({ description: "A label for people, 1-100 characters after trimming." })),
@@ -178,6 +358,8 @@ export const CreateKeyRequest = z
       }),
     ),
     allowed_ips: z.optional(AllowedIps),
+    ratelimits: z.optional(RateLimits),
+    credits: z.optional(z.nullable(Credits)),
   })
   .apply(meta({ id: "CreateKeyRequest" }));
 export type CreateKeyInput = z.output<typeof CreateKeyRequest>;
@@ -194,6 +376,8 @@ export const UpdateKeyRequest = z
     scopes: z.optional(uniqueArray(Scope, 50)),
     resources: CreateKeyRequest.shape.resources,
     allowed_ips: z.optional(AllowedIps),
+    ratelimits: z.optional(RateLimits),
+    credits: z.optional(z.nullable(Credits)),
   })
   .apply(
     meta({
@@ -326,6 +510,8 @@ export const ApiKey = z
     updated_at: described(Timestamp, "The last change of any setting (created_at if none)."),
     allowed_ips: z.nullable(z.array(z.string())),
     rotated_from: described(z.nullable(KeyId), "The key this one replaced by rotation."),
+    ratelimits: described(RateLimits, "The key's rate limits (empty: none)."),
+    credits: z.nullable(CreditsView),
   })
   .apply(meta({ id: "ApiKey" }));
 export type ApiKeyView = z.infer<typeof ApiKey>;
@@ -367,6 +553,7 @@ export const VerifyOptions = z.strictObject({
     ),
     "The client's address. A key with an allow-list fails with IP_NOT_ALLOWED without it.",
   ),
+  cost: VerifyCost,
 });
 export type VerifyChecks = z.output<typeof VerifyOptions>;
 
@@ -384,6 +571,8 @@ const VERIFY_CODES = [
   "RESOURCE_NOT_ALLOWED",
   "DISABLED",
   "IP_NOT_ALLOWED",
+  "RATE_LIMITED",
+  "USAGE_EXCEEDED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 /**
@@ -400,7 +589,13 @@ const DEAD_KEY_CODES = [
 ] as const satisfies readonly VerifyCode[];
 export type DeadKeyCode = (typeof DEAD_KEY_CODES)[number];
 /** Codes for a live key (valid, or refused for this request only): the answer carries its details. */
-const LIVE_KEY_CODES = ["VALID", "INSUFFICIENT_SCOPE", "RESOURCE_NOT_ALLOWED"] as const satisfies readonly VerifyCode[];
+const LIVE_KEY_CODES = [
+  "VALID",
+  "INSUFFICIENT_SCOPE",
+  "RESOURCE_NOT_ALLOWED",
+  "RATE_LIMITED",
+  "USAGE_EXCEEDED",
+] as const satisfies readonly VerifyCode[];
 export type LiveKeyCode = (typeof LIVE_KEY_CODES)[number];
 
 const VerifyRefusal = z
@@ -421,6 +616,7 @@ const VerifyVerdict = z
     resources: z.nullable(z.array(z.string())),
     expires_at: z.nullable(Timestamp),
     enabled: described(z.boolean(), "Always true here: a disabled key is refused with DISABLED."),
+    ...verdictUsageFields,
   })
   .apply(
     meta({
@@ -511,6 +707,8 @@ export const Problem = z
       z.optional(z.record(z.string(), z.string())),
       "`not_ready` only: each dependency checked, `ok` or what is wrong.",
     ),
+    // `key_rate_limited` and `key_usage_exceeded`: the key's limits as a verdict would show them.
+    ...verdictUsageFields,
   })
   .apply(meta({ id: "Problem", description: "An RFC 9457 problem document." }));
 

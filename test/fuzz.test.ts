@@ -104,11 +104,12 @@ beforeAll(async () => {
     "DELETE /v1/keys/:id",
     "PATCH /v1/keys/:id",
     "POST /v1/keys",
+    "POST /v1/keys/:id/credits",
     "POST /v1/keys/:id/rotate",
     "POST /v1/keys/import",
     "POST /v1/verify",
   ]);
-  expect(authRoutes).toHaveLength(10);
+  expect(authRoutes).toHaveLength(12);
 });
 
 /**

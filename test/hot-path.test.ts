@@ -2,7 +2,8 @@
  * Storage operations on the hot path, counted: D1 and KV are wrapped in Proxies that log every call
  * (and the SQL of every D1 statement run), and the Worker is called with that env. A warm key costs no
  * storage at all, a cold one at most one KV read (and its per-minute last_used write), an unknown key
- * one lookup and then nothing, and a malformed key never reaches storage.
+ * one lookup and then nothing, and a malformed key never reaches storage. The usage counters (Durable
+ * Objects) are counted too: a key without limits never calls one, a key with limits makes one call.
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -10,10 +11,11 @@ import type { Env } from "../src/env";
 import { generateKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
 import { isolateCache } from "../src/service/verify";
+import type { UsageCounter } from "../src/store/counter";
 import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
 
 interface StorageLog {
-  /** Every method called on env.DB or env.KEY_CACHE, e.g. `DB.prepare`, `KV.get`. */
+  /** Every method called on env.DB, env.KEY_CACHE, env.USAGE_COUNTER or a counter, e.g. `DB.prepare`, `KV.get`, `DO.take`. */
   calls: string[];
   /** Every D1 statement run, as `<first|run|all|raw> <sql>`. */
   queries: string[];
@@ -54,10 +56,20 @@ function countingEnv(base: Env = env): { testEnv: Env; log: StorageLog; reset():
     log.calls.push(`KV.${name}`);
     return result;
   });
+  const counters = passThrough(env.USAGE_COUNTER!, (name, _args, result) => {
+    log.calls.push(`DO.${name}`);
+    if (name !== "get") return result;
+    // An RPC stub answers every property name, so it is wrapped by hand rather than by a Proxy.
+    const stub = result as DurableObjectStub<UsageCounter>;
+    return {
+      take: (...args: Parameters<UsageCounter["take"]>) => (log.calls.push("DO.take"), stub.take(...args)),
+    };
+  });
   const testEnv = {
     ...base,
     DB: db,
     KEY_CACHE: kv,
+    USAGE_COUNTER: counters,
     REVOCATION_SYNC_SECONDS: base === env ? "60" : base.REVOCATION_SYNC_SECONDS,
     // At least twice the sync interval, as config.ts requires (else it logs an error and uses that).
     MAX_STALENESS_SECONDS: base === env ? "120" : base.MAX_STALENESS_SECONDS,
@@ -570,5 +582,37 @@ describe("imported keys' formats (LEGACY_KEY_FORMATS)", () => {
       expect(await verify({ key: secret }, testEnv)).toMatchObject({ valid: true });
     }
     expect(log.calls).toEqual([]);
+  });
+});
+
+describe("usage limits (Durable Object counters)", () => {
+  it("a key without limits never calls a counter; a warm key with limits makes one counter call, no D1 or KV", async () => {
+    const jwt = await token(uniqueSub());
+    const plain = await createKey(jwt);
+    const limited = await createKey(jwt, {
+      ratelimits: [
+        { name: "second", limit: 1000, duration_ms: 1000 },
+        { name: "day", limit: 100_000, duration_ms: 86_400_000 },
+      ],
+      credits: { remaining: 1000, refill: { amount: 1000, interval: "month" } },
+    });
+    const { testEnv, log, reset } = countingEnv();
+    await whoami(plain.key, testEnv); // warm-up: sync, and first uses written
+    await whoami(limited.key, testEnv);
+
+    reset();
+    for (let i = 0; i < 10; i++) {
+      expect((await whoami(plain.key, testEnv)).status).toBe(200);
+      expect(await verify({ key: plain.key }, testEnv)).toMatchObject({ code: "VALID" });
+    }
+    expect(log.calls).toEqual([]);
+
+    reset();
+    for (let i = 0; i < 5; i++) {
+      expect((await whoami(limited.key, testEnv)).status).toBe(200);
+      expect(await verify({ key: limited.key, cost: 3 }, testEnv)).toMatchObject({ code: "VALID" });
+    }
+    // Each verification: one stub (idFromName + get) and one call carrying every limit.
+    expect(log.calls).toEqual(Array.from({ length: 10 }, () => ["DO.idFromName", "DO.get", "DO.take"]).flat());
   });
 });

@@ -9,6 +9,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
+import { KeyService } from "../src/rpc";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
 import { isolateCache } from "../src/service/verify";
@@ -350,5 +351,18 @@ describe("per-owner limits", () => {
     expect(logs.lines()).toMatchObject([
       { level: "warn", event: "key_creation_limiter_failed", error: "limiter down" },
     ]);
+  });
+
+  it("over RPC, the quota is `[quota_exceeded]` and the creation limiter `[rate_limited]`, each naming its limit", async () => {
+    // The entrypoint over a configured env (exports.KeyService runs on the default one).
+    const service = (vars: Partial<Env>) => new KeyService(createExecutionContext(), withLimits(vars));
+    const owner = { type: "user" as const, id: uniqueSub() };
+    const quota = service({ MAX_KEYS_PER_OWNER: "1" });
+    await quota.create(owner, { name: "first" });
+    await expect(quota.create(owner, { name: "second" })).rejects.toThrow(/^\[quota_exceeded\] MAX_KEYS_PER_OWNER: /);
+    const creations = service({ KEY_CREATION_LIMITER: { limit: async () => ({ success: false }) } });
+    await expect(creations.create({ type: "user", id: uniqueSub() }, { name: "x" })).rejects.toThrow(
+      /^\[rate_limited\] KEY_CREATION_LIMITER: /,
+    );
   });
 });

@@ -138,6 +138,21 @@ describe("the purge Cron Trigger", () => {
     expect(logs.events("purge_done")[0]?.purged).toBeGreaterThanOrEqual(2);
   });
 
+  it("deletes the usage counts of the keys it deletes, and only theirs", async () => {
+    const keys = await keysFor(uniqueSub());
+    const usage = (id: string) =>
+      env.DB.prepare("INSERT INTO key_usage (key_id, hour, outcome, count) VALUES (?, 0, 'VALID', 3)").bind(id);
+    await env.DB.batch([usage(keys.live.id), usage(keys.revokedLongAgo.id), usage(keys.revokedRecently.id)]);
+    const counted = async (id: string) =>
+      (await env.DB.prepare("SELECT 1 AS x FROM key_usage WHERE key_id = ?").bind(id).first()) !== null;
+    const logs = captureLogs();
+    await runCron(envWith({ PURGE_AFTER_DAYS: "30" }));
+    logs.restore();
+    expect(await counted(keys.revokedLongAgo.id)).toBe(false);
+    expect(await counted(keys.live.id)).toBe(true);
+    expect(await counted(keys.revokedRecently.id)).toBe(true);
+  });
+
   it("is off by default: without PURGE_AFTER_DAYS nothing is deleted", async () => {
     const keys = await keysFor(uniqueSub());
     await runCron(envWith({}));

@@ -8,6 +8,7 @@ import type { Config, VerifyAccess } from "../config";
 import { alternateCredential } from "../keys/legacy";
 import type { Actor } from "../model";
 import type { VerifyCode } from "../schemas";
+import { UsageLimitedError } from "../service/errors";
 import type { Keys } from "../service/keys";
 import { type AuthenticationFailure, AuthenticationError } from "./errors";
 import { MAX_TOKEN_LENGTH, verifyUserToken } from "./jwt";
@@ -61,7 +62,9 @@ export async function authenticate(
     ? await keys.verifier.fromMemory(credential.key, { ip })
     : await keys.verifier.verify(credential.key, { ip });
   if (!verification) throw new AuthenticationError("The API key could not be checked now");
-  const { code, record } = verification;
+  const { code, record, usage } = verification;
+  // Over its own limits, the key is still authentic: 429, never 401, and not an authentication failure.
+  if (usage && code !== "VALID") throw new UsageLimitedError(usage);
   if (code !== "VALID" || !record) {
     const [message, failure] = KEY_FAILURES[code] ?? ["The API key is not valid", "key_not_found"];
     throw new AuthenticationError(message, failure);

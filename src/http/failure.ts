@@ -8,7 +8,14 @@
 import { errorToProblem } from "./problem";
 import type { ErrorFormat, Failure } from "./route";
 
-const KEPT_HEADERS = ["Retry-After", "WWW-Authenticate", "Allow"];
+const KEPT_HEADERS = [
+  "Retry-After",
+  "WWW-Authenticate",
+  "Allow",
+  "RateLimit-Limit",
+  "RateLimit-Remaining",
+  "RateLimit-Reset",
+];
 
 /** RFC 9110's reason phrases, for the statuses latchkey answers with. */
 const REASON_PHRASES: Record<number, string> = {

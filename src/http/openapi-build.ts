@@ -49,7 +49,18 @@ const PROBLEM_HEADERS: Record<number, Record<string, z.ZodMiniType>> = {
   },
   405: { Allow: header("The methods this path accepts.", "Allow") },
   409: { Location: z.optional(header("`idempotent_replay` only: the URL of the key the first request created.")) },
-  429: { "Retry-After": RETRY_AFTER },
+  429: {
+    "Retry-After": z.optional(
+      header(
+        "Seconds to wait before trying again; absent only on `key_usage_exceeded` when waiting will not help (no refill would cover the request).",
+      ),
+    ),
+    "RateLimit-Limit": z.optional(
+      header("`key_rate_limited` / `key_usage_exceeded` of a key with rate limits: the tightest limit's size."),
+    ),
+    "RateLimit-Remaining": z.optional(header("Requests left in that limit now.")),
+    "RateLimit-Reset": z.optional(header("Seconds until that limit is full again.")),
+  },
   503: { "Retry-After": RETRY_AFTER },
 };
 
@@ -90,7 +101,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   413: "The body is over 16 KB.",
   415: "The body is not application/json.",
   422: "Validation failed (`errors` maps each field to its messages), or an Idempotency-Key reused with another body.",
-  429: "Too many failed authentications (or, on an open /v1/verify, unknown keys) from this client (see `Retry-After`).",
+  429: "Too many failed authentications (or, on an open /v1/verify, unknown keys) from this client (see `Retry-After`); or the API key is over its own rate limit or out of credits (`code` rate_limited or usage_exceeded, with `Retry-After` and `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset`).",
   500: "`configuration_error` (e.g. migrations not applied) or `internal_error`; no internals are disclosed.",
   503: "Storage or the identity provider is unavailable (see `Retry-After`).",
 };

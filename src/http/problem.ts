@@ -15,8 +15,10 @@ import {
   NotFoundError,
   StorageMisconfiguredError,
   StorageUnavailableError,
+  UsageLimitedError,
   ValidationError,
 } from "../service/errors";
+import { type UsageVerdict, usageFields } from "../keys/usage";
 import { describeError, log } from "../log";
 import { PROBLEMS, type ProblemCode, problemType } from "../problems";
 
@@ -75,6 +77,26 @@ const FORBIDDEN: Record<ForbiddenError["kind"], ProblemCode> = {
   powers: "forbidden",
 };
 
+/**
+ * The 429 headers of a key over its own limits: Retry-After when waiting helps (the rate limit's next
+ * token, or the next refill for credits), and RateLimit-Limit / -Remaining / -Reset (seconds) of the
+ * tightest rate limit (the fewest requests left) when the key has rate limits.
+ */
+export function usageLimitHeaders(usage: UsageVerdict): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (usage.retryAfterMs !== null) headers["Retry-After"] = String(Math.max(1, Math.ceil(usage.retryAfterMs / 1000)));
+  const tightest = usage.ratelimits.reduce<UsageVerdict["ratelimits"][number] | null>(
+    (min, limit) => (min === null || limit.remaining < min.remaining ? limit : min),
+    null,
+  );
+  if (tightest) {
+    headers["RateLimit-Limit"] = String(tightest.limit);
+    headers["RateLimit-Remaining"] = String(tightest.remaining);
+    headers["RateLimit-Reset"] = String(Math.max(0, Math.ceil((tightest.reset - usage.at) / 1000)));
+  }
+  return headers;
+}
+
 export function errorToProblem(error: unknown): Response {
   if (error instanceof HttpError) return problem(error.code, error.init);
   if (error instanceof AuthenticationError) {
@@ -85,6 +107,13 @@ export function errorToProblem(error: unknown): Response {
   }
   if (error instanceof NotFoundError) return problem("not_found", { detail: error.message });
   if (error instanceof ConflictError) return problem("conflict", { detail: error.message });
+  if (error instanceof UsageLimitedError) {
+    return problem(error.usage.code === "USAGE_EXCEEDED" ? "key_usage_exceeded" : "key_rate_limited", {
+      detail: error.message,
+      extra: usageFields(error.usage),
+      headers: usageLimitHeaders(error.usage),
+    });
+  }
   if (error instanceof ValidationError) {
     const { code, detail } = VALIDATION[error.source];
     return problem(code, { detail, errors: error.errors });

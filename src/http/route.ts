@@ -36,7 +36,7 @@ export interface Failure {
   readonly detail: string;
   /** Invalid fields, by path, with their messages. */
   readonly errors: Readonly<Record<string, string[]>> | null;
-  /** Retry-After, WWW-Authenticate and Allow, kept whatever the shape. */
+  /** Retry-After, WWW-Authenticate, Allow and RateLimit-*, kept whatever the shape. */
   readonly headers: Readonly<Record<string, string>>;
 }
 

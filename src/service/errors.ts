@@ -6,6 +6,7 @@
  * vocabulary, so neither face imports from src/store.
  */
 export { StorageMisconfiguredError, StorageUnavailableError } from "../store/store";
+import type { UsageVerdict } from "../keys/usage";
 
 /** The resource does not exist or is not the caller's: the two are deliberately indistinguishable. */
 export class NotFoundError extends Error {
@@ -94,4 +95,19 @@ export class IdempotencyKeyReusedError extends Error {
 /** The request conflicts with the key's state (e.g. rotating or updating a revoked key). */
 export class ConflictError extends Error {
   override readonly name = "ConflictError";
+}
+
+/**
+ * A key-authenticated request refused by the key's own usage limits (RATE_LIMITED or
+ * USAGE_EXCEEDED): not an authentication failure, so it never counts against the client's limiter.
+ */
+export class UsageLimitedError extends Error {
+  override readonly name = "UsageLimitedError";
+  constructor(readonly usage: UsageVerdict) {
+    super(
+      usage.code === "USAGE_EXCEEDED"
+        ? "The API key has no credits left for this request"
+        : "The API key is over its rate limit",
+    );
+  }
 }

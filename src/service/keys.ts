@@ -10,12 +10,18 @@
  * addresses within its own allow-list), whether creating, importing or updating.
  *
  * Every change writes one audit event per key it changes, in the same store write as the change.
+ *
+ * Usage limits (keys/usage.ts) belong to a key chain's counters: a rotated key and the keys made by a
+ * key with limits share their predecessor's or maker's counters (usage_id), so neither is a way
+ * around a balance. A key with limits makes only keys with its own limits, and may not change any
+ * key's limits or credits (it could otherwise lift its own through a child or sibling).
  */
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { rangesWithin } from "../keys/ip";
 import { UUID_V4 } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
+import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/usage";
 import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
   DeadKeyCode,
@@ -28,12 +34,16 @@ import type {
   ImportResultView,
   CreatedApiKeyView,
   EventListView,
+  CreditsInput,
+  CreditsResultView,
   KeyListView,
   ListEventsInput,
   ListKeysInput,
   RevokeKeyInput,
   RotateKeyInput,
   UpdateKeyInput,
+  UsageQueryInput,
+  UsageReportView,
   VerifyChecks,
   VerifyResultView,
   WhoAmIView,
@@ -49,10 +59,17 @@ import {
   IdempotentReplayError,
   LimitExceededError,
   NotFoundError,
+  StorageUnavailableError,
   ValidationError,
 } from "./errors";
 import { IDEMPOTENCY_TTL_MS } from "./operations";
-import { type ServiceDeps, type Verification, Verifier } from "./verify";
+import { type ServiceDeps, type Verification, Verifier, usageIdOf } from "./verify";
+import { USAGE_OUTCOMES } from "../schemas";
+
+const HOUR_MS = 3_600_000;
+/** Usage buckets: a day of hours or 30 days by default; at most 31 days of hours or 366 days. */
+const DEFAULT_USAGE_BUCKETS = { hour: 24, day: 30 } as const;
+const MAX_USAGE_BUCKETS = { hour: 31 * 24, day: 366 } as const;
 
 /** The period of the KEY_CREATION_LIMITER binding (wrangler.toml), for Retry-After. */
 export const CREATION_RETRY_AFTER_SECONDS = 60;
@@ -61,6 +78,15 @@ export const CREATION_RETRY_AFTER_SECONDS = 60;
 const MAX_KV_DELETES = 50;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** A key's usage limits as the API shows them (credits: the rule; views with a live balance override it). */
+function limitsView(limits: KeyLimits | null | undefined): Pick<ApiKeyView, "ratelimits" | "credits"> {
+  const credits = limits?.credits ?? null;
+  return {
+    ratelimits: (limits?.ratelimits ?? []).map(({ name, limit, duration_ms }) => ({ name, limit, duration_ms })),
+    credits: credits ? { remaining: credits.remaining, refill: credits.refill ? { ...credits.refill } : null } : null,
+  };
+}
 
 /** How an actor is named in `created_by` and in audit events. */
 function actorName(actor: Actor): string {
@@ -87,6 +113,7 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
     updated_at: new Date(r.updatedAt ?? r.createdAt).toISOString(),
     allowed_ips: r.allowedIps === null ? null : [...r.allowedIps],
     rotated_from: r.rotatedFrom,
+    ...limitsView(r.limits),
   };
 }
 
@@ -104,7 +131,7 @@ function toEventView(e: AuditEvent): AuditEventView {
 }
 
 /** The verdict as the API shows it: a dead or unknown key gets only its code and id (README, "Verify says less"). */
-function verdictView({ code, record, keyId }: Verification): VerifyResultView {
+function verdictView({ code, record, keyId, usage }: Verification): VerifyResultView {
   if (record === null) return { valid: false, code: code as DeadKeyCode, key_id: keyId };
   return {
     valid: code === "VALID",
@@ -115,6 +142,7 @@ function verdictView({ code, record, keyId }: Verification): VerifyResultView {
     resources: record.resources ? [...record.resources] : null,
     expires_at: iso(record.expiresAt),
     enabled: record.enabled,
+    ...usageFields(usage),
   };
 }
 
@@ -203,6 +231,38 @@ function requireWithin(holder: Powers, key: Powers, what: string): void {
   }
 }
 
+/**
+ * A key with usage limits may not set any key's limits or credits: the keys it could reach include
+ * those sharing its own counters (its children, its rotations), so it could lift its own limits.
+ */
+function requireNoLimitsOf(actor: Actor, field: "ratelimits" | "credits"): void {
+  if (actor.kind === "api_key" && hasLimits(actor.key.limits)) {
+    throw new ForbiddenError(field, "A key with usage limits may not change any key's rate limits or credits");
+  }
+}
+
+/**
+ * The limits after a PATCH (undefined: neither field given). Rate limits given replace the list;
+ * credits given replace the rule and `set` the balance to `remaining` (the running totals carry on,
+ * so the counter applies the set exactly once); null removes them.
+ */
+function patchedLimits(
+  current: KeyLimits | null | undefined,
+  input: Pick<UpdateKeyInput, "ratelimits" | "credits">,
+  at: number,
+): KeyLimits | null | undefined {
+  if (input.ratelimits === undefined && input.credits === undefined) return undefined;
+  const before = current?.credits ?? null;
+  const credits =
+    input.credits === undefined
+      ? before
+      : input.credits === null
+        ? null
+        : recordCreditsOp({ ...(before ?? {}), ...input.credits }, "set", input.credits.remaining, at);
+  const limits: KeyLimits = { ratelimits: input.ratelimits ?? current?.ratelimits ?? [], credits };
+  return hasLimits(limits) ? limits : null;
+}
+
 /** Only a workspace admin (WORKSPACE_ADMIN_ROLES) creates, changes or revokes workspace keys. */
 function requireWorkspaceAdmin(actor: Extract<Actor, { kind: "user" }>): void {
   if (!actor.workspaceAdmin) {
@@ -232,6 +292,11 @@ function creationChanges(r: KeyRecord): FieldChanges {
   changes.owner = { old: null, new: `${r.owner.type}:${r.owner.id}` };
   if (r.rotatedFrom !== null) changes.rotated_from = { old: null, new: r.rotatedFrom };
   if (r.format !== undefined) changes.format = { old: null, new: r.format };
+  if (r.limits) {
+    const { ratelimits, credits } = limitsView(r.limits);
+    changes.ratelimits = { old: null, new: ratelimits };
+    changes.credits = { old: null, new: credits };
+  }
   return changes;
 }
 
@@ -267,6 +332,7 @@ export class Keys {
       rotatedFrom: null,
       parentId: actor.kind === "api_key" ? actor.key.id : null,
       ...powers,
+      ...this.limitsForNewKey(actor, input),
     });
     const claim =
       idempotencyKey === undefined ? undefined : await idempotencyClaim(actor, idempotencyKey, ["create", input]);
@@ -288,7 +354,8 @@ export class Keys {
       );
     }
     this.verifier.remember(record, stored.seq);
-    return { ...toApiKey(record), key };
+    // A key sharing its maker's counters shows the shared balance as it is now.
+    return { ...(record.usageId ? await this.liveView(record) : toApiKey(record)), key };
   }
 
   /**
@@ -311,6 +378,9 @@ export class Keys {
       resources: input.resources,
       allowedIps: input.allowed_ips,
     };
+    if (input.ratelimits !== undefined || input.credits !== undefined) {
+      requireNoLimitsOf(actor, input.ratelimits !== undefined ? "ratelimits" : "credits");
+    }
     for (let attempt = 1; ; attempt++) {
       const current = await this.findVisible(actor, id);
       this.requireManagement(actor, current, "The key to change");
@@ -318,6 +388,18 @@ export class Keys {
 
       const changes: FieldChanges = {};
       const apply: Record<string, unknown> = {};
+      const limits = patchedLimits(current.limits, input, Date.now());
+      if (limits !== undefined) {
+        const [before, after] = [limitsView(current.limits), limitsView(limits)];
+        if (input.ratelimits !== undefined && JSON.stringify(before.ratelimits) !== JSON.stringify(after.ratelimits)) {
+          changes.ratelimits = { old: before.ratelimits, new: after.ratelimits };
+        }
+        // Credits given are a `set`: a change even when the rule reads the same (the balance is reset).
+        if (input.credits !== undefined && (input.credits !== null || before.credits !== null)) {
+          changes.credits = { old: before.credits, new: after.credits };
+        }
+        if (changes.ratelimits || changes.credits) apply.limits = limits;
+      }
       for (const [field, recordField, toApi] of UPDATABLE_FIELDS) {
         const value = patch[recordField];
         if (value === undefined) continue;
@@ -327,7 +409,7 @@ export class Keys {
         changes[field] = { old: before, new: after };
         apply[recordField] = value;
       }
-      if (Object.keys(changes).length === 0) return toApiKey(current);
+      if (Object.keys(changes).length === 0) return this.liveView(current);
 
       const next: KeyRecord = { ...current, ...(apply as KeyChanges) };
       if (actor.kind === "api_key") requireWithin(actor.key, next, "The changed key");
@@ -342,7 +424,10 @@ export class Keys {
       if (seq !== null) {
         const updated = { ...next, updatedAt: at };
         await this.verifier.changed(updated, seq);
-        return toApiKey(updated);
+        // Limits are the whole chain's (store.update changed its other keys too): the view shows the live balance.
+        if (apply.limits === undefined) return toApiKey(updated);
+        await this.verifier.catchUp();
+        return this.liveView(updated);
       }
       if (attempt === CONCURRENT_ATTEMPTS)
         throw new ConflictError("The key is being changed by another request; retry");
@@ -371,7 +456,12 @@ export class Keys {
 
       const oldExpiresAt = Math.min(current.expiresAt ?? Infinity, now + input.grace_seconds * 1000);
       // The replacement stays in the old key's lineage, so a cascading revocation still reaches it.
-      const { key, record } = await this.newKey(actor, { ...current, rotatedFrom: current.id });
+      // It also shares the old key's usage counters (usage_id) and limits: one balance for both, never two.
+      const { key, record } = await this.newKey(actor, {
+        ...current,
+        rotatedFrom: current.id,
+        usageId: usageIdOf(current),
+      });
       const rotated = this.event(
         actor,
         current,
@@ -387,7 +477,8 @@ export class Keys {
       if (seq !== null) {
         await this.verifier.changed({ ...current, expiresAt: oldExpiresAt }, seq);
         this.verifier.remember(record, seq);
-        return { ...toApiKey(record), key };
+        // It shares the old key's balance: shown as it is now.
+        return { ...(await this.liveView(record)), key };
       }
       if (attempt === CONCURRENT_ATTEMPTS)
         throw new ConflictError("The key is being changed by another request; retry");
@@ -440,6 +531,7 @@ export class Keys {
         enabled: true,
         updatedAt: null,
         rotatedFrom: null,
+        ...this.limitsForNewKey(actor, {}),
       });
     }
     if (Object.keys(errors).length > 0) throw new ValidationError(errors);
@@ -517,14 +609,120 @@ export class Keys {
     const page = rows.slice(0, input.limit);
     const last = page[page.length - 1];
     return {
-      data: page.map(toApiKey),
+      data: await Promise.all(page.map((record) => this.liveView(record))),
       next_cursor: rows.length > input.limit && last ? encodeCursor(last.createdAt, last.id) : null,
     };
   }
 
   async get(actor: Actor, id: string): Promise<ApiKeyView> {
     this.requireScope(actor, "keys:read");
-    return toApiKey(await this.findVisible(actor, id));
+    return this.liveView(await this.findVisible(actor, id));
+  }
+
+  /**
+   * Changes the credit balance of a key (and so of its whole chain: a rotated key shares it). The
+   * same authorization as a PATCH; a key with limits of its own may not do it at all, or it could
+   * top up its own balance. The operation is recorded in the key's limits (`recordCreditsOp`) with its
+   * audit event in one store write, and the counter applies it exactly once on its next call.
+   */
+  async adjustCredits(caller: Actor, id: string, input: CreditsInput): Promise<CreditsResultView> {
+    this.requireScope(caller, "keys:write");
+    const actor = await recheckActor(this.deps, this.verifier, caller);
+    this.requireScope(actor, "keys:write");
+    requireNoLimitsOf(actor, "credits");
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.findVisible(actor, id);
+      this.requireManagement(actor, current, "The key");
+      if (current.revokedAt !== null) throw new ConflictError("The key is revoked; its credits cannot be changed");
+      const rule = current.limits?.credits;
+      if (!current.limits || !rule) {
+        throw new ConflictError("The key has no credits: give it credits with PATCH /v1/keys/{id} first");
+      }
+      const at = Date.now();
+      const limits: KeyLimits = { ...current.limits, credits: recordCreditsOp(rule, input.op, input.amount, at) };
+      const changes = { credits: { old: null, new: { op: input.op, amount: input.amount } } };
+      const seq = await this.deps.store.update(current, { limits }, this.event(actor, current, "updated", changes, at));
+      if (seq !== null) {
+        const updated = { ...current, limits, updatedAt: at };
+        await this.verifier.changed(updated, seq);
+        await this.verifier.catchUp();
+        return { remaining: await this.balance(updated) };
+      }
+      if (attempt === CONCURRENT_ATTEMPTS)
+        throw new ConflictError("The key is being changed by another request; retry");
+    }
+  }
+
+  /**
+   * The chain's credit balance now (a peek: one counter call), or null when the counter cannot answer:
+   * the operation is recorded in D1 all the same and applies at the counter's next call.
+   */
+  private async balance(record: KeyRecord): Promise<number | null> {
+    if (!record.limits) return null;
+    try {
+      const usage = await this.counters().take(usageIdOf(record), record.limits, 0);
+      return usage.credits?.remaining ?? null;
+    } catch (error) {
+      log("warn", "usage_counter_unavailable", { error: describeError(error) });
+      return null;
+    }
+  }
+
+  /**
+   * A key's verifications per hour or day (UTC) by outcome. Counts reach D1 in batches, so the last
+   * half minute may not be in yet (service/usage.ts).
+   */
+  async usage(actor: Actor, id: string, query: UsageQueryInput): Promise<UsageReportView> {
+    this.requireScope(actor, "keys:read");
+    const record = await this.findVisible(actor, id);
+    const step = query.granularity === "hour" ? HOUR_MS : DAY_MS;
+    const to = query.to === undefined ? Date.now() : Date.parse(query.to);
+    // Default: the bucket holding `to` and the ones before it.
+    const requested =
+      query.from === undefined ? to - (DEFAULT_USAGE_BUCKETS[query.granularity] - 1) * step : Date.parse(query.from);
+    const from = requested - (requested % step);
+    if (from >= to) throw new ValidationError({ from: ["Must be before `to`"] }, "query");
+    const buckets = Math.ceil((to - from) / step);
+    if (buckets > MAX_USAGE_BUCKETS[query.granularity]) {
+      throw new ValidationError(
+        { from: [`The range may span at most ${MAX_USAGE_BUCKETS[query.granularity]} ${query.granularity}s`] },
+        "query",
+      );
+    }
+    const views = Array.from({ length: buckets }, (_, i) => ({
+      start: new Date(from + i * step).toISOString(),
+      total: 0,
+      ...(Object.fromEntries(USAGE_OUTCOMES.map((code) => [code.toLowerCase(), 0])) as Record<
+        Lowercase<(typeof USAGE_OUTCOMES)[number]>,
+        number
+      >),
+    }));
+    for (const { hour, outcome, count } of await this.usageStore().read(record.id, from, to)) {
+      const bucket = views[Math.floor((hour - from) / step)];
+      const field = outcome.toLowerCase() as Lowercase<(typeof USAGE_OUTCOMES)[number]>;
+      if (!bucket || !(field in bucket)) continue;
+      bucket[field] += count;
+      bucket.total += count;
+    }
+    return { key_id: record.id, granularity: query.granularity, buckets: views };
+  }
+
+  /** The key's view with its credit balance as it is now (one counter call, only for a key with credits). */
+  private async liveView(record: KeyRecord): Promise<ApiKeyView> {
+    const view = toApiKey(record);
+    if (!view.credits || !record.limits) return view;
+    const usage = await this.counters().take(usageIdOf(record), record.limits, 0);
+    return { ...view, credits: { ...view.credits, remaining: usage.credits?.remaining ?? view.credits.remaining } };
+  }
+
+  private usageStore() {
+    if (!this.deps.usageStore) throw new StorageUnavailableError("no usage store");
+    return this.deps.usageStore;
+  }
+
+  private counters() {
+    if (!this.deps.counters) throw new StorageUnavailableError("usage counters are not bound (USAGE_COUNTER)");
+    return this.deps.counters;
   }
 
   /**
@@ -635,7 +833,8 @@ export class Keys {
   /** A fresh key and its record, made by `actor` now (not yet stored). */
   private async newKey(
     actor: Actor,
-    settings: Pick<KeyRecord, "name" | "owner" | "metadata" | "rotatedFrom" | "parentId"> & Powers,
+    settings: Pick<KeyRecord, "name" | "owner" | "metadata" | "rotatedFrom" | "parentId" | "limits" | "usageId"> &
+      Powers,
   ): Promise<{ key: string; record: KeyRecord }> {
     const key = generateKey(this.deps.config.keyPrefix);
     const record: KeyRecord = {
@@ -657,6 +856,8 @@ export class Keys {
       allowedIps: settings.allowedIps === null ? null : [...settings.allowedIps],
       rotatedFrom: settings.rotatedFrom,
       parentId: settings.parentId,
+      ...(hasLimits(settings.limits) ? { limits: settings.limits } : {}),
+      ...(settings.usageId ? { usageId: settings.usageId } : {}),
     };
     return { key, record };
   }
@@ -710,6 +911,29 @@ export class Keys {
     if (parent) requireWithin(parent, powers, "The new key");
     return { owner, ...powers };
   }
+  /**
+   * The limits of a new key: those asked for, or, for a key made by a key with limits, that key's
+   * limits and counters (it may not ask for others: a child is never a way around its parent's).
+   */
+  private limitsForNewKey(
+    actor: Actor,
+    input: Pick<CreateKeyInput, "ratelimits" | "credits">,
+  ): Pick<KeyRecord, "limits" | "usageId"> {
+    const parent = actor.kind === "api_key" ? actor.key : null;
+    if (parent && hasLimits(parent.limits)) {
+      const asked = input.ratelimits !== undefined ? "ratelimits" : input.credits !== undefined ? "credits" : null;
+      if (asked) {
+        throw new ForbiddenError(
+          asked,
+          "The key making this request has usage limits: the keys it makes share its limits and counters",
+        );
+      }
+      return { limits: parent.limits, usageId: usageIdOf(parent) };
+    }
+    const limits: KeyLimits = { ratelimits: input.ratelimits ?? [], credits: input.credits ?? null };
+    return hasLimits(limits) ? { limits } : {};
+  }
+
   private requireScope(actor: Actor, scope: string): void {
     if (actor.kind === "api_key" && !grants(actor.key.scopes, scope)) {
       throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`, "scope");

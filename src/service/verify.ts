@@ -20,6 +20,10 @@
  *
  * A warm verification makes no D1 query and no KV or D1 write; last-use times are written at most
  * once a minute per key, after the response.
+ *
+ * A key with rate limits or credits (keys/usage.ts) then makes one call to its chain's Durable Object
+ * counter (store/counter.ts), which applies every limit at once; a key without them never reaches a
+ * counter. Outcomes are counted per key in the isolate and written in batches (service/usage.ts).
  */
 import type { Config } from "../config";
 import { isWellFormedKeyOf } from "../keys/format";
@@ -27,14 +31,18 @@ import { sha256Hex } from "../keys/hash";
 import { type IpMatcher, compileAllowList } from "../keys/ip";
 import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
+import { type KeyLimits, type UsageVerdict, hasLimits } from "../keys/usage";
 import { type CompactRecord, compact } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
 import { KV_TTL_SECONDS, type RecordCache } from "../store/cache";
-import { type KeyStore, TOUCH_BATCH } from "../store/store";
+import { type KeyStore, StorageUnavailableError, TOUCH_BATCH } from "../store/store";
 import { withTimeout } from "../store/timeout";
+import type { UsageCounters } from "../store/counter";
+import type { UsageStore } from "../store/usage";
 import { TtlLru } from "../util/lru";
 import { describeError, log } from "../log";
 import { FeedState } from "./feed";
+import { UsageTally } from "./usage";
 
 const LAST_USED_INTERVAL_MS = 60_000;
 /** How long one last-use flush may keep writing, and when a flush that never finished is given up. */
@@ -77,6 +85,9 @@ export function memoryRecordBytes(hash: string, entry: MemoryRecord): number {
   for (const scope of record.scopes) bytes += 32 + scope.length;
   for (const resource of record.resources ?? []) bytes += 32 + resource.length;
   for (const range of record.allowedIps ?? []) bytes += 32 + range.length;
+  // Usage limits: a few numbers per rate limit and for credits (keys without limits add nothing).
+  if (record.limits) bytes += 200 + 100 * record.limits.ratelimits.length;
+  for (const limit of record.limits?.ratelimits ?? []) bytes += limit.name.length;
   return bytes;
 }
 
@@ -98,6 +109,10 @@ export interface ServiceDeps {
   readonly onVerified?: ((code: VerifyCode, record: CompactRecord | null) => void) | undefined;
   /** Read only when an audit event is written, so requests that change nothing pay nothing for it. */
   readonly origin?: () => Origin;
+  /** The Durable Object counters of keys with limits (absent: such keys cannot be verified, 503). */
+  readonly counters?: UsageCounters;
+  /** Where verification counts go (absent: not counted). */
+  readonly usageStore?: UsageStore;
 }
 
 export interface Verification {
@@ -106,6 +121,8 @@ export interface Verification {
   readonly record: CompactRecord | null;
   /** The key's id when it is known, whatever the code. */
   readonly keyId: string | null;
+  /** The key's limits after this verification, for a key with limits whose other checks passed. */
+  readonly usage?: UsageVerdict;
 }
 
 /** What a presented key is looked up by. */
@@ -134,6 +151,8 @@ export class IsolateCache {
   readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
   /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
   readonly pendingUses = new Map<string, number>();
+  /** Verification outcomes per key, not written yet. */
+  readonly usage = new UsageTally();
   /** When the flush in flight started (0: none). */
   flushStartedAt = 0;
 
@@ -143,6 +162,7 @@ export class IsolateCache {
     this.feed.clear();
     this.lastUsedWrites.clear();
     this.pendingUses.clear();
+    this.usage.clear();
     this.flushStartedAt = 0;
   }
 }
@@ -190,10 +210,10 @@ export class Verifier {
     }
     if (!record) {
       const known = feed.change(hash);
-      if (known?.revoked) return answer("REVOKED", null, known.keyId);
+      if (known?.revoked) return this.meter(answer("REVOKED", null, known.keyId), options, now);
       record = await this.lookup(hash, now);
     }
-    return this.judge(credential, record ?? null, options, now);
+    return this.meter(this.judge(credential, record ?? null, options, now), options, now);
   }
 
   /**
@@ -225,9 +245,9 @@ export class Verifier {
     const { feed } = this.local;
     if (now - feed.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
     const known = feed.change(credential.hash);
-    if (known?.revoked) return answer("REVOKED", null, known.keyId);
+    if (known?.revoked) return this.meter(answer("REVOKED", null, known.keyId), options, now);
     const record = this.local.records.get(credential.hash, now)?.record;
-    if (record) return this.judge(credential, record, options, now);
+    if (record) return this.meter(this.judge(credential, record, options, now), options, now);
     return this.local.unknown.get(credential.hash, now) ? answer("NOT_FOUND", null) : null;
   }
 
@@ -257,6 +277,39 @@ export class Verifier {
     }
     this.noteUse(record, now);
     return answer("VALID", record);
+  }
+
+  /**
+   * Applies the key's limits to a VALID verdict (one counter call; none for a key without limits) and
+   * counts the outcome of every verdict about a known key (dead keys included, by id).
+   */
+  private meter(verification: Verification, options: VerifyChecks, now: number): Verification | Promise<Verification> {
+    const { record, keyId } = verification;
+    if (keyId === null) return verification;
+    if (record && verification.code === "VALID" && hasLimits(record.limits)) {
+      return this.limited(record, record.limits, options, now);
+    }
+    this.countOutcome(keyId, verification.code, now);
+    return verification;
+  }
+
+  /** One counter call applies every limit of the key; a failing counter fails the verification (503). */
+  private async limited(
+    record: CompactRecord,
+    limits: KeyLimits,
+    options: VerifyChecks,
+    now: number,
+  ): Promise<Verification> {
+    const counters = this.deps.counters;
+    if (!counters) throw new StorageUnavailableError("usage counters are not bound (USAGE_COUNTER)");
+    const usage = await counters.take(usageIdOf(record), limits, options.cost ?? 1);
+    this.countOutcome(record.id, usage.code, now);
+    return { code: usage.code, record, keyId: record.id, usage };
+  }
+
+  private countOutcome(keyId: string, code: VerifyCode, now: number): void {
+    const store = this.deps.usageStore;
+    if (store && this.local.usage.add(keyId, code, now)) this.deps.defer(this.local.usage.flush(store, now));
   }
 
   /** A key was just stored here (at feed position `seq`): make it warm at once. */
@@ -387,6 +440,14 @@ export class Verifier {
     }
   }
 
+  /**
+   * Reads the feed now, unless a read is already running: after a write that changed several keys at
+   * once (a key chain's limits), so this isolate drops its copies of all of them before answering again.
+   */
+  async catchUp(): Promise<void> {
+    if (!this.local.feed.running) await this.syncFeed();
+  }
+
   /** Applies the feed after this isolate's position. Failures are logged, never thrown. */
   async syncFeed(now: number = Date.now()): Promise<void> {
     const { feed } = this.local;
@@ -407,4 +468,9 @@ export class Verifier {
       feed.running = false;
     }
   }
+}
+
+/** The key chain whose counters a key uses: its own id unless it inherited another's (rotation). */
+export function usageIdOf(record: Pick<CompactRecord, "id" | "usageId">): string {
+  return record.usageId ?? record.id;
 }

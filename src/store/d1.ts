@@ -4,6 +4,7 @@
  * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log.
  */
 import type { LegacyFormat } from "../keys/legacy";
+import type { KeyLimits } from "../keys/usage";
 import type { AuditAction, AuditEvent, KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
 import {
@@ -44,10 +45,12 @@ interface KeyRow {
   updated_at: number | null;
   allowed_ips: string | null;
   rotated_from: string | null;
+  limits: string | null;
+  usage_id: string | null;
 }
 
 const COLUMNS =
-  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id, enabled, updated_at, allowed_ips, rotated_from";
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id, enabled, updated_at, allowed_ips, rotated_from, limits, usage_id";
 
 /** The feed position a read is current as of, read in the same statement as the read. */
 const FEED_HEAD = "(SELECT COALESCE(MAX(seq), 0) FROM key_changes)";
@@ -109,6 +112,7 @@ const UPDATABLE: { [F in keyof Required<KeyChanges>]: [column: string, toColumn:
     scopes: ["scopes", (v) => JSON.stringify(v)],
     resources: ["resources", jsonOrNull],
     allowedIps: ["allowed_ips", jsonOrNull],
+    limits: ["limits", jsonOrNull],
   };
 
 function fromRow(row: KeyRow): KeyRecord {
@@ -132,6 +136,8 @@ function fromRow(row: KeyRow): KeyRecord {
     updatedAt: row.updated_at,
     allowedIps: row.allowed_ips === null ? null : (JSON.parse(row.allowed_ips) as string[]),
     rotatedFrom: row.rotated_from,
+    ...(row.limits === null ? {} : { limits: JSON.parse(row.limits) as KeyLimits }),
+    ...(row.usage_id === null ? {} : { usageId: row.usage_id }),
   };
 }
 
@@ -168,6 +174,8 @@ function values(r: KeyRecord): (string | number | null)[] {
     r.updatedAt,
     jsonOrNull(r.allowedIps),
     r.rotatedFrom,
+    r.limits ? JSON.stringify(r.limits) : null,
+    r.usageId ?? null,
   ];
 }
 
@@ -293,12 +301,18 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
   }
 
   /**
-   * Deletes up to `limit` keys revoked or expired before `before`, and Idempotency-Key records made
-   * before `idempotencyBefore`; the number of keys deleted.
+   * Deletes up to `limit` keys revoked or expired before `before` (with their usage counts), and
+   * Idempotency-Key records made before `idempotencyBefore`; the number of keys deleted.
    */
   purge(before: number, idempotencyBefore: number, limit: number): Promise<number> {
     return attempt("purge", async () => {
-      const [keys] = await this.db.batch([
+      const [, keys] = await this.db.batch([
+        // The same keys as the DELETE after it (one transaction): their usage counts go with them.
+        this.db
+          .prepare(
+            "DELETE FROM key_usage WHERE key_id IN (SELECT id FROM api_keys WHERE revoked_at < ?1 OR expires_at < ?1 LIMIT ?2)",
+          )
+          .bind(before, limit),
         this.db
           .prepare(
             "DELETE FROM api_keys WHERE id IN (SELECT id FROM api_keys WHERE revoked_at < ?1 OR expires_at < ?1 LIMIT ?2)",
@@ -429,7 +443,42 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
       sets.push(`${column} = ?`);
       values.push(toColumn(changes[field]));
     }
-    return this.changedKey(current, sets, values, event, []);
+    const chain = changes.limits === undefined ? [] : this.chainLimits(current, changes.limits, event);
+    return this.changedKey(current, sets, values, event, [], chain);
+  }
+
+  /**
+   * The keys sharing `current`'s usage counters (its rotations and the keys made by a key with limits:
+   * usage_id, or the chain's first key) hold the same limits, so a change of one is a change of all:
+   * statements that give every other live key of the chain `limits`, each with its own audit event,
+   * landing (first in the batch) only if `current` is still as it was read.
+   */
+  private chainLimits(current: KeyRecord, limits: KeyChanges["limits"], event: AuditEvent): D1PreparedStatement[] {
+    const chain = current.usageId ?? current.id;
+    // ?1 chain, ?2 the key itself, ?3 its updated_at as read.
+    const others =
+      "(usage_id = ?1 OR id = ?1) AND id != ?2 AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?2 AND revoked_at IS NULL AND updated_at IS ?3)";
+    return [
+      this.db
+        .prepare(
+          `INSERT INTO key_events (${EVENT_COLUMNS})
+           SELECT ${NEW_UUID}, id, owner_type, owner_id, ?4, ?5, ?6, ?7, ?8, ?9 FROM api_keys WHERE ${others}`,
+        )
+        .bind(
+          chain,
+          current.id,
+          current.updatedAt,
+          event.action,
+          event.actor,
+          event.at,
+          JSON.stringify(event.changes),
+          event.ip,
+          event.userAgent,
+        ),
+      this.db
+        .prepare(`UPDATE api_keys SET limits = ?4, updated_at = ?5 WHERE ${others}`)
+        .bind(chain, current.id, current.updatedAt, jsonOrNull(limits ?? null), event.at),
+    ];
   }
 
   rotate(
@@ -456,8 +505,10 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
     values: unknown[],
     event: AuditEvent,
     more: D1PreparedStatement[],
+    first: D1PreparedStatement[] = [],
   ): Promise<number | null> {
     const statements = [
+      ...first,
       this.db
         .prepare(
           `UPDATE api_keys SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ? AND revoked_at IS NULL AND updated_at IS ?`,

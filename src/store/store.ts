@@ -51,7 +51,7 @@ export interface InsertLimits {
 
 /** A record's settings that an update may change, each only when present. */
 export type KeyChanges = Partial<
-  Pick<KeyRecord, "name" | "metadata" | "enabled" | "expiresAt" | "scopes" | "resources" | "allowedIps">
+  Pick<KeyRecord, "name" | "metadata" | "enabled" | "expiresAt" | "scopes" | "resources" | "allowedIps" | "limits">
 >;
 
 /** Who revokes and from where: each newly revoked key gets a `revoked` audit event made of this. */

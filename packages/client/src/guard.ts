@@ -99,6 +99,7 @@ const TITLES: Record<number, string> = {
   400: "Bad Request",
   401: "Unauthorized",
   403: "Forbidden",
+  429: "Too Many Requests",
   503: "Service Unavailable",
 };
 
@@ -112,6 +113,8 @@ const REFUSALS: Record<Exclude<VerifyCode, "VALID">, { status: number; detail: s
   IP_NOT_ALLOWED: { status: 401, detail: "The API key may not be used from this address" },
   INSUFFICIENT_SCOPE: { status: 403, detail: "The API key lacks the scope this route needs" },
   RESOURCE_NOT_ALLOWED: { status: 403, detail: "The API key may not use this resource" },
+  RATE_LIMITED: { status: 429, detail: "The API key is over its rate limit" },
+  USAGE_EXCEEDED: { status: 429, detail: "The API key has no credits left" },
 };
 
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;

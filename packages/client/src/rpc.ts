@@ -11,6 +11,8 @@ import type {
   ApiKey,
   AuditEvent,
   CreateKeyInput,
+  CreditsOperation,
+  CreditsResult,
   ImportItem,
   ImportResult,
   ListEventsOptions,
@@ -89,6 +91,8 @@ export interface KeyService extends Rpc.WorkerEntrypointBranded {
   list(owner: Owner, options?: ListKeysOptions): Promise<KeyListView>;
   /** Revokes the key; with `{ cascade: true }` also every key descending from it, in one write. */
   revoke(owner: Owner, id: string, options?: RevokeKeyOptions): Promise<void>;
+  /** The same as POST /v1/keys/{id}/credits: the balance afterwards. */
+  credits(owner: Owner, id: string, input: CreditsOperation): Promise<CreditsResult>;
   /** POST /v1/keys/import for `owner`: existing keys registered by their SHA-256. */
   import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView>;
   /** The same as PATCH /v1/keys/{id}: fields left out are unchanged, null clears. */

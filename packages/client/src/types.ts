@@ -39,6 +39,50 @@ export interface ApiKey {
   allowed_ips: string[] | null;
   /** The key this one replaced by rotation. */
   rotated_from: string | null;
+  /** The key's rate limits (empty: none). */
+  ratelimits: RateLimit[];
+  /** The key's credits (`remaining`: the balance now); null: none. */
+  credits: { remaining: number; refill: CreditsRefill | null } | null;
+}
+
+/** At most `limit` requests in a burst, refilled continuously at `limit` per `duration_ms` (1 s to 1 day). */
+export interface RateLimit {
+  name: string;
+  limit: number;
+  duration_ms: number;
+}
+
+/** Tops the balance up to `amount` (never down) at each UTC midnight or 1st of the month. */
+export interface CreditsRefill {
+  amount: number;
+  interval: "day" | "month";
+}
+
+/** Credits as create and PATCH take them (on PATCH, `remaining` sets the balance). */
+export interface CreditsInput {
+  remaining: number;
+  refill?: CreditsRefill | null | undefined;
+}
+
+/** `POST /v1/keys/{id}/credits`: a decrement stops at 0. */
+export interface CreditsOperation {
+  op: "set" | "increment" | "decrement";
+  amount: number;
+}
+
+/** The balance after a credits operation; null only when the counter could not answer just then. */
+export interface CreditsResult {
+  remaining: number | null;
+}
+
+/** One rate limit of a key after a verification. */
+export interface RateLimitState {
+  name: string;
+  limit: number;
+  /** Whole requests left now. */
+  remaining: number;
+  /** When the limit is full again (epoch ms). */
+  reset: number;
 }
 
 /** The create response: the only time `key` is shown. */
@@ -60,6 +104,8 @@ export interface CreateKeyInput {
   owner?: OwnerType | undefined;
   /** IPv4/IPv6 addresses and CIDR ranges the key may be used from; null or absent: any. */
   allowed_ips?: string[] | null | undefined;
+  ratelimits?: RateLimit[] | undefined;
+  credits?: CreditsInput | null | undefined;
 }
 
 /** `PATCH /v1/keys/{id}`: a field left out is unchanged; null clears a nullable one. */
@@ -72,6 +118,8 @@ export interface UpdateKeyInput {
   scopes?: string[] | undefined;
   resources?: string[] | null | undefined;
   allowed_ips?: string[] | null | undefined;
+  ratelimits?: RateLimit[] | undefined;
+  credits?: CreditsInput | null | undefined;
 }
 
 /** `POST /v1/keys/{id}/rotate`. */
@@ -110,6 +158,8 @@ export interface VerifyOptions {
   resource?: string | undefined;
   /** The client's address: a key with an IP allow-list fails with IP_NOT_ALLOWED without it. */
   ip?: string | undefined;
+  /** Credits this verification spends (default 1); 0 peeks (spends nothing, takes no rate-limit token). */
+  cost?: number | undefined;
 }
 
 export type VerifyCode =
@@ -121,11 +171,13 @@ export type VerifyCode =
   | "INSUFFICIENT_SCOPE"
   | "RESOURCE_NOT_ALLOWED"
   | "DISABLED"
-  | "IP_NOT_ALLOWED";
+  | "IP_NOT_ALLOWED"
+  | "RATE_LIMITED"
+  | "USAGE_EXCEEDED";
 /** Codes for a key that is dead, unknown or unusable here: latchkey says nothing else about it. */
 export type DeadKeyCode = "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "DISABLED" | "IP_NOT_ALLOWED";
 /** Codes for a live key, valid or refused for this request only: the verdict carries its details. */
-export type LiveKeyCode = "VALID" | "INSUFFICIENT_SCOPE" | "RESOURCE_NOT_ALLOWED";
+export type LiveKeyCode = "VALID" | "INSUFFICIENT_SCOPE" | "RESOURCE_NOT_ALLOWED" | "RATE_LIMITED" | "USAGE_EXCEEDED";
 
 /** A dead or unknown key: nothing about it but its id (null unless the key exists: REVOKED, EXPIRED). */
 export interface VerifyRefusal {
@@ -145,6 +197,10 @@ export interface VerifyVerdict {
   expires_at: string | null;
   /** Always true here: a disabled key is refused with DISABLED. */
   enabled: boolean;
+  /** Only for a key with credits: the balance after this verification. */
+  credits?: { remaining: number } | undefined;
+  /** Only for a key with rate limits: each limit after this verification. */
+  ratelimits?: RateLimitState[] | undefined;
 }
 
 /**

@@ -12,7 +12,9 @@
  * created or imported elsewhere becomes valid), INSUFFICIENT_SCOPE, RESOURCE_NOT_ALLOWED and
  * IP_NOT_ALLOWED (an owner may change a key's powers and allow-list) and DISABLED (a key may be
  * enabled again) are always asked afresh, as is any error. Entries are found by the SHA-256 of the
- * key and the checks (the client's address included), so the cache holds no key.
+ * key and the checks (the client's address included), so the cache holds no key. A VALID verdict of
+ * a key with usage limits (it carries `credits` or `ratelimits`) is never cached: each request must
+ * spend at latchkey.
  *
  * latchkey's verdict is a union: the final refusals (REVOKED, EXPIRED, MALFORMED) carry only their
  * code and key id, and are kept as they came; only VALID, a live key's verdict, has an `expires_at`
@@ -67,6 +69,8 @@ export class VerdictCache {
 
   set(entry: string, verdict: VerifyResult): void {
     if (!FINAL.has(verdict.code)) return;
+    // A key with usage limits must reach latchkey on every request, or a cached VALID spends nothing.
+    if ("credits" in verdict || "ratelimits" in verdict) return;
     const now = this.now();
     let until = now + this.ttlMs;
     if (verdict.code === "VALID" && verdict.expires_at !== null)

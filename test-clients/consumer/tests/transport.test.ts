@@ -34,7 +34,13 @@ const ok =
 
 /** A verdict as latchkey shapes it: a live key's with its details, a dead or unknown key's without. */
 function verdict(code: VerifyResult["code"], expires_at: string | null = null): VerifyResult {
-  if (code !== "VALID" && code !== "INSUFFICIENT_SCOPE" && code !== "RESOURCE_NOT_ALLOWED")
+  if (
+    code !== "VALID" &&
+    code !== "INSUFFICIENT_SCOPE" &&
+    code !== "RESOURCE_NOT_ALLOWED" &&
+    code !== "RATE_LIMITED" &&
+    code !== "USAGE_EXCEEDED"
+  )
     return { valid: false, code, key_id: code === "MALFORMED" || code === "NOT_FOUND" ? null : crypto.randomUUID() };
   return {
     valid: code === "VALID",
@@ -198,6 +204,15 @@ describe("the verify cache", () => {
       assert.equal((await client.verify("lk_a")).code, code);
       assert.equal((await client.verify("lk_a")).code, "VALID", `${code} was cached`);
     }
+  });
+
+  it("never keeps the VALID verdict of a key with usage limits (each request must spend at latchkey)", async () => {
+    const limited = { ...verdict("VALID"), credits: { remaining: 9 } } as VerifyResult;
+    const script = scripted(ok(limited), ok(verdict("VALID")));
+    const client = new LatchkeyClient({ baseUrl: BASE, fetch: script.fetch, verifyCacheTtlMs: 5_000 });
+    assert.equal((await client.verify("lk_a")).code, "VALID");
+    await client.verify("lk_a");
+    assert.equal(script.requests.length, 2);
   });
 
   it("keys entries by key and checks, and expires them after the TTL", async () => {
