@@ -47,7 +47,13 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
-      globalSetup: ["./test/setup/build-consumer.ts", "./test/setup/vendor-schemas.mjs", "./test/setup/build-ui.ts"],
+      globalSetup: [
+        "./test/setup/build-consumer.ts",
+        "./test/setup/vendor-schemas.mjs",
+        "./test/setup/build-ui.ts",
+        "./test/setup/quiet-rpc.ts",
+        "./test/setup/deploy-config.ts",
+      ],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],
       // The machine running the suite may be shared and busy: a slow test is not a failing one (speed is

@@ -2,4 +2,8 @@ export const root: string;
 export function ensureDevVars(): boolean;
 export function devVars(): Record<string, string>;
 export function wranglerVars(): Record<string, string>;
+export function wranglerEnv(
+  name: string,
+): { vars: Record<string, string>; bindings: string[]; namespaceIds: string[] } | null;
+export function wranglerTopLevel(): { bindings: string[]; optional: string[]; namespaceIds: string[] };
 export function signDevToken(sub: string, options?: { org?: string; ttlSeconds?: number }): Promise<string>;

@@ -39,6 +39,33 @@ export function wranglerVars() {
 }
 
 /**
+ * One `[env.<name>]` of wrangler.toml: its vars (the inline `vars = { ... }` table, flat strings) and
+ * the names of its bindings (D1, KV, rate limiters, Analytics Engine), for the deploy-config test.
+ */
+export function wranglerEnv(name) {
+  const toml = readFileSync(`${root}wrangler.toml`, "utf8");
+  const section = new RegExp(`^\\[env\\.${name}\\]\\s*$([\\s\\S]*?)(?=^\\[(?!\\[)|(?![\\s\\S]))`, "m").exec(toml);
+  if (!section) return null;
+  const vars = /^vars = \{(.*)\}$/m.exec(section[1])?.[1] ?? "";
+  return {
+    vars: Object.fromEntries([...vars.matchAll(/([A-Z0-9_]+) = "([^"]*)"/g)].map((m) => [m[1], m[2]])),
+    bindings: [...section[1].matchAll(/\b(?:binding|name) = "([A-Z0-9_]+)"/g)].map((m) => m[1]),
+    namespaceIds: [...section[1].matchAll(/namespace_id = "(\d+)"/g)].map((m) => m[1]),
+  };
+}
+
+/** The top level's bindings and rate-limiter namespace ids, as `wranglerEnv` reads an environment's. */
+export function wranglerTopLevel() {
+  const toml = readFileSync(`${root}wrangler.toml`, "utf8");
+  const top = toml.slice(0, toml.search(/^\[env\./m));
+  return {
+    bindings: [...top.matchAll(/^(?:binding|name) = "([A-Z0-9_]+)"/gm)].map((m) => m[1]),
+    optional: [...top.matchAll(/^# (?:binding|name) = "([A-Z0-9_]+)"/gm)].map((m) => m[1]),
+    namespaceIds: [...top.matchAll(/^namespace_id = "(\d+)"/gm)].map((m) => m[1]),
+  };
+}
+
+/**
  * A JWT the local server accepts for `sub` (HS256 with the .dev.vars secret, wrangler.toml's iss/aud).
  * With `org`, `roles` go in the roles claim; without `roles`, the first admin role, so the token's
  * holder may manage that workspace's keys (WORKSPACE_ADMIN_ROLES empty: no roles needed, none put).

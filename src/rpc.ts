@@ -12,7 +12,7 @@
  * this isolate too long without a feed sync to vouch for a key: retry shortly).
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { createContext } from "./context";
 import type { Env } from "./env";
 import type { Actor, Owner } from "./model";
@@ -47,11 +47,11 @@ import {
 
 export const OwnerInput = z.strictObject({
   type: z.enum(["user", "workspace"]),
-  id: z.string().min(1).max(255).regex(WELL_FORMED_ID, "Must have no control characters"),
+  id: z.string().check(z.minLength(1), z.maxLength(255), z.regex(WELL_FORMED_ID, "Must have no control characters")),
 });
 
 /** RPC carries values JSON cannot (Date, Map, BigInt, undefined, NaN): metadata must be JSON, as over HTTP. */
-const JsonMetadata = z.looseObject({ metadata: z.record(z.string(), z.json()).nullable().optional() });
+const JsonMetadata = z.looseObject({ metadata: z.optional(z.nullable(z.record(z.string(), z.json()))) });
 
 export type { ImportResultView, Owner, VerifyResultView, VerifyVerdictView };
 
@@ -89,7 +89,7 @@ export type RevokeKeyOptions = z.input<typeof RevokeKeyOptionsSchema>;
 export type CreditsOptions = z.input<typeof CreditsRequest>;
 
 /** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
-function check<S extends z.ZodType>(schema: S, value: unknown, argument: string): z.output<S> {
+function check<S extends z.ZodMiniType>(schema: S, value: unknown, argument: string): z.output<S> {
   const result = schema.safeParse(value);
   if (!result.success)
     throw new Error(`[invalid] ${argument}: ${new ValidationError(fieldErrors(result.error)).message}`);
@@ -100,7 +100,11 @@ function check<S extends z.ZodType>(schema: S, value: unknown, argument: string)
  * A create, import or update input: JSON metadata (where `json` says), no "__proto__" keys, then the
  * schema.
  */
-function checkJsonInput<S extends z.ZodType>(schema: S, input: unknown, json: z.ZodType = JsonMetadata): z.output<S> {
+function checkJsonInput<S extends z.ZodMiniType>(
+  schema: S,
+  input: unknown,
+  json: z.ZodMiniType = JsonMetadata,
+): z.output<S> {
   check(json, input, "input");
   const reserved = reservedKeyPath(input);
   if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);

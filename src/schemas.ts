@@ -1,8 +1,12 @@
 /**
  * Every shape the API accepts or returns, as zod schemas: the single source for request validation,
- * the TypeScript types and the OpenAPI document (schemas with `.meta({ id })` become components).
+ * the TypeScript types and the OpenAPI document (schemas with `meta({ id })` become components).
+ *
+ * Written with `zod/mini` (functional checks: `z.optional(s)`, `s.check(z.maxLength(n))`): the same
+ * schemas and parser as classic zod, but tree-shakable, so the Worker bundles only what is used
+ * (README, "Bundle size"). Metadata for the document is attached with `.apply(meta({ ... }))`.
  */
-import { z } from "zod";
+import * as z from "zod/mini";
 import { parseAddress, parseRange } from "./keys/ip";
 import { SCOPE_PATTERN } from "./keys/scopes";
 import { PROBLEMS, PROBLEM_CODES, problemType } from "./problems";
@@ -71,65 +75,88 @@ const FORMAT_CHARS = /\p{Cf}/u;
 /** A UTF-16 surrogate not part of a pair: not Unicode, and D1 would store it as U+FFFD. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
-const Timestamp = z.iso.datetime({ offset: true }).meta({
-  description: "An RFC 3339 date-time.",
-  example: "2027-01-31T12:00:00Z",
-});
+/**
+ * OpenAPI metadata for a schema (`id` makes it a component), as `.apply(meta({ ... }))`. Like classic
+ * zod's `.meta()` it registers a copy, so a shared schema can be described differently where it is used,
+ * and, unlike a `z.meta()` check, it adds nothing to the schema's checks (objects with checks cannot be
+ * extended or picked).
+ */
+export const meta =
+  (metadata: z.core.GlobalMeta) =>
+  <T extends z.ZodMiniType>(schema: T): T =>
+    (schema.clone() as z.ZodMiniType).register(z.globalRegistry, metadata) as T;
 
-const KeyId = z.uuid({ version: "v4" }).meta({ description: "The key's id (UUID v4)." });
+/** `schema` with a description in the OpenAPI document. */
+export const described = <T extends z.ZodMiniType>(schema: T, description: string): T => meta({ description })(schema);
+
+const Timestamp = z.iso.datetime({ offset: true }).apply(
+  meta({
+    description: "An RFC 3339 date-time.",
+    example: "2027-01-31T12:00:00Z",
+  }),
+);
+
+const KeyId = z.uuid({ version: "v4" }).apply(meta({ description: "The key's id (UUID v4)." }));
 
 export const Scope = z
   .string()
-  .max(100)
-  .regex(SCOPE_PATTERN, "Must be lowercase resource:action, resource:* or *")
-  .meta({ id: "Scope", example: "models:invoke" });
+  .check(z.maxLength(100), z.regex(SCOPE_PATTERN, "Must be lowercase resource:action, resource:* or *"))
+  .apply(meta({ id: "Scope", example: "models:invoke" }));
 
 const ResourceId = z
   .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/, "Must be letters, digits and . _ : / @ -")
-  .meta({ id: "ResourceId", example: "model_abc123" });
+  .check(
+    z.minLength(1),
+    z.maxLength(128),
+    z.regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/, "Must be letters, digits and . _ : / @ -"),
+  )
+  .apply(meta({ id: "ResourceId", example: "model_abc123" }));
 
-const KeyName = z
-  .string()
-  .trim()
-  .min(1, "Must not be empty")
-  .max(100, "Must be at most 100 characters")
-  .refine((name) => !CONTROL_CHARS.test(name), "Must not contain control characters")
-  .refine((name) => !FORMAT_CHARS.test(name), "Must not contain invisible format or bidi control characters")
-  .refine((name) => !LONE_SURROGATE.test(name), "Must be valid Unicode (no lone surrogates)");
+const KeyName = z.string().check(
+  z.trim(),
+  z.minLength(1, "Must not be empty"),
+  z.maxLength(100, "Must be at most 100 characters"),
+  z.refine((name) => !CONTROL_CHARS.test(name), "Must not contain control characters"),
+  z.refine((name) => !FORMAT_CHARS.test(name), "Must not contain invisible format or bidi control characters"),
+  z.refine((name) => !LONE_SURROGATE.test(name), "Must be valid Unicode (no lone surrogates)"),
+);
 
 const Metadata = z
   .record(z.string(), z.unknown())
-  .refine((value) => utf8.encode(JSON.stringify(value)).byteLength <= METADATA_MAX_BYTES, {
-    message: `Must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
-  })
-  .meta({ description: "Any JSON object you want returned with the key (at most 2 KB)." });
+  .check(
+    z.refine(
+      (value) => utf8.encode(JSON.stringify(value)).byteLength <= METADATA_MAX_BYTES,
+      `Must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
+    ),
+  )
+  .apply(meta({ description: "Any JSON object you want returned with the key (at most 2 KB)." }));
 
 const unique = <T>(values: T[]): T[] => [...new Set(values)];
+/** An array of 1 to `max` `item`s, duplicates dropped. */
+const uniqueArray = <T extends z.core.SomeType>(item: T, max: number, tooFew?: string) =>
+  z.pipe(z.array(item).check(z.minLength(1, tooFew), z.maxLength(max)), z.transform(unique<z.output<T>>));
 
 const IpRange = z
   .string()
-  .max(64, "Must be at most 64 characters")
-  .superRefine((text, ctx) => {
-    const range = parseRange(text);
-    if (typeof range === "string") ctx.addIssue({ code: "custom", message: range });
-  })
-  .meta({ id: "IpRange", example: "203.0.113.0/24" });
+  .check(
+    z.maxLength(64, "Must be at most 64 characters"),
+    z.superRefine((text, ctx) => {
+      const range = parseRange(text);
+      if (typeof range === "string") ctx.addIssue({ code: "custom", message: range });
+    }),
+  )
+  .apply(meta({ id: "IpRange", example: "203.0.113.0/24" }));
 
 const AllowedIps = z
-  .array(IpRange)
-  .min(1, "Must name at least one address or range (null: any address)")
-  .max(100)
-  .transform(unique)
-  .nullable()
-  .meta({
-    description:
-      "IPv4/IPv6 addresses and CIDR ranges the key may be used from; null: any. Checked against CF-Connecting-IP on latchkey's routes and against `ip` in verification.",
-  });
+  .nullable(uniqueArray(IpRange, 100, "Must name at least one address or range (null: any address)"))
+  .apply(
+    meta({
+      description:
+        "IPv4/IPv6 addresses and CIDR ranges the key may be used from; null: any. Checked against CF-Connecting-IP on latchkey's routes and against `ip` in verification.",
+    }),
+  );
 
-const FutureTimestamp = Timestamp.refine((t) => Date.parse(t) > Date.now(), "Must be in the future");
+const FutureTimestamp = Timestamp.check(z.refine((t) => Date.parse(t) > Date.now(), "Must be in the future"));
 
 // ---- Usage control (issue 13): rate limits, credits, cost, the usage report. One block, kept together.
 
@@ -146,17 +173,19 @@ export const RateLimit = z
         z.maxLength(64, "Must be at most 64 characters"),
         z.regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, "Must be letters, digits and . _ : -"),
       )
-      .meta({ example: "requests" }),
+      .apply(meta({ example: "requests" })),
     limit: z.int("Must be a whole number").check(z.gte(1, "Must be at least 1"), z.lte(1_000_000_000)),
     duration_ms: z
       .int("Must be a whole number")
       .check(z.gte(1000, "Must be at least 1000 (1 s)"), z.lte(DAY_MS, `Must be at most ${DAY_MS} (1 day)`))
-      .meta({ example: 1000 }),
+      .apply(meta({ example: 1000 })),
   })
-  .meta({
-    id: "RateLimit",
-    description: "At most `limit` requests in a burst, refilled continuously at `limit` per `duration_ms`.",
-  });
+  .apply(
+    meta({
+      id: "RateLimit",
+      description: "At most `limit` requests in a burst, refilled continuously at `limit` per `duration_ms`.",
+    }),
+  );
 
 /** A key's rate limits: create, PATCH and RPC take this field as is. */
 export const RateLimits = z
@@ -171,7 +200,7 @@ export const RateLimits = z
       });
     }),
   )
-  .meta({ description: "Named rate limits, all applied to every verification (at most 10, unique names)." });
+  .apply(meta({ description: "Named rate limits, all applied to every verification (at most 10, unique names)." }));
 
 const CreditAmount = z
   .int("Must be a whole number")
@@ -185,19 +214,23 @@ const CreditsRefill = z.strictObject({
 /** A key's credits: create, PATCH and RPC take this field as is (null: no credits). */
 export const Credits = z
   .strictObject({
-    remaining: CreditAmount.meta({
-      description: "The balance; each verification spends its `cost`. On PATCH: the balance is set to it.",
-    }),
-    refill: z._default(z.nullable(CreditsRefill), null).meta({
-      description:
-        "Tops the balance up to `amount` (never down) at each UTC midnight (`day`) or 1st of the month (`month`).",
-    }),
+    remaining: CreditAmount.apply(
+      meta({
+        description: "The balance; each verification spends its `cost`. On PATCH: the balance is set to it.",
+      }),
+    ),
+    refill: z._default(z.nullable(CreditsRefill), null).apply(
+      meta({
+        description:
+          "Tops the balance up to `amount` (never down) at each UTC midnight (`day`) or 1st of the month (`month`).",
+      }),
+    ),
   })
-  .meta({ id: "Credits" });
+  .apply(meta({ id: "Credits" }));
 
 /** Credits as a key's view shows them: `remaining` is the live balance. */
 const CreditsView = z.object({
-  remaining: z.int().meta({ description: "The balance now (at creation: the starting balance)." }),
+  remaining: z.int().apply(meta({ description: "The balance now (at creation: the starting balance)." })),
   refill: z.nullable(z.object({ amount: z.int(), interval: z.enum(["day", "month"]) })),
 });
 
@@ -205,57 +238,65 @@ const CreditsView = z.object({
 const verdictUsageFields = {
   credits: z
     .optional(z.object({ remaining: z.int() }))
-    .meta({ description: "Only for a key with credits: the balance after this verification." }),
+    .apply(meta({ description: "Only for a key with credits: the balance after this verification." })),
   ratelimits: z
     .optional(
       z.array(
         z.object({
           name: z.string(),
           limit: z.int(),
-          remaining: z.int().meta({ description: "Whole requests left now." }),
-          reset: z.int().meta({ description: "When the limit is full again (epoch ms)." }),
+          remaining: z.int().apply(meta({ description: "Whole requests left now." })),
+          reset: z.int().apply(meta({ description: "When the limit is full again (epoch ms)." })),
         }),
       ),
     )
-    .meta({ description: "Only for a key with rate limits: each limit after this verification." }),
+    .apply(meta({ description: "Only for a key with rate limits: each limit after this verification." })),
 };
 
-const VerifyCost = z.optional(CreditAmount).meta({
-  description:
-    "Credits this verification spends (default 1). 0 peeks: it spends nothing and takes no rate-limit token.",
-});
+const VerifyCost = z.optional(CreditAmount).apply(
+  meta({
+    description:
+      "Credits this verification spends (default 1). 0 peeks: it spends nothing and takes no rate-limit token.",
+  }),
+);
 
 export const CreditsRequest = z
   .strictObject({
-    op: z.enum(["set", "increment", "decrement"]).meta({
-      description:
-        "`set` the balance, or `increment` / `decrement` it. A decrement never takes the balance below 0: it stops at 0 (see `remaining` in the answer).",
-    }),
+    op: z.enum(["set", "increment", "decrement"]).apply(
+      meta({
+        description:
+          "`set` the balance, or `increment` / `decrement` it. A decrement never takes the balance below 0: it stops at 0 (see `remaining` in the answer).",
+      }),
+    ),
     amount: CreditAmount,
   })
-  .meta({ id: "CreditsRequest" });
+  .apply(meta({ id: "CreditsRequest" }));
 export type CreditsInput = z.output<typeof CreditsRequest>;
 
 export const CreditsResult = z
   .object({
-    remaining: z.nullable(z.int()).meta({
-      description:
-        "The balance after the operation; null only when the counter could not be reached just now (the operation is recorded all the same and applies at its next call: do not repeat it).",
-    }),
+    remaining: z.nullable(z.int()).apply(
+      meta({
+        description:
+          "The balance after the operation; null only when the counter could not be reached just now (the operation is recorded all the same and applies at its next call: do not repeat it).",
+      }),
+    ),
   })
-  .meta({ id: "CreditsResult" });
+  .apply(meta({ id: "CreditsResult" }));
 export type CreditsResultView = z.infer<typeof CreditsResult>;
 
 export const UsageQuery = z
   .strictObject({
-    granularity: z._default(z.enum(["hour", "day"]), "hour").meta({ description: "Bucket size, in UTC." }),
-    from: z.optional(Timestamp).meta({
-      description:
-        "Start (inclusive, rounded down to its bucket). Default: 24 hours (hour) or 30 days (day) before `to`.",
-    }),
-    to: z.optional(Timestamp).meta({ description: "End (exclusive). Default: now." }),
+    granularity: z._default(z.enum(["hour", "day"]), "hour").apply(meta({ description: "Bucket size, in UTC." })),
+    from: z.optional(Timestamp).apply(
+      meta({
+        description:
+          "Start (inclusive, rounded down to its bucket). Default: 24 hours (hour) or 30 days (day) before `to`.",
+      }),
+    ),
+    to: z.optional(Timestamp).apply(meta({ description: "End (exclusive). Default: now." })),
   })
-  .meta({ id: "UsageQuery" });
+  .apply(meta({ id: "UsageQuery" }));
 export type UsageQueryInput = z.output<typeof UsageQuery>;
 
 /** The verdicts counted per key: every code a verification about a found key can give. */
@@ -281,64 +322,69 @@ export const UsageBucket = z
       typeof UsageCount
     >),
   })
-  .meta({ id: "UsageBucket" });
+  .apply(meta({ id: "UsageBucket" }));
 
 export const UsageReport = z
   .object({
     key_id: KeyId,
     granularity: z.enum(["hour", "day"]),
-    buckets: z.array(UsageBucket).meta({ description: "Every bucket of the range, oldest first (empty ones as 0)." }),
+    buckets: z
+      .array(UsageBucket)
+      .apply(meta({ description: "Every bucket of the range, oldest first (empty ones as 0)." })),
   })
-  .meta({ id: "UsageReport" });
+  .apply(meta({ id: "UsageReport" }));
 export type UsageReportView = z.infer<typeof UsageReport>;
 
 // ---- End of usage control.
 
 export const CreateKeyRequest = z
   .strictObject({
-    name: KeyName.meta({ description: "A label for people, 1-100 characters after trimming." }),
-    expires_at: FutureTimestamp.nullable().optional(),
-    metadata: Metadata.nullable().optional(),
-    scopes: z.array(Scope).min(1).max(50).transform(unique).optional().meta({
-      description:
-        'What the key may do. Default: ["*"] for a key made by a person; the creating key\'s scopes for a key made by a key.',
-    }),
+    name: KeyName.apply(meta({ description: "A label for people, 1-100 characters after trimming." })),
+    expires_at: z.optional(z.nullable(FutureTimestamp)),
+    metadata: z.optional(z.nullable(Metadata)),
+    scopes: z.optional(uniqueArray(Scope, 50)).apply(
+      meta({
+        description:
+          'What the key may do. Default: ["*"] for a key made by a person; the creating key\'s scopes for a key made by a key.',
+      }),
+    ),
     resources: z
-      .array(ResourceId)
-      .min(1)
-      .max(100)
-      .transform(unique)
-      .nullable()
-      .optional()
-      .meta({ description: "The resource ids the key is limited to; null or absent: every resource." }),
-    owner: z.enum(["user", "workspace"]).optional().meta({
-      description:
-        "`user` (default): a personal key. `workspace`: a key of the caller's workspace (the JWT's org claim).",
-    }),
-    allowed_ips: AllowedIps.optional(),
+      .optional(z.nullable(uniqueArray(ResourceId, 100)))
+      .apply(meta({ description: "The resource ids the key is limited to; null or absent: every resource." })),
+    owner: z.optional(z.enum(["user", "workspace"])).apply(
+      meta({
+        description:
+          "`user` (default): a personal key. `workspace`: a key of the caller's workspace (the JWT's org claim).",
+      }),
+    ),
+    allowed_ips: z.optional(AllowedIps),
     ratelimits: z.optional(RateLimits),
     credits: z.optional(z.nullable(Credits)),
   })
-  .meta({ id: "CreateKeyRequest" });
+  .apply(meta({ id: "CreateKeyRequest" }));
 export type CreateKeyInput = z.output<typeof CreateKeyRequest>;
 
 /** A partial update: a field left out is unchanged; null clears a nullable one. */
 export const UpdateKeyRequest = z
   .strictObject({
-    name: CreateKeyRequest.shape.name.optional(),
-    metadata: Metadata.nullable().optional(),
-    enabled: z.boolean().optional().meta({ description: "false: the key fails with DISABLED until set true again." }),
-    expires_at: FutureTimestamp.nullable().optional(),
-    scopes: z.array(Scope).min(1).max(50).transform(unique).optional(),
+    name: z.optional(CreateKeyRequest.shape.name),
+    metadata: z.optional(z.nullable(Metadata)),
+    enabled: z
+      .optional(z.boolean())
+      .apply(meta({ description: "false: the key fails with DISABLED until set true again." })),
+    expires_at: z.optional(z.nullable(FutureTimestamp)),
+    scopes: z.optional(uniqueArray(Scope, 50)),
     resources: CreateKeyRequest.shape.resources,
-    allowed_ips: AllowedIps.optional(),
+    allowed_ips: z.optional(AllowedIps),
     ratelimits: z.optional(RateLimits),
     credits: z.optional(z.nullable(Credits)),
   })
-  .meta({
-    id: "UpdateKeyRequest",
-    description: "Any field may be left out; an empty object changes nothing (200, no event).",
-  });
+  .apply(
+    meta({
+      id: "UpdateKeyRequest",
+      description: "Any field may be left out; an empty object changes nothing (200, no event).",
+    }),
+  );
 export type UpdateKeyInput = z.output<typeof UpdateKeyRequest>;
 
 /** Seven days: the longest an old key may keep working after a rotation. */
@@ -347,112 +393,139 @@ export const MAX_GRACE_SECONDS = 604_800;
 export const RotateKeyRequest = z
   .strictObject({
     grace_seconds: z
-      .number()
-      .int("Must be a whole number")
-      .min(0, "Must be at least 0")
-      .max(MAX_GRACE_SECONDS, `Must be at most ${MAX_GRACE_SECONDS} (7 days)`)
-      .default(0)
-      .meta({
-        description:
-          "How long the old key keeps working (0 to 604800 s; default 0: it stops at once). It then expires at the earlier of its own expiry and now + grace_seconds.",
-      }),
+      ._default(
+        z
+          .number()
+          .check(
+            z.int("Must be a whole number"),
+            z.gte(0, "Must be at least 0"),
+            z.lte(MAX_GRACE_SECONDS, `Must be at most ${MAX_GRACE_SECONDS} (7 days)`),
+          ),
+        0,
+      )
+      .apply(
+        meta({
+          description:
+            "How long the old key keeps working (0 to 604800 s; default 0: it stops at once). It then expires at the earlier of its own expiry and now + grace_seconds.",
+        }),
+      ),
   })
-  .meta({ id: "RotateKeyRequest" });
+  .apply(meta({ id: "RotateKeyRequest" }));
 export type RotateKeyInput = z.output<typeof RotateKeyRequest>;
 
 /** A query-string boolean: documented as a boolean (what generated clients send), `1`/`0` also taken. */
 const BooleanQuery = z
-  .enum(["true", "false", "1", "0"], { error: "Must be true or false" })
-  .transform((v) => v === "true" || v === "1")
-  .meta({
-    override: ({ jsonSchema }) => {
-      for (const key of Object.keys(jsonSchema)) delete jsonSchema[key];
-      Object.assign(jsonSchema, { type: "boolean" });
-    },
-  });
+  .pipe(
+    z.enum(["true", "false", "1", "0"], { error: "Must be true or false" }),
+    z.transform((v) => v === "true" || v === "1"),
+  )
+  .apply(
+    meta({
+      override: ({ jsonSchema }: { jsonSchema: Record<string, unknown> }) => {
+        for (const key of Object.keys(jsonSchema)) delete jsonSchema[key];
+        Object.assign(jsonSchema, { type: "boolean" });
+      },
+    }),
+  );
 
 const PAGE_LIMIT_MESSAGE = "Must be a whole number between 1 and 100";
-const pageLimit = <N extends z.ZodNumber | z.ZodCoercedNumber>(number: N) =>
-  number.int(PAGE_LIMIT_MESSAGE).min(1, PAGE_LIMIT_MESSAGE).max(100, PAGE_LIMIT_MESSAGE).default(20);
+const pageLimit = (number: z.ZodMiniNumber<unknown>) =>
+  z._default(
+    number.check(
+      z.int(PAGE_LIMIT_MESSAGE),
+      z.gte(1, PAGE_LIMIT_MESSAGE),
+      z.lte(100, PAGE_LIMIT_MESSAGE),
+    ) as z.ZodMiniNumber<number>,
+    20,
+  );
+
+const pageCursor = () =>
+  z.optional(z.string().check(z.maxLength(200))).apply(meta({ description: "next_cursor from the previous page." }));
 
 /** Listing options as a query string (HTTP). */
 export const ListKeysQuery = z
   .strictObject({
     limit: pageLimit(z.coerce.number({ error: PAGE_LIMIT_MESSAGE })),
-    cursor: z.string().max(200).optional().meta({ description: "next_cursor from the previous page." }),
-    include_revoked: BooleanQuery.default(false),
+    cursor: pageCursor(),
+    include_revoked: z._default(BooleanQuery, false),
     created_by: z
-      .string()
-      .min(1)
-      .max(300)
-      .regex(WELL_FORMED_ID, "Must have no control characters")
-      .optional()
-      .meta({ description: "Only keys with this `created_by`, e.g. `key:<id>` (the keys a key made)." }),
-    owner_type: z.enum(["user", "workspace"]).optional().meta({ description: "Only personal or workspace keys." }),
-    status: z.enum(["active", "revoked", "expired"]).optional().meta({
-      description:
-        "`active`: not revoked and not expired; `revoked`: revoked (whatever its expiry); `expired`: not revoked, past its expiry. When set, `include_revoked` is ignored.",
-    }),
+      .optional(
+        z.string().check(z.minLength(1), z.maxLength(300), z.regex(WELL_FORMED_ID, "Must have no control characters")),
+      )
+      .apply(meta({ description: "Only keys with this `created_by`, e.g. `key:<id>` (the keys a key made)." })),
+    owner_type: z
+      .optional(z.enum(["user", "workspace"]))
+      .apply(meta({ description: "Only personal or workspace keys." })),
+    status: z.optional(z.enum(["active", "revoked", "expired"])).apply(
+      meta({
+        description:
+          "`active`: not revoked and not expired; `revoked`: revoked (whatever its expiry); `expired`: not revoked, past its expiry. When set, `include_revoked` is ignored.",
+      }),
+    ),
   })
-  .meta({ id: "ListKeysQuery" });
+  .apply(meta({ id: "ListKeysQuery" }));
 export type ListKeysInput = z.output<typeof ListKeysQuery>;
 
 /** The same options as typed values (RPC). */
-export const ListKeysOptions = ListKeysQuery.extend({
+export const ListKeysOptions = z.extend(ListKeysQuery, {
   limit: pageLimit(z.number({ error: PAGE_LIMIT_MESSAGE })),
-  include_revoked: z.boolean().default(false),
+  include_revoked: z._default(z.boolean(), false),
 });
 
 /** Revocation options as a query string (HTTP). */
 export const RevokeKeyQuery = z
   .strictObject({
-    cascade: BooleanQuery.default(false).meta({
-      description: "Also revoke every key this key created, and theirs, in the same write.",
-    }),
+    cascade: z._default(BooleanQuery, false).apply(
+      meta({
+        description: "Also revoke every key this key created, and theirs, in the same write.",
+      }),
+    ),
   })
-  .meta({ id: "RevokeKeyQuery" });
+  .apply(meta({ id: "RevokeKeyQuery" }));
 export type RevokeKeyInput = z.output<typeof RevokeKeyQuery>;
 
 /** The same options as typed values (RPC). */
-export const RevokeKeyOptions = z.strictObject({ cascade: z.boolean().default(false) });
+export const RevokeKeyOptions = z.strictObject({ cascade: z._default(z.boolean(), false) });
 
 /** Documents the path parameter; ids are checked by the service (a malformed id is simply not found). */
-export const KeyIdParams = z.strictObject({ id: z.string().meta({ description: "The key's id." }) });
+export const KeyIdParams = z.strictObject({ id: z.string().apply(meta({ description: "The key's id." })) });
 
 export const ApiKey = z
   .object({
     id: KeyId,
     name: z.string(),
-    start: z.string().meta({ description: "The key's prefix and first characters, for display." }),
+    start: described(z.string(), "The key's prefix and first characters, for display."),
     owner_type: z.enum(["user", "workspace"]),
     owner_id: z.string(),
     scopes: z.array(z.string()),
-    resources: z.array(z.string()).nullable(),
-    created_by: z.string().meta({ description: "`user:<sub>`, `key:<id>` or `service`." }),
+    resources: z.nullable(z.array(z.string())),
+    created_by: described(z.string(), "`user:<sub>`, `key:<id>` or `service`."),
     created_at: Timestamp,
-    expires_at: Timestamp.nullable(),
-    revoked_at: Timestamp.nullable(),
-    last_used_at: Timestamp.nullable().meta({ description: "Updated at most once a minute." }),
-    metadata: z.record(z.string(), z.unknown()).nullable(),
-    parent_id: KeyId.nullable().meta({
-      description: "The key that created this key (null: made by a person or a Worker).",
-    }),
-    enabled: z.boolean().meta({ description: "false while the key is disabled." }),
-    updated_at: Timestamp.meta({ description: "The last change of any setting (created_at if none)." }),
-    allowed_ips: z.array(z.string()).nullable(),
-    rotated_from: KeyId.nullable().meta({ description: "The key this one replaced by rotation." }),
-    ratelimits: RateLimits.meta({ description: "The key's rate limits (empty: none)." }),
+    expires_at: z.nullable(Timestamp),
+    revoked_at: z.nullable(Timestamp),
+    last_used_at: described(z.nullable(Timestamp), "Updated at most once a minute."),
+    metadata: z.nullable(z.record(z.string(), z.unknown())),
+    parent_id: described(z.nullable(KeyId), "The key that created this key (null: made by a person or a Worker)."),
+    enabled: described(z.boolean(), "false while the key is disabled."),
+    updated_at: described(Timestamp, "The last change of any setting (created_at if none)."),
+    allowed_ips: z.nullable(z.array(z.string())),
+    rotated_from: described(z.nullable(KeyId), "The key this one replaced by rotation."),
+    ratelimits: described(RateLimits, "The key's rate limits (empty: none)."),
     credits: z.nullable(CreditsView),
   })
-  .meta({ id: "ApiKey" });
+  .apply(meta({ id: "ApiKey" }));
 export type ApiKeyView = z.infer<typeof ApiKey>;
 
-export const CreatedApiKey = ApiKey.extend({
-  key: z.string().meta({ description: "The key itself. Shown only in this response: store it now." }),
-}).meta({ id: "CreatedApiKey" });
+export const CreatedApiKey = z
+  .extend(ApiKey, {
+    key: described(z.string(), "The key itself. Shown only in this response: store it now."),
+  })
+  .apply(meta({ id: "CreatedApiKey" }));
 export type CreatedApiKeyView = z.infer<typeof CreatedApiKey>;
 
-export const KeyList = z.object({ data: z.array(ApiKey), next_cursor: z.string().nullable() }).meta({ id: "KeyList" });
+export const KeyList = z
+  .object({ data: z.array(ApiKey), next_cursor: z.nullable(z.string()) })
+  .apply(meta({ id: "KeyList" }));
 export type KeyListView = z.infer<typeof KeyList>;
 
 export const WhoAmI = z
@@ -460,32 +533,33 @@ export const WhoAmI = z
     principal: z.enum(["user", "api_key"]),
     owner_id: z.string(),
     owner_type: z.enum(["user", "workspace"]),
-    key_id: KeyId.optional(),
-    org_id: z.string().nullable().optional(),
-    scopes: z.array(z.string()).optional(),
-    enabled: z.boolean().optional(),
+    key_id: z.optional(KeyId),
+    org_id: z.optional(z.nullable(z.string())),
+    scopes: z.optional(z.array(z.string())),
+    enabled: z.optional(z.boolean()),
   })
-  .meta({ id: "WhoAmI" });
+  .apply(meta({ id: "WhoAmI" }));
 export type WhoAmIView = z.infer<typeof WhoAmI>;
 
 export const VerifyOptions = z.strictObject({
-  scope: Scope.optional().meta({ description: "A scope the key must hold." }),
-  resource: ResourceId.optional().meta({ description: "A resource id the key must be allowed." }),
-  ip: z
-    .string()
-    .max(64)
-    .refine((ip) => parseAddress(ip) !== null, "Must be an IPv4 or IPv6 address")
-    .optional()
-    .meta({
-      description: "The client's address. A key with an allow-list fails with IP_NOT_ALLOWED without it.",
-    }),
+  scope: described(z.optional(Scope), "A scope the key must hold."),
+  resource: described(z.optional(ResourceId), "A resource id the key must be allowed."),
+  ip: described(
+    z.optional(
+      z.string().check(
+        z.maxLength(64),
+        z.refine((ip) => parseAddress(ip) !== null, "Must be an IPv4 or IPv6 address"),
+      ),
+    ),
+    "The client's address. A key with an allow-list fails with IP_NOT_ALLOWED without it.",
+  ),
   cost: VerifyCost,
 });
 export type VerifyChecks = z.output<typeof VerifyOptions>;
 
-export const VerifyRequest = VerifyOptions.extend({
-  key: z.string().meta({ description: "The API key to check." }),
-}).meta({ id: "VerifyRequest" });
+export const VerifyRequest = z
+  .extend(VerifyOptions, { key: described(z.string(), "The API key to check.") })
+  .apply(meta({ id: "VerifyRequest" }));
 
 const VERIFY_CODES = [
   "VALID",
@@ -528,11 +602,9 @@ const VerifyRefusal = z
   .object({
     valid: z.literal(false),
     code: z.enum(DEAD_KEY_CODES),
-    key_id: KeyId.nullable().meta({
-      description: "The key's id when it exists (REVOKED, EXPIRED, DISABLED, IP_NOT_ALLOWED).",
-    }),
+    key_id: described(z.nullable(KeyId), "The key's id when it exists (REVOKED, EXPIRED, DISABLED, IP_NOT_ALLOWED)."),
   })
-  .meta({ id: "VerifyRefusal", description: "A dead or unknown key: nothing about it but its id." });
+  .apply(meta({ id: "VerifyRefusal", description: "A dead or unknown key: nothing about it but its id." }));
 
 const VerifyVerdict = z
   .object({
@@ -541,55 +613,58 @@ const VerifyVerdict = z
     key_id: KeyId,
     owner: z.object({ type: z.enum(["user", "workspace"]), id: z.string() }),
     scopes: z.array(z.string()),
-    resources: z.array(z.string()).nullable(),
-    expires_at: Timestamp.nullable(),
-    enabled: z.boolean().meta({ description: "Always true here: a disabled key is refused with DISABLED." }),
+    resources: z.nullable(z.array(z.string())),
+    expires_at: z.nullable(Timestamp),
+    enabled: described(z.boolean(), "Always true here: a disabled key is refused with DISABLED."),
     ...verdictUsageFields,
   })
-  .meta({
-    id: "VerifyVerdict",
-    description: "A live key: VALID, or refused for this request only, with the details the caller needs.",
-  });
+  .apply(
+    meta({
+      id: "VerifyVerdict",
+      description: "A live key: VALID, or refused for this request only, with the details the caller needs.",
+    }),
+  );
 /** The verdict on a live key (its details included). */
 export type VerifyVerdictView = z.infer<typeof VerifyVerdict>;
 
-export const VerifyResult = z.union([VerifyRefusal, VerifyVerdict]).meta({ id: "VerifyResult" });
+export const VerifyResult = z.union([VerifyRefusal, VerifyVerdict]).apply(meta({ id: "VerifyResult" }));
 export type VerifyResultView = z.infer<typeof VerifyResult>;
 
 export const AUDIT_ACTIONS = ["created", "imported", "updated", "disabled", "enabled", "rotated", "revoked"] as const;
 
 export const AuditEvent = z
   .object({
-    id: KeyId.meta({ description: "The event's id." }),
+    id: described(KeyId, "The event's id."),
     key_id: KeyId,
     action: z.enum(AUDIT_ACTIONS),
-    actor: z.string().meta({ description: "`user:<sub>`, `key:<id>` or `service`." }),
+    actor: described(z.string(), "`user:<sub>`, `key:<id>` or `service`."),
     at: Timestamp,
-    changes: z
-      .record(z.string(), z.object({ old: z.unknown(), new: z.unknown() }))
-      .meta({ description: "Each changed field with its old and new value." }),
-    ip: z.string().nullable().meta({ description: "The caller's address (CF-Connecting-IP), when over HTTP." }),
-    user_agent: z.string().nullable(),
+    changes: described(
+      z.record(z.string(), z.object({ old: z.unknown(), new: z.unknown() })),
+      "Each changed field with its old and new value.",
+    ),
+    ip: described(z.nullable(z.string()), "The caller's address (CF-Connecting-IP), when over HTTP."),
+    user_agent: z.nullable(z.string()),
   })
-  .meta({ id: "AuditEvent" });
+  .apply(meta({ id: "AuditEvent" }));
 export type AuditEventView = z.infer<typeof AuditEvent>;
 
 export const EventList = z
-  .object({ data: z.array(AuditEvent), next_cursor: z.string().nullable() })
-  .meta({ id: "EventList" });
+  .object({ data: z.array(AuditEvent), next_cursor: z.nullable(z.string()) })
+  .apply(meta({ id: "EventList" }));
 export type EventListView = z.infer<typeof EventList>;
 
 const eventQueryFields = {
-  cursor: z.string().max(200).optional().meta({ description: "next_cursor from the previous page." }),
-  action: z.enum(AUDIT_ACTIONS).optional().meta({ description: "Only events of this action." }),
-  since: Timestamp.optional().meta({ description: "Only events at or after this time." }),
-  until: Timestamp.optional().meta({ description: "Only events before this time." }),
+  cursor: pageCursor(),
+  action: described(z.optional(z.enum(AUDIT_ACTIONS)), "Only events of this action."),
+  since: described(z.optional(Timestamp), "Only events at or after this time."),
+  until: described(z.optional(Timestamp), "Only events before this time."),
 };
 
 /** Audit log options as a query string (HTTP). */
 export const ListEventsQuery = z
   .strictObject({ limit: pageLimit(z.coerce.number()), ...eventQueryFields })
-  .meta({ id: "ListEventsQuery" });
+  .apply(meta({ id: "ListEventsQuery" }));
 export type ListEventsInput = z.output<typeof ListEventsQuery>;
 
 /** The same options as typed values (RPC). */
@@ -601,65 +676,73 @@ const problemTable = PROBLEM_CODES.map(
 
 export const Problem = z
   .object({
-    type: z.string().meta({
-      format: "uri",
-      description: "A stable URI for the kind of problem: `https://latchkey.dev/problems/<code with dashes>`.",
-      example: problemType("key_revoked"),
-    }),
-    title: z.string().meta({ description: "A short summary of the kind, for people." }),
-    status: z.number().int().meta({ description: "The HTTP status, as on the response." }),
-    detail: z.string().meta({ description: "What went wrong with this request, for people." }),
-    code: z.enum(PROBLEM_CODES).meta({
-      description: `The kind of problem, for programs:\n\n| code | status | meaning |\n| --- | --- | --- |\n${problemTable}`,
-    }),
-    errors: z
-      .record(z.string(), z.array(z.string()))
-      .optional()
-      .meta({ description: "Each invalid field, by path, with its messages." }),
-    exceeded: z.string().optional().meta({
-      description: "403 only: what the request asked beyond the caller's powers (`scopes`, `resources`, ...).",
-    }),
-    key_id: z.uuid().optional().meta({ description: "`idempotent_replay` only: the key the first request created." }),
-    limit: z.enum(["MAX_KEYS_PER_OWNER", "KEY_CREATION_LIMITER"]).optional().meta({
-      description: "`quota_exceeded` and `creation_rate_limited`: the limit that refused the request.",
-    }),
-    checks: z
-      .record(z.string(), z.string())
-      .optional()
-      .meta({ description: "`not_ready` only: each dependency checked, `ok` or what is wrong." }),
+    type: z.string().apply(
+      meta({
+        format: "uri",
+        description: "A stable URI for the kind of problem: `https://latchkey.dev/problems/<code with dashes>`.",
+        example: problemType("key_revoked"),
+      }),
+    ),
+    title: described(z.string(), "A short summary of the kind, for people."),
+    status: described(z.number().check(z.int()), "The HTTP status, as on the response."),
+    detail: described(z.string(), "What went wrong with this request, for people."),
+    code: described(
+      z.enum(PROBLEM_CODES),
+      `The kind of problem, for programs:\n\n| code | status | meaning |\n| --- | --- | --- |\n${problemTable}`,
+    ),
+    errors: described(
+      z.optional(z.record(z.string(), z.array(z.string()))),
+      "Each invalid field, by path, with its messages.",
+    ),
+    exceeded: described(
+      z.optional(z.string()),
+      "403 only: what the request asked beyond the caller's powers (`scopes`, `resources`, ...).",
+    ),
+    key_id: described(z.optional(z.uuid()), "`idempotent_replay` only: the key the first request created."),
+    limit: described(
+      z.optional(z.enum(["MAX_KEYS_PER_OWNER", "KEY_CREATION_LIMITER"])),
+      "`quota_exceeded` and `creation_rate_limited`: the limit that refused the request.",
+    ),
+    checks: described(
+      z.optional(z.record(z.string(), z.string())),
+      "`not_ready` only: each dependency checked, `ok` or what is wrong.",
+    ),
     // `key_rate_limited` and `key_usage_exceeded`: the key's limits as a verdict would show them.
     ...verdictUsageFields,
   })
-  .meta({ id: "Problem", description: "An RFC 9457 problem document." });
+  .apply(meta({ id: "Problem", description: "An RFC 9457 problem document." }));
 
 export const Readiness = z
   .object({
     status: z.literal("ready"),
-    checks: z.record(z.string(), z.literal("ok")).meta({ description: "Each dependency checked." }),
+    checks: described(z.record(z.string(), z.literal("ok")), "Each dependency checked."),
   })
-  .meta({ id: "Readiness" });
+  .apply(meta({ id: "Readiness" }));
 
 /** The Idempotency-Key request header (POST /v1/keys): any client-chosen string, e.g. a UUID. */
 export const IdempotencyHeaders = z.object({
   "Idempotency-Key": z
-    .string()
-    .regex(/^[\x21-\x7e]{1,255}$/, "Must be 1 to 255 visible ASCII characters (no spaces)")
-    .optional()
-    .meta({
-      description:
-        "Makes a retry safe: the same caller sending the same key and body within 24 hours creates nothing and gets 409 `idempotent_replay` naming the key created first; the same key with another body gets 422 `idempotency_key_reused`. Use a new UUID per intended key.",
-      example: "5f0c8e1e-2b7d-4a51-9d38-0f5d8f1f6a3c",
-    }),
+    .optional(
+      z.string().check(z.regex(/^[\x21-\x7e]{1,255}$/, "Must be 1 to 255 visible ASCII characters (no spaces)")),
+    )
+    .apply(
+      meta({
+        description:
+          "Makes a retry safe: the same caller sending the same key and body within 24 hours creates nothing and gets 409 `idempotent_replay` naming the key created first; the same key with another body gets 422 `idempotency_key_reused`. Use a new UUID per intended key.",
+        example: "5f0c8e1e-2b7d-4a51-9d38-0f5d8f1f6a3c",
+      }),
+    ),
 });
 
-export const Health = z.object({ status: z.literal("ok") }).meta({ id: "Health" });
+export const Health = z.object({ status: z.literal("ok") }).apply(meta({ id: "Health" }));
 
-export const OpenApiDocument = z
-  .looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) })
-  .meta({ description: "An OpenAPI 3.1 document (this one)." });
+export const OpenApiDocument = described(
+  z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) }),
+  "An OpenAPI 3.1 document (this one).",
+);
 
 /** `{ "name": ["Required"], "scopes.0": ["..."] }` from a zod error. */
-export function fieldErrors(error: z.ZodError): Record<string, string[]> {
+export function fieldErrors(error: z.core.$ZodError): Record<string, string[]> {
   // No prototype: a field named "__proto__" or "constructor" must not resolve to Object.prototype's.
   const out: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   const add = (path: PropertyKey[], message: string) => {
@@ -697,65 +780,80 @@ export function reservedKeyPath(value: unknown): string | null {
 }
 
 /** How an imported key is sent: by hash only. A key in any form fails this pattern, so it is never stored. */
-const KeyHash = z
-  .string()
-  .regex(/^[0-9a-f]{64}$/, "Must be the key's SHA-256 as 64 lowercase hex characters; never send the key itself")
-  .meta({ description: "SHA-256 (hex) of the key as clients send it; for Sanctum tokens, of the part after `|`." });
+const KeyHash = described(
+  z
+    .string()
+    .check(
+      z.regex(/^[0-9a-f]{64}$/, "Must be the key's SHA-256 as 64 lowercase hex characters; never send the key itself"),
+    ),
+  "SHA-256 (hex) of the key as clients send it; for Sanctum tokens, of the part after `|`.",
+);
 
-export const ImportKeyItem = CreateKeyRequest.pick({
-  name: true,
-  metadata: true,
-  scopes: true,
-  resources: true,
-  owner: true,
-})
-  .extend({
-    hash: KeyHash,
-    start: z
-      .string()
-      .min(1)
-      .max(12, "Must be at most 12 characters (a display hint, never the key)")
-      .refine((start) => !CONTROL_CHARS.test(start) && !LONE_SURROGATE.test(start), "Must be printable Unicode")
-      .optional()
-      .meta({ description: "The key's first characters, for display (e.g. `sk_live_ab`)." }),
-    expires_at: Timestamp.nullable().optional(),
-    created_at: Timestamp.refine((t) => Date.parse(t) <= Date.now() + 60_000, "Must not be in the future")
-      .optional()
-      .meta({ description: "When the key was first issued (default: now)." }),
-    format: z.enum(["sanctum", "opaque"]).optional().meta({
-      description:
-        "`opaque` (default): clients send `<prefix><secret>`, hashed whole. `sanctum`: Laravel Sanctum's `<id>|<secret>`, hashed as the secret part (as Laravel stores it).",
+export const ImportKeyItem = z
+  .extend(
+    z.pick(CreateKeyRequest, {
+      name: true,
+      metadata: true,
+      scopes: true,
+      resources: true,
+      owner: true,
     }),
-  })
-  .meta({ id: "ImportKeyItem" });
+    {
+      hash: KeyHash,
+      start: described(
+        z.optional(
+          z.string().check(
+            z.minLength(1),
+            z.maxLength(12, "Must be at most 12 characters (a display hint, never the key)"),
+            z.refine((start) => !CONTROL_CHARS.test(start) && !LONE_SURROGATE.test(start), "Must be printable Unicode"),
+          ),
+        ),
+        "The key's first characters, for display (e.g. `sk_live_ab`).",
+      ),
+      expires_at: z.optional(z.nullable(Timestamp)),
+      created_at: described(
+        z.optional(Timestamp.check(z.refine((t) => Date.parse(t) <= Date.now() + 60_000, "Must not be in the future"))),
+        "When the key was first issued (default: now).",
+      ),
+      format: described(
+        z.optional(z.enum(["sanctum", "opaque"])),
+        "`opaque` (default): clients send `<prefix><secret>`, hashed whole. `sanctum`: Laravel Sanctum's `<id>|<secret>`, hashed as the secret part (as Laravel stores it).",
+      ),
+    },
+  )
+  .apply(meta({ id: "ImportKeyItem" }));
 export type ImportKeyInput = z.output<typeof ImportKeyItem>;
 
 export const ImportKeysRequest = z
   .strictObject({
-    keys: z.array(ImportKeyItem).min(1, "Must hold at least 1 key").max(100, "Must hold at most 100 keys"),
+    keys: z
+      .array(ImportKeyItem)
+      .check(z.minLength(1, "Must hold at least 1 key"), z.maxLength(100, "Must hold at most 100 keys")),
   })
-  .meta({ id: "ImportKeysRequest" });
+  .apply(meta({ id: "ImportKeysRequest" }));
 export type ImportKeysInput = z.output<typeof ImportKeysRequest>;
 
 export const ImportResult = z
   .object({
-    imported: z.number().int(),
-    conflicts: z.number().int(),
+    imported: z.number().check(z.int()),
+    conflicts: z.number().check(z.int()),
     results: z.array(
       z.object({
-        hash: z.string().meta({ description: "The first 12 hex characters of the item's hash." }),
+        hash: described(z.string(), "The first 12 hex characters of the item's hash."),
         status: z.enum(["imported", "conflict"]),
-        id: KeyId.nullable(),
+        id: z.nullable(KeyId),
       }),
     ),
   })
-  .meta({ id: "ImportResult", description: "One result per item, in input order." });
+  .apply(meta({ id: "ImportResult", description: "One result per item, in input order." }));
 export type ImportResultView = z.infer<typeof ImportResult>;
 const DevSubject = z
   .string()
-  .min(1, "Must not be empty")
-  .max(255)
-  .regex(WELL_FORMED_ID, "Must not contain control characters");
+  .check(
+    z.minLength(1, "Must not be empty"),
+    z.maxLength(255),
+    z.regex(WELL_FORMED_ID, "Must not contain control characters"),
+  );
 
 /** POST /ui/dev-token (local development only; not part of the API document). */
-export const DevTokenRequest = z.strictObject({ sub: DevSubject, org: DevSubject.optional() });
+export const DevTokenRequest = z.strictObject({ sub: DevSubject, org: z.optional(DevSubject) });

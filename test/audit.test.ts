@@ -9,7 +9,17 @@ import { describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
-import { call, createKey, envWith, expectProblem, faultyDb, tableSnapshot, token, uniqueSub } from "./helpers";
+import {
+  call,
+  captureLogs,
+  createKey,
+  envWith,
+  expectProblem,
+  faultyDb,
+  tableSnapshot,
+  token,
+  uniqueSub,
+} from "./helpers";
 
 interface EventView {
   id: string;
@@ -229,8 +239,11 @@ describe("a change never lands without its event, nor the reverse", () => {
       const snapshot = await tableSnapshot();
       const before = await eventRows();
 
+      const logs = captureLogs();
       const response = await call(method, path(id), { auth: jwt, body, env: failing });
+      logs.restore();
       await expectProblem(response, 503);
+      expect(logs.lines()).toMatchObject([{ level: "error", event: "storage_unavailable" }]);
       expect(await tableSnapshot()).toEqual(snapshot);
       expect(await eventRows()).toBe(before);
       // The key still works as it was, here and in a fresh isolate.
@@ -296,12 +309,15 @@ describe("import", () => {
     const { jwt } = await person();
     const snapshot = await tableSnapshot();
     const before = await eventRows();
+    const logs = captureLogs();
     const response = await importKeys(
       jwt,
       [{ hash: await legacyHash(), name: "never" }],
       envWith({ DB: failingEventsDb() }),
     );
+    logs.restore();
     await expectProblem(response, 503);
+    expect(logs.lines()).toMatchObject([{ level: "error", event: "storage_unavailable" }]);
     expect(await tableSnapshot()).toEqual(snapshot);
     expect(await eventRows()).toBe(before);
   });
@@ -430,7 +446,15 @@ describe("retention", () => {
     expect(deletes).toBe(3); // 1000 + 1000 + 500
 
     // A retention that makes no sense is refused (logged), and the default kept: nothing more goes.
-    for (const days of ["0", "-5", "1.5", "ninety"]) await runCron(envWith({ AUDIT_RETENTION_DAYS: days }));
+    for (const days of ["0", "-5", "1.5", "ninety"]) {
+      const logs = captureLogs();
+      await runCron(envWith({ AUDIT_RETENTION_DAYS: days }));
+      logs.restore();
+      expect(
+        logs.events("configuration_invalid").map((line) => line.problem),
+        days,
+      ).toEqual(["AUDIT_RETENTION_DAYS must be a whole number from 1 to 3650; using 90"]);
+    }
     expect(await remaining(kept)).toBe(3);
     // A shorter retention, from the configuration.
     await runCron(envWith({ AUDIT_RETENTION_DAYS: "30" }));

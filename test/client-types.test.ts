@@ -7,7 +7,7 @@
  */
 import type { WorkerEntrypoint } from "cloudflare:workers";
 import { describe, expect, expectTypeOf, it } from "vitest";
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import type * as client from "../packages/client/src/index";
 import type * as clientRpc from "../packages/client/src/rpc";
 import type * as rpc from "../src/rpc";

@@ -35,11 +35,9 @@ const bearer = (key: string): Record<string, string> => ({ authorization: `Beare
  * The message a KeyService call fails with. The handler is attached at once: workerd reports a
  * rejection that is handled later (as `expect(...).rejects` does) as unhandled.
  *
- * Even so, each rejected call prints one "uncaught exception; source = Uncaught (in promise)" line:
- * workerd logs the rejection on the callee's side of the RPC, however promptly the caller handles it
- * (cloudflare/workers-sdk#14736, open; the leak is in workerd's native RPC promise handling). The
- * plugin forwards workerd's log from outside the test process's reach (patching process.stderr in
- * vitest.config.ts or a globalSetup does not catch it), so these lines are expected, not failures.
+ * Even so, workerd logs each rejected call once as "uncaught exception; source = Uncaught (in
+ * promise)", however promptly the caller handles it (cloudflare/workers-sdk#14736). Those entries, and
+ * only those, are kept out of the test output in one place: test/rpc-noise.ts says why and how.
  */
 function failure(call: Promise<unknown>): Promise<string> {
   return call.then(

@@ -62,6 +62,14 @@ describe("the contract checker", () => {
     );
     const bare = new Response(JSON.stringify({ status: "ok" }), { headers: { "Content-Type": "application/json" } });
     await expect(checkContract(health, bare)).rejects.toThrow(/required header X-Request-Id/);
+    // A shared problem response (a reference to components.responses) and its referenced headers.
+    const unauthorized = { ...notFound, type: problemType("authentication_required"), status: 401 };
+    const problem401 = (headers: Record<string, string>) =>
+      response(401, { ...unauthorized, code: "authentication_required" }, headers, "application/problem+json");
+    await checkContract(request("GET", "/v1/keys"), problem401({ "WWW-Authenticate": "Bearer" }));
+    await expect(checkContract(request("GET", "/v1/keys"), problem401({}))).rejects.toThrow(
+      /required header WWW-Authenticate/,
+    );
     await expect(checkContract(request("GET", "/nowhere"), response(200, { status: "ok" }))).rejects.toThrow(
       /no such operation/,
     );

@@ -7,7 +7,8 @@
  *   answer 404 or 405);
  * - the content type is the declared one, and the body matches its schema (a HEAD response has none);
  * - every declared required header is present, and every header the response carries is declared
- *   (CORS machinery and framing headers aside);
+ *   (CORS machinery and framing headers aside); responses and headers declared once under
+ *   `components` and referenced are resolved;
  * - a problem's `status` is the response's and its `type` is its `code`'s URI (a dialect's problem
  *   document without a `code`, FastAPI's, is checked against its own schema only).
  *
@@ -28,15 +29,29 @@ import { type ProblemCode, problemType } from "../src/problems";
 interface HeaderObject {
   required?: boolean;
 }
+/** A component used in place (`#/components/<section>/<name>`). */
+interface Reference {
+  $ref: string;
+}
 interface ResponseObject {
-  headers?: Record<string, HeaderObject>;
+  headers?: Record<string, HeaderObject | Reference>;
   content?: Record<string, unknown>;
 }
 interface Operation {
-  responses: Record<string, ResponseObject>;
+  responses: Record<string, ResponseObject | Reference>;
 }
 interface Document {
   paths: Record<string, Record<string, Operation>>;
+  components?: Record<string, Record<string, unknown>>;
+}
+
+/** `object`, or the component it references, with the JSON pointer it was found at. */
+function deref<T extends object>(document: Document, object: T | Reference, at: string): [T, string] {
+  if (!("$ref" in object)) return [object, at];
+  const [, section = "", name = ""] = /^#\/components\/([^/]+)\/(.+)$/.exec(object.$ref) ?? [];
+  const component = document.components?.[section]?.[name];
+  if (component === undefined) throw new Error(`The OpenAPI document has no ${object.$ref}`);
+  return [component as T, `/components/${section}/${pointer(name)}`];
 }
 
 /** A CORS preflight: OPTIONS with an Origin and Access-Control-Request-Method (cors.ts answers it). */
@@ -118,15 +133,19 @@ export async function checkContract(request: Request, response: Response, served
   if (operation && route) {
     const found = operation.responses[String(response.status)];
     if (!found) return fail(`status ${response.status} is not declared for ${method.toUpperCase()} ${route.path}`);
-    declared = found;
-    base = `/paths/${pointer(route.path)}/${operationMethod}/responses/${response.status}`;
+    [declared, base] = deref<ResponseObject>(
+      current.document,
+      found,
+      `/paths/${pointer(route.path)}/${operationMethod}/responses/${response.status}`,
+    );
   } else if (response.status !== 404 && response.status !== 405) {
     // No such operation: only the router's own answers (well-formed problems) may come back.
     fail("no such operation, yet not 404 or 405");
   }
 
   for (const [name, header] of Object.entries(declared.headers ?? {})) {
-    if (header.required && !response.headers.has(name)) fail(`required header ${name} is missing`);
+    const [{ required }] = deref<HeaderObject>(current.document, header, "");
+    if (required && !response.headers.has(name)) fail(`required header ${name} is missing`);
   }
   const declaredHeaders = new Set(Object.keys(declared.headers ?? {}).map((name) => name.toLowerCase()));
   for (const [name] of response.headers) {

@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { ALLOWED_HEADERS, EXPOSED_HEADERS, PREFLIGHT_MAX_AGE_SECONDS } from "../src/http/cors";
-import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
+import { call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
 
 const DASHBOARD = "https://dash.example.com";
 const EVIL = "https://evil.example.com";
@@ -180,6 +180,7 @@ describe("/v1/verify", () => {
 
 describe("configuration", () => {
   it("keeps exact origins and reports every entry that is not one", () => {
+    const logs = captureLogs();
     const config = loadConfig(
       envWith({
         ALLOWED_ORIGINS:
@@ -187,6 +188,9 @@ describe("configuration", () => {
         VERIFY_ALLOWED_ORIGINS: "https://*.example.com",
       }),
     );
+    logs.restore();
+    // Each problem is logged once, as it is reported.
+    expect(logs.events("configuration_invalid").map((line) => line.problem)).toEqual(config.errors);
     expect([...config.cors.origins]).toEqual([
       "https://a.example.com",
       "https://c.example.com:8443",
@@ -209,5 +213,6 @@ describe("configuration", () => {
       ).toBe(true);
     }
     expect(reported).toHaveLength(7);
+    expect(config.errors).toHaveLength(7);
   });
 });

@@ -101,7 +101,9 @@ describe("Idempotency-Key on POST /v1/keys", () => {
   it("refuses a malformed Idempotency-Key with 400, naming the header, before anything is stored", async () => {
     const jwt = await token(uniqueSub());
     const before = await tableSnapshot();
-    for (const bad of ["has space", "x".repeat(256), "caf\u00e9"]) {
+    // DEL: a byte outside visible ASCII. (A non-ASCII value such as "café" is refused the same way, but
+    // building that request in the test makes workerd print a warning about its UTF-8 quirk.)
+    for (const bad of ["has space", "x".repeat(256), "caf\x7f"]) {
       const problem = await expectProblem(await create(jwt, bad), 400, "invalid_header");
       expect(Object.keys(problem.errors as object)).toEqual(["Idempotency-Key"]);
     }

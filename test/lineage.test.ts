@@ -13,7 +13,17 @@ import { KeyService } from "../src/rpc";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
 import { isolateCache } from "../src/service/verify";
-import { BASE, type CreatedKey, call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
+import {
+  BASE,
+  type CreatedKey,
+  call,
+  captureLogs,
+  createKey,
+  envWith,
+  expectProblem,
+  token,
+  uniqueSub,
+} from "./helpers";
 
 afterEach(() => vi.useRealTimers());
 
@@ -352,7 +362,13 @@ describe("per-owner limits", () => {
     const broken = withLimits({
       KEY_CREATION_LIMITER: { limit: () => Promise.reject(new Error("limiter down")) },
     });
-    expect((await call("POST", "/v1/keys", { auth: jwt, body: { name: "k3" }, env: broken })).status).toBe(201);
+    const logs = captureLogs();
+    const created = await call("POST", "/v1/keys", { auth: jwt, body: { name: "k3" }, env: broken });
+    logs.restore();
+    expect(created.status).toBe(201);
+    expect(logs.lines()).toMatchObject([
+      { level: "warn", event: "key_creation_limiter_failed", error: "limiter down" },
+    ]);
   });
 
   it("over RPC, the quota is `[quota_exceeded]` and the creation limiter `[rate_limited]`, each naming its limit", async () => {

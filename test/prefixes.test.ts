@@ -27,7 +27,7 @@ describe("prefixes with underscores", () => {
   });
 
   it("serves keys with an underscore prefix end to end (Bearer detection, verify)", async () => {
-    const env = envWith({ KEY_PREFIX: "sk_live" });
+    const env = envWith({ KEY_PREFIX: "sk_live", LEGACY_KEY_FORMATS: "sanctum" });
     const sub = uniqueSub();
     const created = await createKey(await token(sub), {}, env);
     expect(created.key).toMatch(/^sk_live_/);
@@ -44,7 +44,11 @@ describe("ACCEPTED_PREFIXES", () => {
     const sub = uniqueSub();
     const jwt = await token(sub);
     const old = await createKey(jwt, {}, envWith({ KEY_PREFIX: "lk" }));
-    const migrated = envWith({ KEY_PREFIX: "sk_live", ACCEPTED_PREFIXES: "lk, sk_test" });
+    const migrated = envWith({
+      KEY_PREFIX: "sk_live",
+      ACCEPTED_PREFIXES: "lk, sk_test",
+      LEGACY_KEY_FORMATS: "sanctum",
+    });
 
     expect((await call("GET", "/v1/whoami", { auth: old.key, env: migrated })).status).toBe(200);
     expect(
@@ -58,7 +62,7 @@ describe("ACCEPTED_PREFIXES", () => {
 
   it("without it, a key of another prefix is malformed, and refused as a Bearer token", async () => {
     const old = await createKey(await token(uniqueSub()), {}, envWith({ KEY_PREFIX: "lk" }));
-    const moved = envWith({ KEY_PREFIX: "sk_live" });
+    const moved = envWith({ KEY_PREFIX: "sk_live", LEGACY_KEY_FORMATS: "sanctum" });
     const verdict = await call("POST", "/v1/verify", { body: { key: old.key }, env: moved });
     expect(await verdict.json()).toMatchObject({ valid: false, code: "MALFORMED" });
     await expectProblem(await call("GET", "/v1/whoami", { auth: old.key, env: moved }), 401, "token_invalid");

@@ -21,7 +21,7 @@ import { CHANGE_MEMORY_ENTRIES, CHANGE_MEMORY_MS, FeedState } from "../src/servi
 import { IsolateCache, SYNC_WAIT_MS, Verifier, isolateCache } from "../src/service/verify";
 import { type CachedRecord, KvRecordCache, cacheKey } from "../src/store/cache";
 import { D1KeyStore } from "../src/store/d1";
-import { call, createKey, envWith, faultyDb, token, uniqueSub } from "./helpers";
+import { call, captureLogs, createKey, envWith, faultyDb, token, uniqueSub } from "./helpers";
 
 const SYNC_SECONDS = 0.2;
 const INTERVAL_MS = SYNC_SECONDS * 1000;
@@ -246,6 +246,7 @@ describe("when the feed cannot be read", () => {
     const syncedAt = isolateCache.feed.lastSyncAt;
 
     vi.useFakeTimers({ toFake: ["Date"] });
+    const logs = captureLogs();
     // Within the bound: D1 is down, the sync fails, and the isolate keeps answering from memory.
     vi.setSystemTime(syncedAt + 900);
     expect((await whoami(key, broken)).status).toBe(200);
@@ -261,6 +262,14 @@ describe("when the feed cannot be read", () => {
       expect(verdict.status).toBe(503);
       expect(await verdict.text()).not.toMatch(/VALID/);
     }
+
+    // Each failed sync and each refused lookup was logged.
+    logs.restore();
+    expect(logs.events("change_feed_sync_failed").length).toBeGreaterThan(0);
+    expect(logs.events("storage_unavailable").length).toBeGreaterThan(0);
+    expect(logs.lines().every((line) => ["change_feed_sync_failed", "storage_unavailable"].includes(line.event))).toBe(
+      true,
+    );
 
     // D1 answers again: the next request syncs, and the keys work.
     vi.setSystemTime(syncedAt + 1400);

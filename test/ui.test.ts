@@ -10,7 +10,7 @@ import type { Env } from "../src/env";
 import { loadConfig } from "../src/config";
 import { UI_ASSETS } from "../src/http/ui-assets.generated";
 import { keyActions, keyStatus } from "../ui/status";
-import { call, envWith, expectProblem, uniqueSub } from "./helpers";
+import { call, captureLogs, envWith, expectProblem, uniqueSub } from "./helpers";
 
 /** Calls the Worker at `origin` (call() uses a non-loopback host). */
 async function at(origin: string, method: string, path: string, testEnv: Env, body?: unknown): Promise<Response> {
@@ -71,10 +71,16 @@ describe("the page", () => {
     expect(listed.headers.get("x-frame-options")).toBeNull();
     for (const bad of ["*", "https://a.example.com; script-src *", "'unsafe-inline'", "http://dash.example.com"]) {
       const testEnv = envWith({ UI_FRAME_ANCESTORS: bad });
+      const logs = captureLogs();
       const response = await call("GET", "/ui/", { env: testEnv });
+      logs.restore();
       expect(cspOf(response).get("frame-ancestors"), bad).toBe("'none'");
       expect(response.headers.get("x-frame-options"), bad).toBe("DENY");
       expect(loadConfig(testEnv).errors.some((e) => e.startsWith("UI_FRAME_ANCESTORS"))).toBe(true);
+      expect(
+        logs.events("configuration_invalid").map((line) => line.problem),
+        bad,
+      ).toEqual([expect.stringMatching(/^UI_FRAME_ANCESTORS must be/)]);
     }
   });
 
@@ -155,7 +161,12 @@ describe("POST /ui/dev-token", () => {
 
   it("stays 404 with an identity provider, on a public host, or with DEV_UI_TOKENS anything but true", async () => {
     const jwks = envWith({ DEV_UI_TOKENS: "true", JWT_JWKS_URL: "https://idp.example.com/.well-known/jwks.json" });
+    const logs = captureLogs();
     await expectProblem(await at(LOCAL, "POST", "/ui/dev-token", jwks, { sub: "alice" }), 404);
+    logs.restore();
+    expect(logs.events("configuration_invalid").map((line) => line.problem)).toEqual([
+      expect.stringMatching(/^DEV_UI_TOKENS works only with JWT_SECRET/),
+    ]);
     expect(loadConfig(jwks).errors.some((e) => e.startsWith("DEV_UI_TOKENS"))).toBe(true);
     await expectProblem(await at("https://keys.example.com", "POST", "/ui/dev-token", devEnv(), { sub: "a" }), 404);
     for (const value of ["1", "TRUE", "yes", ""]) {

@@ -15,7 +15,7 @@ import { D1KeyStore } from "../src/store/d1";
 import { D1UsageStore, type UsageCount, type UsageStore } from "../src/store/usage";
 import { USAGE_FLUSH_MS, UsageTally } from "../src/service/usage";
 import { generateKey } from "../src/keys/format";
-import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
+import { call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
 
 const verify = async (body: Record<string, unknown>) => {
   const response = await call("POST", "/v1/verify", { body });
@@ -302,9 +302,15 @@ describe("latchkey's own routes", () => {
     });
     const { key } = await limitedKey({ credits: { remaining: 5 } });
     const plain = await createKey(await token(uniqueSub()));
+    const logs = captureLogs();
     expect((await call("GET", "/v1/whoami", { auth: key, env: broken })).status).toBe(503);
     expect((await call("POST", "/v1/verify", { body: { key }, env: broken })).status).toBe(503);
     expect((await call("GET", "/v1/whoami", { auth: plain.key, env: broken })).status).toBe(200);
+    logs.restore();
+    expect(logs.lines()).toMatchObject([
+      { event: "storage_unavailable", error: "usage counter call failed" },
+      { event: "storage_unavailable", error: "usage counter call failed" },
+    ]);
   });
 });
 
@@ -646,10 +652,13 @@ describe("GET /v1/keys/{id}/usage", () => {
     const at = Date.parse("2027-06-10T12:30:00Z");
     expect(tally.add("k1", "VALID", at)).toBe(false);
     tally.add("k1", "VALID", at + 1);
+    const logs = captureLogs();
     const flushing = tally.flush(failing, at + 2);
     tally.add("k1", "VALID", at + 3); // while the write is in flight
     fail(new Error("injected fault: D1"));
     await flushing;
+    logs.restore();
+    expect(logs.raw).toEqual([expect.stringContaining("injected fault: D1")]);
     tally.add("k1", "RATE_LIMITED", at + 4);
     expect(tally.add("k1", "VALID", at + USAGE_FLUSH_MS + 1)).toBe(false); // retried a full interval after the failure
     expect(tally.add("k1", "VALID", at + USAGE_FLUSH_MS + 2)).toBe(true);

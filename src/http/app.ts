@@ -8,7 +8,7 @@
  * headers last, errors included (cors.ts).
  */
 import { type IRequest, Router } from "itty-router";
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import { AuthenticationError } from "../auth/errors";
 import { authenticate, authenticatePerson, authenticateVerifyCaller } from "../auth/credentials";
 import { type Config, loadConfig } from "../config";
@@ -28,14 +28,14 @@ import { mountUi } from "./ui";
 
 type Args = [Env, ExecutionContext];
 
-function parse(schema: z.ZodType, value: unknown, source: ValidationError["source"]): unknown {
+function parse(schema: z.ZodMiniType, value: unknown, source: ValidationError["source"]): unknown {
   const result = schema.safeParse(value);
   if (!result.success) throw new ValidationError(fieldErrors(result.error), source);
   return result.data;
 }
 
 /** The values of the headers `schema` declares, by their declared names. */
-function declaredHeaders(schema: z.ZodObject, request: Request): Record<string, string | undefined> {
+function declaredHeaders(schema: z.ZodMiniObject, request: Request): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
   for (const name of Object.keys(schema.shape)) out[name] = request.headers.get(name) ?? undefined;
   return out;

@@ -1,206 +1,73 @@
 /**
- * The OpenAPI 3.1 document, generated from the route list and the same zod schemas that validate
- * requests (zod-openapi turns `.meta({ id })` schemas into components). Built once per isolate.
- *
- * It is the contract: the test suite validates every response it receives against it (status,
- * content type, body and headers; test/contract.ts), and `npm run lint:openapi` lints it with
- * Redocly's recommended rules in CI. So every header a response can carry is declared here.
+ * The OpenAPI document the Worker serves at /openapi.json. It is built at build time from the routes
+ * and zod schemas (openapi-build.ts; `npm run openapi -- --generate` commits it as
+ * openapi.generated.ts) with every dialect mounted, so the Worker carries no document generator
+ * (README, "Bundle size"). Here it is parsed on first use and cut down to the routes this deployment
+ * serves (DIALECTS decides which): their operations, their tags and the components they reference.
  */
-import {
-  type ZodOpenApiOperationObject,
-  type ZodOpenApiPathsObject,
-  type ZodOpenApiResponseObject,
-  type ZodOpenApiResponsesObject,
-  createDocument,
-} from "zod-openapi";
-import { z } from "zod";
-import { license, version } from "../../package.json";
-import { Problem } from "../schemas";
+import { OPENAPI_JSON } from "./openapi.generated";
 import type { Route } from "./route";
 
-const header = (description: string) => z.string().meta({ description });
+type Components = Record<string, Record<string, unknown>>;
 
-/** Headers on every response (app.ts sets them). */
-const STANDARD_HEADERS = {
-  "X-Request-Id": header(
-    "The request's id: the client's X-Request-Id when well-formed, else a new one. Every log line of the request carries it.",
-  ),
-  "Cache-Control": header("`no-store` unless the route says otherwise."),
-  "X-Content-Type-Options": header("Always `nosniff`."),
-};
+/** The parts of the document this module reads; the rest is passed through. */
+export interface OpenApiJson {
+  readonly openapi: string;
+  readonly tags: readonly { readonly name: string }[];
+  readonly paths: Readonly<Record<string, Readonly<Record<string, Operation>>>>;
+  readonly components: Components;
+  readonly [member: string]: unknown;
+}
 
-/** Headers particular to some problem statuses. */
-const PROBLEM_HEADERS: Record<number, Record<string, z.ZodType>> = {
-  401: { "WWW-Authenticate": header("The schemes accepted: `Bearer` (JWT or key) and `Api-Key`.") },
-  405: { Allow: header("The methods this path accepts.") },
-  409: { Location: header("`idempotent_replay` only: the URL of the key the first request created.").optional() },
-  429: {
-    "Retry-After": header(
-      "Seconds to wait before trying again; absent only on `key_usage_exceeded` when waiting will not help (no refill would cover the request).",
-    ).optional(),
-    "RateLimit-Limit": header(
-      "`key_rate_limited` / `key_usage_exceeded` of a key with rate limits: the tightest limit's size.",
-    ).optional(),
-    "RateLimit-Remaining": header("Requests left in that limit now.").optional(),
-    "RateLimit-Reset": header("Seconds until that limit is full again.").optional(),
-  },
-  503: { "Retry-After": header("Seconds to wait before trying again.") },
-};
+interface Operation {
+  readonly operationId?: string;
+  readonly tags?: readonly string[];
+}
 
-const COMMON_PROBLEMS: Record<Route["auth"], number[]> = {
-  none: [404, 405, 500, 503],
-  required: [401, 404, 405, 429, 500, 503],
-  verify: [401, 404, 405, 429, 500, 503],
-  person: [401, 404, 405, 429, 500, 503],
-};
+/** Every `$ref` to a component: `#/components/<section>/<name>`. */
+const COMPONENT_REF = /"#\/components\/([A-Za-z]+)\/([^"]+)"/g;
 
-const SECURITY: Record<Route["auth"], Record<string, string[]>[]> = {
-  none: [],
-  required: [{ bearer: [] }, { apiKey: [] }],
-  // Open unless VERIFY_TOKEN is set: the empty requirement says "or none".
-  verify: [{ verifyToken: [] }, {}],
-  person: [{ bearer: [] }],
-};
+/** One document per route list (built once per isolate). */
+const cached = new WeakMap<readonly Route[], OpenApiJson>();
 
-const TAGS: Record<string, string> = {
-  keys: "The key lifecycle.",
-  audit: "The audit log: who changed which key, when, and how.",
-  verify: "Key verification for services.",
-  auth: "The caller's identity.",
-  meta: "Health and this document.",
-  replicas: "Drop-in for Replicas' `POST /v1/user/api-keys` (JWT only; errors `{ error, details }`).",
-  fastapi: "Drop-in for a FastAPI `POST /api/auth/api-keys/` (errors are ProblemDetail).",
-  autocalls: "Drop-in for Autocalls' Laravel Sanctum API keys (`token` is `<id>|<key>`; Laravel's error shapes).",
-  baseten: "Drop-in for Baseten's `POST /v1/api_keys` (key types; FastAPI's error shapes).",
-};
-
-const PROBLEM_DESCRIPTIONS: Record<number, string> = {
-  400: "Malformed JSON, query string or header (`code` says which; `errors` names the fields).",
-  401: "Missing or invalid credentials (see `WWW-Authenticate`).",
-  403: "Authenticated, but the request exceeds the caller's powers (`exceeded` names what).",
-  409: "`idempotent_replay`: this Idempotency-Key already created a key (`key_id`, Location); the key cannot be shown again. `conflict`: the key's state forbids this (revoked, expired, or changed by a concurrent request).",
-  404: "No such route, or no such key visible to the caller.",
-  405: "The path exists, but not with this method (see `Allow`).",
-  413: "The body is over 16 KB.",
-  415: "The body is not application/json.",
-  422: "Validation failed (`errors` maps each field to its messages), or an Idempotency-Key reused with another body.",
-  429: "Too many failed authentications (or, on an open /v1/verify, unknown keys) from this client (see `Retry-After`); or the API key is over its own rate limit or out of credits (`code` rate_limited or usage_exceeded, with `Retry-After` and `RateLimit-Limit` / `RateLimit-Remaining` / `RateLimit-Reset`).",
-  500: "`configuration_error` (e.g. migrations not applied) or `internal_error`; no internals are disclosed.",
-  503: "Storage or the identity provider is unavailable (see `Retry-After`).",
-};
-
-/** One document per route list (the mounted dialects decide the list). */
-const cached = new WeakMap<readonly Route[], ReturnType<typeof createDocument>>();
-
-export function openApiDocument(routes: readonly Route[]): ReturnType<typeof createDocument> {
+export function openApiDocument(routes: readonly Route[]): OpenApiJson {
   let document = cached.get(routes);
   if (!document) {
-    document = build(routes);
+    document = servedPart(JSON.parse(OPENAPI_JSON) as OpenApiJson, routes);
     cached.set(routes, document);
   }
   return document;
 }
 
-function build(routes: readonly Route[]) {
-  const paths: ZodOpenApiPathsObject = {};
-  for (const route of routes) {
-    const path = route.path.replace(/:(\w+)/g, "{$1}");
-    const statuses = [...new Set([...route.problems, ...COMMON_PROBLEMS[route.auth]!])].sort();
-    const responses: Record<string, ZodOpenApiResponseObject> = {
-      [String(route.success.status)]: {
-        description: route.success.description,
-        ...(route.success.schema ? { content: { "application/json": { schema: route.success.schema } } } : {}),
-        headers: z.object({ ...STANDARD_HEADERS, ...route.success.headers?.shape }),
-      },
-    };
-    const format = route.errorFormat;
-    /** The headers of a response with (page) status `status`: those of every latchkey status it stands for. */
-    const headersFor = (status: number) =>
-      Object.assign(
-        {},
-        ...statuses
-          .filter((latchkeyStatus) => (format?.status?.(latchkeyStatus) ?? latchkeyStatus) === status)
-          .map((latchkeyStatus) => PROBLEM_HEADERS[latchkeyStatus]),
-      ) as Record<string, z.ZodType>;
-    for (const latchkeyStatus of statuses) {
-      const status = format?.status?.(latchkeyStatus) ?? latchkeyStatus;
-      if (responses[String(status)]) continue;
-      responses[String(status)] = {
-        description:
-          route.problemDescriptions?.[latchkeyStatus] ?? PROBLEM_DESCRIPTIONS[latchkeyStatus] ?? "A problem.",
-        content: format
-          ? { [format.mediaType]: { schema: format.schema(status) } }
-          : { "application/problem+json": { schema: Problem } },
-        headers: z.object({ ...STANDARD_HEADERS, ...headersFor(status) }),
-      };
-    }
-    const operation: ZodOpenApiOperationObject = {
-      operationId: route.operationId,
-      summary: route.summary,
-      ...(route.description ? { description: route.description } : {}),
-      tags: [route.tag],
-      security: SECURITY[route.auth],
-      ...(route.query || route.pathParams || route.requestHeaders
-        ? {
-            requestParams: {
-              ...(route.query ? { query: route.query as never } : {}),
-              ...(route.pathParams ? { path: route.pathParams } : {}),
-              ...(route.requestHeaders ? { header: route.requestHeaders } : {}),
-            },
-          }
-        : {}),
-      ...(route.body
-        ? { requestBody: { required: true, content: { "application/json": { schema: route.body } } } }
-        : {}),
-      responses: responses as ZodOpenApiResponsesObject,
-    };
-    paths[path] = { ...paths[path], [route.method]: operation };
+/** `full` with only the operations of `routes`, and the tags and components those use. */
+function servedPart(full: OpenApiJson, routes: readonly Route[]): OpenApiJson {
+  const served = new Set(routes.map((route) => route.operationId));
+  const paths: Record<string, Record<string, Operation>> = {};
+  const tags = new Set<string>();
+  for (const [path, item] of Object.entries(full.paths)) {
+    const kept = Object.entries(item).filter(([, op]) => op.operationId !== undefined && served.has(op.operationId));
+    if (kept.length === 0) continue;
+    paths[path] = Object.fromEntries(kept);
+    for (const [, op] of kept) for (const tag of op.tags ?? []) tags.add(tag);
   }
-
-  return createDocument({
-    openapi: "3.1.0",
-    info: {
-      title: "latchkey",
-      version,
-      license: { name: license, identifier: license },
-      description:
-        "API keys as a service: create (shown once), list, scope, expire and revoke keys, and verify them on every request. `HEAD` is accepted wherever `GET` is. Every problem (RFC 9457) carries a stable `code`: see the Problem schema.",
-    },
-    servers: [
-      {
-        url: "https://{host}",
-        description: "Your deployment.",
-        variables: { host: { default: "latchkey.your-domain.dev", description: "Where you deployed latchkey." } },
-      },
-    ],
-    tags: [...new Set(routes.map((route) => route.tag))].map((name) => ({
-      name,
-      ...(TAGS[name] ? { description: TAGS[name] } : {}),
-    })),
-    components: {
-      securitySchemes: {
-        bearer: {
-          type: "http",
-          scheme: "bearer",
-          description:
-            "`Authorization: Bearer <JWT>` for people, or `Bearer <API key>` for machines. Generated clients send `Bearer ` themselves: give them the bare token or key.",
-        },
-        apiKey: {
-          type: "apiKey",
-          in: "header",
-          name: "Authorization",
-          description:
-            "`Authorization: Api-Key <API key>`. An apiKey scheme sends its value as given, so the value must include the scheme word: `Api-Key lk_...` (the x-value-prefix). The bare key is refused.",
-          "x-value-prefix": "Api-Key ",
-        },
-        verifyToken: {
-          type: "http",
-          scheme: "bearer",
-          description:
-            "`Authorization: Bearer <VERIFY_TOKEN>`: required by POST /v1/verify when the deployment sets VERIFY_TOKEN; otherwise the route is open.",
-        },
-      },
-    },
-    paths,
-  });
+  // The components reachable from the kept operations, following references between components.
+  const used = new Set<string>();
+  const pending = [JSON.stringify(paths)];
+  for (let text = pending.pop(); text !== undefined; text = pending.pop()) {
+    for (const [, section = "", name = ""] of text.matchAll(COMPONENT_REF)) {
+      const component = full.components[section]?.[name];
+      if (component === undefined || used.has(`${section}/${name}`)) continue;
+      used.add(`${section}/${name}`);
+      pending.push(JSON.stringify(component));
+    }
+  }
+  const components: Components = {};
+  for (const [section, entries] of Object.entries(full.components)) {
+    // Security schemes are named by operations' `security`, not referenced: all are kept.
+    components[section] =
+      section === "securitySchemes"
+        ? entries
+        : Object.fromEntries(Object.entries(entries).filter(([name]) => used.has(`${section}/${name}`)));
+  }
+  return { ...full, tags: full.tags.filter((tag) => tags.has(tag.name)), paths, components };
 }

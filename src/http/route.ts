@@ -3,7 +3,7 @@
  * handler. The router (app.ts) and the OpenAPI document (openapi.ts) are both built from the same
  * list, so a route cannot be served undocumented or documented unserved.
  */
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import type { BodyOptions } from "./body";
 import type { AppContext } from "../context";
 import type { Env } from "../env";
@@ -16,7 +16,7 @@ export type Method = "get" | "post" | "patch" | "delete";
  */
 export type AuthMode = "none" | "required" | "verify" | "person";
 
-type Parsed<S> = S extends z.ZodType ? z.output<S> : undefined;
+type Parsed<S> = S extends z.ZodMiniType ? z.output<S> : undefined;
 
 export interface RouteContext<A extends AuthMode> {
   readonly request: Request;
@@ -50,7 +50,7 @@ export interface ErrorFormat {
   /** The status the page uses for one of latchkey's (default: the same). */
   readonly status?: (status: number) => number;
   /** The body schema for a (page) status, for the OpenAPI document. */
-  readonly schema: (status: number) => z.ZodType;
+  readonly schema: (status: number) => z.ZodMiniType;
   /** The body for a failure whose status is already the page's. */
   readonly body: (failure: Failure) => unknown;
 }
@@ -58,11 +58,15 @@ export interface ErrorFormat {
 export interface ResponseDoc {
   readonly status: number;
   readonly description: string;
-  readonly schema?: z.ZodType;
-  readonly headers?: z.ZodObject;
+  readonly schema?: z.ZodMiniType;
+  readonly headers?: z.ZodMiniObject;
 }
 
-export interface RouteDefinition<A extends AuthMode, Q extends z.ZodType | undefined, B extends z.ZodType | undefined> {
+export interface RouteDefinition<
+  A extends AuthMode,
+  Q extends z.ZodMiniType | undefined,
+  B extends z.ZodMiniType | undefined,
+> {
   readonly method: Method;
   /** itty-router path, e.g. `/v1/keys/:id`. */
   readonly path: string;
@@ -77,9 +81,9 @@ export interface RouteDefinition<A extends AuthMode, Q extends z.ZodType | undef
   readonly bodyOptions?: BodyOptions;
   /** Errors in this shape instead of latchkey's problems. */
   readonly errorFormat?: ErrorFormat;
-  readonly pathParams?: z.ZodObject;
+  readonly pathParams?: z.ZodMiniObject;
   /** Request headers the route reads (documented; the handler parses them). */
-  readonly requestHeaders?: z.ZodObject;
+  readonly requestHeaders?: z.ZodMiniObject;
   readonly success: ResponseDoc;
   /** Descriptions of problem statuses particular to this route, by status. */
   readonly problemDescriptions?: Readonly<Record<number, string>>;
@@ -95,7 +99,7 @@ export interface RouteDefinition<A extends AuthMode, Q extends z.ZodType | undef
 export type RequestHeaders = Readonly<Record<string, string | undefined>>;
 
 /** A route with its types erased, for the router and the document. */
-export type Route = Omit<RouteDefinition<AuthMode, z.ZodType | undefined, z.ZodType | undefined>, "handle"> & {
+export type Route = Omit<RouteDefinition<AuthMode, z.ZodMiniType | undefined, z.ZodMiniType | undefined>, "handle"> & {
   readonly handle: (
     ctx: RouteContext<AuthMode>,
     input: { query: unknown; body: unknown; headers: RequestHeaders },
@@ -104,8 +108,8 @@ export type Route = Omit<RouteDefinition<AuthMode, z.ZodType | undefined, z.ZodT
 
 export function defineRoute<
   A extends AuthMode,
-  Q extends z.ZodType | undefined = undefined,
-  B extends z.ZodType | undefined = undefined,
+  Q extends z.ZodMiniType | undefined = undefined,
+  B extends z.ZodMiniType | undefined = undefined,
 >(definition: RouteDefinition<A, Q, B>): Route {
   return definition as unknown as Route;
 }

@@ -24,8 +24,9 @@ import {
   VerifyRequest,
   VerifyResult,
   WhoAmI,
+  described,
 } from "../schemas";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { meteredVerify } from "./limits";
 import { openApiDocument } from "./openapi";
 import { problem } from "./problem";
@@ -106,7 +107,7 @@ export const routes: readonly Route[] = [
       status: 201,
       description: "The key was created. Store `key` now: it cannot be shown again.",
       schema: CreatedApiKey,
-      headers: z.object({ Location: z.string().meta({ description: "The new key's URL." }) }),
+      headers: z.object({ Location: described(z.string(), "The new key's URL.") }),
     },
     problems: [400, 403, 409, 413, 415, 422, 429],
     handle: async ({ app, actor }, { body, headers }) => {
@@ -186,7 +187,7 @@ export const routes: readonly Route[] = [
       status: 201,
       description: "The replacement key. Store `key` now: it cannot be shown again.",
       schema: CreatedApiKey,
-      headers: z.object({ Location: z.string().meta({ description: "The new key's URL." }) }),
+      headers: z.object({ Location: described(z.string(), "The new key's URL.") }),
     },
     problems: [400, 403, 409, 413, 415, 422],
     handle: async ({ app, actor, params }, { body }) => {

@@ -6,18 +6,18 @@
  * Laravel's: `{ "message" }`, with `errors` by field for a 422; 401 is exactly
  * `{ "message": "Unauthenticated." }`. As Laravel's validator does, unknown body fields are ignored.
  */
-import { z } from "zod";
+import * as z from "zod/mini";
 import { sanctumToken } from "../../keys/legacy";
-import { KeyIdParams } from "../../schemas";
+import { KeyIdParams, described, meta } from "../../schemas";
 import { defineRoute, json, type ErrorFormat, type Failure, type Route } from "../route";
 import { KeyNameField } from "./shared";
 
 const LaravelError = z
   .object({
     message: z.string(),
-    errors: z.record(z.string(), z.array(z.string())).optional().meta({ description: "Messages by field (422)." }),
+    errors: described(z.optional(z.record(z.string(), z.array(z.string()))), "Messages by field (422)."),
   })
-  .meta({ id: "AutocallsError" });
+  .apply(meta({ id: "AutocallsError" }));
 
 /** Laravel's wording for latchkey's field messages: "The name field is required." */
 function laravelMessage(field: string, message: string): string {
@@ -51,22 +51,22 @@ function laravelError(failure: Failure) {
 const errorFormat: ErrorFormat = { mediaType: "application/json", schema: () => LaravelError, body: laravelError };
 
 const CreateRequest = z
-  .object({ name: KeyNameField.meta({ description: 'A name/label for the API key (e.g. "Production")' }) })
-  .meta({ id: "AutocallsCreateApiKeyRequest" });
+  .object({ name: described(KeyNameField, 'A name/label for the API key (e.g. "Production")') })
+  .apply(meta({ id: "AutocallsCreateApiKeyRequest" }));
 
 const Created = z
   .object({
     message: z.literal("API key created successfully."),
     api_key: z.object({
       name: z.string(),
-      token: z.string().meta({ description: "`<id>|<key>`. Store it securely: it is shown only once." }),
-      created_at: z.string().meta({ description: "ISO 8601." }),
+      token: described(z.string(), "`<id>|<key>`. Store it securely: it is shown only once."),
+      created_at: described(z.string(), "ISO 8601."),
     }),
   })
-  .meta({ id: "AutocallsCreatedApiKey" });
+  .apply(meta({ id: "AutocallsCreatedApiKey" }));
 
 const ListQuery = z.object({
-  cursor: z.string().max(200).optional().meta({ description: "next_cursor from the previous page." }),
+  cursor: described(z.optional(z.string().check(z.maxLength(200))), "next_cursor from the previous page."),
 });
 
 const KeyList = z
@@ -75,17 +75,19 @@ const KeyList = z
       z.object({
         id: z.uuid(),
         name: z.string(),
-        start: z.string().meta({ description: "The key's first characters, for display." }),
+        start: described(z.string(), "The key's first characters, for display."),
         created_at: z.string(),
-        last_used_at: z.string().nullable(),
-        expires_at: z.string().nullable(),
+        last_used_at: z.nullable(z.string()),
+        expires_at: z.nullable(z.string()),
       }),
     ),
-    next_cursor: z.string().nullable(),
+    next_cursor: z.nullable(z.string()),
   })
-  .meta({ id: "AutocallsApiKeyList" });
+  .apply(meta({ id: "AutocallsApiKeyList" }));
 
-const Deleted = z.object({ message: z.literal("API key deleted successfully.") }).meta({ id: "AutocallsDeleted" });
+const Deleted = z
+  .object({ message: z.literal("API key deleted successfully.") })
+  .apply(meta({ id: "AutocallsDeleted" }));
 
 const PAGE = 100;
 

@@ -11,8 +11,8 @@
  * FastAPI's (pydantic schemas), so errors are FastAPI's: `{ "detail": "..." }`, and for a 422
  * `{ "detail": [{ "type", "loc", "msg" }] }`. As pydantic does, unknown body fields are ignored.
  */
-import { z } from "zod";
-import { CreateKeyRequest, type CreateKeyInput } from "../../schemas";
+import * as z from "zod/mini";
+import { CreateKeyRequest, type CreateKeyInput, described, meta } from "../../schemas";
 import { defineRoute, json, type ErrorFormat, type Failure, type Route } from "../route";
 import { KeyNameField } from "./shared";
 
@@ -34,8 +34,8 @@ const FIELDS: Record<string, string> = { owner: "type", scopes: "type", resource
 const ValidationDetail = z.array(
   z.object({ type: z.string(), loc: z.array(z.union([z.string(), z.number()])), msg: z.string() }),
 );
-const HttpErrorBody = z.object({ detail: z.string() }).meta({ id: "BasetenError" });
-const ValidationErrorBody = z.object({ detail: ValidationDetail }).meta({ id: "BasetenValidationError" });
+const HttpErrorBody = z.object({ detail: z.string() }).apply(meta({ id: "BasetenError" }));
+const ValidationErrorBody = z.object({ detail: ValidationDetail }).apply(meta({ id: "BasetenValidationError" }));
 
 function fastapiError(failure: Failure) {
   if (failure.status !== 422 || !failure.errors) return { detail: failure.detail };
@@ -61,28 +61,32 @@ const errorFormat: ErrorFormat = {
 
 const CreateAPIKeyRequestV1 = z
   .object({
-    name: KeyNameField.nullable().optional().meta({ description: "Optional name for the API key" }),
-    type: z
-      .enum(TYPES, { error: (issue) => (issue.input === undefined ? "Required" : undefined) })
-      .meta({ description: "Type of the API key." }),
-    model_ids: CreateKeyRequest.shape.resources.meta({
-      description: "Model ids to limit the key to; only for WORKSPACE_EXPORT_METRICS and WORKSPACE_INVOKE.",
+    name: described(z.optional(z.nullable(KeyNameField)), "Optional name for the API key"),
+    type: described(
+      z.enum(TYPES, { error: (issue) => (issue.input === undefined ? "Required" : undefined) }),
+      "Type of the API key.",
+    ),
+    model_ids: described(
+      CreateKeyRequest.shape.resources,
+      "Model ids to limit the key to; only for WORKSPACE_EXPORT_METRICS and WORKSPACE_INVOKE.",
+    ),
+  })
+  .check(
+    z.superRefine((request, ctx) => {
+      if (request.model_ids != null && !MODEL_SCOPED.includes(request.type)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["model_ids"],
+          message: `Only for ${MODEL_SCOPED.join(" and ")} keys`,
+        });
+      }
     }),
-  })
-  .superRefine((request, ctx) => {
-    if (request.model_ids != null && !MODEL_SCOPED.includes(request.type)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["model_ids"],
-        message: `Only for ${MODEL_SCOPED.join(" and ")} keys`,
-      });
-    }
-  })
-  .meta({ id: "BasetenCreateAPIKeyRequestV1" });
+  )
+  .apply(meta({ id: "BasetenCreateAPIKeyRequestV1" }));
 
 const APIKeyV1 = z
-  .object({ api_key: z.string().meta({ description: "The API key string" }) })
-  .meta({ id: "BasetenAPIKeyV1" });
+  .object({ api_key: described(z.string(), "The API key string") })
+  .apply(meta({ id: "BasetenAPIKeyV1" }));
 
 export const basetenRoutes: readonly Route[] = [
   defineRoute({

@@ -4,19 +4,20 @@
  * `{ id, key, name, created_at }`; every error is its ProblemDetail, with `title`, `status` and
  * `detail` always present. As pydantic does by default, unknown body fields are ignored.
  */
-import { z } from "zod";
+import * as z from "zod/mini";
 import { defineRoute, json, type ErrorFormat, type Route } from "../route";
+import { described, meta } from "../../schemas";
 import { KeyNameField, describeFields } from "./shared";
 
 const ProblemDetail = z
   .object({
     type: z.string(),
     title: z.string(),
-    status: z.number().int(),
+    status: z.number().check(z.int()),
     detail: z.string(),
-    errors: z.record(z.string(), z.array(z.string())).optional().meta({ description: "Invalid fields (422)." }),
+    errors: described(z.optional(z.record(z.string(), z.array(z.string()))), "Invalid fields (422)."),
   })
-  .meta({ id: "FastApiProblemDetail" });
+  .apply(meta({ id: "FastApiProblemDetail" }));
 
 const errorFormat: ErrorFormat = {
   mediaType: "application/problem+json",
@@ -31,17 +32,17 @@ const errorFormat: ErrorFormat = {
 };
 
 const ApiKeyCreateRequest = z
-  .object({ name: KeyNameField.meta({ description: "Human-readable label for the API key" }) })
-  .meta({ id: "FastApiApiKeyCreateRequest" });
+  .object({ name: described(KeyNameField, "Human-readable label for the API key") })
+  .apply(meta({ id: "FastApiApiKeyCreateRequest" }));
 
 const ApiKeyCreateResponse = z
   .object({
     id: z.uuid(),
-    key: z.string().meta({ description: "The API key secret (shown only once)" }),
+    key: described(z.string(), "The API key secret (shown only once)"),
     name: z.string(),
     created_at: z.iso.datetime({ offset: true }),
   })
-  .meta({ id: "FastApiApiKeyCreateResponse" });
+  .apply(meta({ id: "FastApiApiKeyCreateResponse" }));
 
 const create = (path: string, operationId: string): Route =>
   defineRoute({

@@ -6,16 +6,17 @@
  * is refused (400) rather than ignored, as the page gives no framework that would ignore it and a
  * misspelt field should not pass silently.
  */
-import { z } from "zod";
+import * as z from "zod/mini";
 import { defineRoute, json, type ErrorFormat, type Route } from "../route";
+import { described, meta } from "../../schemas";
 import { KeyNameField, describeFields } from "./shared";
 
 const ReplicasError = z
   .object({
-    error: z.string().meta({ description: "Error message" }),
-    details: z.string().nullable().meta({ description: "Additional error details" }),
+    error: described(z.string(), "Error message"),
+    details: described(z.nullable(z.string()), "Additional error details"),
   })
-  .meta({ id: "ReplicasError" });
+  .apply(meta({ id: "ReplicasError" }));
 
 const errorFormat: ErrorFormat = {
   mediaType: "application/json",
@@ -29,17 +30,17 @@ const errorFormat: ErrorFormat = {
 };
 
 const CreateRequest = z
-  .strictObject({ name: KeyNameField.meta({ description: "Display name for the API key" }) })
-  .meta({ id: "ReplicasCreateApiKeyRequest" });
+  .strictObject({ name: described(KeyNameField, "Display name for the API key") })
+  .apply(meta({ id: "ReplicasCreateApiKeyRequest" }));
 
 const CreatedKey = z
   .object({
-    id: z.string().meta({ description: "The key's id." }),
+    id: described(z.string(), "The key's id."),
     name: z.string(),
-    key: z.string().meta({ description: "The API key. Only returned once." }),
-    created_at: z.string().meta({ description: "RFC 3339 date-time." }),
+    key: described(z.string(), "The API key. Only returned once."),
+    created_at: described(z.string(), "RFC 3339 date-time."),
   })
-  .meta({ id: "ReplicasApiKey" });
+  .apply(meta({ id: "ReplicasApiKey" }));
 
 export const replicasRoutes: readonly Route[] = [
   defineRoute({

@@ -1,0 +1,40 @@
+/**
+ * Reads wrangler.toml's deployments ([vars], [env.staging], [env.production]) and the README's
+ * configuration table in Node and hands them to test/deploy-config.test.ts (workerd cannot read files).
+ */
+import { readFileSync } from "node:fs";
+import type { TestProject } from "vitest/node";
+import { root, wranglerEnv, wranglerTopLevel, wranglerVars } from "../../scripts/dev-config.mjs";
+
+/** The rows of the README's "## Configuration" table: each setting and where it is set. */
+function readmeSettings(): { name: string; where: string }[] {
+  const readme = readFileSync(`${root}README.md`, "utf8");
+  const section = /^## Configuration\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? "";
+  return [...section.matchAll(/^\| `([A-Z0-9_]+)`\s*\| ([^|]*?)\s*\|/gm)].map((m) => ({ name: m[1]!, where: m[2]! }));
+}
+
+export default function deployConfig(project: TestProject): void {
+  project.provide("deployConfig", {
+    vars: wranglerVars(),
+    topLevel: wranglerTopLevel(),
+    envs: { staging: wranglerEnv("staging"), production: wranglerEnv("production") },
+    readme: readmeSettings(),
+  });
+}
+
+interface DeployEnv {
+  vars: Record<string, string>;
+  bindings: string[];
+  namespaceIds: string[];
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    deployConfig: {
+      vars: Record<string, string>;
+      topLevel: { bindings: string[]; optional: string[]; namespaceIds: string[] };
+      envs: { staging: DeployEnv | null; production: DeployEnv | null };
+      readme: { name: string; where: string }[];
+    };
+  }
+}
