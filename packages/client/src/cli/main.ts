@@ -583,7 +583,7 @@ function showKey(values: Values, key: ApiKey): void {
       Object.entries(key).map(([field, value]) => [
         field,
         field === "ratelimits"
-          ? rateLimits(key.ratelimits) || "-"
+          ? rateLimits(key.ratelimits)
           : field === "credits"
             ? creditsText(key.credits)
             : display(value),
@@ -636,15 +636,15 @@ function keyRow(key: ApiKey): string[] {
     key.start,
     key.scopes.join(" "),
     key.expires_at ?? "never",
-    rateLimits(key.ratelimits) || "-",
+    rateLimits(key.ratelimits),
     key.credits ? String(key.credits.remaining) : "-",
     status,
   ];
 }
 
-/** Rate limits as `--ratelimit` takes them: `api:100/1m burst:10/1s`. */
+/** Rate limits as `--ratelimit` takes them: `api:100/1m burst:10/1s` ("-": none). */
 function rateLimits(limits: readonly RateLimit[]): string {
-  return limits.map((limit) => `${limit.name}:${limit.limit}/${duration(limit.duration_ms)}`).join(" ");
+  return limits.map((limit) => `${limit.name}:${limit.limit}/${duration(limit.duration_ms)}`).join(" ") || "-";
 }
 
 /** A key's credits for people: `42`, or `42, refill 1000/month`. */
