@@ -77,8 +77,8 @@ describe("the latchkey CLI against latchkey", () => {
     const table = await latchkey(["keys", "list"]);
     expectExit(table, 0, "list as a table");
     const [header, row, ...rest] = table.stdout.trimEnd().split("\n");
-    assert.match(header ?? "", /^ID +NAME +START +SCOPES +EXPIRES +STATUS$/);
-    assert.match(row ?? "", new RegExp(`^${listed.id} +cli key +${listed.start} +models:invoke +never +active$`));
+    assert.match(header ?? "", /^ID +NAME +START +SCOPES +EXPIRES +RATELIMITS +CREDITS +STATUS$/);
+    assert.match(row ?? "", new RegExp(`^${listed.id} +cli key +${listed.start} +models:invoke +never +- +- +active$`));
     assert.deepEqual(rest, []);
 
     const get = await latchkey(["keys", "get", listed.id, "--json"]);
@@ -541,5 +541,190 @@ describe("the latchkey CLI's lifecycle commands against latchkey", () => {
     assert.match(badSince.stderr, /since:/);
     expectExit(await cli(["events", "--key", crypto.randomUUID()], { env }), 4, "events of an unknown key");
     expectExit(await cli(["events"], { env: await home() }), 3, "events when not logged in");
+  });
+});
+
+describe("the latchkey CLI's usage-limit flags against latchkey", () => {
+  /** A `keys get` field/value table as an object. */
+  const detail = (run: CliRun) =>
+    Object.fromEntries(
+      run.stdout
+        .trimEnd()
+        .split("\n")
+        .slice(1)
+        .map((line) => line.split(/ {2,}/) as [string, string]),
+    ) as Record<string, string>;
+
+  it("creates a key with rate limits and credits, shows them, and spends with verify --cost", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
+    const limits = ["a:2/1m", "b:10/1s", "c:5/1500", "d:100/1h", "e:1000/1d", "f:g:3/10s"];
+    const create = await cli(
+      [
+        "keys",
+        "create",
+        "--name",
+        "limited",
+        ...limits.flatMap((limit) => ["--ratelimit", limit]),
+        "--credits",
+        "3",
+        "--refill",
+        "100/month",
+        "--json",
+      ],
+      { env },
+    );
+    expectExit(create, 0, "create with limits");
+    const created = JSON.parse(create.stdout) as CreatedApiKey;
+    assert.deepEqual(created.ratelimits, [
+      { name: "a", limit: 2, duration_ms: 60_000 },
+      { name: "b", limit: 10, duration_ms: 1000 },
+      { name: "c", limit: 5, duration_ms: 1500 },
+      { name: "d", limit: 100, duration_ms: 3_600_000 },
+      { name: "e", limit: 1000, duration_ms: 86_400_000 },
+      { name: "f:g", limit: 3, duration_ms: 10_000 },
+    ]);
+    assert.deepEqual(created.credits, { remaining: 3, refill: { amount: 100, interval: "month" } });
+
+    const get = await cli(["keys", "get", created.id], { env });
+    expectExit(get, 0, "get");
+    const shown = detail(get);
+    assert.equal(shown.ratelimits, "a:2/1m b:10/1s c:5/1500ms d:100/1h e:1000/1d f:g:3/10s");
+    assert.equal(shown.credits, "3, refill 100/month");
+    const listed = await cli(["keys", "list"], { env });
+    assert.match(
+      listed.stdout,
+      new RegExp(`^${created.id} +limited +\\S+ +\\* +never +a:2/1m b:10/1s .* f:g:3/10s +3 +active$`, "m"),
+    );
+    const page = JSON.parse((await cli(["keys", "list", "--json"], { env })).stdout) as KeyList;
+    assert.deepEqual(page.data[0]?.ratelimits, created.ratelimits);
+    assert.deepEqual(page.data[0]?.credits, created.credits);
+
+    // --cost 0 peeks: nothing spent, no rate-limit token taken.
+    const peek = await cli(["verify", "--cost", "0", "--json"], { env, stdin: created.key });
+    expectExit(peek, 0, "verify --cost 0");
+    const peeked = JSON.parse(peek.stdout) as VerifyResult;
+    assert.deepEqual("credits" in peeked && peeked.credits, { remaining: 3 });
+    assert.equal("ratelimits" in peeked && peeked.ratelimits?.find((limit) => limit.name === "a")?.remaining, 2);
+    const spend = await cli(["verify", "--cost", "2", "--json"], { env, stdin: created.key });
+    expectExit(spend, 0, "verify --cost 2");
+    assert.deepEqual((JSON.parse(spend.stdout) as { credits?: unknown }).credits, { remaining: 1 });
+    const tooDear = await cli(["verify", "--cost", "2"], { env, stdin: created.key });
+    expectExit(tooDear, 6, "a cost beyond the balance");
+    assert.equal(tooDear.stdout, "USAGE_EXCEEDED\n");
+    assert.equal(detail(await cli(["keys", "get", created.id], { env })).credits, "1, refill 100/month");
+
+    for (const cost of ["-1", "1.5", "one"]) {
+      const bad = await cli(["verify", `--cost=${cost}`], { env, stdin: created.key });
+      expectExit(bad, 2, `verify --cost ${cost}`);
+      assert.match(bad.stderr, /--cost must be a whole number/);
+    }
+    expectExit(await cli(["verify"], { env, stdin: created.key }), 0, "the last credit, after the refused ones");
+  });
+
+  it("updates, keeps the refill with a new balance, clears limits and credits", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
+    const create = await cli(
+      ["keys", "create", "--name", "m", "--ratelimit", "api:5/1s", "--credits", "10", "--refill", "100/day", "--json"],
+      { env },
+    );
+    expectExit(create, 0, "create");
+    const { id, key } = JSON.parse(create.stdout) as CreatedApiKey;
+    const update = async (...flags: string[]) => {
+      const run = await cli(["keys", "update", id, ...flags, "--json"], { env });
+      expectExit(run, 0, `update ${flags.join(" ")}`);
+      return JSON.parse(run.stdout) as ApiKey;
+    };
+
+    const balance = await update("--credits", "50");
+    assert.deepEqual(balance.credits, { remaining: 50, refill: { amount: 100, interval: "day" } }, "refill kept");
+    assert.deepEqual(balance.ratelimits, [{ name: "api", limit: 5, duration_ms: 1000 }], "limits untouched");
+    assert.deepEqual((await update("--credits", "7", "--refill", "20/month")).credits, {
+      remaining: 7,
+      refill: { amount: 20, interval: "month" },
+    });
+    assert.deepEqual((await update("--credits", "2", "--no-refill")).credits, { remaining: 2, refill: null });
+    const replaced = await update("--ratelimit", "x:1/1h", "--ratelimit", "y:9/2m");
+    assert.deepEqual(replaced.ratelimits, [
+      { name: "x", limit: 1, duration_ms: 3_600_000 },
+      { name: "y", limit: 9, duration_ms: 120_000 },
+    ]);
+    assert.deepEqual(replaced.credits, { remaining: 2, refill: null }, "credits untouched");
+    expectExit(await cli(["verify"], { env, stdin: key }), 0, "the one request of x");
+    const limited = await cli(["verify"], { env, stdin: key });
+    expectExit(limited, 6, "x has no request left");
+    assert.equal(limited.stdout, "RATE_LIMITED\n");
+
+    const cleared = await cli(["keys", "update", id, "--no-ratelimits", "--no-credits"], { env });
+    expectExit(cleared, 0, "update --no-ratelimits --no-credits");
+    assert.match(cleared.stderr, /Updated \S+: ratelimits, credits\./);
+    assert.equal(detail(cleared).ratelimits, "-");
+    assert.equal(detail(cleared).credits, "-");
+    const view = JSON.parse((await cli(["keys", "get", id, "--json"], { env })).stdout) as ApiKey;
+    assert.deepEqual([view.ratelimits, view.credits], [[], null]);
+    const free = await cli(["verify", "--json"], { env, stdin: key });
+    expectExit(free, 0, "no limits left");
+    assert.deepEqual(
+      Object.keys(JSON.parse(free.stdout)).filter((field) => ["credits", "ratelimits"].includes(field)),
+      [],
+    );
+  });
+
+  it("refuses malformed usage flags as usage errors, and leaves the rules to latchkey", async () => {
+    const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("cli")) };
+    const created = JSON.parse(
+      (await cli(["keys", "create", "--name", "k", "--credits", "5", "--json"], { env })).stdout,
+    ) as CreatedApiKey;
+    const usage = async (args: string[], message: RegExp) => {
+      const run = await cli(args, { env });
+      expectExit(run, 2, args.join(" "));
+      assert.match(run.stderr, message);
+      assert.equal(run.stdout, "");
+    };
+    for (const bad of ["api", "api:10", "api:10/", ":10/1s", "api:ten/1s", "api:10/1w", "api:10/1.5s", "api:-1/1s"])
+      await usage(
+        ["keys", "create", "--name", "x", "--ratelimit", bad],
+        /--ratelimit must be <name>:<limit>\/<duration>/,
+      );
+    await usage(["keys", "update", created.id, "--ratelimit", "api:10/10sec"], /--ratelimit must be/);
+    for (const bad of ["-1", "1.5", "many"])
+      await usage(["keys", "create", "--name", "x", `--credits=${bad}`], /--credits must be a whole number/);
+    for (const bad of ["10", "10/week", "x/day", "10/day/month"])
+      await usage(["keys", "create", "--name", "x", "--credits", "1", "--refill", bad], /--refill must be/);
+    await usage(["keys", "create", "--name", "x", "--refill", "10/day"], /--refill needs --credits/);
+    await usage(["keys", "update", created.id, "--refill", "10/day"], /--refill and --no-refill need --credits/);
+    await usage(["keys", "update", created.id, "--no-refill"], /need --credits/);
+    await usage(
+      ["keys", "update", created.id, "--ratelimit", "a:1/1s", "--no-ratelimits"],
+      /--ratelimit and --no-ratelimits contradict/,
+    );
+    await usage(["keys", "update", created.id, "--credits", "1", "--no-credits"], /--no-credits contradicts/);
+    await usage(
+      ["keys", "update", created.id, "--credits", "1", "--refill", "1/day", "--no-refill"],
+      /--refill and --no-refill contradict/,
+    );
+    await usage(["keys", "create", "--name", "x", "--no-credits"], /Unknown option '--no-credits'/);
+    const unchanged = JSON.parse((await cli(["keys", "get", created.id, "--json"], { env })).stdout) as ApiKey;
+    assert.deepEqual([unchanged.ratelimits, unchanged.credits], [[], { remaining: 5, refill: null }]);
+
+    const api = async (args: string[], field: RegExp) => {
+      const run = await cli(args, { env });
+      expectExit(run, 1, args.join(" "));
+      assert.match(run.stderr, field);
+    };
+    await api(["keys", "create", "--name", "x", "--ratelimit", "a:1/999"], /ratelimits\.0\.duration_ms:/);
+    await api(["keys", "create", "--name", "x", "--ratelimit", "a:1/2d"], /ratelimits\.0\.duration_ms:/);
+    await api(["keys", "create", "--name", "x", "--ratelimit", "a:0/1s"], /ratelimits\.0\.limit:/);
+    await api(
+      ["keys", "update", created.id, "--ratelimit", "a:1/1s", "--ratelimit", "a:2/1s"],
+      /ratelimits\.1\.name: Must be unique/,
+    );
+    const eleven = Array.from({ length: 11 }, (_, i) => ["--ratelimit", `l${i}:1/1s`]).flat();
+    await api(["keys", "create", "--name", "x", ...eleven], /ratelimits:/);
+    await api(["keys", "create", "--name", "x", "--credits", "1", "--refill", "0/day"], /credits\.refill\.amount:/);
+    expectExit(
+      await cli(["keys", "update", crypto.randomUUID(), "--credits", "1"], { env }),
+      4,
+      "credits of an unknown key",
+    );
   });
 });

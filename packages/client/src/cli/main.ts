@@ -14,8 +14,10 @@ import {
   type AuditAction,
   type AuditEvent,
   type CreateKeyInput,
+  type CreditsInput,
   type KeyStatus,
   type OwnerType,
+  type RateLimit,
   type UpdateKeyInput,
 } from "../types.js";
 import { loadConfig, removeConfig, saveConfig } from "./config.js";
@@ -57,8 +59,10 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
   latchkey whoami                                 who the stored token is
   latchkey keys create --name <name> [--scope <s>]... [--resource <r>]... [--expires-at <RFC 3339>]
                        [--allowed-ip <address|CIDR>]... [--owner user|workspace] [--metadata <json>]
-                       [--idempotency-key <k>]
-                                                  prints the new key, once, on stdout
+                       [--idempotency-key <k>] [--ratelimit <name>:<limit>/<duration>]...
+                       [--credits <n> [--refill <amount>/day|month]]
+                                                  prints the new key, once, on stdout; a duration is
+                                                  1s, 10s, 1m, 1h, 1d or milliseconds (1 s to 1 day)
   latchkey keys list [--limit <n>] [--cursor <c>] [--all] [--include-revoked]
                      [--status active|revoked|expired] [--created-by <user:sub|key:id|service>]
                      [--owner-type user|workspace]
@@ -68,7 +72,11 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
   latchkey keys update <id> [--name <name>] [--scope <s>]... [--resource <r>]... | [--all-resources]
                        [--expires-at <RFC 3339> | --no-expiry] [--allowed-ip <a>]... | [--any-ip]
                        [--metadata <json> | --no-metadata]
-                                                  --scope, --resource, --allowed-ip replace the list
+                       [--ratelimit <name>:<limit>/<duration>]... | [--no-ratelimits]
+                       [--credits <n> [--refill <amount>/day|month | --no-refill] | --no-credits]
+                                                  --scope, --resource, --allowed-ip, --ratelimit replace
+                                                  the list; --credits sets the balance (the refill stays
+                                                  unless --refill or --no-refill is given)
   latchkey keys disable <id>                      the key fails with DISABLED until enabled again
   latchkey keys enable <id>
   latchkey keys revoke <id> [--cascade]          --cascade: and every key it made, and theirs
@@ -80,8 +88,9 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
                   [--limit <n>] [--cursor <c>] [--all]
                                                   the audit log, newest first (of one key with --key);
                                                   actions: ${AUDIT_ACTIONS.join(", ")}
-  latchkey verify [--scope <s>] [--resource <r>] [--ip <address>]
-                                                  the key is read from stdin
+  latchkey verify [--scope <s>] [--resource <r>] [--ip <address>] [--cost <n>]
+                                                  the key is read from stdin; --cost: credits to spend
+                                                  (default 1; 0 peeks: spends nothing)
   latchkey import <file.csv|file.json> [--batch-size <n>]
 
 Options for every command: --json (machine output on stdout), --url <base-url> (overrides the login).
@@ -95,6 +104,13 @@ class UsageError extends Error {}
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 const GLOBAL: Options = { json: { type: "boolean" }, url: { type: "string" }, help: { type: "boolean" } };
+
+/** The usage-limit flags of `keys create` and `keys update`. */
+const USAGE_OPTIONS: Options = {
+  ratelimit: { type: "string", multiple: true },
+  credits: { type: "string" },
+  refill: { type: "string" },
+};
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
@@ -158,6 +174,7 @@ const COMMANDS: Record<string, Command> = {
       owner: { type: "string" },
       metadata: { type: "string" },
       "idempotency-key": { type: "string" },
+      ...USAGE_OPTIONS,
     },
     positionals: 0,
     async run(values) {
@@ -173,6 +190,11 @@ const COMMANDS: Record<string, Command> = {
       if (values["expires-at"] !== undefined) input.expires_at = str(values["expires-at"]);
       if (values.owner !== undefined) input.owner = str(values.owner) as OwnerType;
       if (values.metadata !== undefined) input.metadata = jsonObject(str(values.metadata) ?? "", "--metadata");
+      if (values.refill !== undefined && values.credits === undefined)
+        throw new UsageError("--refill needs --credits <n> (the starting balance)");
+      const ratelimits = list(values.ratelimit)?.map(rateLimit);
+      if (ratelimits) input.ratelimits = ratelimits;
+      if (values.credits !== undefined) input.credits = { remaining: balance(values), refill: refill(values) ?? null };
       const created = await (await client(values)).create(input, { idempotencyKey: str(values["idempotency-key"]) });
       showNewKey(values, created, `Created key ${created.id} "${created.name}" (${created.start}...).`);
       return EXIT.ok;
@@ -209,7 +231,7 @@ const COMMANDS: Record<string, Command> = {
       }
       if (values.json) printJson({ data: keys, next_cursor: next });
       else {
-        printTable(["id", "name", "start", "scopes", "expires", "status"], keys.map(keyRow));
+        printTable(["id", "name", "start", "scopes", "expires", "ratelimits", "credits", "status"], keys.map(keyRow));
         if (next !== null) note(`More keys: --cursor ${next} (or --all)`);
       }
       return EXIT.ok;
@@ -248,6 +270,10 @@ const COMMANDS: Record<string, Command> = {
       "any-ip": { type: "boolean" },
       metadata: { type: "string" },
       "no-metadata": { type: "boolean" },
+      ...USAGE_OPTIONS,
+      "no-ratelimits": { type: "boolean" },
+      "no-refill": { type: "boolean" },
+      "no-credits": { type: "boolean" },
     },
     positionals: 1,
     async run(values, [id]) {
@@ -263,9 +289,17 @@ const COMMANDS: Record<string, Command> = {
       if (allowedIps !== undefined) input.allowed_ips = allowedIps;
       const metadata = clearable(values, "metadata", "no-metadata");
       if (metadata !== undefined) input.metadata = metadata && jsonObject(metadata[0] ?? "", "--metadata");
+      const ratelimits = clearable(values, "ratelimit", "no-ratelimits");
+      if (ratelimits !== undefined) input.ratelimits = ratelimits?.map(rateLimit) ?? [];
+      const credits = creditsChange(values);
+      if (credits !== undefined) input.credits = credits;
       if (Object.keys(input).length === 0)
         throw new UsageError("keys update needs a change: --name, --scope, --resource, --expires-at, ... (see help)");
-      const key = await (await client(values)).update(id ?? "", input);
+      const api = await client(values);
+      // PATCH replaces the whole credits setting: a new balance alone keeps the key's refill.
+      if (input.credits && input.credits.refill === undefined)
+        input.credits.refill = (await api.get(id ?? "")).credits?.refill ?? null;
+      const key = await api.update(id ?? "", input);
       note(`Updated ${key.id}: ${Object.keys(input).join(", ")}.`);
       showKey(values, key);
       return EXIT.ok;
@@ -372,13 +406,23 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   verify: {
-    options: { scope: { type: "string" }, resource: { type: "string" }, ip: { type: "string" } },
+    options: {
+      scope: { type: "string" },
+      resource: { type: "string" },
+      ip: { type: "string" },
+      cost: { type: "string" },
+    },
     positionals: 0,
     async run(values) {
       const key = (await readStdin()).trim();
       if (key === "") throw new UsageError("verify reads the key from stdin (never from the command line)");
       const api = await client(values, false);
-      const checks = { scope: str(values.scope), resource: str(values.resource), ip: str(values.ip) };
+      const checks = {
+        scope: str(values.scope),
+        resource: str(values.resource),
+        ip: str(values.ip),
+        cost: values.cost === undefined ? undefined : integer(str(values.cost) ?? "", "--cost"),
+      };
       const verdict = await api.verify(key, checks);
       if (values.json) printJson(verdict);
       else if (verdict.code === "VALID")
@@ -441,6 +485,64 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+const DURATION_UNITS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as const;
+
+/**
+ * `--ratelimit <name>:<limit>/<duration>` (the name may hold colons: the last one ends it), e.g.
+ * `api:100/1m`; a duration without a unit is milliseconds. Only the syntax is checked here: the
+ * bounds (1 s to 1 day, at most 10, unique names) are latchkey's to judge.
+ */
+function rateLimit(text: string): RateLimit {
+  const match = /^(.+):(\d+)\/(\d+)(ms|s|m|h|d)?$/.exec(text);
+  if (!match) throw new UsageError(`--ratelimit must be <name>:<limit>/<duration>, e.g. api:100/1m (got "${text}")`);
+  const [, name = "", limit = "", amount = "", unit = "ms"] = match;
+  return {
+    name,
+    limit: Number(limit),
+    duration_ms: Number(amount) * DURATION_UNITS[unit as keyof typeof DURATION_UNITS],
+  };
+}
+
+/** A duration as `--ratelimit` takes it, in its largest whole unit: 60000 -> 1m. */
+function duration(ms: number): string {
+  const [unit, size] = Object.entries(DURATION_UNITS).find(([, size]) => ms % size === 0) ?? ["ms", 1];
+  return `${ms / size}${unit}`;
+}
+
+/** `--credits <n>`: the balance. */
+function balance(values: Values): number {
+  return integer(str(values.credits) ?? "", "--credits");
+}
+
+/** `--refill <amount>/<day|month>`, or undefined when absent. */
+function refill(values: Values): CreditsInput["refill"] {
+  const text = str(values.refill);
+  if (text === undefined) return undefined;
+  const match = /^(\d+)\/(day|month)$/.exec(text);
+  if (!match) throw new UsageError(`--refill must be <amount>/day or <amount>/month, e.g. 1000/month (got "${text}")`);
+  return { amount: Number(match[1]), interval: match[2] as "day" | "month" };
+}
+
+/**
+ * The credits change of `keys update`: null for --no-credits, undefined for none, else the new
+ * balance with its refill (undefined: keep the key's; null for --no-refill).
+ */
+function creditsChange(values: Values): CreditsInput | null | undefined {
+  const hasRefill = values.refill !== undefined || values["no-refill"] === true;
+  if (values["no-credits"]) {
+    if (values.credits !== undefined || hasRefill)
+      throw new UsageError("--no-credits contradicts --credits, --refill and --no-refill");
+    return null;
+  }
+  if (values.credits === undefined) {
+    if (hasRefill) throw new UsageError("--refill and --no-refill need --credits <n> (the balance to set)");
+    return undefined;
+  }
+  if (values.refill !== undefined && values["no-refill"])
+    throw new UsageError("--refill and --no-refill contradict each other");
+  return { remaining: balance(values), refill: values["no-refill"] ? null : refill(values) };
+}
+
 async function client(values: Values, needsToken = true): Promise<LatchkeyClient> {
   const config = await loadConfig();
   const url = str(values.url) ?? config.url;
@@ -478,7 +580,14 @@ function showKey(values: Values, key: ApiKey): void {
   else
     printTable(
       ["field", "value"],
-      Object.entries(key).map(([field, value]) => [field, display(value)]),
+      Object.entries(key).map(([field, value]) => [
+        field,
+        field === "ratelimits"
+          ? rateLimits(key.ratelimits)
+          : field === "credits"
+            ? creditsText(key.credits)
+            : display(value),
+      ]),
     );
 }
 
@@ -521,7 +630,28 @@ function keyRow(key: ApiKey): string[] {
       : key.enabled
         ? "active"
         : "disabled";
-  return [key.id, key.name, key.start, key.scopes.join(" "), key.expires_at ?? "never", status];
+  return [
+    key.id,
+    key.name,
+    key.start,
+    key.scopes.join(" "),
+    key.expires_at ?? "never",
+    rateLimits(key.ratelimits),
+    key.credits ? String(key.credits.remaining) : "-",
+    status,
+  ];
+}
+
+/** Rate limits as `--ratelimit` takes them: `api:100/1m burst:10/1s` ("-": none). */
+function rateLimits(limits: readonly RateLimit[]): string {
+  return limits.map((limit) => `${limit.name}:${limit.limit}/${duration(limit.duration_ms)}`).join(" ") || "-";
+}
+
+/** A key's credits for people: `42`, or `42, refill 1000/month`. */
+function creditsText(credits: ApiKey["credits"]): string {
+  if (credits === null) return "-";
+  const { remaining, refill } = credits;
+  return refill ? `${remaining}, refill ${refill.amount}/${refill.interval}` : String(remaining);
 }
 
 /** An event as a row: what changed as `field: old -> new`, all fields of a creation or import. */
