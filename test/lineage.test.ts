@@ -126,6 +126,19 @@ describe("a key acting on /v1/keys is re-checked in D1", () => {
     expect(await verifyCode(other.key)).toBe("VALID");
   });
 
+  it("cannot import keys once revoked in D1, though it is warm in this isolate", async () => {
+    const { jwt, parent } = await parentKey();
+    expect((await call("GET", "/v1/whoami", { auth: parent.key })).status).toBe(200);
+    await revokeInD1(parent.id);
+    const hash = await sha256Hex("legacy_secret_of_a_revoked_importer");
+    const imported = await call("POST", "/v1/keys/import", {
+      auth: parent.key,
+      body: { keys: [{ hash, name: "legacy" }] },
+    });
+    await expectProblem(imported, 401);
+    expect(await listIds(jwt, "&include_revoked=true")).toEqual([parent.id]);
+  });
+
   it("cannot create once expired, though its cached record still says live", async () => {
     const jwt = await token(uniqueSub());
     const parent = await createKey(jwt, { expires_at: new Date(Date.now() + 60_000).toISOString() });

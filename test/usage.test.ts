@@ -446,6 +446,69 @@ describe("key chains share one set of counters", () => {
     expect(await verify({ key, cost: 0 })).toMatchObject({ credits: { remaining: 0 } });
   });
 
+  it("a limited key may rotate only keys sharing its counters: never an unlimited key, to get around its own limits", async () => {
+    const jwt = await token(uniqueSub());
+    const limited = await createKey(jwt, { scopes: ["*"], credits: { remaining: 10 } });
+    const unlimited = await createKey(jwt, { scopes: ["models:invoke"] });
+    const refused = await call("POST", `/v1/keys/${unlimited.id}/rotate`, { auth: limited.key, body: {} });
+    expect((await expectProblem(refused, 403)).detail).toMatch(/sharing its usage counters/);
+    expect(await verify({ key: unlimited.key })).toMatchObject({ code: "VALID" }); // not rotated away
+    // Its own chain it may rotate: the replacement shares the one balance.
+    const own = await call("POST", `/v1/keys/${limited.id}/rotate`, { auth: limited.key, body: {} });
+    expect(own.status).toBe(201);
+    const replacement = (await own.json()) as { key: string };
+    // 10, less 1 for each of the two requests the key made on latchkey's own routes.
+    expect(await verify({ key: replacement.key, cost: 0 })).toMatchObject({ credits: { remaining: 8 } });
+  });
+
+  it("a revoked key's older rule never refills its chain when the key is read", async () => {
+    const { id, jwt } = await limitedKey({ credits: { remaining: 1000, refill: { amount: 1000, interval: "month" } } });
+    clockAt("2027-05-10T00:00:00Z");
+    const rotated = await call("POST", `/v1/keys/${id}/rotate`, { auth: jwt, body: {} });
+    const successor = (await rotated.json()) as { id: string; key: string };
+    expect((await call("DELETE", `/v1/keys/${id}`, { auth: jwt })).status).toBe(204);
+    // The chain's rule now: 10 credits, no refill (written to the live key only).
+    const patched = await call("PATCH", `/v1/keys/${successor.id}`, {
+      auth: jwt,
+      body: { credits: { remaining: 10, refill: null } },
+    });
+    expect(patched.status).toBe(200);
+    clockAt("2027-06-01T00:00:01Z"); // a month later: the revoked key's stored rule would refill to 1000
+    const old = await call("GET", `/v1/keys/${id}`, { auth: jwt });
+    expect(await old.json()).toMatchObject({ revoked_at: expect.any(String) });
+    const listed = await call("GET", "/v1/keys?include_revoked=true", { auth: jwt });
+    expect(listed.status).toBe(200);
+    expect(await verify({ key: successor.key, cost: 0 })).toMatchObject({ credits: { remaining: 10 } });
+  });
+
+  it("a counter that cannot answer never costs a created or rotated key its one showing", async () => {
+    const jwt = await token(uniqueSub());
+    const { id } = await createKey(jwt, { credits: { remaining: 7 } });
+    const broken = envWith({
+      USAGE_COUNTER: new Proxy(env.USAGE_COUNTER!, {
+        get: () => () => {
+          throw new Error("injected fault: counter");
+        },
+      }),
+    });
+    const logs = captureLogs();
+    const created = await call("POST", "/v1/keys", {
+      auth: jwt,
+      body: { name: "made while the counter is down", credits: { remaining: 3 } },
+      env: broken,
+    });
+    const rotated = await call("POST", `/v1/keys/${id}/rotate`, { auth: jwt, body: {}, env: broken });
+    const listed = await call("GET", "/v1/keys", { auth: jwt, env: broken });
+    logs.restore();
+    expect(created.status).toBe(201);
+    expect(await created.json()).toMatchObject({ key: expect.any(String), credits: { remaining: 3 } });
+    expect(rotated.status).toBe(201);
+    expect(await rotated.json()).toMatchObject({ key: expect.any(String), credits: { remaining: 7 } });
+    expect(listed.status).toBe(200); // the stored balances, not a 503
+    expect(logs.lines().length).toBeGreaterThan(0);
+    expect(logs.lines().every((line) => line.event === "usage_counter_unavailable")).toBe(true);
+  });
+
   it("a change of limits on one key of a chain changes them on every live key of it, each audited", async () => {
     const { id, key, jwt } = await limitedKey({ credits: { remaining: 5 } });
     const rotated = await call("POST", `/v1/keys/${id}/rotate`, { auth: jwt, body: { grace_seconds: 600 } });

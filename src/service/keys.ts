@@ -242,6 +242,20 @@ function requireNoLimitsOf(actor: Actor, field: "ratelimits" | "credits"): void 
 }
 
 /**
+ * A key with usage limits may rotate only keys sharing its counters: a rotation hands out a new key
+ * with the rotated key's limits, so rotating a key without them (or with other ones) would be a way
+ * around its own.
+ */
+function requireSameCounters(actor: Actor, record: KeyRecord): void {
+  if (actor.kind === "api_key" && hasLimits(actor.key.limits) && usageIdOf(record) !== usageIdOf(actor.key)) {
+    throw new ForbiddenError(
+      "ratelimits",
+      "A key with usage limits may rotate only itself and the keys sharing its usage counters",
+    );
+  }
+}
+
+/**
  * The limits after a PATCH (undefined: neither field given). Rate limits given replace the list;
  * credits given replace the rule and `set` the balance to `remaining` (the running totals carry on,
  * so the counter applies the set exactly once); null removes them.
@@ -448,6 +462,7 @@ export class Keys {
     for (let attempt = 1; ; attempt++) {
       const current = await this.findVisible(actor, id);
       this.requireManagement(actor, current, "The key to rotate");
+      requireSameCounters(actor, current);
       if (current.revokedAt !== null) throw new ConflictError("The key is revoked; create a new key instead");
       const now = Date.now();
       if (current.expiresAt !== null && current.expiresAt <= now) {
@@ -491,7 +506,9 @@ export class Keys {
    * conflict, reported per item. Each imported key gets one `imported` audit event, in the same
    * store write (a conflict writes none).
    */
-  async import(actor: Actor, input: ImportKeysInput): Promise<ImportResultView> {
+  async import(caller: Actor, input: ImportKeysInput): Promise<ImportResultView> {
+    this.requireScope(caller, "keys:write");
+    const actor = await recheckActor(this.deps, this.verifier, caller);
     this.requireScope(actor, "keys:write");
     const errors: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
     const records: KeyRecord[] = [];
@@ -707,12 +724,18 @@ export class Keys {
     return { key_id: record.id, granularity: query.granularity, buckets: views };
   }
 
-  /** The key's view with its credit balance as it is now (one counter call, only for a key with credits). */
+  /**
+   * The key's view with its credit balance as it is now (one counter call, only for a live key with
+   * credits). A revoked key is shown as stored and never reaches the counter: limit changes are written
+   * to a chain's unrevoked keys only, so its rule may be older than the chain's, and a peek applies the
+   * rule it is given (a refill). A counter that cannot answer leaves the stored balance in the view:
+   * a created or rotated key's one showing of its plaintext must never be lost to it.
+   */
   private async liveView(record: KeyRecord): Promise<ApiKeyView> {
     const view = toApiKey(record);
-    if (!view.credits || !record.limits) return view;
-    const usage = await this.counters().take(usageIdOf(record), record.limits, 0);
-    return { ...view, credits: { ...view.credits, remaining: usage.credits?.remaining ?? view.credits.remaining } };
+    if (!view.credits || record.revokedAt !== null) return view;
+    const remaining = await this.balance(record);
+    return remaining === null ? view : { ...view, credits: { ...view.credits, remaining } };
   }
 
   private usageStore() {

@@ -19,7 +19,8 @@
  * what it learnt before: a key is answered only from a D1 read made since (so 503 while D1 is down).
  *
  * A warm verification makes no D1 query and no KV or D1 write; last-use times are written at most
- * once a minute per key, after the response.
+ * once a minute per key, after the response, and outcome counts for the usage report in one batch per
+ * isolate about every 30 s (service/usage.ts).
  *
  * A key with rate limits or credits (keys/usage.ts) then makes one call to its chain's Durable Object
  * counter (store/counter.ts), which applies every limit at once; a key without them never reaches a
