@@ -13,7 +13,7 @@ import { KvRecordCache } from "../src/store/cache";
 import { DurableUsageCounters, counterClock } from "../src/store/counter";
 import { D1KeyStore } from "../src/store/d1";
 import { D1UsageStore, type UsageCount, type UsageStore } from "../src/store/usage";
-import { USAGE_FLUSH_MS, UsageTally } from "../src/service/usage";
+import { USAGE_FLUSH_MS, USAGE_MAX_ENTRIES, UsageTally } from "../src/service/usage";
 import { generateKey } from "../src/keys/format";
 import { call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
 
@@ -733,6 +733,24 @@ describe("GET /v1/keys/{id}/usage", () => {
     ]);
     await tally.flush(working);
     expect(written).toHaveLength(2);
+  });
+
+  it("at its bound, drops new counts and says so once per flush interval, not once per request", async () => {
+    const tally = new UsageTally();
+    const written: UsageCount[] = [];
+    const store: UsageStore = { add: async (counts) => void written.push(...counts), read: async () => [] };
+    const at = Date.parse("2027-06-10T12:30:00Z");
+    for (let i = 0; i < USAGE_MAX_ENTRIES; i++) tally.add(`k${i}`, "VALID", at);
+    const logs = captureLogs();
+    tally.add("over1", "VALID", at);
+    tally.add("over2", "VALID", at);
+    tally.add("k0", "VALID", at); // an entry already held still counts
+    logs.restore();
+    expect(logs.events("usage_counts_dropped")).toHaveLength(1);
+    await tally.flush(store, at + 1);
+    expect(written).toHaveLength(USAGE_MAX_ENTRIES);
+    expect(written.find((c) => c.keyId === "k0")?.count).toBe(2);
+    expect(written.some((c) => c.keyId.startsWith("over"))).toBe(false);
   });
 
   it("is the owner's only, and refuses bad ranges with a 400 naming the field", async () => {
