@@ -37,7 +37,7 @@ def _epoch_seconds(stamp: Any) -> Optional[float]:
     # Python 3.9's fromisoformat takes 0, 3 or 6 fraction digits only.
     head, dot, rest = text.partition(".")
     if dot:
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
         text = head + "." + (digits + "000000")[:6] + rest[len(digits):]
     try:
         moment = datetime.fromisoformat(text)
