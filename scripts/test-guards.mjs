@@ -67,11 +67,13 @@ async function call(method, path, token, body) {
 }
 
 const verify = async (key, checks = {}) =>
-  (await fetch(`${url}/v1/verify`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ key, ...checks }),
-  }).then((response) => response.json())).code;
+  (
+    await fetch(`${url}/v1/verify`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ key, ...checks }),
+    }).then((response) => response.json())
+  ).code;
 
 /** The keys every suite shares, by environment variable. */
 async function createKeys() {
@@ -134,7 +136,13 @@ try {
   const env = await createKeys();
   outcomes.push([
     "python",
-    suite("python", python(), ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], `${root}packages/python`, env),
+    suite(
+      "python",
+      python(),
+      ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"],
+      `${root}packages/python`,
+      env,
+    ),
   ]);
   outcomes.push(["php", suite("php", "phpunit", ["--colors=never"], `${root}packages/php`, env)]);
 } catch (error) {

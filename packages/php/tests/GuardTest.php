@@ -124,4 +124,17 @@ final class GuardTest extends TestCase
         $this->assertArrayNotHasKey('Retry-After', Guard::usageHeaders(['code' => 'USAGE_EXCEEDED'] + $short, $now));
         $this->assertSame([], Guard::usageHeaders(['code' => 'VALID'], $now));
     }
+
+    public function testTheRefusalsCoverExactlyLatchkeysVerdictCodes(): void
+    {
+        if (!getenv('LATCHKEY_URL')) {
+            $this->markTestSkipped('LATCHKEY_URL is not set: run `npm run test:guards`');
+        }
+        $schemas = json_decode((string) file_get_contents(getenv('LATCHKEY_URL') . '/openapi.json'), true)['components']['schemas'];
+        $codes = array_merge($schemas['VerifyRefusal']['properties']['code']['enum'], $schemas['VerifyVerdict']['properties']['code']['enum']);
+        $ours = array_merge(array_keys(Guard::REFUSALS), ['VALID']);
+        sort($codes);
+        sort($ours);
+        $this->assertSame($codes, $ours);
+    }
 }

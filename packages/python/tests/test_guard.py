@@ -2,8 +2,11 @@
 headers of a 429, and failures to get a verdict."""
 import json
 import unittest
+import urllib.request
 
 from latchkey import Guard, GuardRequest, LatchkeyClient, LatchkeyError, Refusal, Response, presented_key, usage_headers
+from latchkey.guard import REFUSALS
+from tests.support import URL, needs_latchkey
 
 
 def request(headers=None, path="/x"):
@@ -182,3 +185,13 @@ class Client(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Codes(unittest.TestCase):
+    @needs_latchkey
+    def test_the_refusals_cover_exactly_latchkeys_verdict_codes(self):
+        with urllib.request.urlopen(URL + "/openapi.json", timeout=10) as answer:
+            schemas = json.load(answer)["components"]["schemas"]
+        codes = set(schemas["VerifyRefusal"]["properties"]["code"]["enum"])
+        codes |= set(schemas["VerifyVerdict"]["properties"]["code"]["enum"])
+        self.assertEqual(set(REFUSALS) | {"VALID"}, codes)
