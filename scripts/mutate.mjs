@@ -261,8 +261,10 @@ async function runMutant(dir, mutant, original, timeout, all) {
   const { mutated } = locate(mutant, original);
   try {
     // A mutant that does not parse tests nothing: report it as an error in the list, not as killed.
-    // (Code only: a migration's SQL is parsed by D1 when the tests apply it.)
-    if (!mutant.file.endsWith(".sql")) await transform(mutated, { loader: mutant.file.endsWith(".ts") ? "ts" : "js" });
+    // (TypeScript and JavaScript only: a migration's SQL is parsed by D1 when the tests apply it, and
+    // the Python and PHP packages' sources are read as text by test/guard-ports.test.ts.)
+    if (/\.(?:[cm]?[jt]s)$/.test(mutant.file))
+      await transform(mutated, { loader: /\.[cm]?ts$/.test(mutant.file) ? "ts" : "js" });
   } catch (error) {
     return {
       outcome: "error",

@@ -1,0 +1,9 @@
+/** Vite's raw imports of the Python and PHP packages' sources: test/guard-ports.test.ts reads their tables. */
+declare module "*.py?raw" {
+  const text: string;
+  export default text;
+}
+declare module "*.php?raw" {
+  const text: string;
+  export default text;
+}
