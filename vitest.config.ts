@@ -53,6 +53,7 @@ export default defineConfig(async () => {
         "./test/setup/build-ui.ts",
         "./test/setup/quiet-rpc.ts",
         "./test/setup/deploy-config.ts",
+        "./test/setup/docs.ts",
       ],
       setupFiles: ["./test/setup/apply-migrations.ts"],
       include: ["test/**/*.test.ts"],

@@ -1,6 +1,6 @@
 /**
  * The deployments wrangler.toml describes ([vars] for local development, [env.staging] and
- * [env.production]) against the README's configuration table and the Worker's own reading of them
+ * [env.production]) against the configuration table of docs/configuration.md and the Worker's own reading of them
  * (src/config.ts): every variable documented, each environment complete (vars and bindings are not
  * inherited, so a forgotten one silently takes the code's default), production failing closed.
  */
@@ -9,17 +9,17 @@ import { describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../src/config";
 import type { Env } from "../src/env";
 
-const { vars, topLevel, envs, readme } = inject("deployConfig");
-const documented = (where: string) => readme.filter((row) => row.where === where).map((row) => row.name);
+const { vars, topLevel, envs, documented: table } = inject("deployConfig");
+const documented = (where: string) => table.filter((row) => row.where === where).map((row) => row.name);
 
-describe("wrangler.toml against the README's configuration table", () => {
+describe("wrangler.toml against the configuration table of docs/configuration.md", () => {
   it("documents every variable of [vars], and [vars] holds every variable the table says is there", () => {
     expect(Object.keys(vars).length).toBeGreaterThan(10); // the table was read
     expect(Object.keys(vars).sort()).toEqual(documented("`[vars]`").sort());
   });
 
   it("documents every binding, and each documented binding is declared (or, if optional, shown commented)", () => {
-    const bindings = readme.filter((row) => row.where.startsWith("`[[")).map((row) => row.name);
+    const bindings = table.filter((row) => row.where.startsWith("`[[")).map((row) => row.name);
     expect([...topLevel.bindings, ...topLevel.optional].sort()).toEqual(bindings.sort());
   });
 

@@ -1,11 +1,11 @@
 /**
  * Machine-readable errors: every refusal carries the stable `code` (and `type` URI) of its kind, so a
  * client can tell "key expired" from "key revoked" without parsing English; validation messages are
- * plain words, never a library's internals; the README documents every code.
+ * plain words, never a library's internals; docs/api.md documents every code.
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import readme from "../README.md?raw";
+import apiPage from "../docs/api.md?raw";
 import { authenticatePerson } from "../src/auth/credentials";
 import { AuthenticationError } from "../src/auth/errors";
 import { loadConfig } from "../src/config";
@@ -174,10 +174,10 @@ describe("validation messages are plain words", () => {
   });
 });
 
-describe("the README", () => {
+describe("the API reference (docs/api.md)", () => {
   it("has one table row per problem code, with its status", () => {
     for (const code of PROBLEM_CODES) {
-      expect(readme, code).toMatch(new RegExp(`^\\| \`${code}\` +\\| ${PROBLEMS[code].status} +\\|`, "m"));
+      expect(apiPage, code).toMatch(new RegExp(`^\\| \`${code}\` +\\| ${PROBLEMS[code].status} +\\|`, "m"));
     }
   });
 });

@@ -1,15 +1,16 @@
 /**
- * Reads wrangler.toml's deployments ([vars], [env.staging], [env.production]) and the README's
- * configuration table in Node and hands them to test/deploy-config.test.ts (workerd cannot read files).
+ * Reads wrangler.toml's deployments ([vars], [env.staging], [env.production]) and the configuration
+ * table of docs/configuration.md in Node and hands them to test/deploy-config.test.ts (workerd cannot
+ * read files).
  */
 import { readFileSync } from "node:fs";
 import type { TestProject } from "vitest/node";
 import { root, wranglerEnv, wranglerTopLevel, wranglerVars } from "../../scripts/dev-config.mjs";
 
-/** The rows of the README's "## Configuration" table: each setting and where it is set. */
-function readmeSettings(): { name: string; where: string }[] {
-  const readme = readFileSync(`${root}README.md`, "utf8");
-  const section = /^## Configuration\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? "";
+/** The rows of docs/configuration.md's "## Every setting" table: each setting and where it is set. */
+function documentedSettings(): { name: string; where: string }[] {
+  const page = readFileSync(`${root}docs/configuration.md`, "utf8");
+  const section = /^## Every setting\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(page)?.[1] ?? "";
   return [...section.matchAll(/^\| `([A-Z0-9_]+)`\s*\| ([^|]*?)\s*\|/gm)].map((m) => ({ name: m[1]!, where: m[2]! }));
 }
 
@@ -18,7 +19,7 @@ export default function deployConfig(project: TestProject): void {
     vars: wranglerVars(),
     topLevel: wranglerTopLevel(),
     envs: { staging: wranglerEnv("staging"), production: wranglerEnv("production") },
-    readme: readmeSettings(),
+    documented: documentedSettings(),
   });
 }
 
@@ -34,7 +35,7 @@ declare module "vitest" {
       vars: Record<string, string>;
       topLevel: { bindings: string[]; optional: string[]; namespaceIds: string[] };
       envs: { staging: DeployEnv | null; production: DeployEnv | null };
-      readme: { name: string; where: string }[];
+      documented: { name: string; where: string }[];
     };
   }
 }
