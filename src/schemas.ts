@@ -643,8 +643,14 @@ export const AuditEvent = z
       z.record(z.string(), z.object({ old: z.unknown(), new: z.unknown() })),
       "Each changed field with its old and new value.",
     ),
-    ip: described(z.nullable(z.string()), "The caller's address (CF-Connecting-IP), when over HTTP."),
-    user_agent: z.nullable(z.string()),
+    ip: described(
+      z.nullable(z.string()),
+      "The changer's address (CF-Connecting-IP), when over HTTP. Shown only to the key's owner, a workspace admin (workspace keys) and RPC; null for everyone else.",
+    ),
+    user_agent: described(
+      z.nullable(z.string()),
+      "The changer's User-Agent, when over HTTP. Shown only to the key's owner, a workspace admin (workspace keys) and RPC; null for everyone else.",
+    ),
   })
   .apply(meta({ id: "AuditEvent" }));
 export type AuditEventView = z.infer<typeof AuditEvent>;

@@ -27,7 +27,6 @@ import type {
   DeadKeyCode,
   LiveKeyCode,
   ApiKeyView,
-  AuditEventView,
   CreateKeyInput,
   ImportKeyInput,
   ImportKeysInput,
@@ -51,6 +50,7 @@ import type {
 import { describeError, log } from "../log";
 import { type IdempotencyClaim, IdempotencyConflict, type KeyChanges } from "../store/store";
 import { recheckActor } from "./actor";
+import { toEventView } from "./audit-view";
 import {
   ConflictError,
   CredentialNotLiveError,
@@ -114,19 +114,6 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
     allowed_ips: r.allowedIps === null ? null : [...r.allowedIps],
     rotated_from: r.rotatedFrom,
     ...limitsView(r.limits),
-  };
-}
-
-function toEventView(e: AuditEvent): AuditEventView {
-  return {
-    id: e.id,
-    key_id: e.keyId,
-    action: e.action,
-    actor: e.actor,
-    at: new Date(e.at).toISOString(),
-    changes: e.changes as AuditEventView["changes"],
-    ip: e.ip,
-    user_agent: e.userAgent,
   };
 }
 
@@ -779,13 +766,13 @@ export class Keys {
   async keyEvents(actor: Actor, id: string, input: ListEventsInput): Promise<EventListView> {
     this.requireScope(actor, "keys:read");
     const record = await this.findVisible(actor, id);
-    return this.events([record.owner], record.id, input);
+    return this.events(actor, [record.owner], record.id, input);
   }
 
   /** The audit events of every owner whose keys the actor sees, newest first. */
   async listEvents(actor: Actor, input: ListEventsInput): Promise<EventListView> {
     this.requireScope(actor, "keys:read");
-    return this.events(this.visibleOwners(actor), null, input);
+    return this.events(actor, this.visibleOwners(actor), null, input);
   }
 
   /** Retention (a scheduled task): deletes events older than the configured days, in bounded batches. */
@@ -834,7 +821,12 @@ export class Keys {
     }
   }
 
-  private async events(owners: Owner[], keyId: string | null, input: ListEventsInput): Promise<EventListView> {
+  private async events(
+    actor: Actor,
+    owners: Owner[],
+    keyId: string | null,
+    input: ListEventsInput,
+  ): Promise<EventListView> {
     const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
     const rows = await this.deps.store.listEvents({
       owners,
@@ -848,7 +840,7 @@ export class Keys {
     const page = rows.slice(0, input.limit);
     const last = page[page.length - 1];
     return {
-      data: page.map(toEventView),
+      data: page.map((e) => toEventView(e, actor)),
       next_cursor: rows.length > input.limit && last ? encodeCursor(last.at, last.id) : null,
     };
   }
