@@ -19,7 +19,7 @@
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { rangesWithin } from "../keys/ip";
-import { UUID_V4 } from "../keys/legacy";
+import { UUID_V4, importedStartProblem } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/usage";
 import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
@@ -571,9 +571,8 @@ export class Keys {
         message: `${format} keys are not accepted here: the operator enables them with LEGACY_KEY_FORMATS`,
       };
     }
-    if (format === "opaque" && item.start !== undefined && !formats.prefixes.some((p) => item.start!.startsWith(p))) {
-      return { field: "start", message: `Must begin with an accepted prefix (${formats.prefixes.join(", ")})` };
-    }
+    const badStart = item.start === undefined ? null : importedStartProblem(item.start, format, formats);
+    if (badStart !== null) return { field: "start", message: badStart };
     const leaked = await fieldHoldingKey(item);
     return leaked === null ? null : { field: leaked, message: "Holds the key itself: send only its SHA-256 in hash" };
   }
