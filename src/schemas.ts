@@ -710,8 +710,8 @@ export const Problem = z
       "`quota_exceeded` and `creation_rate_limited`: the limit that refused the request.",
     ),
     checks: described(
-      z.optional(z.record(z.string(), z.string())),
-      "`not_ready` only: each dependency checked, `ok` or what is wrong.",
+      z.optional(z.record(z.string(), z.enum(["ok", "behind", "unreachable"]))),
+      "`not_ready` only: each dependency checked: `ok`, `behind` (D1's migrations are behind this build; which ones, the log says) or `unreachable`.",
     ),
     // `key_rate_limited` and `key_usage_exceeded`: the key's limits as a verdict would show them.
     ...verdictUsageFields,
