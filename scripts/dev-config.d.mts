@@ -2,6 +2,7 @@ export const root: string;
 export function ensureDevVars(): boolean;
 export function devVars(): Record<string, string>;
 export function wranglerVars(): Record<string, string>;
+export function wranglerDevIp(): string | null;
 export function wranglerEnv(
   name: string,
 ): { vars: Record<string, string>; bindings: string[]; namespaceIds: string[] } | null;

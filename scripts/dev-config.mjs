@@ -38,6 +38,13 @@ export function wranglerVars() {
   return section ? parseAssignments(section[1]) : {};
 }
 
+/** wrangler.toml's `[dev] ip`, or null. */
+export function wranglerDevIp() {
+  const toml = readFileSync(`${root}wrangler.toml`, "utf8");
+  const section = /^\[dev\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(toml);
+  return (section && /^ip\s*=\s*"([^"]*)"/m.exec(section[1])?.[1]) ?? null;
+}
+
 /**
  * One `[env.<name>]` of wrangler.toml: its vars (the inline `vars = { ... }` table, flat strings) and
  * the names of its bindings (D1, KV, rate limiters, Analytics Engine), for the deploy-config test.

@@ -1,5 +1,6 @@
 // npm start [-- wrangler dev options]: applies the local D1 migrations, creates the local dev
 // secret if absent, and serves latchkey on http://localhost:8787 (or --port N) with wrangler dev.
+// Refuses a non-loopback `--ip` while DEV_UI_TOKENS is on (start-guard.mjs).
 //
 // Process hygiene: SIGINT/SIGTERM are forwarded to wrangler, and this script exits with wrangler's
 // status. Neither npm nor its shell reliably passes a signal on (npm can exit and leave this script
@@ -9,11 +10,24 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
-import { ensureDevVars, root } from "./dev-config.mjs";
+import { devVars, ensureDevVars, root, wranglerDevIp, wranglerVars } from "./dev-config.mjs";
+import { devTokensExposure } from "./start-guard.mjs";
 
 const wrangler = `${root}node_modules/wrangler/bin/wrangler.js`;
 
 if (ensureDevVars()) console.log("Created .dev.vars with a random local JWT_SECRET (npm run token uses it).");
+
+// The dev token mint (DEV_UI_TOKENS) is served on a loopback address only (start-guard.mjs).
+const refusal = devTokensExposure({
+  args: process.argv.slice(2),
+  devVars: devVars(),
+  tomlVars: wranglerVars(),
+  tomlDevIp: wranglerDevIp(),
+});
+if (refusal) {
+  console.error(refusal);
+  process.exit(2);
+}
 
 // The keys page's files (ui/ -> src/http/ui-assets.generated.ts), so edits to ui/ show on restart.
 const ui = spawnSync(process.execPath, [`${root}scripts/build-ui.mjs`], { cwd: root, stdio: "inherit" });

@@ -7,6 +7,7 @@ import type { Env } from "./env";
 import { isValidPrefix } from "./keys/format";
 import { log } from "./log";
 import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
+import { isPublicSuffix } from "./public-suffixes";
 
 export interface JwtConfig {
   /** HS256 secret (local development). Ignored when `jwksUrl` is set. */
@@ -331,12 +332,29 @@ function readOrigins(name: string, raw: string | undefined, errors: string[]): R
 const FRAME_SOURCE =
   /^(?:'self'|https:\/\/(?:\*\.)?[a-z0-9.-]+(?::\d{1,5})?|http:\/\/(?:localhost|127\.0\.0\.1)(?::\d{1,5})?)$/;
 
-/** UI_FRAME_ANCESTORS: `'none'` (default), or `'self'` and origins separated by spaces. */
+/** `https://*.<domain>[:port]` → `<domain>`, for any other source null. */
+const wildcardDomain = (source: string): string | null => /^https:\/\/\*\.([^:]+)/.exec(source)?.[1] ?? null;
+
+/**
+ * UI_FRAME_ANCESTORS: `'none'` (default), or `'self'` and origins separated by spaces. A wildcard
+ * directly under a public or shared-hosting suffix (`https://*.com`, `https://*.workers.dev`;
+ * public-suffixes.ts) would let strangers' sites frame the page: refused like any bad value.
+ */
 function readFrameAncestors(raw: string | undefined, errors: string[]): string {
   const value = text(raw);
   if (!value || value === "'none'") return "'none'";
   const sources = value.split(/\s+/);
-  if (sources.every((source) => FRAME_SOURCE.test(source))) return sources.join(" ");
-  errors.push(`UI_FRAME_ANCESTORS must be 'none', or 'self' and https origins separated by spaces; using 'none'`);
+  if (!sources.every((source) => FRAME_SOURCE.test(source))) {
+    errors.push(`UI_FRAME_ANCESTORS must be 'none', or 'self' and https origins separated by spaces; using 'none'`);
+    return "'none'";
+  }
+  const open = sources.filter((source) => {
+    const domain = wildcardDomain(source);
+    return domain !== null && isPublicSuffix(domain);
+  });
+  if (open.length === 0) return sources.join(" ");
+  errors.push(
+    `UI_FRAME_ANCESTORS must not put a wildcard directly under a public or shared-hosting suffix (${open.join(", ")}: anyone may have a site there); name your own domain, such as https://*.example.com; using 'none'`,
+  );
   return "'none'";
 }

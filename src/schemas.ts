@@ -643,8 +643,14 @@ export const AuditEvent = z
       z.record(z.string(), z.object({ old: z.unknown(), new: z.unknown() })),
       "Each changed field with its old and new value.",
     ),
-    ip: described(z.nullable(z.string()), "The caller's address (CF-Connecting-IP), when over HTTP."),
-    user_agent: z.nullable(z.string()),
+    ip: described(
+      z.nullable(z.string()),
+      "The changer's address (CF-Connecting-IP), when over HTTP. Shown only to the key's owner, a workspace admin (workspace keys) and RPC; null for everyone else.",
+    ),
+    user_agent: described(
+      z.nullable(z.string()),
+      "The changer's User-Agent, when over HTTP. Shown only to the key's owner, a workspace admin (workspace keys) and RPC; null for everyone else.",
+    ),
   })
   .apply(meta({ id: "AuditEvent" }));
 export type AuditEventView = z.infer<typeof AuditEvent>;
@@ -704,8 +710,8 @@ export const Problem = z
       "`quota_exceeded` and `creation_rate_limited`: the limit that refused the request.",
     ),
     checks: described(
-      z.optional(z.record(z.string(), z.string())),
-      "`not_ready` only: each dependency checked, `ok` or what is wrong.",
+      z.optional(z.record(z.string(), z.enum(["ok", "behind", "unreachable"]))),
+      "`not_ready` only: each dependency checked: `ok`, `behind` (D1's migrations are behind this build; which ones, the log says) or `unreachable`.",
     ),
     // `key_rate_limited` and `key_usage_exceeded`: the key's limits as a verdict would show them.
     ...verdictUsageFields,

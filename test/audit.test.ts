@@ -391,6 +391,55 @@ describe("GET /v1/keys/{id}/events and GET /v1/events", () => {
     expect(page.data.map((e) => e.key_id)).toEqual([shared.id]);
   });
 
+  it("show ip and user_agent only to the owner and workspace admins, never to keys nor members", async () => {
+    const read = async (path: string, auth: string) => {
+      const response = await call("GET", path, { auth });
+      expect(response.status, `${path}: ${await response.clone().text()}`).toBe(200);
+      return (await response.json<EventPage>()).data;
+    };
+    const origins = (page: EventView[]) => page.map((e) => [e.ip, e.user_agent]);
+    const CHANGER = [CLIENT["cf-connecting-ip"], CLIENT["user-agent"]];
+
+    // A personal key: its owner sees where each change came from; a keys:read key of the same owner does not.
+    const { jwt } = await person();
+    const made = await call("POST", "/v1/keys", { auth: jwt, body: { name: "p" }, headers: CLIENT });
+    const { id } = await made.json<{ id: string }>();
+    const reader = await createKey(jwt, { scopes: ["keys:read"] });
+    for (const path of [`/v1/keys/${id}/events`, "/v1/events?action=created"]) {
+      expect(origins((await read(path, jwt)).filter((e) => e.key_id === id)), path).toEqual([CHANGER]);
+      const seen = (await read(path, reader.key)).filter((e) => e.key_id === id);
+      expect(seen, path).toHaveLength(1);
+      expect(origins(seen), path).toEqual([[null, null]]);
+    }
+
+    // A workspace key: admins see it, a member without the admin role and a workspace key do not.
+    const org = uniqueSub("org");
+    const admin = await token(uniqueSub(), { org });
+    const otherAdmin = await token(uniqueSub(), { org });
+    const member = await token(uniqueSub(), { org, roles: ["member"] });
+    const shared = await call("POST", "/v1/keys", {
+      auth: admin,
+      body: { name: "shared", owner: "workspace" },
+      headers: CLIENT,
+    });
+    const sharedId = (await shared.json<{ id: string }>()).id;
+    const orgReader = await createKey(admin, { owner: "workspace", scopes: ["keys:read"] });
+    for (const path of [`/v1/keys/${sharedId}/events`, "/v1/events"]) {
+      const only = (page: EventView[]) => page.filter((e) => e.key_id === sharedId);
+      expect(origins(only(await read(path, otherAdmin))), path).toEqual([CHANGER]);
+      expect(origins(only(await read(path, member))), path).toEqual([[null, null]]);
+      expect(origins(only(await read(path, orgReader.key))), path).toEqual([[null, null]]);
+    }
+    // A member's own personal keys stay theirs to read in full.
+    const own = await call("POST", "/v1/keys", { auth: member, body: { name: "own" }, headers: CLIENT });
+    const ownId = (await own.json<{ id: string }>()).id;
+    expect(origins(await read(`/v1/keys/${ownId}/events`, member))).toEqual([CHANGER]);
+
+    // RPC acts as the owner: it reads them.
+    const rpc = await exports.KeyService.keyEvents({ type: "workspace", id: org }, sharedId);
+    expect(origins(rpc.data as EventView[])).toEqual([CHANGER]);
+  });
+
   it("are read over RPC as over HTTP", async () => {
     const owner = { type: "user", id: uniqueSub() } as const;
     const made = await exports.KeyService.create(owner, { name: "rpc" });

@@ -86,7 +86,8 @@ async function load(served: Env): Promise<Contract> {
   ajv.addSchema(document as object, "openapi");
   const routes = Object.keys(document.paths).map((path) => ({
     path,
-    pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, "[^/]+")}$`),
+    // Trailing slashes reach the same operation, as in the router (itty-router's patterns end in `/*$`).
+    pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, "[^/]+")}/*$`),
   }));
   return { document, routes, ajv, validators: new Map() };
 }

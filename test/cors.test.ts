@@ -178,6 +178,51 @@ describe("/v1/verify", () => {
   });
 });
 
+describe("the list is the matched route's", () => {
+  it("`/v1/verify/` (the verify route, with a trailing slash) is judged by VERIFY_ALLOWED_ORIGINS, preflight and response alike", async () => {
+    const { key } = await createKey(await token(uniqueSub()));
+    const VERIFIER = "https://verifier.example.com";
+    const verifyEnv = envWith({ ALLOWED_ORIGINS: DASHBOARD, VERIFY_ALLOWED_ORIGINS: VERIFIER });
+    for (const path of ["/v1/verify/", "/v1/verify//"]) {
+      // The router serves this path as the verify route.
+      const served = await call("POST", path, { env: verifyEnv, body: { key }, headers: { Origin: VERIFIER } });
+      expect(served.status, path).toBe(200);
+      expect((await served.json<{ valid: boolean }>()).valid, path).toBe(true);
+      expect(served.headers.get("access-control-allow-origin"), path).toBe(VERIFIER);
+      const fromDashboard = await call("POST", path, { env: verifyEnv, body: { key }, headers: { Origin: DASHBOARD } });
+      expect(fromDashboard.headers.get("access-control-allow-origin"), path).toBeNull();
+
+      const refused = await call("OPTIONS", path, { env: verifyEnv, headers: preflightHeaders(DASHBOARD) });
+      expect((await expectProblem(refused, 403, "origin_not_allowed")).detail, path).toMatch(/VERIFY_ALLOWED_ORIGINS/);
+      expect(refused.headers.get("access-control-allow-origin"), path).toBeNull();
+      const allowed = await call("OPTIONS", path, { env: verifyEnv, headers: preflightHeaders(VERIFIER) });
+      expect(allowed.status, path).toBe(204);
+      expect(allowed.headers.get("access-control-allow-origin"), path).toBe(VERIFIER);
+    }
+    // A 405 on the verify route's path is judged by the same list.
+    const wrongMethod = await call("GET", "/v1/verify/", { env: verifyEnv, headers: { Origin: DASHBOARD } });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("other API paths, with or without a trailing slash, are judged by ALLOWED_ORIGINS", async () => {
+    const verifyEnv = envWith({ ALLOWED_ORIGINS: DASHBOARD, VERIFY_ALLOWED_ORIGINS: "https://verifier.example.com" });
+    const cases = [
+      ["/v1/keys/", 204],
+      ["/v1/events/", 204],
+      ["/v1/verifyx", 404], // no route: not a preflight, routed to the 404 (with CORS headers, by ALLOWED_ORIGINS)
+      ["/v1/verify/x", 404],
+    ] as const;
+    for (const [path, status] of cases) {
+      const preflight = await call("OPTIONS", path, { env: verifyEnv, headers: preflightHeaders(DASHBOARD, "GET") });
+      expect(preflight.status, path).toBe(status);
+      expect(preflight.headers.get("access-control-allow-origin"), path).toBe(DASHBOARD);
+      const response = await call("GET", path, { env: verifyEnv, headers: { Origin: DASHBOARD } });
+      expect(response.headers.get("access-control-allow-origin"), path).toBe(DASHBOARD);
+    }
+  });
+});
+
 describe("configuration", () => {
   it("keeps exact origins and reports every entry that is not one", () => {
     const logs = captureLogs();

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../src/env";
 import { generateKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
-import { parseLegacyFormats } from "../src/keys/legacy";
+import { importedStartProblem, parseLegacyFormats } from "../src/keys/legacy";
 import { isolateCache } from "../src/service/verify";
 import { cacheKey } from "../src/store/cache";
 import { call, createKey, envWith, expectProblem, tableSnapshot, token, uniqueSub } from "./helpers";
@@ -178,6 +178,61 @@ describe("POST /v1/keys/import", () => {
     );
     expect((await expectProblem(await importKeys(jwt, many), 422)).errors).toHaveProperty("keys");
     expect(await tableSnapshot()).toEqual(before);
+  });
+
+  it("refuses a start with control, bidirectional or invisible characters, or not shaped like its format's key (422 naming it)", async () => {
+    const jwt = await token(uniqueSub());
+    const before = await tableSnapshot();
+    const refused: [string, "opaque" | "sanctum", RegExp][] = [
+      ["sk_live_\u202eab", "opaque", /U\+202E/], // right-to-left override
+      ["\u2066lk_ab\u2069", "opaque", /U\+2066/], // isolate: poses as latchkey's lk_ in the page
+      ["sk_live_\u200ba", "opaque", /U\+200B/], // zero-width space
+      ["\ufeffsk_live_a", "opaque", /U\+FEFF/], // byte order mark
+      ["sk_live_\u200fa", "opaque", /U\+200F/], // right-to-left mark
+      ["sk_live_\u00ada", "opaque", /U\+00AD/], // soft hyphen
+      ["sk_live_a\ufe0f", "opaque", /U\+FE0F/], // variation selector
+      ["sk_live_\u3164", "opaque", /U\+3164/], // Hangul filler
+      ["sk_live_ a", "opaque", /U\+0020/],
+      ["lk_abcdef", "opaque", /accepted prefix \(sk_live_\)/],
+      ["sk_live_ab.c", "opaque", /first characters/],
+      ["lk_abcdef", "sanctum", /Sanctum token/],
+      ["5|ab|c", "sanctum", /Sanctum token/],
+      ["5|\u202eab", "sanctum", /U\+202E/],
+      ["\u061c5|ab", "sanctum", /U\+061C/], // Arabic letter mark
+    ];
+    for (const [start, format, message] of refused) {
+      const item = { hash: (await opaqueKey()).hash, name: "x", start, format };
+      const problem = await expectProblem(
+        await importKeys(jwt, [{ hash: (await opaqueKey()).hash, name: "ok" }, item]),
+        422,
+      );
+      expect((problem.errors as Record<string, string[]>)["keys.1.start"], JSON.stringify(start)).toEqual([
+        expect.stringMatching(message),
+      ]);
+    }
+    // Over RPC, the same rule.
+    const owner = { type: "user", id: uniqueSub() } as const;
+    const rpc = await exports.KeyService.import(owner, {
+      keys: [{ hash: (await opaqueKey()).hash, name: "x", start: "sk_live_\u202eab" }],
+    }).then(
+      () => "resolved",
+      (error: Error) => error.message,
+    );
+    expect(rpc).toMatch(/^\[invalid\] keys\.0\.start: Must not contain/);
+    expect(await tableSnapshot()).toEqual(before);
+
+    // A start shaped like its format's key is kept as given.
+    const accepted = await importOk(jwt, [
+      { hash: (await opaqueKey()).hash, name: "o", start: "sk_live_a-/=" },
+      { hash: (await sanctumToken()).hash, name: "s", format: "sanctum", start: "5|aB3" },
+      { hash: (await sanctumToken()).hash, name: "b", format: "sanctum", start: "aB3cD4" },
+    ]);
+    const starts = await Promise.all(
+      accepted.results.map(
+        async (r) => (await (await call("GET", `/v1/keys/${r.id}`, { auth: jwt })).json<{ start: string }>()).start,
+      ),
+    );
+    expect(starts).toEqual(["sk_live_a-/=", "5|aB3", "aB3cD4"]);
   });
 
   it("refuses an item that carries the key itself anywhere, and stores nothing", async () => {
@@ -389,6 +444,53 @@ describe("KeyService.import (RPC)", () => {
       (error: Error) => error.message,
     );
     expect(message).toMatch(/^\[invalid\] input: keys\.0\.hash/);
+  });
+});
+
+describe("importedStartProblem", () => {
+  const formats = { sanctum: true, prefixes: ["sk_live_", "pk_"] };
+  it("accepts the beginning of a key of the format, and nothing hidden", () => {
+    for (const start of ["sk_live_", "sk_live_Ab9", "pk_~+/=-_", "pk_x"]) {
+      expect(importedStartProblem(start, "opaque", formats), start).toBeNull();
+    }
+    for (const start of ["5", "5|", "12|aB", "aB3cD4", "12345678901234567890|a"]) {
+      expect(importedStartProblem(start, "sanctum", formats), start).toBeNull();
+    }
+  });
+
+  it("refuses control, bidirectional, invisible and space characters, whatever the format", () => {
+    const hidden = [
+      ..."\u0000\u0009\u001b\u007f\u0085\u009b", // controls
+      ..."\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c", // bidirectional
+      ..."\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u034f\ufe0f\u115f\u1160\u3164\uffa0\u2800", // invisible
+      ..."\u0020\u00a0\u2007\u2028\u2029\u3000", // spaces and separators
+      "\u{e0041}", // a tag character
+      "\u{f0000}", // private use
+    ];
+    for (const char of hidden) {
+      const code = char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+      for (const [start, format] of [
+        [`sk_live_a${char}b`, "opaque"],
+        [`${char}sk_live_a`, "opaque"],
+        [`5|a${char}`, "sanctum"],
+      ] as const) {
+        expect(importedStartProblem(start, format, formats), `U+${code} in ${format}`).toBe(
+          `Must not contain control, bidirectional, invisible or space characters (found U+${code})`,
+        );
+      }
+    }
+  });
+
+  it("an opaque key's begins with an enabled prefix, then body characters; a Sanctum key's is <id>|<secret> or the secret", () => {
+    expect(importedStartProblem("lk_abc", "opaque", formats)).toMatch(
+      /^Must begin with an accepted prefix \(sk_live_, pk_\)/,
+    );
+    expect(importedStartProblem("sk_test_a", "opaque", formats)).toMatch(/accepted prefix/);
+    expect(importedStartProblem("sk_live_ä", "opaque", formats)).toMatch(/first characters: sk_live_/);
+    expect(importedStartProblem("pk_a.b", "opaque", formats)).toMatch(/first characters: pk_/);
+    for (const start of ["lk_abc", "|abc", "a|b", "5|a|b", "5|a_b", "abc-def", "123456789012345678901|a"]) {
+      expect(importedStartProblem(start, "sanctum", formats), start).toMatch(/Sanctum token/);
+    }
   });
 });
 

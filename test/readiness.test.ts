@@ -44,24 +44,32 @@ describe("GET /readyz", () => {
     expect(LATEST_MIGRATION).toBe(names[names.length - 1]);
   });
 
-  it("503 naming the migration when D1's schema is behind this build", async () => {
+  it("503 `behind` when D1's schema is behind this build: the migrations are named in the log, never to the caller", async () => {
     const logs = captureLogs();
     const response = await call("GET", "/readyz", { env: envWith({ DB: dbAtMigration("0001_api_keys.sql") }) });
     logs.restore();
+    const text = await response.clone().text();
     const problem = await expectProblem(response, 503, "not_ready");
-    expect(problem.checks).toEqual({
-      d1: `migration ${LATEST_MIGRATION} is not applied (latest applied: 0001_api_keys.sql)`,
-      kv: "ok",
-    });
-    expect(problem.detail).toContain(LATEST_MIGRATION);
-    expect(logs.events("not_ready")).toHaveLength(1);
+    expect(problem.checks).toEqual({ d1: "behind", kv: "ok" });
+    expect(problem.detail).toBe("Not ready: d1: behind");
+    for (const name of [LATEST_MIGRATION, "0001_api_keys.sql", "migration", ".sql"]) expect(text).not.toContain(name);
+    const [line, ...more] = logs.events("not_ready");
+    expect(more).toEqual([]);
+    expect(line).toMatchObject({ level: "error", dependency: "d1" });
+    expect(line!.error).toBe(`migration ${LATEST_MIGRATION} is not applied (latest applied: 0001_api_keys.sql)`);
   });
 
-  it("503 when no migration was ever applied", async () => {
+  it("503 `behind` when no migration was ever applied", async () => {
     const logs = captureLogs();
-    const problem = await expectProblem(await call("GET", "/readyz", { env: envWith({ DB: unmigratedDb() }) }), 503);
+    const response = await call("GET", "/readyz", { env: envWith({ DB: unmigratedDb() }) });
     logs.restore();
-    expect(problem.checks).toMatchObject({ d1: `migration ${LATEST_MIGRATION} is not applied (latest applied: none)` });
+    const text = await response.clone().text();
+    const problem = await expectProblem(response, 503);
+    expect(problem.checks).toEqual({ d1: "behind", kv: "ok" });
+    expect(text).not.toContain(LATEST_MIGRATION);
+    expect(logs.events("not_ready").map((line) => line.error)).toEqual([
+      `migration ${LATEST_MIGRATION} is not applied (latest applied: none)`,
+    ]);
   });
 
   it("503 naming D1 or KV when one is unreachable", async () => {

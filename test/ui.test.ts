@@ -84,6 +84,53 @@ describe("the page", () => {
     }
   });
 
+  it("UI_FRAME_ANCESTORS refuses a wildcard directly under a public or shared-hosting suffix; one under your domain stays", async () => {
+    const refused = [
+      "https://*.com",
+      "https://*.dev",
+      "https://*.co.uk",
+      "https://*.com.au",
+      "https://*.workers.dev",
+      "https://*.pages.dev",
+      "https://*.github.io",
+      "https://*.vercel.app",
+      "https://*.netlify.app",
+      "https://*.herokuapp.com",
+      "https://*.com.",
+      "https://*.workers.dev:443",
+      "'self' https://dash.example.com https://*.workers.dev",
+    ];
+    for (const bad of refused) {
+      const testEnv = envWith({ UI_FRAME_ANCESTORS: bad });
+      const logs = captureLogs();
+      const response = await call("GET", "/ui/", { env: testEnv });
+      logs.restore();
+      expect(cspOf(response).get("frame-ancestors"), bad).toBe("'none'");
+      expect(response.headers.get("x-frame-options"), bad).toBe("DENY");
+      const named = bad.split(" ").at(-1)!;
+      expect(
+        logs.events("configuration_invalid").map((line) => line.problem),
+        bad,
+      ).toEqual([
+        expect.stringMatching(
+          /^UI_FRAME_ANCESTORS must not put a wildcard directly under a public or shared-hosting suffix/,
+        ),
+      ]);
+      expect(loadConfig(testEnv).errors.join("\n"), bad).toContain(named);
+    }
+    for (const good of [
+      "https://*.example.com",
+      "https://*.example.co.uk",
+      "https://*.my-app.pages.dev",
+      "https://*.example.com:8443",
+      "'self' https://app.workers.dev",
+    ]) {
+      const testEnv = envWith({ UI_FRAME_ANCESTORS: good });
+      expect(loadConfig(testEnv).errors, good).toEqual([]);
+      expect(cspOf(await call("GET", "/ui/", { env: testEnv })).get("frame-ancestors"), good).toBe(good);
+    }
+  });
+
   it("offers the dev sign-in only when dev tokens are on, else asks for a token", async () => {
     const normal = await (await call("GET", "/ui/")).text();
     expect(normal).toContain('data-mode="token"');

@@ -19,7 +19,7 @@ import { ValidationError } from "../service/errors";
 import { currentRequestId, requestIdFrom, withRequestId } from "../log";
 import { fieldErrors } from "../schemas";
 import { readJsonBody } from "./body";
-import { preflight, setCorsHeaders } from "./cors";
+import { type CorsList, corsListOf, corsListOfUnrouted, preflight, setCorsHeaders } from "./cors";
 import { renderFailure } from "./failure";
 import { clientOf, countAuthFailure, overAuthFailureLimit, tooManyFailures } from "./limits";
 import { HttpError, errorToProblem, problem } from "./problem";
@@ -103,16 +103,21 @@ function setStandardHeaders(headers: Headers, requestId: string): void {
   if (!headers.has("Cache-Control")) headers.set("Cache-Control", "no-store");
 }
 
-/** Sets the headers in place: every response is made here, with mutable headers; copies only if not. */
-function withStandardHeaders(response: Response, request: IRequest, env: Env): Response {
+/**
+ * Sets the headers in place: every response is made here, with mutable headers; copies only if not.
+ * `corsList`: the CORS list of the route that answered (cors.ts).
+ */
+function withStandardHeaders(
+  response: Response,
+  request: IRequest,
+  env: Env,
+  corsList: (request: IRequest) => CorsList | null,
+): Response {
   const requestId = currentRequestId() ?? "";
   if (request.method === "HEAD" && response.body !== null) response = new Response(null, response);
   const set = (headers: Headers) => {
     setStandardHeaders(headers, requestId);
-    // The matched route's pattern names the path without parsing the URL again (the hot path pays
-    // nothing); preflights and the catch-all ("*") parse it.
-    const path = request.route && request.route !== "*" ? request.route : new URL(request.url).pathname;
-    setCorsHeaders(headers, request, path, loadConfig(env));
+    setCorsHeaders(headers, request, corsList(request), loadConfig(env));
   };
   try {
     set(response.headers);
@@ -137,6 +142,7 @@ export function createApp(routes: readonly Route[]) {
           response instanceof Response ? response : errorToProblem(new Error("no response")),
           request,
           env,
+          corsListOfRequest,
         ),
     ],
   });
@@ -158,10 +164,34 @@ export function createApp(routes: readonly Route[]) {
   const patterns = router.routes.map(([method, pattern], i) => ({ method, pattern, route: routeOf[i] }));
   /** The routes that serve `pathname`, with any method. */
   const matchingFor = (pathname: string) => patterns.filter((p) => p.method !== "ALL" && p.pattern.test(pathname));
+  /**
+   * The CORS list of the route that serves `pathname` with `method` (a preflight's requested method),
+   * as the router would pick it; with no such route, that of the first route serving the path with
+   * another method (the 405 the catch-all answers), else of the path itself (the 404).
+   */
+  const corsListOfPath = (pathname: string, method: string | null): CorsList | null => {
+    const matching = matchingFor(pathname);
+    const served = matching.find((p) => p.method === method) ?? matching[0];
+    if (!served) return corsListOfUnrouted(pathname);
+    return served.route ? corsListOf(served.route) : null;
+  };
+  /** Each route's list by method and pattern (the router's `request.route`), so the hot path parses no URL. */
+  const listByRoute = new Map<string, CorsList | null>();
+  for (const [i, [method, , , pattern]] of router.routes.entries()) {
+    const route = routeOf[i];
+    if (route) listByRoute.set(`${method} ${pattern}`, corsListOf(route));
+  }
+  function corsListOfRequest(request: IRequest): CorsList | null {
+    if (request.route && request.route !== "*") return listByRoute.get(`${request.method} ${request.route}`) ?? null;
+    // A preflight (answered before routing) or the catch-all: the same choice from the route table.
+    const requested = request.method === "OPTIONS" ? request.headers.get("access-control-request-method") : null;
+    return corsListOfPath(new URL(request.url).pathname, requested);
+  }
   const corsPreflight = (request: IRequest, config: Config) => {
     const { pathname } = new URL(request.url);
     const methods = [...new Set(matchingFor(pathname).map((p) => p.method))];
-    return preflight(request, pathname, methods, config) ?? undefined;
+    const list = corsListOfPath(pathname, request.headers.get("access-control-request-method"));
+    return preflight(request, list, methods, config) ?? undefined;
   };
   router.all("*", (request: IRequest) => {
     const { pathname } = new URL(request.url);

@@ -53,12 +53,12 @@ export const routes: readonly Route[] = [
     operationId: "ready",
     summary: "Readiness check: D1 reachable with this build's schema, KV reachable",
     description:
-      "For load balancers and deploy pipelines. 503 `not_ready` (with `checks`) while a dependency is down or D1's migrations are behind this build.",
+      "For load balancers and deploy pipelines; needs no credentials, so it says only `ok`, `behind` or `unreachable` per dependency (the details go to the log). 503 `not_ready` (with `checks`) while a dependency is down or D1's migrations are behind this build.",
     tag: "meta",
     auth: "none",
     success: { status: 200, description: "Every dependency answers.", schema: Readiness },
     problems: [],
-    problemDescriptions: { 503: "`not_ready`: `checks` names each dependency that is down or behind." },
+    problemDescriptions: { 503: "`not_ready`: `checks` says which dependency is `unreachable` or `behind`." },
     handle: async ({ app }) => {
       const { ready, checks } = await app.readiness();
       if (ready) return json({ status: "ready", checks });

@@ -11,6 +11,10 @@
  *   - `opaque:<prefix>`: `<prefix><16-256 token characters>`, e.g. `sk_live_...`, looked up by the
  *     SHA-256 of the whole string.
  *
+ * An imported key's display `start` (`importedStartProblem`) must look like the beginning of a key in its
+ * format, so that a page listing keys shows what the key is: no control, bidirectional or invisible
+ * character (a start cannot pose as `lk_…` or hide what follows), and the format's accepted prefix.
+ *
  * Only latchkey's own keys are checksummed: a string in a legacy shape costs one lookup (then the
  * negative cache), like a well-formed unknown latchkey key. So an operator enables only the formats it
  * imports, and a deployment with none enabled pays nothing for this.
@@ -111,4 +115,40 @@ export function alternateCredential(
 /** The Sanctum-form token for a latchkey key: `<key id>|<key>`. */
 export function sanctumToken(id: string, key: string): string {
   return `${id}|${key}`;
+}
+
+/**
+ * Characters a display start never holds: controls (C0, DEL, C1), format characters (bidirectional
+ * embeddings, overrides, isolates and marks U+202A-202E, U+2066-2069, U+200E/F, U+061C; zero-width
+ * U+200B-200D, U+2060, U+FEFF; tags), separators and spaces, combining marks (variation selectors,
+ * U+034F), private use, unassigned code points, and the blank letters (Hangul fillers, braille blank).
+ */
+const HIDDEN_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Z}\p{M}\p{Co}\p{Cn}\u115f\u1160\u3164\uffa0\u2800]/u;
+/** The beginning of a Sanctum token: `<id>|<secret…>`, or of the bare secret. */
+const SANCTUM_START = /^(?:[0-9]{1,20}\|)?[A-Za-z0-9]*$/;
+/** The beginning of an opaque key's body (after its prefix). */
+const OPAQUE_START_BODY = /^[A-Za-z0-9_~+/=-]*$/;
+
+/**
+ * Why `start` cannot be the display start of an imported key in `format`, or null. An opaque key's
+ * begins with one of the enabled prefixes (`opaque:<prefix>`); a Sanctum key's is the beginning of
+ * `<id>|<secret>` or of the secret (digits and letters). Neither holds a hidden or control character.
+ */
+export function importedStartProblem(start: string, format: LegacyFormat, formats: LegacyFormats): string | null {
+  const hidden = HIDDEN_OR_CONTROL.exec(start)?.[0];
+  if (hidden !== undefined) {
+    const code = (hidden.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0");
+    return `Must not contain control, bidirectional, invisible or space characters (found U+${code})`;
+  }
+  if (format === "sanctum") {
+    return SANCTUM_START.test(start)
+      ? null
+      : "Must be the beginning of a Sanctum token: `<id>|<secret>` or the secret alone (letters and digits)";
+  }
+  const prefix = formats.prefixes.find((p) => start.startsWith(p));
+  if (prefix === undefined) return `Must begin with an accepted prefix (${formats.prefixes.join(", ")})`;
+  if (!OPAQUE_START_BODY.test(start.slice(prefix.length))) {
+    return `Must be the key's first characters: ${prefix} then letters, digits or _~+/=-`;
+  }
+  return null;
 }

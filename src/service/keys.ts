@@ -19,7 +19,7 @@
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { rangesWithin } from "../keys/ip";
-import { UUID_V4 } from "../keys/legacy";
+import { UUID_V4, importedStartProblem } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/usage";
 import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
@@ -27,7 +27,6 @@ import type {
   DeadKeyCode,
   LiveKeyCode,
   ApiKeyView,
-  AuditEventView,
   CreateKeyInput,
   ImportKeyInput,
   ImportKeysInput,
@@ -51,6 +50,7 @@ import type {
 import { describeError, log } from "../log";
 import { type IdempotencyClaim, IdempotencyConflict, type KeyChanges } from "../store/store";
 import { recheckActor } from "./actor";
+import { toEventView } from "./audit-view";
 import {
   ConflictError,
   CredentialNotLiveError,
@@ -114,19 +114,6 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
     allowed_ips: r.allowedIps === null ? null : [...r.allowedIps],
     rotated_from: r.rotatedFrom,
     ...limitsView(r.limits),
-  };
-}
-
-function toEventView(e: AuditEvent): AuditEventView {
-  return {
-    id: e.id,
-    key_id: e.keyId,
-    action: e.action,
-    actor: e.actor,
-    at: new Date(e.at).toISOString(),
-    changes: e.changes as AuditEventView["changes"],
-    ip: e.ip,
-    user_agent: e.userAgent,
   };
 }
 
@@ -584,9 +571,8 @@ export class Keys {
         message: `${format} keys are not accepted here: the operator enables them with LEGACY_KEY_FORMATS`,
       };
     }
-    if (format === "opaque" && item.start !== undefined && !formats.prefixes.some((p) => item.start!.startsWith(p))) {
-      return { field: "start", message: `Must begin with an accepted prefix (${formats.prefixes.join(", ")})` };
-    }
+    const badStart = item.start === undefined ? null : importedStartProblem(item.start, format, formats);
+    if (badStart !== null) return { field: "start", message: badStart };
     const leaked = await fieldHoldingKey(item);
     return leaked === null ? null : { field: leaked, message: "Holds the key itself: send only its SHA-256 in hash" };
   }
@@ -779,13 +765,13 @@ export class Keys {
   async keyEvents(actor: Actor, id: string, input: ListEventsInput): Promise<EventListView> {
     this.requireScope(actor, "keys:read");
     const record = await this.findVisible(actor, id);
-    return this.events([record.owner], record.id, input);
+    return this.events(actor, [record.owner], record.id, input);
   }
 
   /** The audit events of every owner whose keys the actor sees, newest first. */
   async listEvents(actor: Actor, input: ListEventsInput): Promise<EventListView> {
     this.requireScope(actor, "keys:read");
-    return this.events(this.visibleOwners(actor), null, input);
+    return this.events(actor, this.visibleOwners(actor), null, input);
   }
 
   /** Retention (a scheduled task): deletes events older than the configured days, in bounded batches. */
@@ -834,7 +820,12 @@ export class Keys {
     }
   }
 
-  private async events(owners: Owner[], keyId: string | null, input: ListEventsInput): Promise<EventListView> {
+  private async events(
+    actor: Actor,
+    owners: Owner[],
+    keyId: string | null,
+    input: ListEventsInput,
+  ): Promise<EventListView> {
     const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
     const rows = await this.deps.store.listEvents({
       owners,
@@ -848,7 +839,7 @@ export class Keys {
     const page = rows.slice(0, input.limit);
     const last = page[page.length - 1];
     return {
-      data: page.map(toEventView),
+      data: page.map((e) => toEventView(e, actor)),
       next_cursor: rows.length > input.limit && last ? encodeCursor(last.at, last.id) : null,
     };
   }

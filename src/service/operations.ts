@@ -15,10 +15,16 @@ export const PURGE_BATCH = 500;
 export const PURGE_MAX_BATCHES = 20;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * A dependency's state, in words safe to show anyone (/readyz needs no credentials): `behind` when D1's
+ * schema is not this build's (which migrations are missing goes to the log, not to the caller).
+ */
+export type CheckResult = "ok" | "behind" | "unreachable";
+
 export interface Readiness {
   readonly ready: boolean;
-  /** Each dependency: `ok`, or what is wrong, in words safe to show (details go to the log). */
-  readonly checks: Record<string, string>;
+  /** Each dependency's state; the details (which migration, which error) go to the log. */
+  readonly checks: Record<string, CheckResult>;
 }
 
 export interface ReadinessProbes {
@@ -32,7 +38,7 @@ export async function checkReadiness({ store, cache }: ReadinessProbes): Promise
     d1: () => store.checkSchema(LATEST_MIGRATION),
     kv: cache,
   };
-  const checks: Record<string, string> = {};
+  const checks: Record<string, CheckResult> = {};
   await Promise.all(
     Object.entries(probes).map(async ([name, probe]) => {
       try {
@@ -40,7 +46,7 @@ export async function checkReadiness({ store, cache }: ReadinessProbes): Promise
         checks[name] = "ok";
       } catch (error) {
         const misconfigured = error instanceof StorageMisconfiguredError;
-        checks[name] = misconfigured ? error.message : "unreachable";
+        checks[name] = misconfigured ? "behind" : "unreachable";
         log("error", "not_ready", {
           dependency: name,
           error: describeError(error),

@@ -271,7 +271,9 @@ export interface AuditEvent {
   at: string;
   /** Each changed field with its old and new value. */
   changes: Record<string, { old: unknown; new: unknown }>;
+  /** The changer's address; null unless you own the key or administer its workspace. */
   ip: string | null;
+  /** The changer's User-Agent; null unless you own the key or administer its workspace. */
   user_agent: string | null;
 }
 
