@@ -7,9 +7,9 @@
  *   log, on behalf of any owner: bind it only to trusted Workers that manage keys for their users.
  *
  * Errors cross the binding as Error objects whose message starts with a code in brackets, e.g.
- * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them:
- * also `[forbidden]`, `[quota_exceeded]`, `[rate_limited]` and `[unavailable]` (storage down, or
- * this isolate too long without a feed sync to vouch for a key: retry shortly).
+ * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them
+ * (@latchkey/client's RPC_ERROR_CODES lists the codes, parseRpcError reads them). The code is the one
+ * errors/classify.ts gives every error; an unexpected error is `[internal]` and says nothing more.
  */
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as z from "zod/mini";
@@ -33,17 +33,12 @@ import {
   type VerifyResultView,
   type VerifyVerdictView,
   WELL_FORMED_ID,
-  fieldErrors,
+  parseInput,
   reservedKeyPath,
 } from "./schemas";
-import {
-  ConflictError,
-  ForbiddenError,
-  LimitExceededError,
-  NotFoundError,
-  StorageUnavailableError,
-  ValidationError,
-} from "./service/errors";
+import { report } from "./errors/classify";
+import type { FieldIssue } from "./problems";
+import { ValidationError } from "./service/errors";
 
 export const OwnerInput = z.strictObject({
   type: z.enum(["user", "workspace"]),
@@ -88,11 +83,18 @@ export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
 export type RevokeKeyOptions = z.input<typeof RevokeKeyOptionsSchema>;
 export type CreditsOptions = z.input<typeof CreditsRequest>;
 
+/** Refused input of one argument: `[invalid] input: name: Required`. */
+class ArgumentError extends ValidationError {
+  constructor(argument: string, issues: readonly FieldIssue[]) {
+    super(issues);
+    this.message = `${argument}: ${this.message}`;
+  }
+}
+
 /** Parses an argument, or throws `[invalid] <argument>: <field>: <messages>`. */
 function check<S extends z.ZodMiniType>(schema: S, value: unknown, argument: string): z.output<S> {
-  const result = schema.safeParse(value);
-  if (!result.success)
-    throw new Error(`[invalid] ${argument}: ${new ValidationError(fieldErrors(result.error)).message}`);
+  const result = parseInput(schema, value);
+  if (!result.success) throw new ArgumentError(argument, result.issues);
   return result.data;
 }
 
@@ -107,7 +109,10 @@ function checkJsonInput<S extends z.ZodMiniType>(
 ): z.output<S> {
   check(json, input, "input");
   const reserved = reservedKeyPath(input);
-  if (reserved !== null) throw new Error(`[invalid] input: ${reserved}: The key "__proto__" is reserved`);
+  if (reserved !== null)
+    throw new ArgumentError("input", [
+      { field: reserved, kind: "reserved", message: 'The key "__proto__" is reserved' },
+    ]);
   return check(schema, input, "input");
 }
 
@@ -115,29 +120,28 @@ function serviceActor(owner: Owner): Actor {
   return { kind: "service", owner: check(OwnerInput, owner, "owner") };
 }
 
-/** Service errors become plain Errors with a stable code, as RPC carries only the message. */
-async function rpcErrors<T>(run: () => Promise<T>): Promise<T> {
+/** The Error an RPC caller receives for `error`: its code in brackets, then its message. */
+export function rpcError(error: unknown): Error {
+  const { rpc, message } = report(error);
+  return new Error(`[${rpc}] ${message}`);
+}
+
+/** Runs a call; any error becomes an RPC error (RPC carries only the message). */
+async function rpcErrors<T>(run: () => Promise<T> | T): Promise<T> {
   try {
     return await run();
   } catch (error) {
-    if (error instanceof NotFoundError) throw new Error(`[not_found] ${error.message}`);
-    if (error instanceof ValidationError) throw new Error(`[invalid] ${error.message}`);
-    if (error instanceof ForbiddenError) throw new Error(`[forbidden] ${error.exceeded}: ${error.message}`);
-    if (error instanceof LimitExceededError) {
-      const code = error.retryAfterSeconds === null ? "quota_exceeded" : "rate_limited";
-      throw new Error(`[${code}] ${error.limit}: ${error.message}`);
-    }
-    if (error instanceof ConflictError) throw new Error(`[conflict] ${error.message}`);
-    if (error instanceof StorageUnavailableError)
-      throw new Error("[unavailable] Storage is unavailable; retry shortly");
-    throw error;
+    throw rpcError(error);
   }
 }
 
 function verifyWith(env: Env, ctx: ExecutionContext, key: unknown, options: unknown): Promise<VerifyResultView> {
-  const parsed = check(VerifyOptions, options ?? {}, "options");
-  if (typeof key !== "string") throw new Error("[invalid] key: Must be a string");
-  return rpcErrors(() => createContext(env, ctx).keys.verify(key, parsed));
+  return rpcErrors(() => {
+    const parsed = check(VerifyOptions, options ?? {}, "options");
+    if (typeof key !== "string")
+      throw new ValidationError([{ field: "key", kind: "type", message: "Must be a string" }]);
+    return createContext(env, ctx).keys.verify(key, parsed);
+  });
 }
 
 /** Verification only: the entrypoint for Workers that guard their routes with keys. */
@@ -156,69 +160,89 @@ export class KeyService extends WorkerEntrypoint<Env> {
   }
 
   async create(owner: Owner, input: CreateKeyOptions): Promise<CreatedApiKeyView> {
-    const actor = serviceActor(owner);
-    const body = checkJsonInput(CreateKeyRequest, input);
-    return rpcErrors(() => this.#keys().create(actor, body)) as Promise<CreatedApiKeyView>;
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const body = checkJsonInput(CreateKeyRequest, input);
+      return this.#keys().create(actor, body);
+    }) as Promise<CreatedApiKeyView>;
   }
 
   /** POST /v1/keys/import for `owner`: existing keys registered by hash (see README). */
   async import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView> {
-    const actor = serviceActor(owner);
-    const body = checkJsonInput(ImportKeysRequest, input, z.looseObject({ keys: z.array(JsonMetadata) }));
-    return rpcErrors(() => this.#keys().import(actor, body));
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const body = checkJsonInput(ImportKeysRequest, input, z.looseObject({ keys: z.array(JsonMetadata) }));
+      return this.#keys().import(actor, body);
+    });
   }
 
   /** The same as PATCH /v1/keys/{id}: fields left out are unchanged, null clears. */
   async update(owner: Owner, id: string, input: UpdateKeyOptions): Promise<ApiKeyView> {
-    const actor = serviceActor(owner);
-    const body = checkJsonInput(UpdateKeyRequest, input);
-    return rpcErrors(() => this.#keys().update(actor, String(id), body)) as Promise<ApiKeyView>;
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const body = checkJsonInput(UpdateKeyRequest, input);
+      return this.#keys().update(actor, String(id), body);
+    }) as Promise<ApiKeyView>;
   }
 
   /** The same as POST /v1/keys/{id}/rotate: the replacement key, shown once. */
   async rotate(owner: Owner, id: string, options: RotateKeyOptions = {}): Promise<CreatedApiKeyView> {
-    const actor = serviceActor(owner);
-    const parsed = check(RotateKeyRequest, options, "options");
-    return rpcErrors(() => this.#keys().rotate(actor, String(id), parsed)) as Promise<CreatedApiKeyView>;
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const parsed = check(RotateKeyRequest, options, "options");
+      return this.#keys().rotate(actor, String(id), parsed);
+    }) as Promise<CreatedApiKeyView>;
   }
 
   /** One key's audit events, newest first. */
   async keyEvents(owner: Owner, id: string, options: ListEventsOptions = {}): Promise<EventListView> {
-    const actor = serviceActor(owner);
-    const parsed = check(ListEventsOptionsSchema, options, "options");
-    return rpcErrors(() => this.#keys().keyEvents(actor, String(id), parsed)) as Promise<EventListView>;
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const parsed = check(ListEventsOptionsSchema, options, "options");
+      return this.#keys().keyEvents(actor, String(id), parsed);
+    }) as Promise<EventListView>;
   }
 
   /** The owner's audit events, newest first. */
   async listEvents(owner: Owner, options: ListEventsOptions = {}): Promise<EventListView> {
-    const actor = serviceActor(owner);
-    const parsed = check(ListEventsOptionsSchema, options, "options");
-    return rpcErrors(() => this.#keys().listEvents(actor, parsed)) as Promise<EventListView>;
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const parsed = check(ListEventsOptionsSchema, options, "options");
+      return this.#keys().listEvents(actor, parsed);
+    }) as Promise<EventListView>;
   }
 
   async get(owner: Owner, id: string): Promise<ApiKeyView> {
-    const actor = serviceActor(owner);
-    return rpcErrors(() => this.#keys().get(actor, String(id))) as Promise<ApiKeyView>;
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      return this.#keys().get(actor, String(id));
+    }) as Promise<ApiKeyView>;
   }
 
   async list(owner: Owner, options: ListKeysOptions = {}): Promise<KeyListView> {
-    const actor = serviceActor(owner);
-    const parsed = check(ListKeysOptionsSchema, options, "options");
-    return rpcErrors(() => this.#keys().list(actor, parsed)) as Promise<KeyListView>;
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const parsed = check(ListKeysOptionsSchema, options, "options");
+      return this.#keys().list(actor, parsed);
+    }) as Promise<KeyListView>;
   }
 
   /** POST /v1/keys/{id}/credits for `owner`: the balance afterwards. */
   async credits(owner: Owner, id: string, input: CreditsOptions): Promise<CreditsResultView> {
-    const actor = serviceActor(owner);
-    const body = check(CreditsRequest, input, "input");
-    return rpcErrors(() => this.#keys().adjustCredits(actor, String(id), body));
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const body = check(CreditsRequest, input, "input");
+      return this.#keys().adjustCredits(actor, String(id), body);
+    });
   }
 
   /** Revokes the key; with `{ cascade: true }` also every key descending from it, in one write. */
   async revoke(owner: Owner, id: string, options: RevokeKeyOptions = {}): Promise<void> {
-    const actor = serviceActor(owner);
-    const parsed = check(RevokeKeyOptionsSchema, options ?? {}, "options");
-    return rpcErrors(() => this.#keys().revoke(actor, String(id), parsed));
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const parsed = check(RevokeKeyOptionsSchema, options ?? {}, "options");
+      return this.#keys().revoke(actor, String(id), parsed);
+    });
   }
 
   /** Truly private (#): RPC exposes every public method of an entrypoint, and TypeScript's `private` too. */

@@ -9,7 +9,7 @@
 import * as z from "zod/mini";
 import { parseAddress, parseRange } from "./keys/ip";
 import { SCOPE_PATTERN } from "./keys/scopes";
-import { PROBLEMS, PROBLEM_CODES, problemType } from "./problems";
+import { type FieldIssue, type IssueKind, PROBLEMS, PROBLEM_CODES, problemType } from "./problems";
 import { MAX_CREDITS } from "./keys/usage";
 
 const TYPE_WORDS: Record<string, string> = {
@@ -741,22 +741,52 @@ export const OpenApiDocument = described(
   "An OpenAPI 3.1 document (this one).",
 );
 
-/** `{ "name": ["Required"], "scopes.0": ["..."] }` from a zod error. */
-export function fieldErrors(error: z.core.$ZodError): Record<string, string[]> {
-  // No prototype: a field named "__proto__" or "constructor" must not resolve to Object.prototype's.
-  const out: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
-  const add = (path: PropertyKey[], message: string) => {
-    const field = path.length ? path.map(String).join(".") : "body";
-    (out[field] ??= []).push(message);
-  };
+/** The kind of a zod issue (zod keeps the input on issues only when asked: see parseInput). */
+function issueKind(issue: z.core.$ZodIssue): IssueKind {
+  if ("input" in issue && issue.input === undefined) return "required";
+  switch (issue.code) {
+    case "invalid_type":
+      return "type";
+    case "too_small":
+      return "too_small";
+    case "too_big":
+      return "too_big";
+    case "invalid_format":
+      return "format";
+    case "invalid_value":
+      return "enum";
+    case "unrecognized_keys":
+      return "unknown_key";
+    default:
+      return "invalid";
+  }
+}
+
+/** The issues of a zod error, by field: `{ field: "scopes.0", kind: "format", message: "..." }`. */
+export function fieldIssues(error: z.core.$ZodError): FieldIssue[] {
+  const out: FieldIssue[] = [];
+  const fieldOf = (path: PropertyKey[]) => (path.length ? path.map(String).join(".") : "body");
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
-      for (const key of issue.keys) add([...issue.path, key], "Unknown field");
+      for (const key of issue.keys)
+        out.push({ field: fieldOf([...issue.path, key]), kind: "unknown_key", message: "Unknown field" });
     } else {
-      add(issue.path, issue.message);
+      out.push({ field: fieldOf(issue.path), kind: issueKind(issue), message: issue.message });
     }
   }
   return out;
+}
+
+/**
+ * `value` parsed by `schema`, or its field issues. Issues keep the input so a missing field tells
+ * itself from a wrong one; the input goes no further than `issueKind`.
+ */
+export function parseInput<S extends z.ZodMiniType>(
+  schema: S,
+  value: unknown,
+): { success: true; data: z.output<S> } | { success: false; issues: FieldIssue[] } {
+  const result = schema.safeParse(value, { reportInput: true });
+  return result.success ? { success: true, data: result.data } : { success: false, issues: fieldIssues(result.error) };
 }
 
 /**

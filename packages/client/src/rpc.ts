@@ -37,6 +37,7 @@ declare global {
 }
 
 export type { Owner };
+export type { RpcError, RpcErrorCode } from "./rpc-errors.js";
 export type VerifyResultView = VerifyResult;
 /** The verdict on a live key (its details included). */
 export type VerifyVerdictView = VerifyVerdict;
@@ -71,7 +72,7 @@ export type RevokeKeyOptions = RevokeOptions;
 /**
  * Verification only: bind this to Workers that guard their routes with keys. Errors cross the binding
  * with a code in the message: `[invalid] ...` (e.g. a resource id latchkey would never accept) or
- * `[unavailable] ...` (latchkey's storage is down).
+ * `[unavailable] ...` (latchkey's storage is down); `parseRpcError` from "@latchkey/client" reads it.
  */
 export interface KeyVerifier extends Rpc.WorkerEntrypointBranded {
   /** The same verdict as POST /v1/verify. */
@@ -82,7 +83,8 @@ export interface KeyVerifier extends Rpc.WorkerEntrypointBranded {
  * Verification and management of any owner's keys: bind it only to trusted Workers. Errors carry
  * `[invalid]`, `[not_found]`, `[forbidden]`, `[conflict]` (the key's state forbids the change),
  * `[quota_exceeded]` (the owner holds its most live keys), `[rate_limited]` (too many creations just
- * now) or `[unavailable]` in their message.
+ * now), `[unavailable]` or `[internal]` in their message: RPC_ERROR_CODES lists them, and
+ * `parseRpcError` from "@latchkey/client" reads them.
  */
 export interface KeyService extends Rpc.WorkerEntrypointBranded {
   verify(key: string, options?: VerifyKeyOptions): Promise<VerifyResultView>;
