@@ -16,9 +16,15 @@ import * as z from "zod/mini";
 import { createContext } from "./context";
 import type { Env } from "./env";
 import type { Actor, Owner } from "./model";
+import type {
+  ApiKeyView,
+  CreatedApiKeyView,
+  EventListView,
+  KeyListView,
+  KeyService as KeyServiceContract,
+  KeyVerifier as KeyVerifierContract,
+} from "@latchkey/client/rpc";
 import {
-  type ApiKeyView as ApiKeyJson,
-  type AuditEventView,
   CreateKeyRequest,
   ListEventsOptions as ListEventsOptionsSchema,
   CreditsRequest,
@@ -51,16 +57,18 @@ const JsonMetadata = z.looseObject({ metadata: z.optional(z.nullable(z.record(z.
 export type { ImportResultView, Owner, VerifyResultView, VerifyVerdictView };
 
 /**
- * The views as a binding types them. Metadata is JSON, but typed `unknown` (as in schemas.ts) it
- * would make the binding's results `never`, and a recursive JSON type is too deep for RPC's types.
+ * The views as a binding types them, from the client package, which is what callers import (the
+ * package's types are checked against the schemas by test/client-types.test.ts): metadata typed as
+ * JSON-ish values, since `unknown` would make the binding's results `never`.
  */
-export type MetadataValue = string | number | boolean | null | object;
-export type ApiKeyView = Omit<ApiKeyJson, "metadata"> & { metadata: Record<string, MetadataValue> | null };
-export type CreatedApiKeyView = ApiKeyView & { key: string };
-export interface KeyListView {
-  data: ApiKeyView[];
-  next_cursor: string | null;
-}
+export type {
+  ApiKeyView,
+  AuditEventRpcView,
+  CreatedApiKeyView,
+  EventListView,
+  KeyListView,
+  MetadataValue,
+} from "@latchkey/client/rpc";
 export type CreateKeyOptions = z.input<typeof CreateKeyRequest>;
 export type UpdateKeyOptions = z.input<typeof UpdateKeyRequest>;
 export type RotateKeyOptions = z.input<typeof RotateKeyRequest>;
@@ -69,14 +77,6 @@ export type ListEventsOptions = {
   [K in keyof EventOptionsInput]: EventOptionsInput[K];
 };
 type EventOptionsInput = Omit<z.input<typeof ListEventsOptionsSchema>, "limit"> & { limit?: number };
-/** An audit event as a binding types it (`changes` values are JSON). */
-export type AuditEventRpcView = Omit<AuditEventView, "changes"> & {
-  changes: Record<string, { old: MetadataValue; new: MetadataValue }>;
-};
-export interface EventListView {
-  data: AuditEventRpcView[];
-  next_cursor: string | null;
-}
 export type ListKeysOptions = z.input<typeof ListKeysOptionsSchema>;
 export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
 export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
@@ -145,7 +145,7 @@ function verifyWith(env: Env, ctx: ExecutionContext, key: unknown, options: unkn
 }
 
 /** Verification only: the entrypoint for Workers that guard their routes with keys. */
-export class KeyVerifier extends WorkerEntrypoint<Env> {
+export class KeyVerifier extends WorkerEntrypoint<Env> implements KeyVerifierContract {
   /** The same verdict as POST /v1/verify. */
   async verify(key: string, options: VerifyKeyOptions = {}): Promise<VerifyResultView> {
     return verifyWith(this.env, this.ctx, key, options);
@@ -153,7 +153,7 @@ export class KeyVerifier extends WorkerEntrypoint<Env> {
 }
 
 /** Verification and management of any owner's keys: for trusted Workers only. */
-export class KeyService extends WorkerEntrypoint<Env> {
+export class KeyService extends WorkerEntrypoint<Env> implements KeyServiceContract {
   /** The same verdict as POST /v1/verify. */
   async verify(key: string, options: VerifyKeyOptions = {}): Promise<VerifyResultView> {
     return verifyWith(this.env, this.ctx, key, options);

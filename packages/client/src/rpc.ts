@@ -4,8 +4,9 @@
  *   import type { KeyVerifier } from "@latchkey/client/rpc";
  *   interface Env { KEYS: Service<KeyVerifier> }
  *
- * Type-only: nothing of latchkey is bundled. They mirror latchkey's src/rpc.ts;
- * test/client-types.test.ts fails the type check when the two drift apart.
+ * Type-only: nothing of latchkey is bundled. latchkey's src/rpc.ts implements these interfaces and
+ * takes its view types from here, so its type check fails when the two drift apart (as does
+ * test/client-types.test.ts, which also compares the views with latchkey's schemas).
  */
 import type {
   ApiKey,
