@@ -12,7 +12,7 @@
  */
 import type { RpcErrorCode } from "@latchkey/client/rpc-errors";
 import { AuthenticationError, IdentityProviderUnavailableError } from "../auth/errors";
-import { type UsageVerdict, usageFields } from "../keys/usage";
+import { type UsageVerdict, usageFields } from "../keys/limit-arithmetic";
 import { type LogFields, describeError, log } from "../log";
 import { type FieldIssue, PROBLEMS, type ProblemCode } from "../problems";
 import {

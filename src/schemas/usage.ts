@@ -1,13 +1,13 @@
 /** Usage control: rate limits, credits, cost, the credits operation and the usage report. */
 import * as z from "zod/mini";
-import { MAX_CREDITS } from "../keys/usage";
+import { MAX_CREDITS } from "../keys/limit-arithmetic";
 import { KeyId, Timestamp, meta } from "./common";
 import type { VerifyCode } from "./verify";
 
 const MAX_RATE_LIMITS = 10;
 const DAY_MS = 86_400_000;
 
-/** One named rate limit (a token bucket: keys/usage.ts). */
+/** One named rate limit (a token bucket: keys/limit-arithmetic.ts). */
 export const RateLimit = z
   .strictObject({
     name: z

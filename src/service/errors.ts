@@ -7,7 +7,7 @@
  * vocabulary, so neither face imports from src/store.
  */
 export { StorageMisconfiguredError, StorageUnavailableError } from "../store/store";
-import type { UsageVerdict } from "../keys/usage";
+import type { UsageVerdict } from "../keys/limit-arithmetic";
 import { type FieldIssue, issuesByField } from "../problems";
 
 /** The resource does not exist or is not the caller's: the two are deliberately indistinguishable. */
