@@ -19,7 +19,7 @@
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { rangesWithin } from "../keys/ip";
-import { UUID_V4 } from "../keys/legacy";
+import { UUID_V4 } from "../keys/key-id";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/limit-arithmetic";
 import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
