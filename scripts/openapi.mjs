@@ -4,14 +4,22 @@
 // DIALECTS). `npm run lint:openapi` lints that file with Redocly's recommended rules.
 //
 // npm run openapi -- --generate: writes it as src/http/openapi.generated.ts, the module the Worker
-// serves (so the Worker bundles no document generator). The module is committed; the test suite
-// fails while it differs from what the schemas build to (`--check` does the same here).
+// serves (so the Worker bundles no document generator), and pretty-printed as docs/openapi.json, so a
+// schema change shows as a readable diff. Both are committed; the test suite fails while either
+// differs from what the schemas build to (`--check` does the same here, byte for byte).
 import { build } from "esbuild";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { root } from "./dev-config.mjs";
 
 export const GENERATED = "src/http/openapi.generated.ts";
+/** The same document, pretty-printed, for people and diffs. */
+export const PRETTY = "docs/openapi.json";
+
+/** The pretty-printed document's text. */
+export function renderPretty(document) {
+  return `${JSON.stringify(document, null, 2)}\n`;
+}
 
 /** The document with every route and dialect, as built from the schemas. */
 export async function buildDocument() {
@@ -54,25 +62,29 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(root, "scripts/opena
   const args = process.argv.slice(2);
   const document = await buildDocument();
   if (args.includes("--generate") || args.includes("--check")) {
-    const path = resolve(root, GENERATED);
-    const text = renderModule(document);
-    let current = "";
-    try {
-      current = readFileSync(path, "utf8");
-    } catch {}
-    if (args.includes("--check")) {
-      if (current !== text) {
-        console.error(`${GENERATED} is stale: run npm run openapi -- --generate and commit it.`);
-        process.exit(1);
+    for (const [file, text] of [
+      [GENERATED, renderModule(document)],
+      [PRETTY, renderPretty(document)],
+    ]) {
+      const path = resolve(root, file);
+      let current = "";
+      try {
+        current = readFileSync(path, "utf8");
+      } catch {}
+      if (args.includes("--check")) {
+        if (current !== text) {
+          console.error(`${file} is stale: run npm run openapi -- --generate and commit it.`);
+          process.exit(1);
+        }
+      } else if (current !== text) {
+        writeFileSync(path, text);
+        console.log(`Wrote ${file}`);
       }
-    } else if (current !== text) {
-      writeFileSync(path, text);
-      console.log(`Wrote ${GENERATED}`);
     }
   } else {
     const target = resolve(root, args[0] ?? ".wrangler/openapi.json");
     mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(target, `${JSON.stringify(document, null, 2)}\n`);
+    writeFileSync(target, renderPretty(document));
     console.log(`OpenAPI document written to ${target}`);
   }
 }

@@ -11,7 +11,7 @@ import { verificationCounter } from "./store/analytics";
 import { KvRecordCache } from "./store/cache";
 import { DurableUsageCounters } from "./store/counter";
 import { D1KeyStore } from "./store/d1";
-import { D1UsageStore } from "./store/usage";
+import { D1UsageStore } from "./store/usage-counts";
 
 export interface AppContext {
   readonly config: Config;

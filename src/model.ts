@@ -3,7 +3,7 @@
  * RFC 3339 strings only at the API boundary (see `toApiKey` in service/keys.ts).
  */
 import type { LegacyFormat } from "./keys/legacy";
-import type { KeyLimits } from "./keys/usage";
+import type { KeyLimits } from "./keys/limit-arithmetic";
 
 export type OwnerType = "user" | "workspace";
 
@@ -40,7 +40,7 @@ export interface KeyRecord {
   readonly allowedIps: readonly string[] | null;
   /** The id of the key this one replaced by rotation. */
   readonly rotatedFrom: string | null;
-  /** Rate limits and credits (keys/usage.ts); absent or null: none, and no counter is ever asked. */
+  /** Rate limits and credits (keys/limit-arithmetic.ts); absent or null: none, and no counter is ever asked. */
   readonly limits?: KeyLimits | null;
   /** The key chain whose counters the key uses (store/counter.ts); absent: its own id. */
   readonly usageId?: string;

@@ -215,3 +215,41 @@ export const PROBLEM_CODES = Object.keys(PROBLEMS) as ProblemCode[];
 export function problemType(code: ProblemCode): string {
   return PROBLEM_TYPE_BASE + code.replaceAll("_", "-");
 }
+
+/**
+ * What is wrong with one field, as a kind a program can branch on (the message is for people and may
+ * be reworded): `required` (missing), `type` (wrong type, or null), `format` (pattern, date-time, UUID),
+ * `too_small` / `too_big` (length, count or value), `enum` (not one of the allowed values),
+ * `unknown_key` (a field the shape does not have), `reserved` (a "__proto__" key), `forbidden` (beyond
+ * the caller's powers), `reused` (an Idempotency-Key already used), `invalid` (any other rule).
+ */
+export const ISSUE_KINDS = [
+  "required",
+  "type",
+  "format",
+  "too_small",
+  "too_big",
+  "enum",
+  "unknown_key",
+  "reserved",
+  "forbidden",
+  "reused",
+  "invalid",
+] as const;
+
+export type IssueKind = (typeof ISSUE_KINDS)[number];
+
+/** One field's issue: `field` is its path ("name", "scopes.0"; "body" for the whole body). */
+export interface FieldIssue {
+  readonly field: string;
+  readonly kind: IssueKind;
+  readonly message: string;
+}
+
+/** Issues by field, in order, as problems' `errors` show them: `{ "name": ["Required"] }`. */
+export function issuesByField(issues: readonly FieldIssue[]): Record<string, string[]> {
+  // No prototype: a field named "__proto__" or "constructor" must not resolve to Object.prototype's.
+  const out = Object.create(null) as Record<string, string[]>;
+  for (const issue of issues) (out[issue.field] ??= []).push(issue.message);
+  return out;
+}

@@ -3,6 +3,7 @@
  * refused. A refusal must be an RFC 9457 problem naming what was wrong, and must leave the api_keys
  * table exactly as it was (checked by row count and a checksum of every row).
  */
+import committedDocument from "../docs/openapi.json";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DIALECT_NAMES } from "../src/config";
@@ -317,6 +318,8 @@ describe("meta routes", () => {
     expect(doc, "src/http/openapi.generated.ts is stale: run npm run openapi -- --generate").toEqual(
       JSON.parse(JSON.stringify(buildOpenApiDocument(all))),
     );
+    // And its pretty-printed copy for people and diffs (scripts/openapi.mjs --check compares the bytes).
+    expect(committedDocument, "docs/openapi.json is stale: run npm run openapi -- --generate").toEqual(doc);
 
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
     const served = all.map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);

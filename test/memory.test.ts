@@ -11,7 +11,7 @@ import { IsolateCache, RECORD_MEMORY_BYTES, Verifier } from "../src/service/veri
 import { D1KeyStore } from "../src/store/d1";
 import { TtlLru } from "../src/util/lru";
 
-/** The largest record the API accepts (src/schemas.ts), with a 255-character owner id. */
+/** The largest record the API accepts (src/schemas/keys.ts), with a 255-character owner id. */
 function maximumRecord(i: number): KeyRecord {
   const pad = (prefix: string, length: number) => `${prefix}${"x".repeat(length - prefix.length)}`;
   return {

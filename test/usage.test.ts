@@ -7,13 +7,13 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
-import { type KeyLimits, applyUsage, nextPeriodStart, periodStart } from "../src/keys/usage";
+import { type KeyLimits, applyUsage, nextPeriodStart, periodStart } from "../src/keys/limit-arithmetic";
 import { IsolateCache, Verifier, isolateCache } from "../src/service/verify";
 import { KvRecordCache } from "../src/store/cache";
 import { DurableUsageCounters, counterClock } from "../src/store/counter";
 import { D1KeyStore } from "../src/store/d1";
-import { D1UsageStore, type UsageCount, type UsageStore } from "../src/store/usage";
-import { USAGE_FLUSH_MS, USAGE_MAX_ENTRIES, UsageTally } from "../src/service/usage";
+import { D1UsageStore, type UsageCount, type UsageStore } from "../src/store/usage-counts";
+import { USAGE_FLUSH_MS, USAGE_MAX_ENTRIES, UsageTally } from "../src/service/usage-tally";
 import { generateKey } from "../src/keys/format";
 import { call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
 
@@ -614,7 +614,7 @@ describe("PATCH of ratelimits and credits", () => {
   });
 });
 
-describe("credit operations are applied exactly once (keys/usage.ts)", () => {
+describe("credit operations are applied exactly once (keys/limit-arithmetic.ts)", () => {
   const at = Date.parse("2027-06-10T12:00:00Z");
   const withCredits = (credits: KeyLimits["credits"]): KeyLimits => ({ ratelimits: [], credits });
 

@@ -17,7 +17,7 @@ import type { Env } from "../env";
 import type { Actor } from "../model";
 import { ValidationError } from "../service/errors";
 import { currentRequestId, requestIdFrom, withRequestId } from "../log";
-import { fieldErrors } from "../schemas";
+import { parseInput } from "../schemas";
 import { readJsonBody } from "./body";
 import { type CorsList, corsListOf, corsListOfUnrouted, preflight, setCorsHeaders } from "./cors";
 import { renderFailure } from "./failure";
@@ -29,8 +29,8 @@ import { mountUi } from "./ui";
 type Args = [Env, ExecutionContext];
 
 function parse(schema: z.ZodMiniType, value: unknown, source: ValidationError["source"]): unknown {
-  const result = schema.safeParse(value);
-  if (!result.success) throw new ValidationError(fieldErrors(result.error), source);
+  const result = parseInput(schema, value);
+  if (!result.success) throw new ValidationError(result.issues, source);
   return result.data;
 }
 
@@ -74,7 +74,7 @@ function handlerFor(route: Route, routes: readonly Route[]) {
       } catch (error) {
         if (error instanceof AuthenticationError) {
           const limited = shed ? tooManyFailures() : await countAuthFailure(client, env);
-          if (limited) return route.errorFormat ? renderFailure(route.errorFormat, limited) : limited;
+          if (limited) throw limited;
         }
         throw error;
       }
@@ -204,7 +204,7 @@ export function createApp(routes: readonly Route[]) {
     });
     // A path of a dialect answers in its page's shape.
     const format = matching.find((p) => p.route?.errorFormat)?.route?.errorFormat;
-    return format ? renderFailure(format, error) : problem("method_not_allowed", error.init);
+    return format ? renderFailure(format, error) : errorToProblem(error);
   });
   return {
     routes: router.routes,

@@ -45,7 +45,8 @@ export async function readJsonBody(request: Request, options: BodyOptions = {}):
     throw new HttpError("malformed_body", { detail: "The body is not valid JSON" });
   }
   const reserved = reservedKeyPath(value);
-  if (reserved !== null) throw new ValidationError({ [reserved]: ['The key "__proto__" is reserved'] });
+  if (reserved !== null)
+    throw new ValidationError([{ field: reserved, kind: "reserved", message: 'The key "__proto__" is reserved' }]);
   return value;
 }
 

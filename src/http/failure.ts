@@ -1,11 +1,12 @@
 /**
- * Errors in a route's own shape (see ErrorFormat in route.ts). Any error is first classified exactly
- * as latchkey's problems classify it (problem.ts stays the one place where errors become statuses,
- * and what it logs it still logs), then rendered in the route's shape: a dialect translates shapes,
- * never decides what an error means. latchkey's problem titles are per kind ("Unknown API key"), but
- * the vendors' pages use the HTTP reason phrase ("Unauthorized"), so a failure's title is that.
+ * Errors in a route's own shape (see ErrorFormat in route.ts). Any error is classified exactly as
+ * latchkey's problems classify it (errors/classify.ts decides what an error means, and what it logs
+ * it still logs), then rendered in the route's shape: a dialect translates shapes, never decides what
+ * an error means. latchkey's problem titles are per kind ("Unknown API key"), but the vendors' pages
+ * use the HTTP reason phrase ("Unauthorized"), so a failure's title is that.
  */
-import { errorToProblem } from "./problem";
+import { report } from "../errors/classify";
+import { issuesByField } from "../problems";
 import type { ErrorFormat, Failure } from "./route";
 
 const KEPT_HEADERS = [
@@ -33,22 +34,29 @@ const REASON_PHRASES: Record<number, string> = {
   503: "Service Unavailable",
 };
 
-/** The failure an error (or a problem response already made, e.g. the limiter's 429) stands for. */
-export async function failureOf(error: unknown): Promise<Failure> {
-  const response = error instanceof Response ? error : errorToProblem(error);
-  const problem = (await response.json()) as { detail: string; errors?: Record<string, string[]> };
+/** The failure an error stands for. */
+export function failureOf(error: unknown): Failure {
+  const c = report(error);
   const headers: Record<string, string> = {};
   for (const name of KEPT_HEADERS) {
-    const value = response.headers.get(name);
-    if (value !== null) headers[name] = value;
+    const value = c.headers?.[name];
+    if (value !== undefined) headers[name] = value;
   }
-  const title = REASON_PHRASES[response.status] ?? "Error";
-  return { status: response.status, title, detail: problem.detail, errors: problem.errors ?? null, headers };
+  const title = REASON_PHRASES[c.status] ?? "Error";
+  const issues = c.issues ?? null;
+  return {
+    status: c.status,
+    title,
+    detail: c.detail,
+    errors: issues && issuesByField(issues),
+    issues,
+    headers,
+  };
 }
 
 /** The response for `error` in `format`. */
-export async function renderFailure(format: ErrorFormat, error: unknown): Promise<Response> {
-  const failure = await failureOf(error);
+export function renderFailure(format: ErrorFormat, error: unknown): Response {
+  const failure = failureOf(error);
   const status = format.status?.(failure.status) ?? failure.status;
   return new Response(JSON.stringify(format.body({ ...failure, status })), {
     status,

@@ -19,7 +19,7 @@ import { describeError, log } from "../log";
 import type { VerifyChecks } from "../schemas";
 import type { Keys } from "../service/keys";
 import { TtlLru } from "../util/lru";
-import { problem } from "./problem";
+import { HttpError, problem } from "./problem";
 import { json } from "./route";
 
 export const RETRY_AFTER_SECONDS = 60;
@@ -104,15 +104,15 @@ export function overAuthFailureLimit(client: string): boolean {
   return authFailures.isOver(client);
 }
 
-export function tooManyFailures(): Response {
-  return problem("rate_limited", {
+export function tooManyFailures(): HttpError {
+  return new HttpError("rate_limited", {
     detail: "Too many failed authentications; wait before trying again",
     headers: { "Retry-After": String(RETRY_AFTER_SECONDS) },
   });
 }
 
-/** Counts one failed authentication; a 429 problem when the client is now over its limit, else null. */
-export async function countAuthFailure(client: string, env: Env): Promise<Response | null> {
+/** Counts one failed authentication; the 429 to answer when the client is now over its limit, else null. */
+export async function countAuthFailure(client: string, env: Env): Promise<HttpError | null> {
   const limiter =
     client === NO_IP_CLIENT ? (env.AUTH_FAILURE_LIMITER_NO_IP ?? env.AUTH_FAILURE_LIMITER) : env.AUTH_FAILURE_LIMITER;
   if (!limiter) return null;

@@ -4,6 +4,7 @@
  * list, so a route cannot be served undocumented or documented unserved.
  */
 import type * as z from "zod/mini";
+import type { FieldIssue } from "../problems";
 import type { BodyOptions } from "./body";
 import type { AppContext } from "../context";
 import type { Env } from "../env";
@@ -36,6 +37,8 @@ export interface Failure {
   readonly detail: string;
   /** Invalid fields, by path, with their messages. */
   readonly errors: Readonly<Record<string, string[]>> | null;
+  /** The same issues, each with its kind (what a dialect maps to its own wording). */
+  readonly issues: readonly FieldIssue[] | null;
   /** Retry-After, WWW-Authenticate, Allow and RateLimit-*, kept whatever the shape. */
   readonly headers: Readonly<Record<string, string>>;
 }

@@ -12,7 +12,7 @@ import type { IRequest, RouterType } from "itty-router";
 import { mintDevToken } from "../auth/dev-token";
 import { isLoopback, loadConfig } from "../config";
 import type { Env } from "../env";
-import { DevTokenRequest, fieldErrors } from "../schemas";
+import { DevTokenRequest, parseInput } from "../schemas";
 import { ValidationError } from "../service/errors";
 import { readJsonBody } from "./body";
 import { HttpError } from "./problem";
@@ -131,8 +131,8 @@ async function devToken(request: IRequest, env: Env): Promise<Response> {
   if (!config.ui.devTokens || !isLoopback(new URL(request.url))) {
     throw new HttpError("not_found", { detail: `No route for ${new URL(request.url).pathname}` });
   }
-  const parsed = DevTokenRequest.safeParse(await readJsonBody(request));
-  if (!parsed.success) throw new ValidationError(fieldErrors(parsed.error), "body");
+  const parsed = parseInput(DevTokenRequest, await readJsonBody(request));
+  if (!parsed.success) throw new ValidationError(parsed.issues, "body");
   const token = await mintDevToken(config, parsed.data.sub, parsed.data.org ?? null);
   return json({ token, token_type: "Bearer" }, 200, { "Cache-Control": "no-store" });
 }

@@ -20,6 +20,7 @@
  * imports, and a deployment with none enabled pays nothing for this.
  */
 import { isWellFormedKeyOf } from "./format";
+import { UUID_V4 } from "./key-id";
 
 export type LegacyFormat = "sanctum" | "opaque";
 
@@ -41,7 +42,6 @@ export interface AlternateCredential {
   readonly keyId: string | null;
 }
 
-export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const SANCTUM_ID = /^[0-9]{1,20}$/;
 const SANCTUM_SECRET = /^[A-Za-z0-9]{40,128}$/;
 const OPAQUE_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{1,31}$/;

@@ -1,12 +1,14 @@
 /**
- * What the service can refuse, in its own words. The HTTP layer (http/problem.ts) and the RPC
- * entrypoint (rpc.ts) each translate these; the service itself knows no status codes.
+ * What the service can refuse, in its own words; the service itself knows no status codes. One
+ * classifier (errors/classify.ts) turns each into a code, a status and a message, which the HTTP
+ * problems, the dialects and the RPC entrypoint render.
  *
  * The store's failures are re-exported here on purpose: they reach HTTP and RPC through the service's
  * vocabulary, so neither face imports from src/store.
  */
 export { StorageMisconfiguredError, StorageUnavailableError } from "../store/store";
-import type { UsageVerdict } from "../keys/usage";
+import type { UsageVerdict } from "../keys/limit-arithmetic";
+import { type FieldIssue, issuesByField } from "../problems";
 
 /** The resource does not exist or is not the caller's: the two are deliberately indistinguishable. */
 export class NotFoundError extends Error {
@@ -16,19 +18,38 @@ export class NotFoundError extends Error {
   }
 }
 
-/** Input that passed the schema but not the rules, by field. `source` says where the field came from. */
+/**
+ * Input refused, by field: each issue names its field, a kind a program can branch on, and a message.
+ * Takes issues, or messages by field (kind `invalid`). `source` says where the fields came from.
+ */
 export class ValidationError extends Error {
   override readonly name = "ValidationError";
+  readonly issues: readonly FieldIssue[];
   constructor(
-    readonly errors: Record<string, string[]>,
+    errors: Record<string, string[]> | readonly FieldIssue[],
     readonly source: "body" | "query" | "header" = "body",
   ) {
+    const issues = isIssueList(errors)
+      ? errors
+      : Object.entries(errors).flatMap(([field, messages]) =>
+          messages.map((message) => ({ field, kind: "invalid" as const, message })),
+        );
     super(
-      Object.entries(errors)
+      Object.entries(issuesByField(issues))
         .map(([field, messages]) => `${field}: ${messages.join("; ")}`)
         .join(", "),
     );
+    this.issues = issues;
   }
+
+  /** The messages by field: `{ "name": ["Required"] }`. */
+  get errors(): Record<string, string[]> {
+    return issuesByField(this.issues);
+  }
+}
+
+function isIssueList(errors: Record<string, string[]> | readonly FieldIssue[]): errors is readonly FieldIssue[] {
+  return Array.isArray(errors);
 }
 
 /**

@@ -19,9 +19,10 @@
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { rangesWithin } from "../keys/ip";
-import { UUID_V4, importedStartProblem } from "../keys/legacy";
+import { UUID_V4 } from "../keys/key-id";
+import { importedStartProblem } from "../keys/legacy";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
-import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/usage";
+import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/limit-arithmetic";
 import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
   DeadKeyCode,

@@ -20,11 +20,11 @@
  *
  * A warm verification makes no D1 query and no KV or D1 write; last-use times are written at most
  * once a minute per key, after the response, and outcome counts for the usage report in one batch per
- * isolate about every 30 s (service/usage.ts).
+ * isolate about every 30 s (service/usage-tally.ts).
  *
- * A key with rate limits or credits (keys/usage.ts) then makes one call to its chain's Durable Object
+ * A key with rate limits or credits (keys/limit-arithmetic.ts) then makes one call to its chain's Durable Object
  * counter (store/counter.ts), which applies every limit at once; a key without them never reaches a
- * counter. Outcomes are counted per key in the isolate and written in batches (service/usage.ts).
+ * counter. Outcomes are counted per key in the isolate and written in batches (service/usage-tally.ts).
  */
 import type { Config } from "../config";
 import { isWellFormedKeyOf } from "../keys/format";
@@ -32,18 +32,18 @@ import { sha256Hex } from "../keys/hash";
 import { type IpMatcher, compileAllowList } from "../keys/ip";
 import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
-import { type KeyLimits, type UsageVerdict, hasLimits } from "../keys/usage";
+import { type KeyLimits, type UsageVerdict, hasLimits } from "../keys/limit-arithmetic";
 import { type CompactRecord, compact } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
 import { KV_TTL_SECONDS, type RecordCache } from "../store/cache";
 import { type KeyStore, StorageUnavailableError, TOUCH_BATCH } from "../store/store";
 import { withTimeout } from "../store/timeout";
 import type { UsageCounters } from "../store/counter";
-import type { UsageStore } from "../store/usage";
+import type { UsageStore } from "../store/usage-counts";
 import { TtlLru } from "../util/lru";
 import { describeError, log } from "../log";
 import { FeedState } from "./feed";
-import { UsageTally } from "./usage";
+import { UsageTally } from "./usage-tally";
 
 const LAST_USED_INTERVAL_MS = 60_000;
 /** How long one last-use flush may keep writing, and when a flush that never finished is given up. */

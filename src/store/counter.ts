@@ -8,7 +8,7 @@
  * of isolates or locations. A verification makes one call carrying every limit of the key.
  */
 import { DurableObject } from "cloudflare:workers";
-import { type CounterState, type KeyLimits, type UsageVerdict, applyUsage } from "../keys/usage";
+import { type CounterState, type KeyLimits, type UsageVerdict, applyUsage } from "../keys/limit-arithmetic";
 import { StorageUnavailableError } from "./store";
 import { withTimeout } from "./timeout";
 

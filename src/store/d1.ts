@@ -4,7 +4,7 @@
  * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log.
  */
 import type { LegacyFormat } from "../keys/legacy";
-import type { KeyLimits } from "../keys/usage";
+import type { KeyLimits } from "../keys/limit-arithmetic";
 import type { AuditAction, AuditEvent, KeyRecord, OwnerType } from "../model";
 import { withTimeout } from "./timeout";
 import {

@@ -22,6 +22,7 @@
  * reaches a handler).
  */
 import { LatchkeyError } from "./errors.js";
+import { parseRpcError } from "./rpc-errors.js";
 import type { Problem, RateLimitState, VerifyCode, VerifyOptions, VerifyResult, VerifyVerdict } from "./types.js";
 
 /** Anything that gives latchkey's verdicts: `env.KEYS` (a KeyVerifier binding) or a LatchkeyClient. */
@@ -273,11 +274,11 @@ function refusal(
  * A verifier that threw: the request's resource id or cost was refused by latchkey (400), latchkey
  * is limiting this server's verifications (429: 503 with latchkey's Retry-After), or latchkey could
  * not answer (503). Anything else is a bug and is rethrown. Service-binding errors carry their code
- * in the message (`[invalid] ...`, `[unavailable] ...`); the HTTP client throws LatchkeyError.
+ * in the message (`[invalid] ...`, `[unavailable] ...`: parseRpcError); the HTTP client throws LatchkeyError.
  */
 function failedVerification(error: unknown): Refusal {
-  const message = error instanceof Error ? error.message : "";
-  if (error instanceof LatchkeyError ? error.status === 422 || error.status === 400 : message.startsWith("[invalid]"))
+  const rpc = error instanceof LatchkeyError ? null : parseRpcError(error)?.code;
+  if (error instanceof LatchkeyError ? error.status === 422 || error.status === 400 : rpc === "invalid")
     return refusal(400, "The request names a resource id or a cost latchkey does not accept", "");
   if (error instanceof LatchkeyError && error.status === 429)
     return refusal(
@@ -287,7 +288,7 @@ function failedVerification(error: unknown): Refusal {
       undefined,
       error.retryAfter ?? UNAVAILABLE_RETRY_AFTER_SECONDS,
     );
-  if (error instanceof LatchkeyError ? error.unavailable : message.startsWith("[unavailable]"))
+  if (error instanceof LatchkeyError ? error.unavailable : rpc === "unavailable")
     return refusal(503, "Key verification is unavailable; retry shortly", "");
   throw error;
 }

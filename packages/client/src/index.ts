@@ -5,6 +5,8 @@
 export { CLIENT_OPERATIONS, LatchkeyClient, createClient } from "./client.js";
 export type { CallOptions, ClientOptions, CreateOptions } from "./client.js";
 export { LatchkeyError } from "./errors.js";
+export { RPC_ERROR_CODES, parseRpcError } from "./rpc-errors.js";
+export type { RpcError, RpcErrorCode } from "./rpc-errors.js";
 export { VERIFY_CACHE_MAX_TTL_MS } from "./verdict-cache.js";
 export { AUDIT_ACTIONS } from "./types.js";
 export type * from "./types.js";

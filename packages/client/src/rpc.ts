@@ -4,8 +4,9 @@
  *   import type { KeyVerifier } from "@latchkey/client/rpc";
  *   interface Env { KEYS: Service<KeyVerifier> }
  *
- * Type-only: nothing of latchkey is bundled. They mirror latchkey's src/rpc.ts;
- * test/client-types.test.ts fails the type check when the two drift apart.
+ * Type-only: nothing of latchkey is bundled. latchkey's src/rpc.ts implements these interfaces and
+ * takes its view types from here, so its type check fails when the two drift apart (as does
+ * test/client-types.test.ts, which also compares the views with latchkey's schemas).
  */
 import type {
   ApiKey,
@@ -37,6 +38,7 @@ declare global {
 }
 
 export type { Owner };
+export type { RpcError, RpcErrorCode } from "./rpc-errors.js";
 export type VerifyResultView = VerifyResult;
 /** The verdict on a live key (its details included). */
 export type VerifyVerdictView = VerifyVerdict;
@@ -71,7 +73,7 @@ export type RevokeKeyOptions = RevokeOptions;
 /**
  * Verification only: bind this to Workers that guard their routes with keys. Errors cross the binding
  * with a code in the message: `[invalid] ...` (e.g. a resource id latchkey would never accept) or
- * `[unavailable] ...` (latchkey's storage is down).
+ * `[unavailable] ...` (latchkey's storage is down); `parseRpcError` from "@latchkey/client" reads it.
  */
 export interface KeyVerifier extends Rpc.WorkerEntrypointBranded {
   /** The same verdict as POST /v1/verify. */
@@ -82,7 +84,8 @@ export interface KeyVerifier extends Rpc.WorkerEntrypointBranded {
  * Verification and management of any owner's keys: bind it only to trusted Workers. Errors carry
  * `[invalid]`, `[not_found]`, `[forbidden]`, `[conflict]` (the key's state forbids the change),
  * `[quota_exceeded]` (the owner holds its most live keys), `[rate_limited]` (too many creations just
- * now) or `[unavailable]` in their message.
+ * now), `[unavailable]` or `[internal]` in their message: RPC_ERROR_CODES lists them, and
+ * `parseRpcError` from "@latchkey/client" reads them.
  */
 export interface KeyService extends Rpc.WorkerEntrypointBranded {
   verify(key: string, options?: VerifyKeyOptions): Promise<VerifyResultView>;

@@ -8,6 +8,7 @@
  */
 import * as z from "zod/mini";
 import { sanctumToken } from "../../keys/legacy";
+import { type FieldIssue, issuesByField } from "../../problems";
 import { KeyIdParams, described, meta } from "../../schemas";
 import { defineRoute, json, type ErrorFormat, type Failure, type Route } from "../route";
 import { KeyNameField } from "./shared";
@@ -19,11 +20,10 @@ const LaravelError = z
   })
   .apply(meta({ id: "AutocallsError" }));
 
-/** Laravel's wording for latchkey's field messages: "The name field is required." */
-function laravelMessage(field: string, message: string): string {
+/** Laravel's wording for latchkey's field issues: "The name field is required." */
+function laravelMessage({ field, kind, message }: FieldIssue): string {
   if (field === "body") return "The request body must be a JSON object.";
-  if (message === "Required") return `The ${field} field is required.`;
-  if (message.startsWith("Invalid input: expected string")) return `The ${field} field must be a string.`;
+  if (kind === "required") return `The ${field} field is required.`;
   const sentence = message.charAt(0).toLowerCase() + message.slice(1);
   return `The ${field} field ${sentence}${sentence.endsWith(".") ? "" : "."}`;
 }
@@ -36,10 +36,8 @@ const MESSAGES: Partial<Record<number, string>> = {
 };
 
 function laravelError(failure: Failure) {
-  if (failure.status === 422 && failure.errors) {
-    const errors = Object.fromEntries(
-      Object.entries(failure.errors).map(([field, messages]) => [field, messages.map((m) => laravelMessage(field, m))]),
-    );
+  if (failure.status === 422 && failure.issues) {
+    const errors = issuesByField(failure.issues.map((issue) => ({ ...issue, message: laravelMessage(issue) })));
     const all = Object.values(errors).flat();
     const more = all.length - 1;
     const message = more > 0 ? `${all[0]} (and ${more} more error${more > 1 ? "s" : ""})` : (all[0] ?? "Invalid data.");

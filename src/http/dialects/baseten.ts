@@ -12,6 +12,7 @@
  * `{ "detail": [{ "type", "loc", "msg" }] }`. As pydantic does, unknown body fields are ignored.
  */
 import * as z from "zod/mini";
+import type { FieldIssue } from "../../problems";
 import { CreateKeyRequest, type CreateKeyInput, described, meta } from "../../schemas";
 import { defineRoute, json, type ErrorFormat, type Failure, type Route } from "../route";
 import { KeyNameField } from "./shared";
@@ -38,19 +39,28 @@ const HttpErrorBody = z.object({ detail: z.string() }).apply(meta({ id: "Baseten
 const ValidationErrorBody = z.object({ detail: ValidationDetail }).apply(meta({ id: "BasetenValidationError" }));
 
 function fastapiError(failure: Failure) {
-  if (failure.status !== 422 || !failure.errors) return { detail: failure.detail };
+  if (failure.status !== 422 || !failure.issues) return { detail: failure.detail };
   return {
-    detail: Object.entries(failure.errors).flatMap(([field, messages]) => {
-      const [head = "body", ...rest] = field.split(".");
-      const loc = [
-        "body",
-        ...(field === "body" ? [] : [FIELDS[head] ?? head, ...rest.map((p) => (/^\d+$/.test(p) ? Number(p) : p))]),
-      ];
-      return messages.map((msg) =>
-        msg === "Required" ? { type: "missing", loc, msg: "Field required" } : { type: "value_error", loc, msg },
-      );
-    }),
+    detail: Object.values(byField(failure.issues)).flatMap((issues) =>
+      issues.map(({ field, kind, message }) => {
+        const [head = "body", ...rest] = field.split(".");
+        const loc = [
+          "body",
+          ...(field === "body" ? [] : [FIELDS[head] ?? head, ...rest.map((p) => (/^\d+$/.test(p) ? Number(p) : p))]),
+        ];
+        return kind === "required"
+          ? { type: "missing", loc, msg: "Field required" }
+          : { type: "value_error", loc, msg: message };
+      }),
+    ),
   };
+}
+
+/** Issues grouped by field, fields in the order problems' `errors` list them. */
+function byField(issues: readonly FieldIssue[]): Record<string, FieldIssue[]> {
+  const out = Object.create(null) as Record<string, FieldIssue[]>;
+  for (const issue of issues) (out[issue.field] ??= []).push(issue);
+  return out;
 }
 
 const errorFormat: ErrorFormat = {

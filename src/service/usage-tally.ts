@@ -1,13 +1,13 @@
 /**
  * Verification counts by key, hour and outcome, without a write per request: each isolate adds them
- * up in memory and writes them in one batch (store/usage.ts) once the oldest is USAGE_FLUSH_MS old or
+ * up in memory and writes them in one batch (store/usage-counts.ts) once the oldest is USAGE_FLUSH_MS old or
  * USAGE_FLUSH_ENTRIES are waiting, after the response (waitUntil). An isolate that dies loses at most
  * what it gathered since its last flush: under USAGE_FLUSH_MS of its own traffic. A failed write puts
  * the counts back for the next flush, USAGE_FLUSH_MS later, up to USAGE_MAX_ENTRIES (beyond that, new counts are dropped
  * and one warning logged per flush interval: memory stays bounded while D1 is down).
  */
 import { describeError, log } from "../log";
-import type { UsageCount, UsageStore } from "../store/usage";
+import type { UsageCount, UsageStore } from "../store/usage-counts";
 
 export const USAGE_FLUSH_MS = 30_000;
 const USAGE_FLUSH_ENTRIES = 500;

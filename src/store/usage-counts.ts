@@ -1,6 +1,6 @@
 /**
  * Verification counts per key, hour and outcome in D1 (table key_usage, migration 0006). Written only
- * in batches gathered by each isolate (service/usage.ts): one round trip adds many counts at once.
+ * in batches gathered by each isolate (service/usage-tally.ts): one round trip adds many counts at once.
  */
 import { D1_TIMEOUT_MS } from "./d1";
 import { StorageUnavailableError } from "./store";
