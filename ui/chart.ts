@@ -55,6 +55,7 @@ export function usageChart(buckets: readonly UsageBucket[], labelId: string): SV
       "g",
       { "data-day": bucket.start.slice(0, 10), "data-total": bucket.total },
       svg("title", {}, `${day}: ${bucket.total} verifications${refused ? `, ${refused} refused` : ""}`),
+      svg("rect", { class: "bar-track", x, y: 0, width, height: HEIGHT }),
       svg("rect", { class: "bar-valid", x, y: HEIGHT - validHeight, width, height: validHeight }),
       svg("rect", {
         class: "bar-refused",

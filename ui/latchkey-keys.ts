@@ -488,12 +488,11 @@ export class LatchkeyKeys extends HTMLElement {
   async openDetail(id: string, opener?: HTMLElement, focus: string | null = null): Promise<void> {
     const generation = ++this.#views;
     const path = `/v1/keys/${encodeURIComponent(id)}`;
-    const since = new Date(Date.now() - 30 * DAY_MS).toISOString();
     this.#showError(null);
     this.setAttribute("aria-busy", "true");
     const [key, usage, events] = await Promise.allSettled([
       this.#request<ApiKey>("GET", path),
-      this.#request<UsageReport>("GET", `${path}/usage?${new URLSearchParams({ granularity: "day", from: since })}`),
+      this.#request<UsageReport>("GET", `${path}/usage?granularity=day`),
       this.#request<EventList>("GET", `${path}/events?limit=20`),
     ]);
     if (generation !== this.#views) return;
