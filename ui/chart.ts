@@ -5,6 +5,7 @@
  * a text alternative; the summary beside it says the same in words.
  */
 import type { UsageBucket } from "@latchkey/client/types";
+import { usageTotals } from "./words";
 
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 300;
@@ -22,23 +23,6 @@ function svg<K extends keyof SVGElementTagNameMap>(
 }
 
 const dayFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
-
-/** Totals of a range: every verification, and those that passed. */
-export function usageTotals(buckets: readonly UsageBucket[]): {
-  total: number;
-  valid: number;
-  busiest: UsageBucket | null;
-} {
-  let total = 0;
-  let valid = 0;
-  let busiest: UsageBucket | null = null;
-  for (const bucket of buckets) {
-    total += bucket.total;
-    valid += bucket.valid;
-    if (bucket.total > 0 && (!busiest || bucket.total > busiest.total)) busiest = bucket;
-  }
-  return { total, valid, busiest };
-}
 
 /** The chart, labelled by `labelId` (the summary's id). */
 export function usageChart(buckets: readonly UsageBucket[], labelId: string): SVGSVGElement {

@@ -3,7 +3,7 @@
  * credits, audit events, and the search over loaded keys. Pure (no DOM), so the Worker's test suite
  * checks it too.
  */
-import type { ApiKey, AuditEvent, CreditsRefill, RateLimit } from "@latchkey/client/types";
+import type { ApiKey, AuditEvent, CreditsRefill, RateLimit, UsageBucket } from "@latchkey/client/types";
 import { type KeyStatus, keyStatus } from "./status";
 
 /** The chip for a scope: `*` is "Full access"; others stay as written. */
@@ -93,4 +93,21 @@ export function filterKeys<K extends Searchable>(
       (needle === "" || key.name.toLowerCase().includes(needle) || key.start.toLowerCase().startsWith(needle)) &&
       (status === "all" || matches(keyStatus(key, now, expiringDays), status)),
   );
+}
+
+/** Totals of a range: every verification, and those that passed. */
+export function usageTotals(buckets: readonly UsageBucket[]): {
+  total: number;
+  valid: number;
+  busiest: UsageBucket | null;
+} {
+  let total = 0;
+  let valid = 0;
+  let busiest: UsageBucket | null = null;
+  for (const bucket of buckets) {
+    total += bucket.total;
+    valid += bucket.valid;
+    if (bucket.total > 0 && (!busiest || bucket.total > busiest.total)) busiest = bucket;
+  }
+  return { total, valid, busiest };
 }
