@@ -1,9 +1,11 @@
 /**
  * <latchkey-keys>: a "Settings > API keys" panel for any page. It lists the signed-in person's keys
- * (and their workspace's), creates keys and rotates them (showing the new key once), disables and
- * enables them, and revokes them; rotate, disable and revoke ask first. Plain custom element and
- * shadow DOM, no framework; styled by CSS custom properties and `::part`; native <button> and
- * <dialog> for keyboard use.
+ * (and their workspace's) as a table, or as cards when the panel is narrow; searches and filters the
+ * loaded keys; opens a detail view per key (settings in words, a 30-day usage chart, audit events);
+ * edits a key (one PATCH of what changed); creates keys and rotates them (showing the new key once),
+ * disables and enables them, and revokes them; rotate, disable and revoke ask first. Plain custom
+ * element and shadow DOM, no framework; styled by CSS custom properties and `::part`; native <button>
+ * and <dialog> for keyboard use. Its API types are the client package's.
  *
  * Secrets: the host hands over the person's JWT as the `token` property or a `tokenProvider`
  * callback, never an attribute, URL or storage. A new key lives only in the "copy your key" dialog
@@ -12,33 +14,15 @@
  * Row actions are a table (ROW_ACTIONS); which ones a key's row offers is decided by `keyActions` in
  * status.ts (pure, unit-tested), so a row never offers what the API would refuse for its state.
  */
-import type {
-  ApiKey,
-  AuditEvent,
-  CreatedApiKey,
-  EventList,
-  KeyList,
-  UsageReport,
-  WhoAmI,
-} from "@latchkey/client/types";
+import type { ApiKey, CreatedApiKey, EventList, KeyList, UsageReport, WhoAmI } from "@latchkey/client/types";
 import { ApiError, apiRequest } from "./api";
-import { usageChart, usageSummary } from "./chart";
-import { append, h } from "./dom";
+import { detailSections } from "./detail";
+import { append, h, time } from "./dom";
 import { type EditField, editForm } from "./edit";
 import styles from "./latchkey-keys.css";
 import { patchFor } from "./patch";
 import { type KeyAction, STATUS_LABELS, keyActions, keyStatus } from "./status";
-import {
-  type StatusFilter,
-  allowListInWords,
-  creditsInWords,
-  eventInWords,
-  filterKeys,
-  rateLimitInWords,
-  resourcesInWords,
-  scopeChip,
-  scopeInWords,
-} from "./words";
+import { type StatusFilter, filterKeys, scopeChip } from "./words";
 
 export type { ApiKey } from "@latchkey/client/types";
 
@@ -80,15 +64,6 @@ const DAY_MS = 86_400_000;
 
 const sheet = new CSSStyleSheet();
 sheet.replaceSync(styles);
-
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
-const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
-
-function time(iso: string | null, none: string): Node {
-  if (iso === null) return document.createTextNode(none);
-  const date = new Date(iso);
-  return h("time", { datetime: iso, title: fullFormat.format(date) }, dateFormat.format(date));
-}
 
 /** "a, b c" -> ["a", "b", "c"] */
 const words = (value: string | null): string[] => (value ?? "").split(/[\s,]+/).filter(Boolean);
@@ -517,14 +492,6 @@ export class LatchkeyKeys extends HTMLElement {
       "Edit",
     );
     edit.addEventListener("click", () => this.openEdit(key, edit));
-    const item = (term: string, ...value: (Node | string | null)[]) => [h("dt", {}, term), h("dd", {}, ...value)];
-    const list = (values: string[]) =>
-      values.length === 1 ? (values[0] ?? "") : h("ul", {}, ...values.map((v) => h("li", {}, v)));
-    const failed = (result: PromiseSettledResult<unknown>) =>
-      result.status === "rejected"
-        ? h("p", { class: "error" }, result.reason instanceof ApiError ? result.reason.detail : "Could not load this.")
-        : null;
-    const summaryId = `${uid}-usage-summary`;
     const title = h("h2", { id: `${uid}-detail-title`, part: "title", tabindex: "-1" }, key.name);
     this.#detail.setAttribute("aria-labelledby", title.id);
     this.#detail.setAttribute("data-key-id", key.id);
@@ -549,41 +516,10 @@ export class LatchkeyKeys extends HTMLElement {
         key.revoked_at === null ? edit : null,
         ...this.#actionButtons(key, now),
       ),
-      h(
-        "dl",
-        { part: "settings", class: "settings" },
-        ...item("Scopes", list(key.scopes.map(scopeInWords))),
-        ...item("Resources", resourcesInWords(key.resources)),
-        ...item("Expires", time(key.expires_at, "Never")),
-        ...item("Allowed from", allowListInWords(key.allowed_ips)),
-        ...item("Rate limits", key.ratelimits.length ? list(key.ratelimits.map(rateLimitInWords)) : "None"),
-        ...item("Credits", creditsInWords(key.credits)),
-        ...item("Created", time(key.created_at, ""), ` by ${key.created_by}`),
-        ...item("Last used", time(key.last_used_at, "Never")),
-        ...(key.revoked_at ? item("Revoked", time(key.revoked_at, "")) : []),
-      ),
-      h("h3", {}, "Usage, last 30 days"),
-      usage.status === "fulfilled"
-        ? h(
-            "figure",
-            { class: "usage" },
-            usageChart(usage.value.buckets, summaryId),
-            h("figcaption", { id: summaryId, class: "muted small" }, usageSummary(usage.value.buckets)),
-          )
-        : failed(usage),
-      h("h3", {}, "Activity"),
-      events.status === "fulfilled"
-        ? events.value.data.length
-          ? h("ol", { part: "events", class: "events" }, ...events.value.data.map((event) => this.#event(event)))
-          : h("p", { class: "muted" }, "No events.")
-        : failed(events),
+      ...detailSections(key, usage, events, uid),
     );
     this.#list.hidden = true;
     this.#detail.hidden = false;
-  }
-
-  #event(event: AuditEvent): HTMLElement {
-    return h("li", { "data-action": event.action }, time(event.at, ""), " ", eventInWords(event));
   }
 
   /** Back to the list; focus goes to the key's row (its name) or `opener`. */
