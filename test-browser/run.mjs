@@ -746,7 +746,7 @@ test(
   "phone (390 px) and 320 px: cards, no sideways pan, every action in view; axe finds nothing (screenshots)",
   async ({ page }) => {
     const sub = newSubject("paula");
-    const token = await devToken(sub, "acme");
+    const token = await devToken(sub, "globex");
     await createKey(token, { name: "Production server", scopes: ["models:invoke"], resources: ["model_a"] });
     await createKey(token, { name: "Team automation", owner: "workspace", scopes: ["keys:read", "keys:write"] });
     const paused = await createKey(token, {
@@ -755,8 +755,8 @@ test(
     });
     await patchKey(token, paused.id, { enabled: false });
     await page.setViewportSize(PHONE);
-    await signIn(page, sub, "acme");
-    await page.getByText("Signed in as paula · workspace acme").waitFor();
+    await signIn(page, sub, "globex");
+    await page.getByText("Signed in as paula · workspace globex").waitFor();
     await expectNoPan(page, "list at 390 px");
     await expectButtonsInView(page, "list at 390 px");
     // Rows are cards: each cell on its own line, labelled.
