@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { build, transform } from "esbuild";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 export const GENERATED = "src/http/ui-assets.generated.ts";
@@ -31,7 +31,10 @@ export async function buildUiAssets() {
       bundle: true,
       // The page script does not bundle the component: the page loads both, so it is defined once.
       external,
-      plugins: external.length ? [dropImports(external)] : [],
+      plugins: [
+        ...(external.length ? [dropImports(external)] : []),
+        ...(entry.endsWith(".ts") ? [minifiedCssText()] : []),
+      ],
       format: "esm",
       target: ["es2022", "chrome111", "firefox115", "safari16.4"],
       minify: true,
@@ -46,6 +49,23 @@ export async function buildUiAssets() {
     assets.push({ name, type, hash, body });
   }
   return assets;
+}
+
+/** A stylesheet imported by a script (the component's constructable sheet) is inlined minified, as text. */
+function minifiedCssText() {
+  return {
+    name: "minified-css-text",
+    setup(builder) {
+      builder.onLoad({ filter: /\.css$/ }, async (args) => {
+        const { code } = await transform(readFileSync(args.path, "utf8"), {
+          loader: "css",
+          minify: true,
+          target: ["chrome111", "firefox115", "safari16.4"],
+        });
+        return { contents: code, loader: "text" };
+      });
+    },
+  };
 }
 
 /** Resolves the listed side-effect imports to nothing (the page loads them with their own tag). */

@@ -3,7 +3,7 @@
 // Starts latchkey and a host page on another origin, runs every test in a fresh browser context, and
 // always stops what it started. Prints "N passed, M failed"; exits non-zero on any failure.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { startHost, startLatchkey } from "./servers.mjs";
@@ -14,13 +14,20 @@ const HOST_PORT = Number(process.env.BROWSER_TEST_HOST_PORT ?? 9004);
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const TEST_TIMEOUT_MS = 90_000;
 const SCREENSHOT = `${root}docs/keys-page.png`;
-/** BROWSER_TEST_GREP=text runs only the tests whose name contains it (while working on them). */
+const PHONE_SCREENSHOT = `${root}docs/keys-page-phone.png`;
+const DETAIL_SCREENSHOT = `${root}docs/keys-page-detail.png`;
+const AXE_SOURCE = readFileSync(`${root}node_modules/axe-core/axe.min.js`, "utf8");
+const WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 800 };
+/** BROWSER_TEST_GREP=text runs only the tests whose name contains it (`a|b`: either; while working on them). */
 const GREP = process.env.BROWSER_TEST_GREP ?? "";
 
 let api = "";
 let hostUrl = "";
 const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
+/** `options.bypassCSP`: the test injects axe-core, which the page's CSP (rightly) refuses. */
+const test = (name, fn, options = {}) => tests.push({ name, fn, options });
 const DAY_MS = 86_400_000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -72,7 +79,7 @@ const row = (page, name) => rows(page).filter({ has: page.locator("th", { hasTex
 const rowOf = (page, id) => page.locator(`latchkey-keys tbody tr[data-key-id="${id}"]`);
 /** The row actions a row offers, in order. */
 const actionsOf = (r) =>
-  r.locator("button[data-action]").evaluateAll((buttons) => buttons.map((b) => b.dataset.action));
+  r.locator("td.actions button[data-action]").evaluateAll((buttons) => buttons.map((b) => b.dataset.action));
 
 async function patchKey(token, id, body) {
   const { status, body: updated } = await apiCall(token, "PATCH", `/v1/keys/${id}`, body);
@@ -134,6 +141,16 @@ function waitForFocusOn(page, action) {
   );
 }
 
+/** Waits until the component's focused element is the detail view's `action` button. */
+function waitForFocusIn(page, action) {
+  return page.waitForFunction(
+    (name) =>
+      document.querySelector("latchkey-keys").shadowRoot.activeElement?.closest(".detail-actions") &&
+      document.querySelector("latchkey-keys").shadowRoot.activeElement.dataset.action === name,
+    action,
+  );
+}
+
 /** Presses Tab until `label` (tag:text, or a RegExp for it) is focused; fails after `max` presses. */
 async function tabTo(page, label, max = 40) {
   const matches = (text) => (label instanceof RegExp ? label.test(text) : text === label);
@@ -161,6 +178,61 @@ async function copyNewKeyByKeyboard(page) {
   assert.equal(await inDom(page, key), false);
   assert.equal(await focused(page), "button:Create key", "focus returns to Create key");
   return key;
+}
+
+/**
+ * axe-core's WCAG 2.1 A and AA rules over the whole page, the component's shadow tree included: no
+ * violation allowed. Needs a context with bypassCSP (the page's CSP refuses injected scripts).
+ */
+async function expectAccessible(page, where) {
+  if (!(await page.evaluate(() => "axe" in window))) await page.addScriptTag({ content: AXE_SOURCE });
+  const violations = await page.evaluate(async (tags) => {
+    const result = await window.axe.run(document, { runOnly: { type: "tag", values: tags } });
+    return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" > ")).join(", ")}`);
+  }, WCAG_AA);
+  assert.deepEqual(violations, [], `axe-core (WCAG 2.1 AA) on ${where}`);
+}
+
+/** The page does not pan sideways: nothing is wider than the viewport. */
+async function expectNoPan(page, where) {
+  const { scrollWidth, innerWidth } = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+  }));
+  assert.ok(scrollWidth <= innerWidth, `${where}: scrollWidth ${scrollWidth} > innerWidth ${innerWidth}`);
+}
+
+/** Every visible button of the component lies inside the viewport, so no action needs a sideways scroll. */
+async function expectButtonsInView(page, where) {
+  const outside = await page.evaluate(() => {
+    const root = document.querySelector("latchkey-keys").shadowRoot;
+    return [...root.querySelectorAll("button")]
+      .filter((b) => b.offsetParent !== null)
+      .map((b) => ({ label: b.getAttribute("aria-label") ?? b.textContent, box: b.getBoundingClientRect() }))
+      .filter(({ box }) => box.left < 0 || box.right > window.innerWidth)
+      .map(({ label, box }) => `${label} (${Math.round(box.left)}-${Math.round(box.right)})`);
+  });
+  assert.deepEqual(outside, [], `${where}: buttons outside the viewport`);
+}
+
+/** The detail view's section (in the shadow tree). */
+const detail = (page) => page.locator("latchkey-keys section[part=detail]");
+
+/** Opens a key's detail view from its row. */
+async function openDetail(page, id) {
+  await rowOf(page, id).locator("[data-action=details]").click();
+  await detail(page).waitFor();
+  await waitIdle(page);
+}
+
+/** Waits until the API's 30-day usage of `id` counts at least `total` verifications (counts land in batches). */
+async function waitForUsage(token, id, total) {
+  for (let i = 0; i < 90; i++) {
+    const { body } = await apiCall(token, "GET", `/v1/keys/${id}/usage?granularity=day`);
+    if (body.buckets.reduce((sum, b) => sum + b.total, 0) >= total) return body;
+    await sleep(1000);
+  }
+  assert.fail(`usage of ${id} never reached ${total}`);
 }
 
 // ---- tests ------------------------------------------------------------------------------------
@@ -257,7 +329,16 @@ test("list: personal and workspace keys with owners and status badges (screensho
   }
   assert.equal(await row(page, "Old laptop").count(), 0, "revoked keys are hidden by default");
   await row(page, "Metrics dashboard").getByText("Expiring soon").waitFor();
-  await row(page, "Load test").getByText("Expired").waitFor();
+  await row(page, "Load test").getByText("Expired", { exact: true }).waitFor();
+  // Expiry dates are labelled, and a full-access key says so instead of a bare `*`.
+  await row(page, "Load test")
+    .getByText(/^Expired \w{3} \d+, \d{4}$/)
+    .waitFor();
+  await row(page, "Metrics dashboard")
+    .getByText(/^Expires \w{3} \d+, \d{4}$/)
+    .waitFor();
+  await row(page, "Load test").getByText("Full access", { exact: true }).waitFor();
+  assert.equal(await row(page, "Load test").getByText("*", { exact: true }).count(), 0);
   await row(page, "Nightly export").getByText("Disabled").waitFor();
   // Each row offers only what the API accepts in its state.
   assert.deepEqual(await actionsOf(row(page, "Production server")), ["rotate", "disable", "revoke"]);
@@ -277,7 +358,7 @@ test("list: personal and workspace keys with owners and status badges (screensho
   await waitIdle(page);
   assert.equal(await row(page, "Old laptop").getAttribute("data-status"), "revoked");
   await row(page, "Old laptop").getByText("Revoked").waitFor();
-  assert.equal(await row(page, "Old laptop").getByRole("button").count(), 0, "a revoked key offers no actions");
+  assert.deepEqual(await actionsOf(row(page, "Old laptop")), [], "a revoked key offers no actions");
   assert.equal(await rows(page).count(), 6);
 
   await page.setViewportSize({ width: 1280, height: 560 });
@@ -661,10 +742,291 @@ test("keyboard only: sign in, create, copy, close with Escape, revoke", async ({
   assert.equal(await focused(page), "button:Create key");
 });
 
+test(
+  "phone (390 px) and 320 px: cards, no sideways pan, every action in view; axe finds nothing (screenshots)",
+  async ({ page }) => {
+    const sub = newSubject("paula");
+    const token = await devToken(sub, "globex");
+    await createKey(token, { name: "Production server", scopes: ["models:invoke"], resources: ["model_a"] });
+    await createKey(token, { name: "Team automation", owner: "workspace", scopes: ["keys:read", "keys:write"] });
+    const paused = await createKey(token, {
+      name: "Nightly export with a rather long name",
+      expires_at: new Date(Date.now() + 3 * DAY_MS).toISOString(),
+    });
+    await patchKey(token, paused.id, { enabled: false });
+    await page.setViewportSize(PHONE);
+    await signIn(page, sub, "globex");
+    await page.getByText("Signed in as paula · workspace globex").waitFor();
+    await expectNoPan(page, "list at 390 px");
+    await expectButtonsInView(page, "list at 390 px");
+    // Rows are cards: each cell on its own line, labelled.
+    const display = await rowOf(page, paused.id).evaluate((tr) => getComputedStyle(tr).display);
+    assert.equal(display, "block");
+    assert.deepEqual(await actionsOf(rowOf(page, paused.id)), ["rotate", "enable", "revoke"]);
+    await expectAccessible(page, "the list at 390 px");
+    await page.screenshot({ path: PHONE_SCREENSHOT, fullPage: true });
+
+    await openDetail(page, paused.id);
+    await expectNoPan(page, "detail at 390 px");
+    await expectButtonsInView(page, "detail at 390 px");
+    await expectAccessible(page, "the detail view at 390 px");
+    await detail(page).getByRole("button", { name: "Edit" }).click();
+    const edit = page.getByRole("dialog", { name: /^Edit/ });
+    await edit.waitFor();
+    await expectNoPan(page, "edit at 390 px");
+    await expectAccessible(page, "the edit form at 390 px");
+    await page.keyboard.press("Escape");
+
+    await page.setViewportSize({ width: 320, height: 700 });
+    await detail(page).getByRole("button", { name: "All keys" }).click();
+    await expectNoPan(page, "list at 320 px");
+    await expectButtonsInView(page, "list at 320 px");
+  },
+  { bypassCSP: true },
+);
+
+test(
+  "axe at 1280 px: the list, the detail view, the edit form and the shown-once dialog",
+  async ({ page }) => {
+    const sub = newSubject("quinn");
+    const token = await devToken(sub, "acme");
+    const key = await createKey(token, {
+      name: "Checked",
+      scopes: ["metrics:read"],
+      ratelimits: [{ name: "burst", limit: 5, duration_ms: 1000 }],
+    });
+    await page.setViewportSize(DESKTOP);
+    await signIn(page, sub, "acme");
+    await expectAccessible(page, "the list at 1280 px");
+    await openDetail(page, key.id);
+    await expectAccessible(page, "the detail view at 1280 px");
+    await detail(page).getByRole("button", { name: "Edit" }).click();
+    await page.getByRole("dialog", { name: "Edit “Checked”" }).waitFor();
+    await expectAccessible(page, "the edit form at 1280 px");
+    await page.keyboard.press("Escape");
+    await detail(page).getByRole("button", { name: "All keys" }).click();
+    await page.getByRole("button", { name: "Create key" }).click();
+    await page.getByRole("dialog", { name: "Create an API key" }).getByLabel("Name").fill("Shown once");
+    await page.keyboard.press("Enter");
+    const secret = page.getByRole("dialog", { name: /Your new key/ });
+    await secret.waitFor();
+    await expectAccessible(page, "the shown-once dialog at 1280 px");
+    await page.setViewportSize(PHONE);
+    await expectAccessible(page, "the shown-once dialog at 390 px");
+    await expectNoPan(page, "the shown-once dialog at 390 px");
+    await page.keyboard.press("Escape");
+    await secret.waitFor({ state: "hidden" });
+  },
+  { bypassCSP: true },
+);
+
+test("detail view: scopes in words, expiry, allow-list, rate limits, credits, a usage chart and events (screenshot)", async ({
+  page,
+}) => {
+  const sub = newSubject("rita");
+  const token = await devToken(sub);
+  const metered = await createKey(token, {
+    name: "Metered partner",
+    resources: ["model_a", "model_b"],
+    expires_at: new Date(Date.now() + 60 * DAY_MS).toISOString(),
+    allowed_ips: ["127.0.0.1", "10.0.0.0/8"],
+    ratelimits: [{ name: "burst", limit: 10, duration_ms: 1000 }],
+    credits: { remaining: 1000, refill: { amount: 1000, interval: "month" } },
+  });
+  // Three uses, counted in batches: the first flush comes with a request after half a minute.
+  const use = () =>
+    fetch(`${api}/v1/verify`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ key: metered.key, ip: "127.0.0.1" }),
+    });
+  for (let i = 0; i < 3; i++) assert.equal((await use()).status, 200);
+  await patchKey(token, metered.id, { name: "Metered partner", metadata: { team: "growth" } });
+  await sleep(31_000);
+  await use();
+  const usage = await waitForUsage(token, metered.id, 3);
+  const { body: now } = await apiCall(token, "GET", `/v1/keys/${metered.id}`);
+
+  await page.setViewportSize(DESKTOP);
+  await signIn(page, sub);
+  await openDetail(page, metered.id);
+  const view = detail(page);
+  await view.getByRole("heading", { name: "Metered partner" }).waitFor();
+  assert.equal(await focused(page), "h2:Metered partner", "focus moves to the view's title");
+  const setting = async (term) =>
+    (await view.locator("dt", { hasText: term }).locator("xpath=following-sibling::dd[1]").textContent()).trim();
+  assert.equal(await setting("Scopes"), "Full access: every action on every resource");
+  assert.equal(await setting("Resources"), "Only model_a, model_b");
+  assert.match(await setting("Expires"), /^\w{3} \d+, \d{4}$/);
+  assert.equal(await setting("Allowed from"), "127.0.0.1, 10.0.0.0/8");
+  assert.equal(await setting("Rate limits"), "10 requests per second (burst)");
+  assert.equal(
+    await setting("Credits"),
+    `${now.credits.remaining.toLocaleString("en-US")} left · Refilled to 1,000 every month`,
+  );
+  assert.ok(now.credits.remaining < 1000, "the uses spent credits");
+
+  // The chart: one bar per day of the range, today's as tall as its count, with a summary in words.
+  const chart = view.locator("svg[part=chart]");
+  assert.equal(await chart.getAttribute("role"), "img");
+  const bars = await chart.locator("g[data-total]").evaluateAll((gs) => gs.map((g) => Number(g.dataset.total)));
+  assert.deepEqual(
+    bars,
+    usage.buckets.map((b) => b.total),
+  );
+  const total = bars.reduce((a, b) => a + b, 0);
+  await view.getByText(new RegExp(`^${total} verifications in the last 30 days: ${total} passed, 0 refused`)).waitFor();
+  assert.ok(Number(await chart.locator("g[data-total]").last().locator("rect.bar-valid").getAttribute("height")) > 0);
+
+  // The audit events, newest first.
+  const events = await view.locator("ol[part=events] li").evaluateAll((lis) => lis.map((li) => li.dataset.action));
+  assert.deepEqual(events, ["updated", "created"]);
+  await view.getByText(`Updated by user:${sub}: metadata`).waitFor();
+  await view.getByText(`Created by user:${sub}`).waitFor();
+  await page.screenshot({ path: DETAIL_SCREENSHOT, fullPage: true });
+
+  // Back to the list: focus returns to the key's name.
+  await page.keyboard.press("Shift+Tab");
+  assert.equal(await focused(page), "button:← All keys");
+  await page.keyboard.press("Enter");
+  await detail(page).waitFor({ state: "hidden" });
+  assert.match(await focused(page), /^button:Metered partner \(lk_\w{6}…\): details$/);
+});
+
+test("edit: a PATCH round trip by keyboard, then a refused edit shows the server's detail", async ({
+  page,
+}, expectConsoleErrors) => {
+  expectConsoleErrors(/status of 403/);
+  const sub = newSubject("sam");
+  const token = await devToken(sub);
+  const key = await createKey(token, { name: "Reports", scopes: ["metrics:read"] });
+  const manager = await createKey(token, { name: "Manager", scopes: ["keys:read", "keys:write", "metrics:read"] });
+  await signIn(page, sub);
+
+  // Keyboard only: the key's name opens its detail view, Edit opens the form.
+  await tabTo(page, /^button:Reports \(lk_\w{6}…\): details$/);
+  await page.keyboard.press("Enter");
+  await detail(page).waitFor();
+  await tabTo(page, "button:Edit");
+  await page.keyboard.press("Enter");
+  const edit = page.getByRole("dialog", { name: "Edit “Reports”" });
+  await edit.waitFor();
+  assert.equal(await focused(page), "input:", "the name field has focus");
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.type("Monthly reports");
+  await edit.getByLabel("Scopes").fill("metrics:read models:invoke");
+  await edit.getByLabel("Allowed addresses").fill("192.0.2.0/24");
+  await edit.getByLabel("Expires").selectOption({ label: "In 30 days" });
+  await edit.getByRole("button", { name: "Add a rate limit" }).click();
+  await edit.getByLabel("Name", { exact: true }).last().fill("per-minute");
+  await edit.getByLabel("Requests").fill("60");
+  await edit.getByLabel("Per").selectOption("60000");
+  await edit.getByLabel("Limit this key with credits").check();
+  await edit.getByLabel("Balance").fill("500");
+  await edit.getByLabel("Refill", { exact: true }).selectOption("day");
+  await edit.getByLabel("Refill to").fill("500");
+  const patched = page.waitForRequest((r) => r.method() === "PATCH");
+  await edit.getByLabel("Refill to").press("Enter");
+  const sent = (await patched).postDataJSON();
+  assert.deepEqual(Object.keys(sent).sort(), ["allowed_ips", "credits", "expires_at", "name", "ratelimits", "scopes"]);
+  await edit.waitFor({ state: "hidden" });
+  await page.getByRole("status").filter({ hasText: "Key Monthly reports updated." }).waitFor();
+  const { body: stored } = await apiCall(token, "GET", `/v1/keys/${key.id}`);
+  assert.equal(stored.name, "Monthly reports");
+  assert.deepEqual(stored.scopes, ["metrics:read", "models:invoke"]);
+  assert.deepEqual(stored.allowed_ips, ["192.0.2.0/24"]);
+  assert.deepEqual(stored.ratelimits, [{ name: "per-minute", limit: 60, duration_ms: 60000 }]);
+  assert.deepEqual(stored.credits, { remaining: 500, refill: { amount: 500, interval: "day" } });
+  assert.ok(Math.abs(Date.parse(stored.expires_at) - (Date.now() + 30 * DAY_MS)) < 120_000);
+  await detail(page).getByRole("heading", { name: "Monthly reports" }).waitFor();
+  await detail(page).getByText("60 requests per minute (per-minute)").waitFor();
+  await waitForFocusIn(page, "edit");
+
+  // Nothing changed: no request, the form just closes.
+  await page.keyboard.press("Enter");
+  const again = page.getByRole("dialog", { name: "Edit “Monthly reports”" });
+  await again.waitFor();
+  await again.getByRole("button", { name: "Save changes" }).click();
+  await again.waitFor({ state: "hidden" });
+  await page.getByRole("status").filter({ hasText: "Nothing changed." }).waitFor();
+
+  // Signed in with a weaker key: widening its own scopes is refused; the form shows the server's detail.
+  const refused = await apiCall(manager.key, "PATCH", `/v1/keys/${manager.id}`, { scopes: ["*"] });
+  assert.equal(refused.status, 403);
+  await page.locator("latchkey-keys").evaluate((el, k) => (el.token = k), manager.key);
+  await waitIdle(page);
+  await openDetail(page, manager.id);
+  await detail(page).getByRole("button", { name: "Edit" }).click();
+  const editManager = page.getByRole("dialog", { name: "Edit “Manager”" });
+  await editManager.getByLabel("Scopes").fill("*");
+  await editManager.getByRole("button", { name: "Save changes" }).click();
+  await editManager.getByRole("alert").filter({ hasText: refused.body.detail }).waitFor();
+  assert.equal(await editManager.getByRole("button", { name: "Save changes" }).isEnabled(), true);
+  assert.deepEqual((await apiCall(token, "GET", `/v1/keys/${manager.id}`)).body.scopes, [
+    "keys:read",
+    "keys:write",
+    "metrics:read",
+  ]);
+
+  // A 422 names its field: the allow-list's message sits under it.
+  await editManager.getByLabel("Scopes").fill("keys:read keys:write metrics:read");
+  await editManager.getByLabel("Allowed addresses").fill("not-an-address");
+  await editManager.getByRole("button", { name: "Save changes" }).click();
+  await editManager.getByRole("alert").filter({ hasText: "invalid" }).waitFor();
+  assert.equal(await editManager.getByLabel("Allowed addresses").getAttribute("aria-invalid"), "true");
+  await page.keyboard.press("Escape");
+  await editManager.waitFor({ state: "hidden" });
+  assert.equal(await focused(page), "button:Edit", "focus returns to Edit");
+});
+
+test("search and filter the loaded keys by name and status, by keyboard", async ({ page }) => {
+  const sub = newSubject("tara");
+  const token = await devToken(sub);
+  await createKey(token, { name: "Billing prod" });
+  await createKey(token, { name: "Billing staging" });
+  const paused = await createKey(token, { name: "Exporter" });
+  await patchKey(token, paused.id, { enabled: false });
+  const gone = await createKey(token, { name: "Billing old" });
+  assert.equal((await apiCall(token, "DELETE", `/v1/keys/${gone.id}`)).status, 204);
+  await signIn(page, sub);
+  const names = () =>
+    rows(page)
+      .locator("th")
+      .evaluateAll((ths) => ths.map((th) => th.textContent).sort());
+
+  await tabTo(page, "input:");
+  assert.equal(await page.getByLabel("Search by name").evaluate((i) => i.matches(":focus")), true);
+  await page.keyboard.type("billing");
+  assert.deepEqual(await names(), ["Billing prod", "Billing staging"]);
+  await page.getByText("2 of 3 loaded keys match.").waitFor();
+  await page.keyboard.type(" st");
+  assert.deepEqual(await names(), ["Billing staging"]);
+  await page.getByLabel("Search by name").fill("zzz");
+  await page.getByText("No loaded key matches.").waitFor();
+  await page.getByLabel("Search by name").fill("");
+
+  await page.keyboard.press("Tab");
+  await page.getByLabel("Status").selectOption("disabled");
+  assert.deepEqual(await names(), ["Exporter"]);
+  await page.getByLabel("Status").selectOption("active");
+  assert.deepEqual(await names(), ["Billing prod", "Billing staging"]);
+  // Revoked keys are loaded when asked for.
+  await page.getByLabel("Status").selectOption("revoked");
+  await row(page, "Billing old").waitFor();
+  await waitIdle(page);
+  assert.deepEqual(await names(), ["Billing old"]);
+  await page.getByLabel("Search by name").fill("prod");
+  await page.getByText("No loaded key matches.").waitFor();
+  await page.getByLabel("Status").selectOption("all");
+  await waitIdle(page);
+  assert.deepEqual(await names(), ["Billing prod"]);
+});
+
 // ---- runner -----------------------------------------------------------------------------------
 
-async function runOne(browser, { name, fn }) {
+async function runOne(browser, { fn, options }) {
   const context = await browser.newContext({
+    bypassCSP: options.bypassCSP === true,
     permissions: ["clipboard-read", "clipboard-write"],
     locale: "en-US",
     timezoneId: "UTC",
@@ -700,6 +1062,9 @@ async function runOne(browser, { name, fn }) {
         !/Failed to load resource: the server responded with a status of (401|422)/.test(text) && !allowed?.test(text),
     );
     assert.deepEqual(unexpected, [], "console errors");
+  } catch (error) {
+    await page.screenshot({ path: `${root}.tmp/browser-failure.png`, fullPage: true }).catch(() => {});
+    throw error;
   } finally {
     await context.close();
   }
@@ -714,7 +1079,7 @@ async function main() {
   let browser;
   let passed = 0;
   let failed = 0;
-  const selected = tests.filter((t) => t.name.includes(GREP));
+  const selected = tests.filter((t) => GREP.split("|").some((part) => t.name.includes(part)));
   const stopAll = async () => {
     await browser?.close().catch(() => {});
     await host?.stop().catch(() => {});

@@ -25,3 +25,13 @@ export function append(parent: Node, ...children: Child[]): void {
   for (const child of children)
     if (child) parent.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
 }
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+
+/** A date as a <time> (the full date and time on hover), or `none` for null. */
+export function time(iso: string | null, none: string): Node {
+  if (iso === null) return document.createTextNode(none);
+  const date = new Date(iso);
+  return h("time", { datetime: iso, title: fullFormat.format(date) }, dateFormat.format(date));
+}

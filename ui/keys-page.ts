@@ -15,7 +15,14 @@ const form = $<HTMLFormElement>("sign-in");
 const failure = $<HTMLParagraphElement>("sign-in-error");
 const signedIn = $<HTMLDivElement>("signed-in");
 const who = $<HTMLElement>("who");
+const workspace = $<HTMLElement>("workspace");
 const keys = $<HTMLElementTagNameMap["latchkey-keys"]>("keys");
+
+// The component says who it signed in as (from /v1/whoami): the workspace joins the header.
+keys.addEventListener("latchkey-signed-in", (event) => {
+  const org = (event as CustomEvent<{ org_id: string | null }>).detail.org_id;
+  workspace.textContent = org ? ` · workspace ${org}` : "";
+});
 
 /** The `sub` claim, for display only (the API checks the token). */
 function subjectOf(token: string): string {
@@ -65,6 +72,7 @@ form.addEventListener("submit", (event) => {
 
 $<HTMLButtonElement>("sign-out").addEventListener("click", () => {
   keys.token = null;
+  workspace.textContent = "";
   signedIn.hidden = true;
   form.hidden = false;
   form.querySelector("input")?.focus();

@@ -1,9 +1,11 @@
 /**
  * <latchkey-keys>: a "Settings > API keys" panel for any page. It lists the signed-in person's keys
- * (and their workspace's), creates keys and rotates them (showing the new key once), disables and
- * enables them, and revokes them; rotate, disable and revoke ask first. Plain custom element and
- * shadow DOM, no framework; styled by CSS custom properties and `::part`; native <button> and
- * <dialog> for keyboard use.
+ * (and their workspace's) as a table, or as cards when the panel is narrow; searches and filters the
+ * loaded keys; opens a detail view per key (settings in words, a 30-day usage chart, audit events);
+ * edits a key (one PATCH of what changed); creates keys and rotates them (showing the new key once),
+ * disables and enables them, and revokes them; rotate, disable and revoke ask first. Plain custom
+ * element and shadow DOM, no framework; styled by CSS custom properties and `::part`; native <button>
+ * and <dialog> for keyboard use. Its API types are the client package's.
  *
  * Secrets: the host hands over the person's JWT as the `token` property or a `tokenProvider`
  * callback, never an attribute, URL or storage. A new key lives only in the "copy your key" dialog
@@ -12,39 +14,19 @@
  * Row actions are a table (ROW_ACTIONS); which ones a key's row offers is decided by `keyActions` in
  * status.ts (pure, unit-tested), so a row never offers what the API would refuse for its state.
  */
+import type { ApiKey, CreatedApiKey, EventList, KeyList, UsageReport, WhoAmI } from "@latchkey/client/types";
 import { ApiError, apiRequest } from "./api";
-import { append, h } from "./dom";
+import { detailSections } from "./detail";
+import { append, h, time } from "./dom";
+import { type EditField, editForm } from "./edit";
 import styles from "./latchkey-keys.css";
+import { patchFor } from "./patch";
 import { type KeyAction, STATUS_LABELS, keyActions, keyStatus } from "./status";
+import { type StatusFilter, filterKeys, scopeChip } from "./words";
 
-export interface ApiKey {
-  readonly id: string;
-  readonly name: string;
-  readonly start: string;
-  readonly owner_type: "user" | "workspace";
-  readonly owner_id: string;
-  readonly scopes: readonly string[];
-  readonly resources: readonly string[] | null;
-  readonly created_at: string;
-  readonly expires_at: string | null;
-  readonly revoked_at: string | null;
-  readonly last_used_at: string | null;
-  readonly enabled?: boolean;
-  readonly rotated_from?: string | null;
-}
+export type { ApiKey } from "@latchkey/client/types";
 
-type CreatedKey = ApiKey & { readonly key: string };
-
-interface KeyList {
-  readonly data: ApiKey[];
-  readonly next_cursor: string | null;
-}
-
-interface WhoAmI {
-  readonly principal: "user" | "api_key";
-  readonly owner_id: string;
-  readonly org_id?: string | null;
-}
+type CreatedKey = CreatedApiKey;
 
 /** A row action's button and what it does (`keyActions` decides where it is offered). */
 interface RowAction {
@@ -83,15 +65,6 @@ const DAY_MS = 86_400_000;
 const sheet = new CSSStyleSheet();
 sheet.replaceSync(styles);
 
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
-const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
-
-function time(iso: string | null, none: string): Node {
-  if (iso === null) return document.createTextNode(none);
-  const date = new Date(iso);
-  return h("time", { datetime: iso, title: fullFormat.format(date) }, dateFormat.format(date));
-}
-
 /** "a, b c" -> ["a", "b", "c"] */
 const words = (value: string | null): string[] => (value ?? "").split(/[\s,]+/).filter(Boolean);
 
@@ -109,6 +82,13 @@ export class LatchkeyKeys extends HTMLElement {
   /** Bumped by every load and every change of credentials: an answer for an older one is dropped. */
   #generation = 0;
   #showRevoked = false;
+  #query = "";
+  #statusFilter: StatusFilter = "all";
+  /** The key whose detail view is open (null: the list is shown). */
+  #detailId: string | null = null;
+  /** Bumped by each detail view opened and each change of credentials (older answers are dropped). */
+  #views = 0;
+  #detailOpener: HTMLElement | null = null;
   #uid = `lk${++ids}`;
 
   readonly #root: ShadowRoot;
@@ -117,6 +97,7 @@ export class LatchkeyKeys extends HTMLElement {
   readonly #body = h("tbody");
   readonly #table: HTMLTableElement;
   readonly #empty = h("p", { part: "empty", class: "empty", hidden: true }, "No keys yet.");
+  readonly #count = h("p", { class: "muted small count", "aria-live": "polite" });
   readonly #more = h(
     "button",
     { type: "button", part: "button", hidden: true, onclick: () => void this.#load(true) },
@@ -127,7 +108,10 @@ export class LatchkeyKeys extends HTMLElement {
     { type: "button", part: "button button-primary", class: "primary" },
     "Create key",
   );
+  readonly #list = h("div", { class: "list" });
+  readonly #detail = h("section", { part: "detail", class: "detail", hidden: true });
   readonly #createDialog = h("dialog", { part: "dialog", "aria-labelledby": `${this.#uid}-create-title` });
+  readonly #editDialog = h("dialog", { part: "dialog", "aria-labelledby": `${this.#uid}-edit-title` });
   readonly #secretDialog = h("dialog", { part: "dialog", "aria-labelledby": `${this.#uid}-secret-title` });
   readonly #confirmDialog = h("dialog", {
     part: "dialog",
@@ -140,7 +124,8 @@ export class LatchkeyKeys extends HTMLElement {
     this.#root = this.attachShadow({ mode: "open" });
     this.#root.adoptedStyleSheets = [sheet];
     this.#createButton.addEventListener("click", () => this.#openCreate());
-    const titleId = `${this.#uid}-title`;
+    const uid = this.#uid;
+    const titleId = `${uid}-title`;
     this.#table = h(
       "table",
       { part: "table", "aria-labelledby": titleId },
@@ -160,26 +145,60 @@ export class LatchkeyKeys extends HTMLElement {
     );
     const showRevoked = h("input", {
       type: "checkbox",
-      id: `${this.#uid}-revoked`,
+      id: `${uid}-revoked`,
       onchange: (event: Event) => {
         this.#showRevoked = (event.target as HTMLInputElement).checked;
         void this.#load(false);
       },
     });
+    const search = h("input", {
+      type: "search",
+      id: `${uid}-search`,
+      autocomplete: "off",
+      "aria-describedby": `${uid}-search-hint`,
+      oninput: (event: Event) => {
+        this.#query = (event.target as HTMLInputElement).value;
+        this.#renderRows();
+      },
+    });
+    const statusFilter = h(
+      "select",
+      {
+        id: `${uid}-filter`,
+        onchange: (event: Event) => {
+          const value = (event.target as HTMLSelectElement).value as StatusFilter;
+          const reload = (value === "revoked") !== (this.#statusFilter === "revoked");
+          this.#statusFilter = value;
+          if (reload && !this.#showRevoked) void this.#load(false);
+          else this.#renderRows();
+        },
+      },
+      h("option", { value: "all" }, "All"),
+      ...(["active", "expiring", "expired", "disabled", "revoked"] as const).map((status) =>
+        h("option", { value: status }, STATUS_LABELS[status]),
+      ),
+    );
+    append(
+      this.#list,
+      h("header", { part: "header" }, h("h2", { id: titleId, part: "title" }, "API keys"), this.#createButton),
+      h(
+        "div",
+        { class: "filters", part: "filters" },
+        h("div", { class: "field" }, h("label", { for: search.id }, "Search by name"), search),
+        h("div", { class: "field" }, h("label", { for: statusFilter.id }, "Status"), statusFilter),
+        h("label", { class: "toggle" }, showRevoked, "Show revoked keys"),
+      ),
+      h("p", { id: `${uid}-search-hint`, class: "hint" }, "Searches the keys loaded on this page."),
+      this.#count,
+      h("div", { class: "scroll" }, this.#table),
+      this.#empty,
+      this.#more,
+    );
     append(
       this.#root,
-      h(
-        "section",
-        { part: "panel", class: "panel" },
-        h("header", { part: "header" }, h("h2", { id: titleId, part: "title" }, "API keys"), this.#createButton),
-        this.#alert,
-        this.#status,
-        h("label", { class: "toggle" }, showRevoked, "Show revoked keys"),
-        h("div", { class: "scroll" }, this.#table),
-        this.#empty,
-        this.#more,
-      ),
+      h("section", { part: "panel", class: "panel" }, this.#alert, this.#status, this.#list, this.#detail),
       this.#createDialog,
+      this.#editDialog,
       this.#secretDialog,
       this.#confirmDialog,
     );
@@ -187,7 +206,7 @@ export class LatchkeyKeys extends HTMLElement {
     // remove it before the dialog closes, and "close" (a task later) catches any other way.
     this.#secretDialog.addEventListener("cancel", () => this.#closeSecret());
     this.#secretDialog.addEventListener("close", () => this.#secretDialog.replaceChildren());
-    for (const dialog of [this.#createDialog, this.#confirmDialog]) {
+    for (const dialog of [this.#createDialog, this.#confirmDialog, this.#editDialog]) {
       dialog.addEventListener("close", () => dialog.replaceChildren());
     }
   }
@@ -266,6 +285,7 @@ export class LatchkeyKeys extends HTMLElement {
       const me = await this.#request<WhoAmI>("GET", "/v1/whoami");
       if (generation !== this.#generation) return;
       this.#me = me;
+      this.#emit("latchkey-signed-in", { owner_id: me.owner_id, org_id: me.org_id ?? null });
     } catch (error) {
       if (generation !== this.#generation) return;
       this.#me = null;
@@ -288,8 +308,10 @@ export class LatchkeyKeys extends HTMLElement {
     this.#keys = [];
     this.#me = null;
     this.#cursor = null;
+    this.#views++;
     this.#closeSecret();
-    for (const dialog of [this.#createDialog, this.#confirmDialog]) dialog.close();
+    for (const dialog of [this.#createDialog, this.#confirmDialog, this.#editDialog]) dialog.close();
+    if (this.#detailId !== null) this.#closeDetail(null);
     if (!this.isConnected) return;
     if (this.#hasCredentials()) void this.refresh();
     else {
@@ -313,7 +335,7 @@ export class LatchkeyKeys extends HTMLElement {
     const generation = ++this.#generation;
     this.setAttribute("aria-busy", "true");
     const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-    if (this.#showRevoked) query.set("include_revoked", "true");
+    if (this.#showRevoked || this.#statusFilter === "revoked") query.set("include_revoked", "true");
     if (more && this.#cursor) query.set("cursor", this.#cursor);
     let failure: unknown = null;
     let page: KeyList | null = null;
@@ -334,70 +356,181 @@ export class LatchkeyKeys extends HTMLElement {
 
   #renderRows(): void {
     const now = Date.now();
-    const rows = this.#keys.map((key) => {
+    const shown = filterKeys(this.#keys, this.#query, this.#statusFilter, now, this.expiringDays);
+    const rows = shown.map((key) => {
       const status = keyStatus(key, now, this.expiringDays);
-      const owner =
-        key.owner_type === "workspace"
-          ? `Workspace ${key.owner_id}`
-          : key.owner_id === this.#me?.owner_id
-            ? "You"
-            : key.owner_id;
-      const actions = keyActions(key, now).map((id) => {
-        const action = ROW_ACTIONS[id];
-        const button = h(
-          "button",
-          {
-            type: "button",
-            part: action.danger ? "button button-danger" : "button",
-            class: action.danger ? "danger" : "",
-            // The start tells apart keys of the same name (a rotation's replacement keeps the name).
-            "aria-label": `${action.label} ${key.name} (${key.start}…)`,
-            "data-action": id,
-          },
-          action.label,
-        );
-        button.addEventListener("click", () => action.run(this, key, button));
-        return button;
-      });
+      const details = h(
+        "button",
+        {
+          type: "button",
+          class: "link",
+          part: "key-link",
+          // The start tells apart keys of the same name (a rotation's replacement keeps the name).
+          "aria-label": `${key.name} (${key.start}…): details`,
+          "data-action": "details",
+        },
+        key.name,
+      );
+      details.addEventListener("click", () => void this.openDetail(key.id, details));
       // A rotation's two keys share a name: each says which the other is (when both are listed).
       const replaced = key.rotated_from ? this.#keys.find((other) => other.id === key.rotated_from) : undefined;
       const successor = this.#keys.find((other) => other.rotated_from === key.id);
       const rotation = replaced ? `replaces ${replaced.start}…` : successor ? `replaced by ${successor.start}…` : null;
+      const cell = (label: string, ...content: (Node | string | null)[]) =>
+        h("td", { "data-label": label }, ...content);
       return h(
         "tr",
         { "data-key-id": key.id, "data-status": status, part: `row row-${status}` },
         h(
           "th",
           { scope: "row", class: "name" },
-          key.name,
+          details,
           rotation ? h("span", { part: "rotation", class: "muted small block" }, rotation) : null,
         ),
-        h("td", {}, h("code", { part: "start" }, `${key.start}…`)),
-        h("td", {}, owner),
-        h(
-          "td",
-          { class: "scopes" },
-          ...key.scopes.map((scope) => h("code", { part: "scope", class: "scope" }, scope)),
-          key.resources ? h("span", { class: "muted" }, `on ${key.resources.join(", ")}`) : null,
-        ),
-        h(
-          "td",
-          {},
-          h("span", { part: `badge badge-${status}`, class: `badge ${status}` }, STATUS_LABELS[status]),
-          key.expires_at && status !== "revoked"
-            ? h("span", { class: "muted small" }, " ", time(key.expires_at, ""))
-            : null,
-        ),
-        h("td", {}, time(key.created_at, "")),
-        h("td", {}, time(key.last_used_at, "Never")),
-        h("td", { class: "actions" }, ...actions),
+        cell("Key", h("code", { part: "start" }, `${key.start}…`)),
+        cell("Owner", this.#owner(key)),
+        h("td", { class: "scopes", "data-label": "Scopes" }, ...this.#scopeChips(key)),
+        cell("Status", ...this.#statusOf(key, status)),
+        cell("Created", time(key.created_at, "")),
+        cell("Last used", time(key.last_used_at, "Never")),
+        h("td", { class: "actions" }, ...this.#actionButtons(key, now)),
       );
     });
     this.#body.replaceChildren(...rows);
+    const filtered = shown.length !== this.#keys.length;
     this.#table.hidden = rows.length === 0;
+    this.#empty.textContent = this.#keys.length === 0 ? "No keys yet." : "No loaded key matches.";
     this.#empty.hidden = rows.length > 0 || !this.#me;
+    this.#count.textContent = filtered ? `${shown.length} of ${this.#keys.length} loaded keys match.` : "";
     this.#more.hidden = this.#cursor === null;
     this.#createButton.disabled = !this.#me;
+  }
+
+  #owner(key: ApiKey): string {
+    if (key.owner_type === "workspace") return `Workspace ${key.owner_id}`;
+    return key.owner_id === this.#me?.owner_id ? "You" : key.owner_id;
+  }
+
+  /** The scope chips ("Full access" for `*`) and the resources the key is limited to. */
+  #scopeChips(key: ApiKey): (Node | null)[] {
+    return [
+      ...key.scopes.map((scope) =>
+        h(
+          "code",
+          { part: scope === "*" ? "scope scope-full" : "scope", class: scope === "*" ? "scope full" : "scope" },
+          scopeChip(scope),
+        ),
+      ),
+      key.resources ? h("span", { class: "muted" }, `on ${key.resources.join(", ")}`) : null,
+    ];
+  }
+
+  /** The badge and, for a key with an expiry, "Expires <date>" (or "Expired <date>"). */
+  #statusOf(key: ApiKey, status: ReturnType<typeof keyStatus>): (Node | null)[] {
+    const expired = key.expires_at !== null && Date.parse(key.expires_at) <= Date.now();
+    return [
+      h("span", { part: `badge badge-${status}`, class: `badge ${status}` }, STATUS_LABELS[status]),
+      key.expires_at && status !== "revoked"
+        ? h("span", { class: "muted small expiry" }, expired ? "Expired " : "Expires ", time(key.expires_at, ""))
+        : null,
+    ];
+  }
+
+  /** A key's action buttons (`keyActions` decides which), for its row or its detail view. */
+  #actionButtons(key: ApiKey, now: number): HTMLButtonElement[] {
+    return keyActions(key, now).map((id) => {
+      const action = ROW_ACTIONS[id];
+      const button = h(
+        "button",
+        {
+          type: "button",
+          part: action.danger ? "button button-danger" : "button",
+          class: action.danger ? "danger quiet" : "",
+          "aria-label": `${action.label} ${key.name} (${key.start}…)`,
+          "data-action": id,
+        },
+        action.label,
+      );
+      button.addEventListener("click", () => action.run(this, key, button));
+      return button;
+    });
+  }
+
+  /**
+   * Opens a key's detail view in place of the list: its settings in words, a usage chart of the last
+   * 30 days and its audit events. `opener` gets focus back when the view closes.
+   */
+  async openDetail(id: string, opener?: HTMLElement, focus: string | null = null): Promise<void> {
+    const generation = ++this.#views;
+    const path = `/v1/keys/${encodeURIComponent(id)}`;
+    this.#showError(null);
+    this.setAttribute("aria-busy", "true");
+    const [key, usage, events] = await Promise.allSettled([
+      this.#request<ApiKey>("GET", path),
+      this.#request<UsageReport>("GET", `${path}/usage?granularity=day`),
+      this.#request<EventList>("GET", `${path}/events?limit=20`),
+    ]);
+    if (generation !== this.#views) return;
+    this.removeAttribute("aria-busy");
+    if (key.status === "rejected") return this.#showError(key.reason);
+    this.#detailId = id;
+    this.#detailOpener = opener ?? null;
+    this.#renderDetail(key.value, usage, events);
+    const target = focus && this.#detail.querySelector<HTMLElement>(`.detail-actions [data-action="${focus}"]`);
+    (target || this.#home()).focus();
+  }
+
+  #renderDetail(key: ApiKey, usage: PromiseSettledResult<UsageReport>, events: PromiseSettledResult<EventList>): void {
+    const uid = this.#uid;
+    const now = Date.now();
+    const status = keyStatus(key, now, this.expiringDays);
+    const back = h("button", { type: "button", part: "button", class: "back", "data-action": "back" }, "← All keys");
+    back.addEventListener("click", () => this.#closeDetail(this.#detailOpener));
+    const edit = h(
+      "button",
+      { type: "button", part: "button button-primary", class: "primary", "data-action": "edit" },
+      "Edit",
+    );
+    edit.addEventListener("click", () => this.openEdit(key, edit));
+    const title = h("h2", { id: `${uid}-detail-title`, part: "title", tabindex: "-1" }, key.name);
+    this.#detail.setAttribute("aria-labelledby", title.id);
+    this.#detail.setAttribute("data-key-id", key.id);
+    this.#detail.replaceChildren();
+    append(
+      this.#detail,
+      back,
+      h(
+        "header",
+        { part: "header" },
+        h(
+          "div",
+          {},
+          title,
+          h("p", { class: "muted" }, h("code", { part: "start" }, `${key.start}…`), " · ", this.#owner(key)),
+        ),
+      ),
+      h("div", { class: "detail-status" }, ...this.#statusOf(key, status)),
+      h(
+        "div",
+        { class: "detail-actions", role: "group", "aria-label": "Actions" },
+        key.revoked_at === null ? edit : null,
+        ...this.#actionButtons(key, now),
+      ),
+      ...detailSections(key, usage, events, uid),
+    );
+    this.#list.hidden = true;
+    this.#detail.hidden = false;
+  }
+
+  /** Back to the list; focus goes to the key's row (its name) or `opener`. */
+  #closeDetail(opener: HTMLElement | null): void {
+    const id = this.#detailId;
+    this.#detailId = null;
+    this.#detail.hidden = true;
+    this.#detail.replaceChildren();
+    this.#list.hidden = false;
+    const row = id && this.#body.querySelector<HTMLElement>(`tr[data-key-id="${id}"] [data-action="details"]`);
+    (row || (opener?.isConnected ? opener : null) || this.#createButton).focus();
   }
 
   /** Shows a problem's detail (or hides the message with null). */
@@ -594,7 +727,12 @@ export class LatchkeyKeys extends HTMLElement {
     const open = this.#secretDialog.open;
     this.#secretDialog.replaceChildren();
     this.#secretDialog.close();
-    if (open) this.#createButton.focus();
+    if (open) this.#home().focus();
+  }
+
+  /** Where focus goes when nothing better is left: the detail view's title, or Create key. */
+  #home(): HTMLElement {
+    return (this.#detailId !== null && this.#detail.querySelector<HTMLElement>("h2")) || this.#createButton;
   }
 
   /** A `latchkey-*` event for the host page (never carrying a key). */
@@ -703,11 +841,81 @@ export class LatchkeyKeys extends HTMLElement {
   }
 
   /** Reloads the list after a change, then focuses `action`'s button on the key's row (or Create key). */
-  async #reloadAndFocus(key: ApiKey, action: KeyAction | null): Promise<void> {
+  async #reloadAndFocus(key: ApiKey, action: KeyAction | "edit" | null): Promise<void> {
     await this.#load(false);
+    if (this.#detailId !== null) return this.openDetail(this.#detailId, this.#detailOpener ?? undefined, action);
     const next =
       action && this.#body.querySelector<HTMLElement>(`tr[data-key-id="${key.id}"] [data-action="${action}"]`);
     (next || this.#createButton).focus();
+  }
+
+  /**
+   * Edits a key (name, scopes, resources, expiry, allow-list, rate limits, credits) with one PATCH of
+   * only what changed. The server decides what the signed-in person may grant: its 403 or 422 detail
+   * (and field errors) show in the form, which stays open.
+   */
+  openEdit(key: ApiKey, opener: HTMLElement): void {
+    const uid = this.#uid;
+    const form = editForm(key, uid);
+    const error = h("p", { role: "alert", part: "error", class: "error", hidden: true });
+    const submit = h("button", { type: "submit", part: "button button-primary", class: "primary" }, "Save changes");
+    const element = h(
+      "form",
+      { method: "dialog", novalidate: true },
+      h("h3", { id: `${uid}-edit-title` }, `Edit “${key.name}”`),
+      error,
+      ...form.fields,
+      h(
+        "div",
+        { class: "buttons" },
+        h("button", { type: "button", part: "button", onclick: () => this.#editDialog.close() }, "Cancel"),
+        submit,
+      ),
+    );
+    const clear = () => {
+      for (const message of Object.values(form.errors)) this.#showError(null, message);
+      for (const input of element.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+      this.#showError(null, error);
+    };
+    element.addEventListener("submit", (event) => {
+      event.preventDefault();
+      clear();
+      const read = form.read();
+      if ("field" in read) return this.#fieldError(form.errors[read.field], form.inputs[read.field], read.message);
+      const body = patchFor(key, read.values);
+      if (Object.keys(body).length === 0) {
+        this.#editDialog.close();
+        return this.#announce("Nothing changed.");
+      }
+      submit.disabled = true;
+      this.#request<ApiKey>("PATCH", `/v1/keys/${encodeURIComponent(key.id)}`, body).then(
+        (updated) => {
+          this.#editDialog.close();
+          this.#announce(`Key ${updated.name} updated.`);
+          this.#emit("latchkey-key-updated", { id: key.id });
+          void this.#reloadAndFocus(key, "edit");
+        },
+        (failure: unknown) => {
+          submit.disabled = false;
+          this.#showError(failure, error);
+          let first: HTMLElement | null = null;
+          if (failure instanceof ApiError) {
+            for (const [path, messages] of Object.entries(failure.errors)) {
+              const field = (path.split(".")[0] ?? "") as EditField;
+              if (!(field in form.inputs)) continue;
+              this.#fieldError(form.errors[field], form.inputs[field], messages.join(" "));
+              first ??= form.inputs[field];
+            }
+          }
+          (first ?? error).focus();
+        },
+      );
+    });
+    error.tabIndex = -1;
+    this.#editDialog.replaceChildren(element);
+    this.#editDialog.addEventListener("close", () => opener.isConnected && opener.focus(), { once: true });
+    this.#editDialog.showModal();
+    form.inputs.name.focus();
   }
 
   #patch(key: ApiKey, body: { enabled: boolean }): Promise<ApiKey> {

@@ -110,7 +110,7 @@ function page(devTokens: boolean): string {
 <h1>latchkey</h1>
 ${signIn}
 <div id="signed-in" hidden>
-<p class="signed-in-bar">Signed in as <strong id="who"></strong> <button type="button" id="sign-out">Sign out</button></p>
+<p class="signed-in-bar"><span>Signed in as <strong id="who"></strong><span id="workspace"></span></span> <button type="button" id="sign-out">Sign out</button></p>
 <latchkey-keys id="keys"></latchkey-keys>
 </div>
 </main>
