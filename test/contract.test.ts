@@ -4,7 +4,11 @@
  * problem codes, the security schemes, every header.
  */
 import { describe, expect, it } from "vitest";
+import lintIgnore from "../.redocly.lint-ignore.yaml?raw";
 import { license, version } from "../package.json";
+import { DIALECT_NAMES } from "../src/config";
+import { dialectRoutes } from "../src/http/dialects";
+import { routes } from "../src/http/routes";
 import { PROBLEMS, PROBLEM_CODES, problemType } from "../src/problems";
 import { checkContract } from "./contract";
 import { BASE, call } from "./helpers";
@@ -136,6 +140,30 @@ describe("problem codes", () => {
       expect(problemType(code)).toBe(`https://latchkey.dev/problems/${code.replaceAll("_", "-")}`);
       expect(PROBLEMS[code].status).toBeGreaterThanOrEqual(400);
       expect(PROBLEMS[code].description.length).toBeGreaterThan(10);
+    }
+  });
+});
+
+describe("the OpenAPI lint exceptions (.redocly.lint-ignore.yaml)", () => {
+  it("each names a path latchkey serves, and the file's comment explains it", () => {
+    const comment = lintIgnore
+      .split("\n")
+      .filter((line) => line.startsWith("#"))
+      .join("\n");
+    const served = new Set([...routes, ...dialectRoutes(DIALECT_NAMES)].map((route) => route.path));
+    const ignored = [...lintIgnore.matchAll(/'#\/paths\/([^']+)'/g)].map((m) =>
+      m[1]!.replaceAll("~1", "/").replaceAll("~0", "~"),
+    );
+    expect(ignored.length).toBeGreaterThan(0);
+    for (const path of ignored) {
+      expect(served.has(path), path).toBe(true);
+      // Explained where it is configured: the comment names the path, and the rule it is excepted from.
+      expect(comment, path).toContain(` ${path} `);
+      const rule = new RegExp(
+        `^  ([a-z-]+):\\n(?:    - .*\\n)*?    - '#\\/paths\\/${path.replaceAll("/", "~1")}'`,
+        "m",
+      );
+      expect(comment, path).toContain(`(${rule.exec(lintIgnore)?.[1] ?? "?"})`);
     }
   });
 });
