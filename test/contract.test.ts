@@ -118,6 +118,18 @@ describe("the served document", () => {
     expect(create.find((p) => p.name === "Idempotency-Key")).toMatchObject({ in: "header" });
   });
 
+  it("marks a request body optional exactly where a route takes none (rotateKey)", async () => {
+    const doc = (await (await call("GET", "/openapi.json")).json()) as {
+      paths: Record<string, Record<string, { operationId: string; requestBody?: { required: boolean } }>>;
+    };
+    const bodies = Object.values(doc.paths)
+      .flatMap((operations) => Object.values(operations))
+      .filter((operation) => operation.requestBody !== undefined);
+    const optional = bodies.filter((operation) => !operation.requestBody!.required).map((o) => o.operationId);
+    expect(optional).toEqual(["rotateKey"]);
+    expect(bodies.length).toBeGreaterThan(5);
+  });
+
   it("has security schemes generated clients use correctly: http bearer, and an Api-Key header value", async () => {
     const doc = (await (await call("GET", "/openapi.json")).json()) as {
       components: { securitySchemes: Record<string, Record<string, string>> };
