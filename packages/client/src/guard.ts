@@ -32,6 +32,12 @@ export interface Verifier {
 /** The request as the guard's options see it, the same in every framework. */
 export interface GuardRequest {
   readonly method: string;
+  /** The request's path, without the query string (`/models/m1/invoke`): the same in every framework. */
+  readonly path: string;
+  /**
+   * The full URL (`https://api.example.com/models/m1/invoke?v=2`). In Node, where `req.url` is only the
+   * path and query, it is built from the `Host` header (a client may set it: do not trust its host).
+   */
   readonly url: string;
   /** The path parameters the router found (itty-router, Hono, express), or none. */
   readonly params: Readonly<Record<string, string | undefined>>;
@@ -192,7 +198,8 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
 
   guard.hono = async (c, next) => {
     const raw = c.req.raw;
-    const outcome = await decide({ ...fetchRequest(raw), params: c.req.param() }, c.env, edgeAddress(raw));
+    const request = guardRequest(raw.method, raw.url, c.req.param(), (name) => raw.headers.get(name));
+    const outcome = await decide(request, c.env, edgeAddress(raw));
     if (isRefusal(outcome)) return refusalResponse(outcome);
     verdicts.set(c, outcome);
     c.set("verdict", outcome);
@@ -306,9 +313,28 @@ function attach(request: object, verdict: VerifyVerdict): void {
   (request as { verdict?: VerifyVerdict }).verdict = verdict;
 }
 
+/** A GuardRequest for `url`; its `path` (that of `pathUrl`) is parsed only when an option reads it. */
+function guardRequest(
+  method: string,
+  url: string,
+  params: GuardRequest["params"],
+  header: GuardRequest["header"],
+  pathUrl = url,
+): GuardRequest {
+  return {
+    method,
+    url,
+    get path() {
+      return new URL(pathUrl).pathname;
+    },
+    params,
+    header,
+  };
+}
+
 function fetchRequest(request: Request): GuardRequest {
   const params = (request as Request & { params?: Record<string, string> }).params ?? {};
-  return { method: request.method, url: request.url, params, header: (name) => request.headers.get(name) };
+  return guardRequest(request.method, request.url, params, (name) => request.headers.get(name));
 }
 
 /** The client's address as Cloudflare reports it to a Worker. */
@@ -322,5 +348,6 @@ function nodeRequest(req: NodeRequestLike): GuardRequest {
     return Array.isArray(value) ? (value[0] ?? null) : (value ?? null);
   };
   const url = `http://${header("host") ?? "localhost"}${req.url ?? "/"}`;
-  return { method: req.method ?? "GET", url, params: req.params ?? {}, header };
+  // The path from `req.url` alone: whatever the Host header holds, it is the path the server routed.
+  return guardRequest(req.method ?? "GET", url, req.params ?? {}, header, `http://localhost${req.url ?? "/"}`);
 }

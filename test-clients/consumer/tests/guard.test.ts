@@ -22,7 +22,7 @@ const invoke: GuardOptions = { scope: "models:invoke", resource: (request) => re
 type Mount = (path: string, headers: Record<string, string>) => Promise<Response>;
 
 const plain: Mount = async (path, headers) => {
-  const guard = requireKey({ ...invoke, resource: (request) => new URL(request.url).pathname.split("/")[2] });
+  const guard = requireKey({ ...invoke, resource: (request) => request.path.split("/")[2] });
   const request = new Request(`http://consumer.test${path}`, { method: "POST", headers });
   return (await guard(request)) ?? Response.json({ verdict: verdictOf(request) });
 };
@@ -44,7 +44,7 @@ const hono: Mount = async (path, headers) => {
 let server: ReturnType<typeof createServer>;
 let nodeBase = "";
 before(async () => {
-  const guard = requireKey({ ...invoke, resource: (request) => new URL(request.url).pathname.split("/")[2] });
+  const guard = requireKey({ ...invoke, resource: (request) => request.path.split("/")[2] });
   server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const verdict = await guard.node(req, res);
     if (verdict === null) return;
