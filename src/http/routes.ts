@@ -264,7 +264,8 @@ export const routes: readonly Route[] = [
     path: "/v1/keys/:id/usage",
     operationId: "keyUsage",
     summary: "A key's verifications per hour or day, by outcome",
-    description: "Counts are gathered by each isolate and written in batches: the last half minute may not be in yet.",
+    description:
+      "Counts are gathered by each isolate and written in batches: the last half minute may not be in yet, and `pending_from` says from when counts may be pending.",
     tag: "keys",
     auth: "required",
     pathParams: KeyIdParams,
