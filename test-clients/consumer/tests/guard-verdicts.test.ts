@@ -125,7 +125,7 @@ describe("requireKey with a stand-in verifier", () => {
       "RATE_LIMITED",
       "key_rate_limited",
     );
-    assert.equal(refused.problem.title, "Too Many Requests");
+    assert.equal(refused.problem.title, "API key rate limited");
     assert.equal(refused.headers.get("retry-after"), "6");
     assert.equal(refused.headers.get("ratelimit-limit"), "10");
     assert.equal(refused.headers.get("ratelimit-remaining"), "0");
