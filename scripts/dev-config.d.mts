@@ -1,5 +1,6 @@
 export const root: string;
 export function ensureDevVars(): boolean;
+export function devEnv(env?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
 export function devVars(): Record<string, string>;
 export function wranglerVars(): Record<string, string>;
 export function wranglerDevIp(): string | null;

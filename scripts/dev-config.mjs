@@ -8,6 +8,16 @@ export const root = fileURLToPath(new URL("..", import.meta.url));
 const devVarsPath = `${root}.dev.vars`;
 const examplePath = `${root}.dev.vars.example`;
 
+/**
+ * The environment for a local `wrangler dev` of this checkout: wrangler's dev registry (where local
+ * Workers find each other's service bindings) defaults to this checkout's .wrangler/registry instead
+ * of the per-user one, so the servers of two clones never bind to each other. A registry the user
+ * sets (WRANGLER_REGISTRY_PATH) is kept.
+ */
+export function devEnv(env = process.env) {
+  return { ...env, WRANGLER_REGISTRY_PATH: env.WRANGLER_REGISTRY_PATH || `${root}.wrangler/registry` };
+}
+
 /** Creates .dev.vars from .dev.vars.example with a fresh random JWT_SECRET, unless it exists. */
 export function ensureDevVars() {
   if (existsSync(devVarsPath)) return false;

@@ -1,7 +1,8 @@
 // npm run openapi [-- <file>]: writes the OpenAPI document the Worker serves at /openapi.json (built
 // from the same route list and zod schemas by src/http/openapi-build.ts, bundled for Node with
 // esbuild) to <file>, by default .wrangler/openapi.json, with every dialect mounted (the default
-// DIALECTS). `npm run lint:openapi` lints that file with Redocly's recommended rules.
+// DIALECTS). `npm run lint:openapi` lints that file with Redocly's recommended rules; its exceptions
+// are in .redocly.lint-ignore.yaml, each explained there.
 //
 // npm run openapi -- --generate: writes it as src/http/openapi.generated.ts, the module the Worker
 // serves (so the Worker bundles no document generator), and pretty-printed as docs/openapi.json, so a

@@ -10,7 +10,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
-import { devVars, ensureDevVars, root, wranglerDevIp, wranglerVars } from "./dev-config.mjs";
+import { devEnv, devVars, ensureDevVars, root, wranglerDevIp, wranglerVars } from "./dev-config.mjs";
 import { devTokensExposure } from "./start-guard.mjs";
 
 const wrangler = `${root}node_modules/wrangler/bin/wrangler.js`;
@@ -47,9 +47,11 @@ const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "appl
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
 const hasPort = args.some((arg) => arg === "--port" || arg.startsWith("--port="));
+// This checkout's own dev registry (devEnv), so another clone's consumer never binds to this server.
 const dev = spawn(process.execPath, [wrangler, "dev", ...(hasPort ? [] : ["--port", "8787"]), ...args], {
   cwd: root,
   stdio: "inherit",
+  env: devEnv(),
 });
 const GRACE_MS = 5000;
 

@@ -1,9 +1,9 @@
-// npm run test:clients: builds @latchkey/client, installs it by path into test-clients/consumer (a
+// npm run test:clients: builds @latchkey/client (unless the build is newer than its sources), installs it by path into test-clients/consumer (a
 // project of its own, as a user's would be), type-checks that project, starts latchkey with
 // `npm start -- --port <port>` (LATCHKEY_CLIENTS_PORT, default 8805; LEGACY_KEY_FORMATS set), runs the project's node:test
 // files against it and always stops the server. Ends with "N passed, N failed"; exits 1 on failures.
 import { spawn, spawnSync } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { run } from "node:test";
 import { spec } from "node:test/reporters";
 import { root } from "./dev-config.mjs";
@@ -20,8 +20,18 @@ function step(command, args, cwd = root) {
   }
 }
 
+/** Whether packages/client/dist is older than a source file (`npm install` builds it: its `prepare`). */
+function clientBuildStale() {
+  const built = `${root}packages/client/dist/index.js`;
+  if (!existsSync(built)) return true;
+  const at = statSync(built).mtimeMs;
+  const sources = readdirSync(`${root}packages/client/src`, { recursive: true });
+  return sources.some((file) => statSync(`${root}packages/client/src/${file}`).mtimeMs > at);
+}
+
 const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-step(npm, ["run", "build", "-w", "@latchkey/client"]);
+if (clientBuildStale()) step(npm, ["run", "build", "-w", "@latchkey/client"]);
+else console.log("test:clients: @latchkey/client is built and up to date (npm install built it)");
 step(npm, ["ci", "--no-audit", "--no-fund", "--loglevel=error"], consumer);
 step(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfig.json"], consumer);
 

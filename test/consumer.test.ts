@@ -6,7 +6,9 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { NO_KEY_PROBLEM, VERDICT_PROBLEMS } from "../packages/client/src/codes";
 import { generateKey } from "../src/keys/format";
+import type { ProblemCode } from "../src/problems";
 import { isolateCache } from "../src/service/verify";
 import { call, createKey, expectProblem, token, uniqueSub } from "./helpers";
 
@@ -48,15 +50,23 @@ function failure(call: Promise<unknown>): Promise<string> {
   );
 }
 
-async function expectUnauthorized(response: Response, code: string | undefined): Promise<void> {
-  const body = await expectProblem(response, 401);
-  expect(body.code).toBe(code);
+/** The guard's problem: latchkey's code for the verdict (none sent: authentication_required), and the verdict. */
+async function expectRefusal(response: Response, status: number, verdict: keyof typeof VERDICT_PROBLEMS | undefined) {
+  const code = (verdict === undefined ? NO_KEY_PROBLEM : VERDICT_PROBLEMS[verdict]).code as ProblemCode;
+  const body = await expectProblem(response, status, code);
+  expect(body.verdict).toBe(verdict);
+}
+
+async function expectUnauthorized(
+  response: Response,
+  verdict: keyof typeof VERDICT_PROBLEMS | undefined,
+): Promise<void> {
+  await expectRefusal(response, 401, verdict);
   expect(response.headers.get("www-authenticate")).toMatch(/^Bearer realm=/);
 }
 
-async function expectForbidden(response: Response, code: string): Promise<void> {
-  const body = await expectProblem(response, 403);
-  expect(body.code).toBe(code);
+async function expectForbidden(response: Response, verdict: keyof typeof VERDICT_PROBLEMS): Promise<void> {
+  await expectRefusal(response, 403, verdict);
   expect(response.headers.get("www-authenticate")).toBeNull();
 }
 

@@ -4,7 +4,11 @@
  * problem codes, the security schemes, every header.
  */
 import { describe, expect, it } from "vitest";
+import lintIgnore from "../.redocly.lint-ignore.yaml?raw";
 import { license, version } from "../package.json";
+import { DIALECT_NAMES } from "../src/config";
+import { dialectRoutes } from "../src/http/dialects";
+import { routes } from "../src/http/routes";
 import { PROBLEMS, PROBLEM_CODES, problemType } from "../src/problems";
 import { checkContract } from "./contract";
 import { BASE, call } from "./helpers";
@@ -114,6 +118,18 @@ describe("the served document", () => {
     expect(create.find((p) => p.name === "Idempotency-Key")).toMatchObject({ in: "header" });
   });
 
+  it("marks a request body optional exactly where a route takes none (rotateKey)", async () => {
+    const doc = (await (await call("GET", "/openapi.json")).json()) as {
+      paths: Record<string, Record<string, { operationId: string; requestBody?: { required: boolean } }>>;
+    };
+    const bodies = Object.values(doc.paths)
+      .flatMap((operations) => Object.values(operations))
+      .filter((operation) => operation.requestBody !== undefined);
+    const optional = bodies.filter((operation) => !operation.requestBody!.required).map((o) => o.operationId);
+    expect(optional).toEqual(["rotateKey"]);
+    expect(bodies.length).toBeGreaterThan(5);
+  });
+
   it("has security schemes generated clients use correctly: http bearer, and an Api-Key header value", async () => {
     const doc = (await (await call("GET", "/openapi.json")).json()) as {
       components: { securitySchemes: Record<string, Record<string, string>> };
@@ -136,6 +152,30 @@ describe("problem codes", () => {
       expect(problemType(code)).toBe(`https://latchkey.dev/problems/${code.replaceAll("_", "-")}`);
       expect(PROBLEMS[code].status).toBeGreaterThanOrEqual(400);
       expect(PROBLEMS[code].description.length).toBeGreaterThan(10);
+    }
+  });
+});
+
+describe("the OpenAPI lint exceptions (.redocly.lint-ignore.yaml)", () => {
+  it("each names a path latchkey serves, and the file's comment explains it", () => {
+    const comment = lintIgnore
+      .split("\n")
+      .filter((line) => line.startsWith("#"))
+      .join("\n");
+    const served = new Set([...routes, ...dialectRoutes(DIALECT_NAMES)].map((route) => route.path));
+    const ignored = [...lintIgnore.matchAll(/'#\/paths\/([^']+)'/g)].map((m) =>
+      m[1]!.replaceAll("~1", "/").replaceAll("~0", "~"),
+    );
+    expect(ignored.length).toBeGreaterThan(0);
+    for (const path of ignored) {
+      expect(served.has(path), path).toBe(true);
+      // Explained where it is configured: the comment names the path, and the rule it is excepted from.
+      expect(comment, path).toContain(` ${path} `);
+      const rule = new RegExp(
+        `^  ([a-z-]+):\\n(?:    - .*\\n)*?    - '#\\/paths\\/${path.replaceAll("/", "~1")}'`,
+        "m",
+      );
+      expect(comment, path).toContain(`(${rule.exec(lintIgnore)?.[1] ?? "?"})`);
     }
   });
 });

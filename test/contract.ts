@@ -9,6 +9,7 @@
  * - every declared required header is present, and every header the response carries is declared
  *   (CORS machinery and framing headers aside); responses and headers declared once under
  *   `components` and referenced are resolved;
+ * - a request served without a body is to an operation whose request body is optional;
  * - a problem's `status` is the response's and its `type` is its `code`'s URI (a dialect's problem
  *   document without a `code`, FastAPI's, is checked against its own schema only).
  *
@@ -38,6 +39,7 @@ interface ResponseObject {
   content?: Record<string, unknown>;
 }
 interface Operation {
+  requestBody?: { required?: boolean };
   responses: Record<string, ResponseObject | Reference>;
 }
 interface Document {
@@ -143,6 +145,10 @@ export async function checkContract(request: Request, response: Response, served
     // No such operation: only the router's own answers (well-formed problems) may come back.
     fail("no such operation, yet not 404 or 405");
   }
+
+  // A request sent without a body and served must not need one, or generated clients would send one.
+  if (operation?.requestBody?.required === true && request.body === null && response.status < 300)
+    fail("served without a body, yet the request body is documented as required");
 
   for (const [name, header] of Object.entries(declared.headers ?? {})) {
     const [{ required }] = deref<HeaderObject>(current.document, header, "");

@@ -389,6 +389,38 @@ describe("POST /v1/keys/{id}/rotate", () => {
     expect((await expectProblem(await rotate(expiring.id, later), 409)).detail).toMatch(/expired/);
   });
 
+  it("takes no body, or an empty one, as {} (grace 0); a body that is sent is still read as JSON", async () => {
+    const { jwt } = await person();
+    const path = (id: string) => `/v1/keys/${id}/rotate`;
+    // No body and no Content-Type, as `curl -X POST` and many generated clients send it.
+    const bare = await createKey(jwt);
+    const noBody = await call("POST", path(bare.id), { auth: jwt });
+    expect(noBody.status).toBe(201);
+    expect(await noBody.json()).toMatchObject({ rotated_from: bare.id });
+    expect((await verify(bare.key)).code).toBe("EXPIRED");
+    // An empty body, with a JSON Content-Type or with another one.
+    for (const type of ["application/json", "text/plain"]) {
+      const empty = await createKey(jwt);
+      const answer = await call("POST", path(empty.id), { auth: jwt, raw: "", headers: { "content-type": type } });
+      expect(answer.status, type).toBe(201);
+      expect((await verify(empty.key)).code).toBe("EXPIRED");
+    }
+    // A body that is sent must still be JSON, and valid: nothing is rotated otherwise.
+    const live = await createKey(jwt);
+    const snapshot = await tableSnapshot();
+    const untyped = await call("POST", path(live.id), { auth: jwt, raw: '{"grace_seconds":60}' });
+    await expectProblem(untyped, 415);
+    const notJson = await call("POST", path(live.id), {
+      auth: jwt,
+      raw: " ",
+      headers: { "content-type": "application/json" },
+    });
+    await expectProblem(notJson, 400);
+    expect(await tableSnapshot()).toEqual(snapshot);
+    // Other routes' bodies stay required.
+    await expectProblem(await call("PATCH", `/v1/keys/${live.id}`, { auth: jwt }), 415);
+  });
+
   it("a key cannot rotate a key stronger than itself (the new key would be stronger)", async () => {
     const { jwt } = await person();
     const strong = await createKey(jwt, { scopes: ["*"] });

@@ -5,7 +5,7 @@
  * key chain, and usage counts per hour and day.
  */
 import { env, exports } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../src/config";
 import { type KeyLimits, applyUsage, nextPeriodStart, periodStart } from "../src/keys/limit-arithmetic";
 import { IsolateCache, Verifier, isolateCache } from "../src/service/verify";
@@ -701,6 +701,34 @@ describe("GET /v1/keys/{id}/usage", () => {
     const days = (await day.json()) as { buckets: { total: number; usage_exceeded: number }[] };
     expect(days.buckets).toHaveLength(2);
     expect(days.buckets.at(-1)).toMatchObject({ total: 6, usage_exceeded: 2 });
+  });
+
+  it("says from when counts may be pending (a flush interval before now), null for a range that ends before", async () => {
+    const sub = uniqueSub();
+    const { id } = await createKey(await token(sub));
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      const now = Date.parse("2027-03-04T10:20:30.000Z");
+      vi.setSystemTime(now);
+      const report = async (query = "") =>
+        (await (await call("GET", `/v1/keys/${id}/usage${query}`, { auth: await token(sub) })).json()) as {
+          pending_from: string | null;
+        };
+      expect((await report()).pending_from).toBe(new Date(now - USAGE_FLUSH_MS).toISOString());
+      // A range ending within the interval: pending from its start when it starts inside it too.
+      const recent = `?from=${new Date(now - 10_000).toISOString()}&to=${new Date(now).toISOString()}`;
+      expect((await report(recent)).pending_from).toBe(new Date(now - USAGE_FLUSH_MS).toISOString());
+      const past = `?to=${new Date(now - USAGE_FLUSH_MS).toISOString()}`;
+      expect((await report(past)).pending_from).toBeNull();
+      const justBefore = `?to=${new Date(now - USAGE_FLUSH_MS + 1).toISOString()}`;
+      expect((await report(justBefore)).pending_from).toBe(new Date(now - USAGE_FLUSH_MS).toISOString());
+      // Never before the range's start: 10 s into an hour, the hour's bucket is pending from its start.
+      vi.setSystemTime(Date.parse("2027-03-04T11:00:10.000Z"));
+      const thisHour = `?from=2027-03-04T11:00:05.000Z`;
+      expect((await report(thisHour)).pending_from).toBe("2027-03-04T11:00:00.000Z");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("a failed batch write is kept and added to the next one: nothing counted twice, nothing lost", async () => {

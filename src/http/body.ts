@@ -1,7 +1,7 @@
 /**
  * Reads a JSON request body defensively: JSON content type required (415), at most 16 KB (or what
  * the route allows) whatever Content-Length claims (413), valid UTF-8 and JSON (400). The body is never echoed back: it may hold
- * a key.
+ * a key. A route whose body is optional reads no body, or an empty one, as `{}`.
  */
 import { reservedKeyPath } from "../schemas";
 import { ValidationError } from "../service/errors";
@@ -20,18 +20,25 @@ export interface BodyOptions {
    * Content-Type sends it (for a dialect whose page shows that request).
    */
   readonly formEncodedJson?: boolean;
+  /**
+   * The body may be left out: no body, or an empty one (whatever its Content-Type), reads as `{}`,
+   * and the OpenAPI document marks the request body optional. A body that is sent is read as usual.
+   */
+  readonly optional?: boolean;
 }
 
 export async function readJsonBody(request: Request, options: BodyOptions = {}): Promise<unknown> {
   const type = request.headers.get("content-type");
-  if (!type || !(JSON_TYPE.test(type) || (options.formEncodedJson === true && FORM_TYPE.test(type)))) {
-    throw new HttpError("unsupported_media_type", { detail: "Send the body as application/json" });
-  }
+  const isJson = type !== null && (JSON_TYPE.test(type) || (options.formEncodedJson === true && FORM_TYPE.test(type)));
+  // An optional body's type matters only once there is a body.
+  if (!isJson && options.optional !== true) throw unsupportedMediaType();
   const maxBytes = options.maxBytes ?? MAX_BODY_BYTES;
   const declared = Number(request.headers.get("content-length"));
   if (declared > maxBytes) throw tooLarge(maxBytes);
 
   const bytes = await readAtMost(request, maxBytes);
+  if (bytes.byteLength === 0 && options.optional === true) return {};
+  if (!isJson) throw unsupportedMediaType();
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -48,6 +55,10 @@ export async function readJsonBody(request: Request, options: BodyOptions = {}):
   if (reserved !== null)
     throw new ValidationError([{ field: reserved, kind: "reserved", message: 'The key "__proto__" is reserved' }]);
   return value;
+}
+
+function unsupportedMediaType(): HttpError {
+  return new HttpError("unsupported_media_type", { detail: "Send the body as application/json" });
 }
 
 function tooLarge(maxBytes: number): HttpError {

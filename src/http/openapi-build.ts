@@ -178,7 +178,12 @@ export function buildOpenApiDocument(routes: readonly Route[]): ReturnType<typeo
           }
         : {}),
       ...(route.body
-        ? { requestBody: { required: true, content: { "application/json": { schema: route.body } } } }
+        ? {
+            requestBody: {
+              required: route.bodyOptions?.optional !== true,
+              content: { "application/json": { schema: route.body } },
+            },
+          }
         : {}),
       responses: responses as ZodOpenApiResponsesObject,
     };

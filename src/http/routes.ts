@@ -178,11 +178,12 @@ export const routes: readonly Route[] = [
     operationId: "rotateKey",
     summary: "Replace a key with a new one, keeping the old one working for a grace period",
     description:
-      "The new key (shown only in this response) copies the old key's name, owner, scopes, resources, metadata, expiry, allowed IPs and usage limits (sharing its usage counters: one balance for both), and records `rotated_from`. The old key then expires at the earlier of its own expiry and now + `grace_seconds` (default 0: at once). Revoked or expired keys: 409. Send `{}` for the default.",
+      "The new key (shown only in this response) copies the old key's name, owner, scopes, resources, metadata, expiry, allowed IPs and usage limits (sharing its usage counters: one balance for both), and records `rotated_from`. The old key then expires at the earlier of its own expiry and now + `grace_seconds` (default 0: at once). Revoked or expired keys: 409. The body is optional: no body, or an empty one, is `{}`.",
     tag: "keys",
     auth: "required",
     pathParams: KeyIdParams,
     body: RotateKeyRequest,
+    bodyOptions: { optional: true },
     success: {
       status: 201,
       description: "The replacement key. Store `key` now: it cannot be shown again.",
@@ -263,7 +264,8 @@ export const routes: readonly Route[] = [
     path: "/v1/keys/:id/usage",
     operationId: "keyUsage",
     summary: "A key's verifications per hour or day, by outcome",
-    description: "Counts are gathered by each isolate and written in batches: the last half minute may not be in yet.",
+    description:
+      "Counts are gathered by each isolate and written in batches: the last half minute may not be in yet, and `pending_from` says from when counts may be pending.",
     tag: "keys",
     auth: "required",
     pathParams: KeyIdParams,

@@ -1,7 +1,7 @@
 /** Usage control: rate limits, credits, cost, the credits operation and the usage report. */
 import * as z from "zod/mini";
 import { MAX_CREDITS } from "../keys/limit-arithmetic";
-import { KeyId, Timestamp, meta } from "./common";
+import { KeyId, Timestamp, described, meta } from "./common";
 import type { VerifyCode } from "./verify";
 
 const MAX_RATE_LIMITS = 10;
@@ -175,6 +175,10 @@ export const UsageReport = z
     buckets: z
       .array(UsageBucket)
       .apply(meta({ description: "Every bucket of the range, oldest first (empty ones as 0)." })),
+    pending_from: described(
+      z.nullable(Timestamp),
+      "Verifications from this instant on may not be counted yet, so recent buckets may read low (or 0). Each isolate keeps its counts in memory and writes them in one batch at its first verification 30 s or more after the oldest it holds: this is 30 s before the report, and a quiet isolate's counts may wait longer. null when the range ends before it.",
+    ),
   })
   .apply(meta({ id: "UsageReport" }));
 export type UsageReportView = z.infer<typeof UsageReport>;

@@ -64,6 +64,7 @@ import {
   ValidationError,
 } from "./errors";
 import { IDEMPOTENCY_TTL_MS } from "./operations";
+import { USAGE_FLUSH_MS } from "./usage-tally";
 import { type ServiceDeps, type Verification, Verifier, usageIdOf } from "./verify";
 import { USAGE_OUTCOMES } from "../schemas";
 
@@ -680,7 +681,8 @@ export class Keys {
     this.requireScope(actor, "keys:read");
     const record = await this.findVisible(actor, id);
     const step = query.granularity === "hour" ? HOUR_MS : DAY_MS;
-    const to = query.to === undefined ? Date.now() : Date.parse(query.to);
+    const now = Date.now();
+    const to = query.to === undefined ? now : Date.parse(query.to);
     // Default: the bucket holding `to` and the ones before it.
     const requested =
       query.from === undefined ? to - (DEFAULT_USAGE_BUCKETS[query.granularity] - 1) * step : Date.parse(query.from);
@@ -708,7 +710,10 @@ export class Keys {
       bucket[field] += count;
       bucket.total += count;
     }
-    return { key_id: record.id, granularity: query.granularity, buckets: views };
+    // Counts reach D1 a flush interval late (or later, on a quiet isolate): say so rather than show a bare 0.
+    const pending = now - USAGE_FLUSH_MS;
+    const pendingFrom = to > pending ? new Date(Math.max(pending, from)).toISOString() : null;
+    return { key_id: record.id, granularity: query.granularity, buckets: views, pending_from: pendingFrom };
   }
 
   /**

@@ -16,13 +16,18 @@
  * - 503 (with `Retry-After`) when latchkey cannot give a verdict right now, or is limiting this
  *   server's verifications (a 429 to the guard: the key's holder did nothing wrong).
  *
- * The problem's `code` is latchkey's verdict code, so the key's holder learns why. Only a VALID
+ * The problem's `code` is the one latchkey's own routes answer for the verdict (`key_revoked` for
+ * REVOKED: VERDICT_PROBLEMS, codes.ts), with its `type` URI and title, and the verdict itself is in
+ * `verdict`, so the key's holder learns why. Only a VALID
  * verdict is ever attached, so what a handler reads is a `VerifyVerdict`: the key's id, owner, scopes,
  * resources and expiry are always there (a refused key's verdict, which may carry none of them, never
  * reaches a handler).
  */
+import { NO_KEY_PROBLEM, type ProblemKind, VERDICT_PROBLEMS, problemType } from "./codes.js";
 import { LatchkeyError } from "./errors.js";
 import { parseRpcError } from "./rpc-errors.js";
+
+export { NO_KEY_PROBLEM, VERDICT_PROBLEMS } from "./codes.js";
 import type { Problem, RateLimitState, VerifyCode, VerifyOptions, VerifyResult, VerifyVerdict } from "./types.js";
 
 /** Anything that gives latchkey's verdicts: `env.KEYS` (a KeyVerifier binding) or a LatchkeyClient. */
@@ -33,6 +38,12 @@ export interface Verifier {
 /** The request as the guard's options see it, the same in every framework. */
 export interface GuardRequest {
   readonly method: string;
+  /** The request's path, without the query string (`/models/m1/invoke`): the same in every framework. */
+  readonly path: string;
+  /**
+   * The full URL (`https://api.example.com/models/m1/invoke?v=2`). In Node, where `req.url` is only the
+   * path and query, it is built from the `Host` header (a client may set it: do not trust its host).
+   */
   readonly url: string;
   /** The path parameters the router found (itty-router, Hono, express), or none. */
   readonly params: Readonly<Record<string, string | undefined>>;
@@ -105,26 +116,27 @@ interface Refusal {
   readonly headers: Record<string, string>;
 }
 
-const TITLES: Record<number, string> = {
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  429: "Too Many Requests",
-  503: "Service Unavailable",
+/** The titles of the guard's own problems (no verdict behind them: the request or latchkey failed). */
+const TITLES: Record<number, string> = { 400: "Bad Request", 503: "Service Unavailable" };
+
+/** What each refusing verdict tells the key's holder (its status and code: VERDICT_PROBLEMS). */
+const DETAILS: Record<Exclude<VerifyCode, "VALID">, string> = {
+  MALFORMED: "The API key is malformed",
+  NOT_FOUND: "The API key is not valid",
+  REVOKED: "The API key has been revoked",
+  EXPIRED: "The API key has expired",
+  DISABLED: "The API key is disabled",
+  IP_NOT_ALLOWED: "The API key may not be used from this address",
+  INSUFFICIENT_SCOPE: "The API key lacks the scope this route needs",
+  RESOURCE_NOT_ALLOWED: "The API key may not use this resource",
+  RATE_LIMITED: "The API key is over its rate limit",
+  USAGE_EXCEEDED: "The API key's credits do not cover this request",
 };
 
-/** What each refusing verdict means to the key's holder: 401 when the key is no good, 403 when it is not enough. */
-const REFUSALS: Record<Exclude<VerifyCode, "VALID">, { status: number; detail: string }> = {
-  MALFORMED: { status: 401, detail: "The API key is malformed" },
-  NOT_FOUND: { status: 401, detail: "The API key is not valid" },
-  REVOKED: { status: 401, detail: "The API key has been revoked" },
-  EXPIRED: { status: 401, detail: "The API key has expired" },
-  DISABLED: { status: 401, detail: "The API key is disabled" },
-  IP_NOT_ALLOWED: { status: 401, detail: "The API key may not be used from this address" },
-  INSUFFICIENT_SCOPE: { status: 403, detail: "The API key lacks the scope this route needs" },
-  RESOURCE_NOT_ALLOWED: { status: 403, detail: "The API key may not use this resource" },
-  RATE_LIMITED: { status: 429, detail: "The API key is over its rate limit" },
-  USAGE_EXCEEDED: { status: 429, detail: "The API key's credits do not cover this request" },
+/** What a 403 exceeded, as latchkey's own 403s name it. */
+const EXCEEDED: Partial<Record<VerifyCode, string>> = {
+  INSUFFICIENT_SCOPE: "scopes",
+  RESOURCE_NOT_ALLOWED: "resources",
 };
 
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
@@ -155,7 +167,12 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
   ): Promise<VerifyVerdict | Refusal> => {
     const key = presentedKey((name) => request.header(name));
     if (key === null)
-      return refusal(401, "Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`", realm);
+      return refusal(
+        401,
+        "Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`",
+        realm,
+        NO_KEY_PROBLEM,
+      );
     const checks: VerifyOptions = {};
     if (options.scope !== undefined) checks.scope = options.scope;
     const resource = typeof options.resource === "function" ? options.resource(request) : options.resource;
@@ -173,9 +190,12 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
     }
     // Only a live key's VALID verdict lets the request in: `valid` alone is not trusted.
     if (verdict.valid && verdict.code === "VALID") return verdict;
-    const meaning = REFUSALS[verdict.code as Exclude<VerifyCode, "VALID">] ?? REFUSALS.NOT_FOUND;
-    const refused = refusal(meaning.status, meaning.detail, realm, verdict.code);
-    if (meaning.status === 429 && "owner" in verdict) {
+    const code = (verdict.code in DETAILS ? verdict.code : "NOT_FOUND") as Exclude<VerifyCode, "VALID">;
+    const kind = VERDICT_PROBLEMS[code];
+    const refused = refusal(kind.status, DETAILS[code], realm, kind);
+    refused.problem.verdict = verdict.code;
+    if (EXCEEDED[code] !== undefined) refused.problem.exceeded = EXCEEDED[code];
+    if (kind.status === 429 && "owner" in verdict) {
       Object.assign(refused.headers, usageHeaders(verdict));
       // As latchkey's own 429 does: the key's credits and rate limits after the refused request.
       if (verdict.credits !== undefined) refused.problem.credits = verdict.credits;
@@ -193,7 +213,8 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
 
   guard.hono = async (c, next) => {
     const raw = c.req.raw;
-    const outcome = await decide({ ...fetchRequest(raw), params: c.req.param() }, c.env, edgeAddress(raw));
+    const request = guardRequest(raw.method, raw.url, c.req.param(), (name) => raw.headers.get(name));
+    const outcome = await decide(request, c.env, edgeAddress(raw));
     if (isRefusal(outcome)) return refusalResponse(outcome);
     verdicts.set(c, outcome);
     c.set("verdict", outcome);
@@ -255,15 +276,18 @@ export function usageHeaders(verdict: VerifyVerdict, now = Date.now()): Record<s
   return headers;
 }
 
+/** A refusal: latchkey's problem `kind` when there is one, else a plain one (`about:blank`, the status's title). */
 function refusal(
   status: number,
   detail: string,
   realm: string,
-  code?: string,
+  kind?: ProblemKind,
   retryAfter = UNAVAILABLE_RETRY_AFTER_SECONDS,
 ): Refusal {
-  const problem: Problem = { type: "about:blank", title: TITLES[status] ?? "Error", status, detail };
-  if (code !== undefined) problem.code = code;
+  const problem: Problem =
+    kind === undefined
+      ? { type: "about:blank", title: TITLES[status] ?? "Error", status, detail }
+      : { type: problemType(kind.code), title: kind.title, status, detail, code: kind.code };
   const headers: Record<string, string> = {};
   if (status === 401) headers["WWW-Authenticate"] = `Bearer realm="${realm}", Api-Key realm="${realm}"`;
   if (status === 503) headers["Retry-After"] = String(retryAfter);
@@ -307,9 +331,28 @@ function attach(request: object, verdict: VerifyVerdict): void {
   (request as { verdict?: VerifyVerdict }).verdict = verdict;
 }
 
+/** A GuardRequest for `url`; its `path` (that of `pathUrl`) is parsed only when an option reads it. */
+function guardRequest(
+  method: string,
+  url: string,
+  params: GuardRequest["params"],
+  header: GuardRequest["header"],
+  pathUrl = url,
+): GuardRequest {
+  return {
+    method,
+    url,
+    get path() {
+      return new URL(pathUrl).pathname;
+    },
+    params,
+    header,
+  };
+}
+
 function fetchRequest(request: Request): GuardRequest {
   const params = (request as Request & { params?: Record<string, string> }).params ?? {};
-  return { method: request.method, url: request.url, params, header: (name) => request.headers.get(name) };
+  return guardRequest(request.method, request.url, params, (name) => request.headers.get(name));
 }
 
 /** The client's address as Cloudflare reports it to a Worker. */
@@ -323,5 +366,6 @@ function nodeRequest(req: NodeRequestLike): GuardRequest {
     return Array.isArray(value) ? (value[0] ?? null) : (value ?? null);
   };
   const url = `http://${header("host") ?? "localhost"}${req.url ?? "/"}`;
-  return { method: req.method ?? "GET", url, params: req.params ?? {}, header };
+  // The path from `req.url` alone: whatever the Host header holds, it is the path the server routed.
+  return guardRequest(req.method ?? "GET", url, req.params ?? {}, header, `http://localhost${req.url ?? "/"}`);
 }

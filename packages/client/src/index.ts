@@ -4,6 +4,8 @@
  */
 export { CLIENT_OPERATIONS, LatchkeyClient, createClient } from "./client.js";
 export type { CallOptions, ClientOptions, CreateOptions } from "./client.js";
+export { NO_KEY_PROBLEM, PROBLEM_TYPE_BASE, VERDICT_PROBLEMS, problemType } from "./codes.js";
+export type { ProblemKind } from "./codes.js";
 export { LatchkeyError } from "./errors.js";
 export { RPC_ERROR_CODES, parseRpcError } from "./rpc-errors.js";
 export type { RpcError, RpcErrorCode } from "./rpc-errors.js";

@@ -104,6 +104,11 @@ export interface UsageReport {
   granularity: "hour" | "day";
   /** Every bucket of the range, oldest first (empty ones as 0). */
   buckets: UsageBucket[];
+  /**
+   * Verifications from this instant on may not be counted yet (counts reach latchkey's storage in
+   * batches, 30 s or more late); null when the range ends before it.
+   */
+  pending_from: string | null;
 }
 
 /** One rate limit of a key after a verification. */

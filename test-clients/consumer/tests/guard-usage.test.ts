@@ -33,6 +33,10 @@ async function problemOf(response: Response | undefined, code: string) {
   const problem = (await response.json()) as { status: number; code: string; credits?: unknown; ratelimits?: unknown };
   assert.equal(problem.status, 429);
   assert.equal(problem.code, code);
+  assert.equal(
+    (problem as { verdict?: string }).verdict,
+    code === "key_rate_limited" ? "RATE_LIMITED" : "USAGE_EXCEEDED",
+  );
   return problem;
 }
 
@@ -52,7 +56,7 @@ describe("requireKey against latchkey's usage limits", () => {
     );
     assert.equal((await call(created.key)).response, undefined);
     const refused = await call(created.key);
-    const problem = await problemOf(refused.response, "RATE_LIMITED");
+    const problem = await problemOf(refused.response, "key_rate_limited");
     const headers = refused.response?.headers;
     const retryAfter = Number(headers?.get("retry-after"));
     // The next request comes within 60 s / 2 = 30 s: the guard's bound, from the verdict alone.
@@ -76,7 +80,7 @@ describe("requireKey against latchkey's usage limits", () => {
     }
     assert.deepEqual(spent, [3, 1]);
     const refused = await call(created.key);
-    const problem = await problemOf(refused.response, "USAGE_EXCEEDED");
+    const problem = await problemOf(refused.response, "key_usage_exceeded");
     assert.equal(refused.response?.headers.get("retry-after"), null);
     assert.equal(refused.response?.headers.get("ratelimit-limit"), null);
     assert.deepEqual(problem.credits, { remaining: 1 });

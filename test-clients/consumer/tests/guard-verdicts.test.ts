@@ -42,14 +42,16 @@ function live(code: VerifyVerdict["code"], extra: Partial<VerifyVerdict> = {}): 
 const request = (headers: Record<string, string> = { authorization: `Bearer ${KEY}` }) =>
   new Request("http://consumer.test/models/m1/invoke", { method: "POST", headers });
 
-async function refusedWith(response: Response | undefined, status: number, code: string) {
+/** A refusal: latchkey's problem `code` (and its type URI) for the verdict, and the verdict in `verdict`. */
+async function refusedWith(response: Response | undefined, status: number, verdict: string, code: string) {
   assert.ok(response, "the guard let the request through");
   assert.equal(response.status, status);
   assert.equal(response.headers.get("content-type"), "application/problem+json");
   const problem = (await response.json()) as { type: string; title: string; status: number; code?: string };
-  assert.equal(problem.type, "about:blank");
+  assert.equal(problem.type, `https://latchkey.dev/problems/${code.replaceAll("_", "-")}`);
   assert.equal(problem.status, status);
   assert.equal(problem.code, code);
+  assert.equal((problem as { verdict?: string }).verdict, verdict);
   return { problem, headers: response.headers };
 }
 
@@ -87,15 +89,22 @@ describe("requireKey with a stand-in verifier", () => {
       await requireKey({ scope: "x:y", verifier: standIn(live("INSUFFICIENT_SCOPE")).verifier })(request()),
       403,
       "INSUFFICIENT_SCOPE",
+      "insufficient_scope",
     );
     assert.equal(scope.headers.get("www-authenticate"), null);
     await refusedWith(
       await requireKey({ resource: "m2", verifier: standIn(live("RESOURCE_NOT_ALLOWED")).verifier })(request()),
       403,
       "RESOURCE_NOT_ALLOWED",
+      "forbidden",
     );
     const revoked = standIn({ valid: false, code: "REVOKED", key_id: "0b7d2c1e-4f3a-4e8b-9c6d-5a4b3c2d1e0f" });
-    const gone = await refusedWith(await requireKey({ verifier: revoked.verifier })(request()), 401, "REVOKED");
+    const gone = await refusedWith(
+      await requireKey({ verifier: revoked.verifier })(request()),
+      401,
+      "REVOKED",
+      "key_revoked",
+    );
     assert.match(gone.headers.get("www-authenticate") ?? "", /^Bearer realm="api"/);
     assert.equal(gone.headers.get("retry-after"), null);
   });
@@ -110,8 +119,13 @@ describe("requireKey with a stand-in verifier", () => {
       ],
     });
     const { verifier } = standIn(limited);
-    const refused = await refusedWith(await requireKey({ verifier })(request()), 429, "RATE_LIMITED");
-    assert.equal(refused.problem.title, "Too Many Requests");
+    const refused = await refusedWith(
+      await requireKey({ verifier })(request()),
+      429,
+      "RATE_LIMITED",
+      "key_rate_limited",
+    );
+    assert.equal(refused.problem.title, "API key rate limited");
     assert.equal(refused.headers.get("retry-after"), "6");
     assert.equal(refused.headers.get("ratelimit-limit"), "10");
     assert.equal(refused.headers.get("ratelimit-remaining"), "0");
@@ -132,6 +146,7 @@ describe("requireKey with a stand-in verifier", () => {
       await requireKey({ verifier: standIn(spent).verifier })(request()),
       429,
       "USAGE_EXCEEDED",
+      "key_usage_exceeded",
     );
     assert.equal(refused.headers.get("retry-after"), null);
     assert.deepEqual((refused.problem as { credits?: unknown }).credits, { remaining: 2 });
@@ -145,6 +160,7 @@ describe("requireKey with a stand-in verifier", () => {
       await requireKey({ verifier: standIn(creditsOnly).verifier })(request()),
       429,
       "USAGE_EXCEEDED",
+      "key_usage_exceeded",
     );
     assert.deepEqual(
       [...bare.headers.keys()].sort(),
@@ -167,7 +183,12 @@ describe("requireKey with a stand-in verifier", () => {
 
   it("never lets a refused usage verdict through, even one claiming valid", async () => {
     const liar = standIn({ ...live("RATE_LIMITED"), valid: true });
-    await refusedWith(await requireKey({ verifier: liar.verifier })(request()), 429, "RATE_LIMITED");
+    await refusedWith(
+      await requireKey({ verifier: liar.verifier })(request()),
+      429,
+      "RATE_LIMITED",
+      "key_rate_limited",
+    );
   });
 
   it("answers the same 429 in Hono and in Node", async () => {
@@ -180,7 +201,7 @@ describe("requireKey with a stand-in verifier", () => {
     const app = new Hono();
     app.post("/x", guard.hono, (c) => c.text("in"));
     const hono = await app.request("/x", { method: "POST", headers: { authorization: `Bearer ${KEY}` } });
-    const viaHono = await refusedWith(hono, 429, "RATE_LIMITED");
+    const viaHono = await refusedWith(hono, 429, "RATE_LIMITED", "key_rate_limited");
     assert.equal(viaHono.headers.get("retry-after"), "1");
     assert.equal(viaHono.headers.get("ratelimit-limit"), "2");
 
@@ -208,7 +229,8 @@ describe("requireKey with a stand-in verifier", () => {
     assert.equal(written.status, 429);
     assert.equal(written.headers["retry-after"], "1");
     assert.equal(written.headers["ratelimit-remaining"], "0");
-    assert.equal((JSON.parse(written.body) as { code: string }).code, "RATE_LIMITED");
+    assert.equal((JSON.parse(written.body) as { code: string }).code, "key_rate_limited");
+    assert.equal((JSON.parse(written.body) as { verdict: string }).verdict, "RATE_LIMITED");
   });
 });
 

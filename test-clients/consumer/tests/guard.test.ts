@@ -22,7 +22,7 @@ const invoke: GuardOptions = { scope: "models:invoke", resource: (request) => re
 type Mount = (path: string, headers: Record<string, string>) => Promise<Response>;
 
 const plain: Mount = async (path, headers) => {
-  const guard = requireKey({ ...invoke, resource: (request) => new URL(request.url).pathname.split("/")[2] });
+  const guard = requireKey({ ...invoke, resource: (request) => request.path.split("/")[2] });
   const request = new Request(`http://consumer.test${path}`, { method: "POST", headers });
   return (await guard(request)) ?? Response.json({ verdict: verdictOf(request) });
 };
@@ -44,7 +44,7 @@ const hono: Mount = async (path, headers) => {
 let server: ReturnType<typeof createServer>;
 let nodeBase = "";
 before(async () => {
-  const guard = requireKey({ ...invoke, resource: (request) => new URL(request.url).pathname.split("/")[2] });
+  const guard = requireKey({ ...invoke, resource: (request) => request.path.split("/")[2] });
   server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const verdict = await guard.node(req, res);
     if (verdict === null) return;
@@ -63,10 +63,13 @@ const mounts: Record<string, Mount> = { "a fetch handler": plain, "itty-router":
 async function problem(response: Response, status: number) {
   assert.equal(response.status, status);
   assert.equal(response.headers.get("content-type"), "application/problem+json");
-  const body = (await response.json()) as { status: number; title: string; code?: string };
+  const body = (await response.json()) as { status: number; title: string; code?: string; verdict?: string };
   assert.equal(body.status, status);
   return body;
 }
+
+/** A refusal's problem code and verdict. */
+const pick = (body: { code?: string; verdict?: string }) => [body.code, body.verdict];
 
 for (const [name, mount] of Object.entries(mounts)) {
   describe(`requireKey in ${name}`, () => {
@@ -97,12 +100,13 @@ for (const [name, mount] of Object.entries(mounts)) {
     it("answers 403 INSUFFICIENT_SCOPE and 403 RESOURCE_NOT_ALLOWED", async () => {
       const metrics = await owner.create({ name: "metrics only", scopes: ["metrics:read"] });
       const scoped = await problem(await mount("/models/m1/invoke", { authorization: `Bearer ${metrics.key}` }), 403);
-      assert.equal(scoped.code, "INSUFFICIENT_SCOPE");
+      assert.equal(scoped.code, "insufficient_scope");
+      assert.equal(scoped.verdict, "INSUFFICIENT_SCOPE");
 
       const m1 = await owner.create({ name: "m1 only", scopes: ["models:invoke"], resources: ["m1"] });
       const response = await mount("/models/m2/invoke", { authorization: `Bearer ${m1.key}` });
       assert.equal(response.headers.get("www-authenticate"), null);
-      assert.equal((await problem(response, 403)).code, "RESOURCE_NOT_ALLOWED");
+      assert.deepEqual(pick(await problem(response, 403)), ["forbidden", "RESOURCE_NOT_ALLOWED"]);
     });
 
     it("answers 401 REVOKED once the key is revoked", async () => {
@@ -111,15 +115,18 @@ for (const [name, mount] of Object.entries(mounts)) {
       await owner.revoke(created.id);
       const response = await mount("/models/m1/invoke", { authorization: `Bearer ${created.key}` });
       assert.match(response.headers.get("www-authenticate") ?? "", /^Bearer realm="api"/);
-      assert.equal((await problem(response, 401)).code, "REVOKED");
+      assert.deepEqual(pick(await problem(response, 401)), ["key_revoked", "REVOKED"]);
     });
 
     it("answers 401 without a key, and with a key that is not one", async () => {
       const none = await problem(await mount("/models/m1/invoke", {}), 401);
-      assert.equal(none.code, undefined);
+      assert.equal(none.code, "authentication_required");
       const basic = await mount("/models/m1/invoke", { authorization: "Basic abc" });
-      assert.equal((await problem(basic, 401)).code, undefined);
-      assert.equal((await problem(await mount("/models/m1/invoke", { "api-key": "lk_nope" }), 401)).code, "MALFORMED");
+      assert.equal((await problem(basic, 401)).code, "authentication_required");
+      assert.deepEqual(pick(await problem(await mount("/models/m1/invoke", { "api-key": "lk_nope" }), 401)), [
+        "key_malformed",
+        "MALFORMED",
+      ]);
     });
 
     it("answers 400, not 500, when the path names no valid resource id", async () => {
