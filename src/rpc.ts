@@ -40,6 +40,7 @@ import {
   ConflictError,
   ForbiddenError,
   LimitExceededError,
+  LineageConflictError,
   NotFoundError,
   StorageUnavailableError,
   ValidationError,
@@ -127,7 +128,9 @@ async function rpcErrors<T>(run: () => Promise<T>): Promise<T> {
       const code = error.retryAfterSeconds === null ? "quota_exceeded" : "rate_limited";
       throw new Error(`[${code}] ${error.limit}: ${error.message}`);
     }
-    if (error instanceof ConflictError) throw new Error(`[conflict] ${error.message}`);
+    if (error instanceof ConflictError || error instanceof LineageConflictError) {
+      throw new Error(`[conflict] ${error.message}`);
+    }
     if (error instanceof StorageUnavailableError)
       throw new Error("[unavailable] Storage is unavailable; retry shortly");
     throw error;

@@ -12,6 +12,7 @@ import {
   IdempotencyKeyReusedError,
   IdempotentReplayError,
   LimitExceededError,
+  LineageConflictError,
   NotFoundError,
   StorageMisconfiguredError,
   StorageUnavailableError,
@@ -107,6 +108,9 @@ export function errorToProblem(error: unknown): Response {
   }
   if (error instanceof NotFoundError) return problem("not_found", { detail: error.message });
   if (error instanceof ConflictError) return problem("conflict", { detail: error.message });
+  if (error instanceof LineageConflictError) {
+    return problem("conflict", { detail: error.message, extra: { key_ids: [...error.keyIds] } });
+  }
   if (error instanceof UsageLimitedError) {
     return problem(error.usage.code === "USAGE_EXCEEDED" ? "key_usage_exceeded" : "key_rate_limited", {
       detail: error.message,
