@@ -8,6 +8,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
 import { type CreatedKey, call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
@@ -240,6 +241,15 @@ describe("narrowing a key reaches its lineage: refused while stronger live keys 
 });
 
 describe("trusted import", () => {
+  it("IMPORT_ALLOWED: empty or admins (the default) or personal; anything else is reported and means admins", () => {
+    expect(loadConfig({ ...env, IMPORT_ALLOWED: "" }).importAllowed).toBe("admins");
+    expect(loadConfig({ ...env, IMPORT_ALLOWED: "admins" }).importAllowed).toBe("admins");
+    expect(loadConfig({ ...env, IMPORT_ALLOWED: " personal " }).importAllowed).toBe("personal");
+    const wrong = loadConfig({ ...env, IMPORT_ALLOWED: "everyone" });
+    expect(wrong.importAllowed).toBe("admins");
+    expect(wrong.errors).toContainEqual(expect.stringMatching(/^IMPORT_ALLOWED/));
+  });
+
   it("is refused to a person for their own keys and to keys, unless IMPORT_ALLOWED=personal", async () => {
     const jwt = await token(uniqueSub());
     const { item } = await legacyItem();
