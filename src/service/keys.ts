@@ -2,12 +2,18 @@
  * The key lifecycle: create, list, get, update, rotate, revoke and verify, and the audit log, on
  * behalf of an Actor. Both the HTTP routes and the RPC entrypoint call this; it knows no HTTP and no SQL.
  *
- * Authorization lives here: a person manages their own keys, reads their workspace's, and creates,
- * changes, rotates and revokes those only as a workspace admin; a key manages its owner's keys only
- * with `keys:read` / `keys:write`, may manage (change, rotate, revoke) only keys no more powerful than
- * itself, and can never give any key, itself included, a power it does not hold (attenuation,
- * `requireWithin`: scopes it covers, a subset of its resources, an expiry no later than its own,
- * addresses within its own allow-list), whether creating, importing or updating.
+ * Authorization: the rules are pure functions in rules.ts (attenuation, management, visibility, the
+ * owner and powers of a new key, trusted import); this file reads the rows each write reaches and
+ * applies them there. A write by a key that reaches more rows than the one it names (the keys sharing
+ * usage counters, a cascade's lineage) needs the power to manage every one of them, and the rows as
+ * read are pinned by a guard in the write (store.ts, ReachGuard), so a concurrent change cannot slip
+ * between the check and the write. Narrowing a key is refused while stronger live keys of its lineage
+ * remain; a rotated-away key's expiry may only be brought forward.
+ *
+ * Lineage: a key created, imported or rotated at a key's request is in that key's lineage (its
+ * `created_by`), and a cascading revocation follows it as well as `parent_id`. Every key a key asks
+ * for is stored only if the asking key is still live, and every key counts against the owner's quota
+ * and the creation limiter, whether created, imported or rotated.
  *
  * Every change writes one audit event per key it changes, in the same store write as the change.
  *
