@@ -36,13 +36,19 @@ class MemoryKeyStore implements KeyStore {
     this.byHash.set(record.hash, record);
     return { seq: 0 };
   }
-  async insertNew(records: readonly KeyRecord[]): Promise<boolean[]> {
+  async insertNew(records: readonly KeyRecord[]): Promise<{ inserted: boolean[] }> {
     const inserted: boolean[] = [];
     for (const record of records) {
       inserted.push(!this.byHash.has(record.hash));
       if (inserted.at(-1)) await this.insert(record);
     }
-    return inserted;
+    return { inserted };
+  }
+  async replacementOf(): Promise<never> {
+    throw new Error("the benchmark rotates no key");
+  }
+  async reach(): Promise<never> {
+    throw new Error("the benchmark reads no lineage");
   }
   async findByHash(hash: string): Promise<StampedRecord | null> {
     this.count.reads++;
@@ -64,7 +70,7 @@ class MemoryKeyStore implements KeyStore {
   async update(): Promise<number | null> {
     throw new Error("the benchmark changes no key");
   }
-  async rotate(): Promise<number | null> {
+  async rotate(): Promise<null> {
     throw new Error("the benchmark rotates no key");
   }
   async listEvents(): Promise<AuditEvent[]> {
@@ -158,6 +164,7 @@ const config: Config = {
   ui: { frameAncestors: "'none'", devTokens: false },
   maxStalenessMs: 60_000,
   maxKeysPerOwner: 10_000,
+  importAllowed: "admins",
   errors: [],
 };
 

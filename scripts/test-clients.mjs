@@ -37,7 +37,7 @@ step(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfi
 
 // Its own process group, so the server and its wrangler and workerd children stop together. Legacy
 // formats on, so `latchkey import` is tested end to end: an imported sk_live_ key must then verify.
-const legacy = ["--var", "LEGACY_KEY_FORMATS:sanctum,opaque:sk_live_"];
+const legacy = ["--var", "LEGACY_KEY_FORMATS:sanctum,opaque:sk_live_", "--var", "IMPORT_ALLOWED:personal"];
 const server = spawn(npm, ["start", "--", "--port", String(port), "--ip", "127.0.0.1", ...legacy], {
   cwd: root,
   detached: true,

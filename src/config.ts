@@ -61,9 +61,14 @@ export interface Config {
   readonly maxStalenessMs: number;
   /** The most live (not revoked, not expired) keys one owner may hold. */
   readonly maxKeysPerOwner: number;
+  /** Who may import keys (IMPORT_ALLOWED; service/rules.ts, mayImport). */
+  readonly importAllowed: ImportPolicy;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
+
+/** Who may import keys (IMPORT_ALLOWED): workspace admins and services only, or also people for their own keys and keys. */
+export type ImportPolicy = "admins" | "personal";
 
 export const DIALECT_NAMES = ["replicas", "fastapi", "autocalls", "baseten"] as const;
 export type DialectName = (typeof DIALECT_NAMES)[number];
@@ -272,6 +277,14 @@ function readConfig(env: Env): Config {
     else errors.push(`MAX_KEYS_PER_OWNER must be a whole number from 1 to 1000000; using ${maxKeysPerOwner}`);
   }
 
+  // Empty: workspace admins and trusted services only; `personal`: people and keys too.
+  const rawImport = text(env.IMPORT_ALLOWED);
+  let importAllowed: ImportPolicy = "admins";
+  if (rawImport === "personal") importAllowed = "personal";
+  else if (rawImport !== null && rawImport !== "admins") {
+    errors.push(`IMPORT_ALLOWED must be empty, "admins" or "personal"; using "admins"`);
+  }
+
   return {
     keyPrefix,
     acceptedPrefixes,
@@ -299,6 +312,7 @@ function readConfig(env: Env): Config {
     ui: { frameAncestors: readFrameAncestors(env.UI_FRAME_ANCESTORS, errors), devTokens: devTokens && secret !== null },
     maxStalenessMs,
     maxKeysPerOwner,
+    importAllowed,
     errors,
   };
 }

@@ -52,4 +52,5 @@ export interface Env {
   DEV_UI_TOKENS?: string;
   MAX_STALENESS_SECONDS?: string;
   MAX_KEYS_PER_OWNER?: string;
+  IMPORT_ALLOWED?: string;
 }

@@ -21,7 +21,11 @@ export interface KeyRecord {
   readonly owner: Owner;
   readonly scopes: readonly string[];
   readonly resources: readonly string[] | null;
-  /** `user:<sub>`, `key:<id>` or `service` (a trusted Worker over RPC). */
+  /**
+   * Who asked for the key and received its secret: `user:<sub>`, `key:<id>` or `service` (a trusted
+   * Worker over RPC). A key's lineage is every key created, imported or rotated at its request
+   * (`mintingKeyId`), and their lineages; cascading revocation follows it as well as `parentId`.
+   */
   readonly createdBy: string;
   readonly createdAt: number;
   readonly expiresAt: number | null;
@@ -30,7 +34,10 @@ export interface KeyRecord {
   readonly metadata: Readonly<Record<string, unknown>> | null;
   /** An imported key's own format (keys/legacy.ts); absent for latchkey's keys. */
   readonly format?: LegacyFormat;
-  /** The key that created this one (`created_by` = `key:<id>`), or null. Cascading revocation follows it. */
+  /**
+   * The key that created or imported this one (then `created_by` = `key:<id>`), or null; a rotation's
+   * replacement keeps its predecessor's. Cascading revocation follows it.
+   */
   readonly parentId: string | null;
   /** False while the key is disabled: it fails with DISABLED until enabled again. */
   readonly enabled: boolean;
@@ -44,6 +51,11 @@ export interface KeyRecord {
   readonly limits?: KeyLimits | null;
   /** The key chain whose counters the key uses (store/counter.ts); absent: its own id. */
   readonly usageId?: string;
+}
+
+/** The key that asked for this key and received its secret (its `created_by`), or null for a person or service. */
+export function mintingKeyId(record: Pick<KeyRecord, "createdBy">): string | null {
+  return record.createdBy.startsWith("key:") ? record.createdBy.slice(4) : null;
 }
 
 export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";

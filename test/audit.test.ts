@@ -265,7 +265,7 @@ describe("import", () => {
       auth: jwt,
       body: { keys },
       headers: CLIENT,
-      ...(testEnv ? { env: testEnv } : {}),
+      env: { ...(testEnv ?? envWith({})), IMPORT_ALLOWED: "personal" },
     });
 
   it("writes one `imported` event per imported key, in input order, and none for a conflict", async () => {

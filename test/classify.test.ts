@@ -34,6 +34,8 @@ const SAMPLES: Record<string, () => Error> = {
   CredentialNotLiveError: () => new serviceErrors.CredentialNotLiveError(),
   NotFoundError: () => new serviceErrors.NotFoundError(),
   ConflictError: () => new serviceErrors.ConflictError("The key is revoked"),
+  LineageConflictError: () =>
+    new serviceErrors.LineageConflictError("Stronger keys in its lineage", [crypto.randomUUID()]),
   UsageLimitedError: () => new serviceErrors.UsageLimitedError(usage),
   ValidationError: () => new serviceErrors.ValidationError([{ field: "name", kind: "required", message: "Required" }]),
   ForbiddenError: () => new serviceErrors.ForbiddenError("scopes", "Beyond your powers"),

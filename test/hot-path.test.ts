@@ -571,6 +571,7 @@ describe("imported keys' formats (LEGACY_KEY_FORMATS)", () => {
     const jwt = await token(uniqueSub());
     const imported = await call("POST", "/v1/keys/import", {
       auth: jwt,
+      env: envWith({ IMPORT_ALLOWED: "personal" }),
       body: { keys: [{ hash: await sha256Hex(secret), name: "laravel", format: "sanctum" }] },
     });
     expect(imported.status).toBe(200);

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { generateKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
 import { isolateCache } from "../src/service/verify";
-import { call, createKey, expectProblem, tableSnapshot, token, uniqueSub } from "./helpers";
+import { call, createKey, envWith, expectProblem, tableSnapshot, token, uniqueSub } from "./helpers";
 
 interface KeyView {
   id: string;
@@ -265,6 +265,11 @@ describe("attenuation on PATCH", () => {
     });
     expect(narrowed.status).toBe(200);
     expect(await narrowed.json()).toMatchObject({ resources: ["m2"], allowed_ips: ["10.9.0.0/16"] });
+    // Narrowing itself below its child is refused while the child keeps more (the lineage rule).
+    const below = await asParent(parent.key, parent.id, { resources: ["m1"], expires_at: inAnHour() });
+    expect((await expectProblem(below, 409, "conflict")).key_ids).toEqual([child.id]);
+    const first = await asParent(parent.key, child.id, { resources: ["m1"], expires_at: inAnHour() });
+    expect(first.status).toBe(200);
     const self = await asParent(parent.key, parent.id, { resources: ["m1"], expires_at: inAnHour() });
     expect(self.status).toBe(200);
   });
@@ -477,6 +482,7 @@ describe("rotating an imported key", () => {
     const legacy = `sk_live_${crypto.randomUUID().replace(/-/g, "").slice(0, 24)}`;
     const imported = await call("POST", "/v1/keys/import", {
       auth: jwt,
+      env: envWith({ IMPORT_ALLOWED: "personal" }),
       body: { keys: [{ hash: await sha256Hex(legacy), name: "legacy", scopes: ["models:invoke"] }] },
     });
     expect(imported.status).toBe(200);

@@ -22,6 +22,7 @@ import {
   IdempotencyKeyReusedError,
   IdempotentReplayError,
   LimitExceededError,
+  LineageConflictError,
   NotFoundError,
   StorageMisconfiguredError,
   StorageUnavailableError,
@@ -189,6 +190,9 @@ export function classify(error: unknown): Classified {
   }
   if (error instanceof NotFoundError) return classified("not_found", { detail: error.message });
   if (error instanceof ConflictError) return classified("conflict", { detail: error.message });
+  if (error instanceof LineageConflictError) {
+    return classified("conflict", { detail: error.message, extra: { key_ids: [...error.keyIds] } });
+  }
   if (error instanceof UsageLimitedError) {
     return classified(error.usage.code === "USAGE_EXCEEDED" ? "key_usage_exceeded" : "key_rate_limited", {
       detail: error.message,
@@ -275,6 +279,7 @@ export const CLASSIFIED_ERRORS = [
   CredentialNotLiveError,
   NotFoundError,
   ConflictError,
+  LineageConflictError,
   UsageLimitedError,
   ValidationError,
   ForbiddenError,

@@ -33,6 +33,10 @@ export const Problem = z
       "403 only: what the request asked beyond the caller's powers (`scopes`, `resources`, ...).",
     ),
     key_id: described(z.optional(z.uuid()), "`idempotent_replay` only: the key the first request created."),
+    key_ids: described(
+      z.optional(z.array(z.uuid())),
+      "`conflict` of a key's lineage only: the keys in the way (stronger keys of its lineage, or a rotated-away key's replacement).",
+    ),
     limit: described(
       z.optional(z.enum(["MAX_KEYS_PER_OWNER", "KEY_CREATION_LIMITER"])),
       "`quota_exceeded` and `creation_rate_limited`: the limit that refused the request.",

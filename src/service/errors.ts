@@ -119,6 +119,20 @@ export class ConflictError extends Error {
 }
 
 /**
+ * The change would break a rule of the key's lineage: narrowing a key that has stronger live keys in
+ * its lineage, or extending a rotated-away key's expiry. `keyIds` names the keys in the way.
+ */
+export class LineageConflictError extends Error {
+  override readonly name = "LineageConflictError";
+  constructor(
+    message: string,
+    readonly keyIds: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
+/**
  * A key-authenticated request refused by the key's own usage limits (RATE_LIMITED or
  * USAGE_EXCEEDED): not an authentication failure, so it never counts against the client's limiter.
  */

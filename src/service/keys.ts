@@ -2,12 +2,18 @@
  * The key lifecycle: create, list, get, update, rotate, revoke and verify, and the audit log, on
  * behalf of an Actor. Both the HTTP routes and the RPC entrypoint call this; it knows no HTTP and no SQL.
  *
- * Authorization lives here: a person manages their own keys, reads their workspace's, and creates,
- * changes, rotates and revokes those only as a workspace admin; a key manages its owner's keys only
- * with `keys:read` / `keys:write`, may manage (change, rotate, revoke) only keys no more powerful than
- * itself, and can never give any key, itself included, a power it does not hold (attenuation,
- * `requireWithin`: scopes it covers, a subset of its resources, an expiry no later than its own,
- * addresses within its own allow-list), whether creating, importing or updating.
+ * Authorization: the rules are pure functions in rules.ts (attenuation, management, visibility, the
+ * owner and powers of a new key, trusted import); this file reads the rows each write reaches and
+ * applies them there. A write by a key that reaches more rows than the one it names (the keys sharing
+ * usage counters, a cascade's lineage) needs the power to manage every one of them, and the rows as
+ * read are pinned by a guard in the write (store.ts, ReachGuard), so a concurrent change cannot slip
+ * between the check and the write. Narrowing a key is refused while stronger live keys of its lineage
+ * remain; a rotated-away key's expiry may only be brought forward.
+ *
+ * Lineage: a key created, imported or rotated at a key's request is in that key's lineage (its
+ * `created_by`), and a cascading revocation follows it as well as `parent_id`. Every key a key asks
+ * for is stored only if the asking key is still live, and every key counts against the owner's quota
+ * and the creation limiter, whether created, imported or rotated.
  *
  * Every change writes one audit event per key it changes, in the same store write as the change.
  *
@@ -18,10 +24,8 @@
  */
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
-import { rangesWithin } from "../keys/ip";
 import { UUID_V4 } from "../keys/key-id";
 import { importedStartProblem } from "../keys/legacy";
-import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/limit-arithmetic";
 import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
 import type {
@@ -49,7 +53,14 @@ import type {
   WhoAmIView,
 } from "../schemas";
 import { describeError, log } from "../log";
-import { type IdempotencyClaim, IdempotencyConflict, type KeyChanges } from "../store/store";
+import {
+  ConcurrentChangeError,
+  type IdempotencyClaim,
+  IdempotencyConflict,
+  type InsertRefusal,
+  type KeyChanges,
+  type ReachGuard,
+} from "../store/store";
 import { recheckActor } from "./actor";
 import { toEventView } from "./audit-view";
 import {
@@ -59,12 +70,30 @@ import {
   IdempotencyKeyReusedError,
   IdempotentReplayError,
   LimitExceededError,
+  LineageConflictError,
   NotFoundError,
   StorageUnavailableError,
   ValidationError,
 } from "./errors";
 import { IDEMPOTENCY_TTL_MS } from "./operations";
 import { USAGE_FLUSH_MS } from "./usage-tally";
+import {
+  type Powers,
+  authorizeNewKey,
+  chainOf,
+  limitsForNewKey,
+  mayImport,
+  requireManagement,
+  requireManagementOfAll,
+  requireNoLimitsOf,
+  requireSameCounters,
+  requireScope,
+  requireWithin,
+  exceededPower,
+  rotatedExpiryAllowed,
+  strongerThan,
+  visibleOwners,
+} from "./rules";
 import { type ServiceDeps, type Verification, Verifier, usageIdOf } from "./verify";
 import { USAGE_OUTCOMES } from "../schemas";
 
@@ -183,67 +212,6 @@ async function idempotencyClaim(actor: Actor, idempotencyKey: string, request: u
   };
 }
 
-/** The powers attenuation compares: what a key may do, on what, until when, and from where. */
-type Powers = Pick<KeyRecord, "scopes" | "resources" | "expiresAt" | "allowedIps">;
-
-/**
- * Attenuation, for every way a key can shape or manage a key (create, import, update, rotate,
- * revoke): `key` (`what`, for messages) must be no more powerful than `holder`, the key making the
- * request: scopes it covers, resources within its own, an expiry no later than its own, addresses
- * within its own allow-list. Throws a ForbiddenError naming the first power exceeded.
- */
-function requireWithin(holder: Powers, key: Powers, what: string): void {
-  const uncovered = firstUncovered(holder.scopes, key.scopes);
-  if (uncovered !== undefined) {
-    throw new ForbiddenError(
-      "scopes",
-      `Scope "${uncovered}" is not covered by the scopes of the key making this request`,
-    );
-  }
-  if (!resourcesWithin(holder.resources, key.resources)) {
-    throw new ForbiddenError(
-      "resources",
-      `${what}'s resources must be a subset of the resources of the key making this request`,
-    );
-  }
-  if (holder.expiresAt !== null && (key.expiresAt === null || key.expiresAt > holder.expiresAt)) {
-    throw new ForbiddenError(
-      "expires_at",
-      `${what} must expire no later than the key making this request (${iso(holder.expiresAt)})`,
-    );
-  }
-  if (!rangesWithin(holder.allowedIps, key.allowedIps)) {
-    throw new ForbiddenError(
-      "allowed_ips",
-      `${what}'s allowed_ips must lie within the allowed_ips of the key making this request`,
-    );
-  }
-}
-
-/**
- * A key with usage limits may not set any key's limits or credits: the keys it could reach include
- * those sharing its own counters (its children, its rotations), so it could lift its own limits.
- */
-function requireNoLimitsOf(actor: Actor, field: "ratelimits" | "credits"): void {
-  if (actor.kind === "api_key" && hasLimits(actor.key.limits)) {
-    throw new ForbiddenError(field, "A key with usage limits may not change any key's rate limits or credits");
-  }
-}
-
-/**
- * A key with usage limits may rotate only keys sharing its counters: a rotation hands out a new key
- * with the rotated key's limits, so rotating a key without them (or with other ones) would be a way
- * around its own.
- */
-function requireSameCounters(actor: Actor, record: KeyRecord): void {
-  if (actor.kind === "api_key" && hasLimits(actor.key.limits) && usageIdOf(record) !== usageIdOf(actor.key)) {
-    throw new ForbiddenError(
-      "ratelimits",
-      "A key with usage limits may rotate only itself and the keys sharing its usage counters",
-    );
-  }
-}
-
 /**
  * The limits after a PATCH (undefined: neither field given). Rate limits given replace the list;
  * credits given replace the rule and `set` the balance to `remaining` (the running totals carry on,
@@ -264,13 +232,6 @@ function patchedLimits(
         : recordCreditsOp({ ...(before ?? {}), ...input.credits }, "set", input.credits.remaining, at);
   const limits: KeyLimits = { ratelimits: input.ratelimits ?? current?.ratelimits ?? [], credits };
   return hasLimits(limits) ? limits : null;
-}
-
-/** Only a workspace admin (WORKSPACE_ADMIN_ROLES) creates, changes or revokes workspace keys. */
-function requireWorkspaceAdmin(actor: Extract<Actor, { kind: "user" }>): void {
-  if (!actor.workspaceAdmin) {
-    throw new ForbiddenError("role", "Only a workspace admin may create, change or revoke workspace keys", "role");
-  }
 }
 
 type FieldChanges = Record<string, { old: unknown; new: unknown }>;
@@ -305,6 +266,35 @@ function creationChanges(r: KeyRecord): FieldChanges {
 
 /** How many times an update or rotation re-reads a key that changed under it before answering 409. */
 const CONCURRENT_ATTEMPTS = 3;
+
+/**
+ * Runs `write` (read, check, conditional write) again while it reports a concurrent change (null, or
+ * a guarded write's ConcurrentChangeError), at most CONCURRENT_ATTEMPTS times, then answers 409.
+ */
+async function retryOnConcurrentChange<T>(write: () => Promise<T | null>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    let result: T | null = null;
+    try {
+      result = await write();
+    } catch (error) {
+      if (!(error instanceof ConcurrentChangeError)) throw error;
+    }
+    if (result !== null) return result;
+    if (attempt === CONCURRENT_ATTEMPTS) throw new ConflictError("The key is being changed by another request; retry");
+  }
+}
+
+/** A conditional insert's refusal in the service's words. */
+function refusal(refused: InsertRefusal, maxKeysPerOwner: number): Error {
+  if (refused === "parent_not_live") return new CredentialNotLiveError();
+  return new LimitExceededError(
+    "MAX_KEYS_PER_OWNER",
+    `This owner already holds ${maxKeysPerOwner} live keys, the most allowed (MAX_KEYS_PER_OWNER); revoke some first`,
+  );
+}
+
+const IMPORT_REFUSED =
+  "Importing keys is for workspace admins (their workspace's keys) and trusted services; the operator allows it to people and keys with IMPORT_ALLOWED=personal";
 /** Retention purges delete this many events per statement, at most PURGE_BATCHES statements per run. */
 const PURGE_BATCH = 1000;
 const PURGE_BATCHES = 50;
@@ -323,10 +313,8 @@ export class Keys {
    * idempotencyKey with different input fails with IdempotencyKeyReusedError.
    */
   async create(caller: Actor, input: CreateKeyInput, idempotencyKey?: string): Promise<CreatedApiKeyView> {
-    this.requireScope(caller, "keys:write");
-    const actor = await recheckActor(this.deps, this.verifier, caller);
-    this.requireScope(actor, "keys:write");
-    const { owner, ...powers } = this.authorizeNewKey(actor, input);
+    const actor = await this.writer(caller);
+    const { owner, ...powers } = authorizeNewKey(actor, input);
     await this.limitCreation(owner);
     const { key, record } = await this.newKey(actor, {
       name: input.name,
@@ -335,7 +323,7 @@ export class Keys {
       rotatedFrom: null,
       parentId: actor.kind === "api_key" ? actor.key.id : null,
       ...powers,
-      ...this.limitsForNewKey(actor, input),
+      ...limitsForNewKey(actor, input),
     });
     const claim =
       idempotencyKey === undefined ? undefined : await idempotencyClaim(actor, idempotencyKey, ["create", input]);
@@ -349,13 +337,7 @@ export class Keys {
       if (error.requestHash === claim?.requestHash) throw new IdempotentReplayError(error.keyId);
       throw new IdempotencyKeyReusedError();
     }
-    if ("refused" in stored) {
-      if (stored.refused === "parent_not_live") throw new CredentialNotLiveError();
-      throw new LimitExceededError(
-        "MAX_KEYS_PER_OWNER",
-        `This owner already holds ${maxKeysPerOwner} live keys, the most allowed (MAX_KEYS_PER_OWNER); revoke some first`,
-      );
-    }
+    if ("refused" in stored) throw refusal(stored.refused, maxKeysPerOwner);
     this.verifier.remember(record, stored.seq);
     // A key sharing its maker's counters shows the shared balance as it is now.
     return { ...(record.usageId ? await this.liveView(record) : toApiKey(record)), key };
@@ -368,9 +350,7 @@ export class Keys {
    * behind must be within its own powers.
    */
   async update(caller: Actor, id: string, input: UpdateKeyInput): Promise<ApiKeyView> {
-    this.requireScope(caller, "keys:write");
-    const actor = await recheckActor(this.deps, this.verifier, caller);
-    this.requireScope(actor, "keys:write");
+    const actor = await this.writer(caller);
     const patch: KeyChanges = {
       name: input.name,
       metadata: input.metadata,
@@ -384,9 +364,9 @@ export class Keys {
     if (input.ratelimits !== undefined || input.credits !== undefined) {
       requireNoLimitsOf(actor, input.ratelimits !== undefined ? "ratelimits" : "credits");
     }
-    for (let attempt = 1; ; attempt++) {
+    return retryOnConcurrentChange(async () => {
       const current = await this.findVisible(actor, id);
-      this.requireManagement(actor, current, "The key to change");
+      requireManagement(actor, current, "The key to change");
       if (current.revokedAt !== null) throw new ConflictError("The key is revoked; a revoked key cannot be changed");
 
       const changes: FieldChanges = {};
@@ -416,24 +396,64 @@ export class Keys {
 
       const next: KeyRecord = { ...current, ...(apply as KeyChanges) };
       if (actor.kind === "api_key") requireWithin(actor.key, next, "The changed key");
+      const guards = [
+        ...(apply.limits === undefined ? [] : await this.chainGuard(actor, current)),
+        ...(await this.lineageGuard(current, next)),
+      ];
+      if (apply.expiresAt !== undefined) await this.requireRotatedExpiry(current, next);
 
       const at = Date.now();
       const action: AuditAction = changes.enabled ? (next.enabled ? "enabled" : "disabled") : "updated";
-      const seq = await this.deps.store.update(
-        current,
-        apply as KeyChanges,
-        this.event(actor, current, action, changes, at),
+      const event = this.event(actor, current, action, changes, at);
+      const seq = await this.deps.store.update(current, apply as KeyChanges, event, guards);
+      if (seq === null) return null;
+      const updated = { ...next, updatedAt: at };
+      await this.verifier.changed(updated, seq);
+      // Limits are the whole chain's (store.update changed its other keys too): the view shows the live balance.
+      if (apply.limits === undefined) return toApiKey(updated);
+      await this.verifier.catchUp();
+      return this.liveView(updated);
+    });
+  }
+
+  /**
+   * Chain-wide powers: a change of limits or credits changes every key sharing the counters, so a key
+   * making it must be allowed to manage each of them. The guard pins the chain as read.
+   */
+  private async chainGuard(actor: Actor, current: KeyRecord): Promise<ReachGuard[]> {
+    if (actor.kind !== "api_key") return [];
+    const { records, guard } = await this.deps.store.reach("chain", chainOf(current));
+    requireManagementOfAll(actor, records, "The key shares its usage counters with");
+    return [guard];
+  }
+
+  /**
+   * Narrowing reaches the lineage: a change that takes a power from `current` is refused (409) while a
+   * live key of its lineage would keep that power. The guard pins the lineage as read.
+   */
+  private async lineageGuard(current: KeyRecord, next: Powers): Promise<ReachGuard[]> {
+    if (exceededPower(next, current) === null) return [];
+    const now = Date.now();
+    const { records, guard } = await this.deps.store.reach("tree", current.id);
+    const live = records.filter((r) => r.id !== current.id && (r.expiresAt === null || r.expiresAt > now));
+    const stronger = strongerThan(next, live);
+    if (stronger.length > 0) {
+      throw new LineageConflictError(
+        `Keys of this key's lineage would keep powers it loses: ${stronger.join(", ")}; narrow or revoke them first`,
+        stronger,
       );
-      if (seq !== null) {
-        const updated = { ...next, updatedAt: at };
-        await this.verifier.changed(updated, seq);
-        // Limits are the whole chain's (store.update changed its other keys too): the view shows the live balance.
-        if (apply.limits === undefined) return toApiKey(updated);
-        await this.verifier.catchUp();
-        return this.liveView(updated);
-      }
-      if (attempt === CONCURRENT_ATTEMPTS)
-        throw new ConflictError("The key is being changed by another request; retry");
+    }
+    return [guard];
+  }
+
+  /** A rotated-away key's expiry may be shortened, never extended or cleared (409 naming its replacement). */
+  private async requireRotatedExpiry(current: KeyRecord, next: KeyRecord): Promise<void> {
+    const replacement = await this.deps.store.replacementOf(current.id);
+    if (replacement !== null && !rotatedExpiryAllowed(current.expiresAt, next.expiresAt)) {
+      throw new LineageConflictError(
+        `The key was rotated (its replacement is ${replacement}): its expiry may be brought forward, never extended or removed`,
+        [replacement],
+      );
     }
   }
 
@@ -445,26 +465,28 @@ export class Keys {
    * rotates onto latchkey's own format.
    */
   async rotate(caller: Actor, id: string, input: RotateKeyInput): Promise<CreatedApiKeyView> {
-    this.requireScope(caller, "keys:write");
-    const actor = await recheckActor(this.deps, this.verifier, caller);
-    this.requireScope(actor, "keys:write");
-    for (let attempt = 1; ; attempt++) {
+    const actor = await this.writer(caller);
+    let limited = false;
+    return retryOnConcurrentChange(async () => {
       const current = await this.findVisible(actor, id);
-      this.requireManagement(actor, current, "The key to rotate");
+      requireManagement(actor, current, "The key to rotate");
       requireSameCounters(actor, current);
       if (current.revokedAt !== null) throw new ConflictError("The key is revoked; create a new key instead");
       const now = Date.now();
       if (current.expiresAt !== null && current.expiresAt <= now) {
         throw new ConflictError("The key has expired; create a new key instead");
       }
+      if (!limited) await this.limitCreation(current.owner);
+      limited = true;
 
       const oldExpiresAt = Math.min(current.expiresAt ?? Infinity, now + input.grace_seconds * 1000);
-      // The replacement stays in the old key's lineage, so a cascading revocation still reaches it.
+      // The replacement stays in the old key's lineage (parent_id), so a cascading revocation still
+      // reaches it, and joins the lineage of the key asking (created_by), which receives its secret.
       // It also shares the old key's usage counters (usage_id) and limits: one balance for both, never two.
       const { key, record } = await this.newKey(actor, {
         ...current,
         rotatedFrom: current.id,
-        usageId: usageIdOf(current),
+        usageId: chainOf(current),
       });
       const rotated = this.event(
         actor,
@@ -477,16 +499,18 @@ export class Keys {
         now,
       );
       const created = this.event(actor, record, "created", creationChanges(record), now);
-      const seq = await this.deps.store.rotate(current, oldExpiresAt, record, [rotated, created]);
-      if (seq !== null) {
-        await this.verifier.changed({ ...current, expiresAt: oldExpiresAt }, seq);
-        this.verifier.remember(record, seq);
-        // It shares the old key's balance: shown as it is now.
-        return { ...(await this.liveView(record)), key };
-      }
-      if (attempt === CONCURRENT_ATTEMPTS)
-        throw new ConflictError("The key is being changed by another request; retry");
-    }
+      const maxKeysPerOwner = this.deps.config.maxKeysPerOwner;
+      const stored = await this.deps.store.rotate(current, oldExpiresAt, record, [rotated, created], {
+        maxKeysPerOwner,
+        now,
+      });
+      if (stored === null) return null;
+      if ("refused" in stored) throw refusal(stored.refused, maxKeysPerOwner);
+      await this.verifier.changed({ ...current, expiresAt: oldExpiresAt }, stored.seq);
+      this.verifier.remember(record, stored.seq);
+      // It shares the old key's balance: shown as it is now.
+      return { ...(await this.liveView(record)), key };
+    });
   }
 
   /**
@@ -496,9 +520,7 @@ export class Keys {
    * store write (a conflict writes none).
    */
   async import(caller: Actor, input: ImportKeysInput): Promise<ImportResultView> {
-    this.requireScope(caller, "keys:write");
-    const actor = await recheckActor(this.deps, this.verifier, caller);
-    this.requireScope(actor, "keys:write");
+    const actor = await this.writer(caller);
     const errors: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
     const records: KeyRecord[] = [];
     const now = Date.now();
@@ -508,9 +530,9 @@ export class Keys {
         errors[`keys.${i}.${problem.field}`] = [problem.message];
         continue;
       }
-      let powers: ReturnType<Keys["authorizeNewKey"]>;
+      let powers: ReturnType<typeof authorizeNewKey>;
       try {
-        powers = this.authorizeNewKey(actor, item);
+        powers = authorizeNewKey(actor, item);
       } catch (error) {
         if (error instanceof ForbiddenError) {
           throw new ForbiddenError(`keys.${i}.${error.exceeded}`, error.message, error.kind);
@@ -520,6 +542,9 @@ export class Keys {
           continue;
         }
         throw error;
+      }
+      if (!mayImport(actor, powers.owner, this.deps.config.importAllowed)) {
+        throw new ForbiddenError(`keys.${i}.owner`, IMPORT_REFUSED);
       }
       records.push({
         id: crypto.randomUUID(),
@@ -533,20 +558,27 @@ export class Keys {
         lastUsedAt: null,
         metadata: item.metadata ?? null,
         format: item.format ?? "opaque",
-        parentId: null,
+        parentId: actor.kind === "api_key" ? actor.key.id : null,
         enabled: true,
         updatedAt: null,
         rotatedFrom: null,
-        ...this.limitsForNewKey(actor, {}),
+        ...limitsForNewKey(actor, {}),
       });
     }
     if (Object.keys(errors).length > 0) throw new ValidationError(errors);
 
+    // Quotas as for a create: an import of N counts N, against the limiter and MAX_KEYS_PER_OWNER.
+    for (const record of records) await this.limitCreation(record.owner);
     // A hash repeated in the batch conflicts with its first occurrence, in the same transaction.
-    const inserted = await this.deps.store.insertNew(
+    const maxKeysPerOwner = this.deps.config.maxKeysPerOwner;
+    const outcome = await this.deps.store.insertNew(
       records,
       records.map((record) => this.event(actor, record, "imported", creationChanges(record), now)),
+      { maxKeysPerOwner, now },
     );
+    if ("refused" in outcome) throw refusal(outcome.refused, maxKeysPerOwner);
+    const { inserted } = outcome;
+    await this.logForeignConflicts(actor, records, inserted);
     const stored = new Map<string, string>();
     records.forEach((record, i) => {
       if (!inserted[i]) return;
@@ -561,6 +593,28 @@ export class Keys {
     });
     const imported = results.filter((r) => r.status === "imported").length;
     return { imported, conflicts: results.length - imported, results };
+  }
+
+  /**
+   * A conflict with another owner's key answers exactly as any conflict (`conflict`, no id), so an
+   * import tells no one whose a hash is; the operator learns of it from this warning (no hash in full).
+   */
+  private async logForeignConflicts(actor: Actor, records: KeyRecord[], inserted: boolean[]): Promise<void> {
+    const seen = new Set<string>();
+    for (const [i, record] of records.entries()) {
+      if (seen.has(record.hash)) continue;
+      seen.add(record.hash);
+      if (inserted[i]) continue;
+      const existing = (await this.deps.store.findByHash(record.hash))?.record;
+      if (!existing || sameOwner(existing.owner, record.owner)) continue;
+      log("warn", "import_conflict_other_owner", {
+        actor: actorName(actor),
+        owner: `${record.owner.type}:${record.owner.id}`,
+        existing_key_id: existing.id,
+        existing_owner: `${existing.owner.type}:${existing.owner.id}`,
+        hash_prefix: record.hash.slice(0, 12),
+      });
+    }
   }
 
   /** Why this deployment cannot take the item, or null: its format must be enabled, and the key must not be in it. */
@@ -599,10 +653,10 @@ export class Keys {
   }
 
   async list(actor: Actor, input: ListKeysInput): Promise<KeyListView> {
-    this.requireScope(actor, "keys:read");
+    requireScope(actor, "keys:read");
     const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
     const rows = await this.deps.store.list({
-      owners: this.visibleOwners(actor),
+      owners: visibleOwners(actor),
       limit: input.limit + 1,
       includeRevoked: input.include_revoked,
       after: cursor && { createdAt: cursor.time, id: cursor.id },
@@ -620,7 +674,7 @@ export class Keys {
   }
 
   async get(actor: Actor, id: string): Promise<ApiKeyView> {
-    this.requireScope(actor, "keys:read");
+    requireScope(actor, "keys:read");
     return this.liveView(await this.findVisible(actor, id));
   }
 
@@ -631,31 +685,28 @@ export class Keys {
    * audit event in one store write, and the counter applies it exactly once on its next call.
    */
   async adjustCredits(caller: Actor, id: string, input: CreditsInput): Promise<CreditsResultView> {
-    this.requireScope(caller, "keys:write");
-    const actor = await recheckActor(this.deps, this.verifier, caller);
-    this.requireScope(actor, "keys:write");
+    const actor = await this.writer(caller);
     requireNoLimitsOf(actor, "credits");
-    for (let attempt = 1; ; attempt++) {
+    return retryOnConcurrentChange(async () => {
       const current = await this.findVisible(actor, id);
-      this.requireManagement(actor, current, "The key");
+      requireManagement(actor, current, "The key");
       if (current.revokedAt !== null) throw new ConflictError("The key is revoked; its credits cannot be changed");
       const rule = current.limits?.credits;
       if (!current.limits || !rule) {
         throw new ConflictError("The key has no credits: give it credits with PATCH /v1/keys/{id} first");
       }
+      const guards = await this.chainGuard(actor, current);
       const at = Date.now();
       const limits: KeyLimits = { ...current.limits, credits: recordCreditsOp(rule, input.op, input.amount, at) };
       const changes = { credits: { old: null, new: { op: input.op, amount: input.amount } } };
-      const seq = await this.deps.store.update(current, { limits }, this.event(actor, current, "updated", changes, at));
-      if (seq !== null) {
-        const updated = { ...current, limits, updatedAt: at };
-        await this.verifier.changed(updated, seq);
-        await this.verifier.catchUp();
-        return { remaining: await this.balance(updated) };
-      }
-      if (attempt === CONCURRENT_ATTEMPTS)
-        throw new ConflictError("The key is being changed by another request; retry");
-    }
+      const event = this.event(actor, current, "updated", changes, at);
+      const seq = await this.deps.store.update(current, { limits }, event, guards);
+      if (seq === null) return null;
+      const updated = { ...current, limits, updatedAt: at };
+      await this.verifier.changed(updated, seq);
+      await this.verifier.catchUp();
+      return { remaining: await this.balance(updated) };
+    });
   }
 
   /**
@@ -678,7 +729,7 @@ export class Keys {
    * half minute may not be in yet (service/usage.ts).
    */
   async usage(actor: Actor, id: string, query: UsageQueryInput): Promise<UsageReportView> {
-    this.requireScope(actor, "keys:read");
+    requireScope(actor, "keys:read");
     const record = await this.findVisible(actor, id);
     const step = query.granularity === "hour" ? HOUR_MS : DAY_MS;
     const now = Date.now();
@@ -747,20 +798,22 @@ export class Keys {
    * applied to management).
    */
   async revoke(caller: Actor, id: string, options: RevokeKeyInput = { cascade: false }): Promise<void> {
-    this.requireScope(caller, "keys:write");
-    const actor = await recheckActor(this.deps, this.verifier, caller);
-    this.requireScope(actor, "keys:write");
-    const record = await this.findVisible(actor, id);
-    this.requireManagement(actor, record, "The key to revoke");
-    const at = Date.now();
-    // Already revoked (elsewhere, or by a call whose answer was lost): still evict it here.
-    const revoked =
-      record.revokedAt !== null && !options.cascade
-        ? [record]
-        : await this.deps.store.revoke(id, at, options.cascade, {
-            actor: actorName(actor),
-            ...this.origin(),
-          });
+    const actor = await this.writer(caller);
+    const revoked = await retryOnConcurrentChange(async () => {
+      const record = await this.findVisible(actor, id);
+      requireManagement(actor, record, "The key to revoke");
+      // Already revoked (elsewhere, or by a call whose answer was lost): still evict it here.
+      if (record.revokedAt !== null && !options.cascade) return [record];
+      // Chain-wide powers: a key's cascade revokes only what it may manage, as the lineage was read.
+      let guard: ReachGuard | undefined;
+      if (options.cascade && actor.kind === "api_key") {
+        const tree = await this.deps.store.reach("tree", record.id);
+        requireManagementOfAll(actor, tree.records, "The cascade would revoke");
+        guard = tree.guard;
+      }
+      const origin = { actor: actorName(actor), ...this.origin() };
+      return this.deps.store.revoke(id, Date.now(), options.cascade, origin, guard);
+    });
     if (revoked.length === 0) throw new NotFoundError();
     // The feed tells every other isolate; here, each is refused from the next request on. KV copies
     // are deleted for the first few only (each is a subrequest): the feed makes any other copy untrusted.
@@ -769,15 +822,15 @@ export class Keys {
 
   /** One key's audit events, newest first (the key may be revoked). */
   async keyEvents(actor: Actor, id: string, input: ListEventsInput): Promise<EventListView> {
-    this.requireScope(actor, "keys:read");
+    requireScope(actor, "keys:read");
     const record = await this.findVisible(actor, id);
     return this.events(actor, [record.owner], record.id, input);
   }
 
   /** The audit events of every owner whose keys the actor sees, newest first. */
   async listEvents(actor: Actor, input: ListEventsInput): Promise<EventListView> {
-    this.requireScope(actor, "keys:read");
-    return this.events(actor, this.visibleOwners(actor), null, input);
+    requireScope(actor, "keys:read");
+    return this.events(actor, visibleOwners(actor), null, input);
   }
 
   /** Retention (a scheduled task): deletes events older than the configured days, in bounded batches. */
@@ -905,117 +958,18 @@ export class Keys {
     return { ip: origin?.ip ?? null, userAgent: origin?.userAgent ?? null };
   }
 
-  /**
-   * Who owns a new key and what it may do, for this actor: a key may only make keys weaker than
-   * itself (scopes it covers, resources within its own, an expiry no later than its own, addresses
-   * within its allow-list), and by default a child inherits all four.
-   */
-  private authorizeNewKey(
-    actor: Actor,
-    input: Pick<CreateKeyInput, "owner" | "scopes" | "resources" | "expires_at" | "allowed_ips">,
-  ): Pick<KeyRecord, "owner"> & Powers {
-    const owner = this.ownerForNewKey(actor, input.owner);
-    const parent = actor.kind === "api_key" ? actor.key : null;
-
-    const powers: Powers = {
-      scopes: input.scopes ?? (parent ? [...parent.scopes] : ["*"]),
-      resources: input.resources !== undefined ? input.resources : (parent?.resources ?? null),
-      expiresAt:
-        input.expires_at !== undefined
-          ? input.expires_at === null
-            ? null
-            : Date.parse(input.expires_at)
-          : (parent?.expiresAt ?? null),
-      allowedIps: input.allowed_ips !== undefined ? input.allowed_ips : (parent?.allowedIps ?? null),
-    };
-    if (parent) requireWithin(parent, powers, "The new key");
-    return { owner, ...powers };
-  }
-  /**
-   * The limits of a new key: those asked for, or, for a key made by a key with limits, that key's
-   * limits and counters (it may not ask for others: a child is never a way around its parent's).
-   */
-  private limitsForNewKey(
-    actor: Actor,
-    input: Pick<CreateKeyInput, "ratelimits" | "credits">,
-  ): Pick<KeyRecord, "limits" | "usageId"> {
-    const parent = actor.kind === "api_key" ? actor.key : null;
-    if (parent && hasLimits(parent.limits)) {
-      const asked = input.ratelimits !== undefined ? "ratelimits" : input.credits !== undefined ? "credits" : null;
-      if (asked) {
-        throw new ForbiddenError(
-          asked,
-          "The key making this request has usage limits: the keys it makes share its limits and counters",
-        );
-      }
-      return { limits: parent.limits, usageId: usageIdOf(parent) };
-    }
-    const limits: KeyLimits = { ratelimits: input.ratelimits ?? [], credits: input.credits ?? null };
-    return hasLimits(limits) ? { limits } : {};
-  }
-
-  private requireScope(actor: Actor, scope: string): void {
-    if (actor.kind === "api_key" && !grants(actor.key.scopes, scope)) {
-      throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`, "scope");
-    }
-  }
-
-  /**
-   * May the actor change or revoke `record` (which it can see)? A person: their own keys, and their
-   * workspace's if they are a workspace admin. A key: keys no more powerful than itself. A trusted
-   * service: any key of its owner.
-   */
-  private requireManagement(actor: Actor, record: KeyRecord, what: string): void {
-    if (actor.kind === "user" && record.owner.type === "workspace") requireWorkspaceAdmin(actor);
-    if (actor.kind === "api_key") requireWithin(actor.key, record, what);
-  }
-
-  /** Whose keys the actor may see and manage. */
-  private visibleOwners(actor: Actor): Owner[] {
-    switch (actor.kind) {
-      case "user":
-        return actor.orgId === null
-          ? [{ type: "user", id: actor.sub }]
-          : [
-              { type: "user", id: actor.sub },
-              { type: "workspace", id: actor.orgId },
-            ];
-      case "api_key":
-        return [actor.key.owner];
-      case "service":
-        return [actor.owner];
-    }
-  }
-
-  private ownerForNewKey(actor: Actor, requested: "user" | "workspace" | undefined): Owner {
-    switch (actor.kind) {
-      case "user":
-        if (requested !== "workspace") return { type: "user", id: actor.sub };
-        if (actor.orgId === null) {
-          throw new ValidationError({ owner: ["Your token names no workspace, so it cannot own a workspace key"] });
-        }
-        requireWorkspaceAdmin(actor);
-        return { type: "workspace", id: actor.orgId };
-      case "api_key":
-        if (requested !== undefined && requested !== actor.key.owner.type) {
-          throw new ForbiddenError(
-            "owner",
-            `A ${actor.key.owner.type} key can only create ${actor.key.owner.type} keys`,
-          );
-        }
-        return actor.key.owner;
-      case "service":
-        if (requested !== undefined && requested !== actor.owner.type) {
-          throw new ValidationError({ owner: [`Must be "${actor.owner.type}" or absent for this owner`] });
-        }
-        return actor.owner;
-    }
+  /** Authorizes a management call: `keys:write`, held before and after the actor is read again from D1 (actor.ts). */
+  private async writer(caller: Actor): Promise<Actor> {
+    requireScope(caller, "keys:write");
+    const actor = await recheckActor(this.deps, this.verifier, caller);
+    requireScope(actor, "keys:write");
+    return actor;
   }
 
   private async findVisible(actor: Actor, id: string): Promise<KeyRecord> {
     if (!UUID_V4.test(id)) throw new NotFoundError();
     const record = await this.deps.store.findById(id);
-    if (!record || !this.visibleOwners(actor).some((owner) => sameOwner(owner, record.owner))) {
+    if (!record || !visibleOwners(actor).some((owner) => sameOwner(owner, record.owner))) {
       throw new NotFoundError();
     }
     return record;

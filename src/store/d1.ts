@@ -5,7 +5,7 @@
  */
 import type { LegacyFormat } from "../keys/legacy";
 import type { KeyLimits } from "../keys/limit-arithmetic";
-import type { AuditAction, AuditEvent, KeyRecord, OwnerType } from "../model";
+import { type AuditAction, type AuditEvent, type KeyRecord, type OwnerType, mintingKeyId } from "../model";
 import { withTimeout } from "./timeout";
 import {
   type EventPage,
@@ -17,6 +17,9 @@ import {
   type KeyChanges,
   type KeyStore,
   type ListPage,
+  type Reach,
+  type ReachGuard,
+  ConcurrentChangeError,
   type RevocationOrigin,
   type StampedRecord,
   type StoreMaintenance,
@@ -56,6 +59,21 @@ const COLUMNS =
 const FEED_HEAD = "(SELECT COALESCE(MAX(seq), 0) FROM key_changes)";
 /** Live at ?2 (epoch ms): not revoked, not expired, not disabled. */
 const LIVE = "revoked_at IS NULL AND enabled = 1 AND (expires_at IS NULL OR expires_at > ?2)";
+
+/** A key's lineage from ?1: itself, the keys it made (parent_id), and those made at its request (created_by). */
+const TREE =
+  "WITH RECURSIVE tree(id) AS (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id UNION SELECT k.id FROM api_keys k JOIN tree ON k.created_by = 'key:' || tree.id) ";
+
+/** The unrevoked rows a write reaches from ?1, as `columns`, ordered by id (store.ts, Reach). */
+function reachedRows(reach: Reach, columns: string): string {
+  return reach === "chain"
+    ? `SELECT ${columns} FROM api_keys WHERE (usage_id = ?1 OR id = ?1) AND revoked_at IS NULL ORDER BY id`
+    : `${TREE}SELECT ${columns} FROM api_keys WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL ORDER BY id`;
+}
+
+/** Those rows' (id, updated_at), as one JSON text: any change of any of them, or a row more or less, changes it. */
+const fingerprintOf = (reach: Reach) =>
+  `SELECT json_group_array(json_array(id, updated_at)) FROM (${reachedRows(reach, "id, updated_at")})`;
 
 interface ChangeRow {
   seq: number;
@@ -151,6 +169,10 @@ const VALUE_PARAMS_FROM_3 = COLUMNS.split(",")
   .map((_, i) => `?${i + 3}`)
   .join(", ");
 const MAX_KEYS_PARAM = COLUMNS.split(",").length + 3;
+/** The import's insert binds its six condition parameters first, then the row's values. */
+const VALUE_PARAMS_FROM_7 = COLUMNS.split(",")
+  .map((_, i) => `?${i + 7}`)
+  .join(", ");
 
 function values(r: KeyRecord): (string | number | null)[] {
   return [
@@ -190,6 +212,9 @@ async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
     return await withTimeout(run(), D1_TIMEOUT_MS, what);
   } catch (cause) {
     if (cause instanceof IdempotencyConflict || cause instanceof StorageMisconfiguredError) throw cause;
+    if (cause instanceof Error && /write_guard:/.test(cause.message)) {
+      throw new ConcurrentChangeError(`D1 ${what}: the rows it depends on changed`, { cause });
+    }
     if (cause instanceof Error && SCHEMA_MISMATCH.test(cause.message)) {
       throw new StorageMisconfiguredError(
         `D1 ${what} failed: the database schema is behind this build (apply the migrations: wrangler d1 migrations apply DB --remote)`,
@@ -226,7 +251,7 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
              AND (SELECT COUNT(*) FROM (SELECT 1 FROM api_keys WHERE owner_type = ?7 AND owner_id = ?8 AND ${LIVE} LIMIT ?${MAX_KEYS_PARAM})) < ?${MAX_KEYS_PARAM}
            RETURNING ${FEED_HEAD} AS seq`,
         )
-        .bind(r.parentId, limits.now, ...values(r), limits.maxKeysPerOwner);
+        .bind(mintingKeyId(r), limits.now, ...values(r), limits.maxKeysPerOwner);
       // The event follows the key and the claim follows the event, each only if the statement before
       // it changed a row (`changes() = 1`), so all land together or none does.
       const statements = [insertKey, this.insertEvent(event)];
@@ -256,14 +281,38 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
       if (!inserted && claim) await this.throwIfClaimed(claim);
       if (inserted) return { seq: inserted.seq };
       // Nothing stored: say why (the parent cannot come back to life, so this answer is stable).
-      const parentLive =
-        r.parentId === null ||
-        (await this.db
-          .prepare(`SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}`)
-          .bind(r.parentId, limits.now)
-          .first()) !== null;
-      return { refused: parentLive ? "owner_quota" : "parent_not_live" };
+      return { refused: (await this.mintingKeyLive(r, limits.now)) ? "owner_quota" : "parent_not_live" };
     });
+  }
+
+  /** Whether the key that asks for `r` is live at `now` (true when a person or service asks). */
+  private async mintingKeyLive(r: KeyRecord, now: number): Promise<boolean> {
+    const minter = mintingKeyId(r);
+    if (minter === null) return true;
+    return (
+      (await this.db.prepare(`SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}`).bind(minter, now).first()) !== null
+    );
+  }
+
+  reach(reach: Reach, root: string): Promise<{ records: KeyRecord[]; guard: ReachGuard }> {
+    return attempt("lineage read", async () => {
+      // One batch (one transaction): the rows and their fingerprint are of the same moment.
+      const [rows, print] = await this.db.batch([
+        this.db.prepare(reachedRows(reach, COLUMNS)).bind(root),
+        this.db.prepare(`SELECT (${fingerprintOf(reach)}) AS fingerprint`).bind(root),
+      ]);
+      const fingerprint = (print?.results[0] as { fingerprint: string } | undefined)?.fingerprint ?? "[]";
+      return { records: ((rows?.results ?? []) as KeyRow[]).map(fromRow), guard: { reach, root, fingerprint } };
+    });
+  }
+
+  /** The statement that aborts its batch (write_guard, migrations/0007_lineage.sql) when the pinned rows changed. */
+  private guardStatement(guard: ReachGuard): D1PreparedStatement {
+    return this.db
+      .prepare(
+        `INSERT INTO write_guard (refusal) SELECT CASE WHEN (${fingerprintOf(guard.reach)}) IS ?2 THEN NULL ELSE 'changed' END`,
+      )
+      .bind(guard.root, guard.fingerprint);
   }
 
   /** Throws IdempotencyConflict when `claim`'s Idempotency-Key is already claimed (and not expired). */
@@ -328,18 +377,46 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
     });
   }
 
-  async insertNew(records: readonly KeyRecord[], events: readonly AuditEvent[]): Promise<boolean[]> {
+  async insertNew(
+    records: readonly KeyRecord[],
+    events: readonly AuditEvent[],
+    limits: InsertLimits,
+  ): Promise<{ inserted: boolean[] } | { refused: InsertRefusal }> {
+    const minter = records[0] ? mintingKeyId(records[0]) : null;
+    const owner = records[0]?.owner;
+    // The same two conditions for every row, read in the same transaction: the key asking is live, and
+    // the owner's live keys (those of this batch left out, so the verdict cannot change mid-batch) plus
+    // the batch's size are within the quota. So all rows are refused, or none.
+    const ids = JSON.stringify(records.map((r) => r.id));
+    const params = [
+      minter,
+      limits.now,
+      owner?.type ?? "",
+      owner?.id ?? "",
+      ids,
+      limits.maxKeysPerOwner - records.length,
+    ];
+    const live = `(?1 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}))`;
+    const quota = `(SELECT COUNT(*) FROM (SELECT 1 FROM api_keys WHERE owner_type = ?3 AND owner_id = ?4 AND ${LIVE} AND id NOT IN (SELECT value FROM json_each(?5)) LIMIT MAX(?6 + 1, 0))) <= ?6`;
     // One batch is one transaction; a stored hash makes its row a no-op, never a duplicate, and then
     // its event (which follows it) is not written either.
     const results = await attempt("import", () =>
-      this.db.batch(
-        records.flatMap((r, i) => [
-          this.insertKey(r, " WHERE true ON CONFLICT (hash) DO NOTHING"),
+      this.db.batch([
+        this.db.prepare(`SELECT ${live} AS live, ${quota} AS room`).bind(...params),
+        ...records.flatMap((r, i) => [
+          this.db
+            .prepare(
+              `INSERT INTO api_keys (${COLUMNS}) SELECT ${VALUE_PARAMS_FROM_7} WHERE ${live} AND ${quota} ON CONFLICT (hash) DO NOTHING`,
+            )
+            .bind(...params, ...values(r)),
           this.insertEvent(events[i]!),
         ]),
-      ),
+      ]),
     );
-    return records.map((_, i) => results[2 * i]?.meta.changes === 1);
+    const verdict = results[0]?.results[0] as { live: number; room: number } | undefined;
+    if (!verdict?.live) return { refused: "parent_not_live" };
+    if (!verdict.room) return { refused: "owner_quota" };
+    return { inserted: records.map((_, i) => results[1 + 2 * i]?.meta.changes === 1) };
   }
 
   findByHash(hash: string): Promise<StampedRecord | null> {
@@ -349,6 +426,16 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
         .bind(hash)
         .first<KeyRow & { feed_seq: number }>();
       return row ? { record: fromRow(row), seq: row.feed_seq } : null;
+    });
+  }
+
+  replacementOf(id: string): Promise<string | null> {
+    return attempt("lookup", async () => {
+      const row = await this.db
+        .prepare("SELECT id FROM api_keys WHERE rotated_from = ? LIMIT 1")
+        .bind(id)
+        .first<{ id: string }>();
+      return row?.id ?? null;
     });
   }
 
@@ -403,17 +490,17 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
     });
   }
 
-  revoke(id: string, at: number, cascade: boolean, origin: RevocationOrigin): Promise<KeyRecord[]> {
+  revoke(id: string, at: number, cascade: boolean, origin: RevocationOrigin, guard?: ReachGuard): Promise<KeyRecord[]> {
     return attempt("revoke", async () => {
       // One batch (one transaction): first a `revoked` event for each key about to be newly revoked,
       // then one UPDATE, so the key and its descendants are revoked together or not at all; the
       // trigger api_keys_feed_revoked appends each newly revoked key to the feed in it.
-      const tree = cascade
-        ? "WITH RECURSIVE tree(id) AS (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id) "
-        : "";
+      const tree = cascade ? TREE : "";
       const which = cascade ? "id IN (SELECT id FROM tree)" : "id = ?1";
       const changes = JSON.stringify({ revoked_at: { old: null, new: new Date(at).toISOString() } });
-      const [, updated] = await this.db.batch<KeyRow>([
+      const guarded = guard ? [this.guardStatement(guard)] : [];
+      const results = await this.db.batch<KeyRow>([
+        ...guarded,
         this.db
           .prepare(
             `${tree}INSERT INTO key_events (${EVENT_COLUMNS})
@@ -429,12 +516,17 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
           )
           .bind(id, at),
       ]);
-      const records = (updated?.results ?? []).map(fromRow);
+      const records = (results.at(-1)?.results ?? []).map(fromRow);
       return [...records.filter((r) => r.id === id), ...records.filter((r) => r.id !== id)];
     });
   }
 
-  update(current: KeyRecord, changes: KeyChanges, event: AuditEvent): Promise<number | null> {
+  update(
+    current: KeyRecord,
+    changes: KeyChanges,
+    event: AuditEvent,
+    guards: readonly ReachGuard[] = [],
+  ): Promise<number | null> {
     const sets: string[] = [];
     const values: unknown[] = [];
     for (const field of Object.keys(UPDATABLE) as (keyof KeyChanges)[]) {
@@ -444,7 +536,7 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
       values.push(toColumn(changes[field]));
     }
     const chain = changes.limits === undefined ? [] : this.chainLimits(current, changes.limits, event);
-    return this.changedKey(current, sets, values, event, [], chain);
+    return this.changedKey(current, sets, values, event, [], [...guards.map((g) => this.guardStatement(g)), ...chain]);
   }
 
   /**
@@ -481,17 +573,52 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
     ];
   }
 
-  rotate(
+  async rotate(
     current: KeyRecord,
     expiresAt: number | null,
     replacement: KeyRecord,
     [rotated, created]: readonly [AuditEvent, AuditEvent],
-  ): Promise<number | null> {
-    // The replacement and both events land only if the old key's update did (each `changes() = 1`).
-    return this.changedKey(current, ["expires_at = ?"], [expiresAt], rotated, [
-      this.insertKey(replacement, " WHERE changes() = 1"),
-      this.insertEvent(created),
-    ]);
+    limits: InsertLimits,
+  ): Promise<{ seq: number } | { refused: InsertRefusal } | null> {
+    // The old key's update is conditional on the key asking being live and, when the old key stays live
+    // (a grace period), on the owner's quota, like an insert; the replacement and both events land only
+    // if the update did (each `changes() = 1`).
+    const minter = mintingKeyId(replacement);
+    const grace = expiresAt === null || expiresAt > limits.now;
+    const condition = `(? IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND ${LIVE.replaceAll("?2", "?")}))
+       AND (? = 0 OR (SELECT COUNT(*) FROM (SELECT 1 FROM api_keys WHERE owner_type = ? AND owner_id = ? AND ${LIVE.replaceAll("?2", "?")} LIMIT ?)) < ?)`;
+    const params = [
+      minter,
+      minter,
+      limits.now,
+      grace ? 1 : 0,
+      current.owner.type,
+      current.owner.id,
+      limits.now,
+      limits.maxKeysPerOwner,
+      limits.maxKeysPerOwner,
+    ];
+    const seq = await this.changedKey(
+      current,
+      ["expires_at = ?"],
+      [expiresAt],
+      rotated,
+      [this.insertKey(replacement, " WHERE changes() = 1"), this.insertEvent(created)],
+      [],
+      { sql: condition, params },
+    );
+    if (seq !== null) return { seq };
+    return attempt("rotate", async () => {
+      if (!(await this.mintingKeyLive(replacement, limits.now))) return { refused: "parent_not_live" };
+      if (!grace) return null;
+      const { count } = (await this.db
+        .prepare(
+          `SELECT COUNT(*) AS count FROM (SELECT 1 FROM api_keys WHERE owner_type = ?1 AND owner_id = ?3 AND ${LIVE} LIMIT ?4)`,
+        )
+        .bind(current.owner.type, limits.now, current.owner.id, limits.maxKeysPerOwner)
+        .first<{ count: number }>()) ?? { count: 0 };
+      return count >= limits.maxKeysPerOwner ? { refused: "owner_quota" } : null;
+    });
   }
 
   /**
@@ -506,14 +633,15 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
     event: AuditEvent,
     more: D1PreparedStatement[],
     first: D1PreparedStatement[] = [],
+    condition: { sql: string; params: unknown[] } = { sql: "true", params: [] },
   ): Promise<number | null> {
     const statements = [
       ...first,
       this.db
         .prepare(
-          `UPDATE api_keys SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ? AND revoked_at IS NULL AND updated_at IS ?`,
+          `UPDATE api_keys SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ? AND revoked_at IS NULL AND updated_at IS ? AND ${condition.sql}`,
         )
-        .bind(...values, event.at, current.id, current.updatedAt),
+        .bind(...values, event.at, current.id, current.updatedAt, ...condition.params),
       this.insertEvent(event),
       ...more,
     ];

@@ -40,8 +40,23 @@ export interface StampedRecord {
   readonly seq: number;
 }
 
-/** Why a conditional insert stored nothing. */
+/** Why a conditional insert stored nothing: the key asking for it is no longer live, or the owner is at its quota. */
 export type InsertRefusal = "parent_not_live" | "owner_quota";
+
+/**
+ * The rows a write reaches beyond the key it names: `chain`, the live keys sharing usage counters
+ * (`root`: the chain's id, usage_id or the first key's id); `tree`, the key `root` and the live keys of
+ * its lineage (by parent_id and by the key that asked for each, created_by).
+ */
+export type Reach = "chain" | "tree";
+
+/** What a guarded write compares, in its own transaction, with what was read: it writes nothing if they differ. */
+export interface ReachGuard {
+  readonly reach: Reach;
+  readonly root: string;
+  /** The (id, updated_at) of every unrevoked row reached, as read. */
+  readonly fingerprint: string;
+}
 
 export interface InsertLimits {
   /** The owner may hold at most this many live (not revoked, not expired at `now`) keys. */
@@ -104,8 +119,8 @@ export class IdempotencyConflict extends Error {
  */
 export interface KeyStore {
   /**
-   * Stores a new key and its audit event in one atomic write, only if its parent (record.parentId) is
-   * still live and enabled and its owner holds fewer than the limit of live keys, with the
+   * Stores a new key and its audit event in one atomic write, only if the key that asks for it
+   * (`mintingKeyId(record)`) is still live and enabled and its owner holds fewer than the limit of live keys, with the
    * Idempotency-Key `claim` when given: the feed position it is current as of, or why not. Throws
    * IdempotencyConflict (storing nothing) when the claim was already made.
    */
@@ -119,29 +134,47 @@ export interface KeyStore {
   /**
    * Stores the records in one atomic write, skipping any whose hash is already stored, each with its
    * audit event (`events[i]` for `records[i]`, written only with it): for each record, in order,
-   * whether it was inserted. (Imports: no parent, so no liveness condition.)
+   * whether it was inserted. Nothing is stored (a refusal) unless the key asking (the records'
+   * created_by) is live and the owner holds at most the limit minus the batch's size of live keys.
    */
-  insertNew(records: readonly KeyRecord[], events: readonly AuditEvent[]): Promise<boolean[]>;
+  insertNew(
+    records: readonly KeyRecord[],
+    events: readonly AuditEvent[],
+    limits: InsertLimits,
+  ): Promise<{ inserted: boolean[] } | { refused: InsertRefusal }>;
+  /** The unrevoked rows `reach` covers from `root` (ordered by id), and the guard that pins them for a write. */
+  reach(reach: Reach, root: string): Promise<{ records: KeyRecord[]; guard: ReachGuard }>;
   findById(id: string): Promise<KeyRecord | null>;
   list(page: ListPage): Promise<KeyRecord[]>;
   /**
    * Applies `changes` and `event` in one atomic write, stamping updated_at with the event's time, if
    * the key is still unrevoked and unchanged since `current` was read (optimistic concurrency, so an
    * event's old values are always the ones it replaced): the feed position after the write, or null,
-   * with nothing written, when it was not.
+   * with nothing written, when it was not. With `guards`, throws ConcurrentChangeError (writing nothing)
+   * when the rows they pin changed since they were read.
    */
-  update(current: KeyRecord, changes: KeyChanges, event: AuditEvent): Promise<number | null>;
+  update(
+    current: KeyRecord,
+    changes: KeyChanges,
+    event: AuditEvent,
+    guards?: readonly ReachGuard[],
+  ): Promise<number | null>;
+  /** The id of the key that replaced key `id` by rotation, or null when none did. */
+  replacementOf(id: string): Promise<string | null>;
   /**
    * Rotation in one atomic write: the old key (if still unrevoked and unchanged since `current` was
    * read) gets `expiresAt`, the replacement is stored, and both events are written: the feed position
-   * after the write, or null, with nothing written, when the old key had changed.
+   * after the write, or null, with nothing written, when the old key had changed. Like an insert, it
+   * writes nothing (a refusal) unless the key asking (the replacement's created_by) is live and, when
+   * the old key stays live past `limits.now`, the owner holds fewer than the limit of live keys.
    */
   rotate(
     current: KeyRecord,
     expiresAt: number | null,
     replacement: KeyRecord,
     events: readonly [rotated: AuditEvent, created: AuditEvent],
-  ): Promise<number | null>;
+    limits: InsertLimits,
+  ): Promise<{ seq: number } | { refused: InsertRefusal } | null>;
   /** Audit events, newest first. */
   listEvents(page: EventPage): Promise<AuditEvent[]>;
   /** Deletes at most `limit` events older than `before`; how many it deleted. */
@@ -150,9 +183,10 @@ export interface KeyStore {
    * Marks the key revoked at `at` unless it already is, and with `cascade` every key descending from it
    * (by parentId), in one atomic write; the stored records afterwards, the key's own first (none if
    * it does not exist). Every newly revoked key is appended to the feed, and gets a `revoked` audit
-   * event from `origin`, in the same write.
+   * event from `origin`, in the same write. A cascade follows the lineage (parent_id and created_by).
+   * With `guard`, throws ConcurrentChangeError (writing nothing) when the rows it pins changed.
    */
-  revoke(id: string, at: number, cascade: boolean, origin: RevocationOrigin): Promise<KeyRecord[]>;
+  revoke(id: string, at: number, cascade: boolean, origin: RevocationOrigin, guard?: ReachGuard): Promise<KeyRecord[]>;
   /** The feed after `seq`, in order, at most `limit` entries. */
   changesAfter(seq: number, limit: number): Promise<KeyChange[]>;
   /** The newest `limit` entries of the feed, in order (fewer: the feed holds no others). */
@@ -173,6 +207,11 @@ export interface StoreMaintenance {
    * records made before `idempotencyBefore`); how many keys it deleted.
    */
   purge(before: number, idempotencyBefore: number, limit: number): Promise<number>;
+}
+
+/** A guarded write found the rows it depends on changed since they were read; it wrote nothing (retry). */
+export class ConcurrentChangeError extends Error {
+  override readonly name = "ConcurrentChangeError";
 }
 
 /** The store could not be reached or failed: the caller should retry later (HTTP 503). */
