@@ -23,6 +23,8 @@ import {
   http,
   ownerOf,
   readRows,
+  PICKS,
+  pickKey,
   resolveActor,
   rpc,
   rpcOwner,
@@ -69,7 +71,7 @@ const powersArb: fc.Arbitrary<PowersSpec> = fc.record(
 );
 
 export const actorArb: fc.Arbitrary<ActorSpec> = fc.oneof(
-  { weight: 6, arbitrary: fc.nat(60).map((pick): ActorSpec => ({ t: "key", pick })) },
+  { weight: 6, arbitrary: fc.nat(PICKS - 1).map((pick): ActorSpec => ({ t: "key", pick })) },
   { weight: 2, arbitrary: fc.constantFrom(...PEOPLE).map((who): ActorSpec => ({ t: "person", who })) },
   { weight: 1, arbitrary: fc.constantFrom<RpcOwner>("P", "Q", "W").map((owner): ActorSpec => ({ t: "rpc", owner })) },
 );
@@ -91,7 +93,7 @@ function powersBody(real: Real & { t0: number }, p: PowersSpec): Record<string, 
 }
 
 function limitsBody(limits: (typeof LIMITS)[number] | "none" | "clear" | undefined): Record<string, unknown> {
-  const credits = { remaining: 3 };
+  const credits = { remaining: 1000 };
   const ratelimits = [{ name: "r", limit: 50, duration_ms: 60_000 }];
   switch (limits) {
     case "credits":
@@ -155,9 +157,9 @@ abstract class Step implements Cmd {
   ): Promise<Omit<StepFacts, "actor" | "before" | "after">>;
 
   async run(model: Model, real: RunReal): Promise<void> {
-    const actor = resolveActor(this.actorSpec, model);
-    this.done = `${actor.name} ${this.drawn()}`;
     const before = await readRows(real);
+    const actor = resolveActor(this.actorSpec, model, before);
+    this.done = `${actor.name} ${this.drawn()}`;
     let facts: Awaited<ReturnType<Step["act"]>>;
     try {
       facts = await this.act(model, real, actor, before);
@@ -190,8 +192,8 @@ abstract class TargetStep extends Step {
   override check(model: Readonly<Model>): boolean {
     return model.keys.length > 0;
   }
-  protected target(model: Model): Held {
-    return model.keys[this.targetPick % model.keys.length]!;
+  protected target(model: Model, rows: ReadonlyMap<string, Row>): Held {
+    return pickKey(model, this.targetPick, rows);
   }
 }
 
@@ -358,7 +360,7 @@ class Rotate extends TargetStep {
     return `rotate #${this.targetPick} grace=${this.grace}`;
   }
   protected async act(model: Model, real: RunReal, actor: Actor, before: Map<string, Row>) {
-    const target = this.target(model);
+    const target = this.target(model, before);
     this.done = this.done.replace(`#${this.targetPick}`, target.label);
     const options = { grace_seconds: this.grace };
     const answer =
@@ -404,8 +406,8 @@ class Patch extends TargetStep {
   protected drawn(): string {
     return `patch #${this.targetPick} ${show({ ...this.patch.powers, limits: this.patch.limits, enabled: this.patch.enabled })}`;
   }
-  protected async act(model: Model, real: RunReal, actor: Actor) {
-    const target = this.target(model);
+  protected async act(model: Model, real: RunReal, actor: Actor, before: Map<string, Row>) {
+    const target = this.target(model, before);
     this.done = this.done.replace(`#${this.targetPick}`, target.label);
     const body = {
       ...powersBody(real, this.patch.powers),
@@ -442,8 +444,8 @@ class Credits extends TargetStep {
   protected drawn(): string {
     return `credits #${this.targetPick} ${this.op} ${this.amount}`;
   }
-  protected async act(model: Model, real: RunReal, actor: Actor) {
-    const target = this.target(model);
+  protected async act(model: Model, real: RunReal, actor: Actor, before: Map<string, Row>) {
+    const target = this.target(model, before);
     this.done = this.done.replace(`#${this.targetPick}`, target.label);
     const body = { op: this.op, amount: this.amount };
     const answer =
@@ -468,8 +470,8 @@ class Revoke extends TargetStep {
   protected drawn(): string {
     return `revoke #${this.targetPick}${this.cascade ? " cascade" : ""}`;
   }
-  protected async act(model: Model, real: RunReal, actor: Actor) {
-    const target = this.target(model);
+  protected async act(model: Model, real: RunReal, actor: Actor, before: Map<string, Row>) {
+    const target = this.target(model, before);
     this.done = this.done.replace(`#${this.targetPick}`, target.label);
     const answer =
       actor.t === "rpc"
@@ -503,8 +505,8 @@ class Read extends TargetStep {
   protected drawn(): string {
     return `read ${this.what} #${this.targetPick}`;
   }
-  protected async act(model: Model, real: RunReal, actor: Actor) {
-    const target = this.target(model);
+  protected async act(model: Model, real: RunReal, actor: Actor, before: Map<string, Row>) {
+    const target = this.target(model, before);
     this.done = this.done.replace(`#${this.targetPick}`, target.label);
     let answer: Answer;
     if (actor.t === "rpc") {
@@ -543,11 +545,27 @@ class Read extends TargetStep {
 
 // ---- The arbitrary of steps
 
-const targetArb = fc.nat(60);
+const targetArb = fc.nat(PICKS - 1);
 
 const createArb = fc
   .tuple(actorArb, fc.boolean(), powersArb, fc.constantFrom("none" as const, "none" as const, ...LIMITS))
   .map(([a, ws, p, l]) => new Create(a, ws, p, l));
+
+/** A sequence's first keys, by people and RPC (so that keys act from the first steps on). */
+export const firstKeysArb: fc.Arbitrary<Cmd[]> = fc.array(
+  fc
+    .tuple(
+      fc.oneof(
+        fc.constantFrom(...PEOPLE).map((who): ActorSpec => ({ t: "person", who })),
+        fc.constantFrom<RpcOwner>("P", "W").map((owner): ActorSpec => ({ t: "rpc", owner })),
+      ),
+      fc.boolean(),
+      powersArb,
+      fc.constantFrom("none" as const, "none" as const, ...LIMITS),
+    )
+    .map(([a, ws, p, l]): Cmd => new Create(a, ws, p, l)),
+  { minLength: 1, maxLength: 4 },
+);
 
 /** fast-check picks a step kind uniformly: creates and revokes appear more than once to be drawn more often. */
 export const stepArbs: fc.Arbitrary<Cmd>[] = [

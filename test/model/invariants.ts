@@ -14,7 +14,7 @@
  *     or rotate just minted, and that answer is `Cache-Control: no-store`;
  * (f) import ownership: a legacy token is only ever stored under the owner who issued it;
  * (g) import secrecy: an import never answers `conflict` for a hash that only another owner holds;
- * plus: no answer is a 5xx, and no row appears that no answer reported.
+ * plus: no answer is a 500, and no row appears that no answer reported.
  */
 import {
   CLIENT_IP,
@@ -46,8 +46,12 @@ export class InvariantError extends Error {
   }
 }
 
-/** Refusals are always acceptable outcomes; so is a dead key's 401. Never a 5xx, never a 400 (requests are well-formed). */
-const ACCEPTABLE = new Set([200, 201, 204, 401, 403, 404, 409, 422, 429]);
+/**
+ * Refusals are always acceptable outcomes; so is a dead key's 401, and a 503 (storage or a usage
+ * counter that did not answer in time, as on a busy machine: retry later). Never a 500, never a 400
+ * (the model's requests are well-formed).
+ */
+const ACCEPTABLE = new Set([200, 201, 204, 401, 403, 404, 409, 422, 429, 503]);
 
 export function checkStatus(answer: Answer): void {
   if (!ACCEPTABLE.has(answer.status)) {

@@ -4,7 +4,7 @@
  */
 import fc from "fast-check";
 import { sha256Hex } from "../../src/keys/hash";
-import { stepArbs } from "./commands";
+import { firstKeysArb, stepArbs } from "./commands";
 import { type Model, type OwnerName, type Token, newReal } from "./world";
 
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -42,12 +42,13 @@ export async function runModel({ runs, seed, maxCommands }: ModelRunOptions): Pr
     fc.asyncProperty(
       fc.integer({ min: 2, max: 4 }),
       fc.array(fc.constantFrom<OwnerName>("P", "Q", "A", "W"), { minLength: 4, maxLength: 4 }),
+      firstKeysArb,
       fc.commands(stepArbs, { maxCommands, size: "max" }),
-      async (quota, issuers, steps) => {
+      async (quota, issuers, first, steps) => {
         const real = { ...(await newReal(quota)), t0: Date.now() };
         const model: Model = { keys: [], tokens: await legacyTokens(issuers), cascaded: [], log: [] };
         try {
-          await fc.asyncModelRun(() => ({ model, real }), steps);
+          await fc.asyncModelRun(() => ({ model, real }), [...first, ...steps]);
         } catch (error) {
           // The last failing run is the shrunk counterexample: keep what its steps did.
           last.failing = { quota, issuers, log: [...model.log], error };

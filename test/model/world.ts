@@ -81,10 +81,25 @@ export type Actor =
   | { readonly t: "rpc"; readonly owner: RpcOwner; readonly name: string }
   | { readonly t: "key"; readonly key: Held; readonly name: string };
 
-export function resolveActor(spec: ActorSpec, model: Model): Actor {
+/** Picks below this choose among the keys live in D1 (when there are any); the others among all keys minted. */
+export const LIVE_PICKS = 80;
+export const PICKS = 100;
+
+/** The key a pick (0 to PICKS - 1) stands for: mostly a live one, sometimes any (dead keys act and are acted on too). */
+export function pickKey(model: Model, pick: number, rows: ReadonlyMap<string, Row>): Held {
+  const now = Date.now();
+  const alive = model.keys.filter((key) => {
+    const row = rows.get(key.id);
+    return row !== undefined && live(row, now);
+  });
+  const from = pick < LIVE_PICKS && alive.length > 0 ? alive : model.keys;
+  return from[pick % from.length]!;
+}
+
+export function resolveActor(spec: ActorSpec, model: Model, rows: ReadonlyMap<string, Row>): Actor {
   if (spec.t === "person") return { ...spec, name: `person:${spec.who}` };
   if (spec.t === "rpc") return { ...spec, name: `rpc:${spec.owner}` };
-  const key = model.keys[spec.pick % model.keys.length]!;
+  const key = pickKey(model, spec.pick, rows);
   return { t: "key", key, name: `key:${key.label}` };
 }
 
@@ -167,6 +182,7 @@ const RPC_STATUS: Record<string, number> = {
   quota_exceeded: 403,
   rate_limited: 429,
   conflict: 409,
+  unavailable: 503,
 };
 
 /** Calls a KeyService method; its refusals (`[code] ...`) become the status they stand for. */
