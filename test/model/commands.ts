@@ -567,11 +567,29 @@ export const firstKeysArb: fc.Arbitrary<Cmd[]> = fc.array(
   { minLength: 1, maxLength: 4 },
 );
 
-/** fast-check picks a step kind uniformly: creates and revokes appear more than once to be drawn more often. */
+/**
+ * Keys that only read metrics, or also manage keys that do: the narrow keys that meet stronger ones
+ * through a chain (a child sharing counters, a cascade tree), drawn more often than the pools alone would.
+ */
+const narrowCreateArb = fc
+  .tuple(
+    actorArb,
+    fc.constantFrom(["metrics:read"], ["keys:write", "metrics:read"]),
+    fc.constantFrom("none" as const, "credits" as const),
+  )
+  .map(([a, scopes, l]) => new Create(a, false, { scopes }, l));
+
+const creditsArb = fc
+  .tuple(actorArb, targetArb, fc.constantFrom("set" as const, "increment" as const, "decrement" as const), fc.nat(5))
+  .map(([a, t, op, n]) => new Credits(a, t, op, n));
+
+/** fast-check picks a step kind uniformly: creates, credits and revokes appear more than once to be drawn more often. */
 export const stepArbs: fc.Arbitrary<Cmd>[] = [
   createArb,
   createArb,
-  createArb,
+  narrowCreateArb,
+  narrowCreateArb,
+  creditsArb,
   fc
     .tuple(
       actorArb,
@@ -608,9 +626,7 @@ export const stepArbs: fc.Arbitrary<Cmd>[] = [
       ),
     )
     .map(([a, t, p]) => new Patch(a, t, p)),
-  fc
-    .tuple(actorArb, targetArb, fc.constantFrom("set" as const, "increment" as const, "decrement" as const), fc.nat(5))
-    .map(([a, t, op, n]) => new Credits(a, t, op, n)),
+  creditsArb,
   fc.tuple(actorArb, targetArb, fc.boolean()).map(([a, t, c]) => new Revoke(a, t, c)),
   fc.tuple(actorArb, targetArb, fc.constant(true)).map(([a, t, c]) => new Revoke(a, t, c)),
   fc

@@ -5,7 +5,6 @@
  * model: every key minted, by whom, and its secret (held in memory only).
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import worker from "../../src/index";
 import type { Env } from "../../src/env";
 import { sha256Hex } from "../../src/keys/hash";
@@ -276,6 +275,3 @@ export function dead(row: Row | undefined, now: number): boolean {
 export async function hashOf(secret: string): Promise<string> {
   return sha256Hex(secret);
 }
-
-/** The test env's bindings, for the rare direct read (the model uses its own env). */
-export const testEnv = env;
