@@ -199,7 +199,7 @@ abstract class TargetStep extends Step {
 
 // ---- Create
 
-class Create extends Step {
+export class Create extends Step {
   constructor(
     actorSpec: ActorSpec,
     readonly workspace: boolean,
@@ -253,7 +253,7 @@ interface ItemSpec {
   readonly expires?: number | null;
 }
 
-class Import extends Step {
+export class Import extends Step {
   constructor(
     actorSpec: ActorSpec,
     readonly workspace: boolean,
@@ -348,7 +348,7 @@ class Import extends Step {
 
 // ---- Rotate
 
-class Rotate extends TargetStep {
+export class Rotate extends TargetStep {
   constructor(
     actorSpec: ActorSpec,
     targetPick: number,
@@ -395,7 +395,7 @@ interface PatchSpec {
   enabled?: boolean;
 }
 
-class Patch extends TargetStep {
+export class Patch extends TargetStep {
   constructor(
     actorSpec: ActorSpec,
     targetPick: number,
@@ -432,7 +432,7 @@ class Patch extends TargetStep {
 
 // ---- Credits
 
-class Credits extends TargetStep {
+export class Credits extends TargetStep {
   constructor(
     actorSpec: ActorSpec,
     targetPick: number,
@@ -459,7 +459,7 @@ class Credits extends TargetStep {
 
 // ---- Revoke
 
-class Revoke extends TargetStep {
+export class Revoke extends TargetStep {
   constructor(
     actorSpec: ActorSpec,
     targetPick: number,
@@ -491,7 +491,7 @@ class Revoke extends TargetStep {
 
 // ---- Reads (for secrecy: every answer is scanned)
 
-class Read extends TargetStep {
+export class Read extends TargetStep {
   constructor(
     actorSpec: ActorSpec,
     targetPick: number,
