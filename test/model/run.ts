@@ -40,7 +40,7 @@ export async function runModel({ runs, seed, maxCommands }: ModelRunOptions): Pr
     {};
   const result = await fc.check(
     fc.asyncProperty(
-      fc.integer({ min: 2, max: 4 }),
+      fc.integer({ min: 3, max: 5 }),
       fc.array(fc.constantFrom<OwnerName>("P", "Q", "A", "W"), { minLength: 4, maxLength: 4 }),
       firstKeysArb,
       fc.commands(stepArbs, { maxCommands, size: "max" }),
