@@ -56,6 +56,15 @@ export default defineConfig(async () => {
         "./test/setup/docs.ts",
       ],
       setupFiles: ["./test/setup/apply-migrations.ts"],
+      // test/model.test.ts: how many sequences, from which seed (`npm run model -- --runs N --seed S`).
+      provide: {
+        modelRun: {
+          runs: process.env.MODEL_RUNS ?? "",
+          seed: process.env.MODEL_SEED ?? "",
+          commands: process.env.MODEL_COMMANDS ?? "",
+          only: process.env.MODEL_ONLY ?? "",
+        },
+      },
       include: ["test/**/*.test.ts"],
       // The machine running the suite may be shared and busy: a slow test is not a failing one (speed is
       // measured by the benchmarks, never by the tests).
