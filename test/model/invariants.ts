@@ -13,7 +13,8 @@
  * (e) secrecy: no answer carries a key (its format, or any secret the test holds) but the one a create
  *     or rotate just minted, and that answer is `Cache-Control: no-store`;
  * (f) import ownership: a legacy token is only ever stored under the owner who issued it;
- * (g) import secrecy: an import never answers `conflict` for a hash that only another owner holds;
+ * (g) import secrecy: an item whose hash another owner holds is answered exactly as one whose hash the
+ *     caller's own owner holds (`conflict`, no id): nothing in the answer says which owner holds it;
  * plus: no answer is a 500, and no row appears that no answer reported.
  */
 import {
@@ -114,7 +115,7 @@ export interface StepFacts {
   readonly imported?: {
     readonly owner: string;
     readonly hashes: readonly string[];
-    readonly results: readonly { readonly status: string }[];
+    readonly results: readonly { readonly status: string; readonly id?: string | null }[];
   };
 }
 
@@ -248,14 +249,20 @@ export async function checkInvariants(model: Model, real: Real, facts: StepFacts
       if (result.status !== "conflict") return;
       const hash = hashes[i]!;
       const own = [...before.values()].some((row) => row.hash === hash && row.owner === owner);
-      if (own || hashes.slice(0, i).includes(hash)) return;
+      const repeated = hashes.slice(0, i).includes(hash);
+      // A conflict answer is the same whoever holds the hash: never the holder's id, never more fields.
+      const fields = Object.keys(result).sort().join(",");
+      if (result.id == null && fields === CONFLICT_FIELDS) return;
       throw new InvariantError(
         "g (import secrecy)",
-        `an import for ${ownerName(real, owner)} answered "conflict" for item ${i}, a hash only another owner holds`,
+        `an import for ${ownerName(real, owner)} answered item ${i} (${own ? "own" : repeated ? "repeated" : "another owner's"} hash) with ${JSON.stringify(result)}, which tells a conflict apart`,
       );
     });
   }
 }
+
+/** The fields of an import item's `conflict` answer: the same for every conflict. */
+const CONFLICT_FIELDS = "hash,id,status";
 
 function ipAllowed(row: Row): boolean {
   if (row.allowedIps === null) return true;
