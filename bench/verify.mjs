@@ -46,8 +46,18 @@ async function bundle(entry, platform) {
     logLevel: "warning",
     outfile,
     ...(platform === "node"
-      ? { platform: "node", target: "node22" }
-      : { platform: "browser", target: "es2022", conditions: ["workerd", "worker", "browser"] }),
+      ? {
+          platform: "node",
+          target: "node22",
+          alias: { "cloudflare:workers": `${root}bench/stubs/cloudflare-workers.mjs` },
+        }
+      : {
+          platform: "browser",
+          target: "es2022",
+          conditions: ["workerd", "worker", "browser"],
+          // workerd provides these (nodejs_compat for node:*).
+          external: ["cloudflare:*", "node:*"],
+        }),
   });
   return outfile;
 }
