@@ -1,4 +1,5 @@
-// npm run bench:verify [-- --calls N] [--no-write]
+// npm run bench:verify [-- --calls N] [--no-write] [--smoke]
+// --smoke: a few thousand calls, one round, nothing written (CI: the script still runs, every case answers right).
 // The verification microbenchmark (bench/verify.ts) in the two runtimes that matter:
 // - workerd, what production runs: bench/verify-worker.ts in Miniflare (the workerd wrangler dev
 //   uses). Each timed loop is one request; its CPU is the workerd process's, read from /proc around
@@ -16,22 +17,30 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { root } from "../scripts/dev-config.mjs";
 import { cpuNanos, processTree } from "./processes.mjs";
-import { runInfo, table, writeSection } from "./results.mjs";
+import { runInfo, table, writeCosts, writeSection } from "./results.mjs";
 
 const TARGET_MICROS = 20;
 const BETTER_AUTH_MICROS = 560;
 /** Rounds per runtime, in alternating order; each case keeps its least disturbed (cheapest) round. */
-const ROUNDS = 3;
-
 const { values } = parseArgs({
-  options: { calls: { type: "string", default: "200000" }, "no-write": { type: "boolean" } },
+  options: {
+    calls: { type: "string", default: "200000" },
+    "no-write": { type: "boolean" },
+    smoke: { type: "boolean" },
+  },
 });
-const calls = Number(values.calls);
-if (!Number.isInteger(calls) || calls < 100_000) {
+const smoke = values.smoke === true;
+const ROUNDS = smoke ? 1 : 3;
+const calls = smoke ? 2000 : Number(values.calls);
+if (!smoke && (!Number.isInteger(calls) || calls < 100_000)) {
   console.error("--calls must be a whole number of at least 100000");
   process.exit(2);
 }
-const callsFor = { verify: calls, router: Math.max(20_000, Math.round(calls / 4)) };
+if (smoke) values["no-write"] = true;
+const callsFor = { verify: calls, router: smoke ? 500 : Math.max(20_000, Math.round(calls / 4)) };
+/** The cold-path cases (KV, D1, a feed poll per call) are slower and allocate: a twentieth of the calls. */
+const isCold = (name) => /KV-hit|D1-hit|feed poll/.test(name);
+const callsOf = (suite, name) => (isCold(name) ? Math.max(100, Math.round(callsFor[suite] / 20)) : callsFor[suite]);
 
 const info = runInfo(`npm run bench:verify${calls === 200000 ? "" : ` -- --calls ${calls}`}`);
 const dir = mkdtempSync(join(os.tmpdir(), "latchkey-bench-"));
@@ -148,7 +157,7 @@ async function measure(runtime) {
       for (const index of round % 2 === 0 ? indexes : indexes.reverse()) {
         const { name, inFlight } = runtime.cases(suite)[index];
         process.stdout.write(`${runtime.name}, round ${round + 1}/${ROUNDS}: ${name.trim()} ... `);
-        const n = callsFor[suite];
+        const n = callsOf(suite, name);
         await runtime.prepare(suite, index);
         const r = await runtime.run(suite, index, n);
         const result = {
@@ -184,7 +193,8 @@ try {
 
 const µs = (n) => n.toFixed(2);
 const sub = (name) => name.trim().startsWith("of which");
-const counts = ({ reads, writes, syncs }) => `${reads} / ${writes} / ${syncs}`;
+const counts = ({ reads, writes, syncs, flushes }) =>
+  `${reads} / ${writes} / ${syncs}${flushes ? ` (+${flushes} usage flushes)` : ""}`;
 const header = [
   "case",
   "workerd: CPU µs per call",
@@ -240,6 +250,26 @@ console.log(verdict);
 console.log(routerNote);
 
 if (!values["no-write"]) {
+  const warmCase = (runtime) => named(runtime, "verify", "warm verify (1,000 keys)");
+  writeCosts(
+    "verify",
+    {
+      source: "bench/verify.mjs: workerd (Miniflare), CPU µs per call, best of the rounds",
+      warmVerifyMicros: +warmCase("workerd").toFixed(2),
+      kvHitVerifyMicros: +named("workerd", "verify", "KV-hit verify (not in memory)").toFixed(2),
+      d1HitVerifyMicros: +named("workerd", "verify", "D1-hit verify (not in memory nor KV)").toFixed(2),
+      feedPollMicros: +Math.max(
+        0,
+        named("workerd", "verify", "warm verify, a feed poll every call") - warmCase("workerd"),
+      ).toFixed(2),
+      routerWarmRequestMicros: +named("workerd", "router", "GET /v1/whoami, warm key").toFixed(2),
+      routerHealthzMicros: +named("workerd", "router", "GET /healthz").toFixed(2),
+    },
+    info
+      .split("\n")
+      .find((l) => l.startsWith("- Command"))
+      ?.slice(11) ?? "npm run bench:verify",
+  );
   await writeSection(
     "verify",
     `## Verification microbenchmark (\`npm run bench:verify\`)
