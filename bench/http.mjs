@@ -419,13 +419,24 @@ try {
     writeCosts(
       "http",
       {
-        source: "bench/http.mjs: wrangler dev (local D1, KV, Durable Objects), autocannon; CPU of the workerd processes",
+        source:
+          "bench/http.mjs: wrangler dev (local D1, KV, Durable Objects), autocannon; CPU of the workerd processes",
         cases: perCase,
         // What a key with limits pays over one without: its Durable Object call, in the Worker's and the
         // object's CPU (wrangler dev runs both in the same workerd process).
         doCallMicros:
           doCall.length > 0 && workerCpu(2) !== undefined
             ? +Math.max(0, doCall.reduce((a, b) => a + b, 0) / doCall.length - workerCpu(2)).toFixed(1)
+            : null,
+        // Its wall time: the median latency over a key without limits (case 2).
+        doCallWallMs:
+          byId.has(2) && [10, 11].some((id) => byId.has(id))
+            ? +Math.max(
+                0,
+                [10, 11].filter((id) => byId.has(id)).reduce((a, id) => a + byId.get(id).p50, 0) /
+                  [10, 11].filter((id) => byId.has(id)).length -
+                  byId.get(2).p50,
+              ).toFixed(2)
             : null,
       },
       command,

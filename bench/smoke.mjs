@@ -24,6 +24,7 @@ const scripts = [
   ["bench:bundle", node22, ["bench/bundle.mjs", "--smoke"]],
   ["row-size", node22, ["bench/row-size.mjs", "--smoke"]],
   ["simulate", node22, ["bench/simulate.mjs", "--smoke"]],
+  ["capacity model tests", node22, ["--test", "bench/capacity.test.mjs"]],
 ];
 
 function run(file, args) {
@@ -48,5 +49,7 @@ for (const [name, file, args] of scripts) {
     console.log(output.trimEnd().split("\n").slice(-60).join("\n"));
   }
 }
-console.log(`${failed === 0 ? "every benchmark script runs" : `${failed} failed`} (${((performance.now() - began) / 1000).toFixed(0)} s)`);
+console.log(
+  `${failed === 0 ? "every benchmark script runs" : `${failed} failed`} (${((performance.now() - began) / 1000).toFixed(0)} s)`,
+);
 process.exit(failed === 0 ? 0 : 1);

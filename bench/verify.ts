@@ -441,6 +441,43 @@ async function routerSuite(keyCount: number): Promise<BenchCase[]> {
   const requesting = (name: string, request: (i: number) => Request, status: number, inFlight = 1) =>
     storageCase(name, inFlight, counts, warm, (i) => send(request(i), status), true);
 
+  /**
+   * A client over its failed-authentication limit (bench/http.mjs cases 4 and 7), in a deployment that
+   * accepts imported Sanctum keys: its requests are judged from memory alone and answered 429. The
+   * limiter stand-in finds every client over; one failure in `prepare` marks this one.
+   */
+  const shedEnv = {
+    ...env,
+    LEGACY_KEY_FORMATS: "sanctum",
+    AUTH_FAILURE_LIMITER: { limit: async () => ({ success: false }) },
+  } as unknown as Env;
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const guesses = Array.from({ length: keyCount }, () =>
+    Array.from(crypto.getRandomValues(new Uint8Array(40)), (b) => alphabet[b % alphabet.length]).join(""),
+  );
+  const shedRequest = (key: string) =>
+    new Request("https://bench/v1/whoami", {
+      headers: { authorization: `Bearer ${key}`, "cf-connecting-ip": "203.0.113.7" },
+    });
+  const sendShed = async (request: Request): Promise<void> => {
+    const response = await app.fetch(request, shedEnv, ctx);
+    await response.arrayBuffer();
+    if (response.status !== 429) throw new Error(`${request.url}: status ${response.status}, expected 429`);
+  };
+  const shedCase = (name: string, key: (i: number) => string) =>
+    storageCase(
+      name,
+      1,
+      counts,
+      async () => {
+        await warm();
+        await sendShed(shedRequest(malformed));
+        while (deferred.length > 0) await Promise.all(deferred.splice(0));
+      },
+      (i) => sendShed(shedRequest(key(i))),
+      true,
+    );
+
   return [
     requesting("GET /healthz", healthz, 200),
     requesting("GET /v1/whoami, warm key", whoami, 200),
@@ -448,6 +485,8 @@ async function routerSuite(keyCount: number): Promise<BenchCase[]> {
     requesting("POST /v1/verify, warm key with scope", verify, 200),
     requesting(`GET /healthz, ${IN_FLIGHT} in flight`, healthz, 200, IN_FLIGHT),
     requesting(`GET /v1/whoami, warm key, ${IN_FLIGHT} in flight`, whoami, 200, IN_FLIGHT),
+    shedCase("GET /v1/whoami, malformed key, client over its failure limit", () => malformed),
+    shedCase("GET /v1/whoami, Sanctum-shaped guesses, client over its failure limit", (i) => guesses[i % keyCount]!),
   ];
 }
 
