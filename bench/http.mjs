@@ -1,5 +1,6 @@
 // npm run bench [-- --port 8790 --keys 1000 --warmup 5 --case-warmup 12 --duration 8 --rounds 2 --connections 10
-//                  --cases 1,2,3,4,5,6,7,8,9,10,11 --no-write --smoke]
+//                  --cases 1,2,3,4,5,6,7,8,9,10,11 --no-write --no-results --smoke]
+// --no-results: bench/costs.json only (bench/RESULTS.md untouched); --no-write: neither.
 // --smoke: 100 keys, one round of 1 s per case, nothing written (CI: the script still runs, every case answers).
 //
 // Starts latchkey as the README does (`npm start -- --port <port>`: local D1 and KV, wrangler dev),
@@ -29,6 +30,7 @@ const { values: opts } = parseArgs({
     connections: { type: "string", default: "10" },
     cases: { type: "string", default: "1,2,3,4,5,6,7,8,9,10,11" },
     "no-write": { type: "boolean" },
+    "no-results": { type: "boolean" },
     smoke: { type: "boolean" },
   },
 });
@@ -48,8 +50,10 @@ const durationSeconds = num("duration", 1);
 const rounds = num("rounds", 1);
 const connections = num("connections", 1);
 const selected = new Set(opts.cases.split(",").map(Number));
-if (![1, 2, 3, 4].every((id) => selected.has(id)) && !opts["no-write"]) {
-  throw new Error("Cases 1-4 are needed for the ratios written to bench/RESULTS.md; pass --no-write to run fewer");
+if (![1, 2, 3, 4].every((id) => selected.has(id)) && !opts["no-write"] && !opts["no-results"]) {
+  throw new Error(
+    "Cases 1-4 are needed for the ratios written to bench/RESULTS.md; pass --no-results or --no-write to run fewer",
+  );
 }
 const base = `http://localhost:${port}`;
 const argv = process.argv.slice(2).join(" ");
@@ -441,6 +445,8 @@ try {
       },
       command,
     );
+  }
+  if (!opts["no-write"] && !opts["no-results"]) {
     await writeSection(
       "http",
       `## HTTP (\`npm run bench\`)

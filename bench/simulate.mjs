@@ -1,4 +1,5 @@
-// npm run simulate [-- --seed N --check --markdown FILE --smoke --kv-copy-seconds S --feed-seconds S]
+// npm run simulate [-- --seed N --check --markdown FILE --smoke --costs FILE --kv-copy-seconds S --feed-seconds S
+//                     --memory-seconds S --last-used-seconds S]  (settings other than latchkey's defaults: what-ifs)
 // The capacity model (bench/capacity.mjs) over deployments from 1 M keys / 1,000 verifications/s to
 // 100 M keys / 1 M verifications/s, fed with the per-operation costs the bench scripts measured
 // (bench/costs.json: bench:verify for the CPU of a warm, a KV-hit and a D1-hit verification and of a
@@ -20,9 +21,11 @@ const { values } = parseArgs({
     check: { type: "boolean" },
     smoke: { type: "boolean" },
     markdown: { type: "string" },
+    costs: { type: "string" },
     "kv-copy-seconds": { type: "string" },
     "feed-seconds": { type: "string" },
     "memory-seconds": { type: "string" },
+    "last-used-seconds": { type: "string" },
   },
 });
 const settings = {
@@ -30,11 +33,12 @@ const settings = {
   ...(values["kv-copy-seconds"] ? { kvCopySeconds: Number(values["kv-copy-seconds"]) } : {}),
   ...(values["feed-seconds"] ? { feedSeconds: Number(values["feed-seconds"]) } : {}),
   ...(values["memory-seconds"] ? { recordMemorySeconds: Number(values["memory-seconds"]) } : {}),
+  ...(values["last-used-seconds"] ? { lastUsedSeconds: Number(values["last-used-seconds"]) } : {}),
 };
 
 // ---- measured inputs -------------------------------------------------------------------------------
 
-const costsFile = `${root}bench/costs.json`;
+const costsFile = values.costs ?? `${root}bench/costs.json`;
 if (!existsSync(costsFile)) {
   console.error(
     "bench/costs.json is missing: run npm run bench:verify, npm run bench and node bench/row-size.mjs first",

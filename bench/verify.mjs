@@ -1,4 +1,5 @@
-// npm run bench:verify [-- --calls N] [--no-write] [--smoke]
+// npm run bench:verify [-- --calls N] [--no-write] [--smoke] [--workerd-only]
+// --workerd-only: skips Node; writes bench/costs.json only (the RESULTS.md section needs both runtimes).
 // --smoke: a few thousand calls, one round, nothing written (CI: the script still runs, every case answers right).
 // The verification microbenchmark (bench/verify.ts) in the two runtimes that matter:
 // - workerd, what production runs: bench/verify-worker.ts in Miniflare (the workerd wrangler dev
@@ -27,8 +28,10 @@ const { values } = parseArgs({
     calls: { type: "string", default: "200000" },
     "no-write": { type: "boolean" },
     smoke: { type: "boolean" },
+    "workerd-only": { type: "boolean" },
   },
 });
+const workerdOnly = values["workerd-only"] === true;
 const smoke = values.smoke === true;
 const ROUNDS = smoke ? 1 : 3;
 const calls = smoke ? 2000 : Number(values.calls);
@@ -179,7 +182,7 @@ async function measure(runtime) {
 
 const byRuntime = {};
 try {
-  for (const start of [workerdRuntime, nodeRuntime]) {
+  for (const start of workerdOnly ? [workerdRuntime] : [workerdRuntime, nodeRuntime]) {
     const runtime = await start();
     try {
       byRuntime[runtime.name] = await measure(runtime);
@@ -218,6 +221,49 @@ const rowsOf = (suite) =>
     ];
   });
 const named = (runtime, suite, name) => byRuntime[runtime][suite].find((r) => r.name === name).cpu;
+/** The model's inputs (bench/simulate.mjs): workerd's CPU per operation, to bench/costs.json. */
+function saveCosts() {
+  const warmCase = (runtime) => named(runtime, "verify", "warm verify (1,000 keys)");
+  writeCosts(
+    "verify",
+    {
+      source: "bench/verify.mjs: workerd (Miniflare), CPU µs per call, best of the rounds",
+      warmVerifyMicros: +warmCase("workerd").toFixed(2),
+      kvHitVerifyMicros: +named("workerd", "verify", "KV-hit verify (not in memory)").toFixed(2),
+      d1HitVerifyMicros: +named("workerd", "verify", "D1-hit verify (not in memory nor KV)").toFixed(2),
+      feedPollMicros: +Math.max(
+        0,
+        named("workerd", "verify", "warm verify, a feed poll every call") - warmCase("workerd"),
+      ).toFixed(2),
+      routerWarmRequestMicros: +named("workerd", "router", "GET /v1/whoami, warm key").toFixed(2),
+      routerHealthzMicros: +named("workerd", "router", "GET /healthz").toFixed(2),
+    },
+    info
+      .split("\n")
+      .find((l) => l.startsWith("- Command"))
+      ?.slice(11)
+      .replaceAll("`", "") ?? "npm run bench:verify",
+  );
+}
+
+if (workerdOnly) {
+  for (const suite of ["verify", "router"]) {
+    console.log(`\n${suite} (workerd):`);
+    console.table(
+      Object.fromEntries(
+        byRuntime.workerd[suite].map((r) => [
+          r.name.trim(),
+          { "CPU µs per call": µs(r.cpu), storage: counts(r.counts) },
+        ]),
+      ),
+    );
+  }
+  if (!values["no-write"]) {
+    saveCosts();
+    console.log("Wrote bench/costs.json");
+  }
+  process.exit(0);
+}
 const met = (value) => (value <= TARGET_MICROS ? "met" : "NOT met");
 const warmWorkerd = named("workerd", "verify", "warm verify (1,000 keys)");
 const warmNode = named("Node", "verify", "warm verify (1,000 keys)");
@@ -250,26 +296,7 @@ console.log(verdict);
 console.log(routerNote);
 
 if (!values["no-write"]) {
-  const warmCase = (runtime) => named(runtime, "verify", "warm verify (1,000 keys)");
-  writeCosts(
-    "verify",
-    {
-      source: "bench/verify.mjs: workerd (Miniflare), CPU µs per call, best of the rounds",
-      warmVerifyMicros: +warmCase("workerd").toFixed(2),
-      kvHitVerifyMicros: +named("workerd", "verify", "KV-hit verify (not in memory)").toFixed(2),
-      d1HitVerifyMicros: +named("workerd", "verify", "D1-hit verify (not in memory nor KV)").toFixed(2),
-      feedPollMicros: +Math.max(
-        0,
-        named("workerd", "verify", "warm verify, a feed poll every call") - warmCase("workerd"),
-      ).toFixed(2),
-      routerWarmRequestMicros: +named("workerd", "router", "GET /v1/whoami, warm key").toFixed(2),
-      routerHealthzMicros: +named("workerd", "router", "GET /healthz").toFixed(2),
-    },
-    info
-      .split("\n")
-      .find((l) => l.startsWith("- Command"))
-      ?.slice(11) ?? "npm run bench:verify",
-  );
+  saveCosts();
   await writeSection(
     "verify",
     `## Verification microbenchmark (\`npm run bench:verify\`)

@@ -475,7 +475,10 @@ async function routerSuite(keyCount: number): Promise<BenchCase[]> {
         while (deferred.length > 0) await Promise.all(deferred.splice(0));
       },
       (i) => sendShed(shedRequest(key(i))),
-      true,
+      // Not refused when it touches storage: the isolate remembers the client as over its limit for 10 s,
+      // so a loop longer than that lets one guess through to storage (as in production) before the
+      // limiter marks the client again. The counts are reported.
+      false,
     );
 
   return [
