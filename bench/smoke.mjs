@@ -43,7 +43,7 @@ for (const [name, file, args] of scripts) {
   const start = performance.now();
   const { code, output } = await run(file, args);
   const seconds = ((performance.now() - start) / 1000).toFixed(0);
-  console.log(`${code === 0 ? "ok  " : "FAIL"} ${name} --smoke (${seconds} s)`);
+  console.log(`${code === 0 ? "ok  " : "FAIL"} ${name}: ${args.join(" ")} (${seconds} s)`);
   if (code !== 0) {
     failed++;
     console.log(output.trimEnd().split("\n").slice(-60).join("\n"));
