@@ -1,5 +1,7 @@
 // npm run bench [-- --port 8790 --keys 1000 --warmup 5 --case-warmup 12 --duration 8 --rounds 2 --connections 10
-//                  --cases 1,2,3,4,5,6,7,8,9,10,11 --no-write]
+//                  --cases 1,2,3,4,5,6,7,8,9,10,11 --no-write --no-results --smoke]
+// --no-results: bench/costs.json only (bench/RESULTS.md untouched); --no-write: neither.
+// --smoke: 100 keys, one round of 1 s per case, nothing written (CI: the script still runs, every case answers).
 //
 // Starts latchkey as the README does (`npm start -- --port <port>`: local D1 and KV, wrangler dev),
 // seeds keys through the API, and measures eleven cases with autocannon, alternating them round by
@@ -11,7 +13,7 @@ import { parseArgs } from "node:util";
 import { signDevToken } from "../scripts/dev-config.mjs";
 import { generateKey } from "../src/keys/format.ts";
 import { sampleRoles, serverRoles } from "./processes.mjs";
-import { runInfo, table, writeSection } from "./results.mjs";
+import { runInfo, table, writeCosts, writeSection } from "./results.mjs";
 import { startServer } from "./server.mjs";
 
 const { values: opts } = parseArgs({
@@ -28,23 +30,30 @@ const { values: opts } = parseArgs({
     connections: { type: "string", default: "10" },
     cases: { type: "string", default: "1,2,3,4,5,6,7,8,9,10,11" },
     "no-write": { type: "boolean" },
+    "no-results": { type: "boolean" },
+    smoke: { type: "boolean" },
   },
 });
+if (opts.smoke) {
+  Object.assign(opts, { keys: "100", warmup: "1", "case-warmup": "1", duration: "1", rounds: "1", "no-write": true });
+}
 const num = (name, min) => {
   const value = Number(opts[name]);
   if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be a whole number >= ${min}`);
   return value;
 };
 const port = num("port", 1);
-const keyCount = num("keys", 1000);
+const keyCount = num("keys", opts.smoke ? 100 : 1000);
 const warmupSeconds = num("warmup", 1);
 const caseWarmupSeconds = num("case-warmup", 1);
 const durationSeconds = num("duration", 1);
 const rounds = num("rounds", 1);
 const connections = num("connections", 1);
 const selected = new Set(opts.cases.split(",").map(Number));
-if (![1, 2, 3, 4].every((id) => selected.has(id)) && !opts["no-write"]) {
-  throw new Error("Cases 1-4 are needed for the ratios written to bench/RESULTS.md; pass --no-write to run fewer");
+if (![1, 2, 3, 4].every((id) => selected.has(id)) && !opts["no-write"] && !opts["no-results"]) {
+  throw new Error(
+    "Cases 1-4 are needed for the ratios written to bench/RESULTS.md; pass --no-results or --no-write to run fewer",
+  );
 }
 const base = `http://localhost:${port}`;
 const argv = process.argv.slice(2).join(" ");
@@ -405,6 +414,39 @@ try {
   console.log(`(${elapsed.toFixed(0)} s in all)`);
 
   if (!opts["no-write"]) {
+    const worker = "workerd: latchkey's Worker";
+    const workerCpu = (id) => byId.get(id)?.cpu.get(worker);
+    const perCase = Object.fromEntries(
+      results.map((r) => [r.id, { name: r.name, rps: Math.round(r.rps), workerCpuMicros: workerCpu(r.id) ?? null }]),
+    );
+    const doCall = [10, 11].map((id) => workerCpu(id)).filter((v) => v !== undefined);
+    writeCosts(
+      "http",
+      {
+        source:
+          "bench/http.mjs: wrangler dev (local D1, KV, Durable Objects), autocannon; CPU of the workerd processes",
+        cases: perCase,
+        // What a key with limits pays over one without: its Durable Object call, in the Worker's and the
+        // object's CPU (wrangler dev runs both in the same workerd process).
+        doCallMicros:
+          doCall.length > 0 && workerCpu(2) !== undefined
+            ? +Math.max(0, doCall.reduce((a, b) => a + b, 0) / doCall.length - workerCpu(2)).toFixed(1)
+            : null,
+        // Its wall time: the median latency over a key without limits (case 2).
+        doCallWallMs:
+          byId.has(2) && [10, 11].some((id) => byId.has(id))
+            ? +Math.max(
+                0,
+                [10, 11].filter((id) => byId.has(id)).reduce((a, id) => a + byId.get(id).p50, 0) /
+                  [10, 11].filter((id) => byId.has(id)).length -
+                  byId.get(2).p50,
+              ).toFixed(2)
+            : null,
+      },
+      command,
+    );
+  }
+  if (!opts["no-write"] && !opts["no-results"]) {
     await writeSection(
       "http",
       `## HTTP (\`npm run bench\`)

@@ -70,3 +70,21 @@ export function table(header, rows) {
   const line = (cells) => `| ${cells.join(" | ")} |`;
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
+
+export const costsPath = `${root}bench/costs.json`;
+
+/**
+ * Replaces the section `id` of bench/costs.json: the per-operation costs the capacity model
+ * (bench/simulate.mjs) reads, each with the run that measured it (date, command, load average).
+ */
+export function writeCosts(id, costs, command) {
+  const all = existsSync(costsPath) ? JSON.parse(readFileSync(costsPath, "utf8")) : {};
+  all[id] = {
+    measuredAt: new Date().toISOString(),
+    command,
+    loadAverage: os.loadavg().map((l) => +l.toFixed(2)),
+    cores: os.availableParallelism(),
+    ...costs,
+  };
+  writeFileSync(costsPath, `${JSON.stringify(all, null, 2)}\n`);
+}

@@ -1,4 +1,4 @@
-// node bench/row-size.mjs [rows]  (Node 22: node_modules/.bin/node)
+// node bench/row-size.mjs [rows] [--smoke]  (Node 22: node_modules/.bin/node)
 // Measures what one key costs in D1: applies migrations/ to an in-memory SQLite database (D1 is
 // SQLite, 4 KB pages), inserts typical rows and reads the bytes of the table and of each index from
 // SQLite's dbstat table. The result is quoted in docs/scaling.md.
@@ -6,8 +6,12 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import { root } from "../scripts/dev-config.mjs";
+import { writeCosts } from "./results.mjs";
 
-const rows = Number(process.argv[2] ?? 100_000);
+/** --smoke: 1,000 rows, nothing written (CI: the script still runs). */
+const smoke = process.argv.includes("--smoke");
+const rowsArg = process.argv.slice(2).find((a) => /^\d+$/.test(a));
+const rows = smoke ? 1000 : Number(rowsArg ?? 100_000);
 const MIGRATIONS = `${root}migrations/`;
 
 function measure(metadata) {
@@ -52,17 +56,30 @@ function measure(metadata) {
   return { parts: grown, total: total(grown), packed: total(packed) };
 }
 
+const perKeyBytes = {};
 for (const [label, metadata] of [
   ["no metadata", null],
   ["200 bytes of metadata", JSON.stringify({ team: "ingest", note: "x".repeat(170) })],
 ]) {
   const { parts, total, packed } = measure(metadata);
   const perKey = total / rows;
+  perKeyBytes[label] = Math.round(perKey);
   console.log(
     `\n${rows.toLocaleString("en")} keys, ${label}: ${perKey.toFixed(0)} bytes per key in all (${(packed / rows).toFixed(0)} after VACUUM)`,
   );
   for (const p of parts) console.log(`  ${p.name.padEnd(32)} ${(p.bytes / rows).toFixed(0).padStart(5)} bytes per key`);
   console.log(
     `  => ${(2 ** 30 / perKey / 1e6).toFixed(2)} million keys per GB; ${((10 * 2 ** 30) / perKey / 1e6).toFixed(1)} million in a 10 GB database`,
+  );
+}
+if (!smoke && rows >= 100_000) {
+  writeCosts(
+    "rowSize",
+    {
+      source: "bench/row-size.mjs: bytes per key in D1 (SQLite dbstat, table and indexes, as inserted)",
+      bytesPerKey: perKeyBytes["no metadata"],
+      bytesPerKeyWithMetadata: perKeyBytes["200 bytes of metadata"],
+    },
+    `node bench/row-size.mjs ${rows}`,
   );
 }

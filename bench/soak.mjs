@@ -1,4 +1,5 @@
-// npm run soak [-- --port 8791 --duration 60 --connections 64 --no-write]
+// npm run soak [-- --port 8791 --duration 60 --connections 64 --no-write --smoke]
+// --smoke: 3 s over 4 connections, 1 s of control, nothing written (CI: the script still runs).
 //
 // Load and soak: starts latchkey as the README does (scripts/start.mjs, i.e. `npm start -- --port
 // <port>`: local D1 and KV under wrangler dev, here in a fresh .wrangler/soak state), then drives it with autocannon for --duration seconds
@@ -25,8 +26,10 @@ const { values: opts } = parseArgs({
     connections: { type: "string", default: "64" },
     control: { type: "string", default: "20" },
     "no-write": { type: "boolean" },
+    smoke: { type: "boolean" },
   },
 });
+if (opts.smoke) Object.assign(opts, { duration: "3", connections: "4", control: "1", "no-write": true });
 const [port, duration, connections, control] = ["port", "duration", "connections", "control"].map((name) => {
   const value = Number(opts[name]);
   if (!Number.isInteger(value) || value < (name === "control" ? 0 : 1)) throw new Error(`--${name} is out of range`);

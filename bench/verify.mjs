@@ -1,4 +1,6 @@
-// npm run bench:verify [-- --calls N] [--no-write]
+// npm run bench:verify [-- --calls N] [--no-write] [--smoke] [--workerd-only]
+// --workerd-only: skips Node; writes bench/costs.json only (the RESULTS.md section needs both runtimes).
+// --smoke: a few thousand calls, one round, nothing written (CI: the script still runs, every case answers right).
 // The verification microbenchmark (bench/verify.ts) in the two runtimes that matter:
 // - workerd, what production runs: bench/verify-worker.ts in Miniflare (the workerd wrangler dev
 //   uses). Each timed loop is one request; its CPU is the workerd process's, read from /proc around
@@ -16,22 +18,32 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { root } from "../scripts/dev-config.mjs";
 import { cpuNanos, processTree } from "./processes.mjs";
-import { runInfo, table, writeSection } from "./results.mjs";
+import { runInfo, table, writeCosts, writeSection } from "./results.mjs";
 
 const TARGET_MICROS = 20;
 const BETTER_AUTH_MICROS = 560;
 /** Rounds per runtime, in alternating order; each case keeps its least disturbed (cheapest) round. */
-const ROUNDS = 3;
-
 const { values } = parseArgs({
-  options: { calls: { type: "string", default: "200000" }, "no-write": { type: "boolean" } },
+  options: {
+    calls: { type: "string", default: "200000" },
+    "no-write": { type: "boolean" },
+    smoke: { type: "boolean" },
+    "workerd-only": { type: "boolean" },
+  },
 });
-const calls = Number(values.calls);
-if (!Number.isInteger(calls) || calls < 100_000) {
+const workerdOnly = values["workerd-only"] === true;
+const smoke = values.smoke === true;
+const ROUNDS = smoke ? 1 : 3;
+const calls = smoke ? 2000 : Number(values.calls);
+if (!smoke && (!Number.isInteger(calls) || calls < 100_000)) {
   console.error("--calls must be a whole number of at least 100000");
   process.exit(2);
 }
-const callsFor = { verify: calls, router: Math.max(20_000, Math.round(calls / 4)) };
+if (smoke) values["no-write"] = true;
+const callsFor = { verify: calls, router: smoke ? 500 : Math.max(20_000, Math.round(calls / 4)) };
+/** The cold-path cases (KV, D1, a feed poll per call) are slower and allocate: a twentieth of the calls. */
+const isCold = (name) => /KV-hit|D1-hit|feed poll/.test(name);
+const callsOf = (suite, name) => (isCold(name) ? Math.max(100, Math.round(callsFor[suite] / 20)) : callsFor[suite]);
 
 const info = runInfo(`npm run bench:verify${calls === 200000 ? "" : ` -- --calls ${calls}`}`);
 const dir = mkdtempSync(join(os.tmpdir(), "latchkey-bench-"));
@@ -46,8 +58,18 @@ async function bundle(entry, platform) {
     logLevel: "warning",
     outfile,
     ...(platform === "node"
-      ? { platform: "node", target: "node22" }
-      : { platform: "browser", target: "es2022", conditions: ["workerd", "worker", "browser"] }),
+      ? {
+          platform: "node",
+          target: "node22",
+          alias: { "cloudflare:workers": `${root}bench/stubs/cloudflare-workers.mjs` },
+        }
+      : {
+          platform: "browser",
+          target: "es2022",
+          conditions: ["workerd", "worker", "browser"],
+          // workerd provides these (nodejs_compat for node:*).
+          external: ["cloudflare:*", "node:*"],
+        }),
   });
   return outfile;
 }
@@ -138,7 +160,7 @@ async function measure(runtime) {
       for (const index of round % 2 === 0 ? indexes : indexes.reverse()) {
         const { name, inFlight } = runtime.cases(suite)[index];
         process.stdout.write(`${runtime.name}, round ${round + 1}/${ROUNDS}: ${name.trim()} ... `);
-        const n = callsFor[suite];
+        const n = callsOf(suite, name);
         await runtime.prepare(suite, index);
         const r = await runtime.run(suite, index, n);
         const result = {
@@ -160,7 +182,7 @@ async function measure(runtime) {
 
 const byRuntime = {};
 try {
-  for (const start of [workerdRuntime, nodeRuntime]) {
+  for (const start of workerdOnly ? [workerdRuntime] : [workerdRuntime, nodeRuntime]) {
     const runtime = await start();
     try {
       byRuntime[runtime.name] = await measure(runtime);
@@ -174,7 +196,8 @@ try {
 
 const µs = (n) => n.toFixed(2);
 const sub = (name) => name.trim().startsWith("of which");
-const counts = ({ reads, writes, syncs }) => `${reads} / ${writes} / ${syncs}`;
+const counts = ({ reads, writes, syncs, flushes }) =>
+  `${reads} / ${writes} / ${syncs}${flushes ? ` (+${flushes} usage flushes)` : ""}`;
 const header = [
   "case",
   "workerd: CPU µs per call",
@@ -198,6 +221,49 @@ const rowsOf = (suite) =>
     ];
   });
 const named = (runtime, suite, name) => byRuntime[runtime][suite].find((r) => r.name === name).cpu;
+/** The model's inputs (bench/simulate.mjs): workerd's CPU per operation, to bench/costs.json. */
+function saveCosts() {
+  const warmCase = (runtime) => named(runtime, "verify", "warm verify (1,000 keys)");
+  writeCosts(
+    "verify",
+    {
+      source: "bench/verify.mjs: workerd (Miniflare), CPU µs per call, best of the rounds",
+      warmVerifyMicros: +warmCase("workerd").toFixed(2),
+      kvHitVerifyMicros: +named("workerd", "verify", "KV-hit verify (not in memory)").toFixed(2),
+      d1HitVerifyMicros: +named("workerd", "verify", "D1-hit verify (not in memory nor KV)").toFixed(2),
+      feedPollMicros: +Math.max(
+        0,
+        named("workerd", "verify", "warm verify, a feed poll every call") - warmCase("workerd"),
+      ).toFixed(2),
+      routerWarmRequestMicros: +named("workerd", "router", "GET /v1/whoami, warm key").toFixed(2),
+      routerHealthzMicros: +named("workerd", "router", "GET /healthz").toFixed(2),
+    },
+    info
+      .split("\n")
+      .find((l) => l.startsWith("- Command"))
+      ?.slice(11)
+      .replaceAll("`", "") ?? "npm run bench:verify",
+  );
+}
+
+if (workerdOnly) {
+  for (const suite of ["verify", "router"]) {
+    console.log(`\n${suite} (workerd):`);
+    console.table(
+      Object.fromEntries(
+        byRuntime.workerd[suite].map((r) => [
+          r.name.trim(),
+          { "CPU µs per call": µs(r.cpu), storage: counts(r.counts) },
+        ]),
+      ),
+    );
+  }
+  if (!values["no-write"]) {
+    saveCosts();
+    console.log("Wrote bench/costs.json");
+  }
+  process.exit(0);
+}
 const met = (value) => (value <= TARGET_MICROS ? "met" : "NOT met");
 const warmWorkerd = named("workerd", "verify", "warm verify (1,000 keys)");
 const warmNode = named("Node", "verify", "warm verify (1,000 keys)");
@@ -230,6 +296,7 @@ console.log(verdict);
 console.log(routerNote);
 
 if (!values["no-write"]) {
+  saveCosts();
   await writeSection(
     "verify",
     `## Verification microbenchmark (\`npm run bench:verify\`)

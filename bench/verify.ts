@@ -118,6 +118,11 @@ export interface StorageCounts {
   readonly writes: number;
   /** Change feed syncs: one per isolate every revocationSyncMs, not per verify. */
   readonly syncs: number;
+  /**
+   * Usage tally flushes (service/usage-tally.ts): one batch per isolate about every 30 s or 500 keys, not per
+   * verify; counted apart, as syncs are, and allowed in a warm loop.
+   */
+  readonly flushes?: number;
 }
 
 export interface BenchCase {
@@ -238,6 +243,7 @@ function storageCase(
         reads: after.reads - before.reads,
         writes: after.writes - before.writes,
         syncs: after.syncs - before.syncs,
+        flushes: (after.flushes ?? 0) - (before.flushes ?? 0),
       };
       if (warm && made.reads + made.writes > 0) {
         throw new Error(`${name}: a warm loop touched storage (${JSON.stringify(made)})`);
@@ -302,6 +308,56 @@ async function verifySuite(keyCount: number): Promise<BenchCase[]> {
   });
 
   const key = (i: number) => keys[i % keyCount]!;
+  const hashes = await Promise.all(keys.map((k) => sha256Hex(k)));
+
+  /**
+   * The cold paths, for the capacity model (bench/simulate.mjs): the CPU a verification pays in the
+   * isolate when its record comes from KV, or from D1 (then written to KV), without the network's
+   * latency (the stand-ins answer at once); and a change-feed poll on every call (an isolate polls once
+   * per revocationSyncMs: subtract the warm case to get one poll's CPU).
+   */
+  const cold = (name: string, evict: (i: number) => void): BenchCase =>
+    storageCase(
+      name,
+      1,
+      counts,
+      warm,
+      async (i) => {
+        evict(i);
+        const { code } = await verifier.verify(key(i));
+        if (code !== "VALID") throw new Error(`${name}: call ${i} gave ${code}`);
+        if (deferred.length > 64) await Promise.all(deferred.splice(0));
+      },
+      false,
+    );
+  const pollingLocal = new IsolateCache();
+  const polling = new Verifier(
+    { store, cache, config: { ...config, revocationSyncMs: 0 }, defer: (work) => void deferred.push(work) },
+    pollingLocal,
+  );
+  const pollingCase: BenchCase = {
+    name: "warm verify, a feed poll every call",
+    inFlight: 1,
+    async prepare() {
+      pollingLocal.clear();
+      for (const k of keys) await polling.verify(k);
+      while (deferred.length > 0) await Promise.all(deferred.splice(0));
+    },
+    async run(calls) {
+      const before = counts();
+      for (let i = 0; i < calls; i++) {
+        const { code } = await polling.verify(key(i));
+        if (code !== "VALID") throw new Error(`feed poll case: call ${i} gave ${code}`);
+        if (deferred.length > 64) await Promise.all(deferred.splice(0));
+      }
+      const after = counts();
+      return {
+        reads: after.reads - before.reads,
+        writes: after.writes - before.writes,
+        syncs: after.syncs - before.syncs,
+      };
+    },
+  };
   return [
     verifying("warm verify (1,000 keys)", key, "VALID"),
     verifying(`warm verify, ${IN_FLIGHT} in flight`, key, "VALID", { inFlight: IN_FLIGHT }),
@@ -311,6 +367,12 @@ async function verifySuite(keyCount: number): Promise<BenchCase[]> {
     part("  of which: checksum check", (i) => isWellFormedKey(key(i), PREFIX)),
     part("  of which: SHA-256 (WebCrypto)", (i) => sha256Hex(key(i))),
     part(`  of which: SHA-256, ${IN_FLIGHT} in flight`, (i) => sha256Hex(key(i)), IN_FLIGHT),
+    cold("KV-hit verify (not in memory)", (i) => local.records.delete(hashes[i % keyCount]!)),
+    cold("D1-hit verify (not in memory nor KV)", (i) => {
+      local.records.delete(hashes[i % keyCount]!);
+      cache.values.delete(hashes[i % keyCount]!);
+    }),
+    pollingCase,
   ];
 }
 
@@ -321,7 +383,7 @@ async function verifySuite(keyCount: number): Promise<BenchCase[]> {
  */
 async function routerSuite(keyCount: number): Promise<BenchCase[]> {
   const kv = new Map<string, string>();
-  const count = { reads: 0, writes: 0, syncs: 0 };
+  const count = { reads: 0, writes: 0, syncs: 0, flushes: 0 };
   const statement = {
     bind: () => statement,
     all: async () => (count.syncs++, { results: [] }),
@@ -329,7 +391,11 @@ async function routerSuite(keyCount: number): Promise<BenchCase[]> {
     run: async () => (count.writes++, { success: true, meta: {}, results: [] }),
   };
   const env = {
-    DB: { prepare: () => statement },
+    // batch: only the usage tally's flush uses it (store/usage-counts.ts), one per isolate per interval.
+    DB: {
+      prepare: () => statement,
+      batch: async (statements: unknown[]) => (count.flushes++, statements.map(() => ({ success: true, results: [] }))),
+    },
     KEY_CACHE: {
       get: async (name: string) => {
         count.reads++;
@@ -382,6 +448,46 @@ async function routerSuite(keyCount: number): Promise<BenchCase[]> {
   const requesting = (name: string, request: (i: number) => Request, status: number, inFlight = 1) =>
     storageCase(name, inFlight, counts, warm, (i) => send(request(i), status), true);
 
+  /**
+   * A client over its failed-authentication limit (bench/http.mjs cases 4 and 7), in a deployment that
+   * accepts imported Sanctum keys: its requests are judged from memory alone and answered 429. The
+   * limiter stand-in finds every client over; one failure in `prepare` marks this one.
+   */
+  const shedEnv = {
+    ...env,
+    LEGACY_KEY_FORMATS: "sanctum",
+    AUTH_FAILURE_LIMITER: { limit: async () => ({ success: false }) },
+  } as unknown as Env;
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const guesses = Array.from({ length: keyCount }, () =>
+    Array.from(crypto.getRandomValues(new Uint8Array(40)), (b) => alphabet[b % alphabet.length]).join(""),
+  );
+  const shedRequest = (key: string) =>
+    new Request("https://bench/v1/whoami", {
+      headers: { authorization: `Bearer ${key}`, "cf-connecting-ip": "203.0.113.7" },
+    });
+  const sendShed = async (request: Request): Promise<void> => {
+    const response = await app.fetch(request, shedEnv, ctx);
+    await response.arrayBuffer();
+    if (response.status !== 429) throw new Error(`${request.url}: status ${response.status}, expected 429`);
+  };
+  const shedCase = (name: string, key: (i: number) => string) =>
+    storageCase(
+      name,
+      1,
+      counts,
+      async () => {
+        await warm();
+        await sendShed(shedRequest(malformed));
+        while (deferred.length > 0) await Promise.all(deferred.splice(0));
+      },
+      (i) => sendShed(shedRequest(key(i))),
+      // Not refused when it touches storage: the isolate remembers the client as over its limit for 10 s,
+      // so a loop longer than that lets one guess through to storage (as in production) before the
+      // limiter marks the client again. The counts are reported.
+      false,
+    );
+
   return [
     requesting("GET /healthz", healthz, 200),
     requesting("GET /v1/whoami, warm key", whoami, 200),
@@ -389,6 +495,8 @@ async function routerSuite(keyCount: number): Promise<BenchCase[]> {
     requesting("POST /v1/verify, warm key with scope", verify, 200),
     requesting(`GET /healthz, ${IN_FLIGHT} in flight`, healthz, 200, IN_FLIGHT),
     requesting(`GET /v1/whoami, warm key, ${IN_FLIGHT} in flight`, whoami, 200, IN_FLIGHT),
+    shedCase("GET /v1/whoami, malformed key, client over its failure limit", () => malformed),
+    shedCase("GET /v1/whoami, Sanctum-shaped guesses, client over its failure limit", (i) => guesses[i % keyCount]!),
   ];
 }
 

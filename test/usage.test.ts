@@ -13,7 +13,7 @@ import { KvRecordCache } from "../src/store/cache";
 import { DurableUsageCounters, counterClock } from "../src/store/counter";
 import { D1KeyStore } from "../src/store/d1";
 import { D1UsageStore, type UsageCount, type UsageStore } from "../src/store/usage-counts";
-import { USAGE_FLUSH_MS, USAGE_MAX_ENTRIES, UsageTally } from "../src/service/usage-tally";
+import { USAGE_FLUSH_ENTRIES, USAGE_FLUSH_MS, USAGE_MAX_ENTRIES, UsageTally } from "../src/service/usage-tally";
 import { generateKey } from "../src/keys/format";
 import { call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
 
@@ -660,6 +660,7 @@ describe("GET /v1/keys/{id}/usage", () => {
 
   it("counts verifications per hour by outcome, written in batches", async () => {
     const { key, id, jwt } = await limitedKey({ credits: { remaining: 3 } }, { scopes: ["models:invoke"] });
+    await flush(); // what earlier tests counted, so no flush falls due (30 s) during this one on a slow machine
     for (let i = 0; i < 4; i++) await verify({ key });
     await verify({ key, scope: "keys:write" });
     const before = await call("GET", `/v1/keys/${id}/usage`, { auth: jwt });
@@ -761,6 +762,30 @@ describe("GET /v1/keys/{id}/usage", () => {
     ]);
     await tally.flush(working);
     expect(written).toHaveLength(2);
+  });
+
+  it("after a failed write with many keys waiting, retries a full interval later, not on every request", async () => {
+    const tally = new UsageTally();
+    let attempts = 0;
+    const down: UsageStore = {
+      add: async () => {
+        attempts++;
+        throw new Error("injected fault: D1");
+      },
+      read: async () => [],
+    };
+    const at = Date.parse("2027-06-10T12:30:00Z");
+    for (let i = 0; i < USAGE_FLUSH_ENTRIES - 1; i++) tally.add(`k${i}`, "VALID", at);
+    expect(tally.add("full", "VALID", at)).toBe(true); // due by size
+    const logs = captureLogs();
+    await tally.flush(down, at + 1);
+    logs.restore();
+    expect(attempts).toBe(1);
+    // The counts are back (more than USAGE_FLUSH_ENTRIES of them), yet no request asks for a flush until
+    // a full interval after the failure.
+    for (let i = 0; i < 100; i++) expect(tally.add(`k${i}`, "VALID", at + 2 + i)).toBe(false);
+    expect(tally.add("k0", "VALID", at + 1 + USAGE_FLUSH_MS - 1)).toBe(false);
+    expect(tally.add("k0", "VALID", at + 1 + USAGE_FLUSH_MS)).toBe(true);
   });
 
   it("at its bound, drops new counts and says so once per flush interval, not once per request", async () => {

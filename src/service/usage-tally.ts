@@ -10,7 +10,7 @@ import { describeError, log } from "../log";
 import type { UsageCount, UsageStore } from "../store/usage-counts";
 
 export const USAGE_FLUSH_MS = 30_000;
-const USAGE_FLUSH_ENTRIES = 500;
+export const USAGE_FLUSH_ENTRIES = 500;
 export const USAGE_MAX_ENTRIES = 10_000;
 const HOUR_MS = 3_600_000;
 
@@ -18,6 +18,8 @@ export class UsageTally {
   private readonly counts = new Map<string, { -readonly [K in keyof UsageCount]: UsageCount[K] }>();
   private oldest = 0;
   private flushing = false;
+  /** After a failed write, no flush before this time, however many counts wait (no write per request while D1 is down). */
+  private retryAt = 0;
   /** Whether dropping at the bound has been logged since the last flush (once, not per request). */
   private dropLogged = false;
 
@@ -25,7 +27,8 @@ export class UsageTally {
   add(keyId: string, outcome: string, now: number): boolean {
     if (this.counts.size === 0) this.oldest = now;
     this.put(keyId, now - (now % HOUR_MS), outcome, 1);
-    return !this.flushing && (now - this.oldest >= USAGE_FLUSH_MS || this.counts.size >= USAGE_FLUSH_ENTRIES);
+    if (this.flushing || now < this.retryAt) return false;
+    return now - this.oldest >= USAGE_FLUSH_MS || this.counts.size >= USAGE_FLUSH_ENTRIES;
   }
 
   /** Adds `count` to its key, hour and outcome; a new entry beyond USAGE_MAX_ENTRIES is dropped. */
@@ -55,8 +58,10 @@ export class UsageTally {
     } catch (error) {
       log("warn", "usage_counts_write_failed", { error: describeError(error) });
       for (const c of batch) this.put(c.keyId, c.hour, c.outcome, c.count);
-      // Retried a full interval after this attempt (not at once: no write per request while D1 is down).
+      // Retried a full interval after this attempt (not at once: no write per request while D1 is down),
+      // even when USAGE_FLUSH_ENTRIES counts wait.
       this.oldest = now;
+      this.retryAt = now + USAGE_FLUSH_MS;
     } finally {
       this.flushing = false;
     }
@@ -65,6 +70,7 @@ export class UsageTally {
   clear(): void {
     this.counts.clear();
     this.oldest = 0;
+    this.retryAt = 0;
     this.flushing = false;
     this.dropLogged = false;
   }

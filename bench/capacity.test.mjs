@@ -1,0 +1,110 @@
+// node --test bench/capacity.test.mjs (also run by npm run bench:smoke): the capacity model's arithmetic
+// on deployments small enough to work out by hand, and its defaults against latchkey's source.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { root } from "../scripts/dev-config.mjs";
+import { LATCHKEY, PRICES, firstLimit, harmonic, hitRate, model, popularity } from "./capacity.mjs";
+
+const costs = {
+  warmRequest: 100,
+  kvHitExtra: 20,
+  d1HitExtra: 50,
+  feedPoll: 10,
+  doCallExtra: 200,
+  doCallWallMs: 2,
+  bytesPerKey: 500,
+};
+/** One key, one isolate that never dies, one verification a second, nothing else happening. */
+const tiny = {
+  keys: 1,
+  verificationsPerSecond: 1,
+  locations: 1,
+  requestsPerIsolate: 1,
+  isolateLifetimeSeconds: 1e12,
+  limitedShare: 1,
+  createsPerSecond: 0,
+  revocationsPerSecond: 0,
+  changesPerSecond: 0,
+};
+const close = (actual, expected, tolerance = 1e-9) =>
+  assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} is not ${expected} (± ${tolerance})`);
+
+test("one key in one isolate: hit rates, reads, fills and polls as worked out by hand", () => {
+  const r = model(tiny, costs);
+  assert.equal(r.isolates, 1);
+  // Kept 300 s after each miss, asked once a second: 300 hits per miss.
+  close(r.memoryHitRate, 300 / 301, 1e-6);
+  close(r.kvReads, 1 / 301, 1e-6);
+  // KV sees one read per 301 s, and a copy lives 300 s: it hits 300/601 of them.
+  close(r.kvHitRate, 300 / 601, 1e-6);
+  close(r.d1Reads.verifyFallbacks, 1 / 601, 1e-6);
+  close(r.kvWrites, 1 / 601, 1e-6); // each D1 fill writes its KV copy
+  close(r.d1Reads.feedPolls, 1 / LATCHKEY.feedSeconds);
+  close(r.d1Reads.isolateStarts, 1e-12);
+  assert.equal(r.d1Writes.management, 0);
+  close(r.doCalls, 1); // every verification of a key with limits calls its counter
+  close(r.hottestLimitedRate, 1);
+  close(r.storageGb, 500 / 1e9);
+  assert.equal(r.revocationBoundSeconds, 5);
+  // CPU: the request, its cold paths, the polls and the counter call, in ms per second.
+  close(r.cpuMs, (100 + (1 / 301) * 20 + (1 / 601) * 30 + 0.2 * 10 + 200) / 1000, 1e-6);
+});
+
+test("the bill: the plan, then each line item beyond what the plan includes", () => {
+  // Far inside every included amount but the counter calls: 1/s is 2.63 M a month, 1 M included.
+  const one = model(tiny, costs);
+  close(one.bill["DO requests"], ((30.4375 * 86_400 - 1e6) / 1e6) * 0.15, 1e-9);
+  close(one.monthly, PRICES.base + one.bill["DO requests"] + one.bill["DO duration"], 1e-9);
+  close(one.bill["DO duration"], 0); // 2 ms a call, once a second: 0.002 × 0.128 GB-s/s, inside the 400,000 included
+  const r = model({ ...tiny, verificationsPerSecond: 100, requestsPerIsolate: 100, limitedShare: 0.0001 }, costs);
+  const month = 30.4375 * 86_400;
+  close(r.bill["Workers requests"], ((100 * month - 10e6) / 1e6) * 0.3, 1e-6);
+  close(r.bill["DO requests"], 0); // 0.01 calls/s: 26,298 a month, inside the million included
+});
+
+test("limits: D1 queries per database from feed polls alone, and the hottest key with limits", () => {
+  // 5,000 isolates polling every 5 s: 1,000 queries/s on one database, before any verification misses.
+  const polls = model({ ...tiny, locations: 5000, verificationsPerSecond: 5000, limitedShare: 0.0001 }, costs);
+  close(polls.d1Reads.feedPolls, 1000);
+  assert.equal(firstLimit(polls), "D1 queries/s (one database)");
+  const hot = model({ ...tiny, verificationsPerSecond: 2000, requestsPerIsolate: 2000 }, costs);
+  assert.equal(firstLimit(hot), "DO calls/s (hottest key with limits)");
+  assert.equal(firstLimit(model(tiny, costs)), null);
+});
+
+test("popularity: shares sum to one, Zipf's head is exact, the tail's approximation is close", () => {
+  const groups = popularity(1e6, 1);
+  close(
+    groups.reduce((s, g) => s + g.share, 0),
+    1,
+    1e-9,
+  );
+  assert.equal(
+    groups.reduce((s, g) => s + g.count, 0),
+    1e6,
+  );
+  close(groups[0].share, 1 / harmonic(1e6, 1), 1e-12);
+  let exact = 0;
+  for (let i = 1; i <= 50_000; i++) exact += 1 / i;
+  close(harmonic(50_000, 1), exact, 1e-9);
+  let exactS = 0;
+  for (let i = 1; i <= 50_000; i++) exactS += i ** -1.2;
+  close(harmonic(50_000, 1.2), exactS, 1e-9);
+  close(hitRate(1, 300), 300 / 301);
+});
+
+test("the model's defaults are latchkey's", () => {
+  const source = (file) => readFileSync(`${root}${file}`, "utf8");
+  const constant = (file, name) => Number(new RegExp(`${name} = ([\\d_]+)`).exec(source(file))[1].replaceAll("_", ""));
+  assert.equal(LATCHKEY.kvCopySeconds, constant("src/store/cache.ts", "KV_TTL_SECONDS"));
+  assert.match(source("src/service/verify.ts"), /RECORD_MEMORY_MS = KV_TTL_SECONDS \* 1000/);
+  assert.equal(LATCHKEY.recordMemorySeconds, LATCHKEY.kvCopySeconds);
+  assert.equal(LATCHKEY.feedSeconds, constant("src/config.ts", "DEFAULT_SYNC_SECONDS"));
+  assert.equal(LATCHKEY.maxStalenessSeconds, constant("src/config.ts", "DEFAULT_MAX_STALENESS_SECONDS"));
+  assert.equal(LATCHKEY.lastUsedSeconds * 1000, constant("src/service/verify.ts", "LAST_USED_INTERVAL_MS"));
+  assert.equal(LATCHKEY.touchBatch, constant("src/store/store.ts", "TOUCH_BATCH"));
+  assert.equal(LATCHKEY.usageFlushSeconds * 1000, constant("src/service/usage-tally.ts", "USAGE_FLUSH_MS"));
+  assert.equal(LATCHKEY.usageFlushEntries, constant("src/service/usage-tally.ts", "USAGE_FLUSH_ENTRIES"));
+  assert.equal(LATCHKEY.usageRowsPerStatement, constant("src/store/usage-counts.ts", "ROWS_PER_STATEMENT"));
+});
