@@ -16,30 +16,45 @@ namespace Latchkey;
  * - 400 when latchkey does not accept the resource id or the cost the request names;
  * - 503 (with Retry-After) when latchkey cannot give a verdict right now, or limits this server.
  *
- * The problem's `code` is latchkey's verdict code. Only a VALID verdict ever reaches a handler.
+ * The problem's `code` is the one latchkey's own routes answer for the verdict (`key_revoked` for
+ * REVOKED: REFUSALS), with its `type` URI and title, and the verdict itself is in `verdict`; a request
+ * without a key gets `authentication_required`. Only a VALID verdict ever reaches a handler.
  */
 final class Guard
 {
+    /** The base of every problem `type` URI: `key_revoked` -> `https://latchkey.dev/problems/key-revoked`. */
+    public const PROBLEM_TYPE_BASE = 'https://latchkey.dev/problems/';
+
+    /** The titles of the guard's own problems (no verdict behind them: the request or latchkey failed). */
     public const TITLES = [
         400 => 'Bad Request',
-        401 => 'Unauthorized',
-        403 => 'Forbidden',
-        429 => 'Too Many Requests',
         503 => 'Service Unavailable',
     ];
 
-    /** What each refusing verdict means to the key's holder: 401 when the key is no good, 403 when it is not enough. */
+    /**
+     * Each refusing verdict's status, latchkey's problem code and title for it, and what it tells the
+     * key's holder: 401 when the key is no good, 403 when it is not enough, 429 when it is spent.
+     */
     public const REFUSALS = [
-        'MALFORMED' => [401, 'The API key is malformed'],
-        'NOT_FOUND' => [401, 'The API key is not valid'],
-        'REVOKED' => [401, 'The API key has been revoked'],
-        'EXPIRED' => [401, 'The API key has expired'],
-        'DISABLED' => [401, 'The API key is disabled'],
-        'IP_NOT_ALLOWED' => [401, 'The API key may not be used from this address'],
-        'INSUFFICIENT_SCOPE' => [403, 'The API key lacks the scope this route needs'],
-        'RESOURCE_NOT_ALLOWED' => [403, 'The API key may not use this resource'],
-        'RATE_LIMITED' => [429, 'The API key is over its rate limit'],
-        'USAGE_EXCEEDED' => [429, "The API key's credits do not cover this request"],
+        'MALFORMED' => [401, 'key_malformed', 'Malformed API key', 'The API key is malformed'],
+        'NOT_FOUND' => [401, 'key_not_found', 'Unknown API key', 'The API key is not valid'],
+        'REVOKED' => [401, 'key_revoked', 'API key revoked', 'The API key has been revoked'],
+        'EXPIRED' => [401, 'key_expired', 'API key expired', 'The API key has expired'],
+        'DISABLED' => [401, 'key_disabled', 'API key disabled', 'The API key is disabled'],
+        'IP_NOT_ALLOWED' => [401, 'key_ip_not_allowed', 'Address not allowed', 'The API key may not be used from this address'],
+        'INSUFFICIENT_SCOPE' => [403, 'insufficient_scope', 'Insufficient scope', 'The API key lacks the scope this route needs'],
+        'RESOURCE_NOT_ALLOWED' => [403, 'forbidden', 'Forbidden', 'The API key may not use this resource'],
+        'RATE_LIMITED' => [429, 'key_rate_limited', 'API key rate limited', 'The API key is over its rate limit'],
+        'USAGE_EXCEEDED' => [429, 'key_usage_exceeded', 'API key out of credits', "The API key's credits do not cover this request"],
+    ];
+
+    /** The problem for a request that sent no key at all. */
+    public const NO_KEY = [401, 'authentication_required', 'Authentication required', 'Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`'];
+
+    /** What a 403 exceeded, as latchkey's own 403s name it. */
+    public const EXCEEDED = [
+        'INSUFFICIENT_SCOPE' => 'scopes',
+        'RESOURCE_NOT_ALLOWED' => 'resources',
     ];
 
     public const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
@@ -81,7 +96,8 @@ final class Guard
     {
         $key = self::presentedKey($request->header(...));
         if ($key === null) {
-            return self::refusal(401, 'Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`', $this->realm);
+            [$status, $code, $title, $detail] = self::NO_KEY;
+            return self::refusal($status, $detail, $this->realm, [$code, $title]);
         }
         $checks = [];
         if ($this->scope !== null) {
@@ -109,8 +125,15 @@ final class Guard
             return $verdict;
         }
         $code = $verdict['code'] ?? null;
-        [$status, $detail] = self::REFUSALS[$code] ?? self::REFUSALS['NOT_FOUND'];
-        $refused = self::refusal($status, $detail, $this->realm, is_string($code) ? $code : null);
+        $known = is_string($code) && array_key_exists($code, self::REFUSALS) ? $code : 'NOT_FOUND';
+        [$status, $problemCode, $title, $detail] = self::REFUSALS[$known];
+        $refused = self::refusal($status, $detail, $this->realm, [$problemCode, $title]);
+        if ($code !== null) {
+            $refused->problem['verdict'] = $code;
+        }
+        if (array_key_exists($known, self::EXCEEDED)) {
+            $refused->problem['exceeded'] = self::EXCEEDED[$known];
+        }
         if ($status === 429 && array_key_exists('owner', $verdict)) {
             $refused->headers += self::usageHeaders($verdict);
             // As latchkey's own 429 does: the key's credits and rate limits after the refused request.
@@ -190,17 +213,28 @@ final class Guard
         return $headers;
     }
 
+    /** The `type` URI of a problem code, as latchkey's own problems carry it. */
+    public static function problemType(string $code): string
+    {
+        return self::PROBLEM_TYPE_BASE . str_replace('_', '-', $code);
+    }
+
+    /**
+     * A refusal: latchkey's problem $kind ([code, title]) when there is one, else a plain one
+     * (about:blank, the status's title).
+     *
+     * @param array{0: string, 1: string}|null $kind
+     */
     public static function refusal(
         int $status,
         string $detail,
         string $realm,
-        ?string $code = null,
+        ?array $kind = null,
         int $retryAfter = self::UNAVAILABLE_RETRY_AFTER_SECONDS,
     ): Refusal {
-        $problem = ['type' => 'about:blank', 'title' => self::TITLES[$status] ?? 'Error', 'status' => $status, 'detail' => $detail];
-        if ($code !== null) {
-            $problem['code'] = $code;
-        }
+        $problem = $kind === null
+            ? ['type' => 'about:blank', 'title' => self::TITLES[$status] ?? 'Error', 'status' => $status, 'detail' => $detail]
+            : ['type' => self::problemType($kind[0]), 'title' => $kind[1], 'status' => $status, 'detail' => $detail, 'code' => $kind[0]];
         $headers = [];
         if ($status === 401) {
             $headers['WWW-Authenticate'] = "Bearer realm=\"$realm\", Api-Key realm=\"$realm\"";

@@ -70,13 +70,41 @@ final class GuardTest extends TestCase
     {
         $outcome = (new Guard(new Fixed(['valid' => true, 'code' => 'INSUFFICIENT_SCOPE'] + self::LIVE)))->decide(self::request(['Api-Key' => 'k']));
         $this->assertInstanceOf(Refusal::class, $outcome);
-        $this->assertSame([403, 'INSUFFICIENT_SCOPE'], [$outcome->status, $outcome->problem['code']]);
+        $this->assertSame([403, 'INSUFFICIENT_SCOPE'], [$outcome->status, $outcome->problem['verdict']]);
     }
 
     public function testAnUnknownCodeIsA401(): void
     {
         $outcome = (new Guard(new Fixed(['valid' => false, 'code' => 'SOMETHING_NEW'])))->decide(self::request(['Api-Key' => 'k']));
         $this->assertSame([401, 'The API key is not valid'], [$outcome->status, $outcome->problem['detail']]);
+        $this->assertSame(['key_not_found', 'SOMETHING_NEW'], [$outcome->problem['code'], $outcome->problem['verdict']]);
+    }
+
+    public function testARefusalIsLatchkeysProblemWithTheVerdict(): void
+    {
+        $outcome = (new Guard(new Fixed(['valid' => false, 'code' => 'REVOKED', 'key_id' => null])))->decide(self::request(['Api-Key' => 'k']));
+        $this->assertSame(
+            '{"type":"https://latchkey.dev/problems/key-revoked","title":"API key revoked","status":401,'
+            . '"detail":"The API key has been revoked","code":"key_revoked","verdict":"REVOKED"}',
+            $outcome->body(),
+        );
+    }
+
+    public function testAResourceBeyondTheKeyIsForbiddenWithWhatItExceeded(): void
+    {
+        $outcome = (new Guard(new Fixed(['valid' => false, 'code' => 'RESOURCE_NOT_ALLOWED'] + self::LIVE)))->decide(self::request(['Api-Key' => 'k']));
+        $this->assertSame(
+            [403, 'forbidden', 'https://latchkey.dev/problems/forbidden', 'resources'],
+            [$outcome->status, $outcome->problem['code'], $outcome->problem['type'], $outcome->problem['exceeded']],
+        );
+    }
+
+    public function testNoKeyIsAuthenticationRequiredWithoutAVerdict(): void
+    {
+        $outcome = (new Guard(new Fixed(null)))->decide(self::request());
+        $this->assertSame([401, 'authentication_required'], [$outcome->status, $outcome->problem['code']]);
+        $this->assertSame('https://latchkey.dev/problems/authentication-required', $outcome->problem['type']);
+        $this->assertArrayNotHasKey('verdict', $outcome->problem);
     }
 
     public function testTheRealmIsNamedAndCleaned(): void
@@ -92,7 +120,7 @@ final class GuardTest extends TestCase
         $this->assertSame(429, $outcome->status);
         $this->assertArrayNotHasKey('Retry-After', $outcome->headers);
         $this->assertSame(['remaining' => 1], $outcome->problem['credits']);
-        $this->assertSame('USAGE_EXCEEDED', json_decode($outcome->body(), true)['code']);
+        $this->assertSame('key_usage_exceeded', json_decode($outcome->body(), true)['code']);
         $this->assertSame('application/problem+json', $outcome->allHeaders()['Content-Type']);
     }
 
@@ -105,6 +133,7 @@ final class GuardTest extends TestCase
         $this->assertSame([503, '17'], [$limited->status, $limited->headers['Retry-After']]);
         $down = $outcome(new LatchkeyError(0, ['title' => 'Network error']));
         $this->assertSame([503, '5'], [$down->status, $down->headers['Retry-After']]);
+        $this->assertSame('about:blank', $down->problem['type']);
         $this->assertArrayNotHasKey('code', $down->problem);
         $this->expectException(LatchkeyError::class);
         $outcome(new LatchkeyError(500, ['title' => 'Internal error']));

@@ -11,7 +11,9 @@ The same answers as the TypeScript guard (``requireKey``), as RFC 9457 problems:
 - 400 when latchkey does not accept the resource id or the cost the request names;
 - 503 (with ``Retry-After``) when latchkey cannot give a verdict right now, or limits this server.
 
-The problem's ``code`` is latchkey's verdict code. Only a VALID verdict ever reaches a handler.
+The problem's ``code`` is the one latchkey's own routes answer for the verdict (``key_revoked`` for
+REVOKED: ``REFUSALS``), with its ``type`` URI and title, and the verdict itself is in ``verdict``; a
+request without a key gets ``authentication_required``. Only a VALID verdict ever reaches a handler.
 The framework adapters (``latchkey.fastapi``, ``latchkey.starlette``, ``latchkey.flask``) only
 translate requests and responses.
 """
@@ -19,32 +21,43 @@ import json
 import math
 import re
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from .errors import LatchkeyError
 
 Verdict = Dict[str, Any]
 
+#: The base of every problem ``type`` URI: ``key_revoked`` -> ``https://latchkey.dev/problems/key-revoked``.
+PROBLEM_TYPE_BASE = "https://latchkey.dev/problems/"
+
+#: The titles of the guard's own problems (no verdict behind them: the request or latchkey failed).
 TITLES = {
     400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    429: "Too Many Requests",
     503: "Service Unavailable",
 }
 
-#: What each refusing verdict means to the key's holder: 401 when the key is no good, 403 when it is not enough.
+#: Each refusing verdict's status, latchkey's problem code and title for it, and what it tells the key's
+#: holder: 401 when the key is no good, 403 when it is not enough, 429 when it is spent.
 REFUSALS = {
-    "MALFORMED": (401, "The API key is malformed"),
-    "NOT_FOUND": (401, "The API key is not valid"),
-    "REVOKED": (401, "The API key has been revoked"),
-    "EXPIRED": (401, "The API key has expired"),
-    "DISABLED": (401, "The API key is disabled"),
-    "IP_NOT_ALLOWED": (401, "The API key may not be used from this address"),
-    "INSUFFICIENT_SCOPE": (403, "The API key lacks the scope this route needs"),
-    "RESOURCE_NOT_ALLOWED": (403, "The API key may not use this resource"),
-    "RATE_LIMITED": (429, "The API key is over its rate limit"),
-    "USAGE_EXCEEDED": (429, "The API key's credits do not cover this request"),
+    "MALFORMED": (401, "key_malformed", "Malformed API key", "The API key is malformed"),
+    "NOT_FOUND": (401, "key_not_found", "Unknown API key", "The API key is not valid"),
+    "REVOKED": (401, "key_revoked", "API key revoked", "The API key has been revoked"),
+    "EXPIRED": (401, "key_expired", "API key expired", "The API key has expired"),
+    "DISABLED": (401, "key_disabled", "API key disabled", "The API key is disabled"),
+    "IP_NOT_ALLOWED": (401, "key_ip_not_allowed", "Address not allowed", "The API key may not be used from this address"),
+    "INSUFFICIENT_SCOPE": (403, "insufficient_scope", "Insufficient scope", "The API key lacks the scope this route needs"),
+    "RESOURCE_NOT_ALLOWED": (403, "forbidden", "Forbidden", "The API key may not use this resource"),
+    "RATE_LIMITED": (429, "key_rate_limited", "API key rate limited", "The API key is over its rate limit"),
+    "USAGE_EXCEEDED": (429, "key_usage_exceeded", "API key out of credits", "The API key's credits do not cover this request"),
+}
+
+#: The problem for a request that sent no key at all.
+NO_KEY = (401, "authentication_required", "Authentication required", "Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`")
+
+#: What a 403 exceeded, as latchkey's own 403s name it.
+EXCEEDED = {
+    "INSUFFICIENT_SCOPE": "scopes",
+    "RESOURCE_NOT_ALLOWED": "resources",
 }
 
 UNAVAILABLE_RETRY_AFTER_SECONDS = 5
@@ -142,7 +155,8 @@ class Guard:
         """The VALID verdict to hand the handler, or the Refusal to answer with."""
         key = presented_key(request.header)
         if key is None:
-            return refusal(401, "Send an API key as `Authorization: Bearer <key>` or `Api-Key: <key>`", self.realm)
+            status, code, title, detail = NO_KEY
+            return refusal(status, detail, self.realm, (code, title))
         checks: Dict[str, Any] = {}
         if self.scope is not None:
             checks["scope"] = self.scope
@@ -163,8 +177,13 @@ class Guard:
         if verdict.get("valid") is True and verdict.get("code") == "VALID":
             return verdict
         code = verdict.get("code")
-        status, detail = REFUSALS.get(code, REFUSALS["NOT_FOUND"])
-        refused = refusal(status, detail, self.realm, code)
+        known = code if code in REFUSALS else "NOT_FOUND"
+        status, problem_code, title, detail = REFUSALS[known]
+        refused = refusal(status, detail, self.realm, (problem_code, title))
+        if code is not None:
+            refused.problem["verdict"] = code
+        if known in EXCEEDED:
+            refused.problem["exceeded"] = EXCEEDED[known]
         if status == 429 and "owner" in verdict:
             refused.headers.update(usage_headers(verdict))
             # As latchkey's own 429 does: the key's credits and rate limits after the refused request.
@@ -198,16 +217,25 @@ def usage_headers(verdict: Verdict, now: Optional[float] = None) -> Dict[str, st
     return headers
 
 
+def problem_type(code: str) -> str:
+    """The ``type`` URI of a problem code, as latchkey's own problems carry it."""
+    return PROBLEM_TYPE_BASE + code.replace("_", "-")
+
+
 def refusal(
     status: int,
     detail: str,
     realm: str,
-    code: Optional[str] = None,
+    kind: Optional[Tuple[str, str]] = None,
     retry_after: int = UNAVAILABLE_RETRY_AFTER_SECONDS,
 ) -> Refusal:
-    problem: Dict[str, Any] = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail}
-    if code is not None:
-        problem["code"] = code
+    """A refusal: latchkey's problem ``kind`` (its code and title) when there is one, else a plain one
+    (``about:blank``, the status's title)."""
+    if kind is None:
+        problem: Dict[str, Any] = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail}
+    else:
+        code, title = kind
+        problem = {"type": problem_type(code), "title": title, "status": status, "detail": detail, "code": code}
     headers: Dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = f'Bearer realm="{realm}", Api-Key realm="{realm}"'

@@ -22,13 +22,15 @@ class GuardContract:
     def post(self, headers):
         raise NotImplementedError
 
-    def assert_problem(self, headers, status, code):
+    def assert_problem(self, headers, status, code, verdict):
+        """latchkey's problem `code` with its `type` URI, and the verdict (None: no key, no verdict)."""
         answer_status, answer_headers, problem = self.post(headers)
         self.assertEqual(answer_status, status)
         self.assertEqual(answer_headers.get("content-type"), "application/problem+json")
         self.assertEqual(problem["status"], status)
-        self.assertEqual(problem["type"], "about:blank")
-        self.assertEqual(problem.get("code"), code)
+        self.assertEqual(problem["code"], code)
+        self.assertEqual(problem["type"], "https://latchkey.dev/problems/" + code.replace("_", "-"))
+        self.assertEqual(problem.get("verdict"), verdict)
         return answer_headers, problem
 
     def test_a_valid_key_reaches_the_handler_with_its_verdict(self):
@@ -41,25 +43,25 @@ class GuardContract:
         self.assertEqual(status, 200)
         self.assertEqual(body["key"], KEY_ID)
 
-    def test_no_key_is_a_401_problem_without_code(self):
-        headers, problem = self.assert_problem({}, 401, None)
-        self.assertEqual(problem["title"], "Unauthorized")
+    def test_no_key_is_a_401_authentication_required(self):
+        headers, problem = self.assert_problem({}, 401, "authentication_required", None)
+        self.assertEqual(problem["title"], "Authentication required")
         self.assertEqual(headers.get("www-authenticate"), 'Bearer realm="api", Api-Key realm="api"')
 
     def test_a_malformed_key_is_a_401_malformed(self):
-        self.assert_problem(bearer("not-a-key"), 401, "MALFORMED")
+        self.assert_problem(bearer("not-a-key"), 401, "key_malformed", "MALFORMED")
 
     def test_a_wrong_scope_is_a_403(self):
-        headers, problem = self.assert_problem(bearer(KEY_OTHER_SCOPE), 403, "INSUFFICIENT_SCOPE")
-        self.assertEqual(problem["title"], "Forbidden")
+        headers, problem = self.assert_problem(bearer(KEY_OTHER_SCOPE), 403, "insufficient_scope", "INSUFFICIENT_SCOPE")
+        self.assertEqual((problem["title"], problem["exceeded"]), ("Insufficient scope", "scopes"))
         self.assertIsNone(headers.get("www-authenticate"))
 
     def test_a_revoked_key_is_a_401_revoked(self):
-        self.assert_problem(bearer(KEY_REVOKED), 401, "REVOKED")
+        self.assert_problem(bearer(KEY_REVOKED), 401, "key_revoked", "REVOKED")
 
     def test_a_key_over_its_rate_limit_is_a_429_with_retry_after_and_ratelimit_headers(self):
-        headers, problem = self.assert_problem(bearer(KEY_EXHAUSTED), 429, "RATE_LIMITED")
-        self.assertEqual(problem["title"], "Too Many Requests")
+        headers, problem = self.assert_problem(bearer(KEY_EXHAUSTED), 429, "key_rate_limited", "RATE_LIMITED")
+        self.assertEqual(problem["title"], "API key rate limited")
         # One request a day: the next one comes within a day.
         self.assertTrue(1 <= int(headers["retry-after"]) <= 86_400, headers.get("retry-after"))
         self.assertEqual(headers["ratelimit-limit"], "1")

@@ -52,11 +52,39 @@ class Decide(unittest.TestCase):
     def test_valid_alone_is_not_trusted(self):
         outcome = Guard(Fixed({"valid": True, "code": "INSUFFICIENT_SCOPE", **LIVE})).decide(request({"Api-Key": "k"}))
         self.assertIsInstance(outcome, Refusal)
-        self.assertEqual((outcome.status, outcome.problem["code"]), (403, "INSUFFICIENT_SCOPE"))
+        self.assertEqual((outcome.status, outcome.problem["verdict"]), (403, "INSUFFICIENT_SCOPE"))
 
     def test_an_unknown_code_is_a_401(self):
         outcome = Guard(Fixed({"valid": False, "code": "SOMETHING_NEW"})).decide(request({"Api-Key": "k"}))
         self.assertEqual((outcome.status, outcome.problem["detail"]), (401, "The API key is not valid"))
+        self.assertEqual((outcome.problem["code"], outcome.problem["verdict"]), ("key_not_found", "SOMETHING_NEW"))
+
+    def test_a_refusal_is_latchkeys_problem_with_the_verdict(self):
+        outcome = Guard(Fixed({"valid": False, "code": "REVOKED", "key_id": None})).decide(request({"Api-Key": "k"}))
+        self.assertEqual(
+            json.loads(outcome.body()),
+            {
+                "type": "https://latchkey.dev/problems/key-revoked",
+                "title": "API key revoked",
+                "status": 401,
+                "detail": "The API key has been revoked",
+                "code": "key_revoked",
+                "verdict": "REVOKED",
+            },
+        )
+
+    def test_a_resource_beyond_the_key_is_forbidden_with_what_it_exceeded(self):
+        outcome = Guard(Fixed({"valid": False, "code": "RESOURCE_NOT_ALLOWED", **LIVE})).decide(request({"Api-Key": "k"}))
+        self.assertEqual(
+            (outcome.status, outcome.problem["code"], outcome.problem["type"], outcome.problem["exceeded"]),
+            (403, "forbidden", "https://latchkey.dev/problems/forbidden", "resources"),
+        )
+
+    def test_no_key_is_authentication_required_without_a_verdict(self):
+        outcome = Guard(Fixed(None)).decide(request())
+        self.assertEqual((outcome.status, outcome.problem["code"]), (401, "authentication_required"))
+        self.assertEqual(outcome.problem["type"], "https://latchkey.dev/problems/authentication-required")
+        self.assertNotIn("verdict", outcome.problem)
 
     def test_the_realm_is_named_and_cleaned(self):
         outcome = Guard(Fixed(None), realm='my "api"').decide(request())
@@ -68,7 +96,7 @@ class Decide(unittest.TestCase):
         self.assertEqual(outcome.status, 429)
         self.assertNotIn("Retry-After", outcome.headers)
         self.assertEqual(outcome.problem["credits"], {"remaining": 1})
-        self.assertEqual(json.loads(outcome.body())["code"], "USAGE_EXCEEDED")
+        self.assertEqual(json.loads(outcome.body())["code"], "key_usage_exceeded")
 
     def test_failures_to_get_a_verdict(self):
         def outcome(error):
@@ -80,6 +108,7 @@ class Decide(unittest.TestCase):
         self.assertEqual((limited.status, limited.headers["Retry-After"]), (503, "17"))
         down = outcome(LatchkeyError(0, {"title": "Network error"}))
         self.assertEqual((down.status, down.headers["Retry-After"]), (503, "5"))
+        self.assertEqual(down.problem["type"], "about:blank")
         self.assertNotIn("code", down.problem)
         with self.assertRaises(LatchkeyError):
             outcome(LatchkeyError(500, {"title": "Internal error"}))

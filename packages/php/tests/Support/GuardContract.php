@@ -31,14 +31,15 @@ abstract class GuardContract extends TestCase
     }
 
     /** @return array{0: array<string, string>, 1: array<string, mixed>} */
-    private function problem(array $headers, int $status, ?string $code): array
+    private function problem(array $headers, int $status, string $code, ?string $verdict): array
     {
         [$answer, $received, $problem] = $this->post($headers);
         $this->assertSame($status, $answer);
         $this->assertSame('application/problem+json', $received['content-type'] ?? null);
         $this->assertSame($status, $problem['status']);
-        $this->assertSame('about:blank', $problem['type']);
         $this->assertSame($code, $problem['code'] ?? null);
+        $this->assertSame('https://latchkey.dev/problems/' . str_replace('_', '-', $code), $problem['type']);
+        $this->assertSame($verdict, $problem['verdict'] ?? null);
         return [$received, $problem];
     }
 
@@ -59,34 +60,34 @@ abstract class GuardContract extends TestCase
         $this->assertSame(self::env('LATCHKEY_KEY_ID'), $body['key']);
     }
 
-    public function testNoKeyIsA401ProblemWithoutCode(): void
+    public function testNoKeyIsA401AuthenticationRequired(): void
     {
-        [$headers, $problem] = $this->problem([], 401, null);
-        $this->assertSame('Unauthorized', $problem['title']);
+        [$headers, $problem] = $this->problem([], 401, 'authentication_required', null);
+        $this->assertSame('Authentication required', $problem['title']);
         $this->assertSame('Bearer realm="api", Api-Key realm="api"', $headers['www-authenticate'] ?? null);
     }
 
     public function testAMalformedKeyIsA401Malformed(): void
     {
-        $this->problem(['Authorization' => 'Bearer not-a-key'], 401, 'MALFORMED');
+        $this->problem(['Authorization' => 'Bearer not-a-key'], 401, 'key_malformed', 'MALFORMED');
     }
 
     public function testAWrongScopeIsA403(): void
     {
-        [$headers, $problem] = $this->problem(['Authorization' => 'Bearer ' . self::env('LATCHKEY_KEY_OTHER_SCOPE')], 403, 'INSUFFICIENT_SCOPE');
-        $this->assertSame('Forbidden', $problem['title']);
+        [$headers, $problem] = $this->problem(['Authorization' => 'Bearer ' . self::env('LATCHKEY_KEY_OTHER_SCOPE')], 403, 'insufficient_scope', 'INSUFFICIENT_SCOPE');
+        $this->assertSame(['Insufficient scope', 'scopes'], [$problem['title'], $problem['exceeded']]);
         $this->assertArrayNotHasKey('www-authenticate', $headers);
     }
 
     public function testARevokedKeyIsA401Revoked(): void
     {
-        $this->problem(['Authorization' => 'Bearer ' . self::env('LATCHKEY_KEY_REVOKED')], 401, 'REVOKED');
+        $this->problem(['Authorization' => 'Bearer ' . self::env('LATCHKEY_KEY_REVOKED')], 401, 'key_revoked', 'REVOKED');
     }
 
     public function testAKeyOverItsRateLimitIsA429WithRetryAfterAndRateLimitHeaders(): void
     {
-        [$headers, $problem] = $this->problem(['Authorization' => 'Bearer ' . self::env('LATCHKEY_KEY_EXHAUSTED')], 429, 'RATE_LIMITED');
-        $this->assertSame('Too Many Requests', $problem['title']);
+        [$headers, $problem] = $this->problem(['Authorization' => 'Bearer ' . self::env('LATCHKEY_KEY_EXHAUSTED')], 429, 'key_rate_limited', 'RATE_LIMITED');
+        $this->assertSame('API key rate limited', $problem['title']);
         // One request a day: the next one comes within a day.
         $retryAfter = (int) ($headers['retry-after'] ?? 0);
         $this->assertTrue($retryAfter >= 1 && $retryAfter <= 86_400, "Retry-After $retryAfter");
