@@ -240,6 +240,30 @@ describe("narrowing a key reaches its lineage: refused while stronger live keys 
   });
 });
 
+describe("no key is stronger than a key that minted it, after any later change", () => {
+  it("a PATCH widening a key beyond its live minting key is 409 naming it, whoever asks; once it is revoked, it goes through", async () => {
+    const jwt = await token(uniqueSub());
+    const p = await createKey(jwt, { scopes: ["keys:write", "metrics:read"] });
+    const child = await createKey(p.key, { scopes: ["metrics:read"] });
+
+    const widened = await call("PATCH", `/v1/keys/${child.id}`, {
+      auth: jwt,
+      body: { scopes: ["metrics:read", "models:invoke"] },
+    });
+    expect((await expectProblem(widened, 409, "conflict")).key_ids).toEqual([p.id]);
+    const view = await (await call("GET", `/v1/keys/${child.id}`, { auth: jwt })).json<{ scopes: string[] }>();
+    expect(view.scopes).toEqual(["metrics:read"]);
+
+    // Narrowing is always allowed; widening within the minter too.
+    const within = await call("PATCH", `/v1/keys/${child.id}`, { auth: jwt, body: { scopes: ["keys:write"] } });
+    expect(within.status).toBe(200);
+
+    expect((await call("DELETE", `/v1/keys/${p.id}`, { auth: jwt })).status).toBe(204);
+    const freed = await call("PATCH", `/v1/keys/${child.id}`, { auth: jwt, body: { scopes: ["models:invoke"] } });
+    expect(freed.status).toBe(200);
+  });
+});
+
 describe("trusted import", () => {
   it("IMPORT_ALLOWED: empty or admins (the default) or personal; anything else is reported and means admins", () => {
     expect(loadConfig({ ...env, IMPORT_ALLOWED: "" }).importAllowed).toBe("admins");

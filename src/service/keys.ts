@@ -27,7 +27,15 @@ import { sha256Hex } from "../keys/hash";
 import { UUID_V4 } from "../keys/key-id";
 import { importedStartProblem } from "../keys/legacy";
 import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/limit-arithmetic";
-import { type Actor, type AuditAction, type AuditEvent, type KeyRecord, type Owner, sameOwner } from "../model";
+import {
+  type Actor,
+  type AuditAction,
+  type AuditEvent,
+  type KeyRecord,
+  type Owner,
+  mintingKeyId,
+  sameOwner,
+} from "../model";
 import type {
   DeadKeyCode,
   LiveKeyCode,
@@ -400,6 +408,7 @@ export class Keys {
         ...(apply.limits === undefined ? [] : await this.chainGuard(actor, current)),
         ...(await this.lineageGuard(current, next)),
       ];
+      await this.requireWithinMinters(current, next);
       if (apply.expiresAt !== undefined) await this.requireRotatedExpiry(current, next);
 
       const at = Date.now();
@@ -444,6 +453,28 @@ export class Keys {
       );
     }
     return [guard];
+  }
+
+  /**
+   * No key is stronger than a key that minted it (its parent, and the key that asked for it): a change
+   * that widens a key beyond a minting key that is neither revoked nor expired is refused (409 naming
+   * it), whoever asks. Revoke the minting key first to free the key from it.
+   */
+  private async requireWithinMinters(current: KeyRecord, next: KeyRecord): Promise<void> {
+    if (exceededPower(current, next) === null) return;
+    const now = Date.now();
+    const ids = [...new Set([current.parentId, mintingKeyId(current)])].filter((id): id is string => id !== null);
+    const minters = await Promise.all(ids.map((id) => this.deps.store.findById(id)));
+    const outgrown = minters
+      .filter((m): m is KeyRecord => m !== null && m.revokedAt === null && (m.expiresAt === null || m.expiresAt > now))
+      .filter((m) => exceededPower(m, next) !== null)
+      .map((m) => m.id);
+    if (outgrown.length > 0) {
+      throw new LineageConflictError(
+        `The key would be stronger than the key that minted it: ${outgrown.join(", ")}; widen or revoke that key first`,
+        outgrown,
+      );
+    }
   }
 
   /** A rotated-away key's expiry may be shortened, never extended or cleared (409 naming its replacement). */
