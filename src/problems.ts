@@ -1,6 +1,6 @@
 /**
  * Every kind of problem latchkey answers with, by its stable machine-readable `code`: the one table
- * the HTTP layer (http/problem.ts), the OpenAPI document and the README's error table follow. A
+ * the HTTP layer (http/problem.ts), the OpenAPI document and the error table of docs/api.md follow. A
  * client branches on `code` (or the equivalent `type` URI), never on `title` or `detail`, which are
  * for people and may be reworded. Codes are only ever added; a code never changes meaning.
  *
@@ -12,7 +12,7 @@ export const PROBLEM_TYPE_BASE = "https://latchkey.dev/problems/";
 export interface ProblemKind {
   readonly status: number;
   readonly title: string;
-  /** When it happens and what the client should do: the README table and the document say this. */
+  /** When it happens and what the client should do: docs/api.md's table and the document say this. */
   readonly description: string;
 }
 

@@ -167,7 +167,7 @@ export class KeyService extends WorkerEntrypoint<Env> implements KeyServiceContr
     }) as Promise<CreatedApiKeyView>;
   }
 
-  /** POST /v1/keys/import for `owner`: existing keys registered by hash (see README). */
+  /** POST /v1/keys/import for `owner`: existing keys registered by hash (docs/migrating.md). */
   async import(owner: Owner, input: ImportKeysOptions): Promise<ImportResultView> {
     return rpcErrors(() => {
       const actor = serviceActor(owner);

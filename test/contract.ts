@@ -65,7 +65,7 @@ function isPreflight(request: Request): boolean {
   );
 }
 
-/** Headers no document declares: framing, and CORS (answered for any route, documented in the README). */
+/** Headers no document declares: framing, and CORS (answered for any route, documented in docs/keys-page.md). */
 const UNDECLARED = /^(?:content-type|content-length|vary|access-control-[a-z-]+)$/;
 
 interface Contract {

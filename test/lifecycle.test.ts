@@ -192,7 +192,7 @@ describe("disable and enable", () => {
     expect(await disabled.json()).toMatchObject({ enabled: false });
     const refused = await expectProblem(await whoami(key), 401);
     expect(refused.detail).toMatch(/disabled/);
-    // Like a dead key's: the code and the id only (README, "Verify says less").
+    // Like a dead key's: the code and the id only (docs/api.md, "Verify says less about dead keys").
     expect(await verify(key)).toEqual({ valid: false, code: "DISABLED", key_id: id });
     await expectProblem(await call("GET", "/v1/keys", { auth: key }), 401);
 

@@ -2,7 +2,7 @@
  * The OpenAPI document the Worker serves at /openapi.json. It is built at build time from the routes
  * and zod schemas (openapi-build.ts; `npm run openapi -- --generate` commits it as
  * openapi.generated.ts) with every dialect mounted, so the Worker carries no document generator
- * (README, "Bundle size"). Here it is parsed on first use and cut down to the routes this deployment
+ * (docs/performance.md, "Bundle size"). Here it is parsed on first use and cut down to the routes this deployment
  * serves (DIALECTS decides which): their operations, their tags and the components they reference.
  */
 import { OPENAPI_JSON } from "./openapi.generated";

@@ -229,9 +229,9 @@ export const routes: readonly Route[] = [
     method: "delete",
     path: "/v1/keys/:id",
     operationId: "revokeKey",
-    summary: "Revoke a key (idempotent), or with cascade=true the key and every key descending from it",
+    summary: "Revoke a key (idempotent), or with cascade=true the key and its whole lineage",
     description:
-      "The key stops working at once here and everywhere within the revocation bound (see README). With `cascade=true`, every key it created (and theirs) is revoked in the same write.",
+      "The key stops working at once here and everywhere within the revocation bound (about 10 s). With `cascade=true`, its whole lineage (every key it created or imported, the replacements of keys rotated at its request, and theirs) is revoked in the same write.",
     tag: "keys",
     auth: "required",
     pathParams: KeyIdParams,

@@ -4,7 +4,7 @@
  *
  * Written with `zod/mini` (functional checks: `z.optional(s)`, `s.check(z.maxLength(n))`): the same
  * schemas and parser as classic zod, but tree-shakable, so the Worker bundles only what is used
- * (README, "Bundle size"). Metadata for the document is attached with `.apply(meta({ ... }))`.
+ * (docs/performance.md, "Bundle size"). Metadata for the document is attached with `.apply(meta({ ... }))`.
  *
  * One module per resource; the message configuration (./messages) is imported first, explicitly,
  * because every schema's messages depend on it.

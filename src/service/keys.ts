@@ -156,7 +156,7 @@ export function toApiKey(r: KeyRecord): ApiKeyView {
   };
 }
 
-/** The verdict as the API shows it: a dead or unknown key gets only its code and id (README, "Verify says less"). */
+/** The verdict as the API shows it: a dead or unknown key gets only its code and id (docs/api.md, "Verify says less about dead keys"). */
 function verdictView({ code, record, keyId, usage }: Verification): VerifyResultView {
   if (record === null) return { valid: false, code: code as DeadKeyCode, key_id: keyId };
   return {
@@ -824,7 +824,7 @@ export class Keys {
 
   /**
    * Revokes the key (idempotent), and with `cascade` every key descending from it, in one write.
-   * Without it, keys it created are left alone (see README). A person needs the admin role for a
+   * Without it, keys it created are left alone (docs/permissions.md, "Lineage"). A person needs the admin role for a
    * workspace key; a key may revoke only keys no more powerful than itself (the attenuation rule,
    * applied to management).
    */

@@ -1,7 +1,7 @@
 /**
  * Verification counters in Workers Analytics Engine: one data point per verification (its design:
  * writes are fire-and-forget and sampled at query time), so operators can chart outcomes per owner
- * and per key with SQL (README, "Operations"). The binding is optional; without it nothing is written.
+ * and per key with SQL (docs/operations.md, "Verification counters"). The binding is optional; without it nothing is written.
  *
  * A data point: index = the key's owner (`user:<id>`, `workspace:<id>`, or `none` for unknown keys),
  * blob1 = the verdict code (VALID, REVOKED, ...), blob2 = the key id (empty when unknown),

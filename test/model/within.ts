@@ -1,7 +1,7 @@
 /**
  * The model test's oracle for "no stronger than": written apart from src/ on purpose (a slip in
- * src/keys/scopes.ts or src/keys/ip.ts must not slip into the oracle too), from the README's rules
- * ("Management with a key: attenuation, never escalation", "Usage limits"):
+ * src/keys/scopes.ts or src/keys/ip.ts must not slip into the oracle too), from the rules of
+ * docs/permissions.md ("Management with a key: attenuation, never escalation") and docs/usage-limits.md:
  *
  * - scopes: each of the key's scopes is covered by one of the minter's: `*` covers everything,
  *   `resource:*` covers `resource:` and everything under it (a `resource:*` scope included), any other

@@ -3,8 +3,8 @@
  * same key on every request pays latchkey's round trip once per TTL instead of once per request.
  *
  * What it trades: a key revoked at latchkey keeps passing here for up to the TTL more. latchkey
- * itself honours a revocation everywhere within about 10 s (README: "How fast a revocation reaches
- * every location"), so the TTL is capped at that bound: the cache can at most double the window,
+ * itself honours a revocation everywhere within about 10 s (docs/design.md: "How fast a revocation
+ * reaches every location"), so the TTL is capped at that bound: the cache can at most double the window,
  * never make it open-ended. Off by default.
  *
  * Only verdicts that cannot change back are cached: VALID (until the TTL or the key's expiry,

@@ -4,7 +4,7 @@
  * curl sends its JSON with `--data` and no Content-Type, so this route also reads JSON sent as
  * application/x-www-form-urlencoded (and only this route).
  *
- * Each type is a latchkey key (README's table); the service decides who may create it, as for any
+ * Each type is a latchkey key (the table in docs/permissions.md); the service decides who may create it, as for any
  * create: a person may create PERSONAL keys, and WORKSPACE_* keys for the workspace their JWT names
  * (when workspace roles are configured, only if they may manage its keys); a key with keys:write may
  * create keys of its own owner no stronger than itself. The page documents no error shape; the API is

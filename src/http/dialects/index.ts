@@ -1,6 +1,6 @@
 /**
  * The vendor dialects: each serves one published API-key endpoint exactly as its page documents it,
- * as a thin adapter over the same service (README, "Replacing an existing endpoint"). DIALECTS says
+ * as a thin adapter over the same service (docs/dialects.md). DIALECTS says
  * which are mounted.
  */
 import type { DialectName } from "../../config";
