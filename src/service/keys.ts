@@ -457,16 +457,15 @@ export class Keys {
 
   /**
    * No key is stronger than a key that minted it (its parent, and the key that asked for it): a change
-   * that widens a key beyond a minting key that is neither revoked nor expired is refused (409 naming
-   * it), whoever asks. Revoke the minting key first to free the key from it.
+   * that widens a key beyond a minting key that is not revoked is refused (409 naming it), whoever asks.
+   * An expired minting key still binds (a PATCH may extend it again); revoking it frees the key.
    */
   private async requireWithinMinters(current: KeyRecord, next: KeyRecord): Promise<void> {
     if (exceededPower(current, next) === null) return;
-    const now = Date.now();
     const ids = [...new Set([current.parentId, mintingKeyId(current)])].filter((id): id is string => id !== null);
     const minters = await Promise.all(ids.map((id) => this.deps.store.findById(id)));
     const outgrown = minters
-      .filter((m): m is KeyRecord => m !== null && m.revokedAt === null && (m.expiresAt === null || m.expiresAt > now))
+      .filter((m): m is KeyRecord => m !== null && m.revokedAt === null)
       .filter((m) => exceededPower(m, next) !== null)
       .map((m) => m.id);
     if (outgrown.length > 0) {
