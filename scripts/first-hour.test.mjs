@@ -2,7 +2,8 @@
 // - After `npm install` (or `npm ci`) at the root, the `latchkey` CLI runs: the workspace package
 //   builds itself (its `prepare`), so `npx latchkey --help` answers at once.
 // - `npm start` and `npm run start:consumer` run wrangler dev in this checkout's own dev registry
-//   (devEnv), unless the user set WRANGLER_REGISTRY_PATH, so two clones never bind to each other.
+//   (devEnv), unless the user set WRANGLER_REGISTRY_PATH, so two clones never bind to each other
+//   (scripts/two-clones.test.mjs runs two clones' servers and consumers to check it end to end).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";

@@ -701,6 +701,48 @@ test("keyboard only: rotate with a grace, copy, close with Escape", async ({ pag
   );
 });
 
+test("keyboard only: disable asks first (Escape keeps the key), Space confirms, Enter enables again", async ({
+  page,
+}) => {
+  const sub = newSubject("kurt");
+  const token = await devToken(sub);
+  const feed = await createKey(token, { name: "Keyboard disable" });
+  await signIn(page, sub);
+  const feedRow = rowOf(page, feed.id);
+
+  const disableButton = /^button:Disable Keyboard disable \(lk_\w{6}…\)$/;
+  await tabTo(page, disableButton);
+  await page.keyboard.press("Enter");
+  const confirm = page.getByRole("alertdialog", { name: "Disable “Keyboard disable”?" });
+  await confirm.waitFor();
+  assert.equal(await focused(page), "button:Cancel", "the safe choice has focus");
+  await page.keyboard.press("Escape");
+  await confirm.waitFor({ state: "hidden" });
+  assert.match(await focused(page), disableButton, "focus returns to the row's button");
+  assert.equal(await verify(feed.key), "VALID");
+  assert.equal((await apiCall(token, "GET", `/v1/keys/${feed.id}`)).body.enabled, true, "Escape changes nothing");
+
+  await page.keyboard.press("Space");
+  await confirm.waitFor();
+  await page.keyboard.press("Tab");
+  assert.equal(await focused(page), "button:Disable key");
+  await page.keyboard.press("Space");
+  await confirm.waitFor({ state: "hidden" });
+  await feedRow.getByText("Disabled").waitFor();
+  assert.equal(await feedRow.getAttribute("data-status"), "disabled");
+  await page.getByRole("status").filter({ hasText: "Key Keyboard disable disabled." }).waitFor();
+  assert.equal((await apiCall(token, "GET", `/v1/keys/${feed.id}`)).body.enabled, false);
+  assert.equal(await verify(feed.key), "DISABLED");
+  assert.deepEqual(await actionsOf(feedRow), ["rotate", "enable", "revoke"]);
+  await waitForFocusOn(page, "enable");
+
+  await page.keyboard.press("Enter");
+  await feedRow.getByText("Active").waitFor();
+  assert.equal((await apiCall(token, "GET", `/v1/keys/${feed.id}`)).body.enabled, true);
+  assert.equal(await verify(feed.key), "VALID");
+  await waitForFocusOn(page, "disable");
+});
+
 test("keyboard only: sign in, create, copy, close with Escape, revoke", async ({ page }) => {
   const sub = newSubject("frank");
   await page.goto(`${api}/ui/`);
