@@ -717,11 +717,20 @@ const creditsArb = fc
   .tuple(actorArb, targetArb, fc.constantFrom("set" as const, "increment" as const, "decrement" as const), fc.nat(5))
   .map(([a, t, op, n]) => new Credits(a, t, op, n));
 
+/**
+ * A key importing one legacy token with the powers it would give by default (its own): the import a
+ * random item's powers seldom let through, and the one only trusted importers may make.
+ */
+const keyImportArb = fc
+  .tuple(fc.nat(PICKS - 1), fc.nat(20))
+  .map(([key, pick]) => new Import({ t: "key", pick: key }, false, [{ pick, keyHash: false, powers: {} }]));
+
 /** fast-check picks a step kind uniformly: creates, credits and revokes appear more than once to be drawn more often. */
 export const stepArbs: fc.Arbitrary<Cmd>[] = [
   chainArb,
   chainArb,
   chainArb,
+  keyImportArb,
   createArb,
   createArb,
   narrowCreateArb,
