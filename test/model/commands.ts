@@ -574,7 +574,7 @@ export interface ChainSpec {
   /** k3, minted by the owner: a narrow manager of the same owner. */
   readonly manager: readonly string[];
   /** What k3 then does, and to which of k1, k2. */
-  readonly act: "credits" | "limits" | "cascade";
+  readonly act: "credits" | "limits" | "cascade" | "lineage";
   readonly target: 0 | 1;
 }
 
@@ -622,6 +622,7 @@ export class Chain implements Cmd {
     const s = this.spec;
     this.done = [];
     await this.makeRoom(model, real);
+    if (s.act === "lineage") return this.lineage(model, real);
     const k1 = await this.mint(model, real, new Create(s.owner, s.workspace, { scopes: s.root }, s.rootLimits));
     if (!k1) return;
     const k2 = await this.mint(model, real, new Create({ t: "held", key: k1 }, false, { scopes: s.child }, "none"));
@@ -638,6 +639,18 @@ export class Chain implements Cmd {
           ? new Patch(manager, 0, { powers: {}, limits: "credits" })
           : new Revoke(manager, 0, true);
     await this.part(model, real, last.at(target));
+  }
+
+  /** A manager k1 rotates a sibling k2 (the replacement is k1's to answer for), then the owner cascades k1. */
+  private async lineage(model: Model, real: RunReal): Promise<void> {
+    const s = this.spec;
+    const k1 = await this.mint(model, real, new Create(s.owner, s.workspace, { scopes: s.manager }, "none"));
+    if (!k1) return;
+    const k2 = await this.mint(model, real, new Create(s.owner, s.workspace, { scopes: s.child }, "none"));
+    if (!k2) return;
+    const replaced = await this.mint(model, real, new Rotate({ t: "held", key: k1 }, 0, s.widen ? 3600 : 0).at(k2));
+    if (!replaced) return;
+    await this.part(model, real, new Revoke(s.owner, 0, true).at(k1));
   }
 
   toString(): string {
@@ -660,7 +673,7 @@ const chainArb: fc.Arbitrary<Cmd> = fc
     child: fc.constantFrom<readonly string[]>(["metrics:read"], ["metrics:read"], ...SCOPES),
     widen: fc.constantFrom(true, true, false),
     manager: fc.constantFrom<readonly string[]>(...MANAGERS),
-    act: fc.constantFrom("credits" as const, "limits" as const, "cascade" as const),
+    act: fc.constantFrom("credits" as const, "limits" as const, "cascade" as const, "lineage" as const),
     // Credits and limits reach k1's chain through k2; a cascade reaches k2 through k1.
     target: fc.constantFrom(0 as const, 1 as const, 1 as const),
   })
@@ -669,7 +682,7 @@ const chainArb: fc.Arbitrary<Cmd> = fc
   .map(
     (spec): Cmd =>
       new Chain(
-        spec.act === "cascade"
+        spec.act === "cascade" || spec.act === "lineage"
           ? // k3 a peer of k1 (so it may manage k1), and k1's lineage the way to what k3 may not manage.
             { ...spec, root: spec.manager, target: (1 - spec.target) as 0 | 1 }
           : // A widened k2 is beyond any manager: the step would stop at the first check.
