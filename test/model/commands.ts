@@ -20,6 +20,7 @@ import {
   type RpcOwner,
   type Token,
   hashOf,
+  live,
   http,
   ownerOf,
   readRows,
@@ -183,6 +184,8 @@ abstract class Step implements Cmd {
 }
 
 abstract class TargetStep extends Step {
+  /** The key a chain step aims at (its own), instead of a drawn pick. */
+  private fixed: Held | null = null;
   constructor(
     actorSpec: ActorSpec,
     readonly targetPick: number,
@@ -192,8 +195,13 @@ abstract class TargetStep extends Step {
   override check(model: Readonly<Model>): boolean {
     return model.keys.length > 0;
   }
+  /** Aims this step at `key` (a chain step's); returns the step. */
+  at(key: Held): this {
+    this.fixed = key;
+    return this;
+  }
   protected target(model: Model, rows: ReadonlyMap<string, Row>): Held {
-    return pickKey(model, this.targetPick, rows);
+    return this.fixed ?? pickKey(model, this.targetPick, rows);
   }
 }
 
@@ -543,6 +551,145 @@ export class Read extends TargetStep {
   }
 }
 
+// ---- A chain: keys of one owner that meet through a chain (shared counters, a lineage)
+
+/** The powers a narrow manager holds: it manages keys, and little else. */
+const MANAGERS = [
+  ["keys:write", "metrics:read"],
+  ["keys:write", "keys:read", "metrics:read"],
+  ["keys:*", "metrics:read"],
+  ["keys:write"],
+] as const;
+
+export interface ChainSpec {
+  readonly owner: ActorSpec;
+  readonly workspace: boolean;
+  /** k1, minted by the owner (with usage limits or not). */
+  readonly root: readonly string[];
+  readonly rootLimits: "none" | "credits" | "both";
+  /** k2, minted by k1: it shares k1's counters when k1 has limits. */
+  readonly child: readonly string[];
+  /** The owner widens k2 to every scope (a grant beyond its maker, on purpose): what a cascade then reaches. */
+  readonly widen: boolean;
+  /** k3, minted by the owner: a narrow manager of the same owner. */
+  readonly manager: readonly string[];
+  /** What k3 then does, and to which of k1, k2. */
+  readonly act: "credits" | "limits" | "cascade" | "lineage";
+  readonly target: 0 | 1;
+}
+
+/**
+ * One step that builds what random picks seldom do: a root key k1, a child k2 it mints (sharing its
+ * counters when k1 has limits), perhaps widened by the owner, and a narrow manager k3 of the same owner,
+ * which then changes credits or limits of k1's chain, or cascades k1's lineage. Chain-wide powers say it
+ * may do so only when it may manage every key reached. Each part is a step of its own (logged, checked).
+ */
+export class Chain implements Cmd {
+  private done: string[] = [];
+  constructor(readonly spec: ChainSpec) {}
+
+  check(): boolean {
+    return true;
+  }
+
+  private async mint(model: Model, real: RunReal, step: Step): Promise<Held | null> {
+    const count = model.keys.length;
+    await this.part(model, real, step);
+    return model.keys.length > count ? model.keys[model.keys.length - 1]! : null;
+  }
+
+  private async part(model: Model, real: RunReal, step: Step): Promise<void> {
+    try {
+      await step.run(model, real);
+    } finally {
+      this.done.push(step.toString());
+    }
+  }
+
+  /** The owner revokes its oldest live keys until three more fit its quota (a full quota would stop the chain). */
+  private async makeRoom(model: Model, real: RunReal): Promise<void> {
+    const s = this.spec;
+    const owner = targetOwner(real, resolveActor(s.owner, model, new Map()), s.workspace);
+    const rows = await readRows(real);
+    const now = Date.now();
+    const mine = model.keys.filter((k) => k.owner === owner && rows.has(k.id) && live(rows.get(k.id)!, now));
+    for (const key of mine.slice(0, Math.max(0, mine.length + 3 - real.quota))) {
+      await this.part(model, real, new Revoke(s.owner, 0, false).at(key));
+    }
+  }
+
+  async run(model: Model, real: RunReal): Promise<void> {
+    const s = this.spec;
+    this.done = [];
+    await this.makeRoom(model, real);
+    if (s.act === "lineage") return this.lineage(model, real);
+    const k1 = await this.mint(model, real, new Create(s.owner, s.workspace, { scopes: s.root }, s.rootLimits));
+    if (!k1) return;
+    const k2 = await this.mint(model, real, new Create({ t: "held", key: k1 }, false, { scopes: s.child }, "none"));
+    if (!k2) return;
+    if (s.widen) await this.part(model, real, new Patch(s.owner, 0, { powers: { scopes: ["*"] } }).at(k2));
+    const k3 = await this.mint(model, real, new Create(s.owner, s.workspace, { scopes: s.manager }, "none"));
+    if (!k3) return;
+    const manager: ActorSpec = { t: "held", key: k3 };
+    const target = s.target === 0 ? k1 : k2;
+    const last =
+      s.act === "credits"
+        ? new Credits(manager, 0, "set", 0)
+        : s.act === "limits"
+          ? new Patch(manager, 0, { powers: {}, limits: "credits" })
+          : new Revoke(manager, 0, true);
+    await this.part(model, real, last.at(target));
+  }
+
+  /** A manager k1 rotates a sibling k2 (the replacement is k1's to answer for), then the owner cascades k1. */
+  private async lineage(model: Model, real: RunReal): Promise<void> {
+    const s = this.spec;
+    const k1 = await this.mint(model, real, new Create(s.owner, s.workspace, { scopes: s.manager }, "none"));
+    if (!k1) return;
+    const k2 = await this.mint(model, real, new Create(s.owner, s.workspace, { scopes: s.child }, "none"));
+    if (!k2) return;
+    const replaced = await this.mint(model, real, new Rotate({ t: "held", key: k1 }, 0, s.widen ? 3600 : 0).at(k2));
+    if (!replaced) return;
+    await this.part(model, real, new Revoke(s.owner, 0, true).at(k1));
+  }
+
+  toString(): string {
+    const s = this.spec;
+    return this.done.length > 0
+      ? `chain [${this.done.join("; ")}]`
+      : `chain ${specText(s.owner)} k1 ${show(s.root)} ${s.rootLimits}, k2 ${show(s.child)}${s.widen ? " widened" : ""}, k3 ${show(s.manager)} ${s.act} k${s.target + 1}`;
+  }
+}
+
+const chainArb: fc.Arbitrary<Cmd> = fc
+  .record({
+    owner: fc.oneof(
+      fc.constantFrom<PersonName>("P", "Q", "A").map((who): ActorSpec => ({ t: "person", who })),
+      fc.constantFrom<RpcOwner>("P", "Q", "W").map((owner): ActorSpec => ({ t: "rpc", owner })),
+    ),
+    workspace: fc.boolean(),
+    root: fc.constantFrom<readonly string[]>(["*"], ...SCOPES),
+    rootLimits: fc.constantFrom("none" as const, "credits" as const, "credits" as const, "both" as const),
+    child: fc.constantFrom<readonly string[]>(["metrics:read"], ["metrics:read"], ...SCOPES),
+    widen: fc.constantFrom(true, true, false),
+    manager: fc.constantFrom<readonly string[]>(...MANAGERS),
+    act: fc.constantFrom("credits" as const, "limits" as const, "cascade" as const, "lineage" as const),
+    // Credits and limits reach k1's chain through k2; a cascade reaches k2 through k1.
+    target: fc.constantFrom(0 as const, 1 as const, 1 as const),
+  })
+  // Only A (an admin of W) creates for the workspace.
+  .map((spec) => ({ ...spec, workspace: spec.workspace && spec.owner.t === "person" && spec.owner.who === "A" }))
+  .map(
+    (spec): Cmd =>
+      new Chain(
+        spec.act === "cascade" || spec.act === "lineage"
+          ? // k3 a peer of k1 (so it may manage k1), and k1's lineage the way to what k3 may not manage.
+            { ...spec, root: spec.manager, target: (1 - spec.target) as 0 | 1 }
+          : // A widened k2 is beyond any manager: the step would stop at the first check.
+            { ...spec, widen: false },
+      ),
+  );
+
 // ---- The arbitrary of steps
 
 const targetArb = fc.nat(PICKS - 1);
@@ -583,8 +730,20 @@ const creditsArb = fc
   .tuple(actorArb, targetArb, fc.constantFrom("set" as const, "increment" as const, "decrement" as const), fc.nat(5))
   .map(([a, t, op, n]) => new Credits(a, t, op, n));
 
+/**
+ * A key importing one legacy token with the powers it would give by default (its own): the import a
+ * random item's powers seldom let through, and the one only trusted importers may make.
+ */
+const keyImportArb = fc
+  .tuple(fc.nat(PICKS - 1), fc.nat(20))
+  .map(([key, pick]) => new Import({ t: "key", pick: key }, false, [{ pick, keyHash: false, powers: {} }]));
+
 /** fast-check picks a step kind uniformly: creates, credits and revokes appear more than once to be drawn more often. */
 export const stepArbs: fc.Arbitrary<Cmd>[] = [
+  chainArb,
+  chainArb,
+  chainArb,
+  keyImportArb,
   createArb,
   createArb,
   narrowCreateArb,

@@ -73,7 +73,9 @@ export interface Model {
 export type ActorSpec =
   | { readonly t: "person"; readonly who: PersonName }
   | { readonly t: "rpc"; readonly owner: RpcOwner }
-  | { readonly t: "key"; readonly pick: number };
+  | { readonly t: "key"; readonly pick: number }
+  /** A key the step was given when it ran (a chain step's own keys), not drawn. */
+  | { readonly t: "held"; readonly key: Held };
 
 export type Actor =
   | { readonly t: "person"; readonly who: PersonName; readonly name: string }
@@ -98,11 +100,13 @@ export function pickKey(model: Model, pick: number, rows: ReadonlyMap<string, Ro
 export function resolveActor(spec: ActorSpec, model: Model, rows: ReadonlyMap<string, Row>): Actor {
   if (spec.t === "person") return { ...spec, name: `person:${spec.who}` };
   if (spec.t === "rpc") return { ...spec, name: `rpc:${spec.owner}` };
+  if (spec.t === "held") return { t: "key", key: spec.key, name: `key:${spec.key.label}` };
   const key = pickKey(model, spec.pick, rows);
   return { t: "key", key, name: `key:${key.label}` };
 }
 
 export function specText(spec: ActorSpec): string {
+  if (spec.t === "held") return `key:${spec.key.label}`;
   return spec.t === "person" ? `person:${spec.who}` : spec.t === "rpc" ? `rpc:${spec.owner}` : `key#${spec.pick}`;
 }
 
