@@ -189,7 +189,9 @@ describe("chain-wide powers: a key changes only rows it may manage, all of them"
     const c = await createKey(a.key, { scopes: ["metrics:read"] });
     // A child stronger than its parent and than B: a PATCH cannot make one (a key is never widened beyond
     // the key that minted it), so the row is written as a deployment that predates that rule may hold it.
-    await env.DB.prepare("UPDATE api_keys SET scopes = ? WHERE id = ?").bind(JSON.stringify(["*"]), c.id).run();
+    await env.DB.prepare("UPDATE api_keys SET scopes = ? WHERE id = ?")
+      .bind(JSON.stringify(["*"]), c.id)
+      .run();
 
     await expectProblem(await call("DELETE", `/v1/keys/${c.id}`, { auth: b.key }), 403);
     const cascade = await call("DELETE", `/v1/keys/${a.id}?cascade=true`, { auth: b.key });
