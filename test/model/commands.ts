@@ -31,7 +31,7 @@ import {
   rpcOwner,
   specText,
 } from "./world";
-import { beyondMinter, checkInvariants, checkSecrecy, checkStatus, type StepFacts } from "./invariants";
+import { checkInvariants, checkSecrecy, checkStatus, type StepFacts } from "./invariants";
 
 type Cmd = fc.AsyncCommand<Model, Real>;
 
@@ -127,11 +127,10 @@ function authOf(real: Real, actor: Actor): string {
   return actor.t === "key" ? actor.key.secret : actor.t === "person" ? real.jwts[actor.who] : "";
 }
 
-function newHeld(model: Model, fields: Omit<Held, "label" | "exempt" | "minter" | "minterKey">, actor: Actor): Held {
+function newHeld(model: Model, fields: Omit<Held, "label" | "minter" | "minterKey">, actor: Actor): Held {
   const held: Held = {
     ...fields,
     label: `k${model.keys.length + 1}`,
-    exempt: false,
     minter: actor.name,
     minterKey: actor.t === "key" ? actor.key : null,
   };
@@ -427,13 +426,6 @@ export class Patch extends TargetStep {
         ? await rpc(real, "update", (s) => s.update(rpcOwner(real, actor.owner), target.id, body as never))
         : await http(real, "PATCH", `/v1/keys/${target.id}`, authOf(real, actor), body);
     this.answered(model, answer);
-    if (answer.status === 200 && target.minterKey) {
-      // A PATCH of this very key that leaves it beyond its minter is a grant by whoever may make it
-      // (checked by (c) when that is a key): the key is no longer held to its minter's powers.
-      const rows = await readRows(real);
-      const [row, minterRow] = [rows.get(target.id), rows.get(target.minterKey.id)];
-      if (row && minterRow && beyondMinter(target.minterKey, minterRow, row).length > 0) target.exempt = true;
-    }
     return { minted: [] };
   }
 }

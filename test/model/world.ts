@@ -44,8 +44,6 @@ export interface Held {
   /** The key that minted it, when a key did (create, import, or rotate by a key). */
   readonly minterKey: Held | null;
   readonly via: "create" | "import" | "rotate";
-  /** Widened on purpose: a PATCH of this very key left it stronger than its minter. */
-  exempt: boolean;
   /** Set when the key was rotated: its expiry before, and the one the rotation gave it. */
   rotation?: { before: number | null; set: number | null };
 }
