@@ -2,11 +2,12 @@
 // project of its own, as a user's would be), type-checks that project, starts latchkey with
 // `npm start -- --port <port>` (LATCHKEY_CLIENTS_PORT, default 8805; LEGACY_KEY_FORMATS set), runs the project's node:test
 // files against it and always stops the server. Ends with "N passed, N failed"; exits 1 on failures.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { run } from "node:test";
 import { spec } from "node:test/reporters";
 import { root } from "./dev-config.mjs";
+import { startDevServer } from "./dev-server.mjs";
 
 const port = Number(process.env.LATCHKEY_CLIENTS_PORT ?? 8805);
 const url = `http://127.0.0.1:${port}`;
@@ -35,42 +36,15 @@ else console.log("test:clients: @latchkey/client is built and up to date (npm in
 step(npm, ["ci", "--no-audit", "--no-fund", "--loglevel=error"], consumer);
 step(process.execPath, [`${root}node_modules/typescript/bin/tsc`, "-p", "tsconfig.json"], consumer);
 
-// Its own process group, so the server and its wrangler and workerd children stop together. Legacy
-// formats on, so `latchkey import` is tested end to end: an imported sk_live_ key must then verify.
+// Legacy formats on (and personal import allowed), so `latchkey import` is tested end to end: an
+// imported sk_live_ key must then verify.
 const legacy = ["--var", "LEGACY_KEY_FORMATS:sanctum,opaque:sk_live_", "--var", "IMPORT_ALLOWED:personal"];
-const server = spawn(npm, ["start", "--", "--port", String(port), "--ip", "127.0.0.1", ...legacy], {
-  cwd: root,
-  detached: true,
-  stdio: ["ignore", "ignore", "inherit"],
-});
-const stop = () => {
-  try {
-    process.kill(-server.pid, "SIGTERM");
-  } catch {
-    // Already gone.
-  }
-};
-process.on("exit", stop);
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
-
-async function waitForServer() {
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`npm start exited with ${server.exitCode}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch {
-      // Not up yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  throw new Error(`latchkey did not answer on ${url} within 120 s`);
-}
+const server = startDevServer(url, ["--port", String(port), "--ip", "127.0.0.1", ...legacy]);
 
 let passed = 0;
 let failed = 0;
 try {
-  await waitForServer();
+  await server.ready();
   process.env.LATCHKEY_URL = url;
   const files = readdirSync(`${consumer}/build`)
     .filter((file) => file.endsWith(".test.js"))
@@ -92,7 +66,7 @@ try {
   console.error(`test:clients: ${error.message}`);
   failed++;
 } finally {
-  stop();
+  server.stop();
 }
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

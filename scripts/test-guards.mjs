@@ -7,9 +7,10 @@
 // summary ("Ran N tests" / "OK", PHPUnit's "OK (N tests, ...)"), then one line per suite; exits 1 when
 // either fails. Needs python3 with fastapi, flask and httpx, php-cli and phpunit (Debian's packages).
 // LATCHKEY_GUARDS_URL=<url> runs the suites against a latchkey already running there instead.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { ensureDevVars, root, signDevToken } from "./dev-config.mjs";
+import { startDevServer } from "./dev-server.mjs";
 
 const port = Number(process.env.LATCHKEY_GUARDS_PORT ?? 8807);
 const phpPort = Number(process.env.LATCHKEY_GUARDS_PHP_PORT ?? port + 1);
@@ -21,36 +22,7 @@ ensureDevVars();
 let server = null;
 if (external === undefined) {
   rmSync(`${root}${state}`, { recursive: true, force: true });
-  const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-  // Its own process group, so the server and its wrangler and workerd children stop together.
-  server = spawn(npm, ["start", "--", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", state], {
-    cwd: root,
-    detached: true,
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-}
-const stop = () => {
-  try {
-    if (server !== null) process.kill(-server.pid, "SIGTERM");
-  } catch {
-    // Already gone.
-  }
-};
-process.on("exit", stop);
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
-
-async function waitForServer() {
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (server !== null && server.exitCode !== null) throw new Error(`npm start exited with ${server.exitCode}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch {
-      // Not up yet.
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  throw new Error(`latchkey did not answer on ${url} within 120 s`);
+  server = startDevServer(url, ["--port", String(port), "--ip", "127.0.0.1", "--persist-to", state]);
 }
 
 async function call(method, path, token, body) {
@@ -132,7 +104,7 @@ function suite(name, command, args, cwd, env) {
 
 const outcomes = [];
 try {
-  await waitForServer();
+  await server?.ready();
   const env = await createKeys();
   outcomes.push([
     "python",
@@ -149,7 +121,7 @@ try {
   console.error(`test:guards: ${error.message}`);
   outcomes.push(["setup", false]);
 } finally {
-  stop();
+  server?.stop();
 }
 for (const [name, ok] of outcomes) console.log(`test:guards: ${name} ${ok ? "passed" : "FAILED"}`);
 process.exit(outcomes.every(([, ok]) => ok) ? 0 : 1);
