@@ -86,8 +86,9 @@ export function wranglerTopLevel() {
  * A JWT the local server accepts for `sub` (HS256 with the .dev.vars secret, wrangler.toml's iss/aud).
  * With `org`, `roles` go in the roles claim; without `roles`, the first admin role, so the token's
  * holder may manage that workspace's keys (WORKSPACE_ADMIN_ROLES empty: no roles needed, none put).
+ * `operator` adds the first of OPERATOR_ROLES (default `operator`).
  */
-export async function signDevToken(sub, { org, roles, ttlSeconds = 3600 } = {}) {
+export async function signDevToken(sub, { org, roles, operator = false, ttlSeconds = 3600 } = {}) {
   const { SignJWT } = await import("jose");
   const vars = { ...wranglerVars(), ...devVars() };
   if (!vars.JWT_SECRET) throw new Error("No JWT_SECRET in .dev.vars");
@@ -96,7 +97,12 @@ export async function signDevToken(sub, { org, roles, ttlSeconds = 3600 } = {}) 
     .split(",")
     .map((role) => role.trim())
     .find(Boolean);
-  const claimed = roles ?? (org && adminRole ? [adminRole] : []);
+  const operatorRole = (vars.OPERATOR_ROLES ?? "operator")
+    .split(",")
+    .map((role) => role.trim())
+    .find(Boolean);
+  if (operator && !operatorRole) throw new Error("OPERATOR_ROLES is empty: nobody can be an operator");
+  const claimed = [...(roles ?? (org && adminRole ? [adminRole] : [])), ...(operator ? [operatorRole] : [])];
   let jwt = new SignJWT({
     ...(org ? { [vars.JWT_ORG_CLAIM || "org_id"]: org } : {}),
     ...(claimed.length > 0 ? { [vars.JWT_ROLES_CLAIM || "roles"]: claimed } : {}),

@@ -1,12 +1,12 @@
-// npm run token -- <sub> [--org <id>] [--role <name>]... [--ttl <seconds>]
+// npm run token -- <sub> [--org <id>] [--role <name>]... [--operator] [--ttl <seconds>]
 // Prints an HS256 JWT that the local server accepts, for subject <sub>. With --org, the token makes
 // <sub> an admin of that workspace (the first of WORKSPACE_ADMIN_ROLES) unless --role names the roles
 // instead (repeatable; e.g. --role member for one who may only list). A negative --ttl gives an
-// already-expired token. Production uses JWT_JWKS_URL and your identity provider's tokens instead.
+// already-expired token. --operator adds the first of OPERATOR_ROLES: an operator manages root keys. Production uses JWT_JWKS_URL and your identity provider's tokens instead.
 import { parseArgs } from "node:util";
 import { signDevToken } from "./dev-config.mjs";
 
-const usage = "usage: npm run token -- <sub> [--org <id>] [--role <name>]... [--ttl <seconds>]";
+const usage = "usage: npm run token -- <sub> [--org <id>] [--role <name>]... [--operator] [--ttl <seconds>]";
 let parsed;
 try {
   // `--ttl -60` (an expired token) is one option with a negative value, not two options.
@@ -21,6 +21,7 @@ try {
     options: {
       org: { type: "string" },
       role: { type: "string", multiple: true },
+      operator: { type: "boolean" },
       ttl: { type: "string", default: "3600" },
       help: { type: "boolean" },
     },
@@ -39,7 +40,7 @@ if (values.help || positionals.length !== 1 || !positionals[0] || !Number.isInte
 try {
   // The server tolerates 30 s of clock skew: an expired token must be expired beyond it.
   const ttlSeconds = ttl < 0 ? ttl - 60 : ttl;
-  console.log(await signDevToken(positionals[0], { org: values.org, roles: values.role, ttlSeconds }));
+  console.log(await signDevToken(positionals[0], { org: values.org, roles: values.role, operator: values.operator, ttlSeconds }));
 } catch (error) {
   console.error(error.message);
   process.exit(1);

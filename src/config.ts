@@ -24,6 +24,8 @@ export interface JwtConfig {
   readonly rolesClaim: string;
   /** The roles that make a member a workspace admin; empty: every member is one. */
   readonly adminRoles: readonly string[];
+  /** The roles that make a person an operator (OPERATOR_ROLES); empty: nobody is one. */
+  readonly operatorRoles: readonly string[];
 }
 
 /**
@@ -88,6 +90,7 @@ const DEFAULT_MAX_AGE_SECONDS = 86_400;
 /** A cap longer than a year is no cap; a typo, more likely. */
 const MAX_MAX_AGE_SECONDS = 366 * 86_400;
 const DEFAULT_ADMIN_ROLES = ["admin"];
+const DEFAULT_OPERATOR_ROLES = ["operator"];
 const DEFAULT_MAX_STALENESS_SECONDS = 60;
 const DEFAULT_MAX_KEYS_PER_OWNER = 10_000;
 
@@ -299,6 +302,7 @@ function readConfig(env: Env): Config {
       maxAgeSeconds,
       rolesClaim: text(env.JWT_ROLES_CLAIM) ?? "roles",
       adminRoles: list(env.WORKSPACE_ADMIN_ROLES, DEFAULT_ADMIN_ROLES),
+      operatorRoles: list(env.OPERATOR_ROLES, DEFAULT_OPERATOR_ROLES),
     },
     revocationSyncMs,
     auditRetentionDays,

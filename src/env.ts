@@ -33,6 +33,8 @@ export interface Env {
   JWT_MAX_AGE_SECONDS?: string;
   JWT_ROLES_CLAIM?: string;
   WORKSPACE_ADMIN_ROLES?: string;
+  /** Roles that make a person an operator (manages root keys); default `operator`; empty: nobody. */
+  OPERATOR_ROLES?: string;
   /** Secret: when set, POST /v1/verify requires `Authorization: Bearer <VERIFY_TOKEN>`. */
   VERIFY_TOKEN?: string;
   REVOCATION_SYNC_SECONDS?: string;

@@ -130,6 +130,8 @@ export type Actor =
       readonly orgId: string | null;
       readonly roles: readonly string[];
       readonly workspaceAdmin: boolean;
+      /** Holds one of OPERATOR_ROLES: may manage root keys, and nothing more by that role alone. */
+      readonly operator: boolean;
     }
   /**
    * A machine, authenticated by a valid API key: acts for the key's owner, within the key's powers.

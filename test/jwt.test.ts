@@ -110,6 +110,24 @@ describe("HS256 tokens (the test deployment's mode)", () => {
     expect(await expectUnauthorized(await whoami(await make()))).toMatch(reason);
   });
 
+  it("makes an operator only of a token whose roles claim holds one of OPERATOR_ROLES", async () => {
+    const operatorOf = async (roles: unknown, vars: Partial<Env> = {}) =>
+      (
+        (await verifyUserToken(await token(uniqueSub(), { claims: { roles } }), loadConfig(envWith(vars)).jwt)) as {
+          operator: boolean;
+        }
+      ).operator;
+    expect(await operatorOf(["operator"])).toBe(true);
+    expect(await operatorOf("operator")).toBe(true);
+    expect(await operatorOf(["admin", "member"])).toBe(false);
+    expect(await operatorOf(["Operator"])).toBe(false);
+    expect(await operatorOf(["ops"], { OPERATOR_ROLES: " ops, platform " })).toBe(true);
+    expect(await operatorOf(["operator"], { OPERATOR_ROLES: " ops, platform " })).toBe(false);
+    // Set empty: nobody is an operator (the role reaches every owner, so it fails closed).
+    expect(await operatorOf(["operator"], { OPERATOR_ROLES: "" })).toBe(false);
+    expect(await operatorOf([""], { OPERATOR_ROLES: "" })).toBe(false);
+  });
+
   it("refuses a correctly signed token just over the size limit, and accepts one just under", async () => {
     const sub = uniqueSub();
     const base = (await token(sub, { claims: { pad: "" } })).length;

@@ -56,6 +56,7 @@ const person = (workspaceAdmin = false, orgId: string | null = "acme"): Actor =>
   orgId,
   roles: workspaceAdmin ? ["admin"] : [],
   workspaceAdmin,
+  operator: false,
 });
 const service: Actor = { kind: "service", owner: { type: "user", id: "alice" } };
 

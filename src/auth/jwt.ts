@@ -64,7 +64,9 @@ export async function verifyUserToken(token: string, config: JwtConfig, keySet?:
   const roles = rolesOf(payload[config.rolesClaim]);
   const workspaceAdmin =
     orgId !== null && (config.adminRoles.length === 0 || roles.some((role) => config.adminRoles.includes(role)));
-  return { kind: "user", sub, orgId, roles, workspaceAdmin };
+  // Unlike the admin roles, an empty OPERATOR_ROLES makes nobody an operator: the role reaches every owner.
+  const operator = roles.some((role) => config.operatorRoles.includes(role));
+  return { kind: "user", sub, orgId, roles, workspaceAdmin, operator };
 }
 
 function isWellFormedId(value: unknown): value is string {
