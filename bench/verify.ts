@@ -159,6 +159,7 @@ const config: Config = {
     maxAgeSeconds: 86_400,
     rolesClaim: "roles",
     adminRoles: ["admin"],
+    operatorRoles: ["operator"],
   },
   revocationSyncMs: 5000,
   auditRetentionDays: 90,

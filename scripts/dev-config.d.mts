@@ -8,4 +8,7 @@ export function wranglerEnv(
   name: string,
 ): { vars: Record<string, string>; bindings: string[]; namespaceIds: string[] } | null;
 export function wranglerTopLevel(): { bindings: string[]; optional: string[]; namespaceIds: string[] };
-export function signDevToken(sub: string, options?: { org?: string; roles?: string[]; operator?: boolean; ttlSeconds?: number }): Promise<string>;
+export function signDevToken(
+  sub: string,
+  options?: { org?: string; roles?: string[]; operator?: boolean; ttlSeconds?: number },
+): Promise<string>;

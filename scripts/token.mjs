@@ -40,7 +40,9 @@ if (values.help || positionals.length !== 1 || !positionals[0] || !Number.isInte
 try {
   // The server tolerates 30 s of clock skew: an expired token must be expired beyond it.
   const ttlSeconds = ttl < 0 ? ttl - 60 : ttl;
-  console.log(await signDevToken(positionals[0], { org: values.org, roles: values.role, operator: values.operator, ttlSeconds }));
+  console.log(
+    await signDevToken(positionals[0], { org: values.org, roles: values.role, operator: values.operator, ttlSeconds }),
+  );
 } catch (error) {
   console.error(error.message);
   process.exit(1);
