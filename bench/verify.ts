@@ -171,6 +171,7 @@ const config: Config = {
   maxStalenessMs: 60_000,
   maxKeysPerOwner: 10_000,
   importAllowed: "admins",
+  leaks: { action: "revoke", githubKeysUrl: new URL("https://api.github.com/meta/public_keys/secret_scanning") },
   errors: [],
 };
 

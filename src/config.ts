@@ -6,6 +6,7 @@
 import type { Env } from "./env";
 import { isValidPrefix } from "./keys/format";
 import { log } from "./log";
+import type { LeakAction } from "./model";
 import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
 import { isPublicSuffix } from "./public-suffixes";
 
@@ -65,9 +66,19 @@ export interface Config {
   readonly maxKeysPerOwner: number;
   /** Who may import keys (IMPORT_ALLOWED; service/rules.ts, mayImport). */
   readonly importAllowed: ImportPolicy;
+  /** Leaked-key reports (docs/leaks.md): what a confirmed leak does, and where GitHub's signing keys are. */
+  readonly leaks: LeakConfig;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
+
+export interface LeakConfig {
+  readonly action: LeakAction;
+  /** GITHUB_SECRET_SCANNING_KEYS_URL: the public keys GitHub signs its secret scanning reports with. */
+  readonly githubKeysUrl: URL;
+}
+
+export const GITHUB_SECRET_SCANNING_KEYS_URL = "https://api.github.com/meta/public_keys/secret_scanning";
 
 /** Who may import keys (IMPORT_ALLOWED): workspace admins and services only, or also people for their own keys and keys. */
 export type ImportPolicy = "admins" | "personal";
@@ -291,6 +302,7 @@ function readConfig(env: Env): Config {
   return {
     keyPrefix,
     acceptedPrefixes,
+    leaks: readLeakConfig(env, errors),
     purgeAfterDays,
     jwt: {
       secret,
@@ -319,6 +331,25 @@ function readConfig(env: Env): Config {
     importAllowed,
     errors,
   };
+}
+
+/** LEAK_ACTION (default and fallback `revoke`, the stronger) and GITHUB_SECRET_SCANNING_KEYS_URL (https; http only for loopback). */
+function readLeakConfig(env: Env, errors: string[]): LeakConfig {
+  const rawAction = text(env.LEAK_ACTION);
+  let action: LeakAction = "revoke";
+  if (rawAction === "disable") action = "disable";
+  else if (rawAction !== null && rawAction !== "revoke") errors.push(`LEAK_ACTION must be revoke or disable; using revoke`);
+  const rawUrl = text(env.GITHUB_SECRET_SCANNING_KEYS_URL);
+  let githubKeysUrl = new URL(GITHUB_SECRET_SCANNING_KEYS_URL);
+  if (rawUrl !== null) {
+    const url = URL.canParse(rawUrl) ? new URL(rawUrl) : null;
+    if (url && (url.protocol === "https:" || (url.protocol === "http:" && isLoopback(url)))) githubKeysUrl = url;
+    else
+      errors.push(
+        `GITHUB_SECRET_SCANNING_KEYS_URL must be an https: URL (http: only for localhost); using ${GITHUB_SECRET_SCANNING_KEYS_URL}`,
+      );
+  }
+  return { action, githubKeysUrl };
 }
 
 /** A DNS name or an IP address; no wildcard (the URL parser lets `*` through). */

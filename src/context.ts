@@ -5,17 +5,21 @@
 import { type Config, loadConfig } from "./config";
 import type { Env } from "./env";
 import { Keys } from "./service/keys";
+import { LeakIntake } from "./service/leaks";
 import { type Readiness, checkReadiness, purgeDeadKeys } from "./service/operations";
 import type { Origin } from "./service/verify";
 import { verificationCounter } from "./store/analytics";
 import { KvRecordCache } from "./store/cache";
 import { DurableUsageCounters } from "./store/counter";
 import { D1KeyStore } from "./store/d1";
+import { D1LeakStore } from "./store/leaks";
 import { D1UsageStore } from "./store/usage-counts";
 
 export interface AppContext {
   readonly config: Config;
   readonly keys: Keys;
+  /** Leaked-key reports (POST /v1/leaks, /v1/leaks/github, RPC reportLeaks). */
+  readonly leaks: LeakIntake;
   /** GET /readyz: D1 (and its schema) and KV. */
   readonly readiness: () => Promise<Readiness>;
   /** The cron: deletes keys dead for PURGE_AFTER_DAYS (none when unset); how many. */
@@ -42,9 +46,17 @@ export function createContext(
     ...(env.USAGE_COUNTER ? { counters: new DurableUsageCounters(env.USAGE_COUNTER) } : {}),
     usageStore: new D1UsageStore(env.DB),
   });
+  const leaks = new LeakIntake({
+    store: new D1LeakStore(env.DB),
+    verifier: keys.verifier,
+    acceptedPrefixes: config.acceptedPrefixes,
+    action: config.leaks.action,
+    origin,
+  });
   return {
     config,
     keys,
+    leaks,
     readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
   };

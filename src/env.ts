@@ -55,4 +55,8 @@ export interface Env {
   MAX_STALENESS_SECONDS?: string;
   MAX_KEYS_PER_OWNER?: string;
   IMPORT_ALLOWED?: string;
+  /** What a confirmed leak report does to the key: `revoke` (default) or `disable` (docs/leaks.md). */
+  LEAK_ACTION?: string;
+  /** Where GitHub publishes the keys it signs secret scanning reports with (default: GitHub's own URL). */
+  GITHUB_SECRET_SCANNING_KEYS_URL?: string;
 }

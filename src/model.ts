@@ -58,7 +58,19 @@ export function mintingKeyId(record: Pick<KeyRecord, "createdBy">): string | nul
   return record.createdBy.startsWith("key:") ? record.createdBy.slice(4) : null;
 }
 
-export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
+export type AuditAction =
+  | "created"
+  | "imported"
+  | "updated"
+  | "disabled"
+  | "enabled"
+  | "rotated"
+  | "revoked"
+  /** A report found the key leaked, and the leak's action (LEAK_ACTION) revoked or disabled it. */
+  | "leaked";
+
+/** What a confirmed leak does to the key (LEAK_ACTION). */
+export type LeakAction = "revoke" | "disable";
 
 /** One change of a key, as the audit log holds it. Never holds a key, a hash or a JWT. */
 export interface AuditEvent {
@@ -66,7 +78,7 @@ export interface AuditEvent {
   readonly keyId: string;
   readonly owner: Owner;
   readonly action: AuditAction;
-  /** `user:<sub>`, `key:<id>` or `service`. */
+  /** `user:<sub>`, `key:<id>`, `service`, or `github` (a secret scanning report). */
   readonly actor: string;
   readonly at: number;
   /** Each changed field with its old and new value (API names and formats). */

@@ -64,6 +64,12 @@ export const PROBLEMS = {
     description:
       "POST /v1/verify needs `Authorization: Bearer <VERIFY_TOKEN>` on this deployment (missing or wrong); when VERIFY_TOKEN is set but unusable, every request gets this.",
   },
+  signature_invalid: {
+    status: 401,
+    title: "Invalid signature",
+    description:
+      "POST /v1/leaks/github: the report is unsigned, its signature is malformed or does not match the body, or it names a key GitHub does not publish. Nothing was changed.",
+  },
   insufficient_scope: {
     status: 403,
     title: "Insufficient scope",
@@ -199,6 +205,12 @@ export const PROBLEMS = {
     status: 503,
     title: "Identity provider unavailable",
     description: "The identity provider's key set could not be fetched, so the JWT was not judged: retry later.",
+  },
+  signing_keys_unavailable: {
+    status: 503,
+    title: "Signing keys unavailable",
+    description:
+      "POST /v1/leaks/github: GitHub's secret scanning keys could not be fetched, so the report was not judged and nothing was changed: GitHub retries.",
   },
   not_ready: {
     status: 503,

@@ -61,6 +61,7 @@ const ACTIONS: Record<AuditEvent["action"], string> = {
   enabled: "Enabled",
   rotated: "Rotated",
   revoked: "Revoked",
+  leaked: "Reported leaked",
 };
 
 /** "Updated by user:carol: name, scopes". */

@@ -15,6 +15,7 @@ export type AuthenticationFailure = Extract<
   | "token_invalid"
   | "token_required"
   | "verify_token_required"
+  | "signature_invalid"
 >;
 
 /** Authentication failed: the caller is not who it claims (HTTP 401, RPC error). */
@@ -34,4 +35,12 @@ export class AuthenticationError extends Error {
  */
 export class IdentityProviderUnavailableError extends Error {
   override readonly name = "IdentityProviderUnavailableError";
+}
+
+/**
+ * The keys a signed report is checked against (GitHub's secret scanning keys) could not be fetched:
+ * the report was not judged (HTTP 503, so its sender retries), and nothing was changed.
+ */
+export class SigningKeysUnavailableError extends Error {
+  override readonly name = "SigningKeysUnavailableError";
 }

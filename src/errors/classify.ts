@@ -11,7 +11,7 @@
  * Sits above src/auth and below src/http and src/rpc.ts, so both faces import it.
  */
 import type { RpcErrorCode } from "@latchkey/client/rpc-errors";
-import { AuthenticationError, IdentityProviderUnavailableError } from "../auth/errors";
+import { AuthenticationError, IdentityProviderUnavailableError, SigningKeysUnavailableError } from "../auth/errors";
 import { type UsageVerdict, usageFields } from "../keys/limit-arithmetic";
 import { type LogFields, describeError, log } from "../log";
 import { type FieldIssue, PROBLEMS, type ProblemCode } from "../problems";
@@ -88,6 +88,7 @@ export const RPC_CODE: Record<ProblemCode, RpcErrorCode> = {
   token_invalid: "unauthenticated",
   token_required: "unauthenticated",
   verify_token_required: "unauthenticated",
+  signature_invalid: "unauthenticated",
   insufficient_scope: "forbidden",
   forbidden: "forbidden",
   quota_exceeded: "quota_exceeded",
@@ -113,6 +114,7 @@ export const RPC_CODE: Record<ProblemCode, RpcErrorCode> = {
   internal_error: "internal",
   storage_unavailable: "unavailable",
   identity_provider_unavailable: "unavailable",
+  signing_keys_unavailable: "unavailable",
   not_ready: "unavailable",
 };
 
@@ -241,6 +243,13 @@ export function classify(error: unknown): Classified {
       log: { event: "identity_provider_unavailable", fields: cause(error) },
     });
   }
+  if (error instanceof SigningKeysUnavailableError) {
+    return classified("signing_keys_unavailable", {
+      detail: "The report's signature cannot be checked right now; nothing was changed",
+      headers: retryShortly,
+      log: { event: "signing_keys_unavailable", fields: { error: error.message } },
+    });
+  }
   if (error instanceof StorageMisconfiguredError) {
     return classified("configuration_error", {
       detail: "The service is misconfigured; the operator has been told",
@@ -276,6 +285,7 @@ export const CLASSIFIED_ERRORS = [
   HttpError,
   AuthenticationError,
   IdentityProviderUnavailableError,
+  SigningKeysUnavailableError,
   CredentialNotLiveError,
   NotFoundError,
   ConflictError,

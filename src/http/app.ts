@@ -83,7 +83,11 @@ function handlerFor(route: Route, routes: readonly Route[]) {
     const headers = route.requestHeaders
       ? (parse(route.requestHeaders, declaredHeaders(route.requestHeaders, request), "header") as RequestHeaders)
       : {};
-    const body = route.body ? parse(route.body, await readJsonBody(request, route.bodyOptions), "body") : undefined;
+    const signed = route.bodyOptions?.signed;
+    const checkBytes = signed && ((bytes: Uint8Array) => signed(bytes, request, app));
+    const body = route.body
+      ? parse(route.body, await readJsonBody(request, route.bodyOptions, checkBytes), "body")
+      : undefined;
     return route.handle({ request, env, app, actor, params: request.params, routes }, { query, body, headers });
   };
   const format = route.errorFormat;

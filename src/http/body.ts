@@ -3,6 +3,7 @@
  * the route allows) whatever Content-Length claims (413), valid UTF-8 and JSON (400). The body is never echoed back: it may hold
  * a key. A route whose body is optional reads no body, or an empty one, as `{}`.
  */
+import type { AppContext } from "../context";
 import { reservedKeyPath } from "../schemas";
 import { ValidationError } from "../service/errors";
 import { HttpError } from "./problem";
@@ -25,9 +26,18 @@ export interface BodyOptions {
    * and the OpenAPI document marks the request body optional. A body that is sent is read as usual.
    */
   readonly optional?: boolean;
+  /**
+   * A signed body (POST /v1/leaks/github): checks the exact bytes received, before they are decoded,
+   * and throws to refuse them; a body it refuses is never parsed.
+   */
+  readonly signed?: (bytes: Uint8Array, request: Request, app: AppContext) => Promise<void>;
 }
 
-export async function readJsonBody(request: Request, options: BodyOptions = {}): Promise<unknown> {
+export async function readJsonBody(
+  request: Request,
+  options: BodyOptions = {},
+  checkBytes?: (bytes: Uint8Array) => Promise<void>,
+): Promise<unknown> {
   const type = request.headers.get("content-type");
   const isJson = type !== null && (JSON_TYPE.test(type) || (options.formEncodedJson === true && FORM_TYPE.test(type)));
   // An optional body's type matters only once there is a body.
@@ -37,6 +47,7 @@ export async function readJsonBody(request: Request, options: BodyOptions = {}):
   if (declared > maxBytes) throw tooLarge(maxBytes);
 
   const bytes = await readAtMost(request, maxBytes);
+  if (checkBytes) await checkBytes(bytes);
   if (bytes.byteLength === 0 && options.optional === true) return {};
   if (!isJson) throw unsupportedMediaType();
   let text: string;

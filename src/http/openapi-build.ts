@@ -85,6 +85,7 @@ const TAGS: Record<string, string> = {
   verify: "Key verification for services.",
   auth: "The caller's identity.",
   meta: "Health and this document.",
+  leaks: "Leaked-key reports: GitHub's secret scanning partner endpoint and latchkey's own intake (docs/leaks.md).",
   replicas: "Drop-in for Replicas' `POST /v1/user/api-keys` (JWT only; errors `{ error, details }`).",
   fastapi: "Drop-in for a FastAPI `POST /api/auth/api-keys/` (errors are ProblemDetail).",
   autocalls: "Drop-in for Autocalls' Laravel Sanctum API keys (`token` is `<id>|<key>`; Laravel's error shapes).",

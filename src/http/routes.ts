@@ -27,6 +27,7 @@ import {
   described,
 } from "../schemas";
 import * as z from "zod/mini";
+import { leakRoutes } from "./leak-routes";
 import { meteredVerify } from "./limits";
 import { openApiDocument } from "./openapi";
 import { problem } from "./problem";
@@ -292,4 +293,5 @@ export const routes: readonly Route[] = [
       return meteredVerify(request, env, app.keys, key, options);
     },
   }),
+  ...leakRoutes,
 ];

@@ -100,6 +100,15 @@ export function isWellFormedKeyOf(candidate: string, prefixes: readonly string[]
   return false;
 }
 
+/**
+ * The regular expression a secret scanner registers for keys with `prefix` (docs/leaks.md): the
+ * prefix, `_`, then exactly the body's and checksum's base62 characters, between word boundaries. The
+ * checksum is what rules out a chance match; the pattern only finds candidates.
+ */
+export function scannerPattern(prefix: string): string {
+  return `\\b${prefix}_[0-9A-Za-z]{${BODY_LENGTH + CHECKSUM_LENGTH}}\\b`;
+}
+
 /** The displayable beginning of a key, e.g. `lk_3fZq9a`: enough for a person to tell keys apart. */
 export function keyStart(key: string, prefix: string): string {
   return key.slice(0, prefix.length + 1 + START_BODY_CHARS);

@@ -2,14 +2,23 @@
 import * as z from "zod/mini";
 import { KeyId, Timestamp, described, meta, pageCursor, pageLimit } from "./common";
 
-export const AUDIT_ACTIONS = ["created", "imported", "updated", "disabled", "enabled", "rotated", "revoked"] as const;
+export const AUDIT_ACTIONS = [
+  "created",
+  "imported",
+  "updated",
+  "disabled",
+  "enabled",
+  "rotated",
+  "revoked",
+  "leaked",
+] as const;
 
 export const AuditEvent = z
   .object({
     id: described(KeyId, "The event's id."),
     key_id: KeyId,
     action: z.enum(AUDIT_ACTIONS),
-    actor: described(z.string(), "`user:<sub>`, `key:<id>` or `service`."),
+    actor: described(z.string(), "`user:<sub>`, `key:<id>`, `service`, or `github` (a secret scanning report)."),
     at: Timestamp,
     changes: described(
       z.record(z.string(), z.object({ old: z.unknown(), new: z.unknown() })),

@@ -16,5 +16,6 @@ export * from "./usage";
 export * from "./keys";
 export * from "./verify";
 export * from "./events";
+export * from "./leaks";
 export * from "./problems";
 export * from "./input";

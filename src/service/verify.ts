@@ -340,15 +340,16 @@ export class Verifier {
 
   /**
    * A key's settings were just changed here (the write was at feed position `seq`): the next request at
-   * this location sees the new record, and KV's copy goes (other isolates learn of it from the feed).
+   * this location sees the new record, and KV's copy goes unless `deleteFromKv` is false (other
+   * isolates learn of it from the feed, which makes any KV copy untrusted).
    */
-  async changed(stored: CompactRecord, seq: number): Promise<void> {
+  async changed(stored: CompactRecord, seq: number, deleteFromKv = true): Promise<void> {
     const now = Date.now();
     const record = compact(stored);
     const { feed } = this.local;
     feed.note(record.hash, { seq, keyId: record.id, revoked: false }, now);
     this.local.records.set(record.hash, { record, seq, checkedAt: now }, now, recordLifetime());
-    await this.deps.cache.delete(record.hash);
+    if (deleteFromKv) await this.deps.cache.delete(record.hash);
   }
 
   /**

@@ -263,7 +263,16 @@ export interface WhoAmI {
 }
 
 /** Every action the audit log records (a runtime list, for validating filters). */
-export const AUDIT_ACTIONS = ["created", "imported", "updated", "disabled", "enabled", "rotated", "revoked"] as const;
+export const AUDIT_ACTIONS = [
+  "created",
+  "imported",
+  "updated",
+  "disabled",
+  "enabled",
+  "rotated",
+  "revoked",
+  "leaked",
+] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** One change of a key in the audit log. Never holds a key, a hash or a JWT. */
