@@ -338,7 +338,8 @@ function readLeakConfig(env: Env, errors: string[]): LeakConfig {
   const rawAction = text(env.LEAK_ACTION);
   let action: LeakAction = "revoke";
   if (rawAction === "disable") action = "disable";
-  else if (rawAction !== null && rawAction !== "revoke") errors.push(`LEAK_ACTION must be revoke or disable; using revoke`);
+  else if (rawAction !== null && rawAction !== "revoke")
+    errors.push(`LEAK_ACTION must be revoke or disable; using revoke`);
   const rawUrl = text(env.GITHUB_SECRET_SCANNING_KEYS_URL);
   let githubKeysUrl = new URL(GITHUB_SECRET_SCANNING_KEYS_URL);
   if (rawUrl !== null) {

@@ -92,7 +92,9 @@ export const leakRoutes: readonly Route[] = [
         url: body.url ?? null,
       }));
       const outcomes = await app.leaks.report({ kind: "caller", actor }, items);
-      return json({ data: outcomes.map(({ token_hash, label, key_id, action }) => ({ token_hash, label, key_id, action })) });
+      return json({
+        data: outcomes.map(({ token_hash, label, key_id, action }) => ({ token_hash, label, key_id, action })),
+      });
     },
   }),
 ];
