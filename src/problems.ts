@@ -139,7 +139,8 @@ export const PROBLEMS = {
   body_too_large: {
     status: 413,
     title: "Body too large",
-    description: "The body is over the route's limit: 16 KB (256 KB for POST /v1/keys/import).",
+    description:
+      "The body is over the route's limit: 16 KB (256 KB for POST /v1/keys/import, 128 KB for POST /v1/leaks, 1 MB for POST /v1/leaks/github).",
   },
   unsupported_media_type: {
     status: 415,

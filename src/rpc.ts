@@ -31,6 +31,8 @@ import {
   type CreditsResultView,
   ImportKeysRequest,
   type ImportResultView,
+  LeakReportRequest,
+  type LeakReportResultView,
   ListKeysOptions as ListKeysOptionsSchema,
   RevokeKeyOptions as RevokeKeyOptionsSchema,
   RotateKeyRequest,
@@ -82,6 +84,7 @@ export type VerifyKeyOptions = z.input<typeof VerifyOptions>;
 export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
 export type RevokeKeyOptions = z.input<typeof RevokeKeyOptionsSchema>;
 export type CreditsOptions = z.input<typeof CreditsRequest>;
+export type LeakReportOptions = z.input<typeof LeakReportRequest>;
 
 /** Refused input of one argument: `[invalid] input: name: Required`. */
 class ArgumentError extends ValidationError {
@@ -242,6 +245,17 @@ export class KeyService extends WorkerEntrypoint<Env> implements KeyServiceContr
       const actor = serviceActor(owner);
       const parsed = check(RevokeKeyOptionsSchema, options ?? {}, "options");
       return this.#keys().revoke(actor, String(id), parsed);
+    });
+  }
+
+  /**
+   * POST /v1/leaks for trusted Workers (scanners): each key of this deployment among `keys` is revoked
+   * (or disabled: LEAK_ACTION) with a `leaked` audit event by `service`, whatever its owner.
+   */
+  async reportLeaks(input: LeakReportOptions): Promise<LeakReportResultView> {
+    return rpcErrors(() => {
+      const body = check(LeakReportRequest, input, "input");
+      return createContext(this.env, this.ctx).leaks.reportKeys({ kind: "service" }, body);
     });
   }
 

@@ -31,6 +31,7 @@ const SAMPLES: Record<string, () => Error> = {
   HttpError: () => new HttpError("malformed_body", { detail: "The body is not valid JSON" }),
   AuthenticationError: () => new authErrors.AuthenticationError("Unknown API key", "key_not_found"),
   IdentityProviderUnavailableError: () => new authErrors.IdentityProviderUnavailableError("jwks down"),
+  SigningKeysUnavailableError: () => new authErrors.SigningKeysUnavailableError("GitHub's keys are down"),
   CredentialNotLiveError: () => new serviceErrors.CredentialNotLiveError(),
   NotFoundError: () => new serviceErrors.NotFoundError(),
   ConflictError: () => new serviceErrors.ConflictError("The key is revoked"),

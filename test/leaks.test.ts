@@ -4,7 +4,7 @@
  * bodies), what a report does to a key (revoked or disabled at once, here and in KV, one `leaked`
  * event, idempotent), a thousand tokens in a bounded number of D1 calls, and POST /v1/leaks.
  */
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { generateKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
@@ -108,12 +108,13 @@ describe("POST /v1/leaks/github", () => {
     const { key } = await ownedKey(testEnv);
     const body = JSON.stringify([{ token: key, type: "latchkey_api_key" }]);
     const signature = await signer.sign(body);
-    for (const headers of [
+    const headerSets: Record<string, string>[] = [
       {},
       { "Github-Public-Key-Identifier": signer.identifier },
       { "Github-Public-Key-Signature": signature },
       { "Github-Public-Key-Identifier": "", "Github-Public-Key-Signature": signature },
-    ]) {
+    ];
+    for (const headers of headerSets) {
       const response = await reportToGithubEndpoint(testEnv, signer, body, {
         "content-type": "application/json",
         ...headers,
@@ -335,6 +336,24 @@ describe("POST /v1/leaks", () => {
 
   it("answers 401 without credentials", async () => {
     await expectProblem(await call("POST", "/v1/leaks", { body: { keys: ["x"] } }), 401);
+  });
+});
+
+describe("KeyService.reportLeaks", () => {
+  it("revokes any owner's key for a trusted Worker, with `service` as the event's actor", async () => {
+    const { auth, id, key } = await ownedKey(env);
+    const result = await exports.KeyService.reportLeaks({ keys: [key, "nope"], source: "scanner" });
+    expect(result.data.map((entry) => [entry.label, entry.action])).toEqual([
+      ["true_positive", "revoked"],
+      ["false_positive", null],
+    ]);
+    expect(await verdict(key)).toBe("REVOKED");
+    const events = await leakedEvents(auth, id);
+    expect(events).toMatchObject([{ actor: "service", changes: { leak: { new: { source: "scanner" } } } }]);
+  });
+
+  it("refuses invalid input as [invalid]", async () => {
+    await expect(exports.KeyService.reportLeaks({ keys: [] })).rejects.toThrow(/^\[invalid\] input: keys/);
   });
 });
 

@@ -84,17 +84,6 @@ export const leakRoutes: readonly Route[] = [
     success: { status: 200, description: "One result per key, in order.", schema: LeakReportResult },
     problems: [400, 403, 413, 415, 422],
     problemDescriptions: { 413: "The body is over 128 KB." },
-    handle: async ({ app, actor }, { body }) => {
-      const items = body.keys.map((token) => ({
-        token,
-        type: "latchkey",
-        source: body.source ?? null,
-        url: body.url ?? null,
-      }));
-      const outcomes = await app.leaks.report({ kind: "caller", actor }, items);
-      return json({
-        data: outcomes.map(({ token_hash, label, key_id, action }) => ({ token_hash, label, key_id, action })),
-      });
-    },
+    handle: async ({ app, actor }, { body }) => json(await app.leaks.reportKeys({ kind: "caller", actor }, body)),
   }),
 ];

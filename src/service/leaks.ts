@@ -18,6 +18,7 @@
 import { isWellFormedKeyOf } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import type { Actor, LeakAction, Owner } from "../model";
+import type { LeakReportInput, LeakReportResultView } from "../schemas";
 import type { LeakChange, LeakStore, ReportedKey } from "../store/leaks";
 import { ForbiddenError } from "./errors";
 import type { Origin, Verifier } from "./verify";
@@ -25,8 +26,12 @@ import type { Origin, Verifier } from "./verify";
 /** The most KV copies one report deletes itself (the feed makes any other copy untrusted). */
 const MAX_KV_DELETES = 50;
 
-/** Who reports: GitHub's secret scanning (a verified signature), or an authenticated caller. */
-export type LeakReporter = { readonly kind: "github" } | { readonly kind: "caller"; readonly actor: Actor };
+/**
+ * Who reports: GitHub's secret scanning (a verified signature), a trusted Worker (RPC), or an
+ * authenticated caller over HTTP.
+ */
+export type LeakReporter =
+  { readonly kind: "github" } | { readonly kind: "service" } | { readonly kind: "caller"; readonly actor: Actor };
 
 /** One reported string and where it was found. */
 export interface LeakItem {
@@ -61,7 +66,7 @@ const DONE: Record<LeakAction, "revoked" | "disabled"> = { revoke: "revoked", di
  * (RPC: the binding is the trust) any owner's; anyone else none (ForbiddenError).
  */
 export function leakReach(reporter: LeakReporter): (owner: Owner) => boolean {
-  if (reporter.kind === "github") return () => true;
+  if (reporter.kind !== "caller") return () => true;
   const { actor } = reporter;
   if (actor.kind === "service") return () => true;
   if (actor.kind === "user" && actor.operator) return () => true;
@@ -74,7 +79,7 @@ export function leakReach(reporter: LeakReporter): (owner: Owner) => boolean {
 
 /** How the reporter is named in the audit log. */
 function reporterName(reporter: LeakReporter): string {
-  if (reporter.kind === "github") return "github";
+  if (reporter.kind !== "caller") return reporter.kind;
   const { actor } = reporter;
   return actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
 }
@@ -97,6 +102,18 @@ function leakChanges(action: LeakAction, at: number, item: LeakItem, reporter: L
 
 export class LeakIntake {
   constructor(private readonly deps: LeakDeps) {}
+
+  /** POST /v1/leaks and RPC reportLeaks: the keys themselves, with who found them and where. */
+  async reportKeys(reporter: LeakReporter, input: LeakReportInput): Promise<LeakReportResultView> {
+    const items = input.keys.map((token) => ({
+      token,
+      type: "latchkey",
+      source: input.source ?? null,
+      url: input.url ?? null,
+    }));
+    const outcomes = await this.report(reporter, items);
+    return { data: outcomes.map(({ token_hash, label, key_id, action }) => ({ token_hash, label, key_id, action })) };
+  }
 
   /** Judges and acts on each item; one outcome per item, in order. */
   async report(reporter: LeakReporter, items: readonly LeakItem[]): Promise<LeakOutcome[]> {

@@ -16,6 +16,8 @@ import type {
   CreditsResult,
   ImportItem,
   ImportResult,
+  LeakReportInput,
+  LeakReportResult,
   ListEventsOptions,
   ListKeysOptions,
   Owner,
@@ -106,4 +108,6 @@ export interface KeyService extends Rpc.WorkerEntrypointBranded {
   keyEvents(owner: Owner, id: string, options?: ListEventsOptions): Promise<EventListView>;
   /** The owner's audit events, newest first. */
   listEvents(owner: Owner, options?: ListEventsOptions): Promise<EventListView>;
+  /** POST /v1/leaks: each key of the deployment among `keys` is revoked (LEAK_ACTION), whatever its owner. */
+  reportLeaks(input: LeakReportInput): Promise<LeakReportResult>;
 }

@@ -182,6 +182,24 @@ export interface ListKeysOptions {
 
 export type KeyStatus = "active" | "revoked" | "expired";
 
+/** POST /v1/leaks and KeyService.reportLeaks: the leaked keys themselves, who found them and where. */
+export interface LeakReportInput {
+  /** 1 to 1,000 keys. */
+  keys: string[];
+  source?: string | undefined;
+  url?: string | undefined;
+}
+
+/** One result per reported key, in order: whether it is a key of the deployment, and what was done to it. */
+export interface LeakReportResult {
+  data: {
+    token_hash: string;
+    label: "true_positive" | "false_positive";
+    key_id: string | null;
+    action: "revoked" | "disabled" | null;
+  }[];
+}
+
 export interface RevokeOptions {
   /** Also revoke every key this key created, and theirs, in the same write (all or none). */
   cascade?: boolean | undefined;
