@@ -107,9 +107,11 @@ beforeAll(async () => {
     "POST /v1/keys/:id/credits",
     "POST /v1/keys/:id/rotate",
     "POST /v1/keys/import",
+    "POST /v1/leaks",
+    "POST /v1/leaks/github",
     "POST /v1/verify",
   ]);
-  expect(authRoutes).toHaveLength(12);
+  expect(authRoutes).toHaveLength(13);
 });
 
 /**
