@@ -11,6 +11,7 @@ import { sha256Hex } from "../src/keys/hash";
 import { call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
 import { newSigner, reportToGithubEndpoint, stubKeysUrl } from "./leak-helpers";
 import type { Env } from "../src/env";
+import { D1LeakStore } from "../src/store/leaks";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -177,6 +178,18 @@ describe("POST /v1/leaks/github", () => {
     expect(await empty.json()).toEqual([]);
   });
 
+  it("refuses a body over 1 MB (413) before judging its signature, and changes nothing", async () => {
+    const signer = await newSigner();
+    const { testEnv, state } = stubKeysUrl([signer]);
+    const { key } = await ownedKey(testEnv);
+    const body = JSON.stringify([
+      { token: key, type: "latchkey_api_key", url: `https://x.test/${"a".repeat(1024 * 1024)}` },
+    ]);
+    await expectProblem(await reportToGithubEndpoint(testEnv, signer, body), 413, "body_too_large");
+    expect(state.fetches).toBe(0);
+    expect(await verdict(key, testEnv)).toBe("VALID");
+  });
+
   it("labels unknown and malformed tokens false_positive, the malformed ones without touching D1", async () => {
     const signer = await newSigner();
     const { testEnv } = stubKeysUrl([signer]);
@@ -285,6 +298,27 @@ describe("POST /v1/leaks/github", () => {
     expect(calls.filter((c) => c === "prepare").length).toBeLessThanOrEqual(4);
     for (const created of ours) expect(await verdict(created.key, testEnv)).toBe("REVOKED");
   });
+});
+
+describe("the leak's write, racing reports", () => {
+  // The service skips keys it read as already revoked (or disabled); two reports racing both read the
+  // key live, so the write itself must change each key, and write its event, once.
+  const origin = { actor: "github", ip: null, userAgent: null };
+  const changes = { leak: { old: null, new: { reporter: "github", source: "content", url: null } } };
+
+  for (const action of ["revoke", "disable"] as const) {
+    it(`${action}s a key once when two reports both read it live`, async () => {
+      const auth = await token(uniqueSub());
+      const { id, key } = await createKey(auth);
+      const hash = await sha256Hex(key);
+      const store = new D1LeakStore(env.DB);
+      const first = await store.markLeaked(action, [{ hash, changes }], Date.now(), origin);
+      const second = await store.markLeaked(action, [{ hash, changes }], Date.now() + 1, origin);
+      expect(first.records.map((r) => r.id)).toEqual([id]);
+      expect(second.records).toEqual([]);
+      expect(await leakedEvents(auth, id)).toHaveLength(1);
+    });
+  }
 });
 
 describe("POST /v1/leaks", () => {
