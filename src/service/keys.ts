@@ -3,8 +3,8 @@
  * behalf of an Actor. Both the HTTP routes and the RPC entrypoint call this; it knows no HTTP and no SQL.
  *
  * Authorization: the rules are pure functions in rules.ts (attenuation, management, visibility, the
- * owner and powers of a new key, trusted import); this file reads the rows each write reaches and
- * applies them there. A write by a key that reaches more rows than the one it names (the keys sharing
+ * owner and powers of a new key, trusted import); the lifecycle reads the rows each write reaches and
+ * applies them there (reach.ts). A write by a key that reaches more rows than the one it names (the keys sharing
  * usage counters, a cascade's lineage) needs the power to manage every one of them, and the rows as
  * read are pinned by a guard in the write (store.ts, ReachGuard), so a concurrent change cannot slip
  * between the check and the write. Narrowing a key is refused while stronger live keys of its lineage
@@ -21,6 +21,11 @@
  * key with limits share their predecessor's or maker's counters (usage_id), so neither is a way
  * around a balance. A key with limits makes only keys with its own limits, and may not change any
  * key's limits or credits (it could otherwise lift its own through a child or sibling).
+ *
+ * This file is the lifecycle's entry (create, update, rotate, revoke, list, get, credits); its parts
+ * are modules of their own: access.ts (authorizing a call, finding a visible key), creation.ts,
+ * import.ts, reach.ts, audit-changes.ts, audit-log.ts, balance.ts, usage-report.ts, idempotency.ts,
+ * cursor.ts, retry.ts and views.ts.
  */
 import { type KeyLimits, recordCreditsOp } from "../keys/limit-arithmetic";
 import type { Actor, AuditAction, KeyRecord } from "../model";

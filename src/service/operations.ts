@@ -9,7 +9,7 @@ import { LATEST_MIGRATION } from "../store/schema";
 import type { KeyStore, StoreMaintenance } from "../store/store";
 import { StorageMisconfiguredError } from "./errors";
 
-/** How long an Idempotency-Key is remembered (service/keys.ts honours it; the purge forgets it). */
+/** How long an Idempotency-Key is remembered (service/idempotency.ts claims it; the purge forgets it). */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** Keys deleted per D1 statement, and the most statements one purge runs (a bounded cron). */
 export const PURGE_BATCH = 500;
