@@ -7,7 +7,8 @@
  * once. The feed's triggers (migrations) append every changed key in the same write.
  */
 import type { KeyRecord, LeakAction, Owner, OwnerType } from "../model";
-import { COLUMNS, EVENT_COLUMNS, FEED_HEAD, type KeyRow, NEW_UUID, attempt, fromRow } from "./d1";
+import { COLUMNS, EVENT_COLUMNS, type KeyRow, fromRow } from "./d1-rows";
+import { FEED_HEAD, NEW_UUID, attempt } from "./d1-sql";
 import type { RevocationOrigin } from "./store";
 
 /** What a report needs to know of a stored key: whose it is and whether it is still usable. */
