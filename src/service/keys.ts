@@ -100,8 +100,10 @@ import {
   exceededPower,
   rotatedExpiryAllowed,
   strongerThan,
+  usageOutgrows,
   visibleOwners,
 } from "./rules";
+import { limitsLineageGuard } from "./limits-lineage";
 import { type ServiceDeps, type Verification, Verifier, usageIdOf } from "./verify";
 import { USAGE_OUTCOMES } from "../schemas";
 
@@ -406,6 +408,9 @@ export class Keys {
       if (actor.kind === "api_key") requireWithin(actor.key, next, "The changed key");
       const guards = [
         ...(apply.limits === undefined ? [] : await this.chainGuard(actor, current)),
+        ...(apply.limits === undefined
+          ? []
+          : await limitsLineageGuard(this.deps.store, current, limits ?? null, Date.now())),
         ...(await this.lineageGuard(current, next)),
       ];
       await this.requireWithinMinters(current, next);
@@ -457,7 +462,8 @@ export class Keys {
 
   /**
    * No key is stronger than a key that minted it (its parent, and the key that asked for it): a change
-   * that widens a key beyond a minting key that is not revoked is refused (409 naming it), whoever asks.
+   * that widens a key beyond a minting key that is not revoked (its powers, or, when that key has usage
+   * limits, by spending other counters) is refused (409 naming it), whoever asks.
    * An expired minting key still binds (a PATCH may extend it again); revoking it frees the key.
    */
   private async requireWithinMinters(current: KeyRecord, next: KeyRecord): Promise<void> {
@@ -466,7 +472,7 @@ export class Keys {
     const minters = await Promise.all(ids.map((id) => this.deps.store.findById(id)));
     const outgrown = minters
       .filter((m): m is KeyRecord => m !== null && m.revokedAt === null)
-      .filter((m) => exceededPower(m, next) !== null)
+      .filter((m) => exceededPower(m, next) !== null || usageOutgrows(m, next))
       .map((m) => m.id);
     if (outgrown.length > 0) {
       throw new LineageConflictError(
