@@ -561,7 +561,10 @@ export interface ChainSpec {
   readonly rootLimits: "none" | "credits" | "both";
   /** k2, minted by k1: it shares k1's counters when k1 has limits. */
   readonly child: readonly string[];
-  /** The owner widens k2 to every scope (a grant beyond its maker, on purpose): what a cascade then reaches. */
+  /**
+   * k2 mints k2b, the owner revokes k2 and widens k2b to every scope (freed from its minter): what a
+   * cascade of k1 then reaches. (For the lineage act: the rotation's grace.)
+   */
   readonly widen: boolean;
   /** k3, minted by the owner: a narrow manager of the same owner. */
   readonly manager: readonly string[];
@@ -624,7 +627,19 @@ export class Chain implements Cmd {
     if (!k1) return;
     const k2 = await this.mint(model, real, new Create({ t: "held", key: k1 }, false, { scopes: s.child }, "none"));
     if (!k2) return;
-    if (s.widen) await this.part(model, real, new Patch(s.owner, 0, { powers: { scopes: ["*"] } }).at(k2));
+    if (s.widen) {
+      // A grandchild k2b, freed by its minter k2's revocation and widened by the owner: still in k1's
+      // lineage (a cascade follows revoked keys' lineages), and stronger than k3.
+      const k2b = await this.mint(
+        model,
+        real,
+        new Create({ t: "held", key: k2 }, false, { scopes: weakChild(s.manager) }, "none"),
+      );
+      if (k2b) {
+        await this.part(model, real, new Revoke(s.owner, 0, false).at(k2));
+        await this.part(model, real, new Patch(s.owner, 0, { powers: { scopes: ["*"] } }).at(k2b));
+      }
+    }
     const k3 = await this.mint(model, real, new Create(s.owner, s.workspace, { scopes: s.manager }, "none"));
     if (!k3) return;
     const manager: ActorSpec = { t: "held", key: k3 };
@@ -695,7 +710,9 @@ const chainArb: fc.Arbitrary<Cmd> = fc
 function shaped(spec: ChainSpec & { readonly stronger: 0 | 1 | null }): ChainSpec {
   // k3 a peer of k1 (so it may manage k1), and k1's lineage the way to what k3 may not manage.
   if (spec.act === "cascade" || spec.act === "lineage") {
-    return { ...spec, root: spec.manager, target: (1 - spec.target) as 0 | 1 };
+    // A widened cascade: k2 may mint (k2b), as k1 may.
+    const child = spec.act === "cascade" && spec.widen ? spec.manager : spec.child;
+    return { ...spec, root: spec.manager, child, target: (1 - spec.target) as 0 | 1 };
   }
   // A widened k2 is beyond any manager: the step would stop at the first check.
   const drawn = { ...spec, widen: false };
