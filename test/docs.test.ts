@@ -5,8 +5,9 @@
  * speaks in issue numbers (history belongs in CHANGELOG.md).
  */
 import { describe, expect, inject, it } from "vitest";
+import readmeMap from "./readme-map.json";
 
-const { files, pages, texts } = inject("docs");
+const { files, pages, texts, oldReadme } = inject("docs");
 const README_MAX_LINES = 300;
 const README_MAX_WIDTH = 160;
 
@@ -104,5 +105,23 @@ describe("the manual (docs/) and ARCHITECTURE.md", () => {
   it.each(Object.keys(texts))("%s speaks in the present: no issue numbers", (path) => {
     expect(texts[path]!).not.toMatch(/\bissues? #?\d+/i);
     expect(texts[path]!).not.toMatch(/(^|\s)#\d+\b/m);
+  });
+});
+
+describe("every section of the old README has a home (test/readme-map.json)", () => {
+  const olds = readmeMap.sections.map((section) => section.old);
+
+  it("lists each ## and ### heading of the old README once, in order", () => {
+    expect(new Set(olds).size).toBe(olds.length);
+    for (const old of olds) expect(old).toMatch(/^#{2,3} \S/);
+    // Where git has the commit (not in a shallow clone), the list is exactly the old README's headings.
+    if (oldReadme !== null) expect(olds).toEqual(oldReadme);
+  });
+
+  const homes = readmeMap.sections.flatMap(({ old, homes }) => homes.map(([file, heading]) => [old, file!, heading!]));
+  it.each(homes)("%s → %s, %s", (_old, file, heading) => {
+    expect(files).toContain(file);
+    expect(texts[file], `${file}: a page the test reads`).toBeDefined();
+    expect(prose(texts[file]!).split("\n")).toContain(heading);
   });
 });

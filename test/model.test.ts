@@ -11,6 +11,7 @@
  * Seeded and bounded here; `npm run model -- --runs N --seed S` runs it longer (scripts/model.mjs).
  */
 import { describe, expect, inject, it } from "vitest";
+import { captureLogs } from "./helpers";
 import { checking } from "./model/invariants";
 import { runModel } from "./model/run";
 
@@ -36,9 +37,18 @@ describe("the model", () => {
   it(
     `keeps ${which} over ${runs} random sequences of up to ${maxCommands} steps (seed ${seed})`,
     async () => {
-      const failure = await runModel({ runs, seed, maxCommands });
+      // What the service logs on the way (an import meeting another owner's hash is reported to the
+      // operator, by design) is captured, not printed; every line is one structured JSON record.
+      const logs = captureLogs();
+      let failure: string | null;
+      try {
+        failure = await runModel({ runs, seed, maxCommands });
+      } finally {
+        logs.restore();
+      }
       // The report: the invariant broken and the shrunk sequence, step by step.
       if (failure !== null) expect.fail(failure);
+      for (const line of logs.raw) expect(() => JSON.parse(line), line).not.toThrow();
     },
     Math.max(120_000, runs * 5_000),
   );

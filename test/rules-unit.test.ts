@@ -1,7 +1,8 @@
 /**
  * The permission rules (src/service/rules.ts) called directly, without a request or storage:
  * attenuation, management (one key and every key a write reaches), narrowing, visibility, the owner,
- * powers and limits of a new key, trusted import, and a rotated-away key's expiry.
+ * powers and limits of a new key, limits given to a key that has minted keys, trusted import, and a
+ * rotated-away key's expiry.
  */
 import { describe, expect, it } from "vitest";
 import type { Actor, KeyRecord } from "../src/model";
@@ -11,12 +12,14 @@ import {
   exceededPower,
   limitsForNewKey,
   mayImport,
+  outsideChain,
   ownerForNewKey,
   requireManagement,
   requireManagementOfAll,
   requireScope,
   rotatedExpiryAllowed,
   strongerThan,
+  usageOutgrows,
   visibleOwners,
 } from "../src/service/rules";
 
@@ -168,6 +171,32 @@ describe("a new key", () => {
     expect(limitsForNewKey(limited, {})).toEqual({ limits, usageId: "chain" });
     expect(() => limitsForNewKey(limited, { credits: { remaining: 1, refill: null } })).toThrow(ForbiddenError);
     expect(limitsForNewKey(person(), {})).toEqual({});
+  });
+});
+
+describe("limits reach the lineage", () => {
+  const limits = { ratelimits: [], credits: { remaining: 5, refill: null } };
+
+  it("outsideChain: the unexpired keys of a chain's lineage that spend other counters, or none", () => {
+    const lineage = [
+      record("root", { limits }),
+      record("shares", { limits, usageId: "root" }),
+      record("unlimited"),
+      record("own-counters", { limits, usageId: "elsewhere" }),
+      record("expired", { expiresAt: 10 }),
+      record("expiring", { expiresAt: 30 }),
+    ];
+    expect(outsideChain("root", lineage, 20)).toEqual(["unlimited", "own-counters", "expiring"]);
+    expect(outsideChain("root", lineage.slice(0, 2), 20)).toEqual([]);
+  });
+
+  it("usageOutgrows: a key outgrows a minter with limits unless it spends the minter's counters", () => {
+    const minter = record("m", { limits, usageId: "chain" });
+    expect(usageOutgrows(minter, record("k"))).toBe(true);
+    expect(usageOutgrows(minter, record("k", { usageId: "other" }))).toBe(true);
+    expect(usageOutgrows(minter, record("k", { usageId: "chain" }))).toBe(false);
+    expect(usageOutgrows(record("m"), record("k"))).toBe(false);
+    expect(usageOutgrows(record("m", { limits: { ratelimits: [], credits: null } }), record("k"))).toBe(false);
   });
 });
 

@@ -2,7 +2,8 @@
  * Every promise on every path: a key's lineage holds every key minted at its request (create, import,
  * rotate) and a cascade revokes them all; every insert a key asks for is conditional on it being live;
  * a key changes limits, credits or a cascade's tree only if it may manage every row the write reaches;
- * narrowing a key with stronger live keys in its lineage is refused; import is a trusted migration tool;
+ * narrowing a key with stronger live keys in its lineage is refused, and so is giving limits to a key
+ * whose minted keys spend no limits or other counters; import is a trusted migration tool;
  * import and rotate count against the owner's quota and the creation limiter; a rotated-away key's
  * expiry may only be brought forward. Each over HTTP, as a client meets it.
  */
@@ -278,6 +279,82 @@ describe("no key is stronger than a key that minted it, after any later change",
     expect((await call("DELETE", `/v1/keys/${p.id}`, { auth: jwt })).status).toBe(204);
     const freed = await call("PATCH", `/v1/keys/${child.id}`, { auth: jwt, body: { scopes: ["models:invoke"] } });
     expect(freed.status).toBe(200);
+  });
+});
+
+describe("limits given to a key reach what it minted: refused while keys it minted spend no limits or other counters", () => {
+  const credits = { credits: { remaining: 100 } };
+  const ratelimits = { ratelimits: [{ name: "r", limit: 10, duration_ms: 60_000 }] };
+  const expire = (id: string) =>
+    env.DB.prepare("UPDATE api_keys SET expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1000, id)
+      .run();
+
+  async function limitsOf(jwt: string, id: string) {
+    return (await call("GET", `/v1/keys/${id}`, { auth: jwt })).json<{ credits: unknown; ratelimits: unknown[] }>();
+  }
+
+  it("409 naming them (a child, a sibling's replacement it asked for), and nothing changes; once they are gone, the limits go through and bind what it mints next", async () => {
+    const jwt = await token(uniqueSub());
+    const p = await createKey(jwt, { scopes: ["keys:write", "metrics:read"] });
+    const child = await createKey(p.key, { scopes: ["metrics:read"] });
+    const sibling = await createKey(jwt, { scopes: ["metrics:read"] });
+    const rotate = await call("POST", `/v1/keys/${sibling.id}/rotate`, { auth: p.key, body: { grace_seconds: 0 } });
+    const replacement = await rotate.json<CreatedKey>();
+
+    for (const body of [credits, ratelimits, { ...credits, ...ratelimits }]) {
+      const limited = await call("PATCH", `/v1/keys/${p.id}`, { auth: jwt, body });
+      const problem = await expectProblem(limited, 409, "conflict");
+      expect(problem.key_ids).toEqual([child.id, replacement.id].sort());
+      expect(problem.detail).toContain(child.id);
+    }
+    expect(await limitsOf(jwt, p.id)).toMatchObject({ credits: null, ratelimits: [] });
+    expect(await verifyCode(child.key)).toBe("VALID");
+
+    expect((await call("DELETE", `/v1/keys/${child.id}`, { auth: jwt })).status).toBe(204);
+    const one = await call("PATCH", `/v1/keys/${p.id}`, { auth: jwt, body: credits });
+    expect((await expectProblem(one, 409, "conflict")).key_ids).toEqual([replacement.id]);
+    expect((await call("DELETE", `/v1/keys/${replacement.id}`, { auth: jwt })).status).toBe(204);
+    expect((await call("PATCH", `/v1/keys/${p.id}`, { auth: jwt, body: credits })).status).toBe(200);
+    // A key minted now shares the limits and the counters (P's request to mint it spent one credit).
+    const later = await createKey(p.key, { scopes: ["metrics:read"] });
+    expect((await limitsOf(jwt, later.id)).credits).toMatchObject({ remaining: 99 });
+    expect((await limitsOf(jwt, p.id)).credits).toMatchObject({ remaining: 99 });
+  });
+
+  it("a minted key expired when the limits came may not be extended past them (409 naming the minting key)", async () => {
+    const jwt = await token(uniqueSub());
+    const p = await createKey(jwt, { scopes: ["keys:write", "metrics:read"] });
+    const child = await createKey(p.key, { scopes: ["metrics:read"] });
+    await expire(child.id);
+    expect((await call("PATCH", `/v1/keys/${p.id}`, { auth: jwt, body: credits })).status).toBe(200);
+
+    const extended = await call("PATCH", `/v1/keys/${child.id}`, { auth: jwt, body: { expires_at: null } });
+    expect((await expectProblem(extended, 409, "conflict")).key_ids).toEqual([p.id]);
+    expect(await verifyCode(child.key)).toBe("EXPIRED");
+    // Without the limits, the extension goes through.
+    expect((await call("PATCH", `/v1/keys/${p.id}`, { auth: jwt, body: { credits: null } })).status).toBe(200);
+    expect((await call("PATCH", `/v1/keys/${child.id}`, { auth: jwt, body: { expires_at: null } })).status).toBe(200);
+  });
+
+  it("a minted key brought back between the check and the write stops the limits (the write guard)", async () => {
+    const jwt = await token(uniqueSub());
+    const p = await createKey(jwt, { scopes: ["keys:write", "metrics:read"] });
+    const child = await createKey(p.key, { scopes: ["metrics:read"] });
+    await expire(child.id);
+    // The lineage is read with the child expired (the first batch); before the write (the second)
+    // lands, the child is extended elsewhere.
+    const racing = changingBeforeBatch(
+      (db) =>
+        db
+          .prepare("UPDATE api_keys SET expires_at = NULL, updated_at = ? WHERE id = ?")
+          .bind(Date.now(), child.id)
+          .run(),
+      2,
+    );
+    const limited = await call("PATCH", `/v1/keys/${p.id}`, { auth: jwt, body: credits, env: envWith({ DB: racing }) });
+    expect((await expectProblem(limited, 409, "conflict")).key_ids).toEqual([child.id]);
+    expect(await limitsOf(jwt, p.id)).toMatchObject({ credits: null, ratelimits: [] });
   });
 });
 

@@ -164,7 +164,7 @@ export const routes: readonly Route[] = [
     operationId: "updateKey",
     summary: "Change a key's name, metadata, enabled, expiry, scopes, resources, allowed IPs or usage limits",
     description:
-      "Fields left out are unchanged; null clears a nullable one; an empty object changes nothing. `enabled: false` makes the key fail with DISABLED until it is enabled again. With a key (needs `keys:write`), the key left behind must be within that key's powers. `ratelimits` replaces the list and `credits` sets the balance to its `remaining`; both apply to every live key sharing the key's usage counters (its rotations), and a key with usage limits may change neither (403). Revoked keys cannot be changed (409). Writes one audit event.",
+      "Fields left out are unchanged; null clears a nullable one; an empty object changes nothing. `enabled: false` makes the key fail with DISABLED until it is enabled again. With a key (needs `keys:write`), the key left behind must be within that key's powers. `ratelimits` replaces the list and `credits` sets the balance to its `remaining`; both apply to every live key sharing the key's usage counters (its rotations), and a key with usage limits may change neither (403). Revoked keys cannot be changed (409). A change that would leave a key of the lineage stronger than the key that minted it is 409 `conflict` with `key_ids` naming those keys: narrowing a key while keys it minted keep the power, widening a key beyond a key that minted it, or giving a key usage limits while keys it minted spend none (or other counters). Writes one audit event.",
     tag: "keys",
     auth: "required",
     pathParams: KeyIdParams,

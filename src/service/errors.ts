@@ -120,7 +120,8 @@ export class ConflictError extends Error {
 
 /**
  * The change would break a rule of the key's lineage: narrowing a key that has stronger live keys in
- * its lineage, or extending a rotated-away key's expiry. `keyIds` names the keys in the way.
+ * its lineage, widening a key beyond a key that minted it, giving a key chain limits while keys it
+ * minted spend none, or extending a rotated-away key's expiry. `keyIds` names the keys in the way.
  */
 export class LineageConflictError extends Error {
   override readonly name = "LineageConflictError";

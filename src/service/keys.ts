@@ -75,6 +75,7 @@ import {
   requireWithin,
   visibleOwners,
 } from "./rules";
+import { limitsLineageGuard } from "./limits-lineage";
 import { usageReport } from "./usage-report";
 import { type ServiceDeps, Verifier } from "./verify";
 import { iso, toApiKey, verdictView, whoamiView } from "./views";
@@ -148,6 +149,7 @@ export class Keys {
       const store = this.deps.store;
       const guards = [
         ...(apply.limits === undefined ? [] : await chainGuard(store, actor, current)),
+        ...(apply.limits === undefined ? [] : await limitsLineageGuard(store, current, apply.limits, Date.now())),
         ...(await lineageGuard(store, current, next)),
       ];
       await requireWithinMinters(store, current, next);

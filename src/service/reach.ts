@@ -14,6 +14,7 @@ import {
   requireManagementOfAll,
   rotatedExpiryAllowed,
   strongerThan,
+  usageOutgrows,
 } from "./rules";
 
 /**
@@ -48,7 +49,8 @@ export async function lineageGuard(store: KeyStore, current: KeyRecord, next: Po
 
 /**
  * No key is stronger than a key that minted it (its parent, and the key that asked for it): a change
- * that widens a key beyond a minting key that is not revoked is refused (409 naming it), whoever asks.
+ * that widens a key beyond a minting key that is not revoked (its powers, or, when that key has usage
+ * limits, by spending other counters) is refused (409 naming it), whoever asks.
  * An expired minting key still binds (a PATCH may extend it again); revoking it frees the key.
  */
 export async function requireWithinMinters(store: KeyStore, current: KeyRecord, next: KeyRecord): Promise<void> {
@@ -57,7 +59,7 @@ export async function requireWithinMinters(store: KeyStore, current: KeyRecord, 
   const minters = await Promise.all(ids.map((id) => store.findById(id)));
   const outgrown = minters
     .filter((m): m is KeyRecord => m !== null && m.revokedAt === null)
-    .filter((m) => exceededPower(m, next) !== null)
+    .filter((m) => exceededPower(m, next) !== null || usageOutgrows(m, next))
     .map((m) => m.id);
   if (outgrown.length > 0) {
     throw new LineageConflictError(

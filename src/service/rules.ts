@@ -112,6 +112,28 @@ export function strongerThan(powers: Powers, records: readonly KeyRecord[]): str
 }
 
 /**
+ * Is `key` looser in usage than `minter`: the minter has usage limits and the key does not spend its
+ * counters (a key made by a key with limits always does, limitsForNewKey)? Then it is stronger than
+ * the minter, however narrow its powers.
+ */
+export function usageOutgrows(
+  minter: Pick<KeyRecord, "id" | "usageId" | "limits">,
+  key: Pick<KeyRecord, "id" | "usageId">,
+): boolean {
+  return hasLimits(minter.limits) && chainOf(key) !== chainOf(minter);
+}
+
+/**
+ * Limits reach the lineage: the keys minted by a key with usage limits share its counters, so a change
+ * that gives the chain `chain` limits it did not have is refused while a key of the chain has minted
+ * keys that spend no limits or other counters. Their ids among `lineage` (the unrevoked lineage of the
+ * chain's keys), but for those expired at `now` (a PATCH extending one meets usageOutgrows).
+ */
+export function outsideChain(chain: string, lineage: readonly KeyRecord[], now: number): string[] {
+  return lineage.filter((r) => chainOf(r) !== chain && (r.expiresAt === null || r.expiresAt > now)).map((r) => r.id);
+}
+
+/**
  * A key with usage limits may not set any key's limits or credits: the keys it could reach include
  * those sharing its own counters (its children, its rotations), so it could lift its own limits.
  */

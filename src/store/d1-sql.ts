@@ -16,15 +16,21 @@ export const FEED_HEAD = "(SELECT COALESCE(MAX(seq), 0) FROM key_changes)";
 /** Live at ?2 (epoch ms): not revoked, not expired, not disabled. */
 export const LIVE = "revoked_at IS NULL AND enabled = 1 AND (expires_at IS NULL OR expires_at > ?2)";
 
-/** A key's lineage from ?1: itself, the keys it made (parent_id), and those made at its request (created_by). */
-export const TREE =
-  "WITH RECURSIVE tree(id) AS (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id UNION SELECT k.id FROM api_keys k JOIN tree ON k.created_by = 'key:' || tree.id) ";
+/** The lineage of the keys `roots` selects: themselves, the keys they made (parent_id), and those made at their request (created_by). */
+const lineageOf = (roots: string) =>
+  `WITH RECURSIVE tree(id) AS (${roots} UNION SELECT k.id FROM api_keys k JOIN tree ON k.parent_id = tree.id UNION SELECT k.id FROM api_keys k JOIN tree ON k.created_by = 'key:' || tree.id) `;
+/** The unrevoked keys sharing the usage counters ?1. */
+const CHAIN = "(usage_id = ?1 OR id = ?1) AND revoked_at IS NULL";
+export const TREES: Record<Exclude<Reach, "chain">, string> = {
+  tree: lineageOf("SELECT ?1"),
+  "chain-lineage": lineageOf(`SELECT id FROM api_keys WHERE ${CHAIN}`),
+};
 
 /** The unrevoked rows a write reaches from ?1, as `columns`, ordered by id (store.ts, Reach). */
 export function reachedRows(reach: Reach, columns: string): string {
   return reach === "chain"
-    ? `SELECT ${columns} FROM api_keys WHERE (usage_id = ?1 OR id = ?1) AND revoked_at IS NULL ORDER BY id`
-    : `${TREE}SELECT ${columns} FROM api_keys WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL ORDER BY id`;
+    ? `SELECT ${columns} FROM api_keys WHERE ${CHAIN} ORDER BY id`
+    : `${TREES[reach]}SELECT ${columns} FROM api_keys WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL ORDER BY id`;
 }
 
 /** Those rows' (id, updated_at), as one JSON text: any change of any of them, or a row more or less, changes it. */

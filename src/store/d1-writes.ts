@@ -21,7 +21,7 @@ import {
   FEED_HEAD,
   LIVE,
   NEW_UUID,
-  TREE,
+  TREES,
   attempt,
   fingerprintOf,
   guardStatement,
@@ -153,7 +153,7 @@ export function revoke(
     // One batch (one transaction): first a `revoked` event for each key about to be newly revoked,
     // then one UPDATE, so the key and its descendants are revoked together or not at all; the
     // trigger api_keys_feed_revoked appends each newly revoked key to the feed in it.
-    const tree = cascade ? TREE : "";
+    const tree = cascade ? TREES.tree : "";
     const which = cascade ? "id IN (SELECT id FROM tree)" : "id = ?1";
     const changes = JSON.stringify({ revoked_at: { old: null, new: new Date(at).toISOString() } });
     const guarded = guard ? [guardStatement(db, guard)] : [];

@@ -46,9 +46,10 @@ export type InsertRefusal = "parent_not_live" | "owner_quota";
 /**
  * The rows a write reaches beyond the key it names: `chain`, the live keys sharing usage counters
  * (`root`: the chain's id, usage_id or the first key's id); `tree`, the key `root` and the live keys of
- * its lineage (by parent_id and by the key that asked for each, created_by).
+ * its lineage (by parent_id and by the key that asked for each, created_by); `chain-lineage`, the live
+ * keys of the lineages of every live key of the chain `root` (what a change of the chain's limits binds).
  */
-export type Reach = "chain" | "tree";
+export type Reach = "chain" | "tree" | "chain-lineage";
 
 /** What a guarded write compares, in its own transaction, with what was read: it writes nothing if they differ. */
 export interface ReachGuard {

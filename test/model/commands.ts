@@ -561,19 +561,27 @@ export interface ChainSpec {
   readonly rootLimits: "none" | "credits" | "both";
   /** k2, minted by k1: it shares k1's counters when k1 has limits. */
   readonly child: readonly string[];
-  /** The owner widens k2 to every scope (a grant beyond its maker, on purpose): what a cascade then reaches. */
+  /**
+   * k2 mints k2b, the owner revokes k2 and widens k2b to every scope (freed from its minter): what a
+   * cascade of k1 then reaches. (For the lineage act: the rotation's grace.)
+   */
   readonly widen: boolean;
   /** k3, minted by the owner: a narrow manager of the same owner. */
   readonly manager: readonly string[];
-  /** What k3 then does, and to which of k1, k2. */
+  /**
+   * What k3 then does, and to which of k1, k2 (`limits`: gives credits, or clears the limits). Limits
+   * for k1 are given by the owner instead: limits given to a key after it minted keys without them.
+   */
   readonly act: "credits" | "limits" | "cascade" | "lineage";
+  readonly limits: "credits" | "clear";
   readonly target: 0 | 1;
 }
 
 /**
  * One step that builds what random picks seldom do: a root key k1, a child k2 it mints (sharing its
  * counters when k1 has limits), perhaps widened by the owner, and a narrow manager k3 of the same owner,
- * which then changes credits or limits of k1's chain, or cascades k1's lineage. Chain-wide powers say it
+ * which then changes credits or limits of k1's chain, or cascades k1's lineage (or the owner gives k1
+ * limits after k2 was minted without them: refused while k2 lives). Chain-wide powers say it
  * may do so only when it may manage every key reached. Each part is a step of its own (logged, checked).
  */
 export class Chain implements Cmd {
@@ -619,7 +627,19 @@ export class Chain implements Cmd {
     if (!k1) return;
     const k2 = await this.mint(model, real, new Create({ t: "held", key: k1 }, false, { scopes: s.child }, "none"));
     if (!k2) return;
-    if (s.widen) await this.part(model, real, new Patch(s.owner, 0, { powers: { scopes: ["*"] } }).at(k2));
+    if (s.widen) {
+      // A grandchild k2b, freed by its minter k2's revocation and widened by the owner: still in k1's
+      // lineage (a cascade follows revoked keys' lineages), and stronger than k3.
+      const k2b = await this.mint(
+        model,
+        real,
+        new Create({ t: "held", key: k2 }, false, { scopes: weakChild(s.manager) }, "none"),
+      );
+      if (k2b) {
+        await this.part(model, real, new Revoke(s.owner, 0, false).at(k2));
+        await this.part(model, real, new Patch(s.owner, 0, { powers: { scopes: ["*"] } }).at(k2b));
+      }
+    }
     const k3 = await this.mint(model, real, new Create(s.owner, s.workspace, { scopes: s.manager }, "none"));
     if (!k3) return;
     const manager: ActorSpec = { t: "held", key: k3 };
@@ -628,7 +648,7 @@ export class Chain implements Cmd {
       s.act === "credits"
         ? new Credits(manager, 0, "set", 0)
         : s.act === "limits"
-          ? new Patch(manager, 0, { powers: {}, limits: "credits" })
+          ? new Patch(s.target === 0 ? s.owner : manager, 0, { powers: {}, limits: s.limits })
           : new Revoke(manager, 0, true);
     await this.part(model, real, last.at(target));
   }
@@ -649,9 +669,18 @@ export class Chain implements Cmd {
     const s = this.spec;
     return this.done.length > 0
       ? `chain [${this.done.join("; ")}]`
-      : `chain ${specText(s.owner)} k1 ${show(s.root)} ${s.rootLimits}, k2 ${show(s.child)}${s.widen ? " widened" : ""}, k3 ${show(s.manager)} ${s.act} k${s.target + 1}`;
+      : `chain ${specText(s.owner)} k1 ${show(s.root)} ${s.rootLimits}, k2 ${show(s.child)}${s.widen ? " widened" : ""}, k3 ${show(s.manager)} ${s.act === "limits" ? `limits ${s.limits}` : s.act} k${s.target + 1}`;
   }
 }
+
+/** A root stronger than `manager`: every scope, or the manager's and one more. */
+const strongerRoots = (manager: readonly string[]): readonly (readonly string[])[] => [
+  ["*"],
+  [...manager, "models:invoke"],
+];
+/** A child within `manager` (and so within a root stronger than it): `metrics:read` when the manager covers it. */
+const weakChild = (manager: readonly string[]): readonly string[] =>
+  manager.includes("metrics:read") ? ["metrics:read"] : manager;
 
 const chainArb: fc.Arbitrary<Cmd> = fc
   .record({
@@ -666,21 +695,39 @@ const chainArb: fc.Arbitrary<Cmd> = fc
     widen: fc.constantFrom(true, true, false),
     manager: fc.constantFrom<readonly string[]>(...MANAGERS),
     act: fc.constantFrom("credits" as const, "limits" as const, "cascade" as const, "lineage" as const),
+    limits: fc.constantFrom("credits" as const, "clear" as const),
     // Credits and limits reach k1's chain through k2; a cascade reaches k2 through k1.
     target: fc.constantFrom(0 as const, 1 as const, 1 as const),
+    // For credits and limits: mostly k1 stronger than k3 and k2 within k3 (the chain a weaker key meets a
+    // stronger one through), else k1 and k2 as drawn (k1 often within k3: a change k3 may make).
+    stronger: fc.constantFrom<0 | 1 | null>(0, 1, 0, 1, 0, 1, null, null),
   })
   // Only A (an admin of W) creates for the workspace.
   .map((spec) => ({ ...spec, workspace: spec.workspace && spec.owner.t === "person" && spec.owner.who === "A" }))
-  .map(
-    (spec): Cmd =>
-      new Chain(
-        spec.act === "cascade" || spec.act === "lineage"
-          ? // k3 a peer of k1 (so it may manage k1), and k1's lineage the way to what k3 may not manage.
-            { ...spec, root: spec.manager, target: (1 - spec.target) as 0 | 1 }
-          : // A widened k2 is beyond any manager: the step would stop at the first check.
-            { ...spec, widen: false },
-      ),
-  );
+  .map((spec): Cmd => new Chain(shaped(spec)));
+
+/** A drawn chain made into one that reaches what its act is about. */
+function shaped(spec: ChainSpec & { readonly stronger: 0 | 1 | null }): ChainSpec {
+  // k3 a peer of k1 (so it may manage k1), and k1's lineage the way to what k3 may not manage.
+  if (spec.act === "cascade" || spec.act === "lineage") {
+    // A widened cascade: k2 may mint (k2b), as k1 may.
+    const child = spec.act === "cascade" && spec.widen ? spec.manager : spec.child;
+    return { ...spec, root: spec.manager, child, target: (1 - spec.target) as 0 | 1 };
+  }
+  // A widened k2 is beyond any manager: the step would stop at the first check.
+  const drawn = { ...spec, widen: false };
+  const reaching =
+    spec.stronger === null
+      ? drawn
+      : { ...drawn, root: strongerRoots(spec.manager)[spec.stronger]!, child: weakChild(spec.manager) };
+  // Limits the owner gives k1 after k2 was minted without them.
+  if (spec.act === "limits" && spec.target === 0) return { ...reaching, rootLimits: "none", limits: "credits" };
+  // Credits need credits to change.
+  if (spec.act === "credits" && spec.stronger !== null && spec.rootLimits === "none") {
+    return { ...reaching, rootLimits: "credits" };
+  }
+  return reaching;
+}
 
 // ---- The arbitrary of steps
 
