@@ -171,6 +171,7 @@ const config: Config = {
   maxStalenessMs: 60_000,
   maxKeysPerOwner: 10_000,
   importAllowed: "admins",
+  expiryWarningMs: [],
   errors: [],
 };
 

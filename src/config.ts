@@ -7,6 +7,7 @@ import type { Env } from "./env";
 import { isValidPrefix } from "./keys/format";
 import { log } from "./log";
 import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
+import { parseExpiryWarningDays } from "./keys/warnings";
 import { isPublicSuffix } from "./public-suffixes";
 
 export interface JwtConfig {
@@ -65,6 +66,8 @@ export interface Config {
   readonly maxKeysPerOwner: number;
   /** Who may import keys (IMPORT_ALLOWED; service/rules.ts, mayImport). */
   readonly importAllowed: ImportPolicy;
+  /** How long before a key's expiry its `expiring` warnings are written (EXPIRY_WARNING_DAYS), in ms, largest first. */
+  readonly expiryWarningMs: readonly number[];
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
@@ -288,6 +291,9 @@ function readConfig(env: Env): Config {
     errors.push(`IMPORT_ALLOWED must be empty, "admins" or "personal"; using "admins"`);
   }
 
+  const expiryWarnings = parseExpiryWarningDays(env.EXPIRY_WARNING_DAYS);
+  if (expiryWarnings.error) errors.push(expiryWarnings.error);
+
   return {
     keyPrefix,
     acceptedPrefixes,
@@ -317,6 +323,7 @@ function readConfig(env: Env): Config {
     maxStalenessMs,
     maxKeysPerOwner,
     importAllowed,
+    expiryWarningMs: expiryWarnings.thresholdsMs,
     errors,
   };
 }

@@ -55,4 +55,6 @@ export interface Env {
   MAX_STALENESS_SECONDS?: string;
   MAX_KEYS_PER_OWNER?: string;
   IMPORT_ALLOWED?: string;
+  /** Days before a key's expiry when its `expiring` warnings are written: a comma list (default "7,1"; empty: none). */
+  EXPIRY_WARNING_DAYS?: string;
 }

@@ -58,7 +58,22 @@ export function mintingKeyId(record: Pick<KeyRecord, "createdBy">): string | nul
   return record.createdBy.startsWith("key:") ? record.createdBy.slice(4) : null;
 }
 
-export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
+export type AuditAction =
+  | "created"
+  | "imported"
+  | "updated"
+  | "disabled"
+  | "enabled"
+  | "rotated"
+  | "revoked"
+  // Warnings latchkey writes on its own (service/warnings.ts, store/counter.ts), as actor WARNING_ACTOR.
+  | "expiring"
+  | "expired"
+  | "credits_low"
+  | "credits_exhausted";
+
+/** The actor of the warnings latchkey writes on its own: no person, key or service asked for them. */
+export const WARNING_ACTOR = "latchkey";
 
 /** One change of a key, as the audit log holds it. Never holds a key, a hash or a JWT. */
 export interface AuditEvent {
@@ -66,7 +81,7 @@ export interface AuditEvent {
   readonly keyId: string;
   readonly owner: Owner;
   readonly action: AuditAction;
-  /** `user:<sub>`, `key:<id>` or `service`. */
+  /** `user:<sub>`, `key:<id>`, `service`, or `latchkey` (a warning: WARNING_ACTOR). */
   readonly actor: string;
   readonly at: number;
   /** Each changed field with its old and new value (API names and formats). */

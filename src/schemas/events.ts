@@ -2,14 +2,30 @@
 import * as z from "zod/mini";
 import { KeyId, Timestamp, described, meta, pageCursor, pageLimit } from "./common";
 
-export const AUDIT_ACTIONS = ["created", "imported", "updated", "disabled", "enabled", "rotated", "revoked"] as const;
+export const AUDIT_ACTIONS = [
+  "created",
+  "imported",
+  "updated",
+  "disabled",
+  "enabled",
+  "rotated",
+  "revoked",
+  // Warnings latchkey writes on its own (actor `latchkey`): docs/audit.md, "Warnings".
+  "expiring",
+  "expired",
+  "credits_low",
+  "credits_exhausted",
+] as const;
 
 export const AuditEvent = z
   .object({
     id: described(KeyId, "The event's id."),
     key_id: KeyId,
     action: z.enum(AUDIT_ACTIONS),
-    actor: described(z.string(), "`user:<sub>`, `key:<id>` or `service`."),
+    actor: described(
+      z.string(),
+      "`user:<sub>`, `key:<id>` or `service`; `latchkey` for the warnings latchkey writes on its own (`expiring`, `expired`, `credits_low`, `credits_exhausted`), which have no ip nor user agent.",
+    ),
     at: Timestamp,
     changes: described(
       z.record(z.string(), z.object({ old: z.unknown(), new: z.unknown() })),

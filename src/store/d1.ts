@@ -102,7 +102,7 @@ interface EventRow {
   user_agent: string | null;
 }
 
-const EVENT_COLUMNS = "id, key_id, owner_type, owner_id, action, actor, at, changes, ip, user_agent";
+export const EVENT_COLUMNS = "id, key_id, owner_type, owner_id, action, actor, at, changes, ip, user_agent";
 
 const jsonOrNull = (value: unknown) => (value === null ? null : JSON.stringify(value));
 
@@ -163,7 +163,7 @@ const PLACEHOLDERS = COLUMNS.split(",")
   .map(() => "?")
   .join(", ");
 /** A UUID v4 made by SQLite, for audit events written by a statement that covers many keys. */
-const NEW_UUID = `lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`;
+export const NEW_UUID = `lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`;
 /** The conditional insert binds ?1 (parent id) and ?2 (now) first, then the row's values, then the quota. */
 const VALUE_PARAMS_FROM_3 = COLUMNS.split(",")
   .map((_, i) => `?${i + 3}`)
@@ -207,7 +207,7 @@ export const D1_TIMEOUT_MS = 5000;
 /** SQLite's words for a schema this build does not match: migrations were not applied. */
 const SCHEMA_MISMATCH = /no such (?:table|column)/i;
 
-async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
+export async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await withTimeout(run(), D1_TIMEOUT_MS, what);
   } catch (cause) {
