@@ -388,21 +388,25 @@ describe("credit warnings of a key", () => {
     expect((await warningsOf(jwt, id)).map((e) => e.action)).toEqual(["credits_low", "credits_exhausted"]);
   });
 
-  it("goes to every live key of the chain, not to a revoked one", async () => {
+  it("goes to every live key of the chain, not to a revoked or expired one", async () => {
     const jwt = await token(uniqueSub());
+    const rotate = async (id: string, grace: number) => {
+      const response = await call("POST", `/v1/keys/${id}/rotate`, { auth: jwt, body: { grace_seconds: grace } });
+      expect(response.status).toBe(201);
+      return response.json<{ id: string; key: string }>();
+    };
     const first = await createKey(jwt, { credits: { remaining: 10 } });
-    const rotate = await call("POST", `/v1/keys/${first.id}/rotate`, { auth: jwt, body: { grace_seconds: 3600 } });
-    expect(rotate.status).toBe(201);
-    const second = await rotate.json<{ id: string; key: string }>();
-    const third = await (
-      await call("POST", `/v1/keys/${second.id}/rotate`, { auth: jwt, body: { grace_seconds: 0 } })
-    ).json<{ id: string; key: string }>();
-    expect((await call("DELETE", `/v1/keys/${second.id}`, { auth: jwt })).status).toBe(204);
-    await verify(third.key, 10);
+    const second = await rotate(first.id, 3600); // first: live for an hour more
+    const third = await rotate(second.id, 3600); // second: live for an hour more
+    const fourth = await rotate(third.id, 0); // third: expired at once
+    expect((await call("DELETE", `/v1/keys/${first.id}`, { auth: jwt })).status).toBe(204);
+    await verify(fourth.key, 10);
     await flush(first.id);
-    expect((await warningsOf(jwt, first.id)).map((e) => e.action)).toEqual(["credits_low", "credits_exhausted"]);
-    expect((await warningsOf(jwt, third.id)).map((e) => e.action)).toEqual(["credits_low", "credits_exhausted"]);
-    expect(await warningsOf(jwt, second.id)).toEqual([]);
+    for (const live of [second.id, fourth.id]) {
+      expect((await warningsOf(jwt, live)).map((e) => e.action)).toEqual(["credits_low", "credits_exhausted"]);
+    }
+    expect(await warningsOf(jwt, first.id)).toEqual([]);
+    expect(await warningsOf(jwt, third.id)).toEqual([]);
   });
 
   it("costs the hot path nothing: no D1 use for keys without credits, nothing kept while no warning is due", async () => {
