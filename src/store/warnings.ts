@@ -11,7 +11,8 @@
 import type { ExpiryWindow, CreditWarning } from "../keys/warnings";
 import { DAY_MS, EXPIRED_LOOKBACK_MS } from "../keys/warnings";
 import { WARNING_ACTOR } from "../model";
-import { EVENT_COLUMNS, NEW_UUID, attempt } from "./d1";
+import { EVENT_COLUMNS } from "./d1-rows";
+import { NEW_UUID, attempt } from "./d1-sql";
 
 /** How long a credit warning's row stops a duplicate: far longer than its counter keeps retrying. */
 export const CREDIT_WARNING_KEPT_MS = 30 * DAY_MS;
