@@ -172,6 +172,7 @@ const config: Config = {
   maxKeysPerOwner: 10_000,
   importAllowed: "admins",
   leaks: { action: "revoke", githubKeysUrl: new URL("https://api.github.com/meta/public_keys/secret_scanning") },
+  expiryWarningMs: [],
   errors: [],
 };
 

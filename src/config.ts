@@ -8,6 +8,7 @@ import { isValidPrefix } from "./keys/format";
 import { log } from "./log";
 import type { LeakAction } from "./model";
 import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
+import { parseExpiryWarningDays } from "./keys/warnings";
 import { isPublicSuffix } from "./public-suffixes";
 
 export interface JwtConfig {
@@ -68,6 +69,8 @@ export interface Config {
   readonly importAllowed: ImportPolicy;
   /** Leaked-key reports (docs/leaks.md): what a confirmed leak does, and where GitHub's signing keys are. */
   readonly leaks: LeakConfig;
+  /** How long before a key's expiry its `expiring` warnings are written (EXPIRY_WARNING_DAYS), in ms, largest first. */
+  readonly expiryWarningMs: readonly number[];
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
@@ -299,6 +302,9 @@ function readConfig(env: Env): Config {
     errors.push(`IMPORT_ALLOWED must be empty, "admins" or "personal"; using "admins"`);
   }
 
+  const expiryWarnings = parseExpiryWarningDays(env.EXPIRY_WARNING_DAYS);
+  if (expiryWarnings.error) errors.push(expiryWarnings.error);
+
   return {
     keyPrefix,
     acceptedPrefixes,
@@ -329,6 +335,7 @@ function readConfig(env: Env): Config {
     maxStalenessMs,
     maxKeysPerOwner,
     importAllowed,
+    expiryWarningMs: expiryWarnings.thresholdsMs,
     errors,
   };
 }

@@ -14,6 +14,8 @@ import { DurableUsageCounters } from "./store/counter";
 import { D1KeyStore } from "./store/d1";
 import { D1LeakStore } from "./store/leaks";
 import { D1UsageStore } from "./store/usage-counts";
+import { D1WarningStore } from "./store/warnings";
+import { scanExpiry } from "./service/warnings";
 
 export interface AppContext {
   readonly config: Config;
@@ -24,6 +26,8 @@ export interface AppContext {
   readonly readiness: () => Promise<Readiness>;
   /** The cron: deletes keys dead for PURGE_AFTER_DAYS (none when unset); how many. */
   readonly purge: (now: number) => Promise<number>;
+  /** The cron: writes the expiry warnings due (EXPIRY_WARNING_DAYS, and `expired`); how many. */
+  readonly expiryWarnings: (now: number) => Promise<number>;
 }
 
 /** `origin`: where the call came from, for the audit log (HTTP requests; RPC calls have none). */
@@ -59,5 +63,6 @@ export function createContext(
     leaks,
     readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
+    expiryWarnings: (now) => scanExpiry(new D1WarningStore(env.DB), config.expiryWarningMs, now),
   };
 }

@@ -59,4 +59,6 @@ export interface Env {
   LEAK_ACTION?: string;
   /** Where GitHub publishes the keys it signs secret scanning reports with (default: GitHub's own URL). */
   GITHUB_SECRET_SCANNING_KEYS_URL?: string;
+  /** Days before a key's expiry when its `expiring` warnings are written: a comma list (default "7,1"; empty: none). */
+  EXPIRY_WARNING_DAYS?: string;
 }

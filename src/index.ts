@@ -1,7 +1,7 @@
 /**
  * The Worker: HTTP through the router, the KeyService entrypoints for service bindings, and the Cron
- * Trigger's maintenance: the purge of long-dead keys (PURGE_AFTER_DAYS; off by default) and the audit
- * log's retention (AUDIT_RETENTION_DAYS).
+ * Trigger's maintenance: the purge of long-dead keys (PURGE_AFTER_DAYS; off by default), the audit
+ * log's retention (AUDIT_RETENTION_DAYS) and the expiry warnings (EXPIRY_WARNING_DAYS).
  */
 import { loadConfig } from "./config";
 import { type AppContext, createContext } from "./context";
@@ -35,6 +35,7 @@ function appFor(env: Env): ReturnType<typeof createApp> {
 export const scheduledTasks: Readonly<Record<string, (context: AppContext, now: number) => Promise<unknown>>> = {
   purge: (context, now) => context.purge(now),
   "audit retention": (context, now) => context.keys.purgeAuditEvents(now),
+  "expiry warnings": (context, now) => context.expiryWarnings(now),
 };
 
 export async function runScheduled(env: Env, ctx: ExecutionContext, now: number): Promise<void> {

@@ -67,10 +67,18 @@ export type AuditAction =
   | "rotated"
   | "revoked"
   /** A report found the key leaked, and the leak's action (LEAK_ACTION) revoked or disabled it. */
-  | "leaked";
+  | "leaked"
+  // Warnings latchkey writes on its own (service/warnings.ts, store/counter.ts), as actor WARNING_ACTOR.
+  | "expiring"
+  | "expired"
+  | "credits_low"
+  | "credits_exhausted";
 
 /** What a confirmed leak does to the key (LEAK_ACTION). */
 export type LeakAction = "revoke" | "disable";
+
+/** The actor of the warnings latchkey writes on its own: no person, key or service asked for them. */
+export const WARNING_ACTOR = "latchkey";
 
 /** One change of a key, as the audit log holds it. Never holds a key, a hash or a JWT. */
 export interface AuditEvent {
@@ -78,7 +86,7 @@ export interface AuditEvent {
   readonly keyId: string;
   readonly owner: Owner;
   readonly action: AuditAction;
-  /** `user:<sub>`, `key:<id>`, `service`, or `github` (a secret scanning report). */
+  /** `user:<sub>`, `key:<id>`, `service`, `github` (a secret scanning report) or `latchkey` (a warning: WARNING_ACTOR). */
   readonly actor: string;
   readonly at: number;
   /** Each changed field with its old and new value (API names and formats). */

@@ -67,10 +67,10 @@ describe("a key in words", () => {
       "5,000 requests per 30 seconds (odd)",
     );
     expect(creditsInWords(null)).toBe("None");
-    expect(creditsInWords({ remaining: 950, refill: { amount: 1000, interval: "month" } })).toBe(
+    expect(creditsInWords({ remaining: 950, refill: { amount: 1000, interval: "month" }, low_threshold: null })).toBe(
       "950 left · Refilled to 1,000 every month",
     );
-    expect(creditsInWords({ remaining: 3, refill: null })).toBe("3 left · No refill");
+    expect(creditsInWords({ remaining: 3, refill: null, low_threshold: null })).toBe("3 left · No refill");
     expect(eventInWords({ action: "updated", actor: "user:carol", changes: { name: { old: "a", new: "b" } } })).toBe(
       "Updated by user:carol: name",
     );
@@ -124,7 +124,7 @@ describe("the edit's PATCH body", () => {
   it("holds nothing when nothing changed", () => {
     const limited = key({
       ratelimits: [{ name: "burst", limit: 10, duration_ms: 1000 }],
-      credits: { remaining: 5, refill: { amount: 10, interval: "day" } },
+      credits: { remaining: 5, refill: { amount: 10, interval: "day" }, low_threshold: null },
       allowed_ips: ["10.0.0.0/8"],
       expires_at: "2030-02-01T00:00:00Z",
     });
@@ -146,7 +146,7 @@ describe("the edit's PATCH body", () => {
     expect(patchFor(k, { ...values(k), ratelimits: limits })).toEqual({ ratelimits: limits });
     const credits = { remaining: 100, refill: { amount: 100, interval: "month" as const } };
     expect(patchFor(k, { ...values(k), credits })).toEqual({ credits });
-    const metered = key({ credits: { remaining: 100, refill: null } });
+    const metered = key({ credits: { remaining: 100, refill: null, low_threshold: null } });
     expect(patchFor(metered, { ...values(metered), credits: null })).toEqual({ credits: null });
     expect(patchFor(metered, { ...values(metered), credits: { remaining: 99, refill: null } })).toEqual({
       credits: { remaining: 99, refill: null },

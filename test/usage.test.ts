@@ -63,7 +63,7 @@ describe("creating keys with limits", () => {
     expect(plain).toMatchObject({ ratelimits: [], credits: null });
     expect(await verify({ key: plain.key })).not.toHaveProperty("credits");
     const { credits } = (await limitedKey({ credits: { remaining: 5 } })) as { credits?: unknown };
-    expect(credits).toEqual({ remaining: 5, refill: null });
+    expect(credits).toEqual({ remaining: 5, refill: null, low_threshold: null });
   });
 
   it.each([
@@ -328,8 +328,8 @@ describe("POST /v1/keys/{id}/credits", () => {
     expect(await verify({ key })).toMatchObject({ code: "USAGE_EXCEEDED" });
     expect(await op({ op: "set", amount: 2 })).toEqual({ remaining: 2 });
     expect(await verify({ key })).toMatchObject({ code: "VALID", credits: { remaining: 1 } });
-    // Each operation is audited, newest first, with what was asked.
-    const events = (await (await call("GET", `/v1/keys/${id}/events`, { auth: jwt })).json()) as {
+    // Each operation is audited, newest first, with what was asked (the warnings the balance gave aside).
+    const events = (await (await call("GET", `/v1/keys/${id}/events?action=updated`, { auth: jwt })).json()) as {
       data: { action: string; changes: Record<string, { new: unknown }> }[];
     };
     expect(events.data.slice(0, 4).map((e) => [e.action, e.changes.credits?.new])).toEqual([
@@ -387,7 +387,7 @@ describe("POST /v1/keys/{id}/credits", () => {
       { type: "user", id: sub },
       { name: "rpc", credits: { remaining: 3 } },
     );
-    expect(created.credits).toEqual({ remaining: 3, refill: null });
+    expect(created.credits).toEqual({ remaining: 3, refill: null, low_threshold: null });
     expect(
       await exports.KeyService.credits({ type: "user", id: sub }, created.id, { op: "increment", amount: 2 }),
     ).toEqual({ remaining: 5 });
@@ -417,7 +417,7 @@ describe("key chains share one set of counters", () => {
       body: { name: "child", scopes: ["models:invoke"] },
     });
     const child = (await made.json()) as { key: string; credits: unknown };
-    expect(child.credits).toEqual({ remaining: 3, refill: null }); // the shared balance: the create cost the parent 1
+    expect(child.credits).toEqual({ remaining: 3, refill: null, low_threshold: null }); // the shared balance: the create cost the parent 1
     expect(await verify({ key: child.key, cost: 2 })).toMatchObject({ code: "VALID", credits: { remaining: 1 } });
     expect(await verify({ key: parent.key, cost: 2 })).toMatchObject({
       code: "USAGE_EXCEEDED",
@@ -437,7 +437,7 @@ describe("key chains share one set of counters", () => {
     expect(rotated.status).toBe(201);
     const successor = (await rotated.json()) as { id: string; key: string; credits: unknown; ratelimits: unknown };
     expect(successor.ratelimits).toEqual([{ name: "m", limit: 1000, duration_ms: 60_000 }]);
-    expect(successor.credits).toEqual({ remaining: 100, refill: null });
+    expect(successor.credits).toEqual({ remaining: 100, refill: null, low_threshold: null });
     const verdicts = await Promise.all(
       Array.from({ length: 150 }, (_, i) => verify({ key: i % 2 ? successor.key : key })),
     );

@@ -242,6 +242,8 @@ export function editForm(key: ApiKey, uid: string): EditForm {
         creditValues = {
           remaining: balance,
           refill: refill.value ? { amount, interval: refill.value as "day" | "month" } : null,
+          // Not edited here: the key's own is kept (a PATCH of credits replaces the whole object).
+          low_threshold: credits?.low_threshold ?? null,
         };
       }
       return {

@@ -62,13 +62,18 @@ const ACTIONS: Record<AuditEvent["action"], string> = {
   rotated: "Rotated",
   revoked: "Revoked",
   leaked: "Reported leaked",
+  expiring: "Expires soon",
+  expired: "Expired",
+  credits_low: "Credits low",
+  credits_exhausted: "Credits exhausted",
 };
 
-/** "Updated by user:carol: name, scopes". */
+/** "Updated by user:carol: name, scopes"; a warning latchkey wrote on its own: "Credits low". */
 export function eventInWords(event: Pick<AuditEvent, "action" | "actor" | "changes">): string {
   const fields = Object.keys(event.changes);
   const what = event.action === "updated" && fields.length > 0 ? `: ${fields.join(", ")}` : "";
-  return `${ACTIONS[event.action] ?? event.action} by ${event.actor}${what}`;
+  const label = ACTIONS[event.action] ?? event.action;
+  return event.actor === "latchkey" ? label : `${label} by ${event.actor}${what}`;
 }
 
 /** The status filter: every status, or one. */

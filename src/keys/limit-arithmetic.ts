@@ -21,6 +21,8 @@
  * not synced yet) can never apply an operation twice nor undo one: each operation lands exactly once.
  */
 
+import { type CreditWarning, type CreditWarningState, dueCreditWarnings, lowThreshold, rearmCredits } from "./warnings";
+
 export type RefillInterval = "day" | "month";
 
 /** The largest credit balance and amount (well inside exact integer arithmetic). */
@@ -42,6 +44,8 @@ export interface CreditsRule {
   readonly removed?: number;
   /** The latest `set`: when (a marker that only grows), to what, and the totals it superseded. */
   readonly set?: { readonly at: number; readonly amount: number; readonly added: number; readonly removed: number };
+  /** Below this balance the chain's credits are low (a `credits_low` warning); absent or null: 10 % of the last set or refill. */
+  readonly low_threshold?: number | null;
 }
 
 export interface KeyLimits {
@@ -52,7 +56,9 @@ export interface KeyLimits {
 /** One key chain's counters, as its Durable Object stores them. */
 export interface CounterState {
   /** The balance, and the rule's operations already applied to it (`setAt`, `added`, `removed`). */
-  credits: { remaining: number; refilledAt: number; setAt: number; added: number; removed: number } | null;
+  credits:
+    | ({ remaining: number; refilledAt: number; setAt: number; added: number; removed: number } & CreditWarningState)
+    | null;
   /** Each rate limit's bucket; `ms`: its duration, so a bucket of a limit gone is dropped once it would be full. */
   buckets: Record<string, { tokens: number; at: number; ms?: number }>;
 }
@@ -76,6 +82,8 @@ export interface UsageVerdict {
   readonly retryAfterMs: number | null;
   /** The counter's clock when it decided (epoch ms): `reset` is relative to it. */
   readonly at: number;
+  /** Credit warnings this call found due (keys/warnings.ts); the counter keeps them until they are written. */
+  readonly warnings?: readonly CreditWarning[];
 }
 
 export type CreditsOp = "set" | "increment" | "decrement";
@@ -127,9 +135,11 @@ function currentCredits(state: CounterState, rule: CreditsRule, now: number): No
     setAt: set?.at ?? 0,
     added: set?.added ?? 0,
     removed: set?.removed ?? 0,
+    base: rule.remaining,
   };
   if (set && set.at > credits.setAt) {
     credits.remaining = set.amount;
+    credits.base = set.amount;
     credits.setAt = set.at;
     credits.added = set.added;
     credits.removed = set.removed;
@@ -146,6 +156,7 @@ function currentCredits(state: CounterState, rule: CreditsRule, now: number): No
   }
   if (rule.refill && periodStart(now, rule.refill.interval) > credits.refilledAt) {
     credits.remaining = Math.max(credits.remaining, rule.refill.amount);
+    credits.base = rule.refill.amount;
     credits.refilledAt = periodStart(now, rule.refill.interval);
   }
   state.credits = credits;
@@ -187,7 +198,12 @@ export function applyUsage(state: CounterState, limits: KeyLimits, cost: number,
     const idle = now - bucket.at >= (bucket.ms ?? 0);
     if (idle && !limits.ratelimits.some((rule) => rule.name === name)) delete state.buckets[name];
   }
+  const before = state.credits?.remaining;
   const credits = limits.credits ? currentCredits(state, limits.credits, now) : null;
+  // The low threshold, and the re-arming of warnings by a set, add or refill (keys/warnings.ts).
+  const threshold =
+    credits && limits.credits ? lowThreshold(limits.credits.low_threshold, creditsBase(credits, limits.credits)) : 0;
+  if (credits) rearmCredits(credits, credits.remaining, threshold, now);
 
   const requests = cost > 0 ? 1 : 0;
   let code: UsageCode = "VALID";
@@ -208,13 +224,27 @@ export function applyUsage(state: CounterState, limits: KeyLimits, cost: number,
     for (const { bucket } of buckets) bucket.tokens -= requests;
     if (credits) credits.remaining -= cost;
   }
+  const warnings = credits
+    ? dueCreditWarnings(
+        credits,
+        { old: before ?? credits.remaining + (code === "VALID" ? cost : 0), new: credits.remaining },
+        threshold,
+        now,
+      )
+    : [];
   return {
     code,
     credits: credits ? { remaining: credits.remaining } : null,
     ratelimits: buckets.map(({ rule, bucket }) => bucketView(rule, bucket.tokens, now)),
     retryAfterMs,
     at: now,
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
+}
+
+/** The amount the default low threshold is 10 % of: the last set or refill (a counter from before warnings: the rule's). */
+function creditsBase(credits: CreditWarningState, rule: CreditsRule): number {
+  return credits.base ?? rule.refill?.amount ?? rule.set?.amount ?? rule.remaining;
 }
 
 /**

@@ -11,6 +11,11 @@ export const AUDIT_ACTIONS = [
   "rotated",
   "revoked",
   "leaked",
+  // Warnings latchkey writes on its own (actor `latchkey`): docs/audit.md, "Warnings".
+  "expiring",
+  "expired",
+  "credits_low",
+  "credits_exhausted",
 ] as const;
 
 export const AuditEvent = z
@@ -18,7 +23,10 @@ export const AuditEvent = z
     id: described(KeyId, "The event's id."),
     key_id: KeyId,
     action: z.enum(AUDIT_ACTIONS),
-    actor: described(z.string(), "`user:<sub>`, `key:<id>`, `service`, or `github` (a secret scanning report)."),
+    actor: described(
+      z.string(),
+      "`user:<sub>`, `key:<id>`, `service`, or `github` (a secret scanning report); `latchkey` for the warnings latchkey writes on its own (`expiring`, `expired`, `credits_low`, `credits_exhausted`), which have no ip nor user agent.",
+    ),
     at: Timestamp,
     changes: described(
       z.record(z.string(), z.object({ old: z.unknown(), new: z.unknown() })),

@@ -69,6 +69,12 @@ export const Credits = z
           "Tops the balance up to `amount` (never down) at each UTC midnight (`day`) or 1st of the month (`month`).",
       }),
     ),
+    low_threshold: z._default(z.nullable(CreditAmount), null).apply(
+      meta({
+        description:
+          "Below this balance the credits are low: a `credits_low` audit event (once, until a set, add or refill takes the balance to it or above). null (the default): 10 % of the last set or refill amount.",
+      }),
+    ),
   })
   .apply(meta({ id: "Credits" }));
 
@@ -76,6 +82,9 @@ export const Credits = z
 export const CreditsView = z.object({
   remaining: z.int().apply(meta({ description: "The balance now (at creation: the starting balance)." })),
   refill: z.nullable(z.object({ amount: z.int(), interval: z.enum(["day", "month"]) })),
+  low_threshold: z
+    .nullable(z.int())
+    .apply(meta({ description: "Below this balance the credits are low; null: 10 % of the last set or refill." })),
 });
 
 /** The usage part of a live key's verdict. */

@@ -12,7 +12,13 @@ export function limitsView(limits: KeyLimits | null | undefined): Pick<ApiKeyVie
   const credits = limits?.credits ?? null;
   return {
     ratelimits: (limits?.ratelimits ?? []).map(({ name, limit, duration_ms }) => ({ name, limit, duration_ms })),
-    credits: credits ? { remaining: credits.remaining, refill: credits.refill ? { ...credits.refill } : null } : null,
+    credits: credits
+      ? {
+          remaining: credits.remaining,
+          refill: credits.refill ? { ...credits.refill } : null,
+          low_threshold: credits.low_threshold ?? null,
+        }
+      : null,
   };
 }
 

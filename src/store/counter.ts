@@ -6,29 +6,107 @@
  * decides and writes in one synchronous step on its storage (the synchronous KV API, no await in
  * between), so no interleaving can overspend credits or admit one request too many, from any number
  * of isolates or locations. A verification makes one call carrying every limit of the key.
+ *
+ * Credit warnings (`credits_low`, `credits_exhausted`: keys/warnings.ts) are found in that same step,
+ * so exactly: the call that finds one keeps it in this object's storage, in the same write as the
+ * balance, and sets the object's alarm. The alarm writes the audit events to D1 (store/warnings.ts,
+ * idempotent: a retry writes nothing twice) and forgets them; a failed write is retried with backoff
+ * until it lands. So the warning reaches D1 even if the calling Worker dies the moment after, and the
+ * verification pays no extra round trip: the Worker is not involved at all.
  */
 import { DurableObject } from "cloudflare:workers";
 import { type CounterState, type KeyLimits, type UsageVerdict, applyUsage } from "../keys/limit-arithmetic";
+import type { CreditWarning } from "../keys/warnings";
+import { describeError, log } from "../log";
 import { StorageUnavailableError } from "./store";
 import { withTimeout } from "./timeout";
+import { D1WarningStore, type WarningStore } from "./warnings";
 
 /** The counters' clock, replaceable by tests to cross a refill boundary or refill a bucket. */
 export const counterClock = { now: (): number => Date.now() };
 
 const STATE = "state";
+const PENDING = "pending_warnings";
+/** The most warnings kept unwritten (a D1 outage of many periods keeps the newest). */
+const MAX_PENDING = 20;
+/** Backoff of a failed warning write: doubling from this, at most RETRY_MAX_MS. */
+const RETRY_MS = 5_000;
+const RETRY_MAX_MS = 3_600_000;
 
-export class UsageCounter extends DurableObject {
+/** Warnings found and not yet written to D1, with the chain they are about. */
+interface PendingWarnings {
+  chain: string;
+  warnings: CreditWarning[];
+  failures: number;
+}
+
+/** The D1 binding the counter writes warnings with (the Worker's env). */
+interface CounterEnv {
+  readonly DB?: D1Database;
+}
+
+export class UsageCounter extends DurableObject<CounterEnv> {
   /**
    * Applies one verification (cost 0: a peek) to every limit, all or nothing, after any credit
-   * operation recorded in `limits` that this counter has not applied yet.
+   * operation recorded in `limits` that this counter has not applied yet. `chain`: the key chain this
+   * counter is (its name), for the warnings' audit events.
    */
-  take(limits: KeyLimits, cost: number): UsageVerdict {
+  take(limits: KeyLimits, cost: number, chain?: string): UsageVerdict {
     const kv = this.ctx.storage.kv;
     const state = kv.get<CounterState>(STATE) ?? { credits: null, buckets: {} };
-    const verdict = applyUsage(state, limits, cost, counterClock.now());
+    const { warnings, ...verdict } = applyUsage(state, limits, cost, counterClock.now());
     kv.put(STATE, state);
+    if (warnings && chain !== undefined) this.keep(chain, warnings);
     return verdict;
   }
+
+  /** Keeps warnings to write, in the same storage write as the balance, and wakes the alarm to write them. */
+  private keep(chain: string, warnings: readonly CreditWarning[]): void {
+    const kv = this.ctx.storage.kv;
+    const pending = kv.get<PendingWarnings>(PENDING) ?? { chain, warnings: [], failures: 0 };
+    pending.warnings = [...pending.warnings, ...warnings].slice(-MAX_PENDING);
+    kv.put(PENDING, { ...pending, chain });
+    void this.ctx.storage.setAlarm(Date.now());
+  }
+
+  /** Writes the kept warnings to D1, then forgets them; after a failure, tries again later. */
+  override async alarm(): Promise<void> {
+    const kv = this.ctx.storage.kv;
+    const pending = kv.get<PendingWarnings>(PENDING);
+    if (!pending || pending.warnings.length === 0) return;
+    const written = new Set<string>();
+    try {
+      const store = warningStoreFor(this.env);
+      for (const warning of pending.warnings) {
+        await store.creditWarning(pending.chain, warning);
+        written.add(warningId(warning));
+      }
+    } catch (error) {
+      log("warn", "credit_warning_write_failed", { chain: pending.chain, error: describeError(error) });
+    }
+    // A call may have kept more meanwhile: forget only what was written.
+    const now = kv.get<PendingWarnings>(PENDING) ?? pending;
+    const left = now.warnings.filter((warning) => !written.has(warningId(warning)));
+    if (left.length === 0) {
+      kv.delete(PENDING);
+      return;
+    }
+    const failed = left.length < now.warnings.length ? 0 : now.failures + 1;
+    kv.put(PENDING, { ...now, warnings: left, failures: failed });
+    await this.ctx.storage.setAlarm(Date.now() + Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** Math.min(failed, 20)));
+  }
+}
+
+const warningId = (warning: CreditWarning) => `${warning.kind}:${warning.period}`;
+
+/** Where a counter writes its warnings; replaceable by tests (a failing D1). */
+export const counterWarnings = {
+  storeFor: (db: D1Database): WarningStore => new D1WarningStore(db),
+};
+
+function warningStoreFor(env: CounterEnv): WarningStore {
+  if (!env.DB) throw new StorageUnavailableError("no D1 binding (DB) for the usage counter's warnings");
+  return counterWarnings.storeFor(env.DB);
 }
 
 /** A counter call slower than this fails (closed: the verification answers 503, never unmetered). */
@@ -45,7 +123,7 @@ export class DurableUsageCounters implements UsageCounters {
   async take(usageId: string, limits: KeyLimits, cost: number): Promise<UsageVerdict> {
     try {
       const stub = this.namespace.get(this.namespace.idFromName(usageId));
-      return await withTimeout(stub.take(limits, cost), COUNTER_TIMEOUT_MS, "usage counter");
+      return await withTimeout(stub.take(limits, cost, usageId), COUNTER_TIMEOUT_MS, "usage counter");
     } catch (cause) {
       throw new StorageUnavailableError("usage counter call failed", { cause });
     }

@@ -42,7 +42,7 @@ export interface ApiKey {
   /** The key's rate limits (empty: none). */
   ratelimits: RateLimit[];
   /** The key's credits (`remaining`: the balance now); null: none. */
-  credits: { remaining: number; refill: CreditsRefill | null } | null;
+  credits: { remaining: number; refill: CreditsRefill | null; low_threshold: number | null } | null;
 }
 
 /** At most `limit` requests in a burst, refilled continuously at `limit` per `duration_ms` (1 s to 1 day). */
@@ -62,6 +62,8 @@ export interface CreditsRefill {
 export interface CreditsInput {
   remaining: number;
   refill?: CreditsRefill | null | undefined;
+  /** Below this balance the credits are low (a `credits_low` audit event); null or absent: 10 % of the last set or refill. */
+  low_threshold?: number | null | undefined;
 }
 
 /** `POST /v1/keys/{id}/credits`: a decrement stops at 0. */
@@ -290,6 +292,10 @@ export const AUDIT_ACTIONS = [
   "rotated",
   "revoked",
   "leaked",
+  "expiring",
+  "expired",
+  "credits_low",
+  "credits_exhausted",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
@@ -298,7 +304,7 @@ export interface AuditEvent {
   id: string;
   key_id: string;
   action: AuditAction;
-  /** `user:<sub>`, `key:<id>` or `service`. */
+  /** `user:<sub>`, `key:<id>`, `service`, or `latchkey` for the warnings latchkey writes on its own. */
   actor: string;
   at: string;
   /** Each changed field with its old and new value. */
