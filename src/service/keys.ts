@@ -70,6 +70,7 @@ import {
   type ReachGuard,
 } from "../store/store";
 import { recheckActor } from "./actor";
+import { rememberStored } from "./owner-limits";
 import { toEventView } from "./audit-view";
 import {
   ConflictError,
@@ -346,7 +347,7 @@ export class Keys {
       throw new IdempotencyKeyReusedError();
     }
     if ("refused" in stored) throw refusal(stored.refused, maxKeysPerOwner);
-    this.verifier.remember(record, stored.seq);
+    await rememberStored(this.deps, this.verifier, record, stored.seq);
     // A key sharing its maker's counters shows the shared balance as it is now.
     return { ...(record.usageId ? await this.liveView(record) : toApiKey(record)), key };
   }
@@ -537,7 +538,7 @@ export class Keys {
       if (stored === null) return null;
       if ("refused" in stored) throw refusal(stored.refused, maxKeysPerOwner);
       await this.verifier.changed({ ...current, expiresAt: oldExpiresAt }, stored.seq);
-      this.verifier.remember(record, stored.seq);
+      await rememberStored(this.deps, this.verifier, record, stored.seq);
       // It shares the old key's balance: shown as it is now.
       return { ...(await this.liveView(record)), key };
     });

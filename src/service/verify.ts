@@ -32,7 +32,7 @@ import { sha256Hex } from "../keys/hash";
 import { type IpMatcher, compileAllowList } from "../keys/ip";
 import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
-import { type KeyLimits, type UsageVerdict, hasLimits } from "../keys/limit-arithmetic";
+import type { UsageVerdict } from "../keys/limit-arithmetic";
 import { type CompactRecord, compact } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
 import { KV_TTL_SECONDS, type RecordCache } from "../store/cache";
@@ -40,9 +40,11 @@ import { type KeyStore, StorageUnavailableError, TOUCH_BATCH } from "../store/st
 import { withTimeout } from "../store/timeout";
 import type { UsageCounters } from "../store/counter";
 import type { UsageStore } from "../store/usage-counts";
+import type { OwnerLimitsStore } from "../store/owner-limits";
 import { TtlLru } from "../util/lru";
 import { describeError, log } from "../log";
 import { FeedState } from "./feed";
+import { isMetered, ownerLimitsBytes, spend } from "./metering";
 import { UsageTally } from "./usage-tally";
 
 const LAST_USED_INTERVAL_MS = 60_000;
@@ -89,6 +91,7 @@ export function memoryRecordBytes(hash: string, entry: MemoryRecord): number {
   // Usage limits: a few numbers per rate limit and for credits (keys without limits add nothing).
   if (record.limits) bytes += 200 + 100 * record.limits.ratelimits.length;
   for (const limit of record.limits?.ratelimits ?? []) bytes += limit.name.length;
+  bytes += ownerLimitsBytes(record.ownerLimits);
   return bytes;
 }
 
@@ -114,6 +117,8 @@ export interface ServiceDeps {
   readonly counters?: UsageCounters;
   /** Where verification counts go (absent: not counted). */
   readonly usageStore?: UsageStore;
+  /** Owners' per-customer limits (absent: a stored key is made warm without them). */
+  readonly ownerLimits?: OwnerLimitsStore;
 }
 
 export interface Verification {
@@ -287,23 +292,16 @@ export class Verifier {
   private meter(verification: Verification, options: VerifyChecks, now: number): Verification | Promise<Verification> {
     const { record, keyId } = verification;
     if (keyId === null) return verification;
-    if (record && verification.code === "VALID" && hasLimits(record.limits)) {
-      return this.limited(record, record.limits, options, now);
-    }
+    if (record && verification.code === "VALID" && isMetered(record)) return this.limited(record, options, now);
     this.countOutcome(keyId, verification.code, now);
     return verification;
   }
 
   /** One counter call applies every limit of the key; a failing counter fails the verification (503). */
-  private async limited(
-    record: CompactRecord,
-    limits: KeyLimits,
-    options: VerifyChecks,
-    now: number,
-  ): Promise<Verification> {
+  private async limited(record: CompactRecord, options: VerifyChecks, now: number): Promise<Verification> {
     const counters = this.deps.counters;
     if (!counters) throw new StorageUnavailableError("usage counters are not bound (USAGE_COUNTER)");
-    const usage = await counters.take(usageIdOf(record), limits, options.cost ?? 1);
+    const usage = await spend(counters, record, options.cost ?? 1);
     this.countOutcome(record.id, usage.code, now);
     return { code: usage.code, record, keyId: record.id, usage };
   }

@@ -50,10 +50,19 @@ interface KeyRow {
   rotated_from: string | null;
   limits: string | null;
   usage_id: string | null;
+  /** Only in reads that ask for it (OWNER_RULES). */
+  owner_rules?: string | null;
 }
 
 const COLUMNS =
   "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id, enabled, updated_at, allowed_ips, rotated_from, limits, usage_id";
+
+/**
+ * The key's owner's limits (migrations/0010_owner_limits.sql), read in the same statement as the key:
+ * a primary-key lookup, no extra round trip; NULL for an owner without limits.
+ */
+const OWNER_RULES =
+  "(SELECT rules FROM owner_limits WHERE owner_limits.owner_type = api_keys.owner_type AND owner_limits.owner_id = api_keys.owner_id) AS owner_rules";
 
 /** The feed position a read is current as of, read in the same statement as the read. */
 const FEED_HEAD = "(SELECT COALESCE(MAX(seq), 0) FROM key_changes)";
@@ -156,6 +165,7 @@ function fromRow(row: KeyRow): KeyRecord {
     rotatedFrom: row.rotated_from,
     ...(row.limits === null ? {} : { limits: JSON.parse(row.limits) as KeyLimits }),
     ...(row.usage_id === null ? {} : { usageId: row.usage_id }),
+    ...(row.owner_rules ? { ownerLimits: JSON.parse(row.owner_rules) as KeyLimits } : {}),
   };
 }
 
@@ -422,7 +432,7 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
   findByHash(hash: string): Promise<StampedRecord | null> {
     return attempt("lookup", async () => {
       const row = await this.db
-        .prepare(`SELECT ${COLUMNS}, ${FEED_HEAD} AS feed_seq FROM api_keys WHERE hash = ?`)
+        .prepare(`SELECT ${COLUMNS}, ${OWNER_RULES}, ${FEED_HEAD} AS feed_seq FROM api_keys WHERE hash = ?`)
         .bind(hash)
         .first<KeyRow & { feed_seq: number }>();
       return row ? { record: fromRow(row), seq: row.feed_seq } : null;
@@ -441,7 +451,10 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
 
   findById(id: string): Promise<KeyRecord | null> {
     return attempt("lookup", async () => {
-      const row = await this.db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).bind(id).first<KeyRow>();
+      const row = await this.db
+        .prepare(`SELECT ${COLUMNS}, ${OWNER_RULES} FROM api_keys WHERE id = ?`)
+        .bind(id)
+        .first<KeyRow>();
       return row ? fromRow(row) : null;
     });
   }

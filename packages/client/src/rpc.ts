@@ -19,9 +19,13 @@ import type {
   ListEventsOptions,
   ListKeysOptions,
   Owner,
+  OwnerLimits,
+  OwnerLimitsInput,
+  OwnerUsageReport,
   RevokeOptions,
   RotateKeyInput,
   UpdateKeyInput,
+  UsageQuery,
   VerifyOptions,
   VerifyResult,
   VerifyVerdict,
@@ -106,4 +110,12 @@ export interface KeyService extends Rpc.WorkerEntrypointBranded {
   keyEvents(owner: Owner, id: string, options?: ListEventsOptions): Promise<EventListView>;
   /** The owner's audit events, newest first. */
   listEvents(owner: Owner, options?: ListEventsOptions): Promise<EventListView>;
+  /** GET /v1/owners/{type}/{id}/limits for `owner`: its per-customer limits with the live balance. */
+  ownerLimits(owner: Owner): Promise<OwnerLimits>;
+  /** PUT /v1/owners/{type}/{id}/limits for `owner`. */
+  setOwnerLimits(owner: Owner, input: OwnerLimitsInput): Promise<OwnerLimits>;
+  /** POST /v1/owners/{type}/{id}/credits for `owner`: the shared balance afterwards. */
+  ownerCredits(owner: Owner, input: CreditsOperation): Promise<CreditsResult>;
+  /** GET /v1/owners/{type}/{id}/usage for `owner`. */
+  ownerUsage(owner: Owner, query?: UsageQuery): Promise<OwnerUsageReport>;
 }
