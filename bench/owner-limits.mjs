@@ -84,12 +84,22 @@ try {
       const result = await measure(created.key);
       if (result.non2xx > 0) throw new Error(`${name}: ${result.non2xx} answers were not 2xx`);
       results.get(name).push(result);
-      console.log(`${name}: ${result.requests.average} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`);
+      console.log(
+        `${name}: ${result.requests.average} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`,
+      );
     }
   }
   // Each case keeps its best round (the least disturbed by the other load on the machine).
-  const best = [...results].map(([name, rounds]) => [name, rounds.reduce((a, b) => (b.requests.average > a.requests.average ? b : a))]);
-  const rows = best.map(([name, r]) => [name, String(Math.round(r.requests.average)), String(r.latency.p50), String(r.latency.p99)]);
+  const best = [...results].map(([name, rounds]) => [
+    name,
+    rounds.reduce((a, b) => (b.requests.average > a.requests.average ? b : a)),
+  ]);
+  const rows = best.map(([name, r]) => [
+    name,
+    String(Math.round(r.requests.average)),
+    String(r.latency.p50),
+    String(r.latency.p99),
+  ]);
   console.log(table(["case", "req/s", "p50 ms", "p99 ms"], rows));
   if (!opts["no-write"]) {
     await writeSection(

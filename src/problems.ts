@@ -171,7 +171,7 @@ export const PROBLEMS = {
     status: 429,
     title: "API key rate limited",
     description:
-      "The API key is over one of its own rate limits (`ratelimits`), or its owner's (`limited_by: \"owner\"`, `owner_limits`): wait Retry-After seconds. RateLimit-Limit / -Remaining / -Reset describe the tightest limit of whoever refused.",
+      'The API key is over one of its own rate limits (`ratelimits`), or its owner\'s (`limited_by: "owner"`, `owner_limits`): wait Retry-After seconds. RateLimit-Limit / -Remaining / -Reset describe the tightest limit of whoever refused.',
   },
   key_usage_exceeded: {
     status: 429,
