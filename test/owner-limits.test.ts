@@ -177,12 +177,14 @@ describe("who may read and change an owner's limits", () => {
   it("the pure rule: a trusted Worker only for the owner it names, an admin only for their workspace", () => {
     const owner = { type: "workspace" as const, id: "acme" };
     const admin = { kind: "user" as const, sub: "a", orgId: "acme", roles: [], workspaceAdmin: true, operator: false };
-    expect(() => requireOwnerLimitsAccess(admin, owner)).not.toThrow();
-    expect(() => requireOwnerLimitsAccess({ ...admin, workspaceAdmin: false }, owner)).toThrow(/admin/);
-    expect(() => requireOwnerLimitsAccess({ ...admin, orgId: "other" }, owner)).toThrow();
-    expect(() => requireOwnerLimitsAccess(admin, { type: "user", id: "acme" })).toThrow();
-    expect(() => requireOwnerLimitsAccess({ kind: "service", owner }, owner)).not.toThrow();
-    expect(() => requireOwnerLimitsAccess({ kind: "service", owner: { type: "workspace", id: "x" } }, owner)).toThrow();
+    expect(() => requireOwnerLimitsAccess(admin, owner, "write")).not.toThrow();
+    expect(() => requireOwnerLimitsAccess({ ...admin, workspaceAdmin: false }, owner, "write")).toThrow(/admin/);
+    expect(() => requireOwnerLimitsAccess({ ...admin, orgId: "other" }, owner, "write")).toThrow();
+    expect(() => requireOwnerLimitsAccess(admin, { type: "user", id: "acme" }, "write")).toThrow();
+    expect(() => requireOwnerLimitsAccess({ kind: "service", owner }, owner, "write")).not.toThrow();
+    expect(() =>
+      requireOwnerLimitsAccess({ kind: "service", owner: { type: "workspace", id: "x" } }, owner, "write"),
+    ).toThrow();
   });
 
   it("a trusted Worker sets and reads limits over RPC for the owner it names", async () => {

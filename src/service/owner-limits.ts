@@ -59,13 +59,13 @@ export class OwnerLimitsService {
   }
 
   async get(actor: Actor, owner: Owner): Promise<OwnerLimitsView> {
-    requireOwnerLimitsAccess(actor, owner);
+    requireOwnerLimitsAccess(actor, owner, "read");
     return this.view(owner, await this.deps.ownerLimits.get(owner));
   }
 
   /** Replaces the fields given (null clears one); a PUT of `credits` sets the shared balance. */
   async put(actor: Actor, owner: Owner, input: OwnerLimitsInput): Promise<OwnerLimitsView> {
-    requireOwnerLimitsAccess(actor, owner);
+    requireOwnerLimitsAccess(actor, owner, "write");
     const stored = await this.write(actor, owner, "limits_updated", (current, at) => {
       const limits = ownerLimitsAfter(current?.limits ?? null, input, at);
       const before = rulesView(current?.limits ?? null);
@@ -84,7 +84,7 @@ export class OwnerLimitsService {
 
   /** POST /v1/owners/{type}/{id}/credits: as a key's credits operation, on the owner's shared balance. */
   async adjustCredits(actor: Actor, owner: Owner, input: CreditsInput): Promise<CreditsResultView> {
-    requireOwnerLimitsAccess(actor, owner);
+    requireOwnerLimitsAccess(actor, owner, "write");
     const stored = await this.write(actor, owner, "credits_updated", (current, at) => {
       const rule = current?.limits.credits;
       if (!current || !rule) {
@@ -100,7 +100,7 @@ export class OwnerLimitsService {
 
   /** Verifications of all the owner's keys per hour or day (UTC), by outcome. */
   async usage(actor: Actor, owner: Owner, query: UsageQueryInput): Promise<OwnerUsageReportView> {
-    requireOwnerLimitsAccess(actor, owner);
+    requireOwnerLimitsAccess(actor, owner, "read");
     const step = query.granularity === "hour" ? HOUR_MS : DAY_MS;
     const now = Date.now();
     const to = query.to === undefined ? now : Date.parse(query.to);
@@ -140,7 +140,7 @@ export class OwnerLimitsService {
 
   /** The owner's limits changes, newest first (the latest 100). */
   async events(actor: Actor, owner: Owner): Promise<OwnerEventListView> {
-    requireOwnerLimitsAccess(actor, owner);
+    requireOwnerLimitsAccess(actor, owner, "read");
     const events = await this.deps.ownerLimits.events(owner, EVENTS_SHOWN);
     return {
       data: events.map((e) => ({

@@ -14,8 +14,13 @@
 import type { Actor, Owner } from "../model";
 import { ForbiddenError } from "./errors";
 
-/** Throws ForbiddenError (403) unless `actor` may read and change `owner`'s limits. */
-export function requireOwnerLimitsAccess(actor: Actor, owner: Owner): void {
+/**
+ * Throws ForbiddenError (403) unless `actor` may read (GET limits, usage, events) or change (PUT,
+ * credits) `owner`'s limits. `access` is for credentials with read-only and read-write powers (a root
+ * key's `keys:read` / `keys:write`); today's actors may do both or neither.
+ */
+export function requireOwnerLimitsAccess(actor: Actor, owner: Owner, access: "read" | "write"): void {
+  void access;
   switch (actor.kind) {
     case "service":
       if (actor.owner.type === owner.type && actor.owner.id === owner.id) return;
