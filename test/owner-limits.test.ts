@@ -8,6 +8,8 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { requireOwnerLimitsAccess } from "../src/service/owner-rules";
 import { ownerLimitsAfter } from "../src/keys/owner-usage";
+import { sha256Hex } from "../src/keys/hash";
+import { isolateCache } from "../src/service/verify";
 import { call, createKey, expectProblem, token, uniqueSub } from "./helpers";
 
 const verify = async (body: Record<string, unknown>) => {
@@ -125,6 +127,20 @@ describe("an owner's limits are shared by all its keys", () => {
       owner_limits: { credits: { remaining: 0 } },
     });
     expect(await verify({ key: late.key })).toMatchObject({ code: "USAGE_EXCEEDED", limited_by: "owner" });
+  });
+
+  it("a key of an owner without limits carries nothing for them in its cached record; one with them does", async () => {
+    const plain = await workspace([{}]);
+    const limited = await workspace([{}]);
+    await putLimits(limited.admin, limited.path, { credits: { remaining: 5 } });
+    const cached = async (key: string) => {
+      await verify({ key });
+      return isolateCache.records.get(await sha256Hex(key), Date.now())?.record;
+    };
+    const record = await cached(plain.keys[0]!.key);
+    expect(record).toBeDefined();
+    expect(Object.keys(record!)).not.toContain("ownerLimits");
+    expect((await cached(limited.keys[0]!.key))?.ownerLimits).toMatchObject({ credits: { remaining: 5 } });
   });
 
   it("a key of another owner is unaffected", async () => {

@@ -24,7 +24,8 @@
  *
  * A key with rate limits or credits (keys/limit-arithmetic.ts) then makes one call to its chain's Durable Object
  * counter (store/counter.ts), which applies every limit at once; a key without them never reaches a
- * counter. Outcomes are counted per key in the isolate and written in batches (service/usage-tally.ts).
+ * counter. Its owner's per-customer limits travel in its record and are spent in the same one call
+ * (service/metering.ts). Outcomes are counted per key in the isolate and written in batches (service/usage-tally.ts).
  */
 import type { Config } from "../config";
 import { isWellFormedKeyOf } from "../keys/format";
