@@ -7,7 +7,7 @@
  */
 import type { KeyLimits } from "../keys/limit-arithmetic";
 import type { Owner, OwnerType } from "../model";
-import { D1_TIMEOUT_MS } from "./d1";
+import { D1_TIMEOUT_MS } from "./d1-sql";
 import { StorageUnavailableError } from "./store";
 import { withTimeout } from "./timeout";
 import type { UsageCount } from "./usage-counts";
