@@ -16,12 +16,16 @@ import { D1LeakStore } from "./store/leaks";
 import { D1UsageStore } from "./store/usage-counts";
 import { D1WarningStore } from "./store/warnings";
 import { scanExpiry } from "./service/warnings";
+import { D1OwnerLimitsStore } from "./store/owner-limits";
+import { OwnerLimitsService } from "./service/owner-limits";
 
 export interface AppContext {
   readonly config: Config;
   readonly keys: Keys;
   /** Leaked-key reports (POST /v1/leaks, /v1/leaks/github, RPC reportLeaks). */
   readonly leaks: LeakIntake;
+  /** Per-customer limits: owners' rate limits and credits (service/owner-limits.ts). */
+  readonly owners: OwnerLimitsService;
   /** GET /readyz: D1 (and its schema) and KV. */
   readonly readiness: () => Promise<Readiness>;
   /** The cron: deletes keys dead for PURGE_AFTER_DAYS (none when unset); how many. */
@@ -39,17 +43,19 @@ export function createContext(
   const config = loadConfig(env);
   const store = new D1KeyStore(env.DB);
   const cache = new KvRecordCache(env.KEY_CACHE);
-  const keys = new Keys({
+  const deps = {
     store,
     cache,
     config,
-    defer: (work) => ctx.waitUntil(work),
+    defer: (work: Promise<unknown>) => ctx.waitUntil(work),
     creationLimiter: env.KEY_CREATION_LIMITER,
     onVerified: env.VERIFY_ANALYTICS ? verificationCounter(env.VERIFY_ANALYTICS) : undefined,
     origin,
     ...(env.USAGE_COUNTER ? { counters: new DurableUsageCounters(env.USAGE_COUNTER) } : {}),
     usageStore: new D1UsageStore(env.DB),
-  });
+    ownerLimits: new D1OwnerLimitsStore(env.DB),
+  };
+  const keys = new Keys(deps);
   const leaks = new LeakIntake({
     store: new D1LeakStore(env.DB),
     verifier: keys.verifier,
@@ -61,6 +67,7 @@ export function createContext(
     config,
     keys,
     leaks,
+    owners: new OwnerLimitsService(deps),
     readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
     expiryWarnings: (now) => scanExpiry(new D1WarningStore(env.DB), config.expiryWarningMs, now),

@@ -51,6 +51,11 @@ export interface KeyRecord {
   readonly limits?: KeyLimits | null;
   /** The key chain whose counters the key uses (store/counter.ts); absent: its own id. */
   readonly usageId?: string;
+  /**
+   * Its owner's limits (per-customer limits, keys/owner-usage.ts), read with the key; absent: the
+   * owner has none, and a verification asks no owner counter.
+   */
+  readonly ownerLimits?: KeyLimits;
 }
 
 /** The key that asked for this key and received its secret (its `created_by`), or null for a person or service. */
@@ -115,6 +120,7 @@ export type CompactRecord = Pick<
   | "allowedIps"
   | "limits"
   | "usageId"
+  | "ownerLimits"
 >;
 
 export function compact(r: CompactRecord): CompactRecord {
@@ -134,6 +140,8 @@ export function compact(r: CompactRecord): CompactRecord {
     // Usage limits (and the counters they use) travel only when the key has them: keys without
     // limits carry no extra bytes.
     ...(r.limits ? { limits: r.limits, ...(r.usageId ? { usageId: r.usageId } : {}) } : {}),
+    // Its owner's limits likewise: keys of owners without limits carry nothing for them.
+    ...(r.ownerLimits ? { ownerLimits: r.ownerLimits } : {}),
   };
 }
 

@@ -178,13 +178,13 @@ export const PROBLEMS = {
     status: 429,
     title: "API key rate limited",
     description:
-      "The API key is over one of its own rate limits (`ratelimits`): wait Retry-After seconds. RateLimit-Limit / -Remaining / -Reset describe the tightest limit.",
+      'The API key is over one of its own rate limits (`ratelimits`), or its owner\'s (`limited_by: "owner"`, `owner_limits`): wait Retry-After seconds. RateLimit-Limit / -Remaining / -Reset describe the tightest limit of whoever refused.',
   },
   key_usage_exceeded: {
     status: 429,
     title: "API key out of credits",
     description:
-      "The API key's credits do not cover this request (`credits`): Retry-After is the next refill when one would cover it, absent when waiting will not help (top the credits up).",
+      "The API key's credits (`credits`), or its owner's shared credits (`limited_by: \"owner\"`), do not cover this request: Retry-After is the next refill when one would cover it, absent when waiting will not help (top the credits up).",
   },
   configuration_error: {
     status: 500,

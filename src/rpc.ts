@@ -29,6 +29,10 @@ import {
   ListEventsOptions as ListEventsOptionsSchema,
   CreditsRequest,
   type CreditsResultView,
+  OwnerLimitsRequest,
+  type OwnerLimitsView,
+  type OwnerUsageReportView,
+  UsageQuery,
   ImportKeysRequest,
   type ImportResultView,
   LeakReportRequest,
@@ -85,6 +89,8 @@ export type ImportKeysOptions = z.input<typeof ImportKeysRequest>;
 export type RevokeKeyOptions = z.input<typeof RevokeKeyOptionsSchema>;
 export type CreditsOptions = z.input<typeof CreditsRequest>;
 export type LeakReportOptions = z.input<typeof LeakReportRequest>;
+export type OwnerLimitsOptions = z.input<typeof OwnerLimitsRequest>;
+export type OwnerUsageOptions = z.input<typeof UsageQuery>;
 
 /** Refused input of one argument: `[invalid] input: name: Required`. */
 class ArgumentError extends ValidationError {
@@ -119,7 +125,7 @@ function checkJsonInput<S extends z.ZodMiniType>(
   return check(schema, input, "input");
 }
 
-function serviceActor(owner: Owner): Actor {
+function serviceActor(owner: Owner): Extract<Actor, { kind: "service" }> {
   return { kind: "service", owner: check(OwnerInput, owner, "owner") };
 }
 
@@ -257,6 +263,45 @@ export class KeyService extends WorkerEntrypoint<Env> implements KeyServiceContr
       const body = check(LeakReportRequest, input, "input");
       return createContext(this.env, this.ctx).leaks.reportKeys({ kind: "service" }, body);
     });
+  }
+
+  /** GET /v1/owners/{type}/{id}/limits for `owner`: its per-customer limits with the live balance. */
+  async ownerLimits(owner: Owner): Promise<OwnerLimitsView> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      return this.#owners().get(actor, actor.owner);
+    });
+  }
+
+  /** PUT /v1/owners/{type}/{id}/limits for `owner` (`{ ratelimits?, credits? }`; null clears one). */
+  async setOwnerLimits(owner: Owner, input: OwnerLimitsOptions): Promise<OwnerLimitsView> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const body = check(OwnerLimitsRequest, input, "input");
+      return this.#owners().put(actor, actor.owner, body);
+    });
+  }
+
+  /** POST /v1/owners/{type}/{id}/credits for `owner`: the shared balance afterwards. */
+  async ownerCredits(owner: Owner, input: CreditsOptions): Promise<CreditsResultView> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const body = check(CreditsRequest, input, "input");
+      return this.#owners().adjustCredits(actor, actor.owner, body);
+    });
+  }
+
+  /** GET /v1/owners/{type}/{id}/usage for `owner`. */
+  async ownerUsage(owner: Owner, query: OwnerUsageOptions = {}): Promise<OwnerUsageReportView> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const parsed = check(UsageQuery, query ?? {}, "query");
+      return this.#owners().usage(actor, actor.owner, parsed);
+    });
+  }
+
+  #owners() {
+    return createContext(this.env, this.ctx).owners;
   }
 
   /** Truly private (#): RPC exposes every public method of an entrypoint, and TypeScript's `private` too. */

@@ -90,17 +90,26 @@ let bodyRoutes: BodyRoute[];
 let authRoutes: BodyRoute[];
 
 beforeAll(async () => {
-  jwt = await token(uniqueSub("fuzz"), { org: uniqueSub("org") });
+  const sub = uniqueSub("fuzz");
+  jwt = await token(sub, { org: uniqueSub("org") });
   owned = await createKey(jwt);
-  const concrete = (path: string) => path.replace(":id", owned.id);
+  // The owner routes name the person's own user owner, whose limits a person may not set (403): any
+  // body reaches validation, and nothing is ever stored.
+  const owner = `/v1/owners/user/${sub}`;
+  const concrete = (path: string) => path.replace(":id", owned.id).replace("/v1/owners/:owner_type/:owner_id", owner);
   // Every route that reads a body, plus DELETE (which may be sent one and must ignore it).
   bodyRoutes = routes
     .filter((r) => r.body !== undefined || r.method === "delete")
-    .map((r) => ({ method: r.method.toUpperCase(), path: r.path.replace(":id", crypto.randomUUID()) }));
+    .map((r) => ({
+      method: r.method.toUpperCase(),
+      path: r.path.replace(":id", crypto.randomUUID()).replace("/v1/owners/:owner_type/:owner_id", owner),
+    }));
   authRoutes = routes
     .filter((r) => r.auth === "required")
     .map((r) => ({ method: r.method.toUpperCase(), path: concrete(r.path) }));
-  expect(bodyRoutes.map((r) => `${r.method} ${r.path.replace(/[0-9a-f-]{36}/, ":id")}`).sort()).toEqual([
+  const generic = (path: string) =>
+    path.replace(/[0-9a-f-]{36}/, ":id").replace(owner, "/v1/owners/:owner_type/:owner_id");
+  expect(bodyRoutes.map((r) => `${r.method} ${generic(r.path)}`).sort()).toEqual([
     "DELETE /v1/keys/:id",
     "PATCH /v1/keys/:id",
     "POST /v1/keys",
@@ -109,9 +118,11 @@ beforeAll(async () => {
     "POST /v1/keys/import",
     "POST /v1/leaks",
     "POST /v1/leaks/github",
+    "POST /v1/owners/:owner_type/:owner_id/credits",
     "POST /v1/verify",
+    "PUT /v1/owners/:owner_type/:owner_id/limits",
   ]);
-  expect(authRoutes).toHaveLength(13);
+  expect(authRoutes).toHaveLength(18);
 });
 
 /**

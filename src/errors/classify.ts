@@ -169,7 +169,14 @@ const cause = (error: Error): LogFields => ({ error: error.message, cause: descr
 export function usageLimitHeaders(usage: UsageVerdict): Record<string, string> {
   const headers: Record<string, string> = {};
   if (usage.retryAfterMs !== null) headers["Retry-After"] = String(Math.max(1, Math.ceil(usage.retryAfterMs / 1000)));
-  const tightest = usage.ratelimits.reduce<UsageVerdict["ratelimits"][number] | null>(
+  // The limits of whoever refused (the owner's, for per-customer limits); else every limit consulted.
+  const limits =
+    usage.limit === "owner"
+      ? (usage.owner?.ratelimits ?? [])
+      : usage.limit === "key"
+        ? usage.ratelimits
+        : [...usage.ratelimits, ...(usage.owner?.ratelimits ?? [])];
+  const tightest = limits.reduce<UsageVerdict["ratelimits"][number] | null>(
     (min, limit) => (min === null || limit.remaining < min.remaining ? limit : min),
     null,
   );

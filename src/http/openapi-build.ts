@@ -82,6 +82,7 @@ const SECURITY: Record<Route["auth"], Record<string, string[]>[]> = {
 const TAGS: Record<string, string> = {
   keys: "The key lifecycle.",
   audit: "The audit log: who changed which key, when, and how.",
+  owners: "Per-customer limits: rate limits and credits shared by every key of one owner.",
   verify: "Key verification for services.",
   auth: "The caller's identity.",
   meta: "Health and this document.",

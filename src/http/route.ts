@@ -10,7 +10,7 @@ import type { AppContext } from "../context";
 import type { Env } from "../env";
 import type { Actor } from "../model";
 
-export type Method = "get" | "post" | "patch" | "delete";
+export type Method = "get" | "post" | "put" | "patch" | "delete";
 /**
  * `verify`: open, unless VERIFY_TOKEN is set (then that service credential is required).
  * `person`: a JWT only (an API key is refused unread).

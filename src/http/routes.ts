@@ -14,6 +14,11 @@ import {
   KeyList,
   ListEventsQuery,
   OpenApiDocument,
+  OwnerEventList,
+  OwnerLimits,
+  OwnerLimitsRequest,
+  OwnerParams,
+  OwnerUsageReport,
   ListKeysQuery,
   Readiness,
   RevokeKeyQuery,
@@ -30,6 +35,7 @@ import * as z from "zod/mini";
 import { leakRoutes } from "./leak-routes";
 import { meteredVerify } from "./limits";
 import { openApiDocument } from "./openapi";
+import { ownerFromPath } from "../service/owner-limits";
 import { problem } from "./problem";
 import { type Route, defineRoute, json } from "./route";
 
@@ -274,6 +280,79 @@ export const routes: readonly Route[] = [
     success: { status: 200, description: "One bucket per hour or day of the range.", schema: UsageReport },
     problems: [400, 403],
     handle: async ({ app, actor, params }, { query }) => json(await app.keys.usage(actor, params.id ?? "", query)),
+  }),
+  defineRoute({
+    method: "get",
+    path: "/v1/owners/:owner_type/:owner_id/limits",
+    operationId: "getOwnerLimits",
+    summary: "An owner's per-customer limits, with the live shared balance",
+    description:
+      "Rate limits and credits shared by every key of the owner, on top of each key's own. For a trusted Worker over RPC (its owner), and a workspace admin (their workspace); an API key or anyone else: 403. An owner without limits shows `ratelimits: []` and `credits: null`.",
+    tag: "owners",
+    auth: "required",
+    pathParams: OwnerParams,
+    success: { status: 200, description: "The owner's limits.", schema: OwnerLimits },
+    problems: [403, 404],
+    handle: async ({ app, actor, params }) => json(await app.owners.get(actor, ownerFromPath(params))),
+  }),
+  defineRoute({
+    method: "put",
+    path: "/v1/owners/:owner_type/:owner_id/limits",
+    operationId: "setOwnerLimits",
+    summary: "Set an owner's per-customer limits (shared by all its keys)",
+    description:
+      "`ratelimits` replaces the owner's list and `credits` its rule, setting the shared balance to `remaining`; null clears one; a field left out is unchanged. Every verification of any of the owner's keys then spends from the owner's counters as well as the key's own, exactly. Reaches every cache within the change bound. Audited (`GET .../events`). Who may: as for GET.",
+    tag: "owners",
+    auth: "required",
+    pathParams: OwnerParams,
+    body: OwnerLimitsRequest,
+    success: { status: 200, description: "The owner's limits afterwards.", schema: OwnerLimits },
+    problems: [400, 403, 404, 409, 413, 415, 422],
+    handle: async ({ app, actor, params }, { body }) => json(await app.owners.put(actor, ownerFromPath(params), body)),
+  }),
+  defineRoute({
+    method: "post",
+    path: "/v1/owners/:owner_type/:owner_id/credits",
+    operationId: "adjustOwnerCredits",
+    summary: "Set, raise or lower an owner's shared credit balance",
+    description:
+      "As a key's credits operation, on the balance all the owner's keys share. A decrement stops at 0. An owner without credits: 409. Who may: as for the owner's limits.",
+    tag: "owners",
+    auth: "required",
+    pathParams: OwnerParams,
+    body: CreditsRequest,
+    success: { status: 200, description: "The balance afterwards.", schema: CreditsResult },
+    problems: [400, 403, 404, 409, 413, 415, 422],
+    handle: async ({ app, actor, params }, { body }) =>
+      json(await app.owners.adjustCredits(actor, ownerFromPath(params), body)),
+  }),
+  defineRoute({
+    method: "get",
+    path: "/v1/owners/:owner_type/:owner_id/usage",
+    operationId: "ownerUsage",
+    summary: "Verifications of all an owner's keys per hour or day, by outcome",
+    description: "The sum of the usage reports of every key of the owner (revoked ones included).",
+    tag: "owners",
+    auth: "required",
+    pathParams: OwnerParams,
+    query: UsageQuery,
+    success: { status: 200, description: "One bucket per hour or day of the range.", schema: OwnerUsageReport },
+    problems: [400, 403, 404],
+    handle: async ({ app, actor, params }, { query }) =>
+      json(await app.owners.usage(actor, ownerFromPath(params), query)),
+  }),
+  defineRoute({
+    method: "get",
+    path: "/v1/owners/:owner_type/:owner_id/events",
+    operationId: "ownerEvents",
+    summary: "The audit log of an owner's per-customer limits, newest first",
+    description: "The latest 100 changes of the owner's limits and credits, with who made them.",
+    tag: "owners",
+    auth: "required",
+    pathParams: OwnerParams,
+    success: { status: 200, description: "The owner's events.", schema: OwnerEventList },
+    problems: [403, 404],
+    handle: async ({ app, actor, params }) => json(await app.owners.events(actor, ownerFromPath(params))),
   }),
   defineRoute({
     method: "post",

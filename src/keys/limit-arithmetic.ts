@@ -84,6 +84,19 @@ export interface UsageVerdict {
   readonly at: number;
   /** Credit warnings this call found due (keys/warnings.ts); the counter keeps them until they are written. */
   readonly warnings?: readonly CreditWarning[];
+  /** When refused: whose limit refused, the key's own or its owner's (keys/owner-usage.ts). */
+  readonly limit?: LimitHolder;
+  /** The owner's limits after this verification, when the key's owner has limits and was asked. */
+  readonly owner?: UsageBalances;
+}
+
+/** Whose limits a verification spent from: the key chain's own, or its owner's (per-customer limits). */
+export type LimitHolder = "key" | "owner";
+
+/** The balances one set of counters shows after a verification. */
+export interface UsageBalances {
+  readonly credits: { readonly remaining: number } | null;
+  readonly ratelimits: readonly RateLimitView[];
 }
 
 export type CreditsOp = "set" | "increment" | "decrement";
@@ -95,10 +108,25 @@ export type CreditsOp = "set" | "increment" | "decrement";
 export function usageFields(usage: UsageVerdict | undefined): {
   credits?: { remaining: number };
   ratelimits?: RateLimitView[];
+  limited_by?: LimitHolder;
+  owner_limits?: { credits?: { remaining: number }; ratelimits?: RateLimitView[] };
 } {
   return {
-    ...(usage?.credits ? { credits: { remaining: usage.credits.remaining } } : {}),
-    ...(usage && usage.ratelimits.length > 0 ? { ratelimits: usage.ratelimits.map((limit) => ({ ...limit })) } : {}),
+    ...balanceFields(usage),
+    ...(usage?.limit && usage.code !== "VALID" ? { limited_by: usage.limit } : {}),
+    ...(usage?.owner ? { owner_limits: balanceFields(usage.owner) } : {}),
+  };
+}
+
+function balanceFields(balances: UsageBalances | undefined): {
+  credits?: { remaining: number };
+  ratelimits?: RateLimitView[];
+} {
+  return {
+    ...(balances?.credits ? { credits: { remaining: balances.credits.remaining } } : {}),
+    ...(balances && balances.ratelimits.length > 0
+      ? { ratelimits: balances.ratelimits.map((limit) => ({ ...limit })) }
+      : {}),
   };
 }
 
@@ -245,6 +273,25 @@ export function applyUsage(state: CounterState, limits: KeyLimits, cost: number,
 /** The amount the default low threshold is 10 % of: the last set or refill (a counter from before warnings: the rule's). */
 function creditsBase(credits: CreditWarningState, rule: CreditsRule): number {
   return credits.base ?? rule.refill?.amount ?? rule.set?.amount ?? rule.remaining;
+}
+
+/**
+ * Gives back what a VALID verification of `cost` took (`applyUsage`), when a second set of counters
+ * (the owner's) refused it after this one had said yes: every rate limit's token (never above its
+ * limit) and the credits (never above MAX_CREDITS). Returns the balances afterwards.
+ */
+export function refundUsage(state: CounterState, limits: KeyLimits, cost: number, now: number): UsageBalances {
+  const requests = cost > 0 ? 1 : 0;
+  for (const rule of limits.ratelimits) {
+    const bucket = currentBucket(state, rule, now);
+    bucket.tokens = Math.min(rule.limit, bucket.tokens + requests);
+  }
+  const credits = limits.credits ? currentCredits(state, limits.credits, now) : null;
+  if (credits) credits.remaining = Math.min(MAX_CREDITS, credits.remaining + cost);
+  return {
+    credits: credits ? { remaining: credits.remaining } : null,
+    ratelimits: limits.ratelimits.map((rule) => bucketView(rule, state.buckets[rule.name]?.tokens ?? rule.limit, now)),
+  };
 }
 
 /**

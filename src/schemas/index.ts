@@ -19,3 +19,4 @@ export * from "./events";
 export * from "./leaks";
 export * from "./problems";
 export * from "./input";
+export * from "./owners";

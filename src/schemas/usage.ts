@@ -87,23 +87,40 @@ export const CreditsView = z.object({
     .apply(meta({ description: "Below this balance the credits are low; null: 10 % of the last set or refill." })),
 });
 
+const RateLimitState = z.object({
+  name: z.string(),
+  limit: z.int(),
+  remaining: z.int().apply(meta({ description: "Whole requests left now." })),
+  reset: z.int().apply(meta({ description: "When the limit is full again (epoch ms)." })),
+});
+
 /** The usage part of a live key's verdict. */
 export const verdictUsageFields = {
   credits: z
     .optional(z.object({ remaining: z.int() }))
     .apply(meta({ description: "Only for a key with credits: the balance after this verification." })),
   ratelimits: z
-    .optional(
-      z.array(
-        z.object({
-          name: z.string(),
-          limit: z.int(),
-          remaining: z.int().apply(meta({ description: "Whole requests left now." })),
-          reset: z.int().apply(meta({ description: "When the limit is full again (epoch ms)." })),
-        }),
-      ),
-    )
+    .optional(z.array(RateLimitState))
     .apply(meta({ description: "Only for a key with rate limits: each limit after this verification." })),
+  limited_by: z.optional(z.enum(["key", "owner"])).apply(
+    meta({
+      description:
+        "Only on RATE_LIMITED and USAGE_EXCEEDED: whose limit refused, the key's own (`key`) or its owner's per-customer limits (`owner`).",
+    }),
+  ),
+  owner_limits: z
+    .optional(
+      z.object({
+        credits: z.optional(z.object({ remaining: z.int() })),
+        ratelimits: z.optional(z.array(RateLimitState)),
+      }),
+    )
+    .apply(
+      meta({
+        description:
+          "Only for a key whose owner has per-customer limits, when they were consulted: the owner's balance and rate limits after this verification.",
+      }),
+    ),
 };
 
 export const VerifyCost = z.optional(CreditAmount).apply(

@@ -62,6 +62,7 @@ import { claimConflict, idempotencyClaim } from "./idempotency";
 import { importKeys } from "./import";
 import { purgeAuditEvents } from "./operations";
 import { chainGuard, lineageGuard, requireRotatedExpiry, requireWithinMinters } from "./reach";
+import { rememberStored } from "./owner-limits";
 import { retryOnConcurrentChange } from "./retry";
 import {
   authorizeNewKey,
@@ -120,7 +121,7 @@ export class Keys {
       throw claimConflict(error, claim);
     }
     if ("refused" in stored) throw refusal(stored.refused, maxKeysPerOwner);
-    this.verifier.remember(record, stored.seq);
+    await rememberStored(this.deps, this.verifier, record, stored.seq);
     // A key sharing its maker's counters shows the shared balance as it is now.
     return { ...(record.usageId ? await this.liveView(record) : toApiKey(record)), key };
   }
@@ -219,7 +220,7 @@ export class Keys {
       if (stored === null) return null;
       if ("refused" in stored) throw refusal(stored.refused, maxKeysPerOwner);
       await this.verifier.changed({ ...current, expiresAt: oldExpiresAt }, stored.seq);
-      this.verifier.remember(record, stored.seq);
+      await rememberStored(this.deps, this.verifier, record, stored.seq);
       // It shares the old key's balance: shown as it is now.
       return { ...(await this.liveView(record)), key };
     });

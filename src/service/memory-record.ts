@@ -1,6 +1,7 @@
 /** A record in this isolate's memory: what it holds, how long it is kept, and its approximate bytes (the memory budget). */
 import { KV_TTL_SECONDS } from "../store/cache";
 import type { CompactRecord } from "../model";
+import { ownerLimitsBytes } from "./metering";
 
 /**
  * How long this isolate keeps a record it has read. A stored record changes only through the feed
@@ -37,5 +38,6 @@ export function memoryRecordBytes(hash: string, entry: MemoryRecord): number {
   // Usage limits: a few numbers per rate limit and for credits (keys without limits add nothing).
   if (record.limits) bytes += 200 + 100 * record.limits.ratelimits.length;
   for (const limit of record.limits?.ratelimits ?? []) bytes += limit.name.length;
+  bytes += ownerLimitsBytes(record.ownerLimits);
   return bytes;
 }

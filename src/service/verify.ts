@@ -24,7 +24,8 @@
  *
  * A key with rate limits or credits (keys/limit-arithmetic.ts) then makes one call to its chain's Durable Object
  * counter (store/counter.ts), which applies every limit at once; a key without them never reaches a
- * counter. Outcomes are counted per key in the isolate and written in batches (service/usage-tally.ts).
+ * counter. Its owner's per-customer limits travel in its record and are spent in the same one call
+ * (service/metering.ts). Outcomes are counted per key in the isolate and written in batches (service/usage-tally.ts).
  */
 import type { Config } from "../config";
 import { isWellFormedKeyOf } from "../keys/format";
@@ -32,7 +33,7 @@ import { sha256Hex } from "../keys/hash";
 import { type IpMatcher, compileAllowList } from "../keys/ip";
 import { type AlternateCredential, alternateCredential } from "../keys/legacy";
 import { grants, resourceAllowed } from "../keys/scopes";
-import { type KeyLimits, type UsageVerdict, hasLimits } from "../keys/limit-arithmetic";
+import type { UsageVerdict } from "../keys/limit-arithmetic";
 import { type CompactRecord, compact } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
 import type { RecordCache } from "../store/cache";
@@ -40,9 +41,11 @@ import { type KeyStore, StorageUnavailableError, TOUCH_BATCH } from "../store/st
 import { withTimeout } from "../store/timeout";
 import type { UsageCounters } from "../store/counter";
 import type { UsageStore } from "../store/usage-counts";
+import type { OwnerLimitsStore } from "../store/owner-limits";
 import { TtlLru } from "../util/lru";
 import { describeError, log } from "../log";
 import { FeedState } from "./feed";
+import { isMetered, spend } from "./metering";
 import {
   type MemoryRecord,
   RECORD_MEMORY_BYTES,
@@ -84,6 +87,8 @@ export interface ServiceDeps {
   readonly counters?: UsageCounters;
   /** Where verification counts go (absent: not counted). */
   readonly usageStore?: UsageStore;
+  /** Owners' per-customer limits (absent: a stored key is made warm without them). */
+  readonly ownerLimits?: OwnerLimitsStore;
 }
 
 export interface Verification {
@@ -257,23 +262,16 @@ export class Verifier {
   private meter(verification: Verification, options: VerifyChecks, now: number): Verification | Promise<Verification> {
     const { record, keyId } = verification;
     if (keyId === null) return verification;
-    if (record && verification.code === "VALID" && hasLimits(record.limits)) {
-      return this.limited(record, record.limits, options, now);
-    }
+    if (record && verification.code === "VALID" && isMetered(record)) return this.limited(record, options, now);
     this.countOutcome(keyId, verification.code, now);
     return verification;
   }
 
   /** One counter call applies every limit of the key; a failing counter fails the verification (503). */
-  private async limited(
-    record: CompactRecord,
-    limits: KeyLimits,
-    options: VerifyChecks,
-    now: number,
-  ): Promise<Verification> {
+  private async limited(record: CompactRecord, options: VerifyChecks, now: number): Promise<Verification> {
     const counters = this.deps.counters;
     if (!counters) throw new StorageUnavailableError("usage counters are not bound (USAGE_COUNTER)");
-    const usage = await counters.take(usageIdOf(record), limits, options.cost ?? 1);
+    const usage = await spend(counters, record, options.cost ?? 1);
     this.countOutcome(record.id, usage.code, now);
     return { code: usage.code, record, keyId: record.id, usage };
   }

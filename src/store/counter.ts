@@ -13,9 +13,22 @@
  * idempotent: a retry writes nothing twice) and forgets them; a failed write is retried with backoff
  * until it lands. So the warning reaches D1 even if the calling Worker dies the moment after, and the
  * verification pays no extra round trip: the Worker is not involved at all.
+ *
+ * A key whose owner has limits too (per-customer limits, keys/owner-usage.ts) still makes one call:
+ * to its chain's counter, which takes its own share synchronously, then asks the owner's counter (a
+ * second hop, Durable Object to Durable Object) and gives its share back if the owner's refuses. A key
+ * without limits of its own asks the owner's counter directly. A warning the chain's step found is kept
+ * only once the owner's counter agreed (a refunded step warns of nothing).
  */
 import { DurableObject } from "cloudflare:workers";
-import { type CounterState, type KeyLimits, type UsageVerdict, applyUsage } from "../keys/limit-arithmetic";
+import {
+  type CounterState,
+  type KeyLimits,
+  type UsageVerdict,
+  applyUsage,
+  refundUsage,
+} from "../keys/limit-arithmetic";
+import { type OwnerCounter, combinedVerdict, keyVerdict } from "../keys/owner-usage";
 import type { CreditWarning } from "../keys/warnings";
 import { describeError, log } from "../log";
 import { StorageUnavailableError } from "./store";
@@ -43,21 +56,55 @@ interface PendingWarnings {
 /** The D1 binding the counter writes warnings with (the Worker's env). */
 interface CounterEnv {
   readonly DB?: D1Database;
+  readonly USAGE_COUNTER?: DurableObjectNamespace<UsageCounter>;
 }
 
 export class UsageCounter extends DurableObject<CounterEnv> {
   /**
    * Applies one verification (cost 0: a peek) to every limit, all or nothing, after any credit
    * operation recorded in `limits` that this counter has not applied yet. `chain`: the key chain this
-   * counter is (its name), for the warnings' audit events.
+   * counter is (its name), for the warnings' audit events. With `owner`, the owner's counter must say
+   * yes too: this counter's share is taken first (in one synchronous step, so calls arriving meanwhile
+   * see it taken) and given back if the owner's refuses or cannot be reached.
    */
-  take(limits: KeyLimits, cost: number, chain?: string): UsageVerdict {
+  async take(limits: KeyLimits, cost: number, chain?: string, owner?: OwnerCounter): Promise<UsageVerdict> {
+    const { warnings, ...own } = this.apply(limits, cost);
+    const keep = () => {
+      if (warnings && chain !== undefined) this.keep(chain, warnings);
+    };
+    if (!owner || own.code !== "VALID") {
+      keep();
+      return keyVerdict(own);
+    }
+    const namespace = this.env.USAGE_COUNTER;
+    let theirs: UsageVerdict;
+    try {
+      if (!namespace) throw new Error("USAGE_COUNTER is not bound");
+      const stub = namespace.get(namespace.idFromName(owner.name));
+      theirs = await withTimeout(stub.take(owner.limits, cost), COUNTER_TIMEOUT_MS, "owner usage counter");
+    } catch (error) {
+      this.refund(limits, cost);
+      throw error;
+    }
+    if (theirs.code !== "VALID") return combinedVerdict(this.refund(limits, cost), theirs);
+    keep();
+    return combinedVerdict(own, theirs);
+  }
+
+  private apply(limits: KeyLimits, cost: number): UsageVerdict {
     const kv = this.ctx.storage.kv;
     const state = kv.get<CounterState>(STATE) ?? { credits: null, buckets: {} };
-    const { warnings, ...verdict } = applyUsage(state, limits, cost, counterClock.now());
+    const verdict = applyUsage(state, limits, cost, counterClock.now());
     kv.put(STATE, state);
-    if (warnings && chain !== undefined) this.keep(chain, warnings);
     return verdict;
+  }
+
+  private refund(limits: KeyLimits, cost: number) {
+    const kv = this.ctx.storage.kv;
+    const state = kv.get<CounterState>(STATE) ?? { credits: null, buckets: {} };
+    const balances = refundUsage(state, limits, cost, counterClock.now());
+    kv.put(STATE, state);
+    return balances;
   }
 
   /** Keeps warnings to write, in the same storage write as the balance, and wakes the alarm to write them. */
@@ -114,16 +161,19 @@ const COUNTER_TIMEOUT_MS = 3000;
 
 /** The counters as the service sees them. */
 export interface UsageCounters {
-  take(usageId: string, limits: KeyLimits, cost: number): Promise<UsageVerdict>;
+  /** `usageId`: a key chain's, or an owner's counter name; `owner`: the owner's counter to ask as well. */
+  take(usageId: string, limits: KeyLimits, cost: number, owner?: OwnerCounter): Promise<UsageVerdict>;
 }
 
 export class DurableUsageCounters implements UsageCounters {
   constructor(private readonly namespace: DurableObjectNamespace<UsageCounter>) {}
 
-  async take(usageId: string, limits: KeyLimits, cost: number): Promise<UsageVerdict> {
+  async take(usageId: string, limits: KeyLimits, cost: number, owner?: OwnerCounter): Promise<UsageVerdict> {
     try {
       const stub = this.namespace.get(this.namespace.idFromName(usageId));
-      return await withTimeout(stub.take(limits, cost, usageId), COUNTER_TIMEOUT_MS, "usage counter");
+      // With a second hop to the owner's counter inside, the call may take up to two timeouts.
+      const timeout = owner ? 2 * COUNTER_TIMEOUT_MS : COUNTER_TIMEOUT_MS;
+      return await withTimeout(stub.take(limits, cost, usageId, owner), timeout, "usage counter");
     } catch (cause) {
       throw new StorageUnavailableError("usage counter call failed", { cause });
     }

@@ -2,12 +2,19 @@
 import type { KeyRecord } from "../model";
 import { COLUMNS, type ChangeRow, type KeyRow, fromChangeRow, fromRow } from "./d1-rows";
 import { FEED_HEAD, attempt } from "./d1-sql";
+
+/**
+ * The key's owner's limits (migrations/0010_owner_limits.sql), read in the same statement as the key:
+ * a primary-key lookup, no extra round trip; NULL for an owner without limits.
+ */
+const OWNER_RULES =
+  "(SELECT rules FROM owner_limits WHERE owner_limits.owner_type = api_keys.owner_type AND owner_limits.owner_id = api_keys.owner_id) AS owner_rules";
 import type { KeyChange, ListPage, StampedRecord } from "./store";
 
 export function findByHash(db: D1Database, hash: string): Promise<StampedRecord | null> {
   return attempt("lookup", async () => {
     const row = await db
-      .prepare(`SELECT ${COLUMNS}, ${FEED_HEAD} AS feed_seq FROM api_keys WHERE hash = ?`)
+      .prepare(`SELECT ${COLUMNS}, ${OWNER_RULES}, ${FEED_HEAD} AS feed_seq FROM api_keys WHERE hash = ?`)
       .bind(hash)
       .first<KeyRow & { feed_seq: number }>();
     return row ? { record: fromRow(row), seq: row.feed_seq } : null;
@@ -26,7 +33,10 @@ export function replacementOf(db: D1Database, id: string): Promise<string | null
 
 export function findById(db: D1Database, id: string): Promise<KeyRecord | null> {
   return attempt("lookup", async () => {
-    const row = await db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).bind(id).first<KeyRow>();
+    const row = await db
+      .prepare(`SELECT ${COLUMNS}, ${OWNER_RULES} FROM api_keys WHERE id = ?`)
+      .bind(id)
+      .first<KeyRow>();
     return row ? fromRow(row) : null;
   });
 }

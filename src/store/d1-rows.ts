@@ -27,6 +27,8 @@ export interface KeyRow {
   rotated_from: string | null;
   limits: string | null;
   usage_id: string | null;
+  /** Only in reads that ask for it (OWNER_RULES). */
+  owner_rules?: string | null;
 }
 
 export const COLUMNS =
@@ -114,6 +116,7 @@ export function fromRow(row: KeyRow): KeyRecord {
     rotatedFrom: row.rotated_from,
     ...(row.limits === null ? {} : { limits: JSON.parse(row.limits) as KeyLimits }),
     ...(row.usage_id === null ? {} : { usageId: row.usage_id }),
+    ...(row.owner_rules ? { ownerLimits: JSON.parse(row.owner_rules) as KeyLimits } : {}),
   };
 }
 

@@ -200,6 +200,8 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
       // As latchkey's own 429 does: the key's credits and rate limits after the refused request.
       if (verdict.credits !== undefined) refused.problem.credits = verdict.credits;
       if (verdict.ratelimits !== undefined) refused.problem.ratelimits = verdict.ratelimits;
+      if (verdict.limited_by !== undefined) refused.problem.limited_by = verdict.limited_by;
+      if (verdict.owner_limits !== undefined) refused.problem.owner_limits = verdict.owner_limits;
     }
     return refused;
   };
@@ -258,7 +260,8 @@ export function requireKey<E = unknown>(options: GuardOptions<E>): KeyGuard<E> {
  */
 export function usageHeaders(verdict: VerifyVerdict, now = Date.now()): Record<string, string> {
   const headers: Record<string, string> = {};
-  const limits = verdict.ratelimits ?? [];
+  // The limits of whoever refused: the owner's per-customer limits when `limited_by` says so.
+  const limits = (verdict.limited_by === "owner" ? verdict.owner_limits?.ratelimits : verdict.ratelimits) ?? [];
   const untilMs = (limit: RateLimitState) => Math.max(0, limit.reset - now);
   if (verdict.code === "RATE_LIMITED") {
     const waits = limits.filter((limit) => limit.remaining < 1).map((limit) => untilMs(limit) / limit.limit);

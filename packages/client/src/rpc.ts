@@ -21,9 +21,13 @@ import type {
   ListEventsOptions,
   ListKeysOptions,
   Owner,
+  OwnerLimits,
+  OwnerLimitsInput,
+  OwnerUsageReport,
   RevokeOptions,
   RotateKeyInput,
   UpdateKeyInput,
+  UsageQuery,
   VerifyOptions,
   VerifyResult,
   VerifyVerdict,
@@ -110,4 +114,12 @@ export interface KeyService extends Rpc.WorkerEntrypointBranded {
   listEvents(owner: Owner, options?: ListEventsOptions): Promise<EventListView>;
   /** POST /v1/leaks: each key of the deployment among `keys` is revoked (LEAK_ACTION), whatever its owner. */
   reportLeaks(input: LeakReportInput): Promise<LeakReportResult>;
+  /** GET /v1/owners/{type}/{id}/limits for `owner`: its per-customer limits with the live balance. */
+  ownerLimits(owner: Owner): Promise<OwnerLimits>;
+  /** PUT /v1/owners/{type}/{id}/limits for `owner`. */
+  setOwnerLimits(owner: Owner, input: OwnerLimitsInput): Promise<OwnerLimits>;
+  /** POST /v1/owners/{type}/{id}/credits for `owner`: the shared balance afterwards. */
+  ownerCredits(owner: Owner, input: CreditsOperation): Promise<CreditsResult>;
+  /** GET /v1/owners/{type}/{id}/usage for `owner`. */
+  ownerUsage(owner: Owner, query?: UsageQuery): Promise<OwnerUsageReport>;
 }

@@ -113,6 +113,30 @@ export interface UsageReport {
   pending_from: string | null;
 }
 
+/** `PUT /v1/owners/{owner_type}/{owner_id}/limits`: a field left out is unchanged; null clears it. */
+export interface OwnerLimitsInput {
+  ratelimits?: RateLimit[] | null | undefined;
+  credits?: CreditsInput | null | undefined;
+}
+
+/** An owner's per-customer limits, shared by all its keys (`credits.remaining`: the balance now). */
+export interface OwnerLimits {
+  owner_type: OwnerType;
+  owner_id: string;
+  ratelimits: RateLimit[];
+  credits: { remaining: number; refill: CreditsRefill | null; low_threshold: number | null } | null;
+  updated_at: string | null;
+}
+
+/** `GET /v1/owners/{owner_type}/{owner_id}/usage`: the sum of the owner's keys' usage reports. */
+export interface OwnerUsageReport {
+  owner_type: OwnerType;
+  owner_id: string;
+  granularity: "hour" | "day";
+  buckets: UsageBucket[];
+  pending_from: string | null;
+}
+
 /** One rate limit of a key after a verification. */
 export interface RateLimitState {
   name: string;
@@ -264,6 +288,10 @@ export interface VerifyVerdict {
   credits?: { remaining: number } | undefined;
   /** Only for a key with rate limits: each limit after this verification. */
   ratelimits?: RateLimitState[] | undefined;
+  /** Only on RATE_LIMITED and USAGE_EXCEEDED: whose limit refused, the key's own or its owner's. */
+  limited_by?: "key" | "owner" | undefined;
+  /** Only for a key whose owner has per-customer limits, when they were consulted: the owner's balances. */
+  owner_limits?: { credits?: { remaining: number } | undefined; ratelimits?: RateLimitState[] | undefined } | undefined;
 }
 
 /**

@@ -14,7 +14,8 @@
  * enabled again) are always asked afresh, as is any error. Entries are found by the SHA-256 of the
  * key and the checks (the client's address included), so the cache holds no key.
  *
- * A verdict of a key with limits (rate limits or credits: it carries `ratelimits` or `credits`) is
+ * A verdict of a key with limits (rate limits or credits, its own or its owner's: it carries
+ * `ratelimits`, `credits` or `owner_limits`) is
  * never cached, whatever its code: each verification of such a key must reach latchkey, which counts
  * it, or a cache would spend no credits and take no rate-limit tokens for the requests it answers —
  * the limits would hold per TTL instead of per request. RATE_LIMITED and USAGE_EXCEEDED are not
@@ -35,7 +36,8 @@ const utf8 = new TextEncoder();
 
 /** Does the verdict come from a key with limits, whose every verification latchkey must count? */
 function hasLimits(verdict: VerifyResult): boolean {
-  return "credits" in verdict || "ratelimits" in verdict;
+  // A key whose owner has per-customer limits carries `owner_limits`: it is metered too.
+  return "credits" in verdict || "ratelimits" in verdict || "owner_limits" in verdict;
 }
 
 export class VerdictCache {

@@ -24,7 +24,8 @@ _FINAL = frozenset(("VALID", "REVOKED", "EXPIRED", "MALFORMED"))
 
 
 def _has_limits(verdict: Dict[str, Any]) -> bool:
-    return "credits" in verdict or "ratelimits" in verdict
+    # A key whose owner has per-customer limits carries "owner_limits": it is metered too.
+    return "credits" in verdict or "ratelimits" in verdict or "owner_limits" in verdict
 
 
 def _epoch_seconds(stamp: Any) -> Optional[float]:

@@ -1,0 +1,256 @@
+/**
+ * Per-customer limits, the service: an owner's rate limits and credits, shared by every key of the
+ * owner (GET / PUT /v1/owners/{type}/{id}/limits), its credits operations, its usage report and its
+ * audit log, on behalf of an Actor (owner-rules.ts says who may). Both HTTP and RPC call this; it knows
+ * no HTTP and no SQL.
+ *
+ * A change is written with its audit event in one D1 batch, conditional on the row as read (retried on
+ * a concurrent change), and reaches caches through the change feed (the table's triggers append every
+ * unrevoked key of the owner), like any change of a key; this isolate catches up at once. Credits
+ * operations are recorded in the rule (`recordCreditsOp`), and the owner's counter applies each once.
+ */
+import { type KeyLimits, recordCreditsOp } from "../keys/limit-arithmetic";
+import { ownerCounterName, ownerLimitsAfter } from "../keys/owner-usage";
+import type { Actor, KeyRecord, Owner } from "../model";
+import type {
+  CreditsInput,
+  CreditsResultView,
+  OwnerEventListView,
+  OwnerLimitsInput,
+  OwnerLimitsView,
+  OwnerUsageReportView,
+  UsageQueryInput,
+} from "../schemas";
+import { OwnerParams, USAGE_OUTCOMES, parseInput } from "../schemas";
+import type { OwnerAuditAction, OwnerLimitsStore, StoredOwnerLimits } from "../store/owner-limits";
+import { StorageUnavailableError } from "../store/store";
+import { describeError, log } from "../log";
+import { ConflictError, NotFoundError, ValidationError } from "./errors";
+import { ownerActorName, requireOwnerLimitsAccess } from "./owner-rules";
+import { USAGE_FLUSH_MS } from "./usage-tally";
+import { type ServiceDeps, Verifier } from "./verify";
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+const DEFAULT_USAGE_BUCKETS = { hour: 24, day: 30 } as const;
+const MAX_USAGE_BUCKETS = { hour: 31 * 24, day: 366 } as const;
+/** A write that keeps meeting concurrent changes gives up after this many reads (409). */
+const WRITE_ATTEMPTS = 5;
+const EVENTS_SHOWN = 100;
+
+/** The owner a path names (`/v1/owners/{owner_type}/{owner_id}`, the id URL-encoded); 404 when it cannot be one. */
+export function ownerFromPath(params: Record<string, string | undefined>): Owner {
+  let id: string;
+  try {
+    id = decodeURIComponent(params.owner_id ?? "");
+  } catch {
+    throw new NotFoundError("owner");
+  }
+  const parsed = parseInput(OwnerParams, { owner_type: params.owner_type, owner_id: id });
+  if (!parsed.success) throw new NotFoundError("owner");
+  return { type: parsed.data.owner_type, id: parsed.data.owner_id };
+}
+
+export class OwnerLimitsService {
+  private readonly verifier: Verifier;
+
+  constructor(private readonly deps: ServiceDeps & { readonly ownerLimits: OwnerLimitsStore }) {
+    this.verifier = new Verifier(deps);
+  }
+
+  async get(actor: Actor, owner: Owner): Promise<OwnerLimitsView> {
+    requireOwnerLimitsAccess(actor, owner, "read");
+    return this.view(owner, await this.deps.ownerLimits.get(owner));
+  }
+
+  /** Replaces the fields given (null clears one); a PUT of `credits` sets the shared balance. */
+  async put(actor: Actor, owner: Owner, input: OwnerLimitsInput): Promise<OwnerLimitsView> {
+    requireOwnerLimitsAccess(actor, owner, "write");
+    const stored = await this.write(actor, owner, "limits_updated", (current, at) => {
+      const limits = ownerLimitsAfter(current?.limits ?? null, input, at);
+      const before = rulesView(current?.limits ?? null);
+      const after = rulesView(limits);
+      const changes: Record<string, { old: unknown; new: unknown }> = {};
+      if (input.ratelimits !== undefined && JSON.stringify(before.ratelimits) !== JSON.stringify(after.ratelimits)) {
+        changes.ratelimits = { old: before.ratelimits, new: after.ratelimits };
+      }
+      if (input.credits !== undefined && (input.credits !== null || before.credits !== null)) {
+        changes.credits = { old: before.credits, new: after.credits };
+      }
+      return Object.keys(changes).length === 0 ? null : { limits, changes };
+    });
+    return this.view(owner, stored);
+  }
+
+  /** POST /v1/owners/{type}/{id}/credits: as a key's credits operation, on the owner's shared balance. */
+  async adjustCredits(actor: Actor, owner: Owner, input: CreditsInput): Promise<CreditsResultView> {
+    requireOwnerLimitsAccess(actor, owner, "write");
+    const stored = await this.write(actor, owner, "credits_updated", (current, at) => {
+      const rule = current?.limits.credits;
+      if (!current || !rule) {
+        throw new ConflictError(
+          "The owner has no credits: give it credits with PUT /v1/owners/{owner_type}/{owner_id}/limits first",
+        );
+      }
+      const limits: KeyLimits = { ...current.limits, credits: recordCreditsOp(rule, input.op, input.amount, at) };
+      return { limits, changes: { credits: { old: null, new: { op: input.op, amount: input.amount } } } };
+    });
+    return { remaining: stored ? await this.balance(owner, stored.limits) : null };
+  }
+
+  /** Verifications of all the owner's keys per hour or day (UTC), by outcome. */
+  async usage(actor: Actor, owner: Owner, query: UsageQueryInput): Promise<OwnerUsageReportView> {
+    requireOwnerLimitsAccess(actor, owner, "read");
+    const step = query.granularity === "hour" ? HOUR_MS : DAY_MS;
+    const now = Date.now();
+    const to = query.to === undefined ? now : Date.parse(query.to);
+    const requested =
+      query.from === undefined ? to - (DEFAULT_USAGE_BUCKETS[query.granularity] - 1) * step : Date.parse(query.from);
+    const from = requested - (requested % step);
+    if (from >= to) throw new ValidationError({ from: ["Must be before `to`"] }, "query");
+    const count = Math.ceil((to - from) / step);
+    if (count > MAX_USAGE_BUCKETS[query.granularity]) {
+      throw new ValidationError(
+        { from: [`The range may span at most ${MAX_USAGE_BUCKETS[query.granularity]} ${query.granularity}s`] },
+        "query",
+      );
+    }
+    type Field = Lowercase<(typeof USAGE_OUTCOMES)[number]>;
+    const buckets = Array.from({ length: count }, (_, i) => ({
+      start: new Date(from + i * step).toISOString(),
+      total: 0,
+      ...(Object.fromEntries(USAGE_OUTCOMES.map((code) => [code.toLowerCase(), 0])) as Record<Field, number>),
+    }));
+    for (const { hour, outcome, count: n } of await this.deps.ownerLimits.usage(owner, from, to)) {
+      const bucket = buckets[Math.floor((hour - from) / step)];
+      const field = outcome.toLowerCase() as Field;
+      if (!bucket || !(field in bucket)) continue;
+      bucket[field] += n;
+      bucket.total += n;
+    }
+    const pending = now - USAGE_FLUSH_MS;
+    return {
+      owner_type: owner.type,
+      owner_id: owner.id,
+      granularity: query.granularity,
+      buckets,
+      pending_from: to > pending ? new Date(Math.max(pending, from)).toISOString() : null,
+    };
+  }
+
+  /** The owner's limits changes, newest first (the latest 100). */
+  async events(actor: Actor, owner: Owner): Promise<OwnerEventListView> {
+    requireOwnerLimitsAccess(actor, owner, "read");
+    const events = await this.deps.ownerLimits.events(owner, EVENTS_SHOWN);
+    return {
+      data: events.map((e) => ({
+        id: e.id,
+        owner_type: e.owner.type,
+        owner_id: e.owner.id,
+        action: e.action,
+        actor: e.actor,
+        at: new Date(e.at).toISOString(),
+        changes: e.changes as Record<string, { old: unknown; new: unknown }>,
+        ip: e.ip,
+        user_agent: e.userAgent,
+      })),
+    };
+  }
+
+  /**
+   * Reads the row, asks `decide` for the new limits (null: nothing changes) and writes them with
+   * their audit event, conditional on the row as read; again on a concurrent change. The stored row after.
+   */
+  private async write(
+    actor: Actor,
+    owner: Owner,
+    action: OwnerAuditAction,
+    decide: (
+      current: StoredOwnerLimits | null,
+      at: number,
+    ) => { limits: KeyLimits | null; changes: Record<string, { old: unknown; new: unknown }> } | null,
+  ): Promise<StoredOwnerLimits | null> {
+    for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+      const current = await this.deps.ownerLimits.get(owner);
+      const at = Date.now();
+      const decision = decide(current, at);
+      if (decision === null) return current;
+      const origin = this.deps.origin?.();
+      const event = {
+        id: crypto.randomUUID(),
+        owner,
+        action,
+        actor: ownerActorName(actor),
+        at,
+        changes: decision.changes,
+        ip: origin?.ip ?? null,
+        userAgent: origin?.userAgent ?? null,
+      };
+      if (!(await this.deps.ownerLimits.put(owner, decision.limits, current?.changedAt ?? null, event))) continue;
+      // Every isolate learns it from the feed; this one at once, before it answers another request.
+      await this.verifier.catchUp();
+      return this.deps.ownerLimits.get(owner);
+    }
+    throw new ConflictError("The owner's limits keep changing concurrently; try again");
+  }
+
+  private async view(owner: Owner, stored: StoredOwnerLimits | null): Promise<OwnerLimitsView> {
+    const rules = rulesView(stored?.limits ?? null);
+    const remaining = stored?.limits.credits ? await this.balance(owner, stored.limits) : null;
+    return {
+      owner_type: owner.type,
+      owner_id: owner.id,
+      ...rules,
+      credits: rules.credits && remaining !== null ? { ...rules.credits, remaining } : rules.credits,
+      updated_at: stored ? new Date(stored.changedAt).toISOString() : null,
+    };
+  }
+
+  /** The owner's credit balance now (a peek), or null when its counter cannot answer. */
+  private async balance(owner: Owner, limits: KeyLimits): Promise<number | null> {
+    try {
+      if (!this.deps.counters) throw new StorageUnavailableError("usage counters are not bound (USAGE_COUNTER)");
+      const usage = await this.deps.counters.take(ownerCounterName(owner), limits, 0);
+      return usage.credits?.remaining ?? null;
+    } catch (error) {
+      log("warn", "usage_counter_unavailable", { error: describeError(error) });
+      return null;
+    }
+  }
+}
+
+/** Limits as the API shows them (credits: the rule's balance; a view with a live balance overrides it). */
+function rulesView(limits: KeyLimits | null): Pick<OwnerLimitsView, "ratelimits" | "credits"> {
+  const credits = limits?.credits ?? null;
+  return {
+    ratelimits: (limits?.ratelimits ?? []).map(({ name, limit, duration_ms }) => ({ name, limit, duration_ms })),
+    credits: credits
+      ? {
+          remaining: credits.remaining,
+          refill: credits.refill ? { ...credits.refill } : null,
+          low_threshold: credits.low_threshold ?? null,
+        }
+      : null,
+  };
+}
+
+/**
+ * Makes a key just stored warm in this isolate (Verifier.remember) with its owner's limits, read after
+ * the insert: a change of the owner's limits committed after this read appends the key to the feed
+ * (the insert came first), so the copy cannot outlive it. When the read fails, the key is left cold
+ * (read from D1, with its owner's limits, at its first verification).
+ */
+export async function rememberStored(
+  deps: ServiceDeps & { readonly ownerLimits?: OwnerLimitsStore | undefined },
+  verifier: Verifier,
+  record: KeyRecord,
+  seq: number,
+): Promise<void> {
+  try {
+    const owner = deps.ownerLimits ? await deps.ownerLimits.get(record.owner) : null;
+    verifier.remember(owner ? { ...record, ownerLimits: owner.limits } : record, seq);
+  } catch (error) {
+    log("warn", "owner_limits_unavailable", { error: describeError(error) });
+    verifier.known(record.hash);
+  }
+}
