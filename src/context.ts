@@ -5,6 +5,8 @@
 import { type Config, loadConfig } from "./config";
 import type { Env } from "./env";
 import { Keys } from "./service/keys";
+import { RootKeys } from "./service/root-keys";
+import { D1RootKeyStore } from "./store/root-keys";
 import { type Readiness, checkReadiness, purgeDeadKeys } from "./service/operations";
 import type { Origin } from "./service/verify";
 import { verificationCounter } from "./store/analytics";
@@ -16,6 +18,8 @@ import { D1UsageStore } from "./store/usage-counts";
 export interface AppContext {
   readonly config: Config;
   readonly keys: Keys;
+  /** Root keys (/v1/root-keys), and the authentication of a root key. */
+  readonly rootKeys: RootKeys;
   /** GET /readyz: D1 (and its schema) and KV. */
   readonly readiness: () => Promise<Readiness>;
   /** The cron: deletes keys dead for PURGE_AFTER_DAYS (none when unset); how many. */
@@ -42,9 +46,11 @@ export function createContext(
     ...(env.USAGE_COUNTER ? { counters: new DurableUsageCounters(env.USAGE_COUNTER) } : {}),
     usageStore: new D1UsageStore(env.DB),
   });
+  const rootKeys = new RootKeys({ store: new D1RootKeyStore(env.DB), config, defer: (work) => ctx.waitUntil(work) });
   return {
     config,
     keys,
+    rootKeys,
     readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
   };

@@ -83,6 +83,7 @@ const TAGS: Record<string, string> = {
   keys: "The key lifecycle.",
   audit: "The audit log: who changed which key, when, and how.",
   verify: "Key verification for services.",
+  "root-keys": "Root keys: operators make them; a backend uses one to manage any customer's keys (docs/backends.md).",
   auth: "The caller's identity.",
   meta: "Health and this document.",
   replicas: "Drop-in for Replicas' `POST /v1/user/api-keys` (JWT only; errors `{ error, details }`).",

@@ -51,6 +51,7 @@ import type {
   KeyListView,
   ListEventsInput,
   ListKeysInput,
+  ListOwnerEventsInput,
   RevokeKeyInput,
   RotateKeyInput,
   UpdateKeyInput,
@@ -90,7 +91,9 @@ import {
   authorizeNewKey,
   chainOf,
   limitsForNewKey,
+  listedOwners,
   mayImport,
+  maySee,
   requireManagement,
   requireManagementOfAll,
   requireNoLimitsOf,
@@ -100,7 +103,6 @@ import {
   exceededPower,
   rotatedExpiryAllowed,
   strongerThan,
-  visibleOwners,
 } from "./rules";
 import { type ServiceDeps, type Verification, Verifier, usageIdOf } from "./verify";
 import { USAGE_OUTCOMES } from "../schemas";
@@ -129,6 +131,7 @@ function limitsView(limits: KeyLimits | null | undefined): Pick<ApiKeyView, "rat
 
 /** How an actor is named in `created_by` and in audit events. */
 function actorName(actor: Actor): string {
+  if (actor.kind === "root") return `root:${actor.root.id}`;
   return actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
 }
 
@@ -207,6 +210,8 @@ function callerOf(actor: Actor): string {
       return `key:${actor.key.id}`;
     case "service":
       return `service:${actor.owner.type}:${actor.owner.id}`;
+    case "root":
+      return `root:${actor.root.id}`;
   }
 }
 
@@ -686,7 +691,7 @@ export class Keys {
     requireScope(actor, "keys:read");
     const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
     const rows = await this.deps.store.list({
-      owners: visibleOwners(actor),
+      owners: listedOwners(actor, { type: input.owner_type, id: input.owner_id }),
       limit: input.limit + 1,
       includeRevoked: input.include_revoked,
       after: cursor && { createdAt: cursor.time, id: cursor.id },
@@ -858,9 +863,9 @@ export class Keys {
   }
 
   /** The audit events of every owner whose keys the actor sees, newest first. */
-  async listEvents(actor: Actor, input: ListEventsInput): Promise<EventListView> {
+  async listEvents(actor: Actor, input: ListOwnerEventsInput): Promise<EventListView> {
     requireScope(actor, "keys:read");
-    return this.events(actor, visibleOwners(actor), null, input);
+    return this.events(actor, listedOwners(actor, { type: input.owner_type, id: input.owner_id }), null, input);
   }
 
   /** Retention (a scheduled task): deletes events older than the configured days, in bounded batches. */
@@ -905,7 +910,11 @@ export class Keys {
           enabled: actor.key.enabled,
         };
       case "service":
-        throw new ForbiddenError("principal", "whoami is for people and keys");
+      case "root":
+        throw new ForbiddenError(
+          "principal",
+          "whoami is for people and keys; a root key acts for the owner each request names",
+        );
     }
   }
 
@@ -999,7 +1008,7 @@ export class Keys {
   private async findVisible(actor: Actor, id: string): Promise<KeyRecord> {
     if (!UUID_V4.test(id)) throw new NotFoundError();
     const record = await this.deps.store.findById(id);
-    if (!record || !visibleOwners(actor).some((owner) => sameOwner(owner, record.owner))) {
+    if (!record || !maySee(actor, record.owner)) {
       throw new NotFoundError();
     }
     return record;

@@ -207,7 +207,7 @@ export const D1_TIMEOUT_MS = 5000;
 /** SQLite's words for a schema this build does not match: migrations were not applied. */
 const SCHEMA_MISMATCH = /no such (?:table|column)/i;
 
-async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
+export async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await withTimeout(run(), D1_TIMEOUT_MS, what);
   } catch (cause) {
