@@ -4,7 +4,7 @@
  * refusals (owner patterns, scopes, expiry, allow-list, revocation), and what no one else may do
  * with it: verify it as a product key, make root keys with it, or act for another owner without one.
  */
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { sha256Hex } from "../src/keys/hash";
 import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
@@ -426,5 +426,31 @@ describe("root keys: security", () => {
       await call("POST", "/v1/root-keys", { auth: op, body: { name: "y" }, env: colliding })
     ).json<RootKeyBody>();
     expect(fallback.key.startsWith("lk_root_")).toBe(true);
+  });
+
+  it("RPC names the owner in each call: an input naming another owner_id is refused, the named one accepted", async () => {
+    const keys = exports.KeyService;
+    const owner = { type: "user", id: uniqueSub("cust") } as const;
+    const made = await keys.create(owner, { name: "rpc", owner: "user", owner_id: owner.id });
+    expect(made).toMatchObject({ owner_id: owner.id, created_by: "service" });
+    const refused = await keys.create(owner, { name: "rpc", owner_id: "cust_42" }).then(
+      () => "created",
+      (error: Error) => error.message,
+    );
+    expect(refused).toMatch(/^\[forbidden\] owner_id:/);
+    const listed = await keys.list(owner, { owner_id: owner.id });
+    expect(listed.data.map((k) => k.id)).toEqual([made.id]);
+    const other = await keys.list(owner, { owner_id: "cust_42" }).then(
+      () => "listed",
+      (error: Error) => error.message,
+    );
+    expect(other).toMatch(/^\[forbidden\]/);
+  });
+
+  it("a dialect's routes take a root key only as /v1/keys does: no owner named, nothing made", async () => {
+    const root = await rootKey();
+    const response = await call("POST", "/api/auth/api-keys/", { auth: root.key, body: { name: "x" } });
+    expect(response.status).toBe(422);
+    expect(await response.text()).toContain("owner_id");
   });
 });
