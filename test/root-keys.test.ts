@@ -201,6 +201,21 @@ describe("root keys: the happy path", () => {
     expect(await listIds(again.key, `owner_type=user&owner_id=${customer}`)).toEqual([]);
     await expectProblem(await call("POST", `/v1/root-keys/${next.id}/rotate`, { auth: op }), 409, "conflict");
   });
+
+  it("a rotation never extends a root key: the grace ends no later than its own expiry, which the replacement keeps", async () => {
+    const op = await operator();
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+    const root = await rootKey({ expires_at: expiresAt }, op);
+    const next = await (
+      await call("POST", `/v1/root-keys/${root.id}/rotate`, { auth: op, body: { grace_seconds: 604_800 } })
+    ).json<RootKeyBody>();
+    expect(next.expires_at).toBe(expiresAt);
+    const old = await (await call("GET", `/v1/root-keys/${root.id}`, { auth: op })).json<RootKeyBody>();
+    expect(old.expires_at).toBe(expiresAt);
+    const revoked = await rootKey({}, op);
+    expect((await call("DELETE", `/v1/root-keys/${revoked.id}`, { auth: op })).status).toBe(204);
+    await expectProblem(await call("POST", `/v1/root-keys/${revoked.id}/rotate`, { auth: op }), 409, "conflict");
+  });
 });
 
 describe("root keys: refusals", () => {

@@ -46,8 +46,8 @@ function readCredential(authorization: string | null, config: Config): Credentia
   if (!value) throw new AuthenticationError("The Authorization header has no credentials");
   // A root key's prefix (`lk_root`) may extend a product key's (`lk`): it is told apart first. (A JWT
   // never starts with a prefix and an underscore: it starts with its base64url header.)
-  const scheme_ = scheme.toLowerCase();
-  if ((scheme_ === "bearer" || scheme_ === "api-key") && isRootShaped(value, config))
+  const lowered = scheme.toLowerCase();
+  if ((lowered === "bearer" || lowered === "api-key") && isRootShaped(value, config))
     return { kind: "root", key: value };
   switch (scheme.toLowerCase()) {
     case "api-key":
@@ -110,8 +110,7 @@ async function authenticateRoot(
   if (!rootKeys || fromMemoryOnly) throw new AuthenticationError("The root key could not be checked now");
   const verification = await rootKeys.verify(key, ip);
   if (verification.code === "VALID") return { kind: "root", root: verification.root };
-  const [message, failure] = ROOT_FAILURES[verification.code];
-  throw new AuthenticationError(message, failure);
+  throw new AuthenticationError(...ROOT_FAILURES[verification.code]);
 }
 
 /**
