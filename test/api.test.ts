@@ -406,7 +406,7 @@ describe("refusals", () => {
       [`cursor=${btoa('[1,"x"]')}`, "cursor"],
       [`cursor=${"A".repeat(201)}`, "cursor"],
       ["include_revoked=yes", "include_revoked"],
-      ["owner_id=someone-else", "owner_id"],
+      ["owner=someone-else", "owner"],
     ];
     for (const [query, field] of cases) {
       const { problem } = await refused(400, () => call("GET", `/v1/keys?${query}`, { auth: jwt }));
