@@ -542,7 +542,7 @@ describe("refusals", () => {
       [{ name: "k", metadata: 7 }, "metadata"],
       [{ name: "k", id: crypto.randomUUID() }, "id"],
       [{ name: "k", key: generateKey("lk") }, "key"],
-      [{ name: "k", owner_id: "someone-else" }, "owner_id"],
+      [{ name: "k", owners: ["user:*"] }, "owners"],
       [[{ name: "k" }], "body"],
       [null, "body"],
       ["k", "body"],
