@@ -5,7 +5,7 @@
  * in every isolate.
  */
 import type { RootKeyRecord, RootScope } from "../model";
-import { attempt } from "./d1";
+import { attempt } from "./d1-sql";
 
 export interface RootKeyPage {
   readonly limit: number;
