@@ -148,6 +148,7 @@ const IN_FLIGHT = 16;
 const config: Config = {
   keyPrefix: PREFIX,
   acceptedPrefixes: [PREFIX],
+  rootKeyPrefix: `${PREFIX}_root`,
   purgeAfterDays: null,
   jwt: {
     secret: null,

@@ -42,6 +42,11 @@ export interface Config {
   readonly keyPrefix: string;
   /** Prefixes whose keys verify: keyPrefix first, then ACCEPTED_PREFIXES (so a prefix can change). */
   readonly acceptedPrefixes: readonly string[];
+  /**
+   * The prefix of root keys (ROOT_KEY_PREFIX; default `<KEY_PREFIX>_root`), or null when it would
+   * collide with a product key's prefix or an imported format (then root keys are refused).
+   */
+  readonly rootKeyPrefix: string | null;
   /** Days after revocation or expiry when the cron deletes a key; null: never. */
   readonly purgeAfterDays: number | null;
   readonly jwt: JwtConfig;
@@ -271,6 +276,7 @@ function readConfig(env: Env): Config {
 
   const legacy = parseLegacyFormats(text(env.LEGACY_KEY_FORMATS), keyPrefix);
   errors.push(...legacy.errors);
+  const rootKeyPrefix = readRootKeyPrefix(env.ROOT_KEY_PREFIX, keyPrefix, acceptedPrefixes, legacy.formats, errors);
 
   // Absent: every dialect; empty: none. An unknown name is reported and mounts nothing in its place.
   const dialects: DialectName[] = [];
@@ -309,6 +315,7 @@ function readConfig(env: Env): Config {
     keyPrefix,
     acceptedPrefixes,
     leaks: readLeakConfig(env, errors),
+    rootKeyPrefix,
     purgeAfterDays,
     jwt: {
       secret,
@@ -358,6 +365,37 @@ function readLeakConfig(env: Env, errors: string[]): LeakConfig {
       );
   }
   return { action, githubKeysUrl };
+}
+
+/**
+ * ROOT_KEY_PREFIX: a valid prefix, or by default `<KEY_PREFIX>_root` (`lk_root_…`), so scanners and
+ * people tell a root key from a customer's at a glance. It must not be, nor extend, a product key's
+ * prefix, nor overlap an imported format's: a root key must never be read as a product key. A bad
+ * value falls back to the default; a default that collides is reported and disables root keys.
+ */
+function readRootKeyPrefix(
+  raw: string | undefined,
+  keyPrefix: string,
+  acceptedPrefixes: readonly string[],
+  legacy: LegacyFormats,
+  errors: string[],
+): string | null {
+  const fallback = `${keyPrefix}_root`;
+  const collides = (prefix: string) =>
+    acceptedPrefixes.some((p) => p === prefix || p.startsWith(`${prefix}_`)) ||
+    legacy.prefixes.some((p) => p.startsWith(`${prefix}_`) || `${prefix}_`.startsWith(p));
+  const configured = text(raw);
+  if (configured !== null) {
+    if (isValidPrefix(configured) && !collides(configured)) return configured;
+    errors.push(
+      `ROOT_KEY_PREFIX must be 1-16 lowercase letters, digits and single underscores, starting with a letter, and differ from every key prefix and imported format; using "${fallback}"`,
+    );
+  }
+  if (!collides(fallback)) return fallback;
+  errors.push(
+    `The root key prefix "${fallback}" collides with a key prefix or an imported format; root keys are refused`,
+  );
+  return null;
 }
 
 /** A DNS name or an IP address; no wildcard (the URL parser lets `*` through). */

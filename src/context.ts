@@ -6,6 +6,8 @@ import { type Config, loadConfig } from "./config";
 import type { Env } from "./env";
 import { Keys } from "./service/keys";
 import { LeakIntake } from "./service/leaks";
+import { RootKeys } from "./service/root-keys";
+import { D1RootKeyStore } from "./store/root-keys";
 import { type Readiness, checkReadiness, purgeDeadKeys } from "./service/operations";
 import type { Origin } from "./service/verify";
 import { verificationCounter } from "./store/analytics";
@@ -26,6 +28,8 @@ export interface AppContext {
   readonly leaks: LeakIntake;
   /** Per-customer limits: owners' rate limits and credits (service/owner-limits.ts). */
   readonly owners: OwnerLimitsService;
+  /** Root keys (/v1/root-keys), and the authentication of a root key. */
+  readonly rootKeys: RootKeys;
   /** GET /readyz: D1 (and its schema) and KV. */
   readonly readiness: () => Promise<Readiness>;
   /** The cron: deletes keys dead for PURGE_AFTER_DAYS (none when unset); how many. */
@@ -63,11 +67,13 @@ export function createContext(
     action: config.leaks.action,
     origin,
   });
+  const rootKeys = new RootKeys({ store: new D1RootKeyStore(env.DB), config, defer: (work) => ctx.waitUntil(work) });
   return {
     config,
     keys,
     leaks,
     owners: new OwnerLimitsService(deps),
+    rootKeys,
     readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
     expiryWarnings: (now) => scanExpiry(new D1WarningStore(env.DB), config.expiryWarningMs, now),

@@ -17,6 +17,8 @@ export interface Env {
   /** The usage counters of keys with rate limits or credits (absent: such keys fail with 503). */
   USAGE_COUNTER?: DurableObjectNamespace<UsageCounter>;
   KEY_PREFIX?: string;
+  /** The prefix of root keys (default `<KEY_PREFIX>_root`). */
+  ROOT_KEY_PREFIX?: string;
   /** Comma-separated older prefixes whose keys still verify (new keys always get KEY_PREFIX). */
   ACCEPTED_PREFIXES?: string;
   /** Days after revocation or expiry when the cron deletes a key; unset or empty: never. */

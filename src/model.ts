@@ -91,7 +91,7 @@ export interface AuditEvent {
   readonly keyId: string;
   readonly owner: Owner;
   readonly action: AuditAction;
-  /** `user:<sub>`, `key:<id>`, `service`, `github` (a secret scanning report) or `latchkey` (a warning: WARNING_ACTOR). */
+  /** `user:<sub>`, `key:<id>`, `root:<id>` (a root key), `service`, `github` (a secret scanning report) or `latchkey` (a warning: WARNING_ACTOR). */
   readonly actor: string;
   readonly at: number;
   /** Each changed field with its old and new value (API names and formats). */
@@ -145,6 +145,31 @@ export function compact(r: CompactRecord): CompactRecord {
   };
 }
 
+/** A root key's scopes: reading and writing the keys of the owners it covers. */
+export type RootScope = "keys:read" | "keys:write";
+
+/**
+ * A root key as stored (its own table, never api_keys). Never holds the plaintext key; `hash` is its
+ * SHA-256. `owners`: the owner patterns it covers (`user:*`, `workspace:acme`; service/root-rules.ts).
+ */
+export interface RootKeyRecord {
+  readonly id: string;
+  readonly hash: string;
+  readonly start: string;
+  readonly name: string;
+  readonly owners: readonly string[];
+  readonly scopes: readonly RootScope[];
+  readonly allowedIps: readonly string[] | null;
+  /** `user:<sub>` of the operator who made it. */
+  readonly createdBy: string;
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  readonly revokedAt: number | null;
+  readonly revokedBy: string | null;
+  readonly rotatedFrom: string | null;
+  readonly lastUsedAt: number | null;
+}
+
 /** Who is asking. */
 export type Actor =
   /**
@@ -168,7 +193,12 @@ export type Actor =
    */
   | { readonly kind: "api_key"; readonly key: CompactRecord; readonly ip?: string | undefined }
   /** A trusted Worker calling over the service binding, on behalf of `owner`. */
-  | { readonly kind: "service"; readonly owner: Owner };
+  | { readonly kind: "service"; readonly owner: Owner }
+  /**
+   * A backend, authenticated by a live root key (read from D1 on every request): acts for any owner
+   * its `owners` patterns cover, named in each request, within its scopes (service/root-rules.ts).
+   */
+  | { readonly kind: "root"; readonly root: RootKeyRecord };
 
 export function sameOwner(a: Owner, b: Owner): boolean {
   return a.type === b.type && a.id === b.id;

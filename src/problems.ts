@@ -93,6 +93,12 @@ export const PROBLEMS = {
     description:
       "Only a workspace admin (a role in WORKSPACE_ADMIN_ROLES, from the JWT's roles claim) may create, change or revoke workspace keys.",
   },
+  operator_required: {
+    status: 403,
+    title: "Operator role required",
+    description:
+      "Only an operator (a role in OPERATOR_ROLES, from the JWT's roles claim) may create, list, rotate or revoke root keys.",
+  },
   origin_not_allowed: {
     status: 403,
     title: "Origin not allowed",

@@ -406,7 +406,7 @@ describe("refusals", () => {
       [`cursor=${btoa('[1,"x"]')}`, "cursor"],
       [`cursor=${"A".repeat(201)}`, "cursor"],
       ["include_revoked=yes", "include_revoked"],
-      ["owner_id=someone-else", "owner_id"],
+      ["owner=someone-else", "owner"],
     ];
     for (const [query, field] of cases) {
       const { problem } = await refused(400, () => call("GET", `/v1/keys?${query}`, { auth: jwt }));
@@ -542,7 +542,7 @@ describe("refusals", () => {
       [{ name: "k", metadata: 7 }, "metadata"],
       [{ name: "k", id: crypto.randomUUID() }, "id"],
       [{ name: "k", key: generateKey("lk") }, "key"],
-      [{ name: "k", owner_id: "someone-else" }, "owner_id"],
+      [{ name: "k", owners: ["user:*"] }, "owners"],
       [[{ name: "k" }], "body"],
       [null, "body"],
       ["k", "body"],

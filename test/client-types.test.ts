@@ -42,6 +42,9 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
     expectTypeOf<client.EventList>().toEqualTypeOf<z.output<typeof schemas.EventList>>();
     expectTypeOf<client.CreditsResult>().toEqualTypeOf<z.output<typeof schemas.CreditsResult>>();
     expectTypeOf<client.UsageReport>().toEqualTypeOf<z.output<typeof schemas.UsageReport>>();
+    expectTypeOf<client.RootKey>().toEqualTypeOf<z.output<typeof schemas.RootKey>>();
+    expectTypeOf<client.CreatedRootKey>().toEqualTypeOf<z.output<typeof schemas.CreatedRootKey>>();
+    expectTypeOf<client.RootKeyList>().toEqualTypeOf<z.output<typeof schemas.RootKeyList>>();
   });
 
   it("the audit actions the CLI accepts are latchkey's, in its order", () => {
@@ -53,6 +56,7 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
     expectTypeOf<client.UpdateKeyInput>().toEqualTypeOf<z.input<typeof schemas.UpdateKeyRequest>>();
     expectTypeOf<client.RotateKeyInput>().toEqualTypeOf<z.input<typeof schemas.RotateKeyRequest>>();
     expectTypeOf<client.CreditsOperation>().toEqualTypeOf<z.input<typeof schemas.CreditsRequest>>();
+    expectTypeOf<client.CreateRootKeyInput>().toEqualTypeOf<z.input<typeof schemas.CreateRootKeyRequest>>();
     expectTypeOf<client.UsageQuery>().toEqualTypeOf<z.input<typeof schemas.UsageQuery>>();
     expectTypeOf<ListOptionsBesidesLimit<client.ListEventsOptions>>().toEqualTypeOf<
       ListOptionsBesidesLimit<z.input<typeof schemas.ListEventsOptions>>

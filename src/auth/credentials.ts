@@ -10,10 +10,14 @@ import type { Actor } from "../model";
 import type { VerifyCode } from "../schemas";
 import { UsageLimitedError } from "../service/errors";
 import type { Keys } from "../service/keys";
+import type { RootKeys, RootVerification } from "../service/root-keys";
 import { type AuthenticationFailure, AuthenticationError } from "./errors";
 import { MAX_TOKEN_LENGTH, verifyUserToken } from "./jwt";
 
-type Credential = { readonly kind: "jwt"; readonly token: string } | { readonly kind: "key"; readonly key: string };
+type Credential =
+  | { readonly kind: "jwt"; readonly token: string }
+  | { readonly kind: "key"; readonly key: string }
+  | { readonly kind: "root"; readonly key: string };
 
 const KEY_FAILURES: Partial<Record<VerifyCode, [string, AuthenticationFailure]>> = {
   MALFORMED: ["The API key is malformed", "key_malformed"],
@@ -24,6 +28,14 @@ const KEY_FAILURES: Partial<Record<VerifyCode, [string, AuthenticationFailure]>>
   IP_NOT_ALLOWED: ["The API key may not be used from this address", "key_ip_not_allowed"],
 };
 
+const ROOT_FAILURES: Record<Exclude<RootVerification["code"], "VALID">, [string, AuthenticationFailure]> = {
+  MALFORMED: ["The root key is malformed", "key_malformed"],
+  NOT_FOUND: ["The root key is not valid", "key_not_found"],
+  REVOKED: ["The root key has been revoked", "key_revoked"],
+  EXPIRED: ["The root key has expired", "key_expired"],
+  IP_NOT_ALLOWED: ["The root key may not be used from this address", "key_ip_not_allowed"],
+};
+
 function readCredential(authorization: string | null, config: Config): Credential {
   if (!authorization) throw new AuthenticationError("Authentication required");
   if (authorization.length > MAX_TOKEN_LENGTH + 16)
@@ -32,6 +44,11 @@ function readCredential(authorization: string | null, config: Config): Credentia
   const scheme = space === -1 ? authorization : authorization.slice(0, space);
   const value = space === -1 ? "" : authorization.slice(space + 1).trim();
   if (!value) throw new AuthenticationError("The Authorization header has no credentials");
+  // A root key's prefix (`lk_root`) may extend a product key's (`lk`): it is told apart first. (A JWT
+  // never starts with a prefix and an underscore: it starts with its base64url header.)
+  const lowered = scheme.toLowerCase();
+  if ((lowered === "bearer" || lowered === "api-key") && isRootShaped(value, config))
+    return { kind: "root", key: value };
   switch (scheme.toLowerCase()) {
     case "api-key":
       return { kind: "key", key: value };
@@ -45,6 +62,10 @@ function readCredential(authorization: string | null, config: Config): Credentia
   }
 }
 
+function isRootShaped(value: string, config: Config): boolean {
+  return config.rootKeyPrefix !== null && value.startsWith(`${config.rootKeyPrefix}_`);
+}
+
 /**
  * The caller, from the Authorization header. `ip`: the client's address, checked against a key's
  * allow-list (absent: a key with one fails). `fromMemoryOnly` (a client over its failure limit): a
@@ -54,10 +75,15 @@ export async function authenticate(
   authorization: string | null,
   config: Config,
   keys: Keys,
-  { ip, fromMemoryOnly = false }: { readonly ip?: string; readonly fromMemoryOnly?: boolean } = {},
+  {
+    ip,
+    fromMemoryOnly = false,
+    rootKeys,
+  }: { readonly ip?: string; readonly fromMemoryOnly?: boolean; readonly rootKeys?: RootKeys } = {},
 ): Promise<Actor> {
   const credential = readCredential(authorization, config);
   if (credential.kind === "jwt") return verifyUserToken(credential.token, config.jwt);
+  if (credential.kind === "root") return authenticateRoot(credential.key, rootKeys, { ip, fromMemoryOnly });
   const verification = fromMemoryOnly
     ? await keys.verifier.fromMemory(credential.key, { ip })
     : await keys.verifier.verify(credential.key, { ip });
@@ -70,6 +96,21 @@ export async function authenticate(
     throw new AuthenticationError(message, failure);
   }
   return { kind: "api_key", key: record, ip };
+}
+
+/**
+ * A root key, read from D1 on every request (service/root-keys.ts): refused like a key that fails
+ * (401), and, for a client over its failure limit, refused without a lookup (it would need storage).
+ */
+async function authenticateRoot(
+  key: string,
+  rootKeys: RootKeys | undefined,
+  { ip, fromMemoryOnly }: { readonly ip: string | undefined; readonly fromMemoryOnly: boolean },
+): Promise<Actor> {
+  if (!rootKeys || fromMemoryOnly) throw new AuthenticationError("The root key could not be checked now");
+  const verification = await rootKeys.verify(key, ip);
+  if (verification.code === "VALID") return { kind: "root", root: verification.root };
+  throw new AuthenticationError(...ROOT_FAILURES[verification.code]);
 }
 
 /**

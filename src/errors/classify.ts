@@ -93,6 +93,7 @@ export const RPC_CODE: Record<ProblemCode, RpcErrorCode> = {
   forbidden: "forbidden",
   quota_exceeded: "quota_exceeded",
   role_required: "forbidden",
+  operator_required: "forbidden",
   origin_not_allowed: "forbidden",
   not_found: "not_found",
   method_not_allowed: "not_found",
@@ -154,6 +155,7 @@ const VALIDATION: Record<ValidationError["source"], { code: ProblemCode; detail:
 const FORBIDDEN: Record<ForbiddenError["kind"], ProblemCode> = {
   scope: "insufficient_scope",
   role: "role_required",
+  operator: "operator_required",
   powers: "forbidden",
 };
 

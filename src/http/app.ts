@@ -69,6 +69,7 @@ function handlerFor(route: Route, routes: readonly Route[]) {
           actor = await authenticate(authorization, app.config, app.keys, {
             ip: ip ?? undefined,
             fromMemoryOnly: shed,
+            rootKeys: app.rootKeys,
           });
         }
       } catch (error) {

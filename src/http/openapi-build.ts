@@ -84,6 +84,7 @@ const TAGS: Record<string, string> = {
   audit: "The audit log: who changed which key, when, and how.",
   owners: "Per-customer limits: rate limits and credits shared by every key of one owner.",
   verify: "Key verification for services.",
+  "root-keys": "Root keys: operators make them; a backend uses one to manage any customer's keys (docs/backends.md).",
   auth: "The caller's identity.",
   meta: "Health and this document.",
   leaks: "Leaked-key reports: GitHub's secret scanning partner endpoint and latchkey's own intake (docs/leaks.md).",

@@ -16,6 +16,15 @@ export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
  * no lone surrogates.
  */
 export const WELL_FORMED_ID = /^[^\p{Cc}\p{Cf}\p{Cs}]+$/u;
+/** An owner's id as a request names it (`owner_id`): what a JWT's subject or org claim may be. */
+export const OwnerIdField = z
+  .string()
+  .check(
+    z.minLength(1, "Must not be empty"),
+    z.maxLength(255, "Must be at most 255 characters"),
+    z.regex(WELL_FORMED_ID, "Must have no control or invisible format characters"),
+  );
+
 /** Unicode format characters: zero-width and bidi controls that make text display as what it is not. */
 const FORMAT_CHARS = /\p{Cf}/u;
 /** A UTF-16 surrogate not part of a pair: not Unicode, and D1 would store it as U+FFFD. */

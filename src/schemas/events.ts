@@ -1,6 +1,6 @@
 /** The audit log: actions, events, and the listing options. */
 import * as z from "zod/mini";
-import { KeyId, Timestamp, described, meta, pageCursor, pageLimit } from "./common";
+import { KeyId, OwnerIdField, Timestamp, described, meta, pageCursor, pageLimit } from "./common";
 
 export const AUDIT_ACTIONS = [
   "created",
@@ -25,7 +25,7 @@ export const AuditEvent = z
     action: z.enum(AUDIT_ACTIONS),
     actor: described(
       z.string(),
-      "`user:<sub>`, `key:<id>`, `service`, or `github` (a secret scanning report); `latchkey` for the warnings latchkey writes on its own (`expiring`, `expired`, `credits_low`, `credits_exhausted`), which have no ip nor user agent.",
+      "`user:<sub>`, `key:<id>`, `root:<id>` (a root key), `service`, or `github` (a secret scanning report); `latchkey` for the warnings latchkey writes on its own (`expiring`, `expired`, `credits_low`, `credits_exhausted`), which have no ip nor user agent.",
     ),
     at: Timestamp,
     changes: described(
@@ -61,6 +61,23 @@ export const ListEventsQuery = z
   .strictObject({ limit: pageLimit(z.coerce.number()), ...eventQueryFields })
   .apply(meta({ id: "ListEventsQuery" }));
 export type ListEventsInput = z.output<typeof ListEventsQuery>;
+
+/** The audit log of owners (GET /v1/events): also filtered by owner, which a root key must name. */
+export const ListOwnerEventsQuery = z
+  .strictObject({
+    limit: pageLimit(z.coerce.number()),
+    ...eventQueryFields,
+    owner_type: described(
+      z.optional(z.enum(["user", "workspace"])),
+      "Only this owner's events, with `owner_id`; required with a root key.",
+    ),
+    owner_id: described(
+      z.optional(OwnerIdField),
+      "Only this owner's events; required with a root key (anyone else may name only an owner they act for).",
+    ),
+  })
+  .apply(meta({ id: "ListOwnerEventsQuery" }));
+export type ListOwnerEventsInput = z.output<typeof ListOwnerEventsQuery>;
 
 /** The same options as typed values (RPC). */
 export const ListEventsOptions = z.strictObject({ limit: pageLimit(z.number()), ...eventQueryFields });

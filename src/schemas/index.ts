@@ -20,3 +20,4 @@ export * from "./leaks";
 export * from "./problems";
 export * from "./input";
 export * from "./owners";
+export * from "./root-keys";

@@ -9,6 +9,7 @@ import {
   KeyName,
   LONE_SURROGATE,
   Metadata,
+  OwnerIdField,
   PAGE_LIMIT_MESSAGE,
   ResourceId,
   Scope,
@@ -39,7 +40,14 @@ export const CreateKeyRequest = z
     owner: z.optional(z.enum(["user", "workspace"])).apply(
       meta({
         description:
-          "`user` (default): a personal key. `workspace`: a key of the caller's workspace (the JWT's org claim).",
+          "`user` (default): a personal key. `workspace`: a key of the caller's workspace (the JWT's org claim). Required with a root key.",
+      }),
+    ),
+    owner_id: z.optional(OwnerIdField).apply(
+      meta({
+        description:
+          "The owner's id (e.g. your customer's id). Required with a root key, which creates keys for any owner its patterns cover; anyone else may name only the owner they act for (another: 403).",
+        example: "cust_42",
       }),
     ),
     allowed_ips: z.optional(AllowedIps),
@@ -110,7 +118,13 @@ export const ListKeysQuery = z
       .apply(meta({ description: "Only keys with this `created_by`, e.g. `key:<id>` (the keys a key made)." })),
     owner_type: z
       .optional(z.enum(["user", "workspace"]))
-      .apply(meta({ description: "Only personal or workspace keys." })),
+      .apply(meta({ description: "Only personal or workspace keys; required with a root key." })),
+    owner_id: z.optional(OwnerIdField).apply(
+      meta({
+        description:
+          "Only this owner's keys; required with a root key (anyone else may name only an owner they act for).",
+      }),
+    ),
     status: z.optional(z.enum(["active", "revoked", "expired"])).apply(
       meta({
         description:
@@ -154,7 +168,7 @@ export const ApiKey = z
     owner_id: z.string(),
     scopes: z.array(z.string()),
     resources: z.nullable(z.array(z.string())),
-    created_by: described(z.string(), "`user:<sub>`, `key:<id>` or `service`."),
+    created_by: described(z.string(), "`user:<sub>`, `key:<id>`, `root:<id>` (a root key) or `service`."),
     created_at: Timestamp,
     expires_at: z.nullable(Timestamp),
     revoked_at: z.nullable(Timestamp),
@@ -227,6 +241,7 @@ export const ImportKeyItem = z
       scopes: true,
       resources: true,
       owner: true,
+      owner_id: true,
     }),
     {
       hash: KeyHash,

@@ -1,10 +1,10 @@
 /** What every lifecycle call starts with: authorizing a management call, and finding a key the actor may see. */
 import { UUID_V4 } from "../keys/key-id";
-import { type Actor, type KeyRecord, sameOwner } from "../model";
+import type { Actor, KeyRecord } from "../model";
 import type { KeyStore } from "../store/store";
 import { recheckActor } from "./actor";
 import { NotFoundError } from "./errors";
-import { requireScope, visibleOwners } from "./rules";
+import { maySee, requireScope } from "./rules";
 import type { ServiceDeps, Verifier } from "./verify";
 
 /** Authorizes a management call: `keys:write`, held before and after the actor is read again from D1 (actor.ts). */
@@ -19,7 +19,7 @@ export async function authorizeWrite(deps: ServiceDeps, verifier: Verifier, call
 export async function findVisible(store: KeyStore, actor: Actor, id: string): Promise<KeyRecord> {
   if (!UUID_V4.test(id)) throw new NotFoundError();
   const record = await store.findById(id);
-  if (!record || !visibleOwners(actor).some((owner) => sameOwner(owner, record.owner))) {
+  if (!record || !maySee(actor, record.owner)) {
     throw new NotFoundError();
   }
   return record;

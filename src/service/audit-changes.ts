@@ -10,6 +10,7 @@ export type FieldChanges = Record<string, { old: unknown; new: unknown }>;
 
 /** How an actor is named in `created_by` and in audit events. */
 export function actorName(actor: Actor): string {
+  if (actor.kind === "root") return `root:${actor.root.id}`;
   return actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
 }
 

@@ -1,8 +1,8 @@
 /**
  * An audit event as a reader sees it. Where a change came from (`ip`, `user_agent`) is personal data
  * of whoever made it, so only those answerable for the key read it: the person who owns it (their
- * personal keys), a workspace admin (the workspace's keys), and a trusted Worker over RPC (it acts as
- * the owner). Everyone else who may read the log (a key with `keys:read`, a workspace member without
+ * personal keys), a workspace admin (the workspace's keys), a trusted Worker over RPC (it acts as
+ * the owner) and a root key (it acts for the owner, for the operator's backend). Everyone else who may read the log (a key with `keys:read`, a workspace member without
  * the admin role) reads `null` in both fields.
  */
 import { type Actor, type AuditEvent, type Owner } from "../model";
@@ -12,6 +12,7 @@ import type { AuditEventView } from "../schemas";
 export function mayReadOrigin(actor: Actor, owner: Owner): boolean {
   switch (actor.kind) {
     case "service":
+    case "root":
       return true;
     case "api_key":
       return false;

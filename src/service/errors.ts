@@ -55,14 +55,15 @@ function isIssueList(errors: Record<string, string[]> | readonly FieldIssue[]): 
 /**
  * The caller is authenticated but the request exceeds its powers; `exceeded` names what. `scope`:
  * the caller lacks the scope the operation needs (as opposed to asking for more than it holds);
- * `role`: the person lacks the workspace admin role the operation needs.
+ * `role`: the person lacks the workspace admin role the operation needs; `operator`: the operator role
+ * (OPERATOR_ROLES) root keys need.
  */
 export class ForbiddenError extends Error {
   override readonly name = "ForbiddenError";
   constructor(
     readonly exceeded: string,
     message: string,
-    readonly kind: "scope" | "role" | "powers" = "powers",
+    readonly kind: "scope" | "role" | "operator" | "powers" = "powers",
   ) {
     super(message);
   }

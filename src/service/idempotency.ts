@@ -14,6 +14,8 @@ function callerOf(actor: Actor): string {
       return `key:${actor.key.id}`;
     case "service":
       return `service:${actor.owner.type}:${actor.owner.id}`;
+    case "root":
+      return `root:${actor.root.id}`;
   }
 }
 

@@ -40,6 +40,7 @@ import type {
   CreditsResultView,
   KeyListView,
   ListEventsInput,
+  ListOwnerEventsInput,
   ListKeysInput,
   RevokeKeyInput,
   RotateKeyInput,
@@ -74,7 +75,7 @@ import {
   requireSameCounters,
   requireScope,
   requireWithin,
-  visibleOwners,
+  listedOwners,
 } from "./rules";
 import { limitsLineageGuard } from "./limits-lineage";
 import { usageReport } from "./usage-report";
@@ -235,7 +236,7 @@ export class Keys {
     requireScope(actor, "keys:read");
     const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
     const rows = await this.deps.store.list({
-      owners: visibleOwners(actor),
+      owners: listedOwners(actor, { type: input.owner_type, id: input.owner_id }),
       limit: input.limit + 1,
       includeRevoked: input.include_revoked,
       after: cursor && { createdAt: cursor.time, id: cursor.id },
@@ -330,9 +331,10 @@ export class Keys {
   }
 
   /** The audit events of every owner whose keys the actor sees, newest first. */
-  async listEvents(actor: Actor, input: ListEventsInput): Promise<EventListView> {
+  async listEvents(actor: Actor, input: ListOwnerEventsInput): Promise<EventListView> {
     requireScope(actor, "keys:read");
-    return auditLog(this.deps.store, actor, visibleOwners(actor), null, input);
+    const owners = listedOwners(actor, { type: input.owner_type, id: input.owner_id });
+    return auditLog(this.deps.store, actor, owners, null, input);
   }
 
   /** Retention (a scheduled task): deletes events older than the configured days, in bounded batches. */

@@ -8,20 +8,24 @@
  * - a person who is an admin (WORKSPACE_ADMIN_ROLES) of a workspace: that workspace's limits;
  * - nobody else: not a person for their personal keys' owner, not a workspace member without the admin
  *   role, not a customer's API key (whatever its scopes), not a person for another workspace (403).
- * A new kind of actor (root keys, acting for the owners their patterns cover) is refused until it is
- * given a case here.
+ * - a root key, for the owners its patterns cover: reads with `keys:read`, changes with `keys:write`.
+ * A new kind of actor is refused until it is given a case here.
  */
 import type { Actor, Owner } from "../model";
 import { ForbiddenError } from "./errors";
+import { requireCovered, requireRootScope } from "./root-rules";
 
 /**
  * Throws ForbiddenError (403) unless `actor` may read (GET limits, usage, events) or change (PUT,
  * credits) `owner`'s limits. `access` is for credentials with read-only and read-write powers (a root
- * key's `keys:read` / `keys:write`); today's actors may do both or neither.
+ * key's `keys:read` / `keys:write`); the other actors may do both or neither.
  */
 export function requireOwnerLimitsAccess(actor: Actor, owner: Owner, access: "read" | "write"): void {
-  void access;
   switch (actor.kind) {
+    case "root":
+      requireRootScope(actor.root, access === "write" ? "keys:write" : "keys:read");
+      requireCovered(actor.root, owner);
+      return;
     case "service":
       if (actor.owner.type === owner.type && actor.owner.id === owner.id) return;
       throw new ForbiddenError("owner", "A trusted Worker acts only for the owner it names");
@@ -40,7 +44,7 @@ export function requireOwnerLimitsAccess(actor: Actor, owner: Owner, access: "re
   }
 }
 
-/** The audit log's name for who made a change: `user:<sub>`, `key:<id>` or `service`. */
+/** The audit log's name for who made a change: `user:<sub>`, `key:<id>`, `root:<id>` or `service`. */
 export function ownerActorName(actor: Actor): string {
   switch (actor.kind) {
     case "user":
@@ -49,5 +53,7 @@ export function ownerActorName(actor: Actor): string {
       return `key:${actor.key.id}`;
     case "service":
       return "service";
+    case "root":
+      return `root:${actor.root.id}`;
   }
 }

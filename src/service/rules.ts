@@ -8,7 +8,8 @@
  * A person manages their own keys, reads their workspace's, and creates, changes, rotates and revokes
  * those only as a workspace admin. A key manages its owner's keys only with `keys:read` / `keys:write`,
  * may manage only keys no more powerful than itself, and can never give any key a power it does not
- * hold. A trusted service (RPC) manages any key of the owner it names.
+ * hold. A trusted service (RPC) manages any key of the owner it names; a root key any key of an owner
+ * its patterns cover (root-rules.ts), named in each request.
  */
 import type { ImportPolicy } from "../config";
 import { rangesWithin } from "../keys/ip";
@@ -16,6 +17,7 @@ import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type KeyLimits, hasLimits } from "../keys/limit-arithmetic";
 import type { Actor, KeyRecord, Owner } from "../model";
 import { ForbiddenError, ValidationError } from "./errors";
+import { type OwnerName, requireOwnOwner, requireRootScope, ownerCovered, rootNamedOwner } from "./root-rules";
 
 /** The powers attenuation compares: what a key may do, on what, until when, and from where. */
 export type Powers = Pick<KeyRecord, "scopes" | "resources" | "expiresAt" | "allowedIps">;
@@ -68,6 +70,7 @@ export function requireWithin(holder: Powers, key: Powers, what: string): void {
 }
 
 export function requireScope(actor: Actor, scope: string): void {
+  if (actor.kind === "root") requireRootScope(actor.root, scope);
   if (actor.kind === "api_key" && !grants(actor.key.scopes, scope)) {
     throw new ForbiddenError("scopes", `This key lacks the ${scope} scope`, "scope");
   }
@@ -160,7 +163,10 @@ export function requireSameCounters(actor: Actor, record: KeyRecord): void {
   }
 }
 
-/** Whose keys the actor may see and manage. */
+/**
+ * Whose keys the actor may see and manage. A root key names the owner in each request instead
+ * (`listedOwners`, `maySee`): listed here, it sees no one.
+ */
 export function visibleOwners(actor: Actor): Owner[] {
   switch (actor.kind) {
     case "user":
@@ -174,10 +180,56 @@ export function visibleOwners(actor: Actor): Owner[] {
       return [actor.key.owner];
     case "service":
       return [actor.owner];
+    case "root":
+      return [];
   }
 }
 
-export function ownerForNewKey(actor: Actor, requested: "user" | "workspace" | undefined): Owner {
+/** May the actor see (and, by the other rules, manage) a key of `owner`? A root key: any owner it covers. */
+export function maySee(actor: Actor, owner: Owner): boolean {
+  if (actor.kind === "root") return ownerCovered(actor.root.owners, owner);
+  return visibleOwners(actor).some((o) => o.type === owner.type && o.id === owner.id);
+}
+
+/**
+ * The owners a list of keys or events reads, as the request names them (`owner_type`, `owner_id`): a
+ * root key must name one owner it covers; anyone else reads the owners they act for, narrowed to the
+ * one named (naming another owner id is refused).
+ */
+export function listedOwners(actor: Actor, name: OwnerName): Owner[] {
+  if (actor.kind === "root") return [rootNamedOwner(actor.root, name, { type: "owner_type", id: "owner_id" })];
+  return name.id === undefined ? visibleOwners(actor) : requireOwnOwner(visibleOwners(actor), name);
+}
+
+/**
+ * The owner of a new key: a root key's is the one the input names (`owner` and `owner_id`, both
+ * required); anyone else's is their own (a person's workspace with `owner: workspace`), and an
+ * `owner_id` naming another owner is refused.
+ */
+export function ownerForNewKey(
+  actor: Actor,
+  requested: "user" | "workspace" | undefined,
+  ownerId?: string | undefined,
+): Owner {
+  if (actor.kind === "root") return rootNamedOwner(actor.root, { type: requested, id: ownerId }, OWNER_FIELDS);
+  // Naming another owner is refused before anything else is judged of the request.
+  if (ownerId !== undefined) {
+    requireOwnOwner(visibleOwners(actor), {
+      type: requested ?? (actor.kind === "user" ? "user" : undefined),
+      id: ownerId,
+    });
+  }
+  const owner = ownOwnerForNewKey(actor, requested);
+  requireOwnOwner([owner], { id: ownerId });
+  return owner;
+}
+
+const OWNER_FIELDS = { type: "owner", id: "owner_id" } as const;
+
+function ownOwnerForNewKey(
+  actor: Exclude<Actor, { kind: "root" }>,
+  requested: "user" | "workspace" | undefined,
+): Owner {
   switch (actor.kind) {
     case "user":
       if (requested !== "workspace") return { type: "user", id: actor.sub };
@@ -202,6 +254,7 @@ export function ownerForNewKey(actor: Actor, requested: "user" | "workspace" | u
 /** What a new key asks for, as create and import bodies say it. */
 export interface NewKeyInput {
   readonly owner?: "user" | "workspace" | undefined;
+  readonly owner_id?: string | undefined;
   readonly scopes?: string[] | undefined;
   readonly resources?: string[] | null | undefined;
   readonly expires_at?: string | null | undefined;
@@ -214,7 +267,7 @@ export interface NewKeyInput {
  * within its allow-list), and by default a child inherits all four.
  */
 export function authorizeNewKey(actor: Actor, input: NewKeyInput): Pick<KeyRecord, "owner"> & Powers {
-  const owner = ownerForNewKey(actor, input.owner);
+  const owner = ownerForNewKey(actor, input.owner, input.owner_id);
   const parent = actor.kind === "api_key" ? actor.key : null;
   const powers: Powers = {
     scopes: input.scopes ?? (parent ? [...parent.scopes] : ["*"]),
@@ -263,6 +316,7 @@ export function limitsForNewKey(
 export function mayImport(actor: Actor, owner: Owner, policy: ImportPolicy): boolean {
   switch (actor.kind) {
     case "service":
+    case "root":
       return true;
     case "user":
       return (owner.type === "workspace" && actor.workspaceAdmin) || policy === "personal";

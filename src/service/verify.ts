@@ -53,6 +53,7 @@ import {
   memoryRecordBytes,
   recordLifetime,
 } from "./memory-record";
+import { malformedOrRoot } from "./root-rules";
 import { UsageTally } from "./usage-tally";
 
 const LAST_USED_INTERVAL_MS = 60_000;
@@ -173,7 +174,7 @@ export class Verifier {
 
   private async verdict(key: string, options: VerifyChecks): Promise<Verification> {
     const credential = await this.credential(key);
-    if (!credential) return answer("MALFORMED", null);
+    if (!credential) return answer(malformedOrRoot(key, this.deps.config), null);
     const { hash } = credential;
     const now = Date.now();
     const { feed } = this.local;
@@ -216,7 +217,7 @@ export class Verifier {
 
   private async memoryVerdict(key: string, options: VerifyChecks): Promise<Verification | null> {
     const credential = await this.credential(key);
-    if (!credential) return answer("MALFORMED", null);
+    if (!credential) return answer(malformedOrRoot(key, this.deps.config), null);
     const now = Date.now();
     const { feed } = this.local;
     if (now - feed.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;

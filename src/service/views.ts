@@ -77,6 +77,10 @@ export function whoamiView(actor: Actor): WhoAmIView {
         enabled: actor.key.enabled,
       };
     case "service":
-      throw new ForbiddenError("principal", "whoami is for people and keys");
+    case "root":
+      throw new ForbiddenError(
+        "principal",
+        "whoami is for people and keys; a root key acts for the owner each request names",
+      );
   }
 }

@@ -16,9 +16,15 @@ import type {
   ImportItem,
   ImportResult,
   KeyList,
+  CreateRootKeyInput,
+  CreatedRootKey,
   ListEventsOptions,
   ListKeysOptions,
+  ListRootKeysOptions,
+  OwnerFilter,
   Problem,
+  RootKey,
+  RootKeyList,
   RevokeOptions,
   RotateKeyInput,
   UpdateKeyInput,
@@ -91,6 +97,11 @@ export const CLIENT_OPERATIONS = [
   "POST /v1/keys/import",
   "POST /v1/verify",
   "GET /v1/whoami",
+  "POST /v1/root-keys",
+  "GET /v1/root-keys",
+  "GET /v1/root-keys/{id}",
+  "POST /v1/root-keys/{id}/rotate",
+  "DELETE /v1/root-keys/{id}",
 ] as const;
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -156,7 +167,10 @@ export class LatchkeyClient {
   }
 
   /** One page of the audit log, newest first: of one key when `keyId` is given, else of every key the caller sees. */
-  events(options: ListEventsOptions & { keyId?: string | undefined } = {}, call: CallOptions = {}): Promise<EventList> {
+  events(
+    options: ListEventsOptions & OwnerFilter & { keyId?: string | undefined } = {},
+    call: CallOptions = {},
+  ): Promise<EventList> {
     const { keyId, ...query } = options;
     const path = keyId === undefined ? "/v1/events" : `${keyPath(keyId)}/events`;
     return this.send({ method: "GET", path, query, auth: true }, call);
@@ -164,7 +178,7 @@ export class LatchkeyClient {
 
   /** Every page of the audit log `events` would give, following `next_cursor`. */
   eventPages(
-    options: ListEventsOptions & { keyId?: string | undefined } = {},
+    options: ListEventsOptions & OwnerFilter & { keyId?: string | undefined } = {},
     call: CallOptions = {},
   ): AsyncGenerator<EventList, void, undefined> {
     return follow(options.cursor, (cursor) => this.events({ ...options, cursor }, call));
@@ -199,6 +213,33 @@ export class LatchkeyClient {
    */
   import(keys: readonly ImportItem[], call: CallOptions = {}): Promise<ImportResult> {
     return this.send({ method: "POST", path: "/v1/keys/import", body: { keys }, auth: true }, call);
+  }
+
+  /**
+   * Creates a root key (the token must be an operator's JWT): a backend's credential for every owner
+   * its `owners` cover. `key` is shown only this once. Not retried: a retry would make a second one.
+   */
+  createRootKey(input: CreateRootKeyInput, call: CallOptions = {}): Promise<CreatedRootKey> {
+    return this.send({ method: "POST", path: "/v1/root-keys", body: input, auth: true }, call, 1);
+  }
+
+  /** One page of root keys, newest first (operators only). */
+  listRootKeys(options: ListRootKeysOptions = {}, call: CallOptions = {}): Promise<RootKeyList> {
+    return this.send({ method: "GET", path: "/v1/root-keys", query: { ...options }, auth: true }, call);
+  }
+
+  getRootKey(id: string, call: CallOptions = {}): Promise<RootKey> {
+    return this.send({ method: "GET", path: rootKeyPath(id), auth: true }, call);
+  }
+
+  /** Replaces a root key (shown once); the old one works for `grace_seconds` more. Not retried. */
+  rotateRootKey(id: string, input: RotateKeyInput = {}, call: CallOptions = {}): Promise<CreatedRootKey> {
+    return this.send({ method: "POST", path: `${rootKeyPath(id)}/rotate`, body: input, auth: true }, call, 1);
+  }
+
+  /** Revokes a root key (idempotent): refused at once; the keys it made keep working. */
+  async revokeRootKey(id: string, call: CallOptions = {}): Promise<void> {
+    await this.send({ method: "DELETE", path: rootKeyPath(id), auth: true }, call);
   }
 
   /** Who the token is. */
@@ -288,6 +329,10 @@ async function* follow<P extends { next_cursor: string | null }>(
 
 function keyPath(id: string): string {
   return `/v1/keys/${encodeURIComponent(id)}`;
+}
+
+function rootKeyPath(id: string): string {
+  return `/v1/root-keys/${encodeURIComponent(id)}`;
 }
 
 /** A client for latchkey at `baseUrl`. */

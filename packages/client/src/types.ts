@@ -164,6 +164,11 @@ export interface CreateKeyInput {
   scopes?: string[] | undefined;
   resources?: string[] | null | undefined;
   owner?: OwnerType | undefined;
+  /**
+   * The owner's id. Required with a root key (with `owner`): the key is that owner's. Anyone else may
+   * name only the owner they act for (another: 403).
+   */
+  owner_id?: string | undefined;
   /** IPv4/IPv6 addresses and CIDR ranges the key may be used from; null or absent: any. */
   allowed_ips?: string[] | null | undefined;
   ratelimits?: RateLimit[] | undefined;
@@ -197,8 +202,10 @@ export interface ListKeysOptions {
   include_revoked?: boolean | undefined;
   /** Only keys with this `created_by`, e.g. `key:<id>` (the keys a key made). */
   created_by?: string | undefined;
-  /** Only personal or workspace keys. */
+  /** Only personal or workspace keys; required with a root key. */
   owner_type?: OwnerType | undefined;
+  /** Only this owner's keys; required with a root key. */
+  owner_id?: string | undefined;
   /**
    * `active`: not revoked and not expired; `revoked`: revoked (whatever its expiry); `expired`: not
    * revoked, past its expiry. When set, `include_revoked` is ignored.
@@ -360,6 +367,58 @@ export interface ListEventsOptions {
   until?: string | undefined;
 }
 
+/** `GET /v1/events` by owner: one owner's events (required with a root key, which names the owner). */
+export interface OwnerFilter {
+  owner_type?: OwnerType | undefined;
+  owner_id?: string | undefined;
+}
+
+/** `POST /v1/root-keys` (operators only): what the root key may do, for whom, until when, from where. */
+export interface CreateRootKeyInput {
+  name: string;
+  /** `user:*`, `workspace:*`, or one owner (`user:cust_42`, `workspace:acme`). Default: both `*`. */
+  owners?: string[] | undefined;
+  /** `keys:read` and/or `keys:write` (neither implies the other). Default: both. */
+  scopes?: RootScope[] | undefined;
+  expires_at?: string | null | undefined;
+  allowed_ips?: string[] | null | undefined;
+}
+
+export type RootScope = "keys:read" | "keys:write";
+
+/** A root key as latchkey shows it (never the key itself, except once in `CreatedRootKey`). */
+export interface RootKey {
+  id: string;
+  name: string;
+  start: string;
+  owners: string[];
+  scopes: RootScope[];
+  allowed_ips: string[] | null;
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  revoked_by: string | null;
+  rotated_from: string | null;
+  last_used_at: string | null;
+}
+
+export interface CreatedRootKey extends RootKey {
+  /** The root key itself: shown only in this response. Store it as a secret now. */
+  key: string;
+}
+
+export interface RootKeyList {
+  data: RootKey[];
+  next_cursor: string | null;
+}
+
+export interface ListRootKeysOptions {
+  limit?: number | undefined;
+  cursor?: string | undefined;
+  include_revoked?: boolean | undefined;
+}
+
 /** An RFC 9457 problem document, as latchkey sends every error. */
 export interface Problem {
   type: string;
@@ -379,6 +438,8 @@ export interface ImportItem {
   name: string;
   start?: string | undefined;
   owner?: OwnerType | undefined;
+  /** The owner's id: required with a root key (with `owner`). */
+  owner_id?: string | undefined;
   scopes?: string[] | undefined;
   resources?: string[] | null | undefined;
   expires_at?: string | null | undefined;

@@ -58,14 +58,15 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
   latchkey logout                                 forget them
   latchkey whoami                                 who the stored token is
   latchkey keys create --name <name> [--scope <s>]... [--resource <r>]... [--expires-at <RFC 3339>]
-                       [--allowed-ip <address|CIDR>]... [--owner user|workspace] [--metadata <json>]
+                       [--allowed-ip <address|CIDR>]... [--owner user|workspace] [--owner-id <id>]
+                       [--metadata <json>]
                        [--idempotency-key <k>] [--ratelimit <name>:<limit>/<duration>]...
                        [--credits <n> [--refill <amount>/day|month]]
                                                   prints the new key, once, on stdout; a duration is
                                                   1s, 10s, 1m, 1h, 1d or milliseconds (1 s to 1 day)
   latchkey keys list [--limit <n>] [--cursor <c>] [--all] [--include-revoked]
                      [--status active|revoked|expired] [--created-by <user:sub|key:id|service>]
-                     [--owner-type user|workspace]
+                     [--owner-type user|workspace] [--owner-id <id>]
   latchkey keys get <id>
   latchkey keys rotate <id> [--grace <seconds>]   prints the new key, once, on stdout; the old key keeps
                                                   working for --grace seconds (default 0, at most 604800)
@@ -85,7 +86,7 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
   latchkey keys usage <id> [--granularity hour|day] [--from <RFC 3339>] [--to <RFC 3339>]
                                                   verifications per hour or day, by outcome
   latchkey events [--key <id>] [--action <a>] [--since <RFC 3339>] [--until <RFC 3339>]
-                  [--limit <n>] [--cursor <c>] [--all]
+                  [--owner-type user|workspace] [--owner-id <id>] [--limit <n>] [--cursor <c>] [--all]
                                                   the audit log, newest first (of one key with --key);
                                                   actions: ${AUDIT_ACTIONS.join(", ")}
   latchkey verify [--scope <s>] [--resource <r>] [--ip <address>] [--cost <n>]
@@ -94,6 +95,8 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
   latchkey import <file.csv|file.json> [--batch-size <n>]
 
 Options for every command: --json (machine output on stdout), --url <base-url> (overrides the login).
+With a root key as LATCHKEY_TOKEN, name the owner: --owner and --owner-id to create, --owner-type and
+--owner-id to list keys and events (docs/backends.md).
 Environment: LATCHKEY_URL and LATCHKEY_TOKEN override the stored login (a key as token is never stored);
 XDG_CONFIG_HOME places the config file.
 Exit codes: 0 ok, 1 API error (incl. the key quota, 409 for a revoked or expired key), 2 usage, 3 not logged in or
@@ -172,6 +175,7 @@ const COMMANDS: Record<string, Command> = {
       "expires-at": { type: "string" },
       "allowed-ip": { type: "string", multiple: true },
       owner: { type: "string" },
+      "owner-id": { type: "string" },
       metadata: { type: "string" },
       "idempotency-key": { type: "string" },
       ...USAGE_OPTIONS,
@@ -189,6 +193,7 @@ const COMMANDS: Record<string, Command> = {
       if (allowedIps) input.allowed_ips = allowedIps;
       if (values["expires-at"] !== undefined) input.expires_at = str(values["expires-at"]);
       if (values.owner !== undefined) input.owner = str(values.owner) as OwnerType;
+      if (values["owner-id"] !== undefined) input.owner_id = str(values["owner-id"]);
       if (values.metadata !== undefined) input.metadata = jsonObject(str(values.metadata) ?? "", "--metadata");
       if (values.refill !== undefined && values.credits === undefined)
         throw new UsageError("--refill needs --credits <n> (the starting balance)");
@@ -209,6 +214,7 @@ const COMMANDS: Record<string, Command> = {
       status: { type: "string" },
       "created-by": { type: "string" },
       "owner-type": { type: "string" },
+      "owner-id": { type: "string" },
     },
     positionals: 0,
     async run(values) {
@@ -220,6 +226,7 @@ const COMMANDS: Record<string, Command> = {
         status: oneOf<KeyStatus>(values.status, ["active", "revoked", "expired"], "--status"),
         created_by: str(values["created-by"]),
         owner_type: oneOf<OwnerType>(values["owner-type"], ["user", "workspace"], "--owner-type"),
+        owner_id: str(values["owner-id"]),
       };
       const keys: ApiKey[] = [];
       let next: string | null = null;
@@ -377,12 +384,16 @@ const COMMANDS: Record<string, Command> = {
       limit: { type: "string" },
       cursor: { type: "string" },
       all: { type: "boolean" },
+      "owner-type": { type: "string" },
+      "owner-id": { type: "string" },
     },
     positionals: 0,
     async run(values) {
       const api = await client(values);
       const options = {
         keyId: str(values.key),
+        owner_type: oneOf<OwnerType>(values["owner-type"], ["user", "workspace"], "--owner-type"),
+        owner_id: str(values["owner-id"]),
         action: oneOf<AuditAction>(values.action, AUDIT_ACTIONS, "--action"),
         since: str(values.since),
         until: str(values.until),
