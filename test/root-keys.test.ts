@@ -469,3 +469,32 @@ describe("root keys: security", () => {
     expect(await response.text()).toContain("owner_id");
   });
 });
+
+describe("root keys: per-customer limits", () => {
+  it("set an owner's limits it covers (keys:write), read them with keys:read, and are refused outside", async () => {
+    const customer = uniqueSub("cust");
+    const path = `/v1/owners/workspace/${customer}/limits`;
+    const writer = await rootKey({ owners: ["workspace:*"] });
+    const put = await call("PUT", path, { auth: writer.key, body: { credits: { remaining: 3 } } });
+    expect(put.status, await put.clone().text()).toBe(200);
+    expect((await put.json<{ credits: { remaining: number } }>()).credits.remaining).toBe(3);
+
+    // The customer's keys spend from the shared balance the root key set.
+    const customerKey = await (
+      await create(writer.key, { owner: "workspace", owner_id: customer })
+    ).json<{ key: string }>();
+    expect(await verifyCode(customerKey.key)).toBe("VALID");
+    const reader = await rootKey({ owners: [`workspace:${customer}`], scopes: ["keys:read"] });
+    const got = await call("GET", path, { auth: reader.key });
+    expect(got.status).toBe(200);
+    expect((await got.json<{ credits: { remaining: number } }>()).credits.remaining).toBe(2);
+    await expectProblem(await call("PUT", path, { auth: reader.key, body: { credits: null } }), 403);
+
+    // Owners outside the patterns: refused, and nothing changes.
+    const usersOnly = await rootKey({ owners: ["user:*"] });
+    await expectProblem(await call("PUT", path, { auth: usersOnly.key, body: { credits: null } }), 403);
+    await expectProblem(await call("GET", path, { auth: usersOnly.key }), 403);
+    const after = await call("GET", path, { auth: writer.key });
+    expect((await after.json<{ credits: { remaining: number } }>()).credits.remaining).toBe(2);
+  });
+});
