@@ -35,6 +35,11 @@ export interface KeyRecord {
   /** An imported key's own format (keys/legacy.ts); absent for latchkey's keys. */
   readonly format?: LegacyFormat;
   /**
+   * A bcrypt-imported key's hash (keys/legacy-digest.ts): its bcrypt hash until its first use, then
+   * the SHA-256 of the whole token. Its `hash` is then where it is found (by its lookup id).
+   */
+  readonly legacyHash?: string;
+  /**
    * The key that created or imported this one (then `created_by` = `key:<id>`), or null; a rotation's
    * replacement keeps its predecessor's. Cascading revocation follows it.
    */
@@ -58,7 +63,8 @@ export function mintingKeyId(record: Pick<KeyRecord, "createdBy">): string | nul
   return record.createdBy.startsWith("key:") ? record.createdBy.slice(4) : null;
 }
 
-export type AuditAction = "created" | "imported" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
+export type AuditAction =
+  "created" | "imported" | "upgraded" | "updated" | "disabled" | "enabled" | "rotated" | "revoked";
 
 /** One change of a key, as the audit log holds it. Never holds a key, a hash or a JWT. */
 export interface AuditEvent {
@@ -91,6 +97,7 @@ export type CompactRecord = Pick<
   | "revokedAt"
   | "lastUsedAt"
   | "format"
+  | "legacyHash"
   | "enabled"
   | "allowedIps"
   | "limits"
@@ -111,6 +118,8 @@ export function compact(r: CompactRecord): CompactRecord {
     allowedIps: r.allowedIps,
     // An imported key counts only in its own format (service/verify.ts), so its format travels too.
     ...(r.format ? { format: r.format } : {}),
+    // A bcrypt-imported key's check (its bcrypt hash, or once upgraded the SHA-256 of the whole token).
+    ...(r.legacyHash ? { legacyHash: r.legacyHash } : {}),
     // Usage limits (and the counters they use) travel only when the key has them: keys without
     // limits carry no extra bytes.
     ...(r.limits ? { limits: r.limits, ...(r.usageId ? { usageId: r.usageId } : {}) } : {}),

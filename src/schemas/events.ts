@@ -2,7 +2,16 @@
 import * as z from "zod/mini";
 import { KeyId, Timestamp, described, meta, pageCursor, pageLimit } from "./common";
 
-export const AUDIT_ACTIONS = ["created", "imported", "updated", "disabled", "enabled", "rotated", "revoked"] as const;
+export const AUDIT_ACTIONS = [
+  "created",
+  "imported",
+  "upgraded",
+  "updated",
+  "disabled",
+  "enabled",
+  "rotated",
+  "revoked",
+] as const;
 
 export const AuditEvent = z
   .object({

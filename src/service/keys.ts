@@ -25,7 +25,6 @@
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { UUID_V4 } from "../keys/key-id";
-import { importedStartProblem } from "../keys/legacy";
 import { type KeyLimits, hasLimits, recordCreditsOp, usageFields } from "../keys/limit-arithmetic";
 import {
   type Actor,
@@ -70,6 +69,7 @@ import {
   type ReachGuard,
 } from "../store/store";
 import { recheckActor } from "./actor";
+import { importedDigest } from "./import-format";
 import { toEventView } from "./audit-view";
 import {
   ConflictError,
@@ -555,9 +555,9 @@ export class Keys {
     const records: KeyRecord[] = [];
     const now = Date.now();
     for (const [i, item] of input.keys.entries()) {
-      const problem = await this.importProblem(item);
-      if (problem) {
-        errors[`keys.${i}.${problem.field}`] = [problem.message];
+      const digest = await importedDigest(item, this.deps.config);
+      if ("field" in digest) {
+        errors[`keys.${i}.${digest.field}`] = [digest.message];
         continue;
       }
       let powers: ReturnType<typeof authorizeNewKey>;
@@ -578,16 +578,17 @@ export class Keys {
       }
       records.push({
         id: crypto.randomUUID(),
-        hash: item.hash,
+        hash: digest.hash,
         start: item.start ?? "",
         name: item.name,
         ...powers,
         createdBy: actorName(actor),
         createdAt: item.created_at === undefined ? now : Date.parse(item.created_at),
         revokedAt: null,
-        lastUsedAt: null,
+        lastUsedAt: item.last_used_at === undefined ? null : Date.parse(item.last_used_at),
         metadata: item.metadata ?? null,
-        format: item.format ?? "opaque",
+        format: digest.format,
+        ...(digest.legacyHash === undefined ? {} : { legacyHash: digest.legacyHash }),
         parentId: actor.kind === "api_key" ? actor.key.id : null,
         enabled: true,
         updatedAt: null,
@@ -645,22 +646,6 @@ export class Keys {
         hash_prefix: record.hash.slice(0, 12),
       });
     }
-  }
-
-  /** Why this deployment cannot take the item, or null: its format must be enabled, and the key must not be in it. */
-  private async importProblem(item: ImportKeyInput): Promise<{ field: string; message: string } | null> {
-    const formats = this.deps.config.legacyFormats;
-    const format = item.format ?? "opaque";
-    if (format === "sanctum" ? !formats.sanctum : formats.prefixes.length === 0) {
-      return {
-        field: "format",
-        message: `${format} keys are not accepted here: the operator enables them with LEGACY_KEY_FORMATS`,
-      };
-    }
-    const badStart = item.start === undefined ? null : importedStartProblem(item.start, format, formats);
-    if (badStart !== null) return { field: "start", message: badStart };
-    const leaked = await fieldHoldingKey(item);
-    return leaked === null ? null : { field: leaked, message: "Holds the key itself: send only its SHA-256 in hash" };
   }
 
   /** The per-owner creation rate (KEY_CREATION_LIMITER). A failing limiter is logged and lets the create through. */
@@ -1004,28 +989,4 @@ export class Keys {
     }
     return record;
   }
-}
-
-/** Pieces of a string that could be a key: the whole, and its words of key length. */
-function keyCandidates(text: string): string[] {
-  return [text, ...text.split(/[\s|,;]+/).filter((word) => word.length >= 16 && word !== text)];
-}
-
-/**
- * The field of an import item that holds the key whose hash it carries (a plaintext pasted into
- * `name`, `start`, metadata or a resource), or null.
- */
-async function fieldHoldingKey(item: ImportKeyInput): Promise<string | null> {
-  const pending = Object.entries(item)
-    .filter(([field]) => field !== "hash")
-    .map(([field, value]): [unknown, string] => [value, field]);
-  for (let next = pending.pop(); next; next = pending.pop()) {
-    const [value, path] = next;
-    if (typeof value === "string") {
-      for (const candidate of keyCandidates(value)) if ((await sha256Hex(candidate)) === item.hash) return path;
-    } else if (typeof value === "object" && value !== null) {
-      for (const [key, inner] of Object.entries(value)) pending.push([inner, `${path}.${key}`]);
-    }
-  }
-  return null;
 }

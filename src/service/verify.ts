@@ -30,7 +30,9 @@ import type { Config } from "../config";
 import { isWellFormedKeyOf } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { type IpMatcher, compileAllowList } from "../keys/ip";
-import { type AlternateCredential, alternateCredential } from "../keys/legacy";
+import { type AlternateCredential, alternateCredential, sameScheme } from "../keys/legacy";
+import { legacyLookupHash } from "../keys/legacy-digest";
+import { type BcryptCredential, checkLegacySecret, upgradedCheck } from "./legacy-check";
 import { grants, resourceAllowed } from "../keys/scopes";
 import { type KeyLimits, type UsageVerdict, hasLimits } from "../keys/limit-arithmetic";
 import { type CompactRecord, compact } from "../model";
@@ -131,6 +133,8 @@ interface Credential {
   readonly hash: string;
   /** Set when the key was presented in another form than a bare latchkey key. */
   readonly alternate: AlternateCredential | null;
+  /** A token in the bcrypt shape: checked against the record's legacy hash (service/legacy-check.ts). */
+  readonly bcrypt?: BcryptCredential;
 }
 
 const answer = (code: VerifyCode, record: CompactRecord | null, keyId = record?.id ?? null): Verification => ({
@@ -211,8 +215,11 @@ export class Verifier {
     }
     if (!record) {
       const known = feed.change(hash);
-      if (known?.revoked) return this.meter(answer("REVOKED", null, known.keyId), options, now);
+      if (known?.revoked && !credential.bcrypt) return this.meter(answer("REVOKED", null, known.keyId), options, now);
       record = await this.lookup(hash, now);
+    }
+    if (credential.bcrypt && record && !(await checkLegacySecret(this.upgradeHost, credential.bcrypt, record))) {
+      record = undefined;
     }
     return this.meter(this.judge(credential, record ?? null, options, now), options, now);
   }
@@ -225,7 +232,19 @@ export class Verifier {
     const { acceptedPrefixes, legacyFormats } = this.deps.config;
     if (isWellFormedKeyOf(key, acceptedPrefixes)) return { hash: await sha256Hex(key), alternate: null };
     const alternate = alternateCredential(key, acceptedPrefixes, legacyFormats);
-    return alternate ? { hash: await sha256Hex(alternate.material), alternate } : null;
+    if (!alternate) return null;
+    const hash = await legacyLookupHash(alternate, this.deps.config.legacyHmacPepper);
+    if (alternate.scheme !== "bcrypt") return { hash, alternate };
+    return { hash, alternate, bcrypt: { secret: alternate.secret ?? "", digest: await sha256Hex(key) } };
+  }
+
+  /** What a bcrypt key's upgrade needs (service/legacy-check.ts). */
+  private get upgradeHost() {
+    return {
+      store: this.deps.store,
+      origin: this.deps.origin,
+      changed: (r: CompactRecord, seq: number) => this.changed(r, seq),
+    };
   }
 
   /**
@@ -246,8 +265,15 @@ export class Verifier {
     const { feed } = this.local;
     if (now - feed.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
     const known = feed.change(credential.hash);
-    if (known?.revoked) return this.meter(answer("REVOKED", null, known.keyId), options, now);
-    const record = this.local.records.get(credential.hash, now)?.record;
+    // A bcrypt key is found by its lookup id: REVOKED only after its secret matched.
+    if (known?.revoked && !credential.bcrypt) return this.meter(answer("REVOKED", null, known.keyId), options, now);
+    let record = this.local.records.get(credential.hash, now)?.record;
+    if (record && credential.bcrypt) {
+      // The bcrypt check is not a memory verdict: only an upgraded key's digest is compared here.
+      const matches = upgradedCheck(credential.bcrypt, record);
+      if (matches === null) return null;
+      if (!matches) return answer("NOT_FOUND", null);
+    }
     if (record) return this.meter(this.judge(credential, record, options, now), options, now);
     return this.local.unknown.get(credential.hash, now) ? answer("NOT_FOUND", null) : null;
   }
@@ -260,7 +286,7 @@ export class Verifier {
   ): Verification {
     if (!record) return answer("NOT_FOUND", null);
     // A key counts only in its own format (and, in the Sanctum form, under its own id).
-    if ((record.format ?? null) !== (alternate?.format ?? null) || (alternate?.keyId ?? record.id) !== record.id) {
+    if (!sameScheme(record.format, alternate) || (alternate?.keyId ?? record.id) !== record.id) {
       return answer("NOT_FOUND", null);
     }
     if (record.revokedAt !== null) return answer("REVOKED", null, record.id);

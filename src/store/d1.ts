@@ -3,10 +3,10 @@
  * never the key. Times are epoch milliseconds; JSON columns hold scopes, resources and metadata.
  * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log.
  */
-import type { LegacyFormat } from "../keys/legacy";
 import type { KeyLimits } from "../keys/limit-arithmetic";
 import { type AuditAction, type AuditEvent, type KeyRecord, type OwnerType, mintingKeyId } from "../model";
 import { withTimeout } from "./timeout";
+import { formatColumns, formatFromColumns } from "./legacy-columns";
 import {
   type EventPage,
   type IdempotencyClaim,
@@ -50,10 +50,12 @@ interface KeyRow {
   rotated_from: string | null;
   limits: string | null;
   usage_id: string | null;
+  legacy_format: string | null;
+  legacy_hash: string | null;
 }
 
 const COLUMNS =
-  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id, enabled, updated_at, allowed_ips, rotated_from, limits, usage_id";
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id, enabled, updated_at, allowed_ips, rotated_from, limits, usage_id, legacy_format, legacy_hash";
 
 /** The feed position a read is current as of, read in the same statement as the read. */
 const FEED_HEAD = "(SELECT COALESCE(MAX(seq), 0) FROM key_changes)";
@@ -148,7 +150,8 @@ function fromRow(row: KeyRow): KeyRecord {
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
-    ...(row.format === null ? {} : { format: row.format as LegacyFormat }),
+    ...(row.format === null ? {} : { format: formatFromColumns(row.format, row.legacy_format) }),
+    ...(row.legacy_hash === null ? {} : { legacyHash: row.legacy_hash }),
     parentId: row.parent_id,
     enabled: row.enabled !== 0,
     updatedAt: row.updated_at,
@@ -190,7 +193,7 @@ function values(r: KeyRecord): (string | number | null)[] {
     r.revokedAt,
     r.lastUsedAt,
     jsonOrNull(r.metadata),
-    r.format ?? null,
+    formatColumns(r.format)[0],
     r.parentId,
     r.enabled ? 1 : 0,
     r.updatedAt,
@@ -198,6 +201,8 @@ function values(r: KeyRecord): (string | number | null)[] {
     r.rotatedFrom,
     r.limits ? JSON.stringify(r.limits) : null,
     r.usageId ?? null,
+    formatColumns(r.format)[1],
+    r.legacyHash ?? null,
   ];
 }
 
@@ -651,6 +656,19 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
     const head = results.pop()?.results[0] as { seq: number } | undefined;
     // Each statement ran only if the one before it changed a row, so all did iff the last one did. (D1's
     // meta.changes also counts rows the feed's triggers wrote, so it is not compared with 1.)
+    return (results.at(-1)?.meta.changes ?? 0) > 0 ? (head?.seq ?? 0) : null;
+  }
+
+  async upgradeLegacyHash(id: string, from: string, to: string, event: AuditEvent): Promise<number | null> {
+    const results = await attempt("upgrade", () =>
+      this.db.batch([
+        this.db.prepare("UPDATE api_keys SET legacy_hash = ? WHERE id = ? AND legacy_hash = ?").bind(to, id, from),
+        this.insertEvent(event),
+        this.db.prepare(`SELECT ${FEED_HEAD} AS seq`),
+      ]),
+    );
+    const head = results.pop()?.results[0] as { seq: number } | undefined;
+    // The event lands only if the update changed the row (changes() = 1): one event per upgrade.
     return (results.at(-1)?.meta.changes ?? 0) > 0 ? (head?.seq ?? 0) : null;
   }
 
