@@ -330,8 +330,6 @@ export interface ImportItem {
   name: string;
   start?: string | undefined;
   owner?: OwnerType | undefined;
-  /** With a root key: the customer the key belongs to (its owner type is `owner`). */
-  owner_id?: string | undefined;
   scopes?: string[] | undefined;
   resources?: string[] | null | undefined;
   expires_at?: string | null | undefined;
