@@ -8,7 +8,9 @@
  * verification compares one SHA-256, as fast as any key. Only credentials in the `bcrypt` shape reach
  * this module: other keys pay nothing for it.
  */
-import { bcryptCost, bcryptMatches, isUpgradedDigest, sameHex } from "../keys/legacy-digest";
+import { sha256Hex } from "../keys/hash";
+import type { AlternateCredential } from "../keys/legacy";
+import { bcryptCost, bcryptMatches, isUpgradedDigest, legacyLookupHash, sameHex } from "../keys/legacy-digest";
 import type { AuditEvent, CompactRecord } from "../model";
 import type { KeyStore } from "../store/store";
 import { describeError, log } from "../log";
@@ -25,6 +27,17 @@ export interface UpgradeHost {
 export interface BcryptCredential {
   readonly secret: string;
   readonly digest: string;
+}
+
+/** What a legacy credential is looked up by, and for a bcrypt token what its record is checked with. */
+export async function legacyCredential(
+  key: string,
+  alternate: AlternateCredential,
+  pepper: string | null,
+): Promise<{ hash: string; alternate: AlternateCredential; bcrypt?: BcryptCredential }> {
+  const hash = await legacyLookupHash(alternate, pepper);
+  if (alternate.scheme !== "bcrypt") return { hash, alternate };
+  return { hash, alternate, bcrypt: { secret: alternate.secret ?? "", digest: await sha256Hex(key) } };
 }
 
 /**
