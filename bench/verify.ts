@@ -55,6 +55,16 @@ class MemoryKeyStore implements KeyStore {
     const record = this.byHash.get(hash);
     return record ? { record, seq: 0 } : null;
   }
+  async upgradeLegacyHash(id: string, from: string, to: string): Promise<number | null> {
+    this.count.writes++;
+    for (const [hash, record] of this.byHash) {
+      if (record.id === id && record.legacyHash === from) {
+        this.byHash.set(hash, { ...record, legacyHash: to });
+        return 0;
+      }
+    }
+    return null;
+  }
   async findById(id: string): Promise<KeyRecord | null> {
     this.count.reads++;
     for (const record of this.byHash.values()) if (record.id === id) return record;
@@ -166,6 +176,7 @@ const config: Config = {
   auditRetentionDays: 90,
   verifyAccess: { kind: "open" },
   legacyFormats: NO_LEGACY_FORMATS,
+  legacyHmacPepper: null,
   dialects: [],
   cors: { origins: new Set(), verifyOrigins: new Set() },
   ui: { frameAncestors: "'none'", devTokens: false },

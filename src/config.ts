@@ -57,6 +57,8 @@ export interface Config {
   readonly verifyAccess: VerifyAccess;
   /** Imported key formats verification accepts besides latchkey's own (LEGACY_KEY_FORMATS). */
   readonly legacyFormats: LegacyFormats;
+  /** The pepper of HMAC-imported keys (LEGACY_HMAC_PEPPER, a secret); null: none set. */
+  readonly legacyHmacPepper: string | null;
   /** The vendor dialects mounted (DIALECTS; see src/http/dialects). */
   readonly dialects: readonly DialectName[];
   /** Browser origins that may call the API (src/http/cors.ts): `/v1/*`, and `/v1/verify` apart. */
@@ -274,7 +276,8 @@ function readConfig(env: Env): Config {
     }
   }
 
-  const legacy = parseLegacyFormats(text(env.LEGACY_KEY_FORMATS), keyPrefix);
+  const legacyHmacPepper = env.LEGACY_HMAC_PEPPER ? env.LEGACY_HMAC_PEPPER : null;
+  const legacy = parseLegacyFormats(text(env.LEGACY_KEY_FORMATS), keyPrefix, legacyHmacPepper !== null);
   errors.push(...legacy.errors);
   const rootKeyPrefix = readRootKeyPrefix(env.ROOT_KEY_PREFIX, keyPrefix, acceptedPrefixes, legacy.formats, errors);
 
@@ -333,6 +336,7 @@ function readConfig(env: Env): Config {
     auditRetentionDays,
     verifyAccess,
     legacyFormats: legacy.formats,
+    legacyHmacPepper,
     dialects,
     cors: {
       origins: readOrigins("ALLOWED_ORIGINS", env.ALLOWED_ORIGINS, errors),

@@ -42,8 +42,10 @@ export interface Env {
   REVOCATION_SYNC_SECONDS?: string;
   /** Days audit events are kept (default 90). */
   AUDIT_RETENTION_DAYS?: string;
-  /** Imported key formats accepted: comma list of `sanctum` and `opaque:<prefix>` (default: none). */
+  /** Imported key formats accepted: comma list (keys/legacy.ts; default: none). */
   LEGACY_KEY_FORMATS?: string;
+  /** Secret: the pepper of `hmac-sha256:<shape>` formats (never logged). */
+  LEGACY_HMAC_PEPPER?: string;
   /** Vendor dialects to mount: comma list of replicas, fastapi, autocalls, baseten (default: all). */
   DIALECTS?: string;
   /** Comma-separated origins whose pages may call the API from a browser (src/http/cors.ts). */

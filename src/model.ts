@@ -35,6 +35,11 @@ export interface KeyRecord {
   /** An imported key's own format (keys/legacy.ts); absent for latchkey's keys. */
   readonly format?: LegacyFormat;
   /**
+   * A bcrypt-imported key's hash (keys/legacy-digest.ts): its bcrypt hash until its first use, then
+   * the SHA-256 of the whole token. Its `hash` is then where it is found (by its lookup id).
+   */
+  readonly legacyHash?: string;
+  /**
    * The key that created or imported this one (then `created_by` = `key:<id>`), or null; a rotation's
    * replacement keeps its predecessor's. Cascading revocation follows it.
    */
@@ -66,6 +71,7 @@ export function mintingKeyId(record: Pick<KeyRecord, "createdBy">): string | nul
 export type AuditAction =
   | "created"
   | "imported"
+  | "upgraded"
   | "updated"
   | "disabled"
   | "enabled"
@@ -116,6 +122,7 @@ export type CompactRecord = Pick<
   | "revokedAt"
   | "lastUsedAt"
   | "format"
+  | "legacyHash"
   | "enabled"
   | "allowedIps"
   | "limits"
@@ -137,6 +144,8 @@ export function compact(r: CompactRecord): CompactRecord {
     allowedIps: r.allowedIps,
     // An imported key counts only in its own format (service/verify.ts), so its format travels too.
     ...(r.format ? { format: r.format } : {}),
+    // A bcrypt-imported key's check (its bcrypt hash, or once upgraded the SHA-256 of the whole token).
+    ...(r.legacyHash ? { legacyHash: r.legacyHash } : {}),
     // Usage limits (and the counters they use) travel only when the key has them: keys without
     // limits carry no extra bytes.
     ...(r.limits ? { limits: r.limits, ...(r.usageId ? { usageId: r.usageId } : {}) } : {}),

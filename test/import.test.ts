@@ -9,7 +9,8 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../src/env";
 import { generateKey } from "../src/keys/format";
 import { sha256Hex } from "../src/keys/hash";
-import { importedStartProblem, parseLegacyFormats } from "../src/keys/legacy";
+import { NO_LEGACY_FORMATS, parseLegacyFormats } from "../src/keys/legacy";
+import { importedStartProblem } from "../src/keys/legacy-start";
 import { isolateCache } from "../src/service/verify";
 import { cacheKey } from "../src/store/cache";
 import { call, createKey, envWith, expectProblem, tableSnapshot, token, uniqueSub } from "./helpers";
@@ -46,11 +47,12 @@ interface ImportResponse {
   results: { hash: string; status: "imported" | "conflict"; id: string | null }[];
 }
 
-async function importKeys(auth: string, keys: Record<string, unknown>[], testEnv?: Env) {
+async function importKeys(auth: string, keys: Record<string, unknown>[], testEnv?: Env, named = true) {
   // People import their own keys here only because the operator allows it (IMPORT_ALLOWED=personal).
+  // The suite enables two formats, so items must name theirs: opaque unless the test says otherwise.
   return call("POST", "/v1/keys/import", {
     auth,
-    body: { keys },
+    body: { keys: named ? keys.map((key) => ({ format: "opaque", ...key })) : keys },
     env: { ...(testEnv ?? env), IMPORT_ALLOWED: "personal" },
   });
 }
@@ -218,7 +220,7 @@ describe("POST /v1/keys/import", () => {
     // Over RPC, the same rule.
     const owner = { type: "user", id: uniqueSub() } as const;
     const rpc = await exports.KeyService.import(owner, {
-      keys: [{ hash: (await opaqueKey()).hash, name: "x", start: "sk_live_\u202eab" }],
+      keys: [{ hash: (await opaqueKey()).hash, name: "x", format: "opaque", start: "sk_live_\u202eab" }],
     }).then(
       () => "resolved",
       (error: Error) => error.message,
@@ -453,7 +455,7 @@ describe("KeyService.import (RPC)", () => {
 });
 
 describe("importedStartProblem", () => {
-  const formats = { sanctum: true, prefixes: ["sk_live_", "pk_"] };
+  const formats = { ...NO_LEGACY_FORMATS, sanctum: true, prefixes: ["sk_live_", "pk_"] };
   it("accepts the beginning of a key of the format, and nothing hidden", () => {
     for (const start of ["sk_live_", "sk_live_Ab9", "pk_~+/=-_", "pk_x"]) {
       expect(importedStartProblem(start, "opaque", formats), start).toBeNull();
@@ -502,14 +504,24 @@ describe("importedStartProblem", () => {
 describe("LEGACY_KEY_FORMATS", () => {
   it("accepts sanctum and opaque:<prefix> entries, and reports and leaves out anything else", () => {
     expect(parseLegacyFormats(" sanctum , opaque:sk_live_,opaque:sk_live_", "lk")).toEqual({
-      formats: { sanctum: true, prefixes: ["sk_live_"] },
+      formats: { ...NO_LEGACY_FORMATS, sanctum: true, prefixes: ["sk_live_"] },
       errors: [],
     });
-    for (const entry of ["bcrypt", "opaque:", "opaque:s", "opaque:1abc_", "opaque:lk", "opaque:lk_x_", "sk_live_"]) {
+    for (const entry of [
+      "argon2id",
+      "hex48",
+      "hmac-sha256:sanctum",
+      "opaque:",
+      "opaque:s",
+      "opaque:1abc_",
+      "opaque:lk",
+      "opaque:lk_x_",
+      "sk_live_",
+    ]) {
       const { formats, errors } = parseLegacyFormats(`sanctum,${entry}`, "lk");
-      expect(formats, entry).toEqual({ sanctum: true, prefixes: [] });
+      expect(formats, entry).toEqual({ ...NO_LEGACY_FORMATS, sanctum: true });
       expect(errors, entry).toEqual([expect.stringContaining(`"${entry}"`)]);
     }
-    expect(parseLegacyFormats(null, "lk")).toEqual({ formats: { sanctum: false, prefixes: [] }, errors: [] });
+    expect(parseLegacyFormats(null, "lk")).toEqual({ formats: NO_LEGACY_FORMATS, errors: [] });
   });
 });

@@ -483,7 +483,7 @@ describe("rotating an imported key", () => {
     const imported = await call("POST", "/v1/keys/import", {
       auth: jwt,
       env: envWith({ IMPORT_ALLOWED: "personal" }),
-      body: { keys: [{ hash: await sha256Hex(legacy), name: "legacy", scopes: ["models:invoke"] }] },
+      body: { keys: [{ hash: await sha256Hex(legacy), name: "legacy", format: "opaque", scopes: ["models:invoke"] }] },
     });
     expect(imported.status).toBe(200);
     const id = (await imported.json<{ results: { id: string }[] }>()).results[0]!.id;

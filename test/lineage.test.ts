@@ -133,7 +133,7 @@ describe("a key acting on /v1/keys is re-checked in D1", () => {
     const hash = await sha256Hex("legacy_secret_of_a_revoked_importer");
     const imported = await call("POST", "/v1/keys/import", {
       auth: parent.key,
-      body: { keys: [{ hash, name: "legacy" }] },
+      body: { keys: [{ hash, name: "legacy", format: "opaque" }] },
     });
     await expectProblem(imported, 401);
     expect(await listIds(jwt, "&include_revoked=true")).toEqual([parent.id]);

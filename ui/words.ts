@@ -56,6 +56,7 @@ export function creditsInWords(credits: ApiKey["credits"]): string {
 const ACTIONS: Record<AuditEvent["action"], string> = {
   created: "Created",
   imported: "Imported",
+  upgraded: "Upgraded to SHA-256 on first use",
   updated: "Updated",
   disabled: "Disabled",
   enabled: "Enabled",

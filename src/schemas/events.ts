@@ -5,6 +5,7 @@ import { KeyId, OwnerIdField, Timestamp, described, meta, pageCursor, pageLimit 
 export const AUDIT_ACTIONS = [
   "created",
   "imported",
+  "upgraded",
   "updated",
   "disabled",
   "enabled",

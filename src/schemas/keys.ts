@@ -1,5 +1,6 @@
 /** Keys: create, update, rotate, list, revoke, import, the Idempotency-Key header and the key views. */
 import * as z from "zod/mini";
+import { LEGACY_FORMATS } from "../keys/legacy";
 import {
   AllowedIps,
   BooleanQuery,
@@ -223,14 +224,21 @@ export const IdempotencyHeaders = z.object({
       }),
     ),
 });
-/** How an imported key is sent: by hash only. A key in any form fails this pattern, so it is never stored. */
+/**
+ * How an imported key is sent: by hash only. A key in any accepted form fails this pattern (no shape
+ * holds `$`, and 64 hex is a hash), so it is never stored; which kind of hash the format needs is
+ * checked by the service (service/import-format.ts).
+ */
 const KeyHash = described(
   z
     .string()
     .check(
-      z.regex(/^[0-9a-f]{64}$/, "Must be the key's SHA-256 as 64 lowercase hex characters; never send the key itself"),
+      z.regex(
+        /^(?:[0-9a-f]{64}|\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53})$/,
+        "Must be the key's SHA-256 or HMAC-SHA256 as 64 lowercase hex characters, or its bcrypt hash; never send the key itself",
+      ),
     ),
-  "SHA-256 (hex) of the key as clients send it; for Sanctum tokens, of the part after `|`.",
+  "The key's digest as your table holds it: the SHA-256 (hex) of the key as clients send it (for Sanctum tokens, of the part after `|`); for `hmac-sha256`, its HMAC-SHA256 under LEGACY_HMAC_PEPPER (hex); for `bcrypt`, the bcrypt hash of the secret after `<lookup_id>.`.",
 );
 
 export const ImportKeyItem = z
@@ -260,9 +268,17 @@ export const ImportKeyItem = z
         z.optional(Timestamp.check(z.refine((t) => Date.parse(t) <= Date.now() + 60_000, "Must not be in the future"))),
         "When the key was first issued (default: now).",
       ),
+      last_used_at: described(
+        z.optional(Timestamp.check(z.refine((t) => Date.parse(t) <= Date.now() + 60_000, "Must not be in the future"))),
+        "When the key was last used in the old system (default: never).",
+      ),
       format: described(
-        z.optional(z.enum(["sanctum", "opaque"])),
-        "`opaque` (default): clients send `<prefix><secret>`, hashed whole. `sanctum`: Laravel Sanctum's `<id>|<secret>`, hashed as the secret part (as Laravel stores it).",
+        z.optional(z.enum(LEGACY_FORMATS)),
+        "How clients send the key and how `hash` was made (LEGACY_KEY_FORMATS enables each; docs/migrating.md). `sanctum`: `<id>|<secret>`, SHA-256 of the secret. `opaque`: `<prefix><secret>` with an enabled prefix, SHA-256 of the whole key. `hex32`, `hex64`, `base64url43`: an unprefixed token of exactly that shape, SHA-256 of it. `hmac-sha256`: a token in a shape enabled as `hmac-sha256:<shape>`, HMAC-SHA256 of it under LEGACY_HMAC_PEPPER. `bcrypt`: `<lookup_id>.<secret>`, bcrypt of the secret (with `lookup_id`). Required when more than one format is enabled; otherwise the enabled one.",
+      ),
+      lookup_id: described(
+        z.optional(z.string()),
+        "bcrypt keys only: the id part of the token `<lookup_id>.<secret>` (1-64 letters, digits, _ or -), by which the key is found.",
       ),
     },
   )

@@ -3,12 +3,11 @@
  * authorized as a create would be) before any is stored; an item that carries the key itself, or a
  * format the deployment does not take, is refused; each imported key gets one `imported` event.
  */
-import { sha256Hex } from "../keys/hash";
-import { importedStartProblem } from "../keys/legacy";
 import { type Actor, type KeyRecord, sameOwner } from "../model";
 import { log } from "../log";
-import type { ImportKeyInput, ImportKeysInput, ImportResultView } from "../schemas";
+import type { ImportKeysInput, ImportResultView } from "../schemas";
 import { authorizeWrite } from "./access";
+import { importedDigest } from "./import-format";
 import { actorName, auditEvent, creationChanges } from "./audit-changes";
 import { limitCreation, refusal } from "./creation";
 import { ForbiddenError, ValidationError } from "./errors";
@@ -35,9 +34,9 @@ export async function importKeys(
   const records: KeyRecord[] = [];
   const now = Date.now();
   for (const [i, item] of input.keys.entries()) {
-    const problem = await importProblem(deps, item);
-    if (problem) {
-      errors[`keys.${i}.${problem.field}`] = [problem.message];
+    const digest = await importedDigest(item, deps.config);
+    if ("field" in digest) {
+      errors[`keys.${i}.${digest.field}`] = [digest.message];
       continue;
     }
     let powers: ReturnType<typeof authorizeNewKey>;
@@ -58,16 +57,17 @@ export async function importKeys(
     }
     records.push({
       id: crypto.randomUUID(),
-      hash: item.hash,
+      hash: digest.hash,
       start: item.start ?? "",
       name: item.name,
       ...powers,
       createdBy: actorName(actor),
       createdAt: item.created_at === undefined ? now : Date.parse(item.created_at),
       revokedAt: null,
-      lastUsedAt: null,
+      lastUsedAt: item.last_used_at === undefined ? null : Date.parse(item.last_used_at),
       metadata: item.metadata ?? null,
-      format: item.format ?? "opaque",
+      format: digest.format,
+      ...(digest.legacyHash === undefined ? {} : { legacyHash: digest.legacyHash }),
       parentId: actor.kind === "api_key" ? actor.key.id : null,
       enabled: true,
       updatedAt: null,
@@ -130,47 +130,4 @@ async function logForeignConflicts(
       hash_prefix: record.hash.slice(0, 12),
     });
   }
-}
-
-/** Why this deployment cannot take the item, or null: its format must be enabled, and the key must not be in it. */
-async function importProblem(
-  deps: ServiceDeps,
-  item: ImportKeyInput,
-): Promise<{ field: string; message: string } | null> {
-  const formats = deps.config.legacyFormats;
-  const format = item.format ?? "opaque";
-  if (format === "sanctum" ? !formats.sanctum : formats.prefixes.length === 0) {
-    return {
-      field: "format",
-      message: `${format} keys are not accepted here: the operator enables them with LEGACY_KEY_FORMATS`,
-    };
-  }
-  const badStart = item.start === undefined ? null : importedStartProblem(item.start, format, formats);
-  if (badStart !== null) return { field: "start", message: badStart };
-  const leaked = await fieldHoldingKey(item);
-  return leaked === null ? null : { field: leaked, message: "Holds the key itself: send only its SHA-256 in hash" };
-}
-
-/** Pieces of a string that could be a key: the whole, and its words of key length. */
-function keyCandidates(text: string): string[] {
-  return [text, ...text.split(/[\s|,;]+/).filter((word) => word.length >= 16 && word !== text)];
-}
-
-/**
- * The field of an import item that holds the key whose hash it carries (a plaintext pasted into
- * `name`, `start`, metadata or a resource), or null.
- */
-async function fieldHoldingKey(item: ImportKeyInput): Promise<string | null> {
-  const pending = Object.entries(item)
-    .filter(([field]) => field !== "hash")
-    .map(([field, value]): [unknown, string] => [value, field]);
-  for (let next = pending.pop(); next; next = pending.pop()) {
-    const [value, path] = next;
-    if (typeof value === "string") {
-      for (const candidate of keyCandidates(value)) if ((await sha256Hex(candidate)) === item.hash) return path;
-    } else if (typeof value === "object" && value !== null) {
-      for (const [key, inner] of Object.entries(value)) pending.push([inner, `${path}.${key}`]);
-    }
-  }
-  return null;
 }

@@ -31,7 +31,7 @@ export interface MemoryRecord {
  */
 export function memoryRecordBytes(hash: string, entry: MemoryRecord): number {
   const { record } = entry;
-  let bytes = 600 + hash.length + 2 * record.owner.id.length;
+  let bytes = 600 + hash.length + 2 * record.owner.id.length + (record.legacyHash?.length ?? 0);
   for (const scope of record.scopes) bytes += 32 + scope.length;
   for (const resource of record.resources ?? []) bytes += 32 + resource.length;
   for (const range of record.allowedIps ?? []) bytes += 32 + range.length;

@@ -31,7 +31,8 @@ import type { Config } from "../config";
 import { isWellFormedKeyOf } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
 import { type IpMatcher, compileAllowList } from "../keys/ip";
-import { type AlternateCredential, alternateCredential } from "../keys/legacy";
+import { type AlternateCredential, alternateCredential, sameScheme } from "../keys/legacy";
+import { type BcryptCredential, checkLegacySecret, legacyCredential, upgradedCheck } from "./legacy-check";
 import { grants, resourceAllowed } from "../keys/scopes";
 import type { UsageVerdict } from "../keys/limit-arithmetic";
 import { type CompactRecord, compact } from "../model";
@@ -107,6 +108,8 @@ interface Credential {
   readonly hash: string;
   /** Set when the key was presented in another form than a bare latchkey key. */
   readonly alternate: AlternateCredential | null;
+  /** A token in the bcrypt shape: checked against the record's legacy hash (service/legacy-check.ts). */
+  readonly bcrypt?: BcryptCredential;
 }
 
 const answer = (code: VerifyCode, record: CompactRecord | null, keyId = record?.id ?? null): Verification => ({
@@ -186,9 +189,13 @@ export class Verifier {
       record = undefined;
     }
     if (!record) {
+      // A bcrypt key is found by its lookup id: REVOKED only after its secret matched.
       const known = feed.change(hash);
-      if (known?.revoked) return this.meter(answer("REVOKED", null, known.keyId), options, now);
+      if (known?.revoked && !credential.bcrypt) return this.meter(answer("REVOKED", null, known.keyId), options, now);
       record = await this.lookup(hash, now);
+    }
+    if (credential.bcrypt && record && !(await checkLegacySecret(this.upgradeHost, credential.bcrypt, record))) {
+      record = undefined;
     }
     return this.meter(this.judge(credential, record ?? null, options, now), options, now);
   }
@@ -201,7 +208,12 @@ export class Verifier {
     const { acceptedPrefixes, legacyFormats } = this.deps.config;
     if (isWellFormedKeyOf(key, acceptedPrefixes)) return { hash: await sha256Hex(key), alternate: null };
     const alternate = alternateCredential(key, acceptedPrefixes, legacyFormats);
-    return alternate ? { hash: await sha256Hex(alternate.material), alternate } : null;
+    return alternate ? legacyCredential(key, alternate, this.deps.config.legacyHmacPepper) : null;
+  }
+
+  /** What a bcrypt key's upgrade needs (service/legacy-check.ts). */
+  private get upgradeHost() {
+    return { store: this.deps.store, origin: this.deps.origin, changed: this.changed.bind(this) };
   }
 
   /**
@@ -222,8 +234,11 @@ export class Verifier {
     const { feed } = this.local;
     if (now - feed.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
     const known = feed.change(credential.hash);
-    if (known?.revoked) return this.meter(answer("REVOKED", null, known.keyId), options, now);
+    if (known?.revoked && !credential.bcrypt) return this.meter(answer("REVOKED", null, known.keyId), options, now);
     const record = this.local.records.get(credential.hash, now)?.record;
+    // The bcrypt check is not a memory verdict: only an upgraded key's digest is compared here.
+    const matches = record && credential.bcrypt ? upgradedCheck(credential.bcrypt, record) : true;
+    if (matches !== true) return matches === null ? null : answer("NOT_FOUND", null);
     if (record) return this.meter(this.judge(credential, record, options, now), options, now);
     return this.local.unknown.get(credential.hash, now) ? answer("NOT_FOUND", null) : null;
   }
@@ -236,7 +251,7 @@ export class Verifier {
   ): Verification {
     if (!record) return answer("NOT_FOUND", null);
     // A key counts only in its own format (and, in the Sanctum form, under its own id).
-    if ((record.format ?? null) !== (alternate?.format ?? null) || (alternate?.keyId ?? record.id) !== record.id) {
+    if (!sameScheme(record.format, alternate) || (alternate?.keyId ?? record.id) !== record.id) {
       return answer("NOT_FOUND", null);
     }
     if (record.revokedAt !== null) return answer("REVOKED", null, record.id);

@@ -1,5 +1,5 @@
 /** D1's rows and the records they hold: the columns, row to record and back, and how an update's fields are stored. */
-import type { LegacyFormat } from "../keys/legacy";
+import { formatColumns, formatFromColumns } from "./legacy-columns";
 import type { KeyLimits } from "../keys/limit-arithmetic";
 import type { AuditAction, AuditEvent, KeyRecord, OwnerType } from "../model";
 import type { KeyChange, KeyChanges } from "./store";
@@ -29,10 +29,12 @@ export interface KeyRow {
   usage_id: string | null;
   /** Only in reads that ask for it (OWNER_RULES). */
   owner_rules?: string | null;
+  legacy_format: string | null;
+  legacy_hash: string | null;
 }
 
 export const COLUMNS =
-  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id, enabled, updated_at, allowed_ips, rotated_from, limits, usage_id";
+  "id, hash, start, name, owner_type, owner_id, scopes, resources, created_by, created_at, expires_at, revoked_at, last_used_at, metadata, format, parent_id, enabled, updated_at, allowed_ips, rotated_from, limits, usage_id, legacy_format, legacy_hash";
 
 export interface ChangeRow {
   seq: number;
@@ -108,7 +110,8 @@ export function fromRow(row: KeyRow): KeyRecord {
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
     metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as Record<string, unknown>),
-    ...(row.format === null ? {} : { format: row.format as LegacyFormat }),
+    ...(row.format === null ? {} : { format: formatFromColumns(row.format, row.legacy_format) }),
+    ...(row.legacy_hash === null ? {} : { legacyHash: row.legacy_hash }),
     parentId: row.parent_id,
     enabled: row.enabled !== 0,
     updatedAt: row.updated_at,
@@ -150,7 +153,7 @@ export function values(r: KeyRecord): (string | number | null)[] {
     r.revokedAt,
     r.lastUsedAt,
     jsonOrNull(r.metadata),
-    r.format ?? null,
+    formatColumns(r.format)[0],
     r.parentId,
     r.enabled ? 1 : 0,
     r.updatedAt,
@@ -158,5 +161,7 @@ export function values(r: KeyRecord): (string | number | null)[] {
     r.rotatedFrom,
     r.limits ? JSON.stringify(r.limits) : null,
     r.usageId ?? null,
+    formatColumns(r.format)[1],
+    r.legacyHash ?? null,
   ];
 }

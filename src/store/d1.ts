@@ -11,6 +11,7 @@ import * as events from "./d1-events";
 import * as maintenance from "./d1-maintenance";
 import * as reads from "./d1-reads";
 import * as writes from "./d1-writes";
+import { upgradeLegacyHash } from "./d1-legacy";
 import type {
   EventPage,
   IdempotencyClaim,
@@ -104,6 +105,10 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
 
   purgeEvents(before: number, limit: number): Promise<number> {
     return events.purgeEvents(this.db, before, limit);
+  }
+
+  upgradeLegacyHash(id: string, from: string, to: string, event: AuditEvent): Promise<number | null> {
+    return upgradeLegacyHash(this.db, id, from, to, event);
   }
 
   touchLastUsed(ids: readonly string[], at: number, minIntervalMs: number): Promise<void> {

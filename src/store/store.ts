@@ -197,6 +197,12 @@ export interface KeyStore {
    * than `minIntervalMs` earlier is already recorded.
    */
   touchLastUsed(ids: readonly string[], at: number, minIntervalMs: number): Promise<void>;
+  /**
+   * Replaces a bcrypt-imported key's legacy hash `from` by `to` (the SHA-256 of the whole token), with
+   * its `upgraded` event, only if it still holds `from`: the feed position after the write, or null
+   * when another verification upgraded it first (nothing written).
+   */
+  upgradeLegacyHash(id: string, from: string, to: string, event: AuditEvent): Promise<number | null>;
 }
 
 /** What operators need of the store of record besides keys: readiness and the purge. D1 implements it. */

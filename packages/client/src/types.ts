@@ -321,6 +321,7 @@ export interface WhoAmI {
 export const AUDIT_ACTIONS = [
   "created",
   "imported",
+  "upgraded",
   "updated",
   "disabled",
   "enabled",
@@ -431,9 +432,12 @@ export interface Problem {
   [member: string]: unknown;
 }
 
-/** One legacy key for `POST /v1/keys/import`: the SHA-256 of the credential, never the credential. */
+/** The formats of imported keys (LEGACY_KEY_FORMATS enables each). */
+export type ImportFormat = "sanctum" | "opaque" | "hex32" | "hex64" | "base64url43" | "hmac-sha256" | "bcrypt";
+
+/** One legacy key for `POST /v1/keys/import`: the digest of the credential, never the credential. */
 export interface ImportItem {
-  /** 64 lowercase hex digits: SHA-256 of the credential as clients send it. */
+  /** The SHA-256 or HMAC-SHA256 of the credential (64 lowercase hex digits), or its bcrypt hash. */
   hash: string;
   name: string;
   start?: string | undefined;
@@ -444,8 +448,11 @@ export interface ImportItem {
   resources?: string[] | null | undefined;
   expires_at?: string | null | undefined;
   created_at?: string | undefined;
+  last_used_at?: string | undefined;
   metadata?: Record<string, unknown> | null | undefined;
-  format?: "sanctum" | "opaque" | undefined;
+  format?: ImportFormat | undefined;
+  /** bcrypt keys: the id part of the token `<lookup_id>.<secret>`. */
+  lookup_id?: string | undefined;
 }
 
 export interface ImportResult {

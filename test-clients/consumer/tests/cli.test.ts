@@ -535,7 +535,7 @@ describe("the latchkey CLI's lifecycle commands against latchkey", () => {
 
     const badAction = await cli(["events", "--action", "deleted"], { env });
     expectExit(badAction, 2, "an unknown --action");
-    assert.match(badAction.stderr, /--action must be one of created, imported, updated/);
+    assert.match(badAction.stderr, /--action must be one of created, imported, upgraded, updated/);
     const badSince = await cli(["events", "--since", "yesterday"], { env });
     expectExit(badSince, 1, "a --since that is no timestamp (400)");
     assert.match(badSince.stderr, /since:/);

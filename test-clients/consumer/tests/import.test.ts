@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -21,7 +21,9 @@ const batches: ImportItem[][] = [];
 let base = "";
 let server: ReturnType<typeof createServer>;
 
-const HASH = /^[0-9a-f]{64}$/;
+const HASH = /^(?:[0-9a-f]{64}|\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53})$/;
+/** Batches the stand-in answers 503 from this one on (1-based; 0: never). */
+let failFrom = 0;
 const FIELDS = new Set([
   "hash",
   "name",
@@ -33,6 +35,9 @@ const FIELDS = new Set([
   "created_at",
   "metadata",
   "format",
+  "lookup_id",
+  "last_used_at",
+  "owner_id",
 ]);
 
 /** The contract's validation, enough of it to refuse what the CLI must not send unchecked. */
@@ -63,6 +68,8 @@ before(async () => {
       if (req.headers.authorization !== "Bearer header.payload.signature")
         return send(401, { type: "about:blank", title: "Unauthorized", status: 401 }, "application/problem+json");
       const items = (JSON.parse(body) as { keys: ImportItem[] }).keys;
+      if (failFrom > 0 && batches.length + 1 >= failFrom)
+        return send(503, { type: "about:blank", title: "Unavailable", status: 503 }, "application/problem+json");
       const errors = invalid(items);
       if (errors) {
         const problem = { type: "about:blank", title: "Unprocessable Content", status: 422, errors };
@@ -87,6 +94,7 @@ before(async () => {
 });
 after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 beforeEach(() => {
+  failFrom = 0;
   stored.clear();
   batches.length = 0;
 });
@@ -214,6 +222,97 @@ describe("latchkey import", () => {
   });
 });
 
+describe("latchkey import: any size, mapped columns, owners, resuming", () => {
+  it("streams a CSV of any size in batches of 100, maps columns, sends owner and owner_id per row, keeps bcrypt hashes as they are", async () => {
+    const bcryptHash = "$2b$10$" + "A".repeat(53);
+    const lines = ["token_hash,label,owner,format,lookup_id,last_used_at"];
+    for (let i = 0; i < 1050; i++) lines.push(`${sha(`big-${i}`).toUpperCase()},key ${i},user:cust_${i % 3},hex64,,`);
+    lines.push(`${bcryptHash},bcrypt key,workspace:acme,bcrypt,k42,2026-01-02T03:04:05Z`);
+    const csv = await file("big.csv", lines.join("\r\n") + "\r\n");
+    const run = await cli(["import", csv, "--column", "hash=token_hash", "--column", "name=label"], { env: env() });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, "Imported 1051, conflicts 0.\n");
+    assert.deepEqual(
+      batches.map((batch) => batch.length),
+      [...Array(10).fill(100), 51],
+    );
+    assert.deepEqual(batches[0]?.[1], {
+      hash: sha("big-1"),
+      name: "key 1",
+      owner: "user",
+      owner_id: "cust_1",
+      format: "hex64",
+    });
+    assert.deepEqual(batches[10]?.[50], {
+      hash: bcryptHash,
+      name: "bcrypt key",
+      owner: "workspace",
+      owner_id: "acme",
+      format: "bcrypt",
+      lookup_id: "k42",
+      last_used_at: "2026-01-02T03:04:05Z",
+    });
+    assert.match(run.stderr, /1000\/1051 rows: imported 1000, conflicts 0/);
+    const summary = JSON.parse(await readFile(`${csv}.summary.json`, "utf8")) as Record<string, unknown>;
+    assert.deepEqual(
+      (({ rows, done, imported, conflicts, last_row, complete }) => ({
+        rows,
+        done,
+        imported,
+        conflicts,
+        last_row,
+        complete,
+      }))(summary),
+      { rows: 1051, done: 1051, imported: 1051, conflicts: 0, last_row: 1052, complete: true },
+    );
+  });
+
+  it("an unknown column is refused unless mapped; an owner cell must name a type", async () => {
+    const extra = await file("extra.csv", `hash,name,user_id\n${sha("e")},e,42\n`);
+    const refused = await cli(["import", extra], { env: env() });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /unknown column "user_id" \(map it with --column\)/);
+    const bare = await file("bare.csv", `hash,name,owner\n${sha("o")},o,42\n`);
+    const noType = await cli(["import", bare], { env: env() });
+    assert.equal(noType.code, 2);
+    assert.match(noType.stderr, /row 2: owner: Must be user, workspace or <user\|workspace>:<id>/);
+    const typed = await cli(["import", bare, "--owner-type", "user"], { env: env() });
+    assert.equal(typed.code, 0, typed.stderr);
+    assert.deepEqual(batches[0]?.[0], { hash: sha("o"), name: "o", owner: "user", owner_id: "42" });
+  });
+
+  it("a stopped run's summary lets --resume send only the rest; a plain re-run sends all, conflicts counting as done", async () => {
+    const lines = ["hash,name"];
+    for (let i = 0; i < 450; i++) lines.push(`${sha(`r-${i}`)},r${i}`);
+    const csv = await file("resume.csv", lines.join("\n") + "\n");
+    failFrom = 3;
+    const stopped = await cli(["import", csv], { env: env() });
+    assert.equal(stopped.code, 5, stopped.stderr);
+    const partial = JSON.parse(await readFile(`${csv}.summary.json`, "utf8")) as Record<string, unknown>;
+    assert.deepEqual([partial.done, partial.last_row, partial.complete], [200, 201, false]);
+
+    failFrom = 0;
+    batches.length = 0;
+    const resumed = await cli(["import", csv, "--resume"], { env: env() });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /Resuming after row 201/);
+    assert.deepEqual(
+      batches.map((batch) => batch.length),
+      [100, 100, 50],
+    );
+    assert.equal(batches[0]?.[0]?.name, "r200");
+    const done = JSON.parse(await readFile(`${csv}.summary.json`, "utf8")) as Record<string, unknown>;
+    assert.deepEqual([done.done, done.imported, done.complete], [450, 450, true]);
+
+    batches.length = 0;
+    const again = await cli(["import", csv], { env: env() });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^Imported 0, conflicts 450\./);
+    const all = JSON.parse(await readFile(`${csv}.summary.json`, "utf8")) as Record<string, unknown>;
+    assert.deepEqual([all.done, all.conflicts, all.complete], [450, 450, true]);
+  });
+});
+
 describe("latchkey import against latchkey", () => {
   it("imports legacy keys that then verify, with their scopes and resources; a re-run is all conflicts", async () => {
     const sub = uniqueSub("import");
@@ -224,9 +323,9 @@ describe("latchkey import against latchkey", () => {
     const csv = await file(
       "legacy.csv",
       [
-        "hash,name,start,scopes,resources",
-        `${sha(scoped)},scoped,sk_live_a,models:invoke,m1`,
-        `${sha(plain)},plain,sk_live_b,,`,
+        "hash,name,start,scopes,resources,format",
+        `${sha(scoped)},scoped,sk_live_a,models:invoke,m1,opaque`,
+        `${sha(plain)},plain,sk_live_b,,,opaque`,
       ].join("\n") + "\n",
     );
 
@@ -271,7 +370,7 @@ describe("latchkey import against latchkey", () => {
 
   it("names the row latchkey refuses: a start outside the accepted prefixes", async () => {
     const env = { LATCHKEY_URL: BASE, LATCHKEY_TOKEN: token(uniqueSub("import")) };
-    const csv = await file("prefix.csv", `hash,name,start\n${sha("x")},x,pk_test_x\n`);
+    const csv = await file("prefix.csv", `hash,name,start,format\n${sha("x")},x,pk_test_x,opaque\n`);
     const run = await cli(["import", csv], { env });
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stderr, /row 2: start: Must begin with an accepted prefix \(sk_live_\)/);

@@ -21,16 +21,9 @@ import {
   type UpdateKeyInput,
 } from "../types.js";
 import { loadConfig, removeConfig, saveConfig } from "./config.js";
-import {
-  ImportFileError,
-  ImportStopped,
-  MAX_BATCH,
-  importRows,
-  parseImportFile,
-  rowOf,
-  type ImportRow,
-} from "./import-file.js";
-import { note, printJson, printTable, progressBar } from "./output.js";
+import { COLUMNS as IMPORT_COLUMNS, ImportFileError, ImportStopped, MAX_BATCH, rowOf } from "./import-file.js";
+import { runImport } from "./import-command.js";
+import { note, printJson, printTable } from "./output.js";
 
 export const EXIT = {
   ok: 0,
@@ -92,7 +85,13 @@ const HELP = `latchkey: manage latchkey API keys from a terminal.
   latchkey verify [--scope <s>] [--resource <r>] [--ip <address>] [--cost <n>]
                                                   the key is read from stdin; --cost: credits to spend
                                                   (default 1; 0 peeks: spends nothing)
-  latchkey import <file.csv|file.json> [--batch-size <n>]
+  latchkey import <file.csv|file.json> [--batch-size <n>] [--column <field>=<header>]... [--owner-type user|workspace]
+                  [--summary <path>] [--resume]
+                                                  legacy keys by hash, in batches of 100 with progress; a CSV
+                                                  is streamed; columns: ${IMPORT_COLUMNS.join(", ")};
+                                                  owner: user, workspace or <type>:<id> (sent as owner and
+                                                  owner_id); a summary file after each batch; --resume skips
+                                                  the rows it says were sent (conflicts count as done)
 
 Options for every command: --json (machine output on stdout), --url <base-url> (overrides the login).
 With a root key as LATCHKEY_TOKEN, name the owner: --owner and --owner-id to create, --owner-type and
@@ -443,29 +442,37 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   import: {
-    options: { "batch-size": { type: "string" } },
+    options: {
+      "batch-size": { type: "string" },
+      column: { type: "string", multiple: true },
+      "owner-type": { type: "string" },
+      summary: { type: "string" },
+      resume: { type: "boolean" },
+    },
     positionals: 1,
     async run(values, [file]) {
       const batchSize =
         values["batch-size"] === undefined ? MAX_BATCH : integer(str(values["batch-size"]) ?? "", "--batch-size");
       if (batchSize < 1 || batchSize > MAX_BATCH) throw new UsageError(`--batch-size must be 1 to ${MAX_BATCH}`);
-      let rows: ImportRow[];
+      const api = await client(values);
+      let done;
       try {
-        rows = parseImportFile(await readFile(file ?? "", "utf8"), file ?? "");
+        done = await runImport(
+          api,
+          {
+            file: file ?? "",
+            batchSize,
+            columns: ((values.column ?? []) as string[]).map(String),
+            ownerType: str(values["owner-type"]),
+            summary: str(values.summary),
+            resume: values.resume === true,
+            keepResults: values.json === true,
+          },
+          note,
+        );
       } catch (error) {
         if (error instanceof ImportFileError || (error as NodeJS.ErrnoException).code === "ENOENT")
           throw new UsageError(`${file}: ${(error as Error).message}`);
-        throw error;
-      }
-      const api = await client(values);
-      const bar = progressBar(rows.length);
-      let outcome;
-      try {
-        outcome = await importRows(api, rows, batchSize, (progress, sent) =>
-          bar.update(sent, `imported ${progress.imported}, conflicts ${progress.conflicts}`),
-        );
-      } catch (error) {
-        bar.end();
         if (!(error instanceof ImportStopped)) throw error;
         const { batch, imported, cause } = error;
         if (cause instanceof LatchkeyError)
@@ -476,21 +483,26 @@ const COMMANDS: Record<string, Command> = {
         // A refusal imports nothing of the batch; after a lost answer, some of it may be stored.
         const refused = cause instanceof LatchkeyError && cause.status >= 400 && cause.status < 500;
         note(
-          `Stopped: this batch (rows ${batch[0]?.row}-${batch.at(-1)?.row}) ${refused ? "was not" : "may not have been"} imported; ${imported} keys before it were. Re-running the fixed file is safe.`,
+          `Stopped: this batch (rows ${batch[0]?.row}-${batch.at(-1)?.row}) ${refused ? "was not" : "may not have been"} imported; ${imported} keys before it were. Re-running the fixed file is safe (--resume skips the rows already sent).`,
         );
         throw cause;
       }
-      bar.end();
-      const conflicts = outcome.results.filter((result) => result.status === "conflict");
-      if (values.json) printJson(outcome);
+      const { outcome, summary, summaryPath } = done;
+      if (values.json)
+        printJson({ imported: outcome.imported, conflicts: outcome.conflicts, results: outcome.results });
       else {
         process.stdout.write(`Imported ${outcome.imported}, conflicts ${outcome.conflicts}.\n`);
-        if (conflicts.length > 0)
+        if (outcome.conflictRows.length > 0)
           printTable(
             ["row", "hash", "status"],
-            conflicts.map((c) => [String(c.row), c.hash, "conflict: already stored, or repeated in the file"]),
+            outcome.conflictRows.map((c) => [
+              String(c.row),
+              c.hash,
+              "conflict: already stored, or repeated in the file",
+            ]),
           );
       }
+      note(`Summary: ${summaryPath} (${summary.done} of ${summary.rows} rows done, complete).`);
       return EXIT.ok;
     },
   },
