@@ -171,6 +171,7 @@ const config: Config = {
   maxStalenessMs: 60_000,
   maxKeysPerOwner: 10_000,
   importAllowed: "admins",
+  webhooks: { secretKey: null, allowLoopback: false, dnsResolver: new URL("https://cloudflare-dns.com/dns-query"), timeoutMs: 10_000 },
   errors: [],
 };
 

@@ -20,11 +20,29 @@ export function devEnv(env = process.env) {
 
 /** Creates .dev.vars from .dev.vars.example with a fresh random JWT_SECRET, unless it exists. */
 export function ensureDevVars() {
-  if (existsSync(devVarsPath)) return false;
+  if (existsSync(devVarsPath)) {
+    ensureWebhookDevVars();
+    return false;
+  }
   const secret = randomBytes(32).toString("base64url");
   const template = readFileSync(examplePath, "utf8");
-  writeFileSync(devVarsPath, template.replace(/^JWT_SECRET=.*$/m, `JWT_SECRET=${secret}`), { mode: 0o600 });
+  const filled = template
+    .replace(/^JWT_SECRET=.*$/m, `JWT_SECRET=${secret}`)
+    .replace(/^WEBHOOK_SECRET_KEY=.*$/m, `WEBHOOK_SECRET_KEY=${randomBytes(32).toString("base64url")}`);
+  writeFileSync(devVarsPath, filled, { mode: 0o600 });
   return true;
+}
+
+/**
+ * A .dev.vars made before webhooks existed gets their two local settings appended: a random
+ * WEBHOOK_SECRET_KEY and WEBHOOK_ALLOW_LOOPBACK=true (http://127.0.0.1 endpoints, local only).
+ */
+function ensureWebhookDevVars() {
+  const current = readFileSync(devVarsPath, "utf8");
+  const missing = [];
+  if (!/^WEBHOOK_SECRET_KEY=/m.test(current)) missing.push(`WEBHOOK_SECRET_KEY=${randomBytes(32).toString("base64url")}`);
+  if (!/^WEBHOOK_ALLOW_LOOPBACK=/m.test(current)) missing.push("WEBHOOK_ALLOW_LOOPBACK=true");
+  if (missing.length > 0) writeFileSync(devVarsPath, `${current.replace(/\n?$/, "\n")}${missing.join("\n")}\n`, { mode: 0o600 });
 }
 
 function parseAssignments(text) {

@@ -8,6 +8,7 @@ import { isValidPrefix } from "./keys/format";
 import { log } from "./log";
 import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
 import { isPublicSuffix } from "./public-suffixes";
+import { type WebhookConfig, readWebhookConfig } from "./webhook-config";
 
 export interface JwtConfig {
   /** HS256 secret (local development). Ignored when `jwksUrl` is set. */
@@ -65,6 +66,8 @@ export interface Config {
   readonly maxKeysPerOwner: number;
   /** Who may import keys (IMPORT_ALLOWED; service/rules.ts, mayImport). */
   readonly importAllowed: ImportPolicy;
+  /** Webhooks (webhook-config.ts). */
+  readonly webhooks: WebhookConfig;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
@@ -317,6 +320,7 @@ function readConfig(env: Env): Config {
     maxStalenessMs,
     maxKeysPerOwner,
     importAllowed,
+    webhooks: readWebhookConfig(env, errors),
     errors,
   };
 }

@@ -3,6 +3,7 @@
  * read once per env object and the caches live in the isolate (service/verify.ts).
  */
 import { type Config, loadConfig } from "./config";
+import { describeError, log } from "./log";
 import type { Env } from "./env";
 import { Keys } from "./service/keys";
 import { type Readiness, checkReadiness, purgeDeadKeys } from "./service/operations";
@@ -12,6 +13,10 @@ import { KvRecordCache } from "./store/cache";
 import { DurableUsageCounters } from "./store/counter";
 import { D1KeyStore } from "./store/d1";
 import { D1UsageStore } from "./store/usage-counts";
+import { D1WebhookStore } from "./store/webhooks";
+import { afterAuditedWrites, dispatchWebhooks, sweepOverdue } from "./service/webhook-dispatch";
+import { Webhooks } from "./service/webhooks";
+import { webhookEnqueue } from "./webhook-queue";
 
 export interface AppContext {
   readonly config: Config;
@@ -20,6 +25,10 @@ export interface AppContext {
   readonly readiness: () => Promise<Readiness>;
   /** The cron: deletes keys dead for PURGE_AFTER_DAYS (none when unset); how many. */
   readonly purge: (now: number) => Promise<number>;
+  /** Webhook endpoints and their delivery logs. */
+  readonly webhooks: Webhooks;
+  /** The cron: dispatches what the outbox holds and re-enqueues lost deliveries; how many. */
+  readonly dispatchWebhooks: (now: number) => Promise<number>;
 }
 
 /** `origin`: where the call came from, for the audit log (HTTP requests; RPC calls have none). */
@@ -29,7 +38,12 @@ export function createContext(
   origin?: () => Origin,
 ): AppContext {
   const config = loadConfig(env);
-  const store = new D1KeyStore(env.DB);
+  const webhookStore = new D1WebhookStore(env.DB);
+  const enqueue = webhookEnqueue(env);
+  // Every write of a key runs the dispatcher after the response (webhook-dispatch.ts); verification writes none.
+  const store = enqueue
+    ? afterAuditedWrites(new D1KeyStore(env.DB), () => ctx.waitUntil(dispatchAfterWrite(webhookStore, enqueue)))
+    : new D1KeyStore(env.DB);
   const cache = new KvRecordCache(env.KEY_CACHE);
   const keys = new Keys({
     store,
@@ -47,5 +61,20 @@ export function createContext(
     keys,
     readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
+    webhooks: new Webhooks({ store: webhookStore, config, enqueue: enqueue ?? (async () => {}) }),
+    dispatchWebhooks: async (now) => {
+      if (!enqueue) return 0;
+      const dispatched = await dispatchWebhooks(webhookStore, enqueue, now);
+      return dispatched + (await sweepOverdue(webhookStore, enqueue, now));
+    },
   };
+}
+
+/** The dispatch after a write: its failure is logged, and the cron's dispatch catches up. */
+async function dispatchAfterWrite(store: D1WebhookStore, enqueue: NonNullable<ReturnType<typeof webhookEnqueue>>) {
+  try {
+    await dispatchWebhooks(store, enqueue, Date.now());
+  } catch (error) {
+    log("warn", "webhook_dispatch_failed", { error: describeError(error) });
+  }
 }

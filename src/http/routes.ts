@@ -31,6 +31,7 @@ import { meteredVerify } from "./limits";
 import { openApiDocument } from "./openapi";
 import { problem } from "./problem";
 import { type Route, defineRoute, json } from "./route";
+import { webhookRoutes } from "./webhook-routes";
 
 /** 100 keys with names, scopes, resources and 2 KB of metadata each fit. */
 const IMPORT_MAX_BYTES = 256 * 1024;
@@ -292,4 +293,5 @@ export const routes: readonly Route[] = [
       return meteredVerify(request, env, app.keys, key, options);
     },
   }),
+  ...webhookRoutes,
 ];

@@ -18,3 +18,4 @@ export * from "./verify";
 export * from "./events";
 export * from "./problems";
 export * from "./input";
+export * from "./webhooks";

@@ -1,0 +1,78 @@
+/**
+ * The dispatcher: reads the audit events after its cursor in the outbox (each written by a trigger in
+ * the same statement as its event, so only committed changes are there, and all of them), records one
+ * delivery per (event, endpoint that receives it) and puts the new ones on the queue. Idempotent: a
+ * delivery's id is derived from the event and the endpoint, so a second dispatcher, or a dispatch
+ * after a crash, records nothing twice; a delivery recorded but never enqueued is found by the sweep.
+ *
+ * It runs after every write of a key (waitUntil; `afterAuditedWrites`) and on the cron. Verification
+ * writes no audit event and never runs it.
+ */
+import type { KeyStore } from "../store/store";
+import type { D1WebhookStore, NewDelivery } from "../store/webhooks";
+import { deliveryId, endpointReceives, eventTypeOf, webhookPayload } from "./webhook-rules";
+
+/** Outbox rows read per round, and rounds per run (a run that leaves more is continued by the next). */
+const BATCH = 100;
+const MAX_ROUNDS = 10;
+/** A pending delivery this late (ms) was lost between record and queue: the sweep enqueues it again. */
+export const OVERDUE_MS = 10 * 60_000;
+
+export type Enqueue = (deliveryIds: readonly string[]) => Promise<void>;
+
+/** Dispatches what the outbox holds; how many deliveries it recorded. */
+export async function dispatchWebhooks(store: D1WebhookStore, enqueue: Enqueue, now: number): Promise<number> {
+  let recorded = 0;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const rows = await store.outboxAfterCursor(BATCH);
+    if (rows.length === 0) break;
+    const endpoints = await store.enabledEndpoints();
+    const deliveries: NewDelivery[] = [];
+    for (const { event } of rows) {
+      const type = event === null ? null : eventTypeOf(event.action);
+      if (event === null || type === null) continue;
+      for (const endpoint of endpoints) {
+        if (!endpointReceives(endpoint, event, type)) continue;
+        deliveries.push({
+          id: await deliveryId(event.id, endpoint.id),
+          endpointId: endpoint.id,
+          eventId: event.id,
+          type,
+          payload: webhookPayload(event, type),
+        });
+      }
+    }
+    const inserted = await store.recordDispatch(deliveries, rows.at(-1)!.seq, now);
+    if (inserted.length > 0) await enqueue(inserted);
+    recorded += inserted.length;
+    if (rows.length < BATCH) break;
+  }
+  return recorded;
+}
+
+/** The cron's sweep: pending deliveries long overdue (their message was lost) go on the queue again. */
+export async function sweepOverdue(store: D1WebhookStore, enqueue: Enqueue, now: number): Promise<number> {
+  const overdue = await store.overdueDeliveries(now - OVERDUE_MS, BATCH);
+  if (overdue.length > 0) await enqueue(overdue.map((d) => d.id));
+  return overdue.length;
+}
+
+/** The store methods that write audit events: after each, the dispatcher runs. */
+const AUDITED_WRITES = new Set<string | symbol>(["insert", "insertNew", "update", "rotate", "revoke"]);
+
+/** `store`, calling `afterWrite` once each of its audit-writing methods has resolved. */
+export function afterAuditedWrites<S extends KeyStore>(store: S, afterWrite: () => void): S {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== "function") return value;
+      const method = value as (...args: unknown[]) => unknown;
+      if (!AUDITED_WRITES.has(property)) return method.bind(target);
+      return async (...args: unknown[]) => {
+        const result = await method.apply(target, args);
+        afterWrite();
+        return result;
+      };
+    },
+  });
+}
