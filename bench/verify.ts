@@ -171,7 +171,12 @@ const config: Config = {
   maxStalenessMs: 60_000,
   maxKeysPerOwner: 10_000,
   importAllowed: "admins",
-  webhooks: { secretKey: null, allowLoopback: false, dnsResolver: new URL("https://cloudflare-dns.com/dns-query"), timeoutMs: 10_000 },
+  webhooks: {
+    secretKey: null,
+    allowLoopback: false,
+    dnsResolver: new URL("https://cloudflare-dns.com/dns-query"),
+    timeoutMs: 10_000,
+  },
   errors: [],
 };
 

@@ -23,7 +23,9 @@ const MIN_SECRET_KEY_LENGTH = 32;
 export function readWebhookConfig(env: Env, errors: string[]): WebhookConfig {
   const key = env.WEBHOOK_SECRET_KEY?.trim() || null;
   if (key !== null && key.length < MIN_SECRET_KEY_LENGTH) {
-    errors.push(`WEBHOOK_SECRET_KEY must be at least ${MIN_SECRET_KEY_LENGTH} characters; webhooks cannot be registered`);
+    errors.push(
+      `WEBHOOK_SECRET_KEY must be at least ${MIN_SECRET_KEY_LENGTH} characters; webhooks cannot be registered`,
+    );
   }
   const allow = env.WEBHOOK_ALLOW_LOOPBACK?.trim() ?? "";
   if (allow !== "" && allow !== "true" && allow !== "false") {

@@ -21,7 +21,9 @@ export function webhookEnqueue(env: Env): Enqueue | null {
   if (!queue) return null;
   return async (ids) => {
     for (let i = 0; i < ids.length; i += SEND_BATCH) {
-      await queue.sendBatch(ids.slice(i, i + SEND_BATCH).map((delivery) => ({ body: { delivery }, contentType: "json" })));
+      await queue.sendBatch(
+        ids.slice(i, i + SEND_BATCH).map((delivery) => ({ body: { delivery }, contentType: "json" })),
+      );
     }
   };
 }

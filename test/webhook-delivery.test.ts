@@ -9,7 +9,15 @@ import { afterEach, describe, expect, it } from "vitest";
 import { verifySignature } from "../src/keys/webhook-signature";
 import { MAX_ATTEMPTS } from "../src/service/webhook-rules";
 import { call, createKey, expectProblem, token, uniqueSub } from "./helpers";
-import { type RecordingQueue, clearWebhooks, consume, deliveriesOf, hookEnv, receiver, recordingQueue } from "./webhook-harness";
+import {
+  type RecordingQueue,
+  clearWebhooks,
+  consume,
+  deliveriesOf,
+  hookEnv,
+  receiver,
+  recordingQueue,
+} from "./webhook-harness";
 
 afterEach(clearWebhooks);
 
@@ -50,7 +58,12 @@ describe("retries", () => {
     let clock = Date.now();
     const first = await consume(queue, testEnv, target, clock);
     expect(first.retried[deliveryId]).toBe(30); // 30 s × (0.8 + 0.4 × 0.5)
-    expect(await deliveryRow(deliveryId)).toMatchObject({ status: "pending", attempts: 1, last_status: 500, next_attempt_at: clock + 30_000 });
+    expect(await deliveryRow(deliveryId)).toMatchObject({
+      status: "pending",
+      attempts: 1,
+      last_status: 500,
+      next_attempt_at: clock + 30_000,
+    });
 
     // A message that arrives early (a duplicate) waits for the schedule instead of attempting.
     const early = await again(queue, testEnv, target, clock + 10_000, deliveryId);
@@ -67,7 +80,12 @@ describe("retries", () => {
     clock += 270_000;
     const last = await again(queue, testEnv, target, clock, deliveryId);
     expect(last.acked).toEqual([deliveryId]);
-    expect(await deliveryRow(deliveryId)).toMatchObject({ status: "delivered", attempts: 4, last_status: 204, next_attempt_at: null });
+    expect(await deliveryRow(deliveryId)).toMatchObject({
+      status: "delivered",
+      attempts: 4,
+      last_status: 204,
+      next_attempt_at: null,
+    });
     // Every attempt carried the same webhook-id (the receiver dedupes by it).
     expect(new Set(target.received.map((r) => r.headers["webhook-id"]))).toEqual(new Set([deliveryId]));
   });
@@ -99,7 +117,10 @@ describe("retries", () => {
     expect((await consume(queue, testEnv, target, clock)).retried[deliveryId]).toBe(3600);
     expect((await deliveryRow(deliveryId))?.next_attempt_at).toBe(clock + 3600_000);
     target.answer = () =>
-      new Response("later", { status: 503, headers: { "Retry-After": new Date(clock + 3600_000 + 7200_000).toUTCString() } });
+      new Response("later", {
+        status: 503,
+        headers: { "Retry-After": new Date(clock + 3600_000 + 7200_000).toUTCString() },
+      });
     const next = await again(queue, testEnv, target, clock + 3600_000, deliveryId);
     expect(next.retried[deliveryId]).toBeGreaterThanOrEqual(7199);
     expect(next.retried[deliveryId]).toBeLessThanOrEqual(7200);
@@ -112,7 +133,11 @@ describe("retries", () => {
       throw new DOMException("The operation was aborted due to timeout", "TimeoutError");
     };
     expect((await consume(queue, testEnv, target, Date.now())).retried[deliveryId]).toBe(30);
-    expect(await deliveryRow(deliveryId)).toMatchObject({ status: "pending", last_error: "timeout", last_status: null });
+    expect(await deliveryRow(deliveryId)).toMatchObject({
+      status: "pending",
+      last_error: "timeout",
+      last_status: null,
+    });
   });
 });
 
@@ -144,7 +169,11 @@ describe("addresses checked at delivery (DNS rebinding)", () => {
       const result = await consume(queue, testEnv, target, Date.now());
       expect(target.received).toEqual([]);
       expect(result.retried[deliveryId]).toBe(30);
-      expect(await deliveryRow(deliveryId)).toMatchObject({ status: "pending", last_error: "address_refused", attempts: 1 });
+      expect(await deliveryRow(deliveryId)).toMatchObject({
+        status: "pending",
+        last_error: "address_refused",
+        attempts: 1,
+      });
     },
   );
 
@@ -190,7 +219,11 @@ describe("secret rotation", () => {
     const now = Date.now();
     await consume(queue, testEnv, target, now);
     const r = target.received[0]!;
-    const headers = { id: r.headers["webhook-id"]!, timestamp: r.headers["webhook-timestamp"]!, signature: r.headers["webhook-signature"]! };
+    const headers = {
+      id: r.headers["webhook-id"]!,
+      timestamp: r.headers["webhook-timestamp"]!,
+      signature: r.headers["webhook-signature"]!,
+    };
     expect(headers.signature.split(" ")).toHaveLength(2);
     expect(await verifySignature(rotated.secret, headers, r.body, Math.floor(now / 1000))).toBe(true);
     expect(await verifySignature(endpoint.secret, headers, r.body, Math.floor(now / 1000))).toBe(true);
@@ -199,7 +232,11 @@ describe("secret rotation", () => {
     const later = now + 3601_000;
     await consume(queue, testEnv, target, later);
     const s = target.received[1]!;
-    const after = { id: s.headers["webhook-id"]!, timestamp: s.headers["webhook-timestamp"]!, signature: s.headers["webhook-signature"]! };
+    const after = {
+      id: s.headers["webhook-id"]!,
+      timestamp: s.headers["webhook-timestamp"]!,
+      signature: s.headers["webhook-signature"]!,
+    };
     expect(after.signature.split(" ")).toHaveLength(1);
     expect(await verifySignature(rotated.secret, after, s.body, Math.floor(later / 1000))).toBe(true);
     expect(await verifySignature(endpoint.secret, after, s.body, Math.floor(later / 1000))).toBe(false);
@@ -224,7 +261,10 @@ describe("the delivery log and manual retry", () => {
         next_attempt_at: expect.any(String),
       }),
     ]);
-    const retry = await call("POST", `/v1/webhooks/${endpoint.id}/deliveries/${deliveryId}/retry`, { auth, env: testEnv });
+    const retry = await call("POST", `/v1/webhooks/${endpoint.id}/deliveries/${deliveryId}/retry`, {
+      auth,
+      env: testEnv,
+    });
     expect(retry.status).toBe(202);
     expect(queue.sent).toEqual([deliveryId]);
     target.answer = () => new Response("ok");
@@ -234,7 +274,10 @@ describe("the delivery log and manual retry", () => {
     const stranger = await token(uniqueSub());
     await expectProblem(await call("GET", `/v1/webhooks/${endpoint.id}/deliveries`, { auth: stranger }), 404);
     await expectProblem(
-      await call("POST", `/v1/webhooks/${endpoint.id}/deliveries/${deliveryId}/retry`, { auth: stranger, env: testEnv }),
+      await call("POST", `/v1/webhooks/${endpoint.id}/deliveries/${deliveryId}/retry`, {
+        auth: stranger,
+        env: testEnv,
+      }),
       404,
     );
   });

@@ -24,7 +24,7 @@ import {
 } from "../src/service/webhook-rules";
 import { decryptSecret, encryptSecret } from "../src/service/webhook-secrets";
 
-const person = (sub: string, extra: Partial<Extract<Actor, { kind: "user" }>> = {}): Actor => ({
+const person = (sub: string, extra: Partial<Omit<Extract<Actor, { kind: "user" }>, "kind">> = {}): Actor => ({
   kind: "user",
   sub,
   orgId: null,
@@ -34,7 +34,7 @@ const person = (sub: string, extra: Partial<Extract<Actor, { kind: "user" }>> = 
   ...extra,
 });
 
-const event = (action: string, owner = { type: "user" as const, id: "alice" }): AuditEvent => ({
+const event = (action: string, owner: AuditEvent["owner"] = { type: "user", id: "alice" }): AuditEvent => ({
   id: "7d9f1c2e-1111-4222-8333-444455556666",
   keyId: "0b6a3f2e-aaaa-4bbb-8ccc-ddddeeeeffff",
   owner,
@@ -71,7 +71,19 @@ describe("event types", () => {
   });
 
   it("every type is reachable from some action", () => {
-    const actions = ["created", "updated", "disabled", "enabled", "rotated", "revoked", "expiring", "expired", "leaked", "credits_low", "credits_exhausted"];
+    const actions = [
+      "created",
+      "updated",
+      "disabled",
+      "enabled",
+      "rotated",
+      "revoked",
+      "expiring",
+      "expired",
+      "leaked",
+      "credits_low",
+      "credits_exhausted",
+    ];
     expect(new Set(actions.map(eventTypeOf))).toEqual(new Set(WEBHOOK_EVENT_TYPES));
   });
 
@@ -104,9 +116,15 @@ describe("who receives what", () => {
   });
 
   it("only subscribed types, and nothing while disabled", () => {
-    expect(endpointReceives({ owner: alice, events: ["key.revoked"], enabled: true }, event("created"), "key.created")).toBe(false);
-    expect(endpointReceives({ owner: alice, events: ["key.revoked"], enabled: true }, event("revoked"), "key.revoked")).toBe(true);
-    expect(endpointReceives({ owner: alice, events: null, enabled: false }, event("revoked"), "key.revoked")).toBe(false);
+    expect(
+      endpointReceives({ owner: alice, events: ["key.revoked"], enabled: true }, event("created"), "key.created"),
+    ).toBe(false);
+    expect(
+      endpointReceives({ owner: alice, events: ["key.revoked"], enabled: true }, event("revoked"), "key.revoked"),
+    ).toBe(true);
+    expect(endpointReceives({ owner: alice, events: null, enabled: false }, event("revoked"), "key.revoked")).toBe(
+      false,
+    );
   });
 });
 
@@ -114,7 +132,10 @@ describe("who may register and manage", () => {
   it("a person: their own; a workspace admin: the workspace; an operator: the deployment", () => {
     expect(webhookOwnersOf(person("alice"))).toEqual([{ type: "user", id: "alice" }]);
     expect(webhookOwnersOf(person("alice", { orgId: "acme" }))).toEqual([{ type: "user", id: "alice" }]);
-    expect(webhookOwnersOf(person("alice", { orgId: "acme", workspaceAdmin: true }))).toContainEqual({ type: "workspace", id: "acme" });
+    expect(webhookOwnersOf(person("alice", { orgId: "acme", workspaceAdmin: true }))).toContainEqual({
+      type: "workspace",
+      id: "acme",
+    });
     expect(webhookOwnersOf(person("alice", { operator: true }))).toContainEqual(DEPLOYMENT);
     expect(ownerOfNewEndpoint(person("alice"), undefined)).toEqual({ type: "user", id: "alice" });
     expect(() => ownerOfNewEndpoint(person("alice", { orgId: "acme" }), "workspace")).toThrow(ForbiddenError);
@@ -172,10 +193,24 @@ describe("the retry schedule", () => {
 });
 
 describe("where a webhook may go", () => {
-  it.each(["10.0.0.1", "172.16.5.4", "192.168.0.1", "127.0.0.1", "169.254.169.254", "100.64.1.1", "0.0.0.0", "::1", "::", "fd12::1", "fe80::1", "::ffff:192.168.0.1", "64:ff9b::a00:1", "ff02::1", "224.0.0.1", "not-an-ip"])(
-    "refuses %s",
-    (ip) => expect(isRefusedAddress(ip)).toBe(true),
-  );
+  it.each([
+    "10.0.0.1",
+    "172.16.5.4",
+    "192.168.0.1",
+    "127.0.0.1",
+    "169.254.169.254",
+    "100.64.1.1",
+    "0.0.0.0",
+    "::1",
+    "::",
+    "fd12::1",
+    "fe80::1",
+    "::ffff:192.168.0.1",
+    "64:ff9b::a00:1",
+    "ff02::1",
+    "224.0.0.1",
+    "not-an-ip",
+  ])("refuses %s", (ip) => expect(isRefusedAddress(ip)).toBe(true));
 
   it.each(["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1", "172.32.0.1"])("allows %s", (ip) =>
     expect(isRefusedAddress(ip)).toBe(false),
@@ -205,9 +240,13 @@ describe("signatures (Standard Webhooks)", () => {
     const header = await signatureHeader([a, b], "msg_1", 1000, "{}");
     expect(header.split(" ")).toHaveLength(2);
     for (const secret of [a, b]) {
-      expect(await verifySignature(secret, { id: "msg_1", timestamp: "1000", signature: header }, "{}", 1000)).toBe(true);
+      expect(await verifySignature(secret, { id: "msg_1", timestamp: "1000", signature: header }, "{}", 1000)).toBe(
+        true,
+      );
     }
-    expect(await verifySignature(newSigningSecret(), { id: "msg_1", timestamp: "1000", signature: header }, "{}", 1000)).toBe(false);
+    expect(
+      await verifySignature(newSigningSecret(), { id: "msg_1", timestamp: "1000", signature: header }, "{}", 1000),
+    ).toBe(false);
     expect(await verifySignature(a, { id: "msg_1", timestamp: "1000", signature: header }, "{} ", 1000)).toBe(false);
     expect(await verifySignature(a, { id: "msg_1", timestamp: "1000", signature: header }, "{}", 2000)).toBe(false);
   });

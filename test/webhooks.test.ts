@@ -78,9 +78,17 @@ describe("registering an endpoint", () => {
   it("takes http://127.0.0.1:<port> only where WEBHOOK_ALLOW_LOOPBACK is on (npm start), and nothing else private", async () => {
     const auth = await token(uniqueSub());
     const local = hookEnv(recordingQueue(), { WEBHOOK_ALLOW_LOOPBACK: "true" });
-    expect((await call("POST", "/v1/webhooks", { auth, body: { url: "http://127.0.0.1:8861/hook" }, env: local })).status).toBe(201);
-    await expectProblem(await call("POST", "/v1/webhooks", { auth, body: { url: "http://10.0.0.1/hook" }, env: local }), 422);
-    await expectProblem(await call("POST", "/v1/webhooks", { auth, body: { url: "http://localhost:8861/" }, env: local }), 422);
+    expect(
+      (await call("POST", "/v1/webhooks", { auth, body: { url: "http://127.0.0.1:8861/hook" }, env: local })).status,
+    ).toBe(201);
+    await expectProblem(
+      await call("POST", "/v1/webhooks", { auth, body: { url: "http://10.0.0.1/hook" }, env: local }),
+      422,
+    );
+    await expectProblem(
+      await call("POST", "/v1/webhooks", { auth, body: { url: "http://localhost:8861/" }, env: local }),
+      422,
+    );
   });
 
   it("refuses a PATCH to a private URL (422 naming url) and keeps the old one", async () => {
@@ -102,8 +110,14 @@ describe("registering an endpoint", () => {
     const person = await token(uniqueSub());
     expect((await register(admin, { url: HOOK, owner: "workspace" })).owner_id).toBe(org);
     expect((await register(operator, { url: HOOK, owner: "deployment" })).owner_type).toBe("deployment");
-    await expectProblem(await call("POST", "/v1/webhooks", { auth: member, body: { url: HOOK, owner: "workspace" } }), 403);
-    await expectProblem(await call("POST", "/v1/webhooks", { auth: person, body: { url: HOOK, owner: "deployment" } }), 403);
+    await expectProblem(
+      await call("POST", "/v1/webhooks", { auth: member, body: { url: HOOK, owner: "workspace" } }),
+      403,
+    );
+    await expectProblem(
+      await call("POST", "/v1/webhooks", { auth: person, body: { url: HOOK, owner: "deployment" } }),
+      403,
+    );
     const { key } = await createKey(person, { scopes: ["*"] });
     await expectProblem(await call("POST", "/v1/webhooks", { auth: key, body: { url: HOOK } }), 403);
   });
@@ -136,11 +150,17 @@ describe("events", () => {
     const other = await token(uniqueSub());
     const mine = await register(auth, { url: HOOK }, testEnv);
     const theirs = await register(other, { url: "https://other.example.com/hook" }, testEnv);
-    const operator = await register(await token(uniqueSub(), { roles: ["operator"] }), { url: "https://ops.example.com/", owner: "deployment" }, testEnv);
+    const operator = await register(
+      await token(uniqueSub(), { roles: ["operator"] }),
+      { url: "https://ops.example.com/", owner: "deployment" },
+      testEnv,
+    );
 
     const key = await createKey(auth, { name: "signed" }, testEnv);
     await call("PATCH", `/v1/keys/${key.id}`, { auth, body: { enabled: false }, env: testEnv });
-    const rotated = (await (await call("POST", `/v1/keys/${key.id}/rotate`, { auth, body: {}, env: testEnv })).json()) as { id: string; key: string };
+    const rotated = (await (
+      await call("POST", `/v1/keys/${key.id}/rotate`, { auth, body: {}, env: testEnv })
+    ).json()) as { id: string; key: string };
     await call("DELETE", `/v1/keys/${rotated.id}`, { auth, env: testEnv });
 
     const target = receiver();
@@ -162,12 +182,27 @@ describe("events", () => {
     for (const r of toMine) {
       const ok = await verifySignature(
         mine.secret,
-        { id: r.headers["webhook-id"]!, timestamp: r.headers["webhook-timestamp"]!, signature: r.headers["webhook-signature"]! },
+        {
+          id: r.headers["webhook-id"]!,
+          timestamp: r.headers["webhook-timestamp"]!,
+          signature: r.headers["webhook-signature"]!,
+        },
         r.body,
         Math.floor(now / 1000),
       );
       expect(ok).toBe(true);
-      expect(await verifySignature(operator.secret, { id: r.headers["webhook-id"]!, timestamp: r.headers["webhook-timestamp"]!, signature: r.headers["webhook-signature"]! }, r.body, Math.floor(now / 1000))).toBe(false);
+      expect(
+        await verifySignature(
+          operator.secret,
+          {
+            id: r.headers["webhook-id"]!,
+            timestamp: r.headers["webhook-timestamp"]!,
+            signature: r.headers["webhook-signature"]!,
+          },
+          r.body,
+          Math.floor(now / 1000),
+        ),
+      ).toBe(false);
       expect(r.headers["webhook-id"]).toMatch(/^msg_[0-9a-f]{32}$/);
       expect(r.headers["content-type"]).toBe("application/json");
       expect(r.body).not.toContain(key.key);
@@ -217,7 +252,14 @@ describe("events", () => {
     const { createExecutionContext } = await import("cloudflare:test");
     await createContext(testEnv, createExecutionContext()).dispatchWebhooks(Date.now());
     const types = (await deliveriesOf(id)).map((d) => d.type);
-    expect(types).toEqual(["key.created", "key.expiring", "key.expired", "key.leaked", "credits.low", "credits.exhausted"]);
+    expect(types).toEqual([
+      "key.created",
+      "key.expiring",
+      "key.expired",
+      "key.leaked",
+      "credits.low",
+      "credits.exhausted",
+    ]);
   });
 
   it("delivers only the subscribed types, and nothing to a disabled endpoint", async () => {
@@ -253,7 +295,8 @@ describe("events", () => {
     await register(auth, { url: HOOK }, testEnv);
     const key = await createKey(auth, {}, testEnv);
     queue.sent.splice(0);
-    const outbox = async () => (await env.DB.prepare("SELECT count(*) AS n FROM webhook_outbox").first<{ n: number }>())?.n;
+    const outbox = async () =>
+      (await env.DB.prepare("SELECT count(*) AS n FROM webhook_outbox").first<{ n: number }>())?.n;
     const before = await outbox();
     for (let i = 0; i < 3; i++) {
       const verdict = await call("POST", "/v1/verify", { body: { key: key.key }, env: testEnv });

@@ -18,12 +18,10 @@ const EventTypes = z
   .nullable(uniqueArray(z.enum(WEBHOOK_EVENT_TYPES), WEBHOOK_EVENT_TYPES.length, "Must name at least one event type"))
   .apply(meta({ description: "The event types delivered; null or absent: every type." }));
 
-const Description = z
-  .string()
-  .check(
-    z.maxLength(200, "Must be at most 200 characters"),
-    z.refine((s) => !CONTROL_CHARS.test(s), "Must not contain control characters"),
-  );
+const Description = z.string().check(
+  z.maxLength(200, "Must be at most 200 characters"),
+  z.refine((s) => !CONTROL_CHARS.test(s), "Must not contain control characters"),
+);
 
 export const CreateWebhookRequest = z
   .strictObject({

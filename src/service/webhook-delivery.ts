@@ -97,7 +97,11 @@ async function post(endpoint: EndpointRow, delivery: DeliveryRow, deps: Delivery
       signal: AbortSignal.timeout(deps.config.webhooks.timeoutMs),
     });
     await response.body?.cancel();
-    return { status: response.status, error: null, retryAfterMs: retryAfterMs(response.headers.get("retry-after"), now) };
+    return {
+      status: response.status,
+      error: null,
+      retryAfterMs: retryAfterMs(response.headers.get("retry-after"), now),
+    };
   } catch (error) {
     const timeout = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
     return { status: null, error: timeout ? "timeout" : "network", retryAfterMs: null };

@@ -46,7 +46,9 @@ export function toWebhookView(e: EndpointRow, now: number): WebhookView {
     enabled: e.enabled,
     disabled_reason: e.disabledReason,
     previous_secret_expires_at:
-      e.previousSecret !== null && e.previousExpiresAt !== null && e.previousExpiresAt > now ? iso(e.previousExpiresAt) : null,
+      e.previousSecret !== null && e.previousExpiresAt !== null && e.previousExpiresAt > now
+        ? iso(e.previousExpiresAt)
+        : null,
     created_at: iso(e.createdAt)!,
     updated_at: iso(e.updatedAt),
   };

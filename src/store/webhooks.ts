@@ -111,7 +111,10 @@ function toEvent(r: Row): AuditEvent {
 
 /** What PATCH and rotation may change of an endpoint. */
 export type EndpointChanges = Partial<
-  Pick<EndpointRow, "url" | "description" | "events" | "enabled" | "disabledReason" | "secret" | "previousSecret" | "previousExpiresAt">
+  Pick<
+    EndpointRow,
+    "url" | "description" | "events" | "enabled" | "disabledReason" | "secret" | "previousSecret" | "previousExpiresAt"
+  >
 >;
 
 const ENDPOINT_FIELDS: { [F in keyof Required<EndpointChanges>]: [string, (v: EndpointChanges[F]) => unknown] } = {
@@ -126,7 +129,9 @@ const ENDPOINT_FIELDS: { [F in keyof Required<EndpointChanges>]: [string, (v: En
 };
 
 /** What a delivery attempt changes. */
-export type DeliveryChanges = Partial<Pick<DeliveryRow, "status" | "attempts" | "lastStatus" | "lastError" | "nextAttemptAt">>;
+export type DeliveryChanges = Partial<
+  Pick<DeliveryRow, "status" | "attempts" | "lastStatus" | "lastError" | "nextAttemptAt">
+>;
 
 const DELIVERY_FIELDS: Record<keyof Required<DeliveryChanges>, string> = {
   status: "status",
@@ -145,7 +150,9 @@ export class D1WebhookStore {
   insertEndpoint(e: EndpointRow): Promise<void> {
     return attempt("webhook insert", async () => {
       await this.db
-        .prepare(`INSERT INTO webhook_endpoints (${ENDPOINT_COLUMNS}) VALUES (${ENDPOINT_COLUMNS.replace(/[a-z_]+/g, "?")})`)
+        .prepare(
+          `INSERT INTO webhook_endpoints (${ENDPOINT_COLUMNS}) VALUES (${ENDPOINT_COLUMNS.replace(/[a-z_]+/g, "?")})`,
+        )
         .bind(
           e.id,
           e.owner.type,
@@ -168,7 +175,10 @@ export class D1WebhookStore {
 
   findEndpoint(id: string): Promise<EndpointRow | null> {
     return attempt("webhook read", async () => {
-      const row = await this.db.prepare(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?`).bind(id).first<Row>();
+      const row = await this.db
+        .prepare(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?`)
+        .bind(id)
+        .first<Row>();
       return row ? toEndpoint(row) : null;
     });
   }
@@ -179,7 +189,9 @@ export class D1WebhookStore {
     return attempt("webhook list", async () => {
       const where = owners.map(() => "(owner_type = ? AND owner_id = ?)").join(" OR ");
       const { results } = await this.db
-        .prepare(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT ?`)
+        .prepare(
+          `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE ${where} ORDER BY created_at DESC, id DESC LIMIT ?`,
+        )
         .bind(...owners.flatMap((o) => [o.type, o.id]), limit)
         .all<Row>();
       return results.map(toEndpoint);
@@ -257,7 +269,10 @@ export class D1WebhookStore {
 
   findDelivery(id: string): Promise<DeliveryRow | null> {
     return attempt("delivery read", async () => {
-      const row = await this.db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?`).bind(id).first<Row>();
+      const row = await this.db
+        .prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?`)
+        .bind(id)
+        .first<Row>();
       return row ? toDelivery(row) : null;
     });
   }
