@@ -31,6 +31,7 @@ export interface Received {
   readonly headers: Record<string, string>;
   readonly body: string;
   readonly signal: AbortSignal | null | undefined;
+  readonly redirect: RequestInit["redirect"];
 }
 
 export interface Receiver {
@@ -60,7 +61,13 @@ export function receiver(): Receiver {
       }
       const headers: Record<string, string> = {};
       new Headers(init?.headers).forEach((value, key) => (headers[key] = value));
-      state.received.push({ url: url.href, headers, body: String(init?.body ?? ""), signal: init?.signal });
+      state.received.push({
+        url: url.href,
+        headers,
+        body: String(init?.body ?? ""),
+        signal: init?.signal,
+        redirect: init?.redirect,
+      });
       return state.answer(new Request(url, { method: init?.method, headers, body: init?.body ?? null }));
     },
   };

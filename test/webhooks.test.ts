@@ -209,6 +209,7 @@ describe("events", () => {
       expect(r.body).not.toContain(rotated.key);
       expect(r.body).not.toMatch(/[0-9a-f]{64}/); // no hash
       expect(r.signal).toBeInstanceOf(AbortSignal); // the attempt's timeout
+      expect(r.redirect).toBe("manual"); // a redirect could lead to a private address
     }
     const first = JSON.parse(toMine[0]!.body);
     expect(first).toMatchObject({
@@ -298,10 +299,21 @@ describe("events", () => {
     const outbox = async () =>
       (await env.DB.prepare("SELECT count(*) AS n FROM webhook_outbox").first<{ n: number }>())?.n;
     const before = await outbox();
+    const statements: string[] = [];
+    const db = new Proxy(env.DB, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (property === "prepare") return (sql: string) => (statements.push(sql), target.prepare(sql));
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const verifying = hookEnv(queue, { DB: db });
     for (let i = 0; i < 3; i++) {
-      const verdict = await call("POST", "/v1/verify", { body: { key: key.key }, env: testEnv });
+      const verdict = await call("POST", "/v1/verify", { body: { key: key.key }, env: verifying });
       expect(((await verdict.json()) as { valid: boolean }).valid).toBe(true);
     }
+    expect(statements.length).toBeGreaterThan(0); // the first verification read D1 and touched last use
+    expect(statements.filter((sql) => /webhook/.test(sql))).toEqual([]);
     expect(queue.sent).toEqual([]);
     expect(await outbox()).toBe(before);
   });
