@@ -6,7 +6,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { verifySignature } from "../src/keys/webhook-signature";
-import { call, createKey, expectProblem, token, uniqueSub } from "./helpers";
+import { call, createKey, expectProblem, logsOf, token, uniqueSub } from "./helpers";
 import { clearWebhooks, consume, deliveriesOf, hookEnv, receiver, recordingQueue } from "./webhook-harness";
 
 afterEach(clearWebhooks);
@@ -42,6 +42,22 @@ describe("registering an endpoint", () => {
     const row = await env.DB.prepare("SELECT * FROM webhook_endpoints WHERE id = ?").bind(created.id).first();
     expect(JSON.stringify(row)).not.toContain(created.secret.slice(6));
     expect(String(row?.secret)).toMatch(/^v1\./);
+  });
+
+  it("fails closed without WEBHOOK_SECRET_KEY: 500 configuration_error, nothing stored, the cause logged", async () => {
+    const auth = await token(uniqueSub());
+    const count = async () => (await env.DB.prepare("SELECT count(*) AS n FROM webhook_endpoints").first<{ n: number }>())?.n;
+    const before = await count();
+    const logs = await logsOf(async () => {
+      const response = await call("POST", "/v1/webhooks", {
+        auth,
+        body: { url: HOOK },
+        env: hookEnv(recordingQueue(), { WEBHOOK_SECRET_KEY: undefined }),
+      });
+      await expectProblem(response, 500, "configuration_error");
+    });
+    expect(logs.join("\n")).toContain("WEBHOOK_SECRET_KEY");
+    expect(await count()).toBe(before);
   });
 
   it.each([

@@ -106,7 +106,7 @@ export const WebhookDelivery = z
     last_response_status: described(z.nullable(z.int()), "The receiver's last HTTP status; null before an answer."),
     last_error: described(
       z.nullable(z.string()),
-      "Why the last attempt failed without an answer: `timeout`, `network`, `address_refused`, `dns_failed`, `endpoint_disabled`, `endpoint_deleted`.",
+      "Why the last attempt failed without an answer: `timeout`, `network`, `address_refused`, `dns_failed`, `secret_unreadable`, `not_configured`, `endpoint_disabled`, `endpoint_deleted`.",
     ),
     next_attempt_at: described(z.nullable(Timestamp), "When the next attempt is due (pending only)."),
     created_at: Timestamp,

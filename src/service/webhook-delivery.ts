@@ -58,11 +58,18 @@ export async function destinationRefusal(url: URL, deps: DeliveryDeps): Promise<
   return addresses.some(isRefusedAddress) ? "address_refused" : null;
 }
 
-/** The secrets that sign now: the current one, and the previous one during its grace period. */
-async function liveSecrets(endpoint: EndpointRow, secretKey: string, now: number): Promise<string[]> {
-  const secrets = [await decryptSecret(secretKey, endpoint.id, endpoint.secret)];
+/**
+ * The secrets that sign now: the current one, and the previous one during its grace period (left out
+ * if WEBHOOK_SECRET_KEY changed since it was stored). Null when the current one cannot be read.
+ */
+async function liveSecrets(endpoint: EndpointRow, secretKey: string, now: number): Promise<string[] | null> {
+  const read = (stored: string) => decryptSecret(secretKey, endpoint.id, stored).catch(() => null);
+  const current = await read(endpoint.secret);
+  if (current === null) return null;
+  const secrets = [current];
   if (endpoint.previousSecret !== null && endpoint.previousExpiresAt !== null && endpoint.previousExpiresAt > now) {
-    secrets.push(await decryptSecret(secretKey, endpoint.id, endpoint.previousSecret));
+    const previous = await read(endpoint.previousSecret);
+    if (previous !== null) secrets.push(previous);
   }
   return secrets;
 }
@@ -77,6 +84,8 @@ async function post(endpoint: EndpointRow, delivery: DeliveryRow, deps: Delivery
   const secretKey = deps.config.webhooks.secretKey;
   if (secretKey === null) return { status: null, error: "not_configured", retryAfterMs: null };
   const timestamp = Math.floor(now / 1000);
+  const secrets = await liveSecrets(endpoint, secretKey, now);
+  if (secrets === null) return { status: null, error: "secret_unreadable", retryAfterMs: null };
   try {
     const response = await deps.fetch(endpoint.url, {
       method: "POST",
@@ -85,12 +94,7 @@ async function post(endpoint: EndpointRow, delivery: DeliveryRow, deps: Delivery
         "user-agent": "latchkey-webhooks/1",
         "webhook-id": delivery.id,
         "webhook-timestamp": String(timestamp),
-        "webhook-signature": await signatureHeader(
-          await liveSecrets(endpoint, secretKey, now),
-          delivery.id,
-          timestamp,
-          delivery.payload,
-        ),
+        "webhook-signature": await signatureHeader(secrets, delivery.id, timestamp, delivery.payload),
       },
       body: delivery.payload,
       redirect: "manual",
