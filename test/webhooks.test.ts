@@ -46,7 +46,8 @@ describe("registering an endpoint", () => {
 
   it("fails closed without WEBHOOK_SECRET_KEY: 500 configuration_error, nothing stored, the cause logged", async () => {
     const auth = await token(uniqueSub());
-    const count = async () => (await env.DB.prepare("SELECT count(*) AS n FROM webhook_endpoints").first<{ n: number }>())?.n;
+    const count = async () =>
+      (await env.DB.prepare("SELECT count(*) AS n FROM webhook_endpoints").first<{ n: number }>())?.n;
     const before = await count();
     const logs = await logsOf(async () => {
       const response = await call("POST", "/v1/webhooks", {
