@@ -17,7 +17,7 @@ import {
 import { type Route, defineRoute, json } from "./route";
 
 const WHO =
-  "A person for their own keys, a workspace admin for the workspace's keys (`owner: workspace`), an operator deployment-wide (`owner: deployment`), a trusted service (RPC) for its owner. An API key may not (403).";
+  "A person for their own keys, a workspace admin for the workspace's keys (`owner: workspace`), an operator deployment-wide (`owner: deployment`). An API key may not (403).";
 
 export const webhookRoutes: readonly Route[] = [
   defineRoute({
