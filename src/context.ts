@@ -18,6 +18,9 @@ import { afterAuditedWrites, dispatchWebhooks, sweepOverdue } from "./service/we
 import { Webhooks } from "./service/webhooks";
 import { webhookEnqueue } from "./webhook-queue";
 
+/** Finished deliveries stay in an endpoint's log this long. */
+const DELIVERY_LOG_DAYS = 30;
+
 export interface AppContext {
   readonly config: Config;
   readonly keys: Keys;
@@ -65,6 +68,7 @@ export function createContext(
     dispatchWebhooks: async (now) => {
       if (!enqueue) return 0;
       const dispatched = await dispatchWebhooks(webhookStore, enqueue, now);
+      await webhookStore.purgeDeliveries(now - DELIVERY_LOG_DAYS * 86_400_000, 1000);
       return dispatched + (await sweepOverdue(webhookStore, enqueue, now));
     },
   };

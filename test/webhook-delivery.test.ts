@@ -4,7 +4,9 @@
  * timeout, a rebinding-style private DNS answer refused at delivery, the secret rotation's two
  * signatures, the delivery log and the manual retry.
  */
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { createContext } from "../src/context";
 import { afterEach, describe, expect, it } from "vitest";
 import { verifySignature } from "../src/keys/webhook-signature";
 import { MAX_ATTEMPTS } from "../src/service/webhook-rules";
@@ -289,5 +291,22 @@ describe("the delivery log and manual retry", () => {
     const result = await consume(queue, testEnv, target, Date.now());
     expect(result.acked).toEqual([deliveryId]);
     expect(target.received).toEqual([]);
+  });
+});
+
+describe("the cron", () => {
+  it("enqueues again a pending delivery whose message was lost, and forgets finished ones after 30 days", async () => {
+    const { queue, testEnv, endpoint, deliveryId } = await oneDelivery();
+    queue.sent.splice(0); // the message is lost
+    const now = Date.now() + 11 * 60_000;
+    const old = now - 31 * 86_400_000;
+    await env.DB.prepare(
+      "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, type, payload, status, attempts, created_at, updated_at) VALUES ('msg_old', ?, 'e', 'key.created', '{}', 'delivered', 1, ?, ?)",
+    )
+      .bind(endpoint.id, old, old)
+      .run();
+    await createContext(testEnv, createExecutionContext()).dispatchWebhooks(now);
+    expect(queue.sent).toEqual([deliveryId]);
+    expect((await deliveriesOf(endpoint.id)).map((d) => d.id)).toEqual([deliveryId]);
   });
 });

@@ -58,21 +58,24 @@ export async function sweepOverdue(store: D1WebhookStore, enqueue: Enqueue, now:
 }
 
 /** The store methods that write audit events: after each, the dispatcher runs. */
-const AUDITED_WRITES = new Set<string | symbol>(["insert", "insertNew", "update", "rotate", "revoke"]);
+const AUDITED_WRITES: readonly string[] = ["insert", "insertNew", "update", "rotate", "revoke"];
 
-/** `store`, calling `afterWrite` once each of its audit-writing methods has resolved. */
+/**
+ * `store`, calling `afterWrite` once each of its audit-writing methods has resolved. Every other method
+ * is the store's own, reached through the prototype: reads (the hot path's among them) cost nothing more.
+ */
 export function afterAuditedWrites<S extends KeyStore>(store: S, afterWrite: () => void): S {
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== "function") return value;
-      const method = value as (...args: unknown[]) => unknown;
-      if (!AUDITED_WRITES.has(property)) return method.bind(target);
-      return async (...args: unknown[]) => {
-        const result = await method.apply(target, args);
+  const wrapped = Object.create(store) as S;
+  for (const name of AUDITED_WRITES) {
+    const method = (store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[name];
+    if (typeof method !== "function") continue;
+    Object.defineProperty(wrapped, name, {
+      value: async (...args: unknown[]) => {
+        const result = await method.apply(store, args);
         afterWrite();
         return result;
-      };
-    },
-  });
+      },
+    });
+  }
+  return wrapped;
 }
