@@ -1,6 +1,6 @@
 /**
  * The domain model shared by the service and the stores. Times are epoch milliseconds here and
- * RFC 3339 strings only at the API boundary (see `toApiKey` in service/keys.ts).
+ * RFC 3339 strings only at the API boundary (see `toApiKey` in service/views.ts).
  */
 import type { LegacyFormat } from "./keys/legacy";
 import type { KeyLimits } from "./keys/limit-arithmetic";
@@ -78,7 +78,7 @@ export interface AuditEvent {
 /**
  * What a verification decides on and a key actor acts with: the record without its name, display
  * start, lineage and metadata (but with what verification checks: enabled, allowedIps). The isolate's memory and KV hold only this, so a record's size is
- * its scopes and resources (see `compactRecordBytes` in service/verify.ts).
+ * its scopes and resources (see `memoryRecordBytes` in service/memory-record.ts).
  */
 export type CompactRecord = Pick<
   KeyRecord,

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import { env } from "cloudflare:workers";
 import type { KeyRecord } from "../src/model";
-import { IsolateCache, RECORD_MEMORY_BYTES, Verifier } from "../src/service/verify";
+import { RECORD_MEMORY_BYTES } from "../src/service/memory-record";
+import { IsolateCache, Verifier } from "../src/service/verify";
 import { D1KeyStore } from "../src/store/d1";
 import { TtlLru } from "../src/util/lru";
 

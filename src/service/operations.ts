@@ -1,14 +1,15 @@
 /**
  * What an operator needs besides the key lifecycle: readiness (is every dependency reachable, and is
- * D1's schema the one this build needs?) and the purge of long-dead keys (the Cron Trigger). Kept
- * apart from Keys: neither acts for a caller, and neither is on any request's path.
+ * D1's schema the one this build needs?), the purge of long-dead keys and the audit log's retention
+ * (the Cron Trigger). Kept
+ * apart from Keys: none acts for a caller, and none is on any request's path.
  */
 import { describeError, log } from "../log";
 import { LATEST_MIGRATION } from "../store/schema";
-import type { StoreMaintenance } from "../store/store";
+import type { KeyStore, StoreMaintenance } from "../store/store";
 import { StorageMisconfiguredError } from "./errors";
 
-/** How long an Idempotency-Key is remembered (service/keys.ts honours it; the purge forgets it). */
+/** How long an Idempotency-Key is remembered (service/idempotency.ts claims it; the purge forgets it). */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** Keys deleted per D1 statement, and the most statements one purge runs (a bounded cron). */
 export const PURGE_BATCH = 500;
@@ -73,4 +74,24 @@ export async function purgeDeadKeys(store: StoreMaintenance, afterDays: number, 
   }
   log("info", "purge_done", { purged, before: new Date(before).toISOString() });
   return purged;
+}
+
+/** Retention purges delete this many events per statement, at most EVENT_PURGE_BATCHES statements per run. */
+const EVENT_PURGE_BATCH = 1000;
+const EVENT_PURGE_BATCHES = 50;
+
+/** Retention (a scheduled task): deletes events older than `retentionDays`, in bounded batches; the number deleted. */
+export async function purgeAuditEvents(
+  store: Pick<KeyStore, "purgeEvents">,
+  retentionDays: number,
+  now: number,
+): Promise<number> {
+  const before = now - retentionDays * DAY_MS;
+  let deleted = 0;
+  for (let batch = 0; batch < EVENT_PURGE_BATCHES; batch++) {
+    const count = await store.purgeEvents(before, EVENT_PURGE_BATCH);
+    deleted += count;
+    if (count < EVENT_PURGE_BATCH) break;
+  }
+  return deleted;
 }

@@ -35,7 +35,7 @@ import { grants, resourceAllowed } from "../keys/scopes";
 import { type KeyLimits, type UsageVerdict, hasLimits } from "../keys/limit-arithmetic";
 import { type CompactRecord, compact } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
-import { KV_TTL_SECONDS, type RecordCache } from "../store/cache";
+import type { RecordCache } from "../store/cache";
 import { type KeyStore, StorageUnavailableError, TOUCH_BATCH } from "../store/store";
 import { withTimeout } from "../store/timeout";
 import type { UsageCounters } from "../store/counter";
@@ -43,6 +43,13 @@ import type { UsageStore } from "../store/usage-counts";
 import { TtlLru } from "../util/lru";
 import { describeError, log } from "../log";
 import { FeedState } from "./feed";
+import {
+  type MemoryRecord,
+  RECORD_MEMORY_BYTES,
+  RECORD_MEMORY_MS,
+  memoryRecordBytes,
+  recordLifetime,
+} from "./memory-record";
 import { UsageTally } from "./usage-tally";
 
 const LAST_USED_INTERVAL_MS = 60_000;
@@ -50,47 +57,10 @@ const LAST_USED_INTERVAL_MS = 60_000;
 const FLUSH_BUDGET_MS = 10_000;
 const STALE_FLUSH_MS = 45_000;
 /**
- * How long this isolate keeps a record it has read. A stored record changes only through the feed
- * (which drops it here) and when its last use is written (tracked here, in lastUsedWrites), so the
- * lifetime only bounds how long a row deleted by an operator lingers; it matches KV's. Each record
- * gets 80-100% of it, so keys first read together are not all refetched in the same second.
- */
-const RECORD_MEMORY_MS = KV_TTL_SECONDS * 1000;
-const recordLifetime = () => RECORD_MEMORY_MS * (0.8 + 0.2 * Math.random());
-/** The bytes of key records one isolate holds (of its 128 MB). */
-export const RECORD_MEMORY_BYTES = 16 * 1024 * 1024;
-/**
  * How long a request waits for a sync it needs (the isolate's last one is older than twice the
  * interval): well under D1's 5 s timeout. A sync that takes longer goes on after the response.
  */
 export const SYNC_WAIT_MS = 1000;
-
-/** A record in this isolate's memory. */
-export interface MemoryRecord {
-  readonly record: CompactRecord;
-  /** The feed position it is current as of. */
-  readonly seq: number;
-  /** When it was last read from D1 (or written there) by this isolate; 0 when it came from KV. */
-  readonly checkedAt: number;
-}
-
-/**
- * The approximate V8 heap bytes of a record in memory, estimated once when it enters: the objects,
- * ids and map slot (a fixed allowance) plus each scope and resource string (one byte per character,
- * as they are ASCII, plus a header and an array slot) and the owner id (two bytes per character: it
- * may be any Unicode). Meant to over-estimate: a budget is a promise.
- */
-export function memoryRecordBytes(hash: string, entry: MemoryRecord): number {
-  const { record } = entry;
-  let bytes = 600 + hash.length + 2 * record.owner.id.length;
-  for (const scope of record.scopes) bytes += 32 + scope.length;
-  for (const resource of record.resources ?? []) bytes += 32 + resource.length;
-  for (const range of record.allowedIps ?? []) bytes += 32 + range.length;
-  // Usage limits: a few numbers per rate limit and for credits (keys without limits add nothing).
-  if (record.limits) bytes += 200 + 100 * record.limits.ratelimits.length;
-  for (const limit of record.limits?.ratelimits ?? []) bytes += limit.name.length;
-  return bytes;
-}
 
 /** Where a call came from, for the audit log: over HTTP, CF-Connecting-IP and User-Agent; over RPC, neither. */
 export interface Origin {

@@ -1,6 +1,6 @@
 /**
  * The store of record behind a small interface, so the service never sees SQL and a benchmark or a
- * future backend can supply its own. D1 implements it in d1.ts.
+ * future backend can supply its own. D1 implements it in d1.ts (with the d1-*.ts modules).
  */
 import type { AuditAction, AuditEvent, KeyRecord, Owner } from "../model";
 

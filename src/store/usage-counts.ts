@@ -2,7 +2,7 @@
  * Verification counts per key, hour and outcome in D1 (table key_usage, migration 0006). Written only
  * in batches gathered by each isolate (service/usage-tally.ts): one round trip adds many counts at once.
  */
-import { D1_TIMEOUT_MS } from "./d1";
+import { D1_TIMEOUT_MS } from "./d1-sql";
 import { StorageUnavailableError } from "./store";
 import { withTimeout } from "./timeout";
 

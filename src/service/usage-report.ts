@@ -1,0 +1,63 @@
+/** A key's usage report: its verifications per hour or day (UTC) by outcome, with where counts may still be pending. */
+import type { Actor } from "../model";
+import { USAGE_OUTCOMES, type UsageQueryInput, type UsageReportView } from "../schemas";
+import { findVisible } from "./access";
+import { StorageUnavailableError, ValidationError } from "./errors";
+import { requireScope } from "./rules";
+import { USAGE_FLUSH_MS } from "./usage-tally";
+import type { ServiceDeps } from "./verify";
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+/** Usage buckets: a day of hours or 30 days by default; at most 31 days of hours or 366 days. */
+const DEFAULT_USAGE_BUCKETS = { hour: 24, day: 30 } as const;
+const MAX_USAGE_BUCKETS = { hour: 31 * 24, day: 366 } as const;
+
+/**
+ * A key's verifications per hour or day (UTC) by outcome. Counts reach D1 in batches, so the last
+ * half minute may not be in yet (service/usage-tally.ts).
+ */
+export async function usageReport(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: string,
+  query: UsageQueryInput,
+): Promise<UsageReportView> {
+  requireScope(actor, "keys:read");
+  const record = await findVisible(deps.store, actor, id);
+  const step = query.granularity === "hour" ? HOUR_MS : DAY_MS;
+  const now = Date.now();
+  const to = query.to === undefined ? now : Date.parse(query.to);
+  // Default: the bucket holding `to` and the ones before it.
+  const requested =
+    query.from === undefined ? to - (DEFAULT_USAGE_BUCKETS[query.granularity] - 1) * step : Date.parse(query.from);
+  const from = requested - (requested % step);
+  if (from >= to) throw new ValidationError({ from: ["Must be before `to`"] }, "query");
+  const buckets = Math.ceil((to - from) / step);
+  if (buckets > MAX_USAGE_BUCKETS[query.granularity]) {
+    throw new ValidationError(
+      { from: [`The range may span at most ${MAX_USAGE_BUCKETS[query.granularity]} ${query.granularity}s`] },
+      "query",
+    );
+  }
+  const views = Array.from({ length: buckets }, (_, i) => ({
+    start: new Date(from + i * step).toISOString(),
+    total: 0,
+    ...(Object.fromEntries(USAGE_OUTCOMES.map((code) => [code.toLowerCase(), 0])) as Record<
+      Lowercase<(typeof USAGE_OUTCOMES)[number]>,
+      number
+    >),
+  }));
+  if (!deps.usageStore) throw new StorageUnavailableError("no usage store");
+  for (const { hour, outcome, count } of await deps.usageStore.read(record.id, from, to)) {
+    const bucket = views[Math.floor((hour - from) / step)];
+    const field = outcome.toLowerCase() as Lowercase<(typeof USAGE_OUTCOMES)[number]>;
+    if (!bucket || !(field in bucket)) continue;
+    bucket[field] += count;
+    bucket.total += count;
+  }
+  // Counts reach D1 a flush interval late (or later, on a quiet isolate): say so rather than show a bare 0.
+  const pending = now - USAGE_FLUSH_MS;
+  const pendingFrom = to > pending ? new Date(Math.max(pending, from)).toISOString() : null;
+  return { key_id: record.id, granularity: query.granularity, buckets: views, pending_from: pendingFrom };
+}

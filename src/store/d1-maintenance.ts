@@ -1,0 +1,69 @@
+/** Bookkeeping in D1 off the request's answer: the schema check (readiness), the purge of dead keys, last-use times. */
+import { attempt } from "./d1-sql";
+import { StorageMisconfiguredError } from "./store";
+
+/**
+ * Resolves when D1 answers and `latestMigration` is the newest applied (d1_migrations, written by
+ * `wrangler d1 migrations apply`); throws StorageMisconfiguredError when it is not applied.
+ */
+export function checkSchema(db: D1Database, latestMigration: string): Promise<void> {
+  return attempt("readiness check", async () => {
+    let applied: { name: string } | null;
+    try {
+      applied = await db.prepare("SELECT name FROM d1_migrations ORDER BY id DESC LIMIT 1").first<{ name: string }>();
+    } catch (error) {
+      if (!(error instanceof Error && /no such table/i.test(error.message))) throw error;
+      applied = null;
+    }
+    if (applied?.name !== latestMigration) {
+      throw new StorageMisconfiguredError(
+        `migration ${latestMigration} is not applied (latest applied: ${applied?.name ?? "none"})`,
+      );
+    }
+  });
+}
+
+/**
+ * Deletes up to `limit` keys revoked or expired before `before` (with their usage counts), and
+ * Idempotency-Key records made before `idempotencyBefore`; the number of keys deleted.
+ */
+export function purge(db: D1Database, before: number, idempotencyBefore: number, limit: number): Promise<number> {
+  return attempt("purge", async () => {
+    const [, keys] = await db.batch([
+      // The same keys as the DELETE after it (one transaction): their usage counts go with them.
+      db
+        .prepare(
+          "DELETE FROM key_usage WHERE key_id IN (SELECT id FROM api_keys WHERE revoked_at < ?1 OR expires_at < ?1 LIMIT ?2)",
+        )
+        .bind(before, limit),
+      db
+        .prepare(
+          "DELETE FROM api_keys WHERE id IN (SELECT id FROM api_keys WHERE revoked_at < ?1 OR expires_at < ?1 LIMIT ?2)",
+        )
+        .bind(before, limit),
+      db
+        .prepare(
+          "DELETE FROM idempotency_keys WHERE (caller, key_hash) IN (SELECT caller, key_hash FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
+        )
+        .bind(idempotencyBefore, limit),
+    ]);
+    return keys?.meta.changes ?? 0;
+  });
+}
+
+export function touchLastUsed(
+  db: D1Database,
+  ids: readonly string[],
+  at: number,
+  minIntervalMs: number,
+): Promise<void> {
+  return attempt("last-used update", async () => {
+    const list = ids.map(() => "?").join(", ");
+    await db
+      .prepare(
+        `UPDATE api_keys SET last_used_at = ? WHERE id IN (${list}) AND (last_used_at IS NULL OR last_used_at <= ?)`,
+      )
+      .bind(at, ...ids, at - minIntervalMs)
+      .run();
+  });
+}

@@ -1,0 +1,94 @@
+/** Reads of key rows in D1 (by hash with its feed position, by id, a page, a key's replacement) and of the change feed. */
+import type { KeyRecord } from "../model";
+import { COLUMNS, type ChangeRow, type KeyRow, fromChangeRow, fromRow } from "./d1-rows";
+import { FEED_HEAD, attempt } from "./d1-sql";
+import type { KeyChange, ListPage, StampedRecord } from "./store";
+
+export function findByHash(db: D1Database, hash: string): Promise<StampedRecord | null> {
+  return attempt("lookup", async () => {
+    const row = await db
+      .prepare(`SELECT ${COLUMNS}, ${FEED_HEAD} AS feed_seq FROM api_keys WHERE hash = ?`)
+      .bind(hash)
+      .first<KeyRow & { feed_seq: number }>();
+    return row ? { record: fromRow(row), seq: row.feed_seq } : null;
+  });
+}
+
+export function replacementOf(db: D1Database, id: string): Promise<string | null> {
+  return attempt("lookup", async () => {
+    const row = await db
+      .prepare("SELECT id FROM api_keys WHERE rotated_from = ? LIMIT 1")
+      .bind(id)
+      .first<{ id: string }>();
+    return row?.id ?? null;
+  });
+}
+
+export function findById(db: D1Database, id: string): Promise<KeyRecord | null> {
+  return attempt("lookup", async () => {
+    const row = await db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).bind(id).first<KeyRow>();
+    return row ? fromRow(row) : null;
+  });
+}
+
+export function list(db: D1Database, page: ListPage): Promise<KeyRecord[]> {
+  return attempt("list", async () => {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    where.push(`(${page.owners.map(() => "(owner_type = ? AND owner_id = ?)").join(" OR ")})`);
+    for (const owner of page.owners) params.push(owner.type, owner.id);
+    if (page.createdBy !== undefined) {
+      where.push("created_by = ?");
+      params.push(page.createdBy);
+    }
+    if (page.ownerType !== undefined) {
+      where.push("owner_type = ?");
+      params.push(page.ownerType);
+    }
+    switch (page.status) {
+      case "active":
+        where.push("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)");
+        params.push(page.now);
+        break;
+      case "revoked":
+        where.push("revoked_at IS NOT NULL");
+        break;
+      case "expired":
+        where.push("revoked_at IS NULL AND expires_at <= ?");
+        params.push(page.now);
+        break;
+      case undefined:
+        if (!page.includeRevoked) where.push("revoked_at IS NULL");
+    }
+    if (page.after) {
+      where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+      params.push(page.after.createdAt, page.after.createdAt, page.after.id);
+    }
+    params.push(page.limit);
+    const { results } = await db
+      .prepare(`SELECT ${COLUMNS} FROM api_keys WHERE ${where.join(" AND ")} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .bind(...params)
+      .all<KeyRow>();
+    return results.map(fromRow);
+  });
+}
+
+export function changesAfter(db: D1Database, seq: number, limit: number): Promise<KeyChange[]> {
+  return attempt("change feed", async () => {
+    const { results } = await db
+      .prepare("SELECT seq, hash, key_id, kind FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?")
+      .bind(seq, limit)
+      .all<ChangeRow>();
+    return results.map(fromChangeRow);
+  });
+}
+
+export function latestChanges(db: D1Database, limit: number): Promise<KeyChange[]> {
+  return attempt("change feed", async () => {
+    const { results } = await db
+      .prepare("SELECT seq, hash, key_id, kind FROM key_changes ORDER BY seq DESC LIMIT ?")
+      .bind(limit)
+      .all<ChangeRow>();
+    return results.map(fromChangeRow).reverse();
+  });
+}
