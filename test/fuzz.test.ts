@@ -102,14 +102,18 @@ beforeAll(async () => {
     .map((r) => ({ method: r.method.toUpperCase(), path: concrete(r.path) }));
   expect(bodyRoutes.map((r) => `${r.method} ${r.path.replace(/[0-9a-f-]{36}/, ":id")}`).sort()).toEqual([
     "DELETE /v1/keys/:id",
+    "DELETE /v1/webhooks/:id",
     "PATCH /v1/keys/:id",
+    "PATCH /v1/webhooks/:id",
     "POST /v1/keys",
     "POST /v1/keys/:id/credits",
     "POST /v1/keys/:id/rotate",
     "POST /v1/keys/import",
     "POST /v1/verify",
+    "POST /v1/webhooks",
+    "POST /v1/webhooks/:id/rotate-secret",
   ]);
-  expect(authRoutes).toHaveLength(12);
+  expect(authRoutes).toHaveLength(20);
 });
 
 /**
