@@ -14,7 +14,7 @@ import { DurableUsageCounters } from "./store/counter";
 import { D1KeyStore } from "./store/d1";
 import { D1UsageStore } from "./store/usage-counts";
 import { D1WebhookStore } from "./store/webhooks";
-import { afterAuditedWrites, dispatchWebhooks, sweepOverdue } from "./service/webhook-dispatch";
+import { afterAuditedWrites, dispatchAfterWrite, dispatchWebhooks, sweepOverdue } from "./service/webhook-dispatch";
 import { Webhooks } from "./service/webhooks";
 import { webhookEnqueue } from "./webhook-queue";
 
@@ -45,7 +45,7 @@ export function createContext(
   const enqueue = webhookEnqueue(env);
   // Every write of a key runs the dispatcher after the response (webhook-dispatch.ts); verification writes none.
   const store = enqueue
-    ? afterAuditedWrites(new D1KeyStore(env.DB), () => ctx.waitUntil(dispatchAfterWrite(webhookStore, enqueue)))
+    ? afterAuditedWrites(new D1KeyStore(env.DB), () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
     : new D1KeyStore(env.DB);
   const cache = new KvRecordCache(env.KEY_CACHE);
   const keys = new Keys({
@@ -75,9 +75,9 @@ export function createContext(
 }
 
 /** The dispatch after a write: its failure is logged, and the cron's dispatch catches up. */
-async function dispatchAfterWrite(store: D1WebhookStore, enqueue: NonNullable<ReturnType<typeof webhookEnqueue>>) {
+async function dispatchLogged(store: D1WebhookStore, enqueue: NonNullable<ReturnType<typeof webhookEnqueue>>) {
   try {
-    await dispatchWebhooks(store, enqueue, Date.now());
+    await dispatchAfterWrite(store, enqueue, Date.now());
   } catch (error) {
     log("warn", "webhook_dispatch_failed", { error: describeError(error) });
   }

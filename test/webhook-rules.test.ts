@@ -140,6 +140,9 @@ describe("who may register and manage", () => {
     expect(ownerOfNewEndpoint(person("alice"), undefined)).toEqual({ type: "user", id: "alice" });
     expect(() => ownerOfNewEndpoint(person("alice", { orgId: "acme" }), "workspace")).toThrow(ForbiddenError);
     expect(() => ownerOfNewEndpoint(person("alice"), "deployment")).toThrow(ForbiddenError);
+    const admin = person("alice", { orgId: "acme", workspaceAdmin: true });
+    expect(() => ownerOfNewEndpoint(admin, "deployment")).toThrow(ForbiddenError);
+    expect(mayManageWebhooksOf(admin, DEPLOYMENT)).toBe(false);
     expect(mayManageWebhooksOf(person("bob"), { type: "user", id: "alice" })).toBe(false);
   });
 

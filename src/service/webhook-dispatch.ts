@@ -20,6 +20,29 @@ export const OVERDUE_MS = 10 * 60_000;
 
 export type Enqueue = (deliveryIds: readonly string[]) => Promise<void>;
 
+/**
+ * A deployment without webhooks: once this isolate has seen no enabled endpoint, the dispatch after a
+ * write is skipped for this long (a registration in this isolate ends it at once; events written
+ * meanwhile wait in the outbox for the next dispatch or the cron).
+ */
+const NO_ENDPOINTS_MS = 5000;
+let noEndpointsUntil = 0;
+
+/** An endpoint was registered or enabled: dispatch after every write again. */
+export function noteEndpointsChanged(): void {
+  noEndpointsUntil = 0;
+}
+
+/** The dispatch after a write: nothing while no endpoint is enabled (checked at most every 5 s). */
+export async function dispatchAfterWrite(store: D1WebhookStore, enqueue: Enqueue, now: number): Promise<number> {
+  if (now < noEndpointsUntil) return 0;
+  if (!(await store.anyEnabled())) {
+    noEndpointsUntil = now + NO_ENDPOINTS_MS;
+    return 0;
+  }
+  return dispatchWebhooks(store, enqueue, now);
+}
+
 /** Dispatches what the outbox holds; how many deliveries it recorded. */
 export async function dispatchWebhooks(store: D1WebhookStore, enqueue: Enqueue, now: number): Promise<number> {
   let recorded = 0;

@@ -17,6 +17,7 @@ import type {
 } from "../schemas/webhooks";
 import type { D1WebhookStore, DeliveryRow, EndpointChanges, EndpointRow } from "../store/webhooks";
 import { ConflictError, NotFoundError, StorageMisconfiguredError, ValidationError } from "./errors";
+import { noteEndpointsChanged } from "./webhook-dispatch";
 import { encryptSecret } from "./webhook-secrets";
 import { mayManageWebhooksOf, ownerOfNewEndpoint, webhookOwnersOf } from "./webhook-rules";
 
@@ -126,6 +127,7 @@ export class Webhooks {
       updatedAt: null,
     };
     await this.deps.store.insertEndpoint(row);
+    noteEndpointsChanged();
     return { ...toWebhookView(row, now), secret };
   }
 
@@ -151,6 +153,7 @@ export class Webhooks {
     if (Object.keys(changes).length === 0) return toWebhookView(current, this.now());
     const now = this.now();
     await this.deps.store.updateEndpoint(id, changes, now);
+    if (input.enabled === true) noteEndpointsChanged();
     return toWebhookView({ ...current, ...changes, updatedAt: now }, now);
   }
 

@@ -198,6 +198,14 @@ export class D1WebhookStore {
     });
   }
 
+  /** Whether any endpoint is enabled (while none is, the outbox stays empty). */
+  anyEnabled(): Promise<boolean> {
+    return attempt("webhook exists", async () => {
+      const row = await this.db.prepare("SELECT 1 AS one FROM webhook_endpoints WHERE enabled = 1 LIMIT 1").first();
+      return row !== null;
+    });
+  }
+
   /** Every enabled endpoint (the dispatcher matches them to events). */
   enabledEndpoints(): Promise<EndpointRow[]> {
     return attempt("webhook endpoints", async () => {
