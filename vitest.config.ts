@@ -29,6 +29,10 @@ export default defineConfig(async () => {
             LEGACY_KEY_FORMATS: "sanctum,opaque:sk_live_",
             // DEV_UI_TOKENS: a developer's .dev.vars turns it on; the tests start from it off.
             DEV_UI_TOKENS: "",
+            // Webhook signing secrets are encrypted with this (tests only). WEBHOOK_ALLOW_LOOPBACK: a
+            // developer's .dev.vars turns it on; the tests start from it off.
+            WEBHOOK_SECRET_KEY: "test-only-webhook-key-0123456789abcdef",
+            WEBHOOK_ALLOW_LOOPBACK: "",
           },
           // The example consumer (examples/consumer), for test/consumer.test.ts: the tests call it
           // through CONSUMER; it calls latchkey through a real service binding to KeyVerifier (which

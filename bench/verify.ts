@@ -185,6 +185,12 @@ const config: Config = {
   importAllowed: "admins",
   leaks: { action: "revoke", githubKeysUrl: new URL("https://api.github.com/meta/public_keys/secret_scanning") },
   expiryWarningMs: [],
+  webhooks: {
+    secretKey: null,
+    allowLoopback: false,
+    dnsResolver: new URL("https://cloudflare-dns.com/dns-query"),
+    timeoutMs: 10_000,
+  },
   errors: [],
 };
 

@@ -20,11 +20,31 @@ export function devEnv(env = process.env) {
 
 /** Creates .dev.vars from .dev.vars.example with a fresh random JWT_SECRET, unless it exists. */
 export function ensureDevVars() {
-  if (existsSync(devVarsPath)) return false;
+  if (existsSync(devVarsPath)) {
+    ensureWebhookDevVars();
+    return false;
+  }
   const secret = randomBytes(32).toString("base64url");
   const template = readFileSync(examplePath, "utf8");
-  writeFileSync(devVarsPath, template.replace(/^JWT_SECRET=.*$/m, `JWT_SECRET=${secret}`), { mode: 0o600 });
+  const filled = template
+    .replace(/^JWT_SECRET=.*$/m, `JWT_SECRET=${secret}`)
+    .replace(/^WEBHOOK_SECRET_KEY=.*$/m, `WEBHOOK_SECRET_KEY=${randomBytes(32).toString("base64url")}`);
+  writeFileSync(devVarsPath, filled, { mode: 0o600 });
   return true;
+}
+
+/**
+ * A .dev.vars made before webhooks existed gets their two local settings appended: a random
+ * WEBHOOK_SECRET_KEY and WEBHOOK_ALLOW_LOOPBACK=true (http://127.0.0.1 endpoints, local only).
+ */
+function ensureWebhookDevVars() {
+  const current = readFileSync(devVarsPath, "utf8");
+  const missing = [];
+  if (!/^WEBHOOK_SECRET_KEY=/m.test(current))
+    missing.push(`WEBHOOK_SECRET_KEY=${randomBytes(32).toString("base64url")}`);
+  if (!/^WEBHOOK_ALLOW_LOOPBACK=/m.test(current)) missing.push("WEBHOOK_ALLOW_LOOPBACK=true");
+  if (missing.length > 0)
+    writeFileSync(devVarsPath, `${current.replace(/\n?$/, "\n")}${missing.join("\n")}\n`, { mode: 0o600 });
 }
 
 function parseAssignments(text) {
@@ -68,7 +88,21 @@ export function wranglerEnv(name) {
     vars: Object.fromEntries([...vars.matchAll(/([A-Z0-9_]+) = "([^"]*)"/g)].map((m) => [m[1], m[2]])),
     bindings: [...section[1].matchAll(/\b(?:binding|name) = "([A-Z0-9_]+)"/g)].map((m) => m[1]),
     namespaceIds: [...section[1].matchAll(/namespace_id = "(\d+)"/g)].map((m) => m[1]),
+    queues: {
+      producers: queueNames(/producers = \[([^\]]*)\]/.exec(section[1])?.[1] ?? ""),
+      consumers: queueNames(/consumers = \[([^\]]*)\]/.exec(section[1])?.[1] ?? ""),
+    },
   };
+}
+
+const queueNames = (text) => [...text.matchAll(/\bqueue = "([^"]+)"/g)].map((m) => m[1]);
+
+/** The queues a `[[queues.producers]]` or `[[queues.consumers]]` table of the top level names. */
+function topLevelQueues(top, kind) {
+  const tables = [
+    ...top.matchAll(new RegExp(`^\\[\\[queues\\.${kind}\\]\\]\\s*$([\\s\\S]*?)(?=^\\[|(?![\\s\\S]))`, "gm")),
+  ];
+  return tables.flatMap((m) => queueNames(m[1]));
 }
 
 /** The top level's bindings and rate-limiter namespace ids, as `wranglerEnv` reads an environment's. */
@@ -79,6 +113,7 @@ export function wranglerTopLevel() {
     bindings: [...top.matchAll(/^(?:binding|name) = "([A-Z0-9_]+)"/gm)].map((m) => m[1]),
     optional: [...top.matchAll(/^# (?:binding|name) = "([A-Z0-9_]+)"/gm)].map((m) => m[1]),
     namespaceIds: [...top.matchAll(/^namespace_id = "(\d+)"/gm)].map((m) => m[1]),
+    queues: { producers: topLevelQueues(top, "producers"), consumers: topLevelQueues(top, "consumers") },
   };
 }
 

@@ -10,6 +10,7 @@ import type { LeakAction } from "./model";
 import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
 import { parseExpiryWarningDays } from "./keys/warnings";
 import { isPublicSuffix } from "./public-suffixes";
+import { type WebhookConfig, readWebhookConfig } from "./webhook-config";
 
 export interface JwtConfig {
   /** HS256 secret (local development). Ignored when `jwksUrl` is set. */
@@ -78,6 +79,8 @@ export interface Config {
   readonly leaks: LeakConfig;
   /** How long before a key's expiry its `expiring` warnings are written (EXPIRY_WARNING_DAYS), in ms, largest first. */
   readonly expiryWarningMs: readonly number[];
+  /** Webhooks (webhook-config.ts). */
+  readonly webhooks: WebhookConfig;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
@@ -347,6 +350,7 @@ function readConfig(env: Env): Config {
     maxKeysPerOwner,
     importAllowed,
     expiryWarningMs: expiryWarnings.thresholdsMs,
+    webhooks: readWebhookConfig(env, errors),
     errors,
   };
 }

@@ -3,6 +3,7 @@
  * read once per env object and the caches live in the isolate (service/verify.ts).
  */
 import { type Config, loadConfig } from "./config";
+import { describeError, log } from "./log";
 import type { Env } from "./env";
 import { Keys } from "./service/keys";
 import { LeakIntake } from "./service/leaks";
@@ -20,6 +21,13 @@ import { D1WarningStore } from "./store/warnings";
 import { scanExpiry } from "./service/warnings";
 import { D1OwnerLimitsStore } from "./store/owner-limits";
 import { OwnerLimitsService } from "./service/owner-limits";
+import { D1WebhookStore } from "./store/webhooks";
+import { afterAuditedWrites, dispatchAfterWrite, dispatchWebhooks, sweepOverdue } from "./service/webhook-dispatch";
+import { Webhooks } from "./service/webhooks";
+import { webhookEnqueue } from "./webhook-queue";
+
+/** Finished deliveries stay in an endpoint's log this long. */
+const DELIVERY_LOG_DAYS = 30;
 
 export interface AppContext {
   readonly config: Config;
@@ -36,6 +44,10 @@ export interface AppContext {
   readonly purge: (now: number) => Promise<number>;
   /** The cron: writes the expiry warnings due (EXPIRY_WARNING_DAYS, and `expired`); how many. */
   readonly expiryWarnings: (now: number) => Promise<number>;
+  /** Webhook endpoints and their delivery logs. */
+  readonly webhooks: Webhooks;
+  /** The cron: dispatches what the outbox holds and re-enqueues lost deliveries; how many. */
+  readonly dispatchWebhooks: (now: number) => Promise<number>;
 }
 
 /** `origin`: where the call came from, for the audit log (HTTP requests; RPC calls have none). */
@@ -45,7 +57,12 @@ export function createContext(
   origin?: () => Origin,
 ): AppContext {
   const config = loadConfig(env);
-  const store = new D1KeyStore(env.DB);
+  const webhookStore = new D1WebhookStore(env.DB);
+  const enqueue = webhookEnqueue(env);
+  // Every write of a key runs the dispatcher after the response (webhook-dispatch.ts); verification writes none.
+  const store = enqueue
+    ? afterAuditedWrites(new D1KeyStore(env.DB), () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
+    : new D1KeyStore(env.DB);
   const cache = new KvRecordCache(env.KEY_CACHE);
   const deps = {
     store,
@@ -77,5 +94,21 @@ export function createContext(
     readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
     expiryWarnings: (now) => scanExpiry(new D1WarningStore(env.DB), config.expiryWarningMs, now),
+    webhooks: new Webhooks({ store: webhookStore, config, enqueue: enqueue ?? (async () => {}) }),
+    dispatchWebhooks: async (now) => {
+      if (!enqueue) return 0;
+      const dispatched = await dispatchWebhooks(webhookStore, enqueue, now);
+      await webhookStore.purgeDeliveries(now - DELIVERY_LOG_DAYS * 86_400_000, 1000);
+      return dispatched + (await sweepOverdue(webhookStore, enqueue, now));
+    },
   };
+}
+
+/** The dispatch after a write: its failure is logged, and the cron's dispatch catches up. */
+async function dispatchLogged(store: D1WebhookStore, enqueue: NonNullable<ReturnType<typeof webhookEnqueue>>) {
+  try {
+    await dispatchAfterWrite(store, enqueue, Date.now());
+  } catch (error) {
+    log("warn", "webhook_dispatch_failed", { error: describeError(error) });
+  }
 }

@@ -65,4 +65,19 @@ export interface Env {
   GITHUB_SECRET_SCANNING_KEYS_URL?: string;
   /** Days before a key's expiry when its `expiring` warnings are written: a comma list (default "7,1"; empty: none). */
   EXPIRY_WARNING_DAYS?: string;
+  /** Webhook deliveries: the dispatcher's producer binding (the same Worker consumes the queue). */
+  WEBHOOK_QUEUE?: Queue<WebhookMessage>;
+  /** Secret: encrypts webhook signing secrets at rest (at least 32 characters). */
+  WEBHOOK_SECRET_KEY?: string;
+  /** "true": http://127.0.0.1 endpoints are allowed (npm start only; never in wrangler.toml). */
+  WEBHOOK_ALLOW_LOOPBACK?: string;
+  /** The DNS-over-HTTPS JSON endpoint that resolves a webhook's host before each delivery. */
+  WEBHOOK_DNS_RESOLVER?: string;
+  /** One delivery attempt's timeout in seconds (1-30, default 10). */
+  WEBHOOK_TIMEOUT_SECONDS?: string;
+}
+
+/** A queue message: the delivery to attempt (its row holds everything else). */
+export interface WebhookMessage {
+  readonly delivery: string;
 }

@@ -5,11 +5,12 @@
  */
 import { loadConfig } from "./config";
 import { type AppContext, createContext } from "./context";
-import type { Env } from "./env";
+import type { Env, WebhookMessage } from "./env";
 import { createApp } from "./http/app";
 import { dialectRoutes } from "./http/dialects";
 import { routes } from "./http/routes";
 import { describeError, log, withRequestId } from "./log";
+import { handleWebhookBatch } from "./webhook-queue";
 
 export { KeyService, KeyVerifier } from "./rpc";
 export { UsageCounter } from "./store/counter";
@@ -36,6 +37,8 @@ export const scheduledTasks: Readonly<Record<string, (context: AppContext, now: 
   purge: (context, now) => context.purge(now),
   "audit retention": (context, now) => context.keys.purgeAuditEvents(now),
   "expiry warnings": (context, now) => context.expiryWarnings(now),
+  // Last, so events other tasks wrote are dispatched in the same run.
+  webhooks: (context, now) => context.dispatchWebhooks(now),
 };
 
 export async function runScheduled(env: Env, ctx: ExecutionContext, now: number): Promise<void> {
@@ -57,4 +60,5 @@ export default {
         runScheduled(env, ctx, controller.scheduledTime),
       ),
     ),
-} satisfies ExportedHandler<Env>;
+  queue: (batch, env) => handleWebhookBatch(batch, env),
+} satisfies ExportedHandler<Env, WebhookMessage>;

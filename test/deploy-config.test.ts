@@ -25,7 +25,15 @@ describe("wrangler.toml against the configuration table of docs/configuration.md
 
   it("keeps secrets and development-only settings out of every vars table", () => {
     const notVars = [...documented("secret"), ...documented("secret / `.dev.vars`"), ...documented("`.dev.vars` only")];
-    expect(notVars).toEqual(expect.arrayContaining(["JWT_SECRET", "VERIFY_TOKEN", "DEV_UI_TOKENS"]));
+    expect(notVars).toEqual(
+      expect.arrayContaining([
+        "JWT_SECRET",
+        "VERIFY_TOKEN",
+        "DEV_UI_TOKENS",
+        "WEBHOOK_SECRET_KEY",
+        "WEBHOOK_ALLOW_LOOPBACK",
+      ]),
+    );
     for (const table of [vars, envs.staging?.vars, envs.production?.vars]) {
       for (const name of notVars) expect(table).not.toHaveProperty(name);
     }
@@ -47,6 +55,17 @@ describe.each(["staging", "production"] as const)("[env.%s]", (name) => {
     for (const id of deployment!.namespaceIds) expect(others).not.toContain(id);
   });
 
+  it("consumes the queue it produces to (webhook deliveries), a queue of its own", () => {
+    expect(topLevel.queues.producers).toEqual(["latchkey-webhooks"]);
+    expect(topLevel.queues.consumers).toEqual(topLevel.queues.producers);
+    expect(deployment!.queues.producers.length).toBe(topLevel.queues.producers.length);
+    expect(deployment!.queues.consumers).toEqual(deployment!.queues.producers);
+    const others = [topLevel, ...Object.values(envs).filter((e) => e !== deployment)].flatMap(
+      (e) => e!.queues.producers,
+    );
+    for (const queue of deployment!.queues.producers) expect(others).not.toContain(queue);
+  });
+
   it("fails closed: an identity provider with issuer and audience checked, no HS256, no dev tokens, no errors", () => {
     const deployed = { ...env, ...deployment!.vars, JWT_SECRET: undefined, DEV_UI_TOKENS: undefined } as Env;
     const config = loadConfig(deployed);
@@ -60,5 +79,9 @@ describe.each(["staging", "production"] as const)("[env.%s]", (name) => {
     expect(deployment!.vars.JWT_ALLOW_ANY_AUDIENCE).toBe("false");
     expect(config.ui.devTokens).toBe(false);
     expect(config.keyPrefix).not.toBe(vars.KEY_PREFIX); // its own prefix: a local key is never mistaken for one
+    // Webhooks go to public https hosts only: the loopback exception is npm start's alone.
+    expect(deployment!.vars).not.toHaveProperty("WEBHOOK_ALLOW_LOOPBACK");
+    expect(config.webhooks.allowLoopback).toBe(false);
+    expect(config.webhooks.dnsResolver.protocol).toBe("https:");
   });
 });

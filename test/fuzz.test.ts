@@ -123,11 +123,15 @@ beforeAll(async () => {
       "POST /v1/verify",
       "PUT /v1/owners/:owner_type/:owner_id/limits",
       "DELETE /v1/root-keys/:id",
+      "DELETE /v1/webhooks/:id",
+      "PATCH /v1/webhooks/:id",
+      "POST /v1/webhooks",
+      "POST /v1/webhooks/:id/rotate-secret",
       "POST /v1/root-keys",
       "POST /v1/root-keys/:id/rotate",
     ].sort(),
   );
-  expect(authRoutes).toHaveLength(18);
+  expect(authRoutes).toHaveLength(26);
 });
 
 /**

@@ -45,6 +45,7 @@ import { openApiDocument } from "./openapi";
 import { ownerFromPath } from "../service/owner-limits";
 import { problem } from "./problem";
 import { type Route, defineRoute, json } from "./route";
+import { webhookRoutes } from "./webhook-routes";
 
 /** 100 keys with names, scopes, resources and 2 KB of metadata each fit. */
 const IMPORT_MAX_BYTES = 256 * 1024;
@@ -468,4 +469,5 @@ export const routes: readonly Route[] = [
       return new Response(null, { status: 204 });
     },
   }),
+  ...webhookRoutes,
 ];

@@ -21,3 +21,4 @@ export * from "./problems";
 export * from "./input";
 export * from "./owners";
 export * from "./root-keys";
+export * from "./webhooks";

@@ -23,17 +23,23 @@ export default function deployConfig(project: TestProject): void {
   });
 }
 
+interface Queues {
+  producers: string[];
+  consumers: string[];
+}
+
 interface DeployEnv {
   vars: Record<string, string>;
   bindings: string[];
   namespaceIds: string[];
+  queues: Queues;
 }
 
 declare module "vitest" {
   export interface ProvidedContext {
     deployConfig: {
       vars: Record<string, string>;
-      topLevel: { bindings: string[]; optional: string[]; namespaceIds: string[] };
+      topLevel: { bindings: string[]; optional: string[]; namespaceIds: string[]; queues: Queues };
       envs: { staging: DeployEnv | null; production: DeployEnv | null };
       documented: { name: string; where: string }[];
     };
