@@ -351,6 +351,32 @@ describe("POST /v1/leaks", () => {
     expect(((await again.json()) as { data: { action: unknown }[] }).data[0]?.action).toBeNull();
   });
 
+  it("lets a root key with keys:write report the keys of the owners it covers, and no others", async () => {
+    const { auth, id, key } = await ownedKey(env);
+    const operator = await token(uniqueSub("op"), { roles: ["operator"] });
+    const root = async (body: Record<string, unknown>) => {
+      const made = await call("POST", "/v1/root-keys", { auth: operator, body: { name: "scanner", ...body } });
+      expect(made.status).toBe(201);
+      return await made.json<{ id: string; key: string }>();
+    };
+    const workspaces = await root({ owners: ["workspace:*"] });
+    const outside = await call("POST", "/v1/leaks", { auth: workspaces.key, body: { keys: [key] } });
+    expect(outside.status).toBe(200);
+    expect(((await outside.json()) as { data: { label: string }[] }).data[0]?.label).toBe("false_positive");
+    expect(await verdict(key)).toBe("VALID");
+    const readOnly = await root({ scopes: ["keys:read"] });
+    await expectProblem(await call("POST", "/v1/leaks", { auth: readOnly.key, body: { keys: [key] } }), 403);
+    expect(await verdict(key)).toBe("VALID");
+
+    const users = await root({ owners: ["user:*"] });
+    const reported = await call("POST", "/v1/leaks", { auth: users.key, body: { keys: [key] } });
+    expect(((await reported.json()) as { data: { action: string }[] }).data[0]?.action).toBe("revoked");
+    expect(await verdict(key)).toBe("REVOKED");
+    const events = await leakedEvents(auth, id);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ actor: `root:${users.id}` });
+  });
+
   it("refuses people who are not operators, and API keys, before looking anything up", async () => {
     const { auth, id, key } = await ownedKey(env);
     const withWrite = await createKey(auth, { scopes: ["keys:write", "keys:read"] });

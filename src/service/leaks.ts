@@ -21,6 +21,7 @@ import type { Actor, LeakAction, Owner } from "../model";
 import type { LeakReportInput, LeakReportResultView } from "../schemas";
 import type { LeakChange, LeakStore, ReportedKey } from "../store/leaks";
 import { ForbiddenError } from "./errors";
+import { ownerCovered, requireRootScope } from "./root-rules";
 import type { Origin, Verifier } from "./verify";
 
 /** The most KV copies one report deletes itself (the feed makes any other copy untrusted). */
@@ -70,6 +71,11 @@ export function leakReach(reporter: LeakReporter): (owner: Owner) => boolean {
   const { actor } = reporter;
   if (actor.kind === "service") return () => true;
   if (actor.kind === "user" && actor.operator) return () => true;
+  if (actor.kind === "root") {
+    requireRootScope(actor.root, "keys:write");
+    const { owners } = actor.root;
+    return (owner) => ownerCovered(owners, owner);
+  }
   throw new ForbiddenError(
     "operator",
     "Reporting leaked keys is for operators (OPERATOR_ROLES), root keys and trusted Workers; revoke your own key with DELETE /v1/keys/{id}",
@@ -81,7 +87,16 @@ export function leakReach(reporter: LeakReporter): (owner: Owner) => boolean {
 function reporterName(reporter: LeakReporter): string {
   if (reporter.kind !== "caller") return reporter.kind;
   const { actor } = reporter;
-  return actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
+  switch (actor.kind) {
+    case "user":
+      return `user:${actor.sub}`;
+    case "api_key":
+      return `key:${actor.key.id}`;
+    case "root":
+      return `root:${actor.root.id}`;
+    case "service":
+      return "service";
+  }
 }
 
 /** Whether the action still has something to do to the key. */
