@@ -134,7 +134,9 @@ describe("root keys: the happy path", () => {
     const legacy = `sk_live_${crypto.randomUUID().replace(/-/g, "")}`;
     const imported = await call("POST", "/v1/keys/import", {
       auth: root.key,
-      body: { keys: [{ name: "legacy", hash: await sha256Hex(legacy), owner: "workspace", owner_id: ws }] },
+      body: {
+        keys: [{ name: "legacy", hash: await sha256Hex(legacy), format: "opaque", owner: "workspace", owner_id: ws }],
+      },
     });
     expect(imported.status, await imported.clone().text()).toBe(200);
     expect(await imported.json()).toMatchObject({ imported: 1 });
@@ -233,7 +235,7 @@ describe("root keys: refusals", () => {
     const imported = await expectProblem(
       await call("POST", "/v1/keys/import", {
         auth: root.key,
-        body: { keys: [{ name: "legacy", hash: "a".repeat(64), owner: "user" }] },
+        body: { keys: [{ name: "legacy", hash: "a".repeat(64), format: "opaque", owner: "user" }] },
       }),
       422,
     );
@@ -256,7 +258,9 @@ describe("root keys: refusals", () => {
     const imported = await expectProblem(
       await call("POST", "/v1/keys/import", {
         auth: root.key,
-        body: { keys: [{ name: "legacy", hash: "b".repeat(64), owner: "user", owner_id: "someone" }] },
+        body: {
+          keys: [{ name: "legacy", hash: "b".repeat(64), format: "opaque", owner: "user", owner_id: "someone" }],
+        },
       }),
       403,
     );
