@@ -5,7 +5,7 @@
  */
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
@@ -19,7 +19,15 @@ import {
   tableSnapshot,
   token,
   uniqueSub,
+  type CapturedLogs,
 } from "./helpers";
+
+// The service's log lines (info on changes, warnings on refusals) are captured, not printed: the run stays quiet.
+let quiet: CapturedLogs;
+beforeEach(() => {
+  quiet = captureLogs();
+});
+afterEach(() => quiet.restore());
 
 interface EventView {
   id: string;

@@ -6,10 +6,26 @@
  */
 import { env } from "cloudflare:workers";
 import bcrypt from "bcryptjs";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sha256Hex } from "../src/keys/hash";
 import { bcryptLookupHash, hmacSha256Hex } from "../src/keys/legacy-digest";
-import { call, envWith, expectProblem, tableSnapshot, token, uniqueSub } from "./helpers";
+import {
+  call,
+  envWith,
+  expectProblem,
+  tableSnapshot,
+  token,
+  uniqueSub,
+  captureLogs,
+  type CapturedLogs,
+} from "./helpers";
+
+// The service's log lines (info on changes, warnings on refusals) are captured, not printed: the run stays quiet.
+let quiet: CapturedLogs;
+beforeEach(() => {
+  quiet = captureLogs();
+});
+afterEach(() => quiet.restore());
 
 const PEPPER = "pepper-for-tests-only-3f9c1a";
 /**

@@ -4,7 +4,7 @@
  */
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { generateKey } from "../src/keys/format";
@@ -13,7 +13,14 @@ import { scrub } from "../src/log";
 import { isolateCache } from "../src/service/verify";
 import { PURGE_BATCH, PURGE_MAX_BATCHES, purgeDeadKeys } from "../src/service/operations";
 import type { StoreMaintenance } from "../src/store/store";
-import { call, captureLogs, createKey, envWith, faultyKv, token, uniqueSub } from "./helpers";
+import { call, captureLogs, createKey, envWith, faultyKv, token, uniqueSub, type CapturedLogs } from "./helpers";
+
+// The service's log lines (info on changes, warnings on refusals) are captured, not printed: the run stays quiet.
+let quiet: CapturedLogs;
+beforeEach(() => {
+  quiet = captureLogs();
+});
+afterEach(() => quiet.restore());
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

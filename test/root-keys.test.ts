@@ -5,9 +5,16 @@
  * with it: verify it as a product key, make root keys with it, or act for another owner without one.
  */
 import { env, exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sha256Hex } from "../src/keys/hash";
-import { call, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
+import { call, createKey, envWith, expectProblem, token, uniqueSub, captureLogs, type CapturedLogs } from "./helpers";
+
+// The service's log lines (info on changes, warnings on refusals) are captured, not printed: the run stays quiet.
+let quiet: CapturedLogs;
+beforeEach(() => {
+  quiet = captureLogs();
+});
+afterEach(() => quiet.restore());
 
 interface RootKeyBody {
   id: string;

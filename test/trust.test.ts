@@ -8,11 +8,28 @@
  * expiry may only be brought forward. Each over HTTP, as a client meets it.
  */
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config";
 import type { Env } from "../src/env";
 import { sha256Hex } from "../src/keys/hash";
-import { type CreatedKey, call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub } from "./helpers";
+import {
+  type CreatedKey,
+  call,
+  captureLogs,
+  createKey,
+  envWith,
+  expectProblem,
+  token,
+  uniqueSub,
+  type CapturedLogs,
+} from "./helpers";
+
+// The service's log lines (info on changes, warnings on refusals) are captured, not printed: the run stays quiet.
+let quiet: CapturedLogs;
+beforeEach(() => {
+  quiet = captureLogs();
+});
+afterEach(() => quiet.restore());
 
 const PERSONAL_IMPORT = envWith({ IMPORT_ALLOWED: "personal" });
 

@@ -13,7 +13,7 @@ import {
 } from "cloudflare:test";
 import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { type KeyLimits, applyUsage, type CounterState } from "../src/keys/limit-arithmetic";
@@ -21,7 +21,14 @@ import { DAY_MS, EXPIRED_LOOKBACK_MS, expiryWindows, lowThreshold, parseExpiryWa
 import { scanExpiry } from "../src/service/warnings";
 import { counterClock, counterWarnings } from "../src/store/counter";
 import { D1WarningStore, type WarningStore } from "../src/store/warnings";
-import { call, captureLogs, createKey, envWith, recordingEnv, token, uniqueSub } from "./helpers";
+import { call, captureLogs, createKey, envWith, recordingEnv, token, uniqueSub, type CapturedLogs } from "./helpers";
+
+// The service's log lines (info on changes, warnings on refusals) are captured, not printed: the run stays quiet.
+let quiet: CapturedLogs;
+beforeEach(() => {
+  quiet = captureLogs();
+});
+afterEach(() => quiet.restore());
 
 interface EventView {
   id: string;
