@@ -1,5 +1,5 @@
 /**
- * Management re-checks the caller, and a key's lineage (issue 9): a key acting on /v1/keys is read
+ * Management re-checks the caller, and a key's lineage: a key acting on /v1/keys is read
  * again from D1 (not the caches); a key is created only if its parent is still live, in the INSERT
  * itself, so no create lands after its parent's revocation; `parent_id` records the lineage, and
  * `DELETE ?cascade=true` revokes a key and all its descendants in one write, each fed to every

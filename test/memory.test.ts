@@ -1,5 +1,5 @@
 /**
- * The isolate's caches are bounded by bytes, not counts (issue 9): a record may hold 50 scopes of 100
+ * The isolate's caches are bounded by bytes, not counts: a record may hold 50 scopes of 100
  * characters and 100 resources of 128, so 10,000 of them would not fit an isolate's 128 MB. The record
  * cache estimates each record once, as it enters, and evicts the least recently used beyond its budget.
  */

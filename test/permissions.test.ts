@@ -1,5 +1,5 @@
 /**
- * Issue 3: scopes, resources and owners on keys; workspace keys; managing keys with a key (keys:read /
+ * Scopes, resources and owners on keys; workspace keys; managing keys with a key (keys:read /
  * keys:write, own owner only); and attenuation, so a key can never make a key stronger than itself.
  */
 import { describe, expect, it } from "vitest";

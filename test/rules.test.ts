@@ -1,6 +1,5 @@
 /**
- * The security rules that single-line bugs slipped past (issue 16, and issue 9's "tests that were
- * missing"), each pinned by a test that fails when the line guarding it is broken: the mutant ids in
+ * The security rules that single-line bugs could slip past, each pinned by a test that fails when the line guarding it is broken: the mutant ids in
  * test/mutants.json name them. Most go over HTTP, as a client would see the bug; a second test at the
  * service or function level makes every rule fail in two places.
  */

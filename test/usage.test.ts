@@ -1,5 +1,5 @@
 /**
- * Usage control (issue 13): rate limits and credits per key, exact under concurrency on the key
+ * Usage control: rate limits and credits per key, exact under concurrency on the key
  * chain's Durable Object, refilled at UTC calendar boundaries (crossed here with the counters' clock),
  * 429s with RateLimit headers on latchkey's own routes, the credits route, shared counters across a
  * key chain, and usage counts per hour and day.

@@ -1,5 +1,5 @@
 /**
- * POST /v1/verify (issue 3): every verdict code, wildcard scopes, input validation, the promise that
+ * POST /v1/verify: every verdict code, wildcard scopes, input validation, the promise that
  * a malformed key costs no storage lookup, and both Authorization schemes that carry a key.
  */
 import { env } from "cloudflare:workers";
@@ -19,7 +19,7 @@ interface Verdict {
   expires_at?: string | null;
 }
 
-/** A dead or unknown key's answer holds nothing but the verdict and the key's id (issue 9). */
+/** A dead or unknown key's answer holds nothing but the verdict and the key's id. */
 const NO_KEY = { key_id: null };
 const HOUR = 3_600_000;
 

@@ -164,3 +164,15 @@ export function rangesWithin(parent: readonly string[] | null, child: readonly s
     );
   });
 }
+
+/** Compiled allow-lists, by the record's list: compiled once per record read, not per verification. */
+const allowLists = new WeakMap<readonly string[], IpMatcher>();
+
+export function ipAllowed(allowedIps: readonly string[], ip: string | undefined): boolean {
+  let matcher = allowLists.get(allowedIps);
+  if (!matcher) {
+    matcher = compileAllowList(allowedIps);
+    allowLists.set(allowedIps, matcher);
+  }
+  return matcher(ip);
+}

@@ -11,7 +11,8 @@
  */
 import type { Actor } from "../model";
 import { CredentialNotLiveError } from "./errors";
-import { type ServiceDeps, type Verifier, ipAllowed } from "./verify";
+import { ipAllowed } from "../keys/ip";
+import type { ServiceDeps, Verifier } from "./verify";
 
 export async function recheckActor(deps: ServiceDeps, verifier: Verifier, actor: Actor): Promise<Actor> {
   if (actor.kind !== "api_key") return actor;

@@ -3,7 +3,8 @@ import type { KeyRecord } from "../model";
 import { describeError, log } from "../log";
 import type { ApiKeyView } from "../schemas";
 import { StorageUnavailableError } from "./errors";
-import { type ServiceDeps, usageIdOf } from "./verify";
+import { chainOf } from "./rules";
+import type { ServiceDeps } from "./verify";
 import { toApiKey } from "./views";
 
 function counters(deps: ServiceDeps) {
@@ -18,7 +19,7 @@ function counters(deps: ServiceDeps) {
 export async function balance(deps: ServiceDeps, record: KeyRecord): Promise<number | null> {
   if (!record.limits) return null;
   try {
-    const usage = await counters(deps).take(usageIdOf(record), record.limits, 0);
+    const usage = await counters(deps).take(chainOf(record), record.limits, 0);
     return usage.credits?.remaining ?? null;
   } catch (error) {
     log("warn", "usage_counter_unavailable", { error: describeError(error) });

@@ -146,7 +146,7 @@ export function requireNoLimitsOf(actor: Actor, field: "ratelimits" | "credits")
   }
 }
 
-/** The key chain whose counters a key uses (as verify.ts's usageIdOf). */
+/** The key chain whose counters a key uses: its own id unless it inherited another's (rotation). */
 export const chainOf = (record: Pick<KeyRecord, "id" | "usageId">): string => record.usageId ?? record.id;
 
 /**

@@ -30,7 +30,7 @@
 import type { Config } from "../config";
 import { isWellFormedKeyOf } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
-import { type IpMatcher, compileAllowList } from "../keys/ip";
+import { ipAllowed } from "../keys/ip";
 import { type AlternateCredential, alternateCredential, sameScheme } from "../keys/legacy";
 import { type BcryptCredential, checkLegacySecret, legacyCredential, upgradedCheck } from "./legacy-check";
 import { grants, resourceAllowed } from "../keys/scopes";
@@ -149,18 +149,6 @@ export class IsolateCache {
 
 /** The one cache of this isolate. */
 export const isolateCache = new IsolateCache();
-
-/** Compiled allow-lists, by the record's list: compiled once per record read, not per verification. */
-const allowLists = new WeakMap<readonly string[], IpMatcher>();
-
-export function ipAllowed(allowedIps: readonly string[], ip: string | undefined): boolean {
-  let matcher = allowLists.get(allowedIps);
-  if (!matcher) {
-    matcher = compileAllowList(allowedIps);
-    allowLists.set(allowedIps, matcher);
-  }
-  return matcher(ip);
-}
 
 export class Verifier {
   constructor(
@@ -454,9 +442,4 @@ export class Verifier {
       feed.running = false;
     }
   }
-}
-
-/** The key chain whose counters a key uses: its own id unless it inherited another's (rotation). */
-export function usageIdOf(record: Pick<CompactRecord, "id" | "usageId">): string {
-  return record.usageId ?? record.id;
 }
