@@ -583,7 +583,11 @@ describe("the latchkey CLI's usage-limit flags against latchkey", () => {
       { name: "e", limit: 1000, duration_ms: 86_400_000 },
       { name: "f:g", limit: 3, duration_ms: 10_000 },
     ]);
-    assert.deepEqual(created.credits, { remaining: 3, refill: { amount: 100, interval: "month" } });
+    assert.deepEqual(created.credits, {
+      remaining: 3,
+      refill: { amount: 100, interval: "month" },
+      low_threshold: null,
+    });
 
     const get = await cli(["keys", "get", created.id], { env });
     expectExit(get, 0, "get");
@@ -636,19 +640,28 @@ describe("the latchkey CLI's usage-limit flags against latchkey", () => {
     };
 
     const balance = await update("--credits", "50");
-    assert.deepEqual(balance.credits, { remaining: 50, refill: { amount: 100, interval: "day" } }, "refill kept");
+    assert.deepEqual(
+      balance.credits,
+      { remaining: 50, refill: { amount: 100, interval: "day" }, low_threshold: null },
+      "refill kept",
+    );
     assert.deepEqual(balance.ratelimits, [{ name: "api", limit: 5, duration_ms: 1000 }], "limits untouched");
     assert.deepEqual((await update("--credits", "7", "--refill", "20/month")).credits, {
       remaining: 7,
       refill: { amount: 20, interval: "month" },
+      low_threshold: null,
     });
-    assert.deepEqual((await update("--credits", "2", "--no-refill")).credits, { remaining: 2, refill: null });
+    assert.deepEqual((await update("--credits", "2", "--no-refill")).credits, {
+      remaining: 2,
+      refill: null,
+      low_threshold: null,
+    });
     const replaced = await update("--ratelimit", "x:1/1h", "--ratelimit", "y:9/2m");
     assert.deepEqual(replaced.ratelimits, [
       { name: "x", limit: 1, duration_ms: 3_600_000 },
       { name: "y", limit: 9, duration_ms: 120_000 },
     ]);
-    assert.deepEqual(replaced.credits, { remaining: 2, refill: null }, "credits untouched");
+    assert.deepEqual(replaced.credits, { remaining: 2, refill: null, low_threshold: null }, "credits untouched");
     expectExit(await cli(["verify"], { env, stdin: key }), 0, "the one request of x");
     const limited = await cli(["verify"], { env, stdin: key });
     expectExit(limited, 6, "x has no request left");
@@ -704,7 +717,10 @@ describe("the latchkey CLI's usage-limit flags against latchkey", () => {
     );
     await usage(["keys", "create", "--name", "x", "--no-credits"], /Unknown option '--no-credits'/);
     const unchanged = JSON.parse((await cli(["keys", "get", created.id, "--json"], { env })).stdout) as ApiKey;
-    assert.deepEqual([unchanged.ratelimits, unchanged.credits], [[], { remaining: 5, refill: null }]);
+    assert.deepEqual(
+      [unchanged.ratelimits, unchanged.credits],
+      [[], { remaining: 5, refill: null, low_threshold: null }],
+    );
 
     const api = async (args: string[], field: RegExp) => {
       const run = await cli(args, { env });
