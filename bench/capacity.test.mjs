@@ -98,7 +98,7 @@ test("the model's defaults are latchkey's", () => {
   const source = (file) => readFileSync(`${root}${file}`, "utf8");
   const constant = (file, name) => Number(new RegExp(`${name} = ([\\d_]+)`).exec(source(file))[1].replaceAll("_", ""));
   assert.equal(LATCHKEY.kvCopySeconds, constant("src/store/cache.ts", "KV_TTL_SECONDS"));
-  assert.match(source("src/service/verify.ts"), /RECORD_MEMORY_MS = KV_TTL_SECONDS \* 1000/);
+  assert.match(source("src/service/memory-record.ts"), /RECORD_MEMORY_MS = KV_TTL_SECONDS \* 1000/);
   assert.equal(LATCHKEY.recordMemorySeconds, LATCHKEY.kvCopySeconds);
   assert.equal(LATCHKEY.feedSeconds, constant("src/config.ts", "DEFAULT_SYNC_SECONDS"));
   assert.equal(LATCHKEY.maxStalenessSeconds, constant("src/config.ts", "DEFAULT_MAX_STALENESS_SECONDS"));

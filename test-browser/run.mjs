@@ -978,7 +978,7 @@ test("edit: a PATCH round trip by keyboard, then a refused edit shows the server
   assert.deepEqual(stored.scopes, ["metrics:read", "models:invoke"]);
   assert.deepEqual(stored.allowed_ips, ["192.0.2.0/24"]);
   assert.deepEqual(stored.ratelimits, [{ name: "per-minute", limit: 60, duration_ms: 60000 }]);
-  assert.deepEqual(stored.credits, { remaining: 500, refill: { amount: 500, interval: "day" } });
+  assert.deepEqual(stored.credits, { remaining: 500, refill: { amount: 500, interval: "day" }, low_threshold: null });
   assert.ok(Math.abs(Date.parse(stored.expires_at) - (Date.now() + 30 * DAY_MS)) < 120_000);
   await detail(page).getByRole("heading", { name: "Monthly reports" }).waitFor();
   await detail(page).getByText("60 requests per minute (per-minute)").waitFor();
