@@ -6,8 +6,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import bcrypt from "bcryptjs";
 
-const COSTS = (process.env.BCRYPT_COSTS ?? "4,8,10,12").split(",").map(Number);
-const RUNS = Number(process.env.BCRYPT_RUNS ?? 7);
+// --smoke (bench:smoke, CI): one run at the cheapest cost, so the script cannot rot unseen.
+const smoke = process.argv.includes("--smoke");
+const COSTS = smoke ? [4] : (process.env.BCRYPT_COSTS ?? "4,8,10,12").split(",").map(Number);
+const RUNS = smoke ? 1 : Number(process.env.BCRYPT_RUNS ?? 7);
 
 function cpuMs(work) {
   const before = process.cpuUsage();
