@@ -25,7 +25,7 @@ export default defineConfig(async () => {
           bindings: {
             JWT_SECRET: TEST_JWT_SECRET,
             TEST_MIGRATIONS: migrations,
-            // The suite runs with both kinds of imported key enabled (test/import.test.ts).
+            // The suite runs with both kinds of imported key enabled (test/features/import.test.ts).
             LEGACY_KEY_FORMATS: "sanctum,opaque:sk_live_",
             // DEV_UI_TOKENS: a developer's .dev.vars turns it on; the tests start from it off.
             DEV_UI_TOKENS: "",
@@ -34,7 +34,7 @@ export default defineConfig(async () => {
             WEBHOOK_SECRET_KEY: "test-only-webhook-key-0123456789abcdef",
             WEBHOOK_ALLOW_LOOPBACK: "",
           },
-          // The example consumer (examples/consumer), for test/consumer.test.ts: the tests call it
+          // The example consumer (examples/consumer), for test/clients/consumer.test.ts: the tests call it
           // through CONSUMER; it calls latchkey through a real service binding to KeyVerifier (which
           // only verifies: the consumer cannot manage keys).
           serviceBindings: { CONSUMER: "latchkey-consumer" },
@@ -60,7 +60,7 @@ export default defineConfig(async () => {
         "./test/setup/docs.ts",
       ],
       setupFiles: ["./test/setup/apply-migrations.ts"],
-      // test/model.test.ts: how many sequences, from which seed (`npm run model -- --runs N --seed S`).
+      // test/rules/model.test.ts: how many sequences, from which seed (`npm run model -- --runs N --seed S`).
       provide: {
         modelRun: {
           runs: process.env.MODEL_RUNS ?? "",

@@ -1,5 +1,5 @@
 // npm run model [-- --runs N] [--seed S] [--commands C] [--only a,b]: the model test
-// (test/model.test.ts) run longer than `npm test` runs it: N random sequences (default 500) from seed
+// (test/rules/model.test.ts) run longer than `npm test` runs it: N random sequences (default 500) from seed
 // S (default: a new one, printed, so a failure can be replayed), each of up to C steps (default 25),
 // checking only the invariants named by --only (letters a-g, test/model/invariants.ts; default all).
 // A failure prints the shrunk sequence of steps and the seed and path to replay it with.
@@ -29,7 +29,7 @@ if (!/^([a-g],)*[a-g]$|^$/.test(only)) {
 console.log(
   `model test: ${runs} runs from seed ${seed}${commands ? `, up to ${commands} steps each` : ""}${only ? `, invariants ${only}` : ""}`,
 );
-const child = spawn("npx", ["vitest", "run", "test/model.test.ts"], {
+const child = spawn("npx", ["vitest", "run", "test/rules/model.test.ts"], {
   cwd: root,
   stdio: "inherit",
   env: { ...process.env, MODEL_RUNS: runs, MODEL_SEED: seed, MODEL_COMMANDS: commands, MODEL_ONLY: only },

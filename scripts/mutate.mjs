@@ -262,7 +262,7 @@ async function runMutant(dir, mutant, original, timeout, all) {
   try {
     // A mutant that does not parse tests nothing: report it as an error in the list, not as killed.
     // (TypeScript and JavaScript only: a migration's SQL is parsed by D1 when the tests apply it, and
-    // the Python and PHP packages' sources are read as text by test/guard-ports.test.ts.)
+    // the Python and PHP packages' sources are read as text by test/clients/guard-ports.test.ts.)
     if (/\.(?:[cm]?[jt]s)$/.test(mutant.file))
       await transform(mutated, { loader: /\.[cm]?ts$/.test(mutant.file) ? "ts" : "js" });
   } catch (error) {

@@ -64,7 +64,7 @@ export type { ImportResultView, Owner, VerifyResultView, VerifyVerdictView };
 
 /**
  * The views as a binding types them, from the client package, which is what callers import (the
- * package's types are checked against the schemas by test/client-types.test.ts): metadata typed as
+ * package's types are checked against the schemas by test/clients/client-types.test.ts): metadata typed as
  * JSON-ish values, since `unknown` would make the binding's results `never`.
  */
 export type {

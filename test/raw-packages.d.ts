@@ -1,4 +1,4 @@
-/** Vite's raw imports of the Python and PHP packages' sources: test/guard-ports.test.ts reads their tables. */
+/** Vite's raw imports of the Python and PHP packages' sources: test/clients/guard-ports.test.ts reads their tables. */
 declare module "*.py?raw" {
   const text: string;
   export default text;

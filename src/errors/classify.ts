@@ -288,7 +288,7 @@ export function report(error: unknown): Classified {
 
 /**
  * Every error class the service, the store and authentication throw, and the HTTP layer's own: each
- * has its own code on every face (test/classify.test.ts walks this list and the modules' exports).
+ * has its own code on every face (test/rules/classify.test.ts walks this list and the modules' exports).
  */
 export const CLASSIFIED_ERRORS = [
   HttpError,

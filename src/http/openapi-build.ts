@@ -5,7 +5,7 @@
  * Not part of the Worker: zod-openapi and zod's JSON Schema generator would more than double the
  * bundle every cold start pays for. `npm run openapi -- --generate` runs this in Node at build time
  * and commits the result as openapi.generated.ts, which the Worker serves (openapi.ts); the test suite
- * fails while the committed document differs from what this builds (test/api.test.ts).
+ * fails while the committed document differs from what this builds (test/http/api.test.ts).
  *
  * It is the contract: the test suite validates every response it receives against it (status,
  * content type, body and headers; test/contract.ts), and `npm run lint:openapi` lints it with

@@ -1,7 +1,7 @@
 /**
  * Who may read and change an owner's per-customer limits (GET / PUT /v1/owners/{type}/{id}/limits,
  * its credits, usage and audit log): pure functions of the actor and the owner named, unit-tested by
- * test/owner-rules-unit.test.ts and applied by service/owner-limits.ts on every path (HTTP and RPC).
+ * test/features/owner-limits.test.ts and applied by service/owner-limits.ts on every path (HTTP and RPC).
  *
  * Limits are the plan a customer pays for, so the customer's own credentials may not set them:
  * - a trusted Worker over RPC (`service`) acts for the owner it names: that owner's limits;

@@ -1,6 +1,6 @@
 /**
  * The rules of root keys and of naming an owner, as pure functions (no storage, no clock but what is
- * passed in); test/root-rules-unit.test.ts calls them directly.
+ * passed in); test/rules/root-rules-unit.test.ts calls them directly.
  *
  * - Owner patterns: a root key covers the owners its patterns match: `user:*` (every person),
  *   `workspace:*` (every workspace), or one owner exactly (`workspace:acme`, `user:cust_42`).

@@ -3,7 +3,7 @@
  * passed in): attenuation (is one key's power within another's), management (may an actor change a
  * key), chain-wide management (every row a write reaches), visibility, the owner and the powers and
  * limits of a new key, who may import, and what a rotated-away key's expiry may become. The service
- * (keys.ts, reach.ts, import.ts) reads the rows and calls these; test/rules-unit.test.ts calls them directly.
+ * (keys.ts, reach.ts, import.ts) reads the rows and calls these; test/rules/rules-unit.test.ts calls them directly.
  *
  * A person manages their own keys, reads their workspace's, and creates, changes, rotates and revokes
  * those only as a workspace admin. A key manages its owner's keys only with `keys:read` / `keys:write`,

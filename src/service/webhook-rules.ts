@@ -2,7 +2,7 @@
  * Webhooks' rules as pure functions (no storage, no clock but what is passed in): which event type an
  * audit action is, whose endpoint an actor may register and manage, which endpoint receives which
  * event, what a payload holds, and when a failed delivery is tried again. The webhook service
- * (webhooks.ts), the dispatcher and the delivery call these; test/webhook-rules.test.ts calls them directly.
+ * (webhooks.ts), the dispatcher and the delivery call these; test/rules/webhook-rules.test.ts calls them directly.
  *
  * Who may register and manage endpoints: a person for their own keys, a workspace admin for the
  * workspace's keys, an operator deployment-wide (every owner's events), a trusted service (RPC) for

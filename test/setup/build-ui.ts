@@ -1,6 +1,6 @@
 /**
  * Builds the keys page's files from ui/ in memory before the tests start and hands them to the tests
- * (inject("uiAssets")), so test/ui.test.ts can fail when the committed src/http/ui-assets.generated.ts
+ * (inject("uiAssets")), so test/http/ui.test.ts can fail when the committed src/http/ui-assets.generated.ts
  * is stale: workerd cannot run esbuild itself. Also hands over wrangler.toml's [vars] as written
  * (the test env mixes in .dev.vars), so a test can check what a deployment gets.
  */

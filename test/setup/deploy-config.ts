@@ -1,6 +1,6 @@
 /**
  * Reads wrangler.toml's deployments ([vars], [env.staging], [env.production]) and the configuration
- * table of docs/configuration.md in Node and hands them to test/deploy-config.test.ts (workerd cannot
+ * table of docs/configuration.md in Node and hands them to test/project/deploy-config.test.ts (workerd cannot
  * read files).
  */
 import { readFileSync } from "node:fs";

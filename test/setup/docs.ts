@@ -1,6 +1,6 @@
 /**
  * Reads the user documentation (README.md, ARCHITECTURE.md and the pages of docs/), the list of the
- * repository's files and the old README's headings in Node, and hands them to test/docs.test.ts (workerd
+ * repository's files and the old README's headings in Node, and hands them to test/project/docs.test.ts (workerd
  * cannot read files).
  */
 import { execFileSync } from "node:child_process";

@@ -1,7 +1,7 @@
 /**
  * The vendors' own OpenAPI fragments (../shared/reference/openapi/*.yaml, beside the clone; or
  * $LATCHKEY_SHARED_DIR), compiled in Node into standalone JSON Schema (draft 2020-12) validators that
- * test/dialects.test.ts imports: the tests run inside workerd, which can neither read files nor
+ * test/clients/dialects.test.ts imports: the tests run inside workerd, which can neither read files nor
  * compile code at run time. One validator per documented request body and per response with a JSON
  * schema, named in VENDOR_SCHEMAS_INDEX as "<vendor> <METHOD> <path> <status|request>".
  */

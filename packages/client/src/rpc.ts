@@ -6,7 +6,7 @@
  *
  * Type-only: nothing of latchkey is bundled. latchkey's src/rpc.ts implements these interfaces and
  * takes its view types from here, so its type check fails when the two drift apart (as does
- * test/client-types.test.ts, which also compares the views with latchkey's schemas).
+ * test/clients/client-types.test.ts, which also compares the views with latchkey's schemas).
  */
 import type {
   ApiKey,

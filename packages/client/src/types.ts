@@ -1,7 +1,7 @@
 /**
  * The shapes of latchkey's HTTP API, as plain TypeScript so this package carries no runtime
  * dependency (AUDIT_ACTIONS is its one value). They mirror the zod schemas that generate latchkey's
- * /openapi.json (src/schemas/); test/client-types.test.ts fails when the two drift apart.
+ * /openapi.json (src/schemas/); test/clients/client-types.test.ts fails when the two drift apart.
  */
 
 export type OwnerType = "user" | "workspace";
