@@ -21,19 +21,15 @@ import type {
   OwnerUsageReportView,
   UsageQueryInput,
 } from "../schemas";
-import { OwnerParams, USAGE_OUTCOMES, parseInput } from "../schemas";
+import { OwnerParams, parseInput } from "../schemas";
 import type { OwnerAuditAction, OwnerLimitsStore, StoredOwnerLimits } from "../store/owner-limits";
 import { StorageUnavailableError } from "../store/store";
 import { describeError, log } from "../log";
-import { ConflictError, NotFoundError, ValidationError } from "./errors";
+import { ConflictError, NotFoundError } from "./errors";
 import { ownerActorName, requireOwnerLimitsAccess } from "./owner-rules";
-import { USAGE_FLUSH_MS } from "./usage-tally";
+import { usageBuckets } from "./usage-report";
 import { type ServiceDeps, Verifier } from "./verify";
 
-const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
-const DEFAULT_USAGE_BUCKETS = { hour: 24, day: 30 } as const;
-const MAX_USAGE_BUCKETS = { hour: 31 * 24, day: 366 } as const;
 /** A write that keeps meeting concurrent changes gives up after this many reads (409). */
 const WRITE_ATTEMPTS = 5;
 const EVENTS_SHOWN = 100;
@@ -101,41 +97,8 @@ export class OwnerLimitsService {
   /** Verifications of all the owner's keys per hour or day (UTC), by outcome. */
   async usage(actor: Actor, owner: Owner, query: UsageQueryInput): Promise<OwnerUsageReportView> {
     requireOwnerLimitsAccess(actor, owner, "read");
-    const step = query.granularity === "hour" ? HOUR_MS : DAY_MS;
-    const now = Date.now();
-    const to = query.to === undefined ? now : Date.parse(query.to);
-    const requested =
-      query.from === undefined ? to - (DEFAULT_USAGE_BUCKETS[query.granularity] - 1) * step : Date.parse(query.from);
-    const from = requested - (requested % step);
-    if (from >= to) throw new ValidationError({ from: ["Must be before `to`"] }, "query");
-    const count = Math.ceil((to - from) / step);
-    if (count > MAX_USAGE_BUCKETS[query.granularity]) {
-      throw new ValidationError(
-        { from: [`The range may span at most ${MAX_USAGE_BUCKETS[query.granularity]} ${query.granularity}s`] },
-        "query",
-      );
-    }
-    type Field = Lowercase<(typeof USAGE_OUTCOMES)[number]>;
-    const buckets = Array.from({ length: count }, (_, i) => ({
-      start: new Date(from + i * step).toISOString(),
-      total: 0,
-      ...(Object.fromEntries(USAGE_OUTCOMES.map((code) => [code.toLowerCase(), 0])) as Record<Field, number>),
-    }));
-    for (const { hour, outcome, count: n } of await this.deps.ownerLimits.usage(owner, from, to)) {
-      const bucket = buckets[Math.floor((hour - from) / step)];
-      const field = outcome.toLowerCase() as Field;
-      if (!bucket || !(field in bucket)) continue;
-      bucket[field] += n;
-      bucket.total += n;
-    }
-    const pending = now - USAGE_FLUSH_MS;
-    return {
-      owner_type: owner.type,
-      owner_id: owner.id,
-      granularity: query.granularity,
-      buckets,
-      pending_from: to > pending ? new Date(Math.max(pending, from)).toISOString() : null,
-    };
+    const report = await usageBuckets(query, (from, to) => this.deps.ownerLimits.usage(owner, from, to));
+    return { owner_type: owner.type, owner_id: owner.id, granularity: query.granularity, ...report };
   }
 
   /** The owner's limits changes, newest first (the latest 100). */
