@@ -1,5 +1,6 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { CONSUMER_BUNDLE } from "./test/setup/paths";
 
 /** The HS256 secret the tests sign their JWTs with (tests only; never a deployment's). */
 export const TEST_JWT_SECRET = "test-only-secret-0123456789abcdef0123456789";
@@ -10,10 +11,6 @@ export const TEST_JWT_SECRET = "test-only-secret-0123456789abcdef0123456789";
  * that name, as a deployed one binds to "latchkey".
  */
 const RUNNER = "vitest-plugin-runner-";
-/** The example consumer, bundled by test/setup/build-consumer.ts. */
-export const CONSUMER_BUNDLE = ".wrangler/test/consumer.mjs";
-/** The vendors' response and request schemas as validators, compiled by test/setup/vendor-schemas.mjs. */
-export const VENDOR_SCHEMAS_MODULE = ".wrangler/test/vendor-schemas.mjs";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");

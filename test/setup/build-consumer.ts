@@ -3,7 +3,7 @@
  * as they are, not through Vite, so its TypeScript must be compiled to one ES module first.
  */
 import { build } from "esbuild";
-import { CONSUMER_BUNDLE } from "../../vitest.config";
+import { CONSUMER_BUNDLE } from "./paths";
 
 export default async function buildConsumer(): Promise<void> {
   await build({

@@ -10,7 +10,7 @@ import { dirname, resolve } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import standaloneCode from "ajv/dist/standalone/index.js";
 import { parse } from "yaml";
-import { VENDOR_SCHEMAS_MODULE } from "../../vitest.config";
+import { VENDOR_SCHEMAS_MODULE } from "./paths";
 
 const VENDORS = ["replicas", "baseten"];
 
