@@ -65,6 +65,19 @@ class MemoryKeyStore implements KeyStore {
     }
     return null;
   }
+  async upgradeHmacDigest(id: string, digest: string, sha: string): Promise<number | null> {
+    this.count.writes++;
+    const record = this.byHash.get(digest);
+    if (record?.id !== id || record.legacyHash !== undefined || this.byHash.has(sha)) return null;
+    this.byHash.delete(digest);
+    this.byHash.set(sha, { ...record, hash: sha, legacyHash: digest });
+    return 0;
+  }
+  async findUpgradedHmac(digest: string): Promise<KeyRecord | null> {
+    this.count.reads++;
+    for (const record of this.byHash.values()) if (record.legacyHash === digest) return record;
+    return null;
+  }
   async findById(id: string): Promise<KeyRecord | null> {
     this.count.reads++;
     for (const record of this.byHash.values()) if (record.id === id) return record;

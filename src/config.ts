@@ -281,7 +281,7 @@ function readConfig(env: Env): Config {
   }
 
   const legacyHmacPepper = env.LEGACY_HMAC_PEPPER ? env.LEGACY_HMAC_PEPPER : null;
-  const legacy = parseLegacyFormats(text(env.LEGACY_KEY_FORMATS), keyPrefix, legacyHmacPepper !== null);
+  const legacy = parseLegacyFormats(text(env.LEGACY_KEY_FORMATS), keyPrefix);
   errors.push(...legacy.errors);
   const rootKeyPrefix = readRootKeyPrefix(env.ROOT_KEY_PREFIX, keyPrefix, acceptedPrefixes, legacy.formats, errors);
 

@@ -5,7 +5,9 @@
  *
  * A bcrypt key's record is stored under `bcryptLookupHash(lookup id)` (bcrypt hashes cannot be
  * searched); its bcrypt hash is checked once, on first use, and then replaced by the SHA-256 of the
- * whole token (`isUpgradedDigest`), which every later verification compares instead.
+ * whole token (`isUpgradedDigest`), which every later verification compares instead. An HMAC key's
+ * record is stored under its HMAC digest until its first use, then under the SHA-256 of the whole
+ * token (service/hmac-upgrade.ts), which is where a token in an HMAC shape is looked up first.
  */
 import bcrypt from "bcryptjs";
 import { sha256Hex } from "./hash";
@@ -45,10 +47,12 @@ export function bcryptLookupHash(lookupId: string): Promise<string> {
   return sha256Hex(`bcrypt-lookup:${lookupId}`);
 }
 
-/** The stored hash a legacy credential is looked up by (null pepper: HMAC formats are off). */
-export function legacyLookupHash(alternate: AlternateCredential, pepper: string | null): Promise<string> {
+/**
+ * The stored hash a legacy credential is looked up by (first: an HMAC key not yet upgraded is then
+ * looked up by its HMAC digest, service/hmac-upgrade.ts).
+ */
+export function legacyLookupHash(alternate: AlternateCredential): Promise<string> {
   if (alternate.scheme === "bcrypt") return bcryptLookupHash(alternate.lookupId ?? "");
-  if (alternate.scheme === "hmac") return hmacSha256Hex(pepper ?? "", alternate.material);
   return sha256Hex(alternate.material);
 }
 

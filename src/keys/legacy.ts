@@ -13,7 +13,9 @@
  *   - `hex32`, `hex64`: exactly 32 or 64 lowercase hex characters, no prefix;
  *   - `base64url43`: exactly 43 base64url characters (32 random bytes, unpadded), no prefix;
  *   - `hmac-sha256:<shape>` (`hmac-sha256:hex64`, `hmac-sha256:opaque:sk_`): that shape, stored as the
- *     HMAC-SHA256 of the whole string under the operator's pepper;
+ *     HMAC-SHA256 of the whole string under the operator's pepper until its first use, then as the
+ *     SHA-256 of the whole string (the upgrade: service/hmac-upgrade.ts); without a pepper, only keys
+ *     already upgraded are found;
  *   - `bcrypt`: `<lookup id>.<secret>` (id 1-64 of `A-Z a-z 0-9 _ -`, secret 16-72 token characters),
  *     stored as a bcrypt hash of the secret and found by its lookup id (keys/legacy-digest.ts).
  *
@@ -135,13 +137,13 @@ const shapeName = (shape: Shape) => (shape.kind === "prefix" ? `opaque:${shape.p
 /**
  * Reads LEGACY_KEY_FORMATS: a comma list of `sanctum`, `opaque:<prefix>`, `hex32`, `hex64`,
  * `base64url43`, `hmac-sha256:<shape>` and `bcrypt` entries. Unusable entries are reported and left out
- * (never accepted): unknown ones, a prefix overlapping latchkey's, HMAC entries without a pepper, and an
- * entry a string could share with an earlier one of another scheme.
+ * (never accepted): unknown ones, a prefix overlapping latchkey's, and an entry a string could share
+ * with an earlier one of another scheme. (`hmac-sha256:<shape>` needs LEGACY_HMAC_PEPPER to import
+ * and to verify keys not yet upgraded; without it, the entry finds upgraded keys only.)
  */
 export function parseLegacyFormats(
   text: string | null,
   keyPrefix: string,
-  hasPepper = false,
 ): { formats: LegacyFormats; errors: string[] } {
   const errors: string[] = [];
   let sanctum = false;
@@ -158,10 +160,6 @@ export function parseLegacyFormats(
       errors.push(
         `LEGACY_KEY_FORMATS entry "${entry}" is not one of sanctum, opaque:<prefix> (2-32 letters, digits, _ or -, starting with a letter, not latchkey's own prefix), hex32, hex64, base64url43, hmac-sha256:<hex32|hex64|base64url43|opaque:<prefix>>, bcrypt; ignored`,
       );
-      continue;
-    }
-    if (isHmac && !hasPepper) {
-      errors.push(`LEGACY_KEY_FORMATS entry "${entry}" needs the LEGACY_HMAC_PEPPER secret; ignored`);
       continue;
     }
     const scheme: LegacyScheme = isHmac

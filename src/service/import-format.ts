@@ -56,6 +56,13 @@ export function itemFormat(
 export async function importedDigest(item: ImportKeyInput, settings: ImportSettings): Promise<ImportFormatOutcome> {
   const format = itemFormat(item.format, settings.legacyFormats);
   if (typeof format !== "string") return format;
+  if (format === "hmac-sha256" && settings.legacyHmacPepper === null) {
+    return {
+      field: "format",
+      message:
+        "hmac-sha256 keys are imported only with the LEGACY_HMAC_PEPPER secret set (without it, only keys already upgraded on first use verify)",
+    };
+  }
   const lookupId = item.lookup_id;
   if (format === "bcrypt") {
     if (!BCRYPT_HASH.test(item.hash)) {

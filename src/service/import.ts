@@ -120,7 +120,10 @@ async function logForeignConflicts(
     if (seen.has(record.hash)) continue;
     seen.add(record.hash);
     if (inserted[i]) continue;
-    const existing = (await deps.store.findByHash(record.hash))?.record;
+    // An HMAC key upgraded since its import is no longer stored under the digest (service/hmac-upgrade.ts).
+    const existing =
+      (await deps.store.findByHash(record.hash))?.record ??
+      (record.format === "hmac-sha256" ? await deps.store.findUpgradedHmac(record.hash) : null);
     if (!existing || sameOwner(existing.owner, record.owner)) continue;
     log("warn", "import_conflict_other_owner", {
       actor: actorName(actor),

@@ -14,6 +14,7 @@ import { bcryptCost, bcryptMatches, isUpgradedDigest, legacyLookupHash, sameHex 
 import type { AuditEvent, CompactRecord } from "../model";
 import type { KeyStore } from "../store/store";
 import { describeError, log } from "../log";
+import { type HmacCredential, hmacCredential } from "./hmac-upgrade";
 
 /** What the upgrade needs of the verifier. */
 export interface UpgradeHost {
@@ -29,13 +30,17 @@ export interface BcryptCredential {
   readonly digest: string;
 }
 
-/** What a legacy credential is looked up by, and for a bcrypt token what its record is checked with. */
+/**
+ * What a legacy credential is looked up by; for a bcrypt token what its record is checked with, for a
+ * token in an HMAC shape its HMAC digest too (service/hmac-upgrade.ts).
+ */
 export async function legacyCredential(
   key: string,
   alternate: AlternateCredential,
   pepper: string | null,
-): Promise<{ hash: string; alternate: AlternateCredential; bcrypt?: BcryptCredential }> {
-  const hash = await legacyLookupHash(alternate, pepper);
+): Promise<{ hash: string; alternate: AlternateCredential; bcrypt?: BcryptCredential; hmac?: HmacCredential }> {
+  const hash = await legacyLookupHash(alternate);
+  if (alternate.scheme === "hmac") return { hash, alternate, hmac: await hmacCredential(hash, key, pepper) };
   if (alternate.scheme !== "bcrypt") return { hash, alternate };
   return { hash, alternate, bcrypt: { secret: alternate.secret ?? "", digest: await sha256Hex(key) } };
 }

@@ -33,6 +33,7 @@ import { sha256Hex } from "../keys/hash";
 import { ipAllowed } from "../keys/ip";
 import { type AlternateCredential, alternateCredential, sameScheme } from "../keys/legacy";
 import { type BcryptCredential, checkLegacySecret, legacyCredential, upgradedCheck } from "./legacy-check";
+import { type HmacCredential, findHmacKey, hmacInMemory } from "./hmac-upgrade";
 import { grants, resourceAllowed } from "../keys/scopes";
 import type { UsageVerdict } from "../keys/limit-arithmetic";
 import { type CompactRecord, compact } from "../model";
@@ -43,21 +44,12 @@ import { withTimeout } from "../store/timeout";
 import type { UsageCounters } from "../store/counter";
 import type { UsageStore } from "../store/usage-counts";
 import type { OwnerLimitsStore } from "../store/owner-limits";
-import { TtlLru } from "../util/lru";
 import { describeError, log } from "../log";
-import { FeedState } from "./feed";
 import { isMetered, spend } from "./metering";
-import {
-  type MemoryRecord,
-  RECORD_MEMORY_BYTES,
-  RECORD_MEMORY_MS,
-  memoryRecordBytes,
-  recordLifetime,
-} from "./memory-record";
+import { type MemoryRecord, recordLifetime } from "./memory-record";
+import { IsolateCache, LAST_USED_INTERVAL_MS, isolateCache } from "./isolate-cache";
 import { malformedOrRoot } from "./root-rules";
-import { UsageTally } from "./usage-tally";
 
-const LAST_USED_INTERVAL_MS = 60_000;
 /** How long one last-use flush may keep writing, and when a flush that never finished is given up. */
 const FLUSH_BUDGET_MS = 10_000;
 const STALE_FLUSH_MS = 45_000;
@@ -110,45 +102,17 @@ interface Credential {
   readonly alternate: AlternateCredential | null;
   /** A token in the bcrypt shape: checked against the record's legacy hash (service/legacy-check.ts). */
   readonly bcrypt?: BcryptCredential;
+  /** A token in an HMAC shape: found by its SHA-256 once upgraded, else by its HMAC digest (service/hmac-upgrade.ts). */
+  readonly hmac?: HmacCredential;
 }
+
+export { IsolateCache, isolateCache };
 
 const answer = (code: VerifyCode, record: CompactRecord | null, keyId = record?.id ?? null): Verification => ({
   code,
   record,
   keyId,
 });
-
-/** Caches and sync bookkeeping that live as long as the isolate. */
-export class IsolateCache {
-  readonly records = new TtlLru<string, MemoryRecord>(100_000, RECORD_MEMORY_MS, {
-    maxBytes: RECORD_MEMORY_BYTES,
-    sizeOf: memoryRecordBytes,
-  });
-  /** Unknown hashes: fixed-size entries (a 64-character hash), so a count bounds their bytes (~2 MB). */
-  readonly unknown = new TtlLru<string, true>(10_000, 10_000);
-  /** The change feed: position, known changes, sync bookkeeping. */
-  readonly feed = new FeedState();
-  readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
-  /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
-  readonly pendingUses = new Map<string, number>();
-  /** Verification outcomes per key, not written yet. */
-  readonly usage = new UsageTally();
-  /** When the flush in flight started (0: none). */
-  flushStartedAt = 0;
-
-  clear(): void {
-    this.records.clear();
-    this.unknown.clear();
-    this.feed.clear();
-    this.lastUsedWrites.clear();
-    this.pendingUses.clear();
-    this.usage.clear();
-    this.flushStartedAt = 0;
-  }
-}
-
-/** The one cache of this isolate. */
-export const isolateCache = new IsolateCache();
 
 export class Verifier {
   constructor(
@@ -166,26 +130,33 @@ export class Verifier {
   private async verdict(key: string, options: VerifyChecks): Promise<Verification> {
     const credential = await this.credential(key);
     if (!credential) return answer(malformedOrRoot(key, this.deps.config), null);
-    const { hash } = credential;
     const now = Date.now();
     const { feed } = this.local;
     if (now - feed.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
 
-    const entry = this.local.records.get(hash, now);
-    let record = entry?.record;
-    if (entry && now - feed.lastSyncAt > this.deps.config.maxStalenessMs && !this.stillFresh(hash, entry, now)) {
-      record = undefined;
-    }
-    if (!record) {
-      // A bcrypt key is found by its lookup id: REVOKED only after its secret matched.
-      const known = feed.change(hash);
-      if (known?.revoked && !credential.bcrypt) return this.meter(answer("REVOKED", null, known.keyId), options, now);
-      record = await this.lookup(hash, now);
-    }
+    const find = (hash: string) => this.find(hash, credential, now);
+    const found = credential.hmac
+      ? await findHmacKey(find, this.local.unknown, now, this.upgradeHost, credential.hmac)
+      : await find(credential.hash);
+    if (typeof found === "string") return this.meter(answer("REVOKED", null, found), options, now);
+    let record = found;
     if (credential.bcrypt && record && !(await checkLegacySecret(this.upgradeHost, credential.bcrypt, record))) {
       record = undefined;
     }
     return this.meter(this.judge(credential, record ?? null, options, now), options, now);
+  }
+
+  /** The record under `hash`: this isolate's memory, else (unless known revoked: its key's id) KV, then D1. */
+  private async find(hash: string, credential: Credential, now: number): Promise<CompactRecord | string | undefined> {
+    const { feed } = this.local;
+    const entry = this.local.records.get(hash, now);
+    if (entry && (now - feed.lastSyncAt <= this.deps.config.maxStalenessMs || this.stillFresh(hash, entry, now))) {
+      return entry.record;
+    }
+    // A bcrypt key is found by its lookup id: REVOKED only after its secret matched.
+    const known = feed.change(hash);
+    if (known?.revoked && !credential.bcrypt) return known.keyId;
+    return this.lookup(hash, now);
   }
 
   /**
@@ -199,9 +170,14 @@ export class Verifier {
     return alternate ? legacyCredential(key, alternate, this.deps.config.legacyHmacPepper) : null;
   }
 
-  /** What a bcrypt key's upgrade needs (service/legacy-check.ts). */
+  /** What a legacy key's upgrade needs (service/legacy-check.ts, service/hmac-upgrade.ts). */
   private get upgradeHost() {
-    return { store: this.deps.store, origin: this.deps.origin, changed: this.changed.bind(this) };
+    return {
+      store: this.deps.store,
+      origin: this.deps.origin,
+      changed: this.changed.bind(this),
+      moved: this.moved.bind(this),
+    };
   }
 
   /**
@@ -223,12 +199,14 @@ export class Verifier {
     if (now - feed.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
     const known = feed.change(credential.hash);
     if (known?.revoked && !credential.bcrypt) return this.meter(answer("REVOKED", null, known.keyId), options, now);
-    const record = this.local.records.get(credential.hash, now)?.record;
+    const inMemory = (hash: string) => this.local.records.get(hash, now)?.record;
+    const record = credential.hmac ? hmacInMemory(credential.hmac, inMemory) : inMemory(credential.hash);
     // The bcrypt check is not a memory verdict: only an upgraded key's digest is compared here.
     const matches = record && credential.bcrypt ? upgradedCheck(credential.bcrypt, record) : true;
     if (matches !== true) return matches === null ? null : answer("NOT_FOUND", null);
     if (record) return this.meter(this.judge(credential, record, options, now), options, now);
-    return this.local.unknown.get(credential.hash, now) ? answer("NOT_FOUND", null) : null;
+    const unknown = (hash: string | null) => hash === null || this.local.unknown.get(hash, now) === true;
+    return unknown(credential.hash) && unknown(credential.hmac?.digest ?? null) ? answer("NOT_FOUND", null) : null;
   }
 
   private judge(
@@ -322,6 +300,14 @@ export class Verifier {
     feed.note(record.hash, { seq, keyId: record.id, revoked: false }, now);
     this.local.records.set(record.hash, { record, seq, checkedAt: now }, now, recordLifetime());
     if (deleteFromKv) await this.deps.cache.delete(record.hash);
+  }
+
+  /** A key's stored hash moved from `from` to the record's here (an upgrade): the old one finds nothing. */
+  async moved(from: string, stored: CompactRecord, seq: number): Promise<void> {
+    this.local.feed.note(from, { seq, keyId: stored.id, revoked: false }, Date.now());
+    this.local.records.delete(from);
+    this.local.unknown.delete(stored.hash);
+    await Promise.all([this.deps.cache.delete(from), this.changed(stored, seq, false)]);
   }
 
   /**

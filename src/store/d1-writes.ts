@@ -105,14 +105,16 @@ export async function insertNew(
   const live = `(?1 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}))`;
   const quota = `(SELECT COUNT(*) FROM (SELECT 1 FROM api_keys WHERE owner_type = ?3 AND owner_id = ?4 AND ${LIVE} AND id NOT IN (SELECT value FROM json_each(?5)) LIMIT MAX(?6 + 1, 0))) <= ?6`;
   // One batch is one transaction; a stored hash makes its row a no-op, never a duplicate, and then
-  // its event (which follows it) is not written either.
+  // its event (which follows it) is not written either. So does an HMAC digest a key was imported
+  // under and has since left for the SHA-256 of its token (d1-legacy.ts): ?8 is the row's hash.
+  const upgraded = "NOT EXISTS (SELECT 1 FROM api_keys WHERE legacy_hash = ?8 AND legacy_format = 'hmac-sha256')";
   const results = await attempt("import", () =>
     db.batch([
       db.prepare(`SELECT ${live} AS live, ${quota} AS room`).bind(...params),
       ...records.flatMap((r, i) => [
         db
           .prepare(
-            `INSERT INTO api_keys (${COLUMNS}) SELECT ${VALUE_PARAMS_FROM_7} WHERE ${live} AND ${quota} ON CONFLICT (hash) DO NOTHING`,
+            `INSERT INTO api_keys (${COLUMNS}) SELECT ${VALUE_PARAMS_FROM_7} WHERE ${live} AND ${quota} AND ${upgraded} ON CONFLICT (hash) DO NOTHING`,
           )
           .bind(...params, ...values(r)),
         insertEvent(db, events[i]!),
@@ -287,6 +289,15 @@ export async function rotate(
   });
 }
 
+/** Aborts its batch (write_guard) unless the key is still stored under the digests `current` was read with. */
+function sameDigests(db: D1Database, current: KeyRecord): D1PreparedStatement {
+  return db
+    .prepare(
+      "INSERT INTO write_guard (refusal) SELECT CASE WHEN EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND hash = ?2 AND legacy_hash IS ?3) THEN NULL ELSE 'upgraded' END",
+    )
+    .bind(current.id, current.hash, current.legacyHash ?? null);
+}
+
 /**
  * One UPDATE of the key if it is unrevoked and unchanged since `current` was read, its event, and
  * any further statements, each landing only if the one before it changed a row; the feed position
@@ -303,6 +314,8 @@ export async function changedKey(
   condition: { sql: string; params: unknown[] } = { sql: "true", params: [] },
 ): Promise<number | null> {
   const statements = [
+    // An upgrade (d1-legacy.ts) changes the stored digests, not updated_at: the batch aborts if it came between.
+    sameDigests(db, current),
     ...first,
     db
       .prepare(

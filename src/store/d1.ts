@@ -11,7 +11,7 @@ import * as events from "./d1-events";
 import * as maintenance from "./d1-maintenance";
 import * as reads from "./d1-reads";
 import * as writes from "./d1-writes";
-import { upgradeLegacyHash } from "./d1-legacy";
+import * as legacy from "./d1-legacy";
 import type {
   EventPage,
   IdempotencyClaim,
@@ -108,7 +108,15 @@ export class D1KeyStore implements KeyStore, StoreMaintenance {
   }
 
   upgradeLegacyHash(id: string, from: string, to: string, event: AuditEvent): Promise<number | null> {
-    return upgradeLegacyHash(this.db, id, from, to, event);
+    return legacy.upgradeLegacyHash(this.db, id, from, to, event);
+  }
+
+  upgradeHmacDigest(id: string, digest: string, sha: string, event: AuditEvent): Promise<number | null> {
+    return legacy.upgradeHmacDigest(this.db, id, digest, sha, event);
+  }
+
+  findUpgradedHmac(digest: string): Promise<KeyRecord | null> {
+    return legacy.findUpgradedHmac(this.db, digest);
   }
 
   touchLastUsed(ids: readonly string[], at: number, minIntervalMs: number): Promise<void> {

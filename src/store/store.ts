@@ -203,6 +203,14 @@ export interface KeyStore {
    * when another verification upgraded it first (nothing written).
    */
   upgradeLegacyHash(id: string, from: string, to: string, event: AuditEvent): Promise<number | null>;
+  /**
+   * Stores an HMAC-imported key under `sha` (the SHA-256 of the whole token) instead of its HMAC
+   * `digest`, with its `upgraded` event, only if it is still stored under `digest`: the feed position
+   * after the write, or null when nothing was written.
+   */
+  upgradeHmacDigest(id: string, digest: string, sha: string, event: AuditEvent): Promise<number | null>;
+  /** The HMAC-imported key first stored under `digest`, once upgraded (no longer found by it); else null. */
+  findUpgradedHmac(digest: string): Promise<KeyRecord | null>;
 }
 
 /** What operators need of the store of record besides keys: readiness and the purge. D1 implements it. */

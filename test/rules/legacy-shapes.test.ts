@@ -17,8 +17,8 @@ import {
 import { importedStartProblem } from "../../src/keys/legacy-start";
 import { itemFormat } from "../../src/service/import-format";
 
-const formats = (text: string, pepper = true): LegacyFormats => {
-  const { formats: parsed, errors } = parseLegacyFormats(text, "lk", pepper);
+const formats = (text: string): LegacyFormats => {
+  const { formats: parsed, errors } = parseLegacyFormats(text, "lk");
   expect(errors).toEqual([]);
   return parsed;
 };
@@ -113,7 +113,7 @@ describe("LEGACY_KEY_FORMATS: overlaps", () => {
       ["hex32,hmac-sha256:opaque:abc", "hmac-sha256:opaque:abc"],
       ["sanctum,opaque:sklive", "opaque:sklive"],
     ] as const) {
-      const { errors } = parseLegacyFormats(text, "lk", true);
+      const { errors } = parseLegacyFormats(text, "lk");
       expect(errors, text).toEqual([
         expect.stringMatching(new RegExp(`^LEGACY_KEY_FORMATS entry "${refused}" overlaps`)),
       ]);
@@ -127,7 +127,7 @@ describe("LEGACY_KEY_FORMATS: overlaps", () => {
       "sanctum,hex32,opaque:sk_live_,bcrypt",
       "hmac-sha256:hex64,hex32,bcrypt",
     ]) {
-      expect(parseLegacyFormats(text, "lk", true).errors, text).toEqual([]);
+      expect(parseLegacyFormats(text, "lk").errors, text).toEqual([]);
     }
   });
 
@@ -145,10 +145,14 @@ describe("LEGACY_KEY_FORMATS: overlaps", () => {
       for (const b of shapes) expect(shapesOverlap(a, b), `${a.kind} ${b.kind}`).toBe(shapesOverlap(b, a));
   });
 
-  it("HMAC entries need the pepper", () => {
-    const { formats: parsed, errors } = parseLegacyFormats("hex32,hmac-sha256:hex64", "lk", false);
-    expect(parsed).toEqual({ ...NO_LEGACY_FORMATS, unprefixed: ["hex32"] });
-    expect(errors).toEqual([expect.stringMatching(/needs the LEGACY_HMAC_PEPPER secret/)]);
+  it("HMAC entries are kept without the pepper (they then find upgraded keys only)", () => {
+    const { formats: parsed, errors } = parseLegacyFormats("hex32,hmac-sha256:hex64", "lk");
+    expect(parsed).toEqual({
+      ...NO_LEGACY_FORMATS,
+      unprefixed: ["hex32"],
+      hmac: { prefixes: [], unprefixed: ["hex64"] },
+    });
+    expect(errors).toEqual([]);
   });
 });
 
