@@ -132,10 +132,6 @@ export const VALUE_PARAMS_FROM_3 = COLUMNS.split(",")
   .map((_, i) => `?${i + 3}`)
   .join(", ");
 export const MAX_KEYS_PARAM = COLUMNS.split(",").length + 3;
-/** The import's insert binds its six condition parameters first, then the row's values. */
-export const VALUE_PARAMS_FROM_7 = COLUMNS.split(",")
-  .map((_, i) => `?${i + 7}`)
-  .join(", ");
 
 export function values(r: KeyRecord): (string | number | null)[] {
   return [

@@ -10,8 +10,8 @@ import {
   type KeyRow,
   MAX_KEYS_PARAM,
   UPDATABLE,
+  PLACEHOLDERS,
   VALUE_PARAMS_FROM_3,
-  VALUE_PARAMS_FROM_7,
   fromRow,
   jsonOrNull,
   values,
@@ -30,14 +30,15 @@ import {
   mintingKeyLive,
   reachedRows,
 } from "./d1-sql";
-import type {
-  IdempotencyClaim,
-  InsertLimits,
-  InsertRefusal,
-  KeyChanges,
-  Reach,
-  ReachGuard,
-  RevocationOrigin,
+import {
+  ConcurrentChangeError,
+  type IdempotencyClaim,
+  type InsertLimits,
+  type InsertRefusal,
+  type KeyChanges,
+  type Reach,
+  type ReachGuard,
+  type RevocationOrigin,
 } from "./store";
 
 /**
@@ -96,35 +97,52 @@ export async function insertNew(
   limits: InsertLimits,
 ): Promise<{ inserted: boolean[] } | { refused: InsertRefusal }> {
   const minter = records[0] ? mintingKeyId(records[0]) : null;
-  const owner = records[0]?.owner;
-  // The same two conditions for every row, read in the same transaction: the key asking is live, and
-  // the owner's live keys (those of this batch left out, so the verdict cannot change mid-batch) plus
-  // the batch's size are within the quota. So all rows are refused, or none.
+  // The batch's rows per owner (a root key imports for many owners at once): [type, id, rows].
+  const owners = new Map<string, [string, string, number]>();
+  for (const { owner } of records) {
+    const entry = owners.get(`${owner.type}:${owner.id}`) ?? [owner.type, owner.id, 0];
+    entry[2]++;
+    owners.set(`${owner.type}:${owner.id}`, entry);
+  }
   const ids = JSON.stringify(records.map((r) => r.id));
-  const params = [minter, limits.now, owner?.type ?? "", owner?.id ?? "", ids, limits.maxKeysPerOwner - records.length];
+  const params = [minter, limits.now, JSON.stringify([...owners.values()]), ids, limits.maxKeysPerOwner];
+  // The two conditions: the key asking is live, and no owner of the batch goes over the quota (its
+  // live keys, those of this batch left out, plus its rows in the batch).
   const live = `(?1 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}))`;
-  const quota = `(SELECT COUNT(*) FROM (SELECT 1 FROM api_keys WHERE owner_type = ?3 AND owner_id = ?4 AND ${LIVE} AND id NOT IN (SELECT value FROM json_each(?5)) LIMIT MAX(?6 + 1, 0))) <= ?6`;
-  // One batch is one transaction; a stored hash makes its row a no-op, never a duplicate, and then
-  // its event (which follows it) is not written either. So does an HMAC digest a key was imported
-  // under and has since left for the SHA-256 of its token (d1-legacy.ts): ?8 is the row's hash.
-  const upgraded = "NOT EXISTS (SELECT 1 FROM api_keys WHERE legacy_hash = ?8 AND legacy_format = 'hmac-sha256')";
-  const results = await attempt("import", () =>
-    db.batch([
-      db.prepare(`SELECT ${live} AS live, ${quota} AS room`).bind(...params),
-      ...records.flatMap((r, i) => [
+  const quota = `NOT EXISTS (SELECT 1 FROM json_each(?3) AS o WHERE json_extract(o.value, '$[2]') + (SELECT COUNT(*) FROM api_keys WHERE owner_type = json_extract(o.value, '$[0]') AND owner_id = json_extract(o.value, '$[1]') AND ${LIVE} AND id NOT IN (SELECT value FROM json_each(?4))) > ?5)`;
+  // A stored hash makes its row a no-op, never a duplicate, and then its event (which follows it) is
+  // not written either. So does an HMAC digest a key was imported under and has since left for the
+  // SHA-256 of its token (d1-legacy.ts).
+  const upgraded = "NOT EXISTS (SELECT 1 FROM api_keys WHERE legacy_hash = ? AND legacy_format = 'hmac-sha256')";
+  try {
+    const results = await attempt("import", () =>
+      db.batch([
+        // One batch is one transaction: it aborts (write_guard) unless both conditions hold, read in it,
+        // so all rows are stored or none.
         db
           .prepare(
-            `INSERT INTO api_keys (${COLUMNS}) SELECT ${VALUE_PARAMS_FROM_7} WHERE ${live} AND ${quota} AND ${upgraded} ON CONFLICT (hash) DO NOTHING`,
+            `INSERT INTO write_guard (refusal) SELECT CASE WHEN ${live} AND ${quota} THEN NULL ELSE 'refused' END`,
           )
-          .bind(...params, ...values(r)),
-        insertEvent(db, events[i]!),
+          .bind(...params),
+        ...records.flatMap((r, i) => [
+          db
+            .prepare(
+              `INSERT INTO api_keys (${COLUMNS}) SELECT ${PLACEHOLDERS} WHERE ${upgraded} ON CONFLICT (hash) DO NOTHING`,
+            )
+            .bind(...values(r), r.hash),
+          insertEvent(db, events[i]!),
+        ]),
       ]),
-    ]),
-  );
-  const verdict = results[0]?.results[0] as { live: number; room: number } | undefined;
-  if (!verdict?.live) return { refused: "parent_not_live" };
-  if (!verdict.room) return { refused: "owner_quota" };
-  return { inserted: records.map((_, i) => results[1 + 2 * i]?.meta.changes === 1) };
+    );
+    return { inserted: records.map((_, i) => results[1 + 2 * i]?.meta.changes === 1) };
+  } catch (error) {
+    if (!(error instanceof ConcurrentChangeError)) throw error;
+    // Refused: say why (the key asking cannot come back to life, so that answer is stable).
+    const verdict = await attempt("import", () =>
+      db.prepare(`SELECT ${live} AS live`).bind(minter, limits.now).first<{ live: number }>(),
+    );
+    return { refused: verdict?.live ? "owner_quota" : "parent_not_live" };
+  }
 }
 
 export function reach(
