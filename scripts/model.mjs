@@ -1,7 +1,7 @@
 // npm run model [-- --runs N] [--seed S] [--commands C] [--only a,b]: the model test
 // (test/rules/model.test.ts) run longer than `npm test` runs it: N random sequences (default 500) from seed
 // S (default: a new one, printed, so a failure can be replayed), each of up to C steps (default 25),
-// checking only the invariants named by --only (letters a-g, test/model/invariants.ts; default all).
+// checking only the invariants named by --only (letters a-k, test/model/invariants.ts; default all).
 // A failure prints the shrunk sequence of steps and the seed and path to replay it with.
 import { spawn } from "node:child_process";
 import { root } from "./dev-config.mjs";
@@ -22,8 +22,8 @@ const seed = option("seed", String(Math.floor(Math.random() * 2 ** 31)));
 const commands = option("commands", "");
 const at = process.argv.indexOf("--only");
 const only = at === -1 ? "" : (process.argv[at + 1] ?? "");
-if (!/^([a-g],)*[a-g]$|^$/.test(only)) {
-  console.error("--only takes invariant letters a-g, comma-separated");
+if (!/^([a-k],)*[a-k]$|^$/.test(only)) {
+  console.error("--only takes invariant letters a-k, comma-separated");
   process.exit(2);
 }
 console.log(

@@ -23,6 +23,7 @@ import {
   live,
   http,
   ownerOf,
+  readRoots,
   readRows,
   PICKS,
   pickKey,
@@ -154,10 +155,10 @@ abstract class Step implements Cmd {
     real: RunReal,
     actor: Actor,
     before: Map<string, Row>,
-  ): Promise<Omit<StepFacts, "actor" | "before" | "after">>;
+  ): Promise<Omit<StepFacts, "actor" | "before" | "after" | "rootsBefore" | "rootsAfter">>;
 
   async run(model: Model, real: RunReal): Promise<void> {
-    const before = await readRows(real);
+    const [before, rootsBefore] = [await readRows(real), await readRoots(real)];
     const actor = resolveActor(this.actorSpec, model, before);
     this.done = `${actor.name} ${this.drawn()}`;
     let facts: Awaited<ReturnType<Step["act"]>>;
@@ -166,8 +167,8 @@ abstract class Step implements Cmd {
     } finally {
       model.log.push(this.done);
     }
-    const after = await readRows(real);
-    await checkInvariants(model, real, { ...facts, actor, before, after });
+    const [after, rootsAfter] = [await readRows(real), await readRoots(real)];
+    await checkInvariants(model, real, { ...facts, actor, before, after, rootsBefore, rootsAfter });
   }
 
   /** Checks an answer's status and secrecy, and notes it in the step's description. */

@@ -15,6 +15,9 @@
  * (f) import ownership: a legacy token is only ever stored under the owner who issued it;
  * (g) import secrecy: an item whose hash another owner holds is answered exactly as one whose hash the
  *     caller's own owner holds (`conflict`, no id): nothing in the answer says which owner holds it;
+ * (h)-(k) root keys (root-invariants.ts): never a product key; a root key's reach (owners its patterns
+ *     cover, keys:read to read, keys:write to write); the keys it makes are their owners' and outlive it;
+ *     a revoked or expired root key is refused at once, and only an operator makes or revokes one;
  * plus: no answer is a 500, and no row appears that no answer reported.
  */
 import {
@@ -24,6 +27,8 @@ import {
   type Held,
   type Model,
   type Real,
+  type RootActor,
+  type RootRow,
   type Row,
   dead,
   http,
@@ -33,9 +38,10 @@ import {
   usageOf,
 } from "./world";
 import { type Powers, excess, looserUsage } from "./within";
+import { type RootFacts, checkRootInvariants } from "./root-invariants";
 
 /**
- * The invariants checked (letters a-g; null: all). `npm run model -- --only c,g` narrows a long run to
+ * The invariants checked (letters a-k; null: all). `npm run model -- --only c,g` narrows a long run to
  * some, to hunt for a second break while the first is being fixed.
  */
 export const checking: { only: ReadonlySet<string> | null } = { only: null };
@@ -68,8 +74,9 @@ export function checkSecrecy(answer: Answer, model: Model, minted?: string): voi
   const found = new Set(answer.text.match(KEY_FORMAT) ?? []);
   for (const key of model.keys) if (answer.text.includes(key.secret)) found.add(key.secret);
   for (const t of model.tokens) for (const s of t.secrets) if (answer.text.includes(s)) found.add(s);
+  for (const root of model.roots) if (answer.text.includes(root.secret)) found.add(root.secret);
   if (minted !== undefined) {
-    if (model.keys.some((k) => k.secret === minted)) {
+    if (model.keys.some((k) => k.secret === minted) || model.roots.some((r) => r.secret === minted)) {
       throw new InvariantError("e (secrecy)", `${answer.route} returned a key the test already held`);
     }
     found.delete(minted);
@@ -104,9 +111,14 @@ export function received(model: Model, k: Held): Held[] {
 }
 
 export interface StepFacts {
-  readonly actor: Actor;
+  readonly actor: Actor | RootActor;
   readonly before: Map<string, Row>;
   readonly after: Map<string, Row>;
+  /** The run's root keys in D1 before and after the step. */
+  readonly rootsBefore: Map<string, RootRow>;
+  readonly rootsAfter: Map<string, RootRow>;
+  /** What a root key's step did (root-invariants.ts). */
+  readonly root?: RootFacts;
   /** The keys this step minted (the model has them already). */
   readonly minted: readonly Held[];
   /** Set when this step revoked a key with cascade (successfully). */
@@ -259,6 +271,8 @@ export async function checkInvariants(model: Model, real: Real, facts: StepFacts
       );
     });
   }
+
+  await checkRootInvariants(model, real, facts, on);
 }
 
 /** The fields of an import item's `conflict` answer: the same for every conflict. */

@@ -5,6 +5,7 @@
 import fc from "fast-check";
 import { sha256Hex } from "../../src/keys/hash";
 import { firstKeysArb, stepArbs } from "./commands";
+import { firstRootArb, rootStepArbs } from "./roots";
 import { type Model, type OwnerName, type Token, newReal } from "./world";
 
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -43,12 +44,13 @@ export async function runModel({ runs, seed, maxCommands }: ModelRunOptions): Pr
       fc.integer({ min: 3, max: 5 }),
       fc.array(fc.constantFrom<OwnerName>("P", "Q", "A", "W"), { minLength: 4, maxLength: 4 }),
       firstKeysArb,
-      fc.commands(stepArbs, { maxCommands, size: "max" }),
-      async (quota, issuers, first, steps) => {
+      firstRootArb,
+      fc.commands([...stepArbs, ...rootStepArbs], { maxCommands, size: "max" }),
+      async (quota, issuers, first, firstRoot, steps) => {
         const real = { ...(await newReal(quota)), t0: Date.now() };
-        const model: Model = { keys: [], tokens: await legacyTokens(issuers), cascaded: [], log: [] };
+        const model: Model = { keys: [], roots: [], tokens: await legacyTokens(issuers), cascaded: [], log: [] };
         try {
-          await fc.asyncModelRun(() => ({ model, real }), [...first, ...steps]);
+          await fc.asyncModelRun(() => ({ model, real }), [...first, ...(firstRoot ? [firstRoot] : []), ...steps]);
         } catch (error) {
           // The last failing run is the shrunk counterexample: keep what its steps did.
           last.failing = { quota, issuers, log: [...model.log], error };
@@ -65,7 +67,7 @@ export async function runModel({ runs, seed, maxCommands }: ModelRunOptions): Pr
   return [
     message,
     `after ${result.numRuns} run(s), shrunk ${result.numShrinks} time(s); replay: npm run model -- --seed ${seed} --runs ${runs}`,
-    `quota ${failing?.quota}; legacy tokens t1-t4 issued by ${failing?.issuers.join(", ")}; P, Q: people; A: admin of W; M: member of W`,
+    `quota ${failing?.quota}; legacy tokens t1-t4 issued by ${failing?.issuers.join(", ")}; P, Q: people; A: admin of W; M: member of W; r1…: root keys`,
     ...(failing?.log ?? []).map((step, i) => `  ${i + 1}. ${step}`),
   ].join("\n");
 }

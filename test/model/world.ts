@@ -1,6 +1,6 @@
 /**
  * The model test's world: the actors of one run (people, a workspace, RPC, keys minted during the
- * run), the requests they send (HTTP through the Worker's fetch handler, RPC through the KeyService
+ * run, an operator and the root keys it makes), the requests they send (HTTP through the Worker's fetch handler, RPC through the KeyService
  * entrypoint, both over one env with a small MAX_KEYS_PER_OWNER), the rows of D1 (the truth), and the
  * model: every key minted, by whom, and its secret (held in memory only).
  */
@@ -28,6 +28,8 @@ export interface Real {
   readonly subs: Readonly<Record<PersonName, string>>;
   readonly org: string;
   readonly jwts: Readonly<Record<PersonName, string>>;
+  /** An operator (OPERATOR_ROLES): the one who makes and revokes root keys. */
+  readonly operator: { readonly sub: string; readonly jwt: string };
 }
 
 /** One key minted during the run, as the test holds it. */
@@ -43,6 +45,8 @@ export interface Held {
   readonly minter: string;
   /** The key that minted it, when a key did (create, import, or rotate by a key). */
   readonly minterKey: Held | null;
+  /** The root key that made it (create or import), when one did: the key is its owner's, outside any lineage. */
+  readonly minterRoot?: RootHeld;
   readonly via: "create" | "import" | "rotate";
   /** Set when the key was rotated: its expiry before, and the one the rotation gave it. */
   rotation?: { before: number | null; set: number | null };
@@ -59,8 +63,22 @@ export interface Token {
   readonly trueOwner: OwnerName;
 }
 
+/** A root key made during the run (operator-made; service/root-keys.ts), as the test holds it. */
+export interface RootHeld {
+  readonly label: string;
+  readonly id: string;
+  /** The root key itself (`lk_root_…`). Never leaves the test. */
+  readonly secret: string;
+  readonly hash: string;
+  /** Its owner patterns and scopes, as the create answered them. */
+  readonly owners: readonly string[];
+  readonly scopes: readonly string[];
+}
+
 export interface Model {
   readonly keys: Held[];
+  /** The root keys made during the run. */
+  readonly roots: RootHeld[];
   readonly tokens: readonly Token[];
   /** Keys revoked with `cascade` (by anyone): nothing their holder received may verify any more. */
   readonly cascaded: Held[];
@@ -79,6 +97,12 @@ export type Actor =
   | { readonly t: "person"; readonly who: PersonName; readonly name: string }
   | { readonly t: "rpc"; readonly owner: RpcOwner; readonly name: string }
   | { readonly t: "key"; readonly key: Held; readonly name: string };
+
+/** Who acts in a root key's steps: a root key, the operator (or another caller trying), or the clock. */
+export type RootActor =
+  | { readonly t: "root"; readonly root: RootHeld; readonly name: string }
+  | { readonly t: "operator" | "clock"; readonly name: string }
+  | Actor;
 
 /** Picks below this choose among the keys live in D1 (when there are any); the others among all keys minted. */
 export const LIVE_PICKS = 80;
@@ -117,6 +141,7 @@ export async function newReal(quota: number): Promise<Real> {
     VERIFY_MISS_LIMITER: undefined,
   });
   const subs = { P: uniqueSub("mp"), Q: uniqueSub("mq"), A: uniqueSub("ma"), M: uniqueSub("mm") };
+  const operatorSub = uniqueSub("mo");
   const org = uniqueSub("mw");
   const jwts = {
     P: await token(subs.P),
@@ -124,7 +149,8 @@ export async function newReal(quota: number): Promise<Real> {
     A: await token(subs.A, { org }),
     M: await token(subs.M, { org, roles: [] }),
   };
-  return { env: testEnv, quota, subs, org, jwts };
+  const operator = { sub: operatorSub, jwt: await token(operatorSub, { roles: ["operator"] }) };
+  return { env: testEnv, quota, subs, org, jwts, operator };
 }
 
 export function ownerOf(real: Real, name: OwnerName): string {
@@ -220,6 +246,8 @@ export interface Row {
   readonly allowedIps: string[] | null;
   readonly limits: { ratelimits?: unknown[]; credits?: unknown } | null;
   readonly usageId: string | null;
+  readonly createdBy: string;
+  readonly parentId: string | null;
   /** The row as stored, but for `last_used_at` (verification writes it): what "changed" compares. */
   readonly raw: string;
   readonly limitsRaw: string | null;
@@ -249,6 +277,8 @@ export async function readRows(real: Real): Promise<Map<string, Row>> {
       allowedIps: json<string[]>(r.allowed_ips),
       limits: json(r.limits),
       usageId: (r.usage_id as string | null) ?? null,
+      createdBy: String(r.created_by),
+      parentId: (r.parent_id as string | null) ?? null,
       raw: JSON.stringify(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b))),
       limitsRaw: (r.limits as string | null) ?? null,
     });
@@ -276,4 +306,55 @@ export function dead(row: Row | undefined, now: number): boolean {
 
 export async function hashOf(secret: string): Promise<string> {
   return sha256Hex(secret);
+}
+
+// ---- Root keys in D1
+
+export interface RootRow {
+  readonly id: string;
+  readonly createdBy: string;
+  readonly owners: readonly string[];
+  readonly scopes: readonly string[];
+  readonly expiresAt: number | null;
+  readonly revokedAt: number | null;
+  /** The row as stored, but for `last_used_at` (using it writes that). */
+  readonly raw: string;
+}
+
+/** Every root key made (or attempted) by the run's people and operator, by id. */
+export async function readRoots(real: Real): Promise<Map<string, RootRow>> {
+  const makers = [...Object.values(real.subs), real.operator.sub].map((sub) => `user:${sub}`);
+  const { results } = await real.env.DB.prepare(
+    `SELECT * FROM root_keys WHERE created_by IN (${makers.map(() => "?").join(", ")})`,
+  )
+    .bind(...makers)
+    .all<Record<string, unknown>>();
+  const rows = new Map<string, RootRow>();
+  for (const r of results) {
+    const { last_used_at: _, ...rest } = r;
+    rows.set(String(r.id), {
+      id: String(r.id),
+      createdBy: String(r.created_by),
+      owners: JSON.parse(String(r.owners)) as string[],
+      scopes: JSON.parse(String(r.scopes)) as string[],
+      expiresAt: (r.expires_at as number | null) ?? null,
+      revokedAt: (r.revoked_at as number | null) ?? null,
+      raw: JSON.stringify(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b))),
+    });
+  }
+  return rows;
+}
+
+/** A root key that works now: unrevoked and unexpired. */
+export function rootLive(row: RootRow | undefined, now: number): boolean {
+  return row !== undefined && row.revokedAt === null && (row.expiresAt === null || row.expiresAt > now);
+}
+
+/**
+ * The model's own reading of owner patterns (not src's): `user:*`, `workspace:*`, or one owner exactly.
+ * `owner` is `<type>:<id>`.
+ */
+export function patternsCover(patterns: readonly string[], owner: string): boolean {
+  const type = owner.slice(0, owner.indexOf(":"));
+  return patterns.some((pattern) => pattern === owner || pattern === `${type}:*`);
 }

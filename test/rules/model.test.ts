@@ -1,10 +1,13 @@
 /**
  * The model test: random sequences of create, import, rotate, PATCH (powers, limits, credits,
  * disable/enable), credits, revoke and cascade revoke, by random actors (people, a workspace admin, a
- * member, RPC, and the keys minted along the way), against the Worker in workerd, with a small model
- * beside it (every key minted, who minted it, its secret). After every step the invariants of
- * test/model/invariants.ts are checked against D1 (and /v1/verify): attenuation, lineage, reach,
- * quota, secrecy, import ownership and import secrecy. Refusals (401, 403, 404, 409, 422, 429) are
+ * member, RPC, the keys minted along the way, and root keys an operator makes with random owner
+ * patterns and scopes, which the operator revokes and the clock expires), against the Worker in
+ * workerd, with a small model beside it (every key and root key minted, who minted it, its secret).
+ * After every step the invariants of test/model/invariants.ts and test/model/root-invariants.ts are
+ * checked against D1 (and /v1/verify): attenuation, lineage, reach, quota, secrecy, import ownership,
+ * import secrecy, and root keys' (never a product key, their reach, their keys outlive them, a dead one
+ * refused at once). Refusals (401, 403, 404, 409, 422, 429) are
  * always acceptable: the model never assumes that a request succeeds or is refused, only that the
  * invariants hold whatever happened.
  *
