@@ -202,6 +202,27 @@ describe("once upgraded", () => {
   });
 });
 
+describe("a client over the failed-authentication limit", () => {
+  it("is judged from memory: its upgraded key works, a token memory cannot settle is 429", async () => {
+    const jwt = await token(uniqueSub());
+    const { key } = await imported(jwt);
+    expect(await verify(key)).toMatchObject({ code: "VALID" }); // upgraded here, so in this isolate's memory
+    let failures = 0;
+    const limiter = { limit: async () => ({ success: ++failures <= 1 }) } as unknown as RateLimit;
+    const limited = envWith({ ...HMAC, AUTH_FAILURE_LIMITER: limiter });
+    const ip = `10.${crypto.getRandomValues(new Uint8Array(3)).join(".")}`;
+    const whoami = (credential: string) =>
+      call("GET", "/v1/whoami", {
+        headers: { authorization: `Bearer ${credential}`, "cf-connecting-ip": ip },
+        env: limited,
+      });
+    expect((await whoami(randomToken())).status).toBe(401);
+    expect((await whoami(randomToken())).status).toBe(429); // now over the limit
+    expect((await whoami(key)).status).toBe(200);
+    expect((await whoami(randomToken())).status).toBe(429);
+  });
+});
+
 describe("a digest that is not the token's HMAC", () => {
   it("an item whose `hash` is the token's plain SHA-256 is no upgraded key: the token does not verify", async () => {
     const jwt = await token(uniqueSub());
