@@ -14,7 +14,7 @@
 // Writes its section of bench/RESULTS.md. --smoke: 100 keys for 20 s, nothing written (CI).
 import { parseArgs } from "node:util";
 import { signDevToken } from "../scripts/dev-config.mjs";
-import { LATCHKEY, model, popularity } from "./capacity.mjs";
+import { LATCHKEY, generator, model, popularity } from "./capacity.mjs";
 import { runInfo, table, writeSection } from "./results.mjs";
 import { startServer } from "./server.mjs";
 
@@ -48,17 +48,6 @@ const argv = process.argv.slice(2).join(" ");
 const KV_TTL_SECONDS = LATCHKEY.kvCopySeconds;
 const MEMORY_SHARE = [0.8, 1];
 const KEYS_PER_OWNER = 100;
-
-function generator(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Creates `count` keys (100 per owner: creation is rate-limited per owner); each with when it was made. */
 async function createKeys(count) {
