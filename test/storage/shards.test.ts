@@ -13,6 +13,8 @@ import { sha256Hex } from "../../src/keys/hash";
 import { hexBucket, ownerBucket } from "../../src/keys/shard";
 import { forgetShardMap } from "../../src/store/shards";
 import { createContext } from "../../src/context";
+import { isolateCache } from "../../src/service/verify";
+import { cacheKey } from "../../src/store/cache";
 
 const sharded = envWith({ D1_SHARDS: "2" });
 const databases = [env.DB, env.DB_1] as const;
@@ -54,6 +56,10 @@ describe("two databases (D1_SHARDS=2)", () => {
       expect(hexBucket(created.id)).toBe(bucket);
       expect(await rowsIn(databases[shard]!, sub)).toBe(1);
       expect(await rowsIn(databases[1 - shard]!, sub)).toBe(0);
+      expect(await verdict(created.key)).toMatchObject({ valid: true, code: "VALID" });
+      // Cold: from D1 itself, found by the bucket its hash carries.
+      isolateCache.clear();
+      await env.KEY_CACHE.delete(cacheKey(await sha256Hex(created.key)));
       expect(await verdict(created.key)).toMatchObject({ valid: true, code: "VALID" });
     }
   });
