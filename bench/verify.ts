@@ -182,6 +182,7 @@ const config: Config = {
   cors: { origins: new Set(), verifyOrigins: new Set() },
   ui: { frameAncestors: "'none'", devTokens: false },
   maxStalenessMs: 60_000,
+  serverTiming: false,
   maxKeysPerOwner: 10_000,
   importAllowed: "admins",
   leaks: { action: "revoke", githubKeysUrl: new URL("https://api.github.com/meta/public_keys/secret_scanning") },

@@ -73,6 +73,8 @@ export interface Config {
    * learnt before: past it, a key is answered only from a fresh D1 read (so 503 while D1 is down).
    */
   readonly maxStalenessMs: number;
+  /** SERVER_TIMING=true: responses say where their verification was answered (store/lookup-tally.ts). */
+  readonly serverTiming: boolean;
   /** The most live (not revoked, not expired) keys one owner may hold. */
   readonly maxKeysPerOwner: number;
   /** Who may import keys (IMPORT_ALLOWED; service/rules.ts, mayImport). */
@@ -351,6 +353,7 @@ function readConfig(env: Env): Config {
     },
     ui: { frameAncestors: readFrameAncestors(env.UI_FRAME_ANCESTORS, errors), devTokens: devTokens && secret !== null },
     maxStalenessMs,
+    serverTiming: text(env.SERVER_TIMING) === "true",
     maxKeysPerOwner,
     importAllowed,
     expiryWarningMs: expiryWarnings.thresholdsMs,

@@ -13,6 +13,7 @@ import { type Readiness, checkReadiness, purgeDeadKeys } from "./service/operati
 import type { Origin } from "./service/verify";
 import { verificationCounter } from "./store/analytics";
 import { KvRecordCache } from "./store/cache";
+import { LookupTally, tallyCache, tallyStore } from "./store/lookup-tally";
 import { DurableUsageCounters } from "./store/counter";
 import { scanExpiry } from "./service/warnings";
 import { OwnerLimitsService } from "./service/owner-limits";
@@ -28,6 +29,8 @@ const DELIVERY_LOG_DAYS = 30;
 export interface AppContext {
   readonly config: Config;
   readonly keys: Keys;
+  /** Where this request's verification was answered, counted only with SERVER_TIMING on. */
+  readonly lookups: LookupTally | null;
   /** Leaked-key reports (POST /v1/leaks, /v1/leaks/github, RPC reportLeaks). */
   readonly leaks: LeakIntake;
   /** Per-customer limits: owners' rate limits and credits (service/owner-limits.ts). */
@@ -58,17 +61,26 @@ export function createContext(
   // Every write of a key runs the dispatcher after the response (webhook-dispatch.ts); verification writes none.
   // One D1 database, or several with sharding by owner (D1_SHARDS; store/sharded-stores.ts).
   const stores = storesFor(env, config);
-  const store = enqueue
+  const writes = enqueue
     ? afterAuditedWrites(stores.keys, () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
     : stores.keys;
-  const cache = new KvRecordCache(env.KEY_CACHE);
+  const kv = new KvRecordCache(env.KEY_CACHE);
+  const lookups = config.serverTiming ? new LookupTally() : null;
+  const store = lookups ? tallyStore(writes, lookups) : writes;
+  const cache = lookups ? tallyCache(kv, lookups) : kv;
+  const analytics = env.VERIFY_ANALYTICS ? verificationCounter(env.VERIFY_ANALYTICS) : undefined;
   const deps = {
     store,
     cache,
     config,
     defer: (work: Promise<unknown>) => ctx.waitUntil(work),
     creationLimiter: env.KEY_CREATION_LIMITER,
-    onVerified: env.VERIFY_ANALYTICS ? verificationCounter(env.VERIFY_ANALYTICS) : undefined,
+    onVerified: lookups
+      ? (...verdict: Parameters<NonNullable<typeof analytics>>) => {
+          lookups.verifications++;
+          analytics?.(...verdict);
+        }
+      : analytics,
     origin,
     ...(env.USAGE_COUNTER ? { counters: new DurableUsageCounters(env.USAGE_COUNTER) } : {}),
     usageStore: stores.usage,
@@ -86,10 +98,11 @@ export function createContext(
   return {
     config,
     keys,
+    lookups,
     leaks,
     owners: new OwnerLimitsService(deps),
     rootKeys,
-    readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
+    readiness: () => checkReadiness({ store, cache: () => kv.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
     expiryWarnings: async (now) => {
       let written = 0;

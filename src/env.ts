@@ -59,6 +59,8 @@ export interface Env {
   /** "true": /ui/dev-token mints JWTs for local development (HS256 mode only). Never set in wrangler.toml. */
   DEV_UI_TOKENS?: string;
   MAX_STALENESS_SECONDS?: string;
+  /** "true": responses carry `Server-Timing: lookup;desc="memory|kv|d1"` (for load tests; off by default). */
+  SERVER_TIMING?: string;
   MAX_KEYS_PER_OWNER?: string;
   IMPORT_ALLOWED?: string;
   /** What a confirmed leak report does to the key: `revoke` (default) or `disable` (docs/leaks.md). */
