@@ -173,6 +173,7 @@ const config: Config = {
     operatorRoles: ["operator"],
   },
   revocationSyncMs: 5000,
+  shards: { count: 1, problem: null },
   auditRetentionDays: 90,
   verifyAccess: { kind: "open" },
   legacyFormats: NO_LEGACY_FORMATS,

@@ -12,6 +12,7 @@ import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
 import { parseExpiryWarningDays } from "./keys/warnings";
 import { isPublicSuffix } from "./public-suffixes";
 import { type WebhookConfig, readWebhookConfig } from "./webhook-config";
+import { type ShardConfig, readShardConfig } from "./shard-config";
 
 export interface JwtConfig {
   /** HS256 secret (local development). Ignored when `jwksUrl` is set. */
@@ -84,6 +85,8 @@ export interface Config {
   readonly expiryWarningMs: readonly number[];
   /** Webhooks (webhook-config.ts). */
   readonly webhooks: WebhookConfig;
+  /** Sharding by owner: how many D1 databases (shard-config.ts). */
+  readonly shards: ShardConfig;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
@@ -355,6 +358,7 @@ function readConfig(env: Env): Config {
     importAllowed,
     expiryWarningMs: expiryWarnings.thresholdsMs,
     webhooks: readWebhookConfig(env, errors),
+    shards: readShardConfig(env, errors),
     errors,
   };
 }
