@@ -89,6 +89,7 @@ describe("npm run move-bucket", () => {
       ["run", "-s", "move-bucket", "--", "--bucket", String(bucket), "--to", "1", "--persist-to", dir, "--shards", "2"],
       { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
     );
+    process.on("exit", () => script.exitCode === null && script.kill());
     let output = "";
     script.stdout.on("data", (d) => (output += d));
     script.stderr.on("data", (d) => (output += d));
@@ -108,7 +109,7 @@ describe("npm run move-bucket", () => {
         live.set(created.id, created.key);
       } else if (round % 3 === 1 && live.size > 2) {
         const [id, key] = live.entries().next().value;
-        await write("DELETE", `/v1/keys/${id}`, { auth }, 200);
+        await write("DELETE", `/v1/keys/${id}`, { auth }, 204);
         live.delete(id);
         revoked.set(id, key);
       }
