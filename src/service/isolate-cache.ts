@@ -5,6 +5,7 @@
  */
 import { TtlLru } from "../util/lru";
 import { FeedState } from "./feed";
+import { ShardFeeds } from "./shard-feed";
 import { type MemoryRecord, RECORD_MEMORY_BYTES, RECORD_MEMORY_MS, memoryRecordBytes } from "./memory-record";
 import { UsageTally } from "./usage-tally";
 
@@ -19,8 +20,9 @@ export class IsolateCache {
   });
   /** Unknown hashes: fixed-size entries (a 64-character hash), so a count bounds their bytes (~2 MB). */
   readonly unknown = new TtlLru<string, true>(10_000, 10_000);
-  /** The change feed: position, known changes, sync bookkeeping. */
+  /** The change feed: position, known changes, sync bookkeeping (shardFeeds instead when D1_SHARDS > 1). */
   readonly feed = new FeedState();
+  readonly shardFeeds = new ShardFeeds();
   readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
   /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
   readonly pendingUses = new Map<string, number>();
@@ -32,7 +34,7 @@ export class IsolateCache {
   clear(): void {
     this.records.clear();
     this.unknown.clear();
-    this.feed.clear();
+    for (const feed of [this.feed, this.shardFeeds]) feed.clear();
     this.lastUsedWrites.clear();
     this.pendingUses.clear();
     this.usage.clear();

@@ -45,6 +45,8 @@ import type { UsageCounters } from "../store/counter";
 import type { UsageStore } from "../store/usage-counts";
 import type { OwnerLimitsStore } from "../store/owner-limits";
 import { describeError, log } from "../log";
+import type { FeedState } from "./feed";
+import { type ShardFeeds, isolateFeed } from "./shard-feed";
 import { isMetered, spend } from "./metering";
 import { type MemoryRecord, recordLifetime } from "./memory-record";
 import { IsolateCache, LAST_USED_INTERVAL_MS, isolateCache } from "./isolate-cache";
@@ -120,6 +122,9 @@ export class Verifier {
     private readonly local: IsolateCache = isolateCache,
   ) {}
 
+  private get feed(): FeedState | ShardFeeds {
+    return isolateFeed(this.local, this.deps.config.shards.count); // one database's, or every shard's
+  }
   /** The verdict on `key`, counted once (onVerified) whatever the outcome. */
   async verify(key: string, options: VerifyChecks = {}): Promise<Verification> {
     const verification = await this.verdict(key, options);
@@ -131,7 +136,7 @@ export class Verifier {
     const credential = await this.credential(key);
     if (!credential) return answer(malformedOrRoot(key, this.deps.config), null);
     const now = Date.now();
-    const { feed } = this.local;
+    const feed = this.feed;
     if (now - feed.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
 
     const find = (hash: string) => this.find(hash, credential, now);
@@ -148,7 +153,7 @@ export class Verifier {
 
   /** The record under `hash`: this isolate's memory, else (unless known revoked: its key's id) KV, then D1. */
   private async find(hash: string, credential: Credential, now: number): Promise<CompactRecord | string | undefined> {
-    const { feed } = this.local;
+    const feed = this.feed;
     const entry = this.local.records.get(hash, now);
     if (entry && (now - feed.lastSyncAt <= this.deps.config.maxStalenessMs || this.stillFresh(hash, entry, now))) {
       return entry.record;
@@ -172,12 +177,8 @@ export class Verifier {
 
   /** What a legacy key's upgrade needs (service/legacy-check.ts, service/hmac-upgrade.ts). */
   private get upgradeHost() {
-    return {
-      store: this.deps.store,
-      origin: this.deps.origin,
-      changed: this.changed.bind(this),
-      moved: this.moved.bind(this),
-    };
+    const { store, origin } = this.deps;
+    return { store, origin, changed: this.changed.bind(this), moved: this.moved.bind(this) };
   }
 
   /**
@@ -195,7 +196,7 @@ export class Verifier {
     const credential = await this.credential(key);
     if (!credential) return answer(malformedOrRoot(key, this.deps.config), null);
     const now = Date.now();
-    const { feed } = this.local;
+    const feed = this.feed;
     if (now - feed.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
     const known = feed.change(credential.hash);
     if (known?.revoked && !credential.bcrypt) return this.meter(answer("REVOKED", null, known.keyId), options, now);
@@ -282,7 +283,7 @@ export class Verifier {
    * learn it from the feed, which the revoking statement appended to.)
    */
   async forget(record: CompactRecord, deleteFromKv = true): Promise<void> {
-    const { feed } = this.local;
+    const feed = this.feed;
     feed.note(record.hash, { seq: feed.seq, keyId: record.id, revoked: true }, Date.now());
     this.local.records.delete(record.hash);
     if (deleteFromKv) await this.deps.cache.delete(record.hash);
@@ -296,7 +297,7 @@ export class Verifier {
   async changed(stored: CompactRecord, seq: number, deleteFromKv = true): Promise<void> {
     const now = Date.now();
     const record = compact(stored);
-    const { feed } = this.local;
+    const feed = this.feed;
     feed.note(record.hash, { seq, keyId: record.id, revoked: false }, now);
     this.local.records.set(record.hash, { record, seq, checkedAt: now }, now, recordLifetime());
     if (deleteFromKv) await this.deps.cache.delete(record.hash);
@@ -304,7 +305,7 @@ export class Verifier {
 
   /** A key's stored hash moved from `from` to the record's here (an upgrade): the old one finds nothing. */
   async moved(from: string, stored: CompactRecord, seq: number): Promise<void> {
-    this.local.feed.note(from, { seq, keyId: stored.id, revoked: false }, Date.now());
+    this.feed.note(from, { seq, keyId: stored.id, revoked: false }, Date.now());
     this.local.records.delete(from);
     this.local.unknown.delete(stored.hash);
     await Promise.all([this.deps.cache.delete(from), this.changed(stored, seq, false)]);
@@ -323,7 +324,7 @@ export class Verifier {
   /** After a miss in this isolate's records: its negative cache, then KV (unless stale), then D1. */
   private async lookup(hash: string, now: number): Promise<CompactRecord | undefined> {
     if (this.local.unknown.get(hash, now)) return undefined;
-    const { feed } = this.local;
+    const feed = this.feed;
 
     if (now - feed.lastSyncAt <= this.deps.config.maxStalenessMs) {
       const cached = await this.deps.cache.get(hash);
@@ -388,7 +389,7 @@ export class Verifier {
 
   private async syncIfDue(now: number): Promise<void> {
     const interval = this.deps.config.revocationSyncMs;
-    const { feed } = this.local;
+    const feed = this.feed;
     // One attempt per interval: while one runs, or after one failed (D1 down), serve from the caches
     // (within the staleness bound).
     if (feed.running || now - feed.attemptedAt < interval) return;
@@ -405,12 +406,12 @@ export class Verifier {
    * once (a key chain's limits), so this isolate drops its copies of all of them before answering again.
    */
   async catchUp(): Promise<void> {
-    if (!this.local.feed.running) await this.syncFeed();
+    if (!this.feed.running) await this.syncFeed();
   }
 
   /** Applies the feed after this isolate's position. Failures are logged, never thrown. */
   async syncFeed(now: number = Date.now()): Promise<void> {
-    const { feed } = this.local;
+    const feed = this.feed;
     feed.attemptedAt = now;
     feed.running = true;
     try {

@@ -90,14 +90,13 @@ export function insert(
   });
 }
 
-export async function insertNew(
-  db: D1Database,
-  records: readonly KeyRecord[],
-  events: readonly AuditEvent[],
-  limits: InsertLimits,
-): Promise<{ inserted: boolean[] } | { refused: InsertRefusal }> {
+/**
+ * An import's two conditions, for the whole batch: the key asking is live (?1, at ?2), and no owner of
+ * the batch goes over the quota: its live keys, those of this batch (?4) left out, plus its rows in the
+ * batch (?3: [type, id, rows] per owner; a root key imports for many owners at once) within ?5.
+ */
+function importConditions(records: readonly KeyRecord[], limits: InsertLimits) {
   const minter = records[0] ? mintingKeyId(records[0]) : null;
-  // The batch's rows per owner (a root key imports for many owners at once): [type, id, rows].
   const owners = new Map<string, [string, string, number]>();
   for (const { owner } of records) {
     const entry = owners.get(`${owner.type}:${owner.id}`) ?? [owner.type, owner.id, 0];
@@ -106,10 +105,34 @@ export async function insertNew(
   }
   const ids = JSON.stringify(records.map((r) => r.id));
   const params = [minter, limits.now, JSON.stringify([...owners.values()]), ids, limits.maxKeysPerOwner];
-  // The two conditions: the key asking is live, and no owner of the batch goes over the quota (its
-  // live keys, those of this batch left out, plus its rows in the batch).
   const live = `(?1 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}))`;
   const quota = `NOT EXISTS (SELECT 1 FROM json_each(?3) AS o WHERE json_extract(o.value, '$[2]') + (SELECT COUNT(*) FROM api_keys WHERE owner_type = json_extract(o.value, '$[0]') AND owner_id = json_extract(o.value, '$[1]') AND ${LIVE} AND id NOT IN (SELECT value FROM json_each(?4))) > ?5)`;
+  return { params, live, quota };
+}
+
+/** Whether an import of `records` would be refused now, and why (a check before a write elsewhere). */
+export async function importRefusal(
+  db: D1Database,
+  records: readonly KeyRecord[],
+  limits: InsertLimits,
+): Promise<InsertRefusal | null> {
+  const { params, live, quota } = importConditions(records, limits);
+  const verdict = await attempt("import", () =>
+    db
+      .prepare(`SELECT ${live} AS live, ${quota} AS room`)
+      .bind(...params)
+      .first<{ live: number; room: number }>(),
+  );
+  return !verdict?.live ? "parent_not_live" : !verdict.room ? "owner_quota" : null;
+}
+
+export async function insertNew(
+  db: D1Database,
+  records: readonly KeyRecord[],
+  events: readonly AuditEvent[],
+  limits: InsertLimits,
+): Promise<{ inserted: boolean[] } | { refused: InsertRefusal }> {
+  const { params, live, quota } = importConditions(records, limits);
   // A stored hash makes its row a no-op, never a duplicate, and then its event (which follows it) is
   // not written either. So does an HMAC digest a key was imported under and has since left for the
   // SHA-256 of its token (d1-legacy.ts).
@@ -137,11 +160,8 @@ export async function insertNew(
     return { inserted: records.map((_, i) => results[1 + 2 * i]?.meta.changes === 1) };
   } catch (error) {
     if (!(error instanceof ConcurrentChangeError)) throw error;
-    // Refused: say why (the key asking cannot come back to life, so that answer is stable).
-    const verdict = await attempt("import", () =>
-      db.prepare(`SELECT ${live} AS live`).bind(minter, limits.now).first<{ live: number }>(),
-    );
-    return { refused: verdict?.live ? "owner_quota" : "parent_not_live" };
+    // Refused: say why (the key asking cannot come back to life, so "parent_not_live" is stable).
+    return { refused: (await importRefusal(db, records, limits)) ?? "owner_quota" };
   }
 }
 
