@@ -46,7 +46,10 @@ export interface AppContext {
   readonly expiryWarnings: (now: number) => Promise<number>;
   /** Webhook endpoints and their delivery logs. */
   readonly webhooks: Webhooks;
-  /** The cron: dispatches what the outbox holds and re-enqueues lost deliveries; how many. */
+  /**
+   * The cron: dispatches what the outbox holds and re-enqueues lost deliveries (how many); deletes old
+   * delivery logs and the endpoints of root key chains with no live key.
+   */
   readonly dispatchWebhooks: (now: number) => Promise<number>;
 }
 
@@ -99,6 +102,7 @@ export function createContext(
       if (!enqueue) return 0;
       const dispatched = await dispatchWebhooks(webhookStore, enqueue, now);
       await webhookStore.purgeDeliveries(now - DELIVERY_LOG_DAYS * 86_400_000, 1000);
+      await webhookStore.purgeInactiveEndpoints(now, 100);
       return dispatched + (await sweepOverdue(webhookStore, enqueue, now));
     },
   };

@@ -1,6 +1,7 @@
 /**
  * The dispatcher: reads the audit events after its cursor in the outbox (each written by a trigger in
- * the same statement as its event, so only committed changes are there, and all of them), records one
+ * the same statement as its event, so only committed changes are there, and all of them: a key's
+ * events, and an owner's credit warnings), records one
  * delivery per (event, endpoint that receives it) and puts the new ones on the queue. Idempotent: a
  * delivery's id is derived from the event and the endpoint, so a second dispatcher, or a dispatch
  * after a crash, records nothing twice; a delivery recorded but never enqueued is found by the sweep.
@@ -49,7 +50,7 @@ export async function dispatchWebhooks(store: D1WebhookStore, enqueue: Enqueue, 
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const rows = await store.outboxAfterCursor(BATCH);
     if (rows.length === 0) break;
-    const endpoints = await store.enabledEndpoints();
+    const endpoints = await store.enabledEndpoints(now);
     const deliveries: NewDelivery[] = [];
     for (const { event } of rows) {
       const type = event === null ? null : eventTypeOf(event.action);
