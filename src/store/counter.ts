@@ -18,7 +18,8 @@
  * to its chain's counter, which takes its own share synchronously, then asks the owner's counter (a
  * second hop, Durable Object to Durable Object) and gives its share back if the owner's refuses. A key
  * without limits of its own asks the owner's counter directly. A warning the chain's step found is kept
- * only once the owner's counter agreed (a refunded step warns of nothing).
+ * only once the owner's counter agreed (a refunded step warns of nothing). The owner's counter finds
+ * the owner's own credit warnings the same way, and its alarm writes them to the owner's audit log.
  */
 import { DurableObject } from "cloudflare:workers";
 import {
@@ -28,7 +29,7 @@ import {
   applyUsage,
   refundUsage,
 } from "../keys/limit-arithmetic";
-import { type OwnerCounter, combinedVerdict, keyVerdict } from "../keys/owner-usage";
+import { type OwnerCounter, combinedVerdict, keyVerdict, ownerOfCounterName } from "../keys/owner-usage";
 import type { CreditWarning } from "../keys/warnings";
 import { describeError, log } from "../log";
 import { StorageUnavailableError } from "./store";
@@ -81,7 +82,8 @@ export class UsageCounter extends DurableObject<CounterEnv> {
     try {
       if (!namespace) throw new Error("USAGE_COUNTER is not bound");
       const stub = namespace.get(namespace.idFromName(owner.name));
-      theirs = await withTimeout(stub.take(owner.limits, cost), COUNTER_TIMEOUT_MS, "owner usage counter");
+      // Its name goes along: the owner's counter keeps its own credit warnings, for the owner's audit log.
+      theirs = await withTimeout(stub.take(owner.limits, cost, owner.name), COUNTER_TIMEOUT_MS, "owner usage counter");
     } catch (error) {
       this.refund(limits, cost);
       throw error;
@@ -124,8 +126,10 @@ export class UsageCounter extends DurableObject<CounterEnv> {
     const written = new Set<string>();
     try {
       const store = warningStoreFor(this.env);
+      // An owner's counter warns the owner (its audit log); a key chain's, the chain's keys.
+      const owner = ownerOfCounterName(pending.chain);
       for (const warning of pending.warnings) {
-        await store.creditWarning(pending.chain, warning);
+        await (owner ? store.ownerCreditWarning(owner, warning) : store.creditWarning(pending.chain, warning));
         written.add(warningId(warning));
       }
     } catch (error) {
