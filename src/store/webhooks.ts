@@ -245,7 +245,7 @@ export class D1WebhookStore {
    */
   purgeInactiveEndpoints(now: number, limit: number): Promise<number> {
     return attempt("webhook purge", async () => {
-      const dead = `SELECT id FROM webhook_endpoints WHERE owner_type = 'root' AND NOT ${ACTIVE} LIMIT ?`;
+      const dead = `SELECT id FROM webhook_endpoints WHERE owner_type = 'root' AND NOT ${ACTIVE} ORDER BY id LIMIT ?`;
       const [, endpoints] = await this.db.batch([
         this.db.prepare(`DELETE FROM webhook_deliveries WHERE endpoint_id IN (${dead})`).bind(now, limit),
         this.db.prepare(`DELETE FROM webhook_endpoints WHERE id IN (${dead})`).bind(now, limit),
