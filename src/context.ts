@@ -13,15 +13,12 @@ import { type Readiness, checkReadiness, purgeDeadKeys } from "./service/operati
 import type { Origin } from "./service/verify";
 import { verificationCounter } from "./store/analytics";
 import { KvRecordCache } from "./store/cache";
+import { LookupTally, tallyCache, tallyStore } from "./store/lookup-tally";
 import { DurableUsageCounters } from "./store/counter";
-import { D1KeyStore } from "./store/d1";
-import { D1LeakStore } from "./store/leaks";
-import { D1UsageStore } from "./store/usage-counts";
-import { D1WarningStore } from "./store/warnings";
 import { scanExpiry } from "./service/warnings";
-import { D1OwnerLimitsStore } from "./store/owner-limits";
 import { OwnerLimitsService } from "./service/owner-limits";
 import { D1WebhookStore } from "./store/webhooks";
+import { storesFor } from "./store/sharded-stores";
 import { afterAuditedWrites, dispatchAfterWrite, dispatchWebhooks, sweepOverdue } from "./service/webhook-dispatch";
 import { Webhooks } from "./service/webhooks";
 import { webhookEnqueue } from "./webhook-queue";
@@ -32,6 +29,8 @@ const DELIVERY_LOG_DAYS = 30;
 export interface AppContext {
   readonly config: Config;
   readonly keys: Keys;
+  /** Where this request's verification was answered, counted only with SERVER_TIMING on. */
+  readonly lookups: LookupTally | null;
   /** Leaked-key reports (POST /v1/leaks, /v1/leaks/github, RPC reportLeaks). */
   readonly leaks: LeakIntake;
   /** Per-customer limits: owners' rate limits and credits (service/owner-limits.ts). */
@@ -63,25 +62,36 @@ export function createContext(
   const webhookStore = new D1WebhookStore(env.DB);
   const enqueue = webhookEnqueue(env);
   // Every write of a key runs the dispatcher after the response (webhook-dispatch.ts); verification writes none.
-  const store = enqueue
-    ? afterAuditedWrites(new D1KeyStore(env.DB), () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
-    : new D1KeyStore(env.DB);
-  const cache = new KvRecordCache(env.KEY_CACHE);
+  // One D1 database, or several with sharding by owner (D1_SHARDS; store/sharded-stores.ts).
+  const stores = storesFor(env, config);
+  const writes = enqueue
+    ? afterAuditedWrites(stores.keys, () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
+    : stores.keys;
+  const kv = new KvRecordCache(env.KEY_CACHE);
+  const lookups = config.serverTiming ? new LookupTally() : null;
+  const store = lookups ? tallyStore(writes, lookups) : writes;
+  const cache = lookups ? tallyCache(kv, lookups) : kv;
+  const analytics = env.VERIFY_ANALYTICS ? verificationCounter(env.VERIFY_ANALYTICS) : undefined;
   const deps = {
     store,
     cache,
     config,
     defer: (work: Promise<unknown>) => ctx.waitUntil(work),
     creationLimiter: env.KEY_CREATION_LIMITER,
-    onVerified: env.VERIFY_ANALYTICS ? verificationCounter(env.VERIFY_ANALYTICS) : undefined,
+    onVerified: lookups
+      ? (...verdict: Parameters<NonNullable<typeof analytics>>) => {
+          lookups.verifications++;
+          analytics?.(...verdict);
+        }
+      : analytics,
     origin,
     ...(env.USAGE_COUNTER ? { counters: new DurableUsageCounters(env.USAGE_COUNTER) } : {}),
-    usageStore: new D1UsageStore(env.DB),
-    ownerLimits: new D1OwnerLimitsStore(env.DB),
+    usageStore: stores.usage,
+    ownerLimits: stores.ownerLimits,
   };
   const keys = new Keys(deps);
   const leaks = new LeakIntake({
-    store: new D1LeakStore(env.DB),
+    store: stores.leaks,
     verifier: keys.verifier,
     acceptedPrefixes: config.acceptedPrefixes,
     action: config.leaks.action,
@@ -91,12 +101,17 @@ export function createContext(
   return {
     config,
     keys,
+    lookups,
     leaks,
     owners: new OwnerLimitsService(deps),
     rootKeys,
-    readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
+    readiness: () => checkReadiness({ store, cache: () => kv.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
-    expiryWarnings: (now) => scanExpiry(new D1WarningStore(env.DB), config.expiryWarningMs, now),
+    expiryWarnings: async (now) => {
+      let written = 0;
+      for (const warnings of stores.warnings) written += await scanExpiry(warnings, config.expiryWarningMs, now);
+      return written;
+    },
     webhooks: new Webhooks({ store: webhookStore, config, enqueue: enqueue ?? (async () => {}) }),
     dispatchWebhooks: async (now) => {
       if (!enqueue) return 0;

@@ -89,7 +89,13 @@ function handlerFor(route: Route, routes: readonly Route[]) {
     const body = route.body
       ? parse(route.body, await readJsonBody(request, route.bodyOptions, checkBytes), "body")
       : undefined;
-    return route.handle({ request, env, app, actor, params: request.params, routes }, { query, body, headers });
+    const response = await route.handle(
+      { request, env, app, actor, params: request.params, routes },
+      { query, body, headers },
+    );
+    const timing = app.lookups?.serverTiming();
+    if (timing) response.headers.set("Server-Timing", timing);
+    return response;
   };
   const format = route.errorFormat;
   if (!format) return handle;

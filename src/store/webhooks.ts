@@ -1,5 +1,5 @@
 /**
- * Webhooks in D1 (migrations/0009_webhooks.sql, 0013_webhook_scopes.sql): the endpoints, the outbox of
+ * Webhooks in D1 (migrations/0009_webhooks.sql, 0014_webhook_scopes.sql): the endpoints, the outbox of
  * audit events (a key's, or an owner's credit warnings) the dispatcher reads after its cursor, and the
  * deliveries. Every call is bounded by the D1 timeout and fails as StorageUnavailableError. Signing
  * secrets arrive and leave encrypted; this module never sees one.
