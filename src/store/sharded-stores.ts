@@ -16,7 +16,7 @@ import { ShardRouter } from "./shards";
 import type { KeyStore, RevocationOrigin, StoreMaintenance } from "./store";
 import { D1UsageStore, type UsageCount, type UsageStore } from "./usage-counts";
 import { D1WarningStore, type WarningStore } from "./warnings";
-import { fromStamp, shardStamp } from "../keys/shard";
+import { fromStamp, hexBucket, shardStamp } from "../keys/shard";
 
 export interface Stores {
   readonly keys: KeyStore & StoreMaintenance;
@@ -53,8 +53,13 @@ export function storesFor(env: Env, config: Config): Stores {
 class ShardedUsageStore implements UsageStore {
   constructor(private readonly router: ShardRouter) {}
 
+  /** A batch touching a bucket being moved is refused whole, before any write (the tally keeps it for later). */
   async add(counts: readonly UsageCount[]): Promise<void> {
     const groups = new Map<number, UsageCount[]>();
+    for (const count of counts) {
+      const bucket = hexBucket(count.keyId);
+      if (Number.isInteger(bucket)) await this.router.refuseIfMoving(bucket);
+    }
     for (const count of counts) {
       const shard = await this.router.idShard(count.keyId);
       groups.set(shard, [...(groups.get(shard) ?? []), count]);
@@ -92,8 +97,8 @@ class ShardedOwnerLimitsStore implements OwnerLimitsStore {
 }
 
 class ShardedLeakStore implements LeakStore {
-  /** The database each reported hash was found in. */
-  private readonly found = new Map<string, number>();
+  /** The database each reported hash was found in, and its owner. */
+  private readonly found = new Map<string, { shard: number; owner: Owner }>();
 
   constructor(private readonly keys: ShardedKeyStore) {}
 
@@ -103,7 +108,7 @@ class ShardedLeakStore implements LeakStore {
       const stored = await this.keys.findByHash(hash);
       if (!stored) continue;
       const { record } = stored;
-      this.found.set(hash, fromStamp(stored.seq).shard);
+      this.found.set(hash, { shard: fromStamp(stored.seq).shard, owner: record.owner });
       reported.push({ id: record.id, hash, owner: record.owner, revokedAt: record.revokedAt, enabled: record.enabled });
     }
     return reported;
@@ -117,8 +122,11 @@ class ShardedLeakStore implements LeakStore {
   ): Promise<{ records: KeyRecord[]; seq: number }> {
     const groups = new Map<number, LeakChange[]>();
     for (const leak of leaks) {
-      const shard = this.found.get(leak.hash);
-      if (shard !== undefined) groups.set(shard, [...(groups.get(shard) ?? []), leak]);
+      const found = this.found.get(leak.hash);
+      if (found === undefined) continue;
+      // A key whose owner's bucket is being moved: refused (503) before anything is written.
+      await this.keys.router.ownerShard(found.owner, true);
+      groups.set(found.shard, [...(groups.get(found.shard) ?? []), leak]);
     }
     const records: KeyRecord[] = [];
     let seq = 0;
