@@ -35,6 +35,8 @@ import { describeError, log } from "../log";
 import { StorageUnavailableError } from "./store";
 import { withTimeout } from "./timeout";
 import { D1WarningStore, type WarningStore } from "./warnings";
+import { type CreditWarningStore, creditWarningsFor } from "./sharded-warnings";
+import type { Env } from "../env";
 
 /** The counters' clock, replaceable by tests to cross a refill boundary or refill a bucket. */
 export const counterClock = { now: (): number => Date.now() };
@@ -54,9 +56,10 @@ interface PendingWarnings {
   failures: number;
 }
 
-/** The D1 binding the counter writes warnings with (the Worker's env). */
+/** The D1 bindings the counter writes warnings with (the Worker's env: DB, and D1_SHARDS' DB_1, ...). */
 interface CounterEnv {
   readonly DB?: D1Database;
+  readonly D1_SHARDS?: string;
   readonly USAGE_COUNTER?: DurableObjectNamespace<UsageCounter>;
 }
 
@@ -150,14 +153,18 @@ export class UsageCounter extends DurableObject<CounterEnv> {
 
 const warningId = (warning: CreditWarning) => `${warning.kind}:${warning.period}`;
 
-/** Where a counter writes its warnings; replaceable by tests (a failing D1). */
+/**
+ * Where a counter writes its warnings: the owner's database (store/sharded-warnings.ts). Replaceable by
+ * tests: a failing D1 (`storeFor`), or another number of databases than the Worker's (`envFor`).
+ */
 export const counterWarnings = {
   storeFor: (db: D1Database): WarningStore => new D1WarningStore(db),
+  envFor: (env: CounterEnv): CounterEnv => env,
 };
 
-function warningStoreFor(env: CounterEnv): WarningStore {
+function warningStoreFor(env: CounterEnv): CreditWarningStore {
   if (!env.DB) throw new StorageUnavailableError("no D1 binding (DB) for the usage counter's warnings");
-  return counterWarnings.storeFor(env.DB);
+  return creditWarningsFor(counterWarnings.envFor(env) as Env, counterWarnings.storeFor);
 }
 
 /** A counter call slower than this fails (closed: the verification answers 503, never unmetered). */

@@ -165,7 +165,19 @@ const DELIVERY_FIELDS: Record<keyof Required<DeliveryChanges>, string> = {
 export type NewDelivery = Pick<DeliveryRow, "id" | "endpointId" | "eventId" | "type" | "payload">;
 
 export class D1WebhookStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(protected readonly db: D1Database) {}
+
+  /**
+   * The outboxes the dispatcher reads, each read and advanced in its own database (outboxAfterCursor,
+   * recordDispatch's `outbox`): this database's alone; with sharding by owner, every database's
+   * (store/sharded-webhooks.ts).
+   */
+  outboxes(): readonly D1WebhookStore[] {
+    return [this];
+  }
+
+  /** Before the cron's dispatch: with one database, nothing (sharding by owner: the relay rows). */
+  async prepareOutboxes(): Promise<void> {}
 
   insertEndpoint(e: EndpointRow): Promise<void> {
     return attempt("webhook insert", async () => {
@@ -303,7 +315,12 @@ export class D1WebhookStore {
    * Records the deliveries (a delivery already recorded stays as it is) and moves the cursor to
    * `toSeq`, in one batch; returns the ids newly recorded, which the caller enqueues.
    */
-  recordDispatch(deliveries: readonly NewDelivery[], toSeq: number, at: number): Promise<string[]> {
+  recordDispatch(
+    deliveries: readonly NewDelivery[],
+    toSeq: number,
+    at: number,
+    outbox: D1WebhookStore = this,
+  ): Promise<string[]> {
     return attempt("webhook dispatch", async () => {
       const inserts = deliveries.map((d) =>
         this.db
@@ -312,11 +329,16 @@ export class D1WebhookStore {
           )
           .bind(d.id, d.endpointId, d.eventId, d.type, d.payload, at, at, at),
       );
-      const results = await this.db.batch([
-        ...inserts,
-        this.db.prepare("UPDATE webhook_cursor SET seq = MAX(seq, ?) WHERE id = 1").bind(toSeq),
-        this.db.prepare("DELETE FROM webhook_outbox WHERE seq <= ?").bind(toSeq),
-      ]);
+      const advance = [
+        outbox.db.prepare("UPDATE webhook_cursor SET seq = MAX(seq, ?) WHERE id = 1").bind(toSeq),
+        outbox.db.prepare("DELETE FROM webhook_outbox WHERE seq <= ?").bind(toSeq),
+      ];
+      // Another database's outbox (sharding by owner): the deliveries first, then its cursor. A crash
+      // between the two re-reads those events, and their deliveries' ids make the second insert nothing.
+      const sameDatabase = outbox.db === this.db;
+      const statements = sameDatabase ? [...inserts, ...advance] : inserts;
+      const results = statements.length > 0 ? await this.db.batch(statements) : [];
+      if (!sameDatabase) await outbox.db.batch(advance);
       return deliveries.filter((_, i) => (results[i]?.meta.changes ?? 0) > 0).map((d) => d.id);
     });
   }
