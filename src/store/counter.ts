@@ -9,7 +9,8 @@
  *
  * Credit warnings (`credits_low`, `credits_exhausted`: keys/warnings.ts) are found in that same step,
  * so exactly: the call that finds one keeps it in this object's storage, in the same write as the
- * balance, and sets the object's alarm. The alarm writes the audit events to D1 (store/warnings.ts,
+ * balance, and sets the object's alarm. The alarm writes the audit events to D1 (store/warnings.ts; with
+ * sharding by owner, to the owner's database: store/sharded-warnings.ts;
  * idempotent: a retry writes nothing twice) and forgets them; a failed write is retried with backoff
  * until it lands. So the warning reaches D1 even if the calling Worker dies the moment after, and the
  * verification pays no extra round trip: the Worker is not involved at all.

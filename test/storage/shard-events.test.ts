@@ -100,7 +100,9 @@ describe("webhooks with two databases (D1_SHARDS=2)", () => {
     ]);
     await createContext(testEnv, createExecutionContext()).dispatchWebhooks(now);
     expect(await typesOf(endpoint)).toEqual(["key.created", "key.revoked"]);
-    const payload = JSON.parse((await deliveriesOf(endpoint))[0]!.payload) as { data: { id?: string; key_id?: string } };
+    const payload = JSON.parse((await deliveriesOf(endpoint))[0]!.payload) as {
+      data: { id?: string; key_id?: string };
+    };
     expect(JSON.stringify(payload)).toContain(created.id);
     // DB_1's outbox is drained and its own cursor moved.
     const left = await env.DB_1.prepare("SELECT COUNT(*) AS n FROM webhook_outbox").first<{ n: number }>();
