@@ -17,7 +17,7 @@ import { LookupTally, tallyCache, tallyStore } from "./store/lookup-tally";
 import { DurableUsageCounters } from "./store/counter";
 import { scanExpiry } from "./service/warnings";
 import { OwnerLimitsService } from "./service/owner-limits";
-import { D1WebhookStore } from "./store/webhooks";
+import type { D1WebhookStore } from "./store/webhooks";
 import { storesFor } from "./store/sharded-stores";
 import { afterAuditedWrites, dispatchAfterWrite, dispatchWebhooks, sweepOverdue } from "./service/webhook-dispatch";
 import { Webhooks } from "./service/webhooks";
@@ -45,7 +45,10 @@ export interface AppContext {
   readonly expiryWarnings: (now: number) => Promise<number>;
   /** Webhook endpoints and their delivery logs. */
   readonly webhooks: Webhooks;
-  /** The cron: dispatches what the outbox holds and re-enqueues lost deliveries; how many. */
+  /**
+   * The cron: dispatches what the outbox holds and re-enqueues lost deliveries (how many); deletes old
+   * delivery logs and the endpoints of root key chains with no live key.
+   */
   readonly dispatchWebhooks: (now: number) => Promise<number>;
 }
 
@@ -56,11 +59,11 @@ export function createContext(
   origin?: () => Origin,
 ): AppContext {
   const config = loadConfig(env);
-  const webhookStore = new D1WebhookStore(env.DB);
   const enqueue = webhookEnqueue(env);
   // Every write of a key runs the dispatcher after the response (webhook-dispatch.ts); verification writes none.
   // One D1 database, or several with sharding by owner (D1_SHARDS; store/sharded-stores.ts).
   const stores = storesFor(env, config);
+  const webhookStore = stores.webhooks;
   const writes = enqueue
     ? afterAuditedWrites(stores.keys, () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
     : stores.keys;
@@ -112,8 +115,10 @@ export function createContext(
     webhooks: new Webhooks({ store: webhookStore, config, enqueue: enqueue ?? (async () => {}) }),
     dispatchWebhooks: async (now) => {
       if (!enqueue) return 0;
+      await webhookStore.prepareOutboxes();
       const dispatched = await dispatchWebhooks(webhookStore, enqueue, now);
       await webhookStore.purgeDeliveries(now - DELIVERY_LOG_DAYS * 86_400_000, 1000);
+      await webhookStore.purgeInactiveEndpoints(now, 100);
       return dispatched + (await sweepOverdue(webhookStore, enqueue, now));
     },
   };
