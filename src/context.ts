@@ -15,6 +15,8 @@ import { verificationCounter } from "./store/analytics";
 import { KvRecordCache } from "./store/cache";
 import { DurableUsageCounters } from "./store/counter";
 import { D1KeyStore } from "./store/d1";
+import type { D1Queries, RequestSession } from "./store/d1-session";
+import { type ReadViews, type RootKeyViews, type WebhookViews, primaryViews } from "./service/read-views";
 import { D1LeakStore } from "./store/leaks";
 import { D1UsageStore } from "./store/usage-counts";
 import { D1WarningStore } from "./store/warnings";
@@ -50,19 +52,26 @@ export interface AppContext {
   readonly dispatchWebhooks: (now: number) => Promise<number>;
 }
 
-/** `origin`: where the call came from, for the audit log (HTTP requests; RPC calls have none). */
+/**
+ * `origin`: where the call came from, for the audit log (HTTP requests; RPC calls have none).
+ * `session`: a management request's D1 sessions (store/d1-session.ts): its read-only views read from
+ * a replica, everything else from the primary. Without one (RPC, the cron, verification), every query
+ * goes through the binding, to the primary.
+ */
 export function createContext(
   env: Env,
   ctx: { waitUntil(promise: Promise<unknown>): void },
   origin?: () => Origin,
+  session?: RequestSession,
 ): AppContext {
   const config = loadConfig(env);
-  const webhookStore = new D1WebhookStore(env.DB);
+  const db = session?.primary ?? env.DB;
+  const webhookStore = new D1WebhookStore(db);
   const enqueue = webhookEnqueue(env);
   // Every write of a key runs the dispatcher after the response (webhook-dispatch.ts); verification writes none.
   const store = enqueue
-    ? afterAuditedWrites(new D1KeyStore(env.DB), () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
-    : new D1KeyStore(env.DB);
+    ? afterAuditedWrites(new D1KeyStore(db), () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
+    : new D1KeyStore(db);
   const cache = new KvRecordCache(env.KEY_CACHE);
   const deps = {
     store,
@@ -73,34 +82,58 @@ export function createContext(
     onVerified: env.VERIFY_ANALYTICS ? verificationCounter(env.VERIFY_ANALYTICS) : undefined,
     origin,
     ...(env.USAGE_COUNTER ? { counters: new DurableUsageCounters(env.USAGE_COUNTER) } : {}),
-    usageStore: new D1UsageStore(env.DB),
-    ownerLimits: new D1OwnerLimitsStore(env.DB),
+    usageStore: new D1UsageStore(db),
+    ownerLimits: new D1OwnerLimitsStore(db),
   };
-  const keys = new Keys(deps);
+  const views = session ? sessionViews(session.views) : null;
+  const keys = new Keys(deps, views?.reads ?? primaryViews(deps));
   const leaks = new LeakIntake({
-    store: new D1LeakStore(env.DB),
+    store: new D1LeakStore(db),
     verifier: keys.verifier,
     acceptedPrefixes: config.acceptedPrefixes,
     action: config.leaks.action,
     origin,
   });
-  const rootKeys = new RootKeys({ store: new D1RootKeyStore(env.DB), config, defer: (work) => ctx.waitUntil(work) });
+  const rootKeys = new RootKeys({
+    store: new D1RootKeyStore(db),
+    config,
+    defer: (work) => ctx.waitUntil(work),
+    ...(views ? { views: views.rootKeys } : {}),
+  });
   return {
     config,
     keys,
     leaks,
-    owners: new OwnerLimitsService(deps),
+    owners: new OwnerLimitsService(deps, views?.reads.ownerLimits ?? deps.ownerLimits),
     rootKeys,
     readiness: () => checkReadiness({ store, cache: () => cache.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
-    expiryWarnings: (now) => scanExpiry(new D1WarningStore(env.DB), config.expiryWarningMs, now),
-    webhooks: new Webhooks({ store: webhookStore, config, enqueue: enqueue ?? (async () => {}) }),
+    expiryWarnings: (now) => scanExpiry(new D1WarningStore(db), config.expiryWarningMs, now),
+    webhooks: new Webhooks({
+      store: webhookStore,
+      config,
+      enqueue: enqueue ?? (async () => {}),
+      ...(views ? { views: views.webhooks } : {}),
+    }),
     dispatchWebhooks: async (now) => {
       if (!enqueue) return 0;
       const dispatched = await dispatchWebhooks(webhookStore, enqueue, now);
       await webhookStore.purgeDeliveries(now - DELIVERY_LOG_DAYS * 86_400_000, 1000);
       return dispatched + (await sweepOverdue(webhookStore, enqueue, now));
     },
+  };
+}
+
+/** The read-only views on a session's handle (service/read-views.ts): stores typed as their reads alone. */
+function sessionViews(replica: D1Queries): { reads: ReadViews; webhooks: WebhookViews; rootKeys: RootKeyViews } {
+  return {
+    reads: {
+      keys: new D1KeyStore(replica),
+      usage: new D1UsageStore(replica),
+      ownerLimits: new D1OwnerLimitsStore(replica),
+    },
+    webhooks: new D1WebhookStore(replica),
+    rootKeys: new D1RootKeyStore(replica),
   };
 }
 

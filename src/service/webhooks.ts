@@ -20,6 +20,7 @@ import { ConflictError, NotFoundError, StorageMisconfiguredError, ValidationErro
 import { noteEndpointsChanged } from "./webhook-dispatch";
 import { encryptSecret } from "./webhook-secrets";
 import { mayManageWebhooksOf, ownerOfNewEndpoint, webhookOwnersOf } from "./webhook-rules";
+import type { WebhookViews } from "./read-views";
 
 /** How long a rotated-away secret keeps signing unless the rotation says otherwise. */
 export const DEFAULT_SECRET_GRACE_SECONDS = 86_400;
@@ -32,6 +33,8 @@ export interface WebhookDeps {
   /** Puts deliveries on the queue (the delivery consumer attempts them). */
   readonly enqueue: (deliveryIds: readonly string[]) => Promise<void>;
   readonly now?: () => number;
+  /** Where list, get and the delivery log read (read-views.ts); default: `store`. */
+  readonly views?: WebhookViews;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -77,6 +80,10 @@ function actorName(actor: Actor): string {
 export class Webhooks {
   constructor(private readonly deps: WebhookDeps) {}
 
+  private views(): WebhookViews {
+    return this.deps.views ?? this.deps.store;
+  }
+
   private now(): number {
     return this.deps.now?.() ?? Date.now();
   }
@@ -95,8 +102,8 @@ export class Webhooks {
   }
 
   /** The endpoint, if `actor` may manage it; otherwise NotFound (an endpoint out of reach is never confirmed). */
-  private async endpoint(actor: Actor, id: string): Promise<EndpointRow> {
-    const endpoint = await this.deps.store.findEndpoint(id);
+  private async endpoint(actor: Actor, id: string, from: WebhookViews = this.deps.store): Promise<EndpointRow> {
+    const endpoint = await from.findEndpoint(id);
     if (endpoint === null || !mayManageWebhooksOf(actor, endpoint.owner)) throw new NotFoundError("webhook");
     return endpoint;
   }
@@ -133,12 +140,12 @@ export class Webhooks {
 
   async list(actor: Actor): Promise<{ data: WebhookView[] }> {
     const now = this.now();
-    const rows = await this.deps.store.listEndpoints(webhookOwnersOf(actor), MAX_ENDPOINTS);
+    const rows = await this.views().listEndpoints(webhookOwnersOf(actor), MAX_ENDPOINTS);
     return { data: rows.map((row) => toWebhookView(row, now)) };
   }
 
   async get(actor: Actor, id: string): Promise<WebhookView> {
-    return toWebhookView(await this.endpoint(actor, id), this.now());
+    return toWebhookView(await this.endpoint(actor, id, this.views()), this.now());
   }
 
   async update(actor: Actor, id: string, input: UpdateWebhookInput): Promise<WebhookView> {
@@ -179,9 +186,9 @@ export class Webhooks {
   }
 
   async deliveries(actor: Actor, id: string, query: ListDeliveriesInput) {
-    await this.endpoint(actor, id);
+    await this.endpoint(actor, id, this.views());
     const before = query.cursor ? parseCursor(query.cursor) : null;
-    const rows = await this.deps.store.listDeliveries(id, query.limit + 1, before);
+    const rows = await this.views().listDeliveries(id, query.limit + 1, before);
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
     return {

@@ -3,6 +3,7 @@
  * dispatcher reads after its cursor, and the deliveries. Every call is bounded by the D1 timeout and
  * fails as StorageUnavailableError. Signing secrets arrive and leave encrypted; this module never sees one.
  */
+import type { D1Queries } from "./d1-session";
 import type { AuditEvent, OwnerType } from "../model";
 import type { WebhookEventType, WebhookOwner, WebhookOwnerType } from "../webhook-model";
 import { StorageUnavailableError } from "./store";
@@ -145,7 +146,7 @@ const DELIVERY_FIELDS: Record<keyof Required<DeliveryChanges>, string> = {
 export type NewDelivery = Pick<DeliveryRow, "id" | "endpointId" | "eventId" | "type" | "payload">;
 
 export class D1WebhookStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: D1Queries) {}
 
   insertEndpoint(e: EndpointRow): Promise<void> {
     return attempt("webhook insert", async () => {
