@@ -61,6 +61,18 @@ export const LATCHKEY = {
   recordsPerIsolate: 100_000, // the isolate's record LRU bound
 };
 
+/** mulberry32: a small seeded generator, so a simulation or a check is the same run after run. */
+export function generator(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 const SECONDS_PER_MONTH = 30.4375 * 86_400;
 
 /** Σ_{i=1..n} i^-s, exact for the first 10,000 terms, Euler–Maclaurin beyond. */

@@ -15,7 +15,7 @@
 import { readFileSync, existsSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { root } from "../scripts/dev-config.mjs";
-import { LATCHKEY, LIMITS, PRICES, firstLimit, model, popularity } from "./capacity.mjs";
+import { LATCHKEY, LIMITS, PRICES, firstLimit, generator, model, popularity } from "./capacity.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -201,18 +201,6 @@ const limitLines = reached.map(
 const unreached = Object.keys(results[0].utilisation).filter((l) => !reached.some((x) => x.limit === l));
 
 // ---- the check: a seeded event simulation ----------------------------------------------------------
-
-/** mulberry32: a small seeded generator, so the check is the same run after run. */
-function generator(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Requests drawn from the Zipf popularity, each to a random isolate; isolates die (exponential

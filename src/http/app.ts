@@ -19,7 +19,7 @@ import { ValidationError } from "../service/errors";
 import { currentRequestId, requestIdFrom, withRequestId } from "../log";
 import { parseInput } from "../schemas";
 import { readJsonBody } from "./body";
-import { openSession, takesBookmark, withBookmark } from "./bookmark";
+import { openSession, replicated, takesBookmark, withBookmark } from "./bookmark";
 import { type CorsList, corsListOf, corsListOfUnrouted, preflight, setCorsHeaders } from "./cors";
 import { renderFailure } from "./failure";
 import { clientOf, countAuthFailure, overAuthFailureLimit, tooManyFailures } from "./limits";
@@ -94,11 +94,18 @@ function handlerFor(route: Route, routes: readonly Route[]) {
     const body = route.body
       ? parse(route.body, await readJsonBody(request, route.bodyOptions, checkBytes), "body")
       : undefined;
-    return route.handle({ request, env, app, actor, params: request.params, routes }, { query, body, headers });
+    const response = await route.handle(
+      { request, env, app, actor, params: request.params, routes },
+      { query, body, headers },
+    );
+    const timing = app.lookups?.serverTiming();
+    if (timing) response.headers.set("Server-Timing", timing);
+    return response;
   };
   // The management API: in a request session, and every answer carries its bookmark (bookmark.ts).
   if (takesBookmark(route)) {
     return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
+      if (!replicated(loadConfig(env))) return handle(request, env, exec);
       const opened = openSession(request, env.DB);
       let response: Response;
       try {

@@ -8,9 +8,12 @@
  *
  * Not in a session: /v1/verify (the hot path: verification never reads a replica), a dialect's routes
  * (their clients know no bookmark, so they read the primary, as before), and the routes outside /v1/.
+ * Nor anything with sharding by owner (D1_SHARDS above 1): a bookmark is one database's position, so
+ * there every query goes to its database's primary, as before, and the header is neither read nor sent.
  */
 import * as z from "zod/mini";
 import { meta } from "../schemas";
+import type { Config } from "../config";
 import { ValidationError } from "../service/errors";
 import { RequestSession, isBookmark } from "../store/d1-session";
 
@@ -23,6 +26,11 @@ export function takesBookmark(route: {
   readonly errorFormat?: unknown;
 }): boolean {
   return route.path.startsWith("/v1/") && (route.auth === "required" || route.auth === "person") && !route.errorFormat;
+}
+
+/** Whether management requests run in sessions: one D1 database (a bookmark is one database's position). */
+export function replicated(config: Config): boolean {
+  return config.shards.count === 1 && config.shards.problem === null;
 }
 
 /**

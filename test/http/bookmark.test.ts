@@ -164,6 +164,17 @@ describe("where no bookmark goes", () => {
     expect(odd.status).toBe(200);
   });
 
+  it("with sharding by owner (D1_SHARDS above 1), management requests neither read nor send one", async () => {
+    const sharded = envWith({ D1_SHARDS: "2" });
+    const jwt = await token(uniqueSub());
+    const created = await call("POST", "/v1/keys", { env: sharded, auth: jwt, body: { name: "sharded" } });
+    expect(created.status).toBe(201);
+    expect(created.headers.get(HEADER)).toBeNull();
+    const listed = await call("GET", "/v1/keys", { env: sharded, auth: jwt, headers: { [HEADER]: "garbage" } });
+    expect(listed.status).toBe(200);
+    expect(listed.headers.get(HEADER)).toBeNull();
+  });
+
   it("routes outside the API carry none", async () => {
     const health = await call("GET", "/healthz", { headers: { [HEADER]: "garbage" } });
     expect(health.status).toBe(200);
