@@ -68,7 +68,7 @@ export function withBookmark(response: Response, session: RequestSession): Respo
 }
 
 const DESCRIPTION =
-  "D1 read replication: read-your-writes across requests. Send back the `Latchkey-Bookmark` of the last response you received, as it was, and this request's reads (lists, gets, the audit log, usage) see everything that response saw, your writes included; without it they may be served by a replica a moment behind. Malformed: 400 `invalid_header`. Opaque: store and send it as a string.";
+  "D1 read replication: read-your-writes across requests. Send back the `Latchkey-Bookmark` of the last response you received, as it was, and this request's reads (lists, gets, the audit log, usage) see everything that response saw, your writes included; without it they may be served by a replica a moment behind. Malformed: 400 `invalid_header`. Opaque: store and send it as a string. With sharding by owner (D1_SHARDS above 1) it is neither read nor sent.";
 
 /** The request header, for the OpenAPI document (one parameter component, referenced by every route). */
 export const BookmarkRequestHeader = z.object({
