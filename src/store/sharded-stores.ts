@@ -17,7 +17,7 @@ import { ShardRouter } from "./shards";
 import type { KeyStore, RevocationOrigin, StoreMaintenance } from "./store";
 import { D1UsageStore, type UsageCount, type UsageStore } from "./usage-counts";
 import { D1WarningStore, type WarningStore } from "./warnings";
-import { fromStamp, shardStamp } from "../keys/shard";
+import { fromStamp, hexBucket, shardStamp } from "../keys/shard";
 
 export interface Stores {
   readonly keys: KeyStore & StoreMaintenance;
@@ -57,8 +57,13 @@ export function oneDatabaseStores(db: D1Queries): Stores {
 class ShardedUsageStore implements UsageStore {
   constructor(private readonly router: ShardRouter) {}
 
+  /** A batch touching a bucket being moved is refused whole, before any write (the tally keeps it for later). */
   async add(counts: readonly UsageCount[]): Promise<void> {
     const groups = new Map<number, UsageCount[]>();
+    for (const count of counts) {
+      const bucket = hexBucket(count.keyId);
+      if (Number.isInteger(bucket)) await this.router.refuseIfMoving(bucket);
+    }
     for (const count of counts) {
       const shard = await this.router.idShard(count.keyId);
       groups.set(shard, [...(groups.get(shard) ?? []), count]);
@@ -96,8 +101,8 @@ class ShardedOwnerLimitsStore implements OwnerLimitsStore {
 }
 
 class ShardedLeakStore implements LeakStore {
-  /** The database each reported hash was found in. */
-  private readonly found = new Map<string, number>();
+  /** The database each reported hash was found in, and its owner. */
+  private readonly found = new Map<string, { shard: number; owner: Owner }>();
 
   constructor(private readonly keys: ShardedKeyStore) {}
 
@@ -107,7 +112,7 @@ class ShardedLeakStore implements LeakStore {
       const stored = await this.keys.findByHash(hash);
       if (!stored) continue;
       const { record } = stored;
-      this.found.set(hash, fromStamp(stored.seq).shard);
+      this.found.set(hash, { shard: fromStamp(stored.seq).shard, owner: record.owner });
       reported.push({ id: record.id, hash, owner: record.owner, revokedAt: record.revokedAt, enabled: record.enabled });
     }
     return reported;
@@ -121,8 +126,11 @@ class ShardedLeakStore implements LeakStore {
   ): Promise<{ records: KeyRecord[]; seq: number }> {
     const groups = new Map<number, LeakChange[]>();
     for (const leak of leaks) {
-      const shard = this.found.get(leak.hash);
-      if (shard !== undefined) groups.set(shard, [...(groups.get(shard) ?? []), leak]);
+      const found = this.found.get(leak.hash);
+      if (found === undefined) continue;
+      // A key whose owner's bucket is being moved: refused (503) before anything is written.
+      await this.keys.router.ownerShard(found.owner, true);
+      groups.set(found.shard, [...(groups.get(found.shard) ?? []), leak]);
     }
     const records: KeyRecord[] = [];
     let seq = 0;

@@ -70,6 +70,15 @@ export class ShardRouter {
     return { shard: place.shard, bucket };
   }
 
+  /**
+   * Refuses (503 with Retry-After) a write the map routes by bucket rather than by owner (a key id's
+   * usage counts) while that bucket is being moved, so nothing lands in the old database after the
+   * move copied it (scripts/move-bucket.mjs).
+   */
+  async refuseIfMoving(bucket: number): Promise<void> {
+    if ((await this.places())[bucket]?.moving) throw new BucketMovingError(bucket, MOVE_RETRY_AFTER_SECONDS);
+  }
+
   /** The database a key id's first byte names (the owner's, for ids made in sharded mode). */
   async idShard(id: string): Promise<number> {
     const bucket = hexBucket(id);

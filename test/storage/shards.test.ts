@@ -12,6 +12,9 @@ import { call, captureLogs, createKey, envWith, expectProblem, token, uniqueSub 
 import { sha256Hex } from "../../src/keys/hash";
 import { hexBucket, ownerBucket } from "../../src/keys/shard";
 import { forgetShardMap } from "../../src/store/shards";
+import { storesFor } from "../../src/store/sharded-stores";
+import { BucketMovingError } from "../../src/store/store";
+import { loadConfig } from "../../src/config";
 import { createContext } from "../../src/context";
 import { isolateCache } from "../../src/service/verify";
 import { cacheKey } from "../../src/store/cache";
@@ -176,6 +179,36 @@ describe("two databases (D1_SHARDS=2)", () => {
     expect(refused.headers.get("retry-after")).toBeTruthy();
     expect(await verdict(before.key)).toMatchObject({ valid: true });
     expect((await call("GET", "/v1/keys", { auth, env: sharded })).status).toBe(200);
+  });
+
+  it("refuses a moving bucket's usage counts and leak marks before writing anything (they are retried after the move)", async () => {
+    const sub = uniqueSub("moving-usage");
+    const created = await createKey(await token(sub), {}, sharded);
+    const bucket = await ownerBucket({ type: "user", id: sub });
+    const stores = storesFor(sharded, loadConfig(sharded));
+    const hour = Date.now() - (Date.now() % 3_600_000);
+    await env.DB.prepare("INSERT INTO shard_map (bucket, shard, moving_since) VALUES (?, ?, ?)")
+      .bind(bucket, bucket % 2, Date.now())
+      .run();
+    forgetShardMap();
+    await expect(stores.usage.add([{ keyId: created.id, hour, outcome: "VALID", count: 3 }])).rejects.toBeInstanceOf(
+      BucketMovingError,
+    );
+    expect(await stores.usage.read(created.id, hour, hour + 3_600_000)).toEqual([]);
+    const hash = await sha256Hex(created.key);
+    expect(await stores.leaks.findByHashes([hash])).toHaveLength(1);
+    const origin = { actor: "service" as const, ip: null, userAgent: null };
+    await expect(stores.leaks.markLeaked("revoke", [{ hash, changes: {} }], Date.now(), origin)).rejects.toBeInstanceOf(
+      BucketMovingError,
+    );
+    expect(await verdict(created.key)).toMatchObject({ valid: true });
+    // Once the move is over, the same writes land.
+    await env.DB.prepare("UPDATE shard_map SET moving_since = NULL WHERE bucket = ?").bind(bucket).run();
+    forgetShardMap();
+    await stores.usage.add([{ keyId: created.id, hour, outcome: "VALID", count: 3 }]);
+    expect(await stores.usage.read(created.id, hour, hour + 3_600_000)).toEqual([
+      { keyId: created.id, hour, outcome: "VALID", count: 3 },
+    ]);
   });
 
   it("refuses storage when D1_SHARDS names a database the Worker lacks, never writing elsewhere", async () => {
