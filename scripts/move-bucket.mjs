@@ -7,7 +7,7 @@
 //   1. mark: the bucket's shard_map row gets moving_since (writes to its owners answer 503 Retry-After),
 //      refused when another bucket is being moved; then waits out the map's lifetime and D1's timeout.
 //   2. copy: every row of the bucket's owners (api_keys, key_events, owner_limits, owner_events, their
-//      keys' idempotency_keys and expiry key_warnings, and key_usage of the bucket's key ids) is copied
+//      keys' idempotency_keys and key_warnings (its keys' and owners'), and key_usage of the bucket's key ids) is copied
 //      to K, replacing whatever K held of them; K's rows are read back and compared with the source's
 //      (count and SHA-256 of each table's rows); the keys whose hash carries another bucket are claimed
 //      in key_homes. A mismatch stops here, writes still refused.
@@ -203,8 +203,9 @@ export function bucketTables(bucket) {
     {
       name: "key_warnings",
       pk: ["key_id", "warning", "mark"],
-      // Credit warnings' ledger stays in the first database (docs/scaling.md).
-      where: (w) => `warning NOT LIKE 'credits%' AND key_id IN (${keysOf(w)})`,
+      // Its keys' warnings (a chain's credit warnings by its first key's id) and its owners' credit warnings.
+      where: (w) =>
+        `(key_id IN (${keysOf(w)}) OR key_id IN (SELECT 'owner:' || owner_type || ':' || owner_id FROM owner_limits WHERE ${w}))`,
     },
     { name: "key_usage", pk: ["key_id", "hour", "outcome"], bucketWide: `substr(key_id, 1, 2) = '${hex}'` },
     { name: "key_events", pk: ["id"], where: (w) => w },
@@ -322,10 +323,14 @@ export async function copy(driver, bucket, source, target) {
   const chunks = ownerChunks(owners);
   const statements = [...deletes(tables, chunks)];
   for (const t of [...tables].reverse()) statements.push(...inserts(t.name, rows.get(t.name)));
-  if (target === 0 && owners.length > 0) {
-    // Old events copied into the first database are not announced to webhooks again.
-    for (const w of chunks)
-      statements.push(`DELETE FROM webhook_outbox WHERE event_id IN (SELECT id FROM key_events WHERE ${w})`);
+  if (owners.length > 0) {
+    // Old events copied are not announced to webhooks again (every database has an outbox: webhook_relay).
+    for (const w of chunks) {
+      statements.push(
+        `DELETE FROM webhook_outbox WHERE source = 'key' AND event_id IN (SELECT id FROM key_events WHERE ${w})`,
+        `DELETE FROM webhook_outbox WHERE source = 'owner' AND event_id IN (SELECT id FROM owner_events WHERE ${w})`,
+      );
+    }
   }
   await runAll(driver, target, statements);
   const copied = await readBucket(driver, target, bucket, owners);

@@ -50,7 +50,10 @@ export interface AppContext {
   readonly expiryWarnings: (now: number) => Promise<number>;
   /** Webhook endpoints and their delivery logs. */
   readonly webhooks: Webhooks;
-  /** The cron: dispatches what the outbox holds and re-enqueues lost deliveries; how many. */
+  /**
+   * The cron: dispatches what the outbox holds and re-enqueues lost deliveries (how many); deletes old
+   * delivery logs and the endpoints of root key chains with no live key.
+   */
   readonly dispatchWebhooks: (now: number) => Promise<number>;
 }
 
@@ -67,13 +70,12 @@ export function createContext(
   session?: RequestSession,
 ): AppContext {
   const config = loadConfig(env);
-  const db = session?.primary ?? env.DB;
-  const webhookStore = new D1WebhookStore(db);
   const enqueue = webhookEnqueue(env);
   // Every write of a key runs the dispatcher after the response (webhook-dispatch.ts); verification writes none.
   // One D1 database, or several with sharding by owner (D1_SHARDS; store/sharded-stores.ts). A request
   // session (one database only) puts the store of record on its primary handle.
   const stores = session ? oneDatabaseStores(session.primary) : storesFor(env, config);
+  const webhookStore = stores.webhooks;
   const writes = enqueue
     ? afterAuditedWrites(stores.keys, () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
     : stores.keys;
@@ -109,7 +111,7 @@ export function createContext(
     origin,
   });
   const rootKeys = new RootKeys({
-    store: new D1RootKeyStore(db),
+    store: new D1RootKeyStore(session?.primary ?? env.DB),
     config,
     defer: (work) => ctx.waitUntil(work),
     ...(views ? { views: views.rootKeys } : {}),
@@ -136,8 +138,10 @@ export function createContext(
     }),
     dispatchWebhooks: async (now) => {
       if (!enqueue) return 0;
+      await webhookStore.prepareOutboxes();
       const dispatched = await dispatchWebhooks(webhookStore, enqueue, now);
       await webhookStore.purgeDeliveries(now - DELIVERY_LOG_DAYS * 86_400_000, 1000);
+      await webhookStore.purgeInactiveEndpoints(now, 100);
       return dispatched + (await sweepOverdue(webhookStore, enqueue, now));
     },
   };

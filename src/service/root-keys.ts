@@ -136,6 +136,7 @@ export class RootKeys {
       expiresAt: input.expires_at == null ? null : Date.parse(input.expires_at),
       createdBy: `user:${actor.sub}`,
       rotatedFrom: null,
+      chain: null,
     });
     await this.deps.store.insert(record);
     log("info", "root_key_created", { root_key_id: record.id, by: record.createdBy, owners: record.owners.join(",") });
@@ -188,7 +189,11 @@ export class RootKeys {
     return { ...toRootKeyView(record), key };
   }
 
-  /** Revokes the root key (idempotent): refused from the next request on; the keys it made keep working. */
+  /**
+   * Revokes the root key (idempotent): refused from the next request on; the keys it made keep working.
+   * The webhook endpoints of its chain are deleted with it, unless another key of the chain (its
+   * rotation's replacement, or the key it replaced, still in its grace) is live.
+   */
   async revoke(actor: Actor, id: string): Promise<void> {
     requireOperator(actor);
     await this.find(id);
@@ -204,19 +209,21 @@ export class RootKeys {
     return record;
   }
 
+  /** `chain`: the chain it joins (a rotation's replacement: its predecessor's), or null to start its own. */
   private async newRootKey(
     settings: Pick<
       RootKeyRecord,
       "name" | "owners" | "scopes" | "allowedIps" | "expiresAt" | "createdBy" | "rotatedFrom"
-    >,
+    > & { readonly chain: string | null },
   ): Promise<{ key: string; record: RootKeyRecord }> {
     const prefix = this.deps.config.rootKeyPrefix;
     if (prefix === null) {
       throw new StorageMisconfiguredError("root keys are disabled: their prefix collides (see ROOT_KEY_PREFIX)");
     }
     const key = generateKey(prefix);
+    const id = crypto.randomUUID();
     const record: RootKeyRecord = {
-      id: crypto.randomUUID(),
+      id,
       hash: await sha256Hex(key),
       start: keyStart(key, prefix),
       name: settings.name,
@@ -229,6 +236,7 @@ export class RootKeys {
       revokedAt: null,
       revokedBy: null,
       rotatedFrom: settings.rotatedFrom,
+      chain: settings.chain ?? id,
       lastUsedAt: null,
     };
     return { key, record };

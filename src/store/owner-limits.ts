@@ -19,7 +19,8 @@ export interface StoredOwnerLimits {
   readonly changedAt: number;
 }
 
-export type OwnerAuditAction = "limits_updated" | "credits_updated";
+/** A change by someone (`limits_updated`, `credits_updated`), or a credit warning latchkey writes (actor `latchkey`). */
+export type OwnerAuditAction = "limits_updated" | "credits_updated" | "credits_low" | "credits_exhausted";
 
 /** One change of an owner's limits, as the audit log holds it. Never a key, a hash or a JWT. */
 export interface OwnerEvent {

@@ -2,7 +2,7 @@
  * The stores besides keys, over several D1 databases (sharding by owner, D1_SHARDS > 1): owners'
  * limits and their log in the owner's database, verification counts in the database of the key id's
  * bucket (where the key is, for every key made in sharded mode), leak reports in each database that
- * holds a reported key. `storesFor` gives the one-database stores when D1_SHARDS is 1 or unset.
+ * holds a reported key, webhooks' outboxes in every database (sharded-webhooks.ts). `storesFor` gives the one-database stores when D1_SHARDS is 1 or unset.
  */
 import type { Env } from "../env";
 import type { Config } from "../config";
@@ -17,6 +17,8 @@ import { ShardRouter } from "./shards";
 import type { KeyStore, RevocationOrigin, StoreMaintenance } from "./store";
 import { D1UsageStore, type UsageCount, type UsageStore } from "./usage-counts";
 import { D1WarningStore, type WarningStore } from "./warnings";
+import { D1WebhookStore } from "./webhooks";
+import { ShardedWebhookStore } from "./sharded-webhooks";
 import { fromStamp, hexBucket, shardStamp } from "../keys/shard";
 
 export interface Stores {
@@ -26,6 +28,8 @@ export interface Stores {
   readonly leaks: LeakStore;
   /** One per database: the expiry scan runs over each. */
   readonly warnings: readonly WarningStore[];
+  /** Endpoints and deliveries in the first database; the outboxes of every database (sharded-webhooks.ts). */
+  readonly webhooks: D1WebhookStore;
 }
 
 export function storesFor(env: Env, config: Config): Stores {
@@ -40,6 +44,7 @@ export function storesFor(env: Env, config: Config): Stores {
     warnings: config.shards.problem
       ? []
       : Array.from({ length: router.count }, (_, i) => new D1WarningStore(router.db(i))),
+    webhooks: config.shards.problem ? new D1WebhookStore(env.DB) : new ShardedWebhookStore(router),
   };
 }
 
@@ -51,6 +56,7 @@ export function oneDatabaseStores(db: D1Queries): Stores {
     ownerLimits: new D1OwnerLimitsStore(db),
     leaks: new D1LeakStore(db),
     warnings: [new D1WarningStore(db)],
+    webhooks: new D1WebhookStore(db),
   };
 }
 
