@@ -15,10 +15,15 @@ import { verificationCounter } from "./store/analytics";
 import { KvRecordCache } from "./store/cache";
 import { LookupTally, tallyCache, tallyStore } from "./store/lookup-tally";
 import { DurableUsageCounters } from "./store/counter";
+import type { D1Queries, RequestSession } from "./store/d1-session";
+import { type ReadViews, type RootKeyViews, type WebhookViews, primaryViews } from "./service/read-views";
+import { D1KeyStore } from "./store/d1";
+import { D1OwnerLimitsStore } from "./store/owner-limits";
+import { D1UsageStore } from "./store/usage-counts";
 import { scanExpiry } from "./service/warnings";
 import { OwnerLimitsService } from "./service/owner-limits";
-import type { D1WebhookStore } from "./store/webhooks";
-import { storesFor } from "./store/sharded-stores";
+import { D1WebhookStore } from "./store/webhooks";
+import { oneDatabaseStores, storesFor } from "./store/sharded-stores";
 import { afterAuditedWrites, dispatchAfterWrite, dispatchWebhooks, sweepOverdue } from "./service/webhook-dispatch";
 import { Webhooks } from "./service/webhooks";
 import { webhookEnqueue } from "./webhook-queue";
@@ -52,17 +57,24 @@ export interface AppContext {
   readonly dispatchWebhooks: (now: number) => Promise<number>;
 }
 
-/** `origin`: where the call came from, for the audit log (HTTP requests; RPC calls have none). */
+/**
+ * `origin`: where the call came from, for the audit log (HTTP requests; RPC calls have none).
+ * `session`: a management request's D1 sessions (store/d1-session.ts): its read-only views read from
+ * a replica, everything else from the primary. Without one (RPC, the cron, verification), every query
+ * goes through the binding, to the primary.
+ */
 export function createContext(
   env: Env,
   ctx: { waitUntil(promise: Promise<unknown>): void },
   origin?: () => Origin,
+  session?: RequestSession,
 ): AppContext {
   const config = loadConfig(env);
   const enqueue = webhookEnqueue(env);
   // Every write of a key runs the dispatcher after the response (webhook-dispatch.ts); verification writes none.
-  // One D1 database, or several with sharding by owner (D1_SHARDS; store/sharded-stores.ts).
-  const stores = storesFor(env, config);
+  // One D1 database, or several with sharding by owner (D1_SHARDS; store/sharded-stores.ts). A request
+  // session (one database only) puts the store of record on its primary handle.
+  const stores = session ? oneDatabaseStores(session.primary) : storesFor(env, config);
   const webhookStore = stores.webhooks;
   const writes = enqueue
     ? afterAuditedWrites(stores.keys, () => ctx.waitUntil(dispatchLogged(webhookStore, enqueue)))
@@ -89,7 +101,8 @@ export function createContext(
     usageStore: stores.usage,
     ownerLimits: stores.ownerLimits,
   };
-  const keys = new Keys(deps);
+  const views = session ? sessionViews(session.views) : null;
+  const keys = new Keys(deps, views?.reads ?? primaryViews(deps));
   const leaks = new LeakIntake({
     store: stores.leaks,
     verifier: keys.verifier,
@@ -97,13 +110,18 @@ export function createContext(
     action: config.leaks.action,
     origin,
   });
-  const rootKeys = new RootKeys({ store: new D1RootKeyStore(env.DB), config, defer: (work) => ctx.waitUntil(work) });
+  const rootKeys = new RootKeys({
+    store: new D1RootKeyStore(session?.primary ?? env.DB),
+    config,
+    defer: (work) => ctx.waitUntil(work),
+    ...(views ? { views: views.rootKeys } : {}),
+  });
   return {
     config,
     keys,
     lookups,
     leaks,
-    owners: new OwnerLimitsService(deps),
+    owners: new OwnerLimitsService(deps, views?.reads.ownerLimits ?? deps.ownerLimits),
     rootKeys,
     readiness: () => checkReadiness({ store, cache: () => kv.probe() }),
     purge: async (now) => (config.purgeAfterDays === null ? 0 : purgeDeadKeys(store, config.purgeAfterDays, now)),
@@ -112,7 +130,12 @@ export function createContext(
       for (const warnings of stores.warnings) written += await scanExpiry(warnings, config.expiryWarningMs, now);
       return written;
     },
-    webhooks: new Webhooks({ store: webhookStore, config, enqueue: enqueue ?? (async () => {}) }),
+    webhooks: new Webhooks({
+      store: webhookStore,
+      config,
+      enqueue: enqueue ?? (async () => {}),
+      ...(views ? { views: views.webhooks } : {}),
+    }),
     dispatchWebhooks: async (now) => {
       if (!enqueue) return 0;
       await webhookStore.prepareOutboxes();
@@ -121,6 +144,19 @@ export function createContext(
       await webhookStore.purgeInactiveEndpoints(now, 100);
       return dispatched + (await sweepOverdue(webhookStore, enqueue, now));
     },
+  };
+}
+
+/** The read-only views on a session's handle (service/read-views.ts): stores typed as their reads alone. */
+function sessionViews(replica: D1Queries): { reads: ReadViews; webhooks: WebhookViews; rootKeys: RootKeyViews } {
+  return {
+    reads: {
+      keys: new D1KeyStore(replica),
+      usage: new D1UsageStore(replica),
+      ownerLimits: new D1OwnerLimitsStore(replica),
+    },
+    webhooks: new D1WebhookStore(replica),
+    rootKeys: new D1RootKeyStore(replica),
   };
 }
 

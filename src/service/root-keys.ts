@@ -27,6 +27,7 @@ import type {
   RotateKeyInput,
 } from "../schemas";
 import type { RootKeyStore } from "../store/root-keys";
+import type { RootKeyViews } from "./read-views";
 import { ConflictError, NotFoundError, StorageMisconfiguredError, ValidationError } from "./errors";
 import { DEFAULT_OWNER_PATTERNS, ROOT_SCOPES, requireOperator, rootKeyRefusal } from "./root-rules";
 
@@ -65,6 +66,8 @@ export interface RootKeyDeps {
   readonly config: Config;
   /** Runs work after the response (ctx.waitUntil). */
   readonly defer: (work: Promise<unknown>) => void;
+  /** Where list and get read (read-views.ts); default: `store`. */
+  readonly views?: RootKeyViews;
 }
 
 function encodeCursor(time: number, id: string): string {
@@ -142,7 +145,7 @@ export class RootKeys {
 
   async list(actor: Actor, input: ListRootKeysInput): Promise<RootKeyListView> {
     requireOperator(actor);
-    const rows = await this.deps.store.list({
+    const rows = await (this.deps.views ?? this.deps.store).list({
       limit: input.limit + 1,
       includeRevoked: input.include_revoked,
       after: input.cursor === undefined ? null : decodeCursor(input.cursor),
@@ -157,7 +160,7 @@ export class RootKeys {
 
   async get(actor: Actor, id: string): Promise<RootKeyView> {
     requireOperator(actor);
-    return toRootKeyView(await this.find(id));
+    return toRootKeyView(await this.find(id, this.deps.views));
   }
 
   /**
@@ -199,8 +202,9 @@ export class RootKeys {
     log("info", "root_key_revoked", { root_key_id: id, by: `user:${actor.sub}` });
   }
 
-  private async find(id: string): Promise<RootKeyRecord> {
-    const record = UUID_V4.test(id) ? await this.deps.store.findById(id) : null;
+  /** The root key `id`, from `from` (a view, for a GET) or else the store of record (what a write decides on). */
+  private async find(id: string, from: RootKeyViews = this.deps.store): Promise<RootKeyRecord> {
+    const record = UUID_V4.test(id) ? await from.findById(id) : null;
     if (record === null) throw new NotFoundError("root key");
     return record;
   }

@@ -21,6 +21,7 @@ import { noteEndpointsChanged } from "./webhook-dispatch";
 import { ownerActorName } from "./owner-rules";
 import { encryptSecret } from "./webhook-secrets";
 import { type WebhookAccess, mayManageWebhooksOf, ownerOfNewEndpoint, webhookOwnersOf } from "./webhook-rules";
+import type { WebhookViews } from "./read-views";
 
 /** How long a rotated-away secret keeps signing unless the rotation says otherwise. */
 export const DEFAULT_SECRET_GRACE_SECONDS = 86_400;
@@ -33,6 +34,8 @@ export interface WebhookDeps {
   /** Puts deliveries on the queue (the delivery consumer attempts them). */
   readonly enqueue: (deliveryIds: readonly string[]) => Promise<void>;
   readonly now?: () => number;
+  /** Where list, get and the delivery log read (read-views.ts); default: `store`. */
+  readonly views?: WebhookViews;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -75,6 +78,10 @@ export function toDeliveryView(d: DeliveryRow): WebhookDeliveryView {
 export class Webhooks {
   constructor(private readonly deps: WebhookDeps) {}
 
+  private views(): WebhookViews {
+    return this.deps.views ?? this.deps.store;
+  }
+
   private now(): number {
     return this.deps.now?.() ?? Date.now();
   }
@@ -94,11 +101,17 @@ export class Webhooks {
 
   /**
    * The endpoint, if `actor` may read (or change) it; otherwise NotFound (an endpoint out of reach is
-   * never confirmed). A root key without the scope is refused (403) before any lookup.
+   * never confirmed). A root key without the scope is refused (403) before any lookup. `from`: a view
+   * for a read (read-views.ts); a write decides on the store of record.
    */
-  private async endpoint(actor: Actor, id: string, access: WebhookAccess): Promise<EndpointRow> {
+  private async endpoint(
+    actor: Actor,
+    id: string,
+    access: WebhookAccess,
+    from: WebhookViews = this.deps.store,
+  ): Promise<EndpointRow> {
     webhookOwnersOf(actor, access);
-    const endpoint = await this.deps.store.findEndpoint(id, this.now());
+    const endpoint = await from.findEndpoint(id, this.now());
     if (endpoint === null || !mayManageWebhooksOf(actor, endpoint.owner, access)) throw new NotFoundError("webhook");
     return endpoint;
   }
@@ -136,12 +149,12 @@ export class Webhooks {
 
   async list(actor: Actor): Promise<{ data: WebhookView[] }> {
     const now = this.now();
-    const rows = await this.deps.store.listEndpoints(webhookOwnersOf(actor, "read"), MAX_ENDPOINTS);
+    const rows = await this.views().listEndpoints(webhookOwnersOf(actor, "read"), MAX_ENDPOINTS);
     return { data: rows.map((row) => toWebhookView(row, now)) };
   }
 
   async get(actor: Actor, id: string): Promise<WebhookView> {
-    return toWebhookView(await this.endpoint(actor, id, "read"), this.now());
+    return toWebhookView(await this.endpoint(actor, id, "read", this.views()), this.now());
   }
 
   async update(actor: Actor, id: string, input: UpdateWebhookInput): Promise<WebhookView> {
@@ -182,9 +195,9 @@ export class Webhooks {
   }
 
   async deliveries(actor: Actor, id: string, query: ListDeliveriesInput) {
-    await this.endpoint(actor, id, "read");
+    await this.endpoint(actor, id, "read", this.views());
     const before = query.cursor ? parseCursor(query.cursor) : null;
-    const rows = await this.deps.store.listDeliveries(id, query.limit + 1, before);
+    const rows = await this.views().listDeliveries(id, query.limit + 1, before);
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
     return {

@@ -4,12 +4,13 @@
  * imported under.
  */
 import type { AuditEvent, KeyRecord } from "../model";
+import type { D1Queries } from "./d1-session";
 import { COLUMNS, type KeyRow, fromRow } from "./d1-rows";
 import { FEED_HEAD, attempt, insertEvent } from "./d1-sql";
 
 /** A bcrypt key: its bcrypt hash `from` replaced by `to` (the SHA-256 of the whole token). */
 export function upgradeLegacyHash(
-  db: D1Database,
+  db: D1Queries,
   id: string,
   from: string,
   to: string,
@@ -29,7 +30,7 @@ export function upgradeLegacyHash(
  * already stored under `sha` (the same token imported in a SHA-256 format) leaves this one as it is.
  */
 export function upgradeHmacDigest(
-  db: D1Database,
+  db: D1Queries,
   id: string,
   digest: string,
   sha: string,
@@ -44,7 +45,7 @@ export function upgradeHmacDigest(
 }
 
 /** The feed position after the write, or null when it changed nothing (then no event either). */
-async function upgrade(db: D1Database, update: D1PreparedStatement, event: AuditEvent): Promise<number | null> {
+async function upgrade(db: D1Queries, update: D1PreparedStatement, event: AuditEvent): Promise<number | null> {
   const results = await attempt("upgrade", () =>
     db.batch([update, insertEvent(db, event), db.prepare(`SELECT ${FEED_HEAD} AS seq`)]),
   );
@@ -54,7 +55,7 @@ async function upgrade(db: D1Database, update: D1PreparedStatement, event: Audit
 }
 
 /** The HMAC key imported under `digest` and since upgraded (stored under its token's SHA-256), or null. */
-export function findUpgradedHmac(db: D1Database, digest: string): Promise<KeyRecord | null> {
+export function findUpgradedHmac(db: D1Queries, digest: string): Promise<KeyRecord | null> {
   return attempt("lookup", async () => {
     const row = await db
       .prepare(`SELECT ${COLUMNS} FROM api_keys WHERE legacy_hash = ? AND legacy_format = 'hmac-sha256'`)

@@ -3,6 +3,7 @@
  * insert and import, rotation, updates (a chain's limits with them), revocation (a lineage's with
  * it), and the lineage reads whose guards pin what a write reaches.
  */
+import type { D1Queries } from "./d1-session";
 import { type AuditEvent, type KeyRecord, mintingKeyId } from "../model";
 import {
   COLUMNS,
@@ -50,7 +51,7 @@ import {
  * and takes its key with it. The key's `created` audit event is in the same batch.
  */
 export function insert(
-  db: D1Database,
+  db: D1Queries,
   r: KeyRecord,
   event: AuditEvent,
   limits: InsertLimits,
@@ -112,7 +113,7 @@ function importConditions(records: readonly KeyRecord[], limits: InsertLimits) {
 
 /** Whether an import of `records` would be refused now, and why (a check before a write elsewhere). */
 export async function importRefusal(
-  db: D1Database,
+  db: D1Queries,
   records: readonly KeyRecord[],
   limits: InsertLimits,
 ): Promise<InsertRefusal | null> {
@@ -127,7 +128,7 @@ export async function importRefusal(
 }
 
 export async function insertNew(
-  db: D1Database,
+  db: D1Queries,
   records: readonly KeyRecord[],
   events: readonly AuditEvent[],
   limits: InsertLimits,
@@ -165,11 +166,7 @@ export async function insertNew(
   }
 }
 
-export function reach(
-  db: D1Database,
-  reach: Reach,
-  root: string,
-): Promise<{ records: KeyRecord[]; guard: ReachGuard }> {
+export function reach(db: D1Queries, reach: Reach, root: string): Promise<{ records: KeyRecord[]; guard: ReachGuard }> {
   return attempt("lineage read", async () => {
     // One batch (one transaction): the rows and their fingerprint are of the same moment.
     const [rows, print] = await db.batch([
@@ -182,7 +179,7 @@ export function reach(
 }
 
 export function revoke(
-  db: D1Database,
+  db: D1Queries,
   id: string,
   at: number,
   cascade: boolean,
@@ -220,7 +217,7 @@ export function revoke(
 }
 
 export function update(
-  db: D1Database,
+  db: D1Queries,
   current: KeyRecord,
   changes: KeyChanges,
   event: AuditEvent,
@@ -245,7 +242,7 @@ export function update(
  * landing (first in the batch) only if `current` is still as it was read.
  */
 export function chainLimits(
-  db: D1Database,
+  db: D1Queries,
   current: KeyRecord,
   limits: KeyChanges["limits"],
   event: AuditEvent,
@@ -278,7 +275,7 @@ export function chainLimits(
 }
 
 export async function rotate(
-  db: D1Database,
+  db: D1Queries,
   current: KeyRecord,
   expiresAt: number | null,
   replacement: KeyRecord,
@@ -328,7 +325,7 @@ export async function rotate(
 }
 
 /** Aborts its batch (write_guard) unless the key is still stored under the digests `current` was read with. */
-function sameDigests(db: D1Database, current: KeyRecord): D1PreparedStatement {
+function sameDigests(db: D1Queries, current: KeyRecord): D1PreparedStatement {
   return db
     .prepare(
       "INSERT INTO write_guard (refusal) SELECT CASE WHEN EXISTS (SELECT 1 FROM api_keys WHERE id = ?1 AND hash = ?2 AND legacy_hash IS ?3) THEN NULL ELSE 'upgraded' END",
@@ -342,7 +339,7 @@ function sameDigests(db: D1Database, current: KeyRecord): D1PreparedStatement {
  * after the write (the triggers append to the feed in it), or null when nothing was written.
  */
 export async function changedKey(
-  db: D1Database,
+  db: D1Queries,
   current: KeyRecord,
   sets: string[],
   values: unknown[],

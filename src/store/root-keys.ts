@@ -4,6 +4,7 @@
  * read from D1 on every request that presents it, so its revocation holds from the next request on,
  * in every isolate.
  */
+import type { D1Queries } from "./d1-session";
 import type { RootKeyRecord, RootScope } from "../model";
 import { attempt } from "./d1-sql";
 
@@ -76,7 +77,7 @@ function fromRow(row: RootKeyRow): RootKeyRecord {
 }
 
 export class D1RootKeyStore implements RootKeyStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: D1Queries) {}
 
   private insertStatement(r: RootKeyRecord): D1PreparedStatement {
     return this.db

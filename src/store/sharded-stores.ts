@@ -9,6 +9,7 @@ import type { Config } from "../config";
 import type { KeyLimits } from "../keys/limit-arithmetic";
 import type { KeyRecord, LeakAction, Owner } from "../model";
 import { D1KeyStore } from "./d1";
+import type { D1Queries } from "./d1-session";
 import { D1LeakStore, type LeakChange, type LeakStore, type ReportedKey } from "./leaks";
 import { D1OwnerLimitsStore, type OwnerEvent, type OwnerLimitsStore, type StoredOwnerLimits } from "./owner-limits";
 import { ShardedKeyStore } from "./sharded-keys";
@@ -32,16 +33,7 @@ export interface Stores {
 }
 
 export function storesFor(env: Env, config: Config): Stores {
-  if (config.shards.count === 1 && config.shards.problem === null) {
-    return {
-      keys: new D1KeyStore(env.DB),
-      usage: new D1UsageStore(env.DB),
-      ownerLimits: new D1OwnerLimitsStore(env.DB),
-      leaks: new D1LeakStore(env.DB),
-      warnings: [new D1WarningStore(env.DB)],
-      webhooks: new D1WebhookStore(env.DB),
-    };
-  }
+  if (config.shards.count === 1 && config.shards.problem === null) return oneDatabaseStores(env.DB);
   const router = new ShardRouter(env, config.shards);
   const keys = new ShardedKeyStore(router);
   return {
@@ -53,6 +45,18 @@ export function storesFor(env: Env, config: Config): Stores {
       ? []
       : Array.from({ length: router.count }, (_, i) => new D1WarningStore(router.db(i))),
     webhooks: config.shards.problem ? new D1WebhookStore(env.DB) : new ShardedWebhookStore(router),
+  };
+}
+
+/** The stores of one database, through `db`: the binding, or a request session's primary handle (d1-session.ts). */
+export function oneDatabaseStores(db: D1Queries): Stores {
+  return {
+    keys: new D1KeyStore(db),
+    usage: new D1UsageStore(db),
+    ownerLimits: new D1OwnerLimitsStore(db),
+    leaks: new D1LeakStore(db),
+    warnings: [new D1WarningStore(db)],
+    webhooks: new D1WebhookStore(db),
   };
 }
 

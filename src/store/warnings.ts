@@ -9,6 +9,7 @@
  * own random id. A scan run twice, two scans at once, or a counter's write retried after a failure
  * insert no second row, so they write no second event; and no event is written without its row.
  */
+import type { D1Queries } from "./d1-session";
 import { ownerCounterName } from "../keys/owner-usage";
 import type { ExpiryWindow, CreditWarning } from "../keys/warnings";
 import { DAY_MS, EXPIRED_LOOKBACK_MS } from "../keys/warnings";
@@ -48,7 +49,7 @@ function creditChanges(warning: CreditWarning): Record<string, { old: unknown; n
 }
 
 export class D1WarningStore implements WarningStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: D1Queries) {}
 
   expiryWarnings(window: ExpiryWindow, now: number, limit: number): Promise<number> {
     return attempt("expiry warnings", async () => {

@@ -4,6 +4,7 @@
  * deliveries. Every call is bounded by the D1 timeout and fails as StorageUnavailableError. Signing
  * secrets arrive and leave encrypted; this module never sees one.
  */
+import type { D1Queries } from "./d1-session";
 import type { AuditEvent, OwnerType } from "../model";
 import type { WebhookEventType, WebhookOwner, WebhookOwnerType } from "../webhook-model";
 import { StorageUnavailableError } from "./store";
@@ -165,7 +166,7 @@ const DELIVERY_FIELDS: Record<keyof Required<DeliveryChanges>, string> = {
 export type NewDelivery = Pick<DeliveryRow, "id" | "endpointId" | "eventId" | "type" | "payload">;
 
 export class D1WebhookStore {
-  constructor(protected readonly db: D1Database) {}
+  constructor(protected readonly db: D1Queries) {}
 
   /**
    * The outboxes the dispatcher reads, each read and advanced in its own database (outboxAfterCursor,
