@@ -419,6 +419,49 @@ describe("a client over its failed-authentication limit", () => {
     });
     expect(await other.json()).toMatchObject({ key_id: coldId });
   });
+
+  it("once its memory is up, a flood re-checks it with one request, not one lookup per request in flight", async () => {
+    const { key: warm } = await createKey(await token(uniqueSub()));
+    const { testEnv, log, reset } = countingEnv();
+    let over = true;
+    let asked = 0;
+    const limitedEnv = {
+      ...testEnv,
+      AUTH_FAILURE_LIMITER: { limit: async () => (asked++, { success: !over }) } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::2`;
+    const from = (key: string) =>
+      call("GET", "/v1/whoami", {
+        headers: { authorization: `Bearer ${key}`, "cf-connecting-ip": client },
+        env: limitedEnv,
+      });
+    const guesses = (n: number) => Promise.all(Array.from({ length: n }, () => from(generateKey("lk"))));
+    try {
+      expect((await from(warm)).status).toBe(200); // syncs, and makes `warm` warm here
+      expect((await from(generateKey("lk"))).status).toBe(429); // found over at its first failure
+      expect(asked).toBe(1);
+
+      // Past the 10 s of memory, ten guesses arrive at once: one re-checks (its lookup, the binding),
+      // the other nine are judged from memory, as are those that follow.
+      vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 10_001 });
+      reset();
+      expect((await guesses(10)).map((r) => r.status)).toEqual(Array(10).fill(429));
+      expect(asked).toBe(2);
+      expect(log.calls.filter((c) => c === "KV.get")).toHaveLength(1);
+      expect((await guesses(5)).map((r) => r.status)).toEqual(Array(5).fill(429));
+      expect(asked).toBe(2);
+      expect(log.calls.filter((c) => c === "KV.get")).toHaveLength(1);
+
+      // A new window: the re-check finds the client under its limit, and it is an ordinary client again.
+      over = false;
+      vi.setSystemTime(Date.now() + 10_001);
+      expect((await from(generateKey("lk"))).status).toBe(401);
+      expect((await from(generateKey("lk"))).status).toBe(401);
+      expect(asked).toBe(4);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 describe("an open POST /v1/verify, for a client over its NOT_FOUND limit", () => {
