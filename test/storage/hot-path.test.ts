@@ -629,6 +629,60 @@ describe("imported keys' formats (LEGACY_KEY_FORMATS)", () => {
   });
 });
 
+describe("imported keys' formats, for a client over its failed-authentication limit", () => {
+  const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const alnum = (length: number) =>
+    Array.from(crypto.getRandomValues(new Uint8Array(length)), (b) => ALNUM[b % ALNUM.length]).join("");
+
+  it("a guess in a form no record in memory has is refused unhashed; a warm imported key still works", async () => {
+    const { testEnv, log, reset } = countingEnv();
+    const limitedEnv = {
+      ...testEnv,
+      AUTH_FAILURE_LIMITER: { limit: async () => ({ success: false }) } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::3`;
+    const from = (authorization: string) =>
+      call("GET", "/v1/whoami", { headers: { authorization, "cf-connecting-ip": client }, env: limitedEnv });
+    const secret = alnum(40);
+    const jwt = await token(uniqueSub());
+    const imported = await call("POST", "/v1/keys/import", {
+      auth: jwt,
+      env: envWith({ IMPORT_ALLOWED: "personal" }),
+      body: { keys: [{ hash: await sha256Hex(secret), name: "laravel", format: "sanctum" }] },
+    });
+    expect(imported.status).toBe(200);
+    const { key: latchkey } = await createKey(jwt);
+
+    isolateCache.clear(); // no imported key in memory
+    expect((await from(`Bearer ${latchkey}`)).status).toBe(200); // syncs; a latchkey key is warm here
+    expect((await from(`Bearer ${generateKey("lk")}`)).status).toBe(429); // the client is over its limit
+    reset();
+    const digest = vi.spyOn(crypto.subtle, "digest");
+    for (const guess of [alnum(40), `7|${alnum(40)}`]) expect((await from(`Bearer ${guess}`)).status).toBe(429);
+    expect(digest).not.toHaveBeenCalled();
+    expect((await from(`Bearer ${latchkey}`)).status).toBe(200); // a warm key of another scheme: hashed, works
+    expect(digest).toHaveBeenCalledTimes(1);
+    digest.mockClear();
+
+    // Once an imported key is warm here, the client's guesses in its form are hashed and looked for.
+    expect((await call("GET", "/v1/whoami", { auth: `3|${secret}`, env: limitedEnv })).status).toBe(200);
+    reset();
+    digest.mockClear();
+    expect((await from(`Bearer ${alnum(40)}`)).status).toBe(429);
+    expect(digest).toHaveBeenCalledTimes(1);
+    expect((await from(`Bearer ${secret}`)).status).toBe(200);
+    expect((await from(`Api-Key 12|${secret}`)).status).toBe(200);
+    expect(log.calls.filter((c) => c.startsWith("KV"))).toEqual([]);
+    expect(log.queries.filter((q) => !q.includes("SET last_used_at"))).toEqual([]);
+
+    // When it leaves memory, its form is refused unhashed again.
+    isolateCache.records.delete(await sha256Hex(secret));
+    digest.mockClear();
+    expect((await from(`Bearer ${secret}`)).status).toBe(429);
+    expect(digest).not.toHaveBeenCalled();
+  });
+});
+
 describe("usage limits (Durable Object counters)", () => {
   it("a key without limits never calls a counter; a warm key with limits makes one counter call, no D1 or KV", async () => {
     const jwt = await token(uniqueSub());
