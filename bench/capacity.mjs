@@ -13,6 +13,10 @@
 //   λW / (1 + λW), W the expected life of the entry (renewal argument: one miss, then λW hits on average).
 // - KV: a put is taken as visible everywhere at once, so the KV hit rate is an upper bound (KV takes up to
 //   60 s to propagate and caches misses per location for 60 s).
+// - Management reads (list, get, the audit log, usage): one D1 query each, reading a default page; the
+//   share `replicaShare` is served by D1 read replicas (their session, src/store/d1-session.ts), the rest
+//   by the primary; a replica is taken to answer in `replicaRoundTripSeconds`, the primary in
+//   `d1WriteRoundTripSeconds` (both assumptions; a bookmark newer than the nearest replica is not modelled).
 
 /**
  * Cloudflare list prices, December 2025 as known (Workers Paid plan): developers.cloudflare.com/workers/
@@ -53,8 +57,21 @@ export const LATCHKEY = {
   usageFlushEntries: 500, // USAGE_FLUSH_ENTRIES
   usageRowsPerStatement: 25, // ROWS_PER_STATEMENT (src/store/usage-counts.ts)
   feedStartRows: 1000, // the newest changes an isolate reads when it starts
+  managementReadRows: 21, // a default page of keys (20) and the one that says whether more follow
   recordsPerIsolate: 100_000, // the isolate's record LRU bound
 };
+
+/** mulberry32: a small seeded generator, so a simulation or a check is the same run after run. */
+export function generator(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 const SECONDS_PER_MONTH = 30.4375 * 86_400;
 
@@ -96,7 +113,15 @@ export const hitRate = (rate, window) => (rate * window) / (1 + rate * window);
  * bench/simulate.mjs): warmRequest, kvHitExtra, d1HitExtra, feedPoll, doCallExtra (null: not measured).
  */
 export function model(scenario, costs, settings = LATCHKEY) {
-  const sc = { zipf: 1, limitedShare: 0.05, d1WriteRoundTripSeconds: 0.03, ...scenario };
+  const sc = {
+    zipf: 1,
+    limitedShare: 0.05,
+    d1WriteRoundTripSeconds: 0.03,
+    managementReadsPerSecond: 0,
+    replicaShare: 0,
+    replicaRoundTripSeconds: 0.005,
+    ...scenario,
+  };
   const set = { ...LATCHKEY, ...settings };
   const isolatesPerLocation = Math.max(1, Math.ceil(sc.verificationsPerSecond / sc.locations / sc.requestsPerIsolate));
   const isolates = sc.locations * isolatesPerLocation;
@@ -142,11 +167,16 @@ export function model(scenario, costs, settings = LATCHKEY) {
   const feedPolls = isolates / set.feedSeconds;
   const isolateStarts = isolates / sc.isolateLifetimeSeconds;
   const changesPerSecond = sc.createsPerSecond + sc.revocationsPerSecond + sc.changesPerSecond;
+  // Management reads: the replicas' share leaves the primary (security reads never do: they are above).
+  const replicaReads = sc.managementReadsPerSecond * sc.replicaShare;
   const d1Reads = {
     verifyFallbacks: d1Fills,
     feedPolls,
     isolateStarts,
+    management: sc.managementReadsPerSecond - replicaReads,
   };
+  const managementReadSeconds =
+    sc.replicaShare * sc.replicaRoundTripSeconds + (1 - sc.replicaShare) * sc.d1WriteRoundTripSeconds;
   // D1 writes: last use (coalesced per isolate in batches of touchBatch), usage counts (one batch per
   // isolate per flush, usageRowsPerStatement rows per statement), management writes (one query each).
   const perIsolateDue = lastUsedDue / isolates;
@@ -168,9 +198,13 @@ export function model(scenario, costs, settings = LATCHKEY) {
   const d1WriteQueries = sum(d1Writes);
 
   // Rows D1 bills: a verification fallback reads one row (plus the feed position: one more); a poll about
-  // one row; a start the newest feedStartRows; writes: the rows they change (a management write: the key,
+  // one row; a start the newest feedStartRows; a management read a default page, on a replica or not; writes: the rows they change (a management write: the key,
   // its audit event and its change-feed row).
-  const d1RowsRead = 2 * d1Fills + feedPolls * 1 + isolateStarts * set.feedStartRows;
+  const d1RowsRead =
+    2 * d1Fills +
+    feedPolls * 1 +
+    isolateStarts * set.feedStartRows +
+    sc.managementReadsPerSecond * set.managementReadRows;
   const d1RowsWritten = lastUsedRows + usageRowsPerSecond + 3 * changesPerSecond;
   const kvWrites = d1Fills + changesPerSecond;
   const doCalls = V * sc.limitedShare;
@@ -218,6 +252,8 @@ export function model(scenario, costs, settings = LATCHKEY) {
     d1Writes,
     d1ReadQueries,
     d1WriteQueries,
+    replicaReads,
+    managementReadSeconds,
     d1RowsRead,
     d1RowsWritten,
     kvReads,

@@ -108,3 +108,37 @@ test("the model's defaults are latchkey's", () => {
   assert.equal(LATCHKEY.usageFlushEntries, constant("src/service/usage-tally.ts", "USAGE_FLUSH_ENTRIES"));
   assert.equal(LATCHKEY.usageRowsPerStatement, constant("src/store/usage-counts.ts", "ROWS_PER_STATEMENT"));
 });
+
+test("management reads: on the primary without read replication; the replicas' share leaves it, and waits less", () => {
+  const reads = {
+    ...tiny,
+    managementReadsPerSecond: 100,
+    d1WriteRoundTripSeconds: 0.03,
+    replicaRoundTripSeconds: 0.005,
+  };
+  const off = model(reads, costs);
+  close(off.d1Reads.management, 100);
+  close(off.replicaReads, 0);
+  close(off.managementReadSeconds, 0.03);
+  const on = model({ ...reads, replicaShare: 0.9 }, costs);
+  close(on.d1Reads.management, 10); // what is left on the primary
+  close(on.replicaReads, 90);
+  close(off.d1ReadQueries - on.d1ReadQueries, 90);
+  close(on.managementReadSeconds, 0.9 * 0.005 + 0.1 * 0.03);
+  // Replicas take queries off the primary's limit, not off the bill: rows read are billed wherever read.
+  close(on.d1RowsRead, off.d1RowsRead);
+  close(off.d1RowsRead - model(tiny, costs).d1RowsRead, 100 * LATCHKEY.managementReadRows);
+  // Enough of them reach one database's limit on their own, unless the replicas serve them.
+  const many = { ...tiny, managementReadsPerSecond: 2000, limitedShare: 0.0001 };
+  assert.equal(firstLimit(model(many, costs)), "D1 queries/s (one database)");
+  assert.equal(firstLimit(model({ ...many, replicaShare: 1 }, costs)), null);
+  // Nothing else moves: the verification's reads, the feed and the writes are the primary's either way.
+  assert.deepEqual({ ...on.d1Reads, management: 0 }, { ...off.d1Reads, management: 0 });
+  assert.deepEqual(on.d1Writes, off.d1Writes);
+});
+
+test("the page a management read is taken to read is latchkey's default page and one more", () => {
+  const source = readFileSync(`${root}src/schemas/common.ts`, "utf8");
+  const defaultPage = Number(/z\.lte\(100, PAGE_LIMIT_MESSAGE\),\s*\)[^,]*,\s*(\d+),/.exec(source)[1]);
+  assert.equal(LATCHKEY.managementReadRows, defaultPage + 1);
+});

@@ -1,5 +1,7 @@
 // npm run simulate [-- --seed N --check --markdown FILE --smoke --costs FILE --kv-copy-seconds S --feed-seconds S
-//                     --memory-seconds S --last-used-seconds S]  (settings other than latchkey's defaults: what-ifs)
+//                     --memory-seconds S --last-used-seconds S --replica-share X --management-reads N]
+//                     (settings other than latchkey's defaults: what-ifs; --replica-share 0: D1 read
+//                     replication off; --management-reads: list/get/events/usage reads a second per million keys)
 // The capacity model (bench/capacity.mjs) over deployments from 1 M keys / 1,000 verifications/s to
 // 100 M keys / 1 M verifications/s, fed with the per-operation costs the bench scripts measured
 // (bench/costs.json: bench:verify for the CPU of a warm, a KV-hit and a D1-hit verification and of a
@@ -13,7 +15,7 @@
 import { readFileSync, existsSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { root } from "../scripts/dev-config.mjs";
-import { LATCHKEY, LIMITS, PRICES, firstLimit, model, popularity } from "./capacity.mjs";
+import { LATCHKEY, LIMITS, PRICES, firstLimit, generator, model, popularity } from "./capacity.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -26,8 +28,14 @@ const { values } = parseArgs({
     "feed-seconds": { type: "string" },
     "memory-seconds": { type: "string" },
     "last-used-seconds": { type: "string" },
+    "replica-share": { type: "string" },
+    "management-reads": { type: "string" },
   },
 });
+/** The share of management reads D1 read replicas serve (1: replication on, every such read; 0: off). */
+const replicaShare = Number(values["replica-share"] ?? 1);
+/** Management reads (list, get, the audit log, usage) a second per million keys. */
+const managementReadsPerMillion = Number(values["management-reads"] ?? 10);
 const settings = {
   ...LATCHKEY,
   ...(values["kv-copy-seconds"] ? { kvCopySeconds: Number(values["kv-copy-seconds"]) } : {}),
@@ -76,7 +84,7 @@ const sources = [
  * runs one isolate per `requestsPerIsolate` verifications/s (at least one); isolates live 10 minutes on
  * average; popularity Zipf with exponent 1; 5 % of keys carry limits; management writes grow with keys.
  */
-const base = { zipf: 1, requestsPerIsolate: 100, isolateLifetimeSeconds: 600, limitedShare: 0.05 };
+const base = { zipf: 1, requestsPerIsolate: 100, isolateLifetimeSeconds: 600, limitedShare: 0.05, replicaShare };
 const scenario = (keys, verificationsPerSecond, locations) => ({
   ...base,
   name: `${fmt(keys)} keys, ${fmt(verificationsPerSecond)}/s`,
@@ -87,6 +95,7 @@ const scenario = (keys, verificationsPerSecond, locations) => ({
   createsPerSecond: keys / 1e6, // a million keys: one create a second, and as many revocations and changes
   revocationsPerSecond: keys / 1e6 / 2,
   changesPerSecond: keys / 1e6 / 2,
+  managementReadsPerSecond: (keys / 1e6) * managementReadsPerMillion,
 });
 function fmt(n) {
   if (n >= 1e6) return `${+(n / 1e6).toFixed(1)} M`;
@@ -122,6 +131,9 @@ const rows = [
   ["  of which verify fallbacks", (r) => rate(r.d1Reads.verifyFallbacks)],
   ["  of which feed polls", (r) => rate(r.d1Reads.feedPolls)],
   ["  of which isolate starts", (r) => rate(r.d1Reads.isolateStarts)],
+  ["  of which management reads", (r) => rate(r.d1Reads.management)],
+  ["management reads/s served by replicas", (r) => rate(r.replicaReads)],
+  ["mean D1 round trip of a management read", (r) => `${Math.round(r.managementReadSeconds * 1000)} ms`],
   ["D1 write queries/s", (r) => rate(r.d1WriteQueries)],
   ["  of which last use", (r) => rate(r.d1Writes.lastUsed)],
   ["  of which usage counts", (r) => rate(r.d1Writes.usageCounts)],
@@ -161,6 +173,7 @@ function whereReached(limit) {
       createsPerSecond: geo(a.createsPerSecond, b.createsPerSecond),
       revocationsPerSecond: geo(a.revocationsPerSecond, b.revocationsPerSecond),
       changesPerSecond: geo(a.changesPerSecond, b.changesPerSecond),
+      managementReadsPerSecond: geo(a.managementReadsPerSecond, b.managementReadsPerSecond),
     };
   };
   const u = (s) => model(s, costs, settings).utilisation[limit];
@@ -188,18 +201,6 @@ const limitLines = reached.map(
 const unreached = Object.keys(results[0].utilisation).filter((l) => !reached.some((x) => x.limit === l));
 
 // ---- the check: a seeded event simulation ----------------------------------------------------------
-
-/** mulberry32: a small seeded generator, so the check is the same run after run. */
-function generator(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Requests drawn from the Zipf popularity, each to a random isolate; isolates die (exponential
@@ -293,7 +294,7 @@ function check(seed) {
 // ---- output -------------------------------------------------------------------------------------
 
 const settingsLine = `Settings: record memory ${settings.recordMemorySeconds} s, KV copy ${settings.kvCopySeconds} s, feed every ${settings.feedSeconds} s, last use every ${settings.lastUsedSeconds} s, usage flush every ${settings.usageFlushSeconds} s.`;
-const assumptions = `Assumptions: Zipf popularity (exponent ${base.zipf}) the same everywhere; traffic spread evenly over locations; one isolate per ${base.requestsPerIsolate} verifications/s in a location (at least one), living ${base.isolateLifetimeSeconds / 60} min on average; ${pct(base.limitedShare)} of keys with limits; per million keys 1 create, 0.5 revocations and 0.5 changes a second; a D1 write round trip of 30 ms; limits: D1 ${LIMITS.d1QueriesPerSecond} queries/s and ${LIMITS.d1Gb} GB per database, KV ${LIMITS.kvWritesPerKeyPerSecond} write/s per key, a Durable Object ${LIMITS.doCallsPerObjectPerSecond} calls/s.`;
+const assumptions = `Assumptions: Zipf popularity (exponent ${base.zipf}) the same everywhere; traffic spread evenly over locations; one isolate per ${base.requestsPerIsolate} verifications/s in a location (at least one), living ${base.isolateLifetimeSeconds / 60} min on average; ${pct(base.limitedShare)} of keys with limits; per million keys 1 create, 0.5 revocations and 0.5 changes a second, and ${managementReadsPerMillion} management reads (list, get, events, usage), ${pct(replicaShare)} of them served by D1 read replicas; a D1 round trip of 30 ms to the primary and 5 ms to a replica; limits: D1 ${LIMITS.d1QueriesPerSecond} queries/s and ${LIMITS.d1Gb} GB per database, KV ${LIMITS.kvWritesPerKeyPerSecond} write/s per key, a Durable Object ${LIMITS.doCallsPerObjectPerSecond} calls/s.`;
 const out = [
   `Measured inputs:\n${sources.map((s) => `- ${s}`).join("\n")}`,
   settingsLine,

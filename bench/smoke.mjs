@@ -1,7 +1,7 @@
 // npm run bench:smoke [-- --port 8790]
 // Every benchmark script once in its --smoke mode (tiny counts, nothing written to bench/RESULTS.md,
 // bench/SOAK.md or bench/costs.json), so that none breaks unseen: bench:verify, bench (HTTP, on --port),
-// soak (on --port + 1), bench:owner-limits (on --port + 2), bench:bcrypt, bench:bundle, row-size, and
+// soak (on --port + 1), bench:owner-limits (on --port + 2), bench:hit-rates (on --port + 3), bench:bcrypt, bench:bundle, row-size, and
 // the capacity model (simulate). Prints one line per
 // script; a failing script's output is printed in full and the run exits 1. About 2 minutes on a quiet machine.
 import { spawn } from "node:child_process";
@@ -23,6 +23,7 @@ const scripts = [
   ["bench", node22, ["bench/http.mjs", "--smoke", "--port", String(port)]],
   ["soak", node22, ["bench/soak.mjs", "--smoke", "--port", String(port + 1)]],
   ["bench:owner-limits", node22, ["bench/owner-limits.mjs", "--smoke", "--port", String(port + 2)]],
+  ["bench:hit-rates", node22, ["bench/hit-rates.mjs", "--smoke", "--port", String(port + 3)]],
   ["bench:bcrypt", node22, ["bench/legacy-upgrade.mjs", "--smoke"]],
   ["bench:bundle", node22, ["bench/bundle.mjs", "--smoke"]],
   ["row-size", node22, ["bench/row-size.mjs", "--smoke"]],

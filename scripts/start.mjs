@@ -39,12 +39,15 @@ const persistAt = args.findIndex((arg) => arg === "--persist-to" || arg.startsWi
 const persist =
   persistAt === -1 ? [] : args[persistAt].includes("=") ? [args[persistAt]] : args.slice(persistAt, persistAt + 2);
 
-const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", ...persist], {
-  cwd: root,
-  stdio: "inherit",
-  env: { ...process.env, CI: "true" },
-});
-if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+// Every database wrangler.toml declares: DB, and DB_1 for sharding by owner (used with --var D1_SHARDS:2).
+for (const binding of ["DB", "DB_1"]) {
+  const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", binding, "--local", ...persist], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, CI: "true" },
+  });
+  if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+}
 
 const hasPort = args.some((arg) => arg === "--port" || arg.startsWith("--port="));
 // This checkout's own dev registry (devEnv), so another clone's consumer never binds to this server.

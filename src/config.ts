@@ -12,6 +12,7 @@ import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
 import { parseExpiryWarningDays } from "./keys/warnings";
 import { isPublicSuffix } from "./public-suffixes";
 import { type WebhookConfig, readWebhookConfig } from "./webhook-config";
+import { type ShardConfig, readShardConfig } from "./shard-config";
 
 export interface JwtConfig {
   /** HS256 secret (local development). Ignored when `jwksUrl` is set. */
@@ -72,6 +73,8 @@ export interface Config {
    * learnt before: past it, a key is answered only from a fresh D1 read (so 503 while D1 is down).
    */
   readonly maxStalenessMs: number;
+  /** SERVER_TIMING=true: responses say where their verification was answered (store/lookup-tally.ts). */
+  readonly serverTiming: boolean;
   /** The most live (not revoked, not expired) keys one owner may hold. */
   readonly maxKeysPerOwner: number;
   /** Who may import keys (IMPORT_ALLOWED; service/rules.ts, mayImport). */
@@ -82,6 +85,8 @@ export interface Config {
   readonly expiryWarningMs: readonly number[];
   /** Webhooks (webhook-config.ts). */
   readonly webhooks: WebhookConfig;
+  /** Sharding by owner: how many D1 databases (shard-config.ts). */
+  readonly shards: ShardConfig;
   /** Problems found while reading the configuration, by variable name. */
   readonly errors: readonly string[];
 }
@@ -348,10 +353,12 @@ function readConfig(env: Env): Config {
     },
     ui: { frameAncestors: readFrameAncestors(env.UI_FRAME_ANCESTORS, errors), devTokens: devTokens && secret !== null },
     maxStalenessMs,
+    serverTiming: text(env.SERVER_TIMING) === "true",
     maxKeysPerOwner,
     importAllowed,
     expiryWarningMs: expiryWarnings.thresholdsMs,
     webhooks: readWebhookConfig(env, errors),
+    shards: readShardConfig(env, errors),
     errors,
   };
 }

@@ -2,8 +2,10 @@
 import type { UsageCounter } from "./store/counter";
 
 export interface Env {
-  /** The store of record. */
+  /** The store of record (with D1_SHARDS > 1, the first of its databases: docs/scaling.md). */
   DB: D1Database;
+  /** Sharding by owner: how many D1 databases (DB, DB_1, ...); unset or 1: DB alone. */
+  D1_SHARDS?: string;
   /** Key records by hash, so a warm verification never touches D1. */
   KEY_CACHE: KVNamespace;
   /** Counts failed authentications per client (absent: no limit). */
@@ -57,6 +59,8 @@ export interface Env {
   /** "true": /ui/dev-token mints JWTs for local development (HS256 mode only). Never set in wrangler.toml. */
   DEV_UI_TOKENS?: string;
   MAX_STALENESS_SECONDS?: string;
+  /** "true": responses carry `Server-Timing: lookup;desc="memory|kv|d1"` (for load tests; off by default). */
+  SERVER_TIMING?: string;
   MAX_KEYS_PER_OWNER?: string;
   IMPORT_ALLOWED?: string;
   /** What a confirmed leak report does to the key: `revoke` (default) or `disable` (docs/leaks.md). */
@@ -76,6 +80,9 @@ export interface Env {
   /** One delivery attempt's timeout in seconds (1-30, default 10). */
   WEBHOOK_TIMEOUT_SECONDS?: string;
 }
+
+/** The further databases of sharding by owner (D1_SHARDS): DB_1, DB_2, ... */
+export type ShardBindings = { readonly [binding: `DB_${number}`]: D1Database | undefined };
 
 /** A queue message: the delivery to attempt (its row holds everything else). */
 export interface WebhookMessage {

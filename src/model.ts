@@ -176,6 +176,11 @@ export interface RootKeyRecord {
   readonly revokedAt: number | null;
   readonly revokedBy: string | null;
   readonly rotatedFrom: string | null;
+  /**
+   * Its chain: the id of the root key its rotations started from (its own id when it replaced none). A
+   * root key's webhook endpoints belong to its chain (service/webhook-rules.ts).
+   */
+  readonly chain: string;
   readonly lastUsedAt: number | null;
 }
 

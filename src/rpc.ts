@@ -3,8 +3,9 @@
  * the same service as the HTTP routes, with inputs checked by the same schemas.
  *
  * - `KeyVerifier` only verifies: bind it to Workers that guard their routes with keys.
- * - `KeyService` also creates, reads, lists, updates, rotates and revokes keys, and reads the audit
- *   log, on behalf of any owner: bind it only to trusted Workers that manage keys for their users.
+ * - `KeyService` also creates, reads, lists, updates, rotates and revokes keys, reads the audit log,
+ *   sets per-customer limits and manages webhook endpoints, on behalf of any owner: bind it only to
+ *   trusted Workers that manage keys for their users.
  *
  * Errors cross the binding as Error objects whose message starts with a code in brackets, e.g.
  * `[not_found] No such key` or `[invalid] input: name: Required`, so a caller can branch on them
@@ -24,8 +25,18 @@ import type {
   KeyService as KeyServiceContract,
   KeyVerifier as KeyVerifierContract,
 } from "@latchkey/client/rpc";
+import type {
+  CreatedWebhook,
+  ListDeliveriesOptions,
+  Webhook,
+  WebhookDelivery,
+  WebhookDeliveryList,
+  WebhookList,
+} from "@latchkey/client/types";
 import {
   CreateKeyRequest,
+  CreateWebhookRequest,
+  ListDeliveriesQuery,
   ListEventsOptions as ListEventsOptionsSchema,
   CreditsRequest,
   type CreditsResultView,
@@ -40,7 +51,9 @@ import {
   ListKeysOptions as ListKeysOptionsSchema,
   RevokeKeyOptions as RevokeKeyOptionsSchema,
   RotateKeyRequest,
+  RotateWebhookSecretRequest,
   UpdateKeyRequest,
+  UpdateWebhookRequest,
   VerifyOptions,
   type VerifyResultView,
   type VerifyVerdictView,
@@ -91,6 +104,10 @@ export type CreditsOptions = z.input<typeof CreditsRequest>;
 export type LeakReportOptions = z.input<typeof LeakReportRequest>;
 export type OwnerLimitsOptions = z.input<typeof OwnerLimitsRequest>;
 export type OwnerUsageOptions = z.input<typeof UsageQuery>;
+export type CreateWebhookOptions = z.input<typeof CreateWebhookRequest>;
+export type UpdateWebhookOptions = z.input<typeof UpdateWebhookRequest>;
+export type RotateWebhookSecretOptions = z.input<typeof RotateWebhookSecretRequest>;
+export type { ListDeliveriesOptions };
 
 /** Refused input of one argument: `[invalid] input: name: Required`. */
 class ArgumentError extends ValidationError {
@@ -300,8 +317,82 @@ export class KeyService extends WorkerEntrypoint<Env> implements KeyServiceContr
     });
   }
 
+  /**
+   * POST /v1/webhooks for `owner`: an endpoint receiving that owner's keys' events (and its credit
+   * warnings), with its signing secret shown only in this answer (docs/webhooks.md).
+   */
+  async createWebhook(owner: Owner, input: CreateWebhookOptions): Promise<CreatedWebhook> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      return this.#webhooks().create(actor, check(CreateWebhookRequest, input, "input"));
+    });
+  }
+
+  /** GET /v1/webhooks for `owner`: its endpoints, newest first. */
+  async listWebhooks(owner: Owner): Promise<WebhookList> {
+    return rpcErrors(() => this.#webhooks().list(serviceActor(owner)));
+  }
+
+  /** GET /v1/webhooks/{id} for `owner` (another owner's endpoint: `[not_found]`). */
+  async getWebhook(owner: Owner, id: string): Promise<Webhook> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      return this.#webhooks().get(actor, String(id));
+    });
+  }
+
+  /** PATCH /v1/webhooks/{id} for `owner`: fields left out are unchanged. */
+  async updateWebhook(owner: Owner, id: string, input: UpdateWebhookOptions): Promise<Webhook> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      return this.#webhooks().update(actor, String(id), check(UpdateWebhookRequest, input, "input"));
+    });
+  }
+
+  /** DELETE /v1/webhooks/{id} for `owner`: the endpoint and its delivery log; queued deliveries are dropped. */
+  async deleteWebhook(owner: Owner, id: string): Promise<void> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      return this.#webhooks().delete(actor, String(id));
+    });
+  }
+
+  /** POST /v1/webhooks/{id}/rotate-secret for `owner`: the new secret, shown only in this answer. */
+  async rotateWebhookSecret(
+    owner: Owner,
+    id: string,
+    options: RotateWebhookSecretOptions = {},
+  ): Promise<CreatedWebhook> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const parsed = check(RotateWebhookSecretRequest, options ?? {}, "options");
+      return this.#webhooks().rotateSecret(actor, String(id), parsed);
+    });
+  }
+
+  /** GET /v1/webhooks/{id}/deliveries for `owner`: the delivery log, newest first. */
+  async webhookDeliveries(owner: Owner, id: string, options: ListDeliveriesOptions = {}): Promise<WebhookDeliveryList> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      const parsed = check(ListDeliveriesQuery, options ?? {}, "options");
+      return this.#webhooks().deliveries(actor, String(id), parsed);
+    });
+  }
+
+  /** POST /v1/webhooks/{id}/deliveries/{delivery_id}/retry for `owner`: one more attempt now. */
+  async retryWebhookDelivery(owner: Owner, id: string, deliveryId: string): Promise<WebhookDelivery> {
+    return rpcErrors(() => {
+      const actor = serviceActor(owner);
+      return this.#webhooks().retry(actor, String(id), String(deliveryId));
+    });
+  }
+
   #owners() {
     return createContext(this.env, this.ctx).owners;
+  }
+
+  #webhooks() {
+    return createContext(this.env, this.ctx).webhooks;
   }
 
   /** Truly private (#): RPC exposes every public method of an entrypoint, and TypeScript's `private` too. */

@@ -3,8 +3,11 @@
  * receives and the event types a delivery can carry.
  */
 
-export type WebhookOwnerType = "user" | "workspace" | "deployment";
-/** Whose keys' events an endpoint receives; `deployment` (id `*`): every owner's. */
+export type WebhookOwnerType = "user" | "workspace" | "deployment" | "root";
+/**
+ * Who an endpoint belongs to: a person (`user`), a workspace, the deployment (id `*`: every owner's
+ * events), or a root key's chain (`root`, id: the chain; the endpoint's owner patterns say whose events).
+ */
 export interface WebhookOwner {
   readonly type: WebhookOwnerType;
   readonly id: string;

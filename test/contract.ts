@@ -65,8 +65,12 @@ function isPreflight(request: Request): boolean {
   );
 }
 
-/** Headers no document declares: framing, and CORS (answered for any route, documented in docs/keys-page.md). */
-const UNDECLARED = /^(?:content-type|content-length|vary|access-control-[a-z-]+)$/;
+/**
+ * Headers no document declares: framing, CORS (answered for any route, documented in
+ * docs/keys-page.md), and Server-Timing (diagnostics for load tests, off unless SERVER_TIMING is set:
+ * docs/configuration.md).
+ */
+const UNDECLARED = /^(?:content-type|content-length|vary|access-control-[a-z-]+|server-timing)$/;
 
 interface Contract {
   readonly document: Document;

@@ -5,6 +5,8 @@ declare global {
   namespace Cloudflare {
     interface Env extends LatchkeyEnv {
       TEST_MIGRATIONS: D1Migration[];
+      /** The second database of sharding by owner (wrangler.toml; test/storage/shards.test.ts). */
+      DB_1: D1Database;
     }
   }
 }

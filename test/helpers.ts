@@ -147,6 +147,7 @@ function fail(fault: Fault, what: string): Promise<never> {
 /**
  * D1 whose statements fail when executed (those whose SQL matches `when`; default all). A batch fails
  * as a whole when `when` matches any of its statements (asked of each, in order), as D1 rolls it back.
+ * Its sessions (`withSession`) fail alike.
  */
 export function faultyDb(fault: Fault, when: (sql: string) => boolean = () => true): D1Database {
   const unwrapped = new WeakMap<object, { sql: string; real: D1PreparedStatement }>();
@@ -163,26 +164,50 @@ export function faultyDb(fault: Fault, when: (sql: string) => boolean = () => tr
     unwrapped.set(proxy, { sql, real });
     return proxy;
   };
-  return new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare") return (sql: string) => statement(sql, target.prepare(sql));
-      if (prop === "batch") {
-        return (statements: D1PreparedStatement[]) => {
-          const parts = statements.map((s) => unwrapped.get(s));
-          if (parts.some((part) => !part || when(part.sql))) return fail(fault, "D1 batch");
-          return target.batch(parts.map((part) => part!.real));
-        };
-      }
-      if (prop === "exec") return () => fail(fault, `D1 ${prop}`);
-      const value: unknown = Reflect.get(target, prop);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  const faulty = <T extends D1Database | D1DatabaseSession>(db: T): T =>
+    new Proxy(db, {
+      get(target, prop) {
+        if (prop === "withSession") {
+          return (from?: string) => faulty((target as D1Database).withSession(from));
+        }
+        if (prop === "prepare") return (sql: string) => statement(sql, target.prepare(sql));
+        if (prop === "batch") {
+          return (statements: D1PreparedStatement[]) => {
+            const parts = statements.map((s) => unwrapped.get(s));
+            if (parts.some((part) => !part || when(part.sql))) return fail(fault, "D1 batch");
+            return target.batch(parts.map((part) => part!.real));
+          };
+        }
+        if (prop === "exec") return () => fail(fault, `D1 ${prop}`);
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  return faulty(env.DB);
 }
 
 /** Workers KV whose every call fails. */
 export function faultyKv(fault: Fault): KVNamespace {
   return new Proxy(env.KEY_CACHE, { get: (_, prop) => () => fail(fault, `KV ${String(prop)}`) });
+}
+
+/**
+ * A Proxy of the D1 binding `db` with `handler`, and of every session it makes (`withSession`) with the
+ * same handler: a management request queries through sessions (src/store/d1-session.ts), so a stand-in
+ * that rewrites, counts or fails statements must see theirs too.
+ */
+export function d1Proxy(
+  db: D1Database,
+  handler: { get: (target: D1Database, prop: string | symbol) => unknown },
+): D1Database {
+  const wrap = (target: D1Database): D1Database =>
+    new Proxy(target, {
+      get(t, prop) {
+        if (prop === "withSession") return (from?: string) => wrap(t.withSession(from) as unknown as D1Database);
+        return handler.get(t, prop);
+      },
+    });
+  return wrap(db);
 }
 
 /** A fresh env (so configuration is re-read) with some bindings replaced, e.g. by faultyDb / faultyKv. */

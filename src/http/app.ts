@@ -19,6 +19,7 @@ import { ValidationError } from "../service/errors";
 import { currentRequestId, requestIdFrom, withRequestId } from "../log";
 import { parseInput } from "../schemas";
 import { readJsonBody } from "./body";
+import { openSession, replicated, takesBookmark, withBookmark } from "./bookmark";
 import { type CorsList, corsListOf, corsListOfUnrouted, preflight, setCorsHeaders } from "./cors";
 import { renderFailure } from "./failure";
 import { clientOf, countAuthFailure, overAuthFailureLimit, tooManyFailures } from "./limits";
@@ -46,12 +47,15 @@ const MAX_IP = 64;
 const MAX_USER_AGENT = 256;
 
 function handlerFor(route: Route, routes: readonly Route[]) {
-  const handle = async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
+  const handle = async (
+    request: IRequest,
+    env: Env,
+    exec: ExecutionContext,
+    opened?: ReturnType<typeof openSession>,
+  ): Promise<Response> => {
     const ip = request.headers.get("cf-connecting-ip")?.slice(0, MAX_IP) ?? null;
-    const app = createContext(env, exec, () => ({
-      ip,
-      userAgent: request.headers.get("user-agent")?.slice(0, MAX_USER_AGENT) ?? null,
-    }));
+    const origin = () => ({ ip, userAgent: request.headers.get("user-agent")?.slice(0, MAX_USER_AGENT) ?? null });
+    const app = createContext(env, exec, origin, opened?.session);
     let actor: Actor | null = null;
     const authenticates =
       route.auth === "required" ||
@@ -80,6 +84,7 @@ function handlerFor(route: Route, routes: readonly Route[]) {
         throw error;
       }
     }
+    if (opened?.invalid) throw opened.invalid;
     const query = route.query ? parse(route.query, { ...request.query }, "query") : undefined;
     const headers = route.requestHeaders
       ? (parse(route.requestHeaders, declaredHeaders(route.requestHeaders, request), "header") as RequestHeaders)
@@ -89,8 +94,28 @@ function handlerFor(route: Route, routes: readonly Route[]) {
     const body = route.body
       ? parse(route.body, await readJsonBody(request, route.bodyOptions, checkBytes), "body")
       : undefined;
-    return route.handle({ request, env, app, actor, params: request.params, routes }, { query, body, headers });
+    const response = await route.handle(
+      { request, env, app, actor, params: request.params, routes },
+      { query, body, headers },
+    );
+    const timing = app.lookups?.serverTiming();
+    if (timing) response.headers.set("Server-Timing", timing);
+    return response;
   };
+  // The management API: in a request session, and every answer carries its bookmark (bookmark.ts).
+  if (takesBookmark(route)) {
+    return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {
+      if (!replicated(loadConfig(env))) return handle(request, env, exec);
+      const opened = openSession(request, env.DB);
+      let response: Response;
+      try {
+        response = await handle(request, env, exec, opened);
+      } catch (error) {
+        response = errorToProblem(error);
+      }
+      return withBookmark(response, opened.session);
+    };
+  }
   const format = route.errorFormat;
   if (!format) return handle;
   return async (request: IRequest, env: Env, exec: ExecutionContext): Promise<Response> => {

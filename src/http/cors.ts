@@ -15,13 +15,13 @@
  * `OPTIONS` that is not a preflight is routed as before (405 with `Allow`).
  */
 import type { Config } from "../config";
+import { BOOKMARK_HEADER } from "./bookmark";
 import { problem } from "./problem";
 
-/** The request headers a browser client may send (the component sends the first two). */
-export const ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-Id";
+/** The request headers a browser client may send (the component sends the first two, and the bookmark). */
+export const ALLOWED_HEADERS = `Authorization, Content-Type, Idempotency-Key, X-Request-Id, ${BOOKMARK_HEADER}`;
 /** The response headers a browser client may read besides the CORS-safelisted ones. */
-export const EXPOSED_HEADERS =
-  "Location, Retry-After, WWW-Authenticate, X-Request-Id, RateLimit, RateLimit-Policy, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset";
+export const EXPOSED_HEADERS = `Location, Retry-After, WWW-Authenticate, X-Request-Id, RateLimit, RateLimit-Policy, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, ${BOOKMARK_HEADER}`;
 /** How long a browser may reuse a preflight's answer (Chromium caps it at 2 hours). */
 export const PREFLIGHT_MAX_AGE_SECONDS = 600;
 

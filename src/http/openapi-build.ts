@@ -21,6 +21,7 @@ import {
 import * as z from "zod/mini";
 import { license, version } from "../../package.json";
 import { Problem, meta } from "../schemas";
+import { BOOKMARK_HEADER, BookmarkRequestHeader, BookmarkResponseHeader, takesBookmark } from "./bookmark";
 import type { Route } from "./route";
 
 /**
@@ -39,6 +40,9 @@ const STANDARD_HEADERS = {
   "Cache-Control": header("`no-store` unless the route says otherwise.", "Cache-Control"),
   "X-Content-Type-Options": header("Always `nosniff`.", "X-Content-Type-Options"),
 };
+
+/** On the management API's responses (bookmark.ts): declared on every problem, as the problems are shared. */
+const BOOKMARK = { [BOOKMARK_HEADER]: BookmarkResponseHeader };
 
 const RETRY_AFTER = header("Seconds to wait before trying again.", "Retry-After");
 
@@ -121,7 +125,7 @@ function sharedProblem(status: number): ZodOpenApiResponseObject {
       id: `Problem${status}`,
       description: PROBLEM_DESCRIPTIONS[status] ?? "A problem.",
       content: { "application/problem+json": { schema: Problem } },
-      headers: z.object({ ...STANDARD_HEADERS, ...PROBLEM_HEADERS[status] }),
+      headers: z.object({ ...STANDARD_HEADERS, ...BOOKMARK, ...PROBLEM_HEADERS[status] }),
     };
     sharedProblems.set(status, response);
   }
@@ -133,14 +137,21 @@ export function buildOpenApiDocument(routes: readonly Route[]): ReturnType<typeo
   const paths: ZodOpenApiPathsObject = {};
   for (const route of routes) {
     const path = route.path.replace(/:(\w+)/g, "{$1}");
-    const statuses = [...new Set([...route.problems, ...COMMON_PROBLEMS[route.auth]!])].sort();
+    const bookmarked = takesBookmark(route);
+    // A malformed Latchkey-Bookmark is a 400 on every route that reads it.
+    const statuses = [
+      ...new Set([...route.problems, ...COMMON_PROBLEMS[route.auth]!, ...(bookmarked ? [400] : [])]),
+    ].sort();
     const responses: Record<string, ZodOpenApiResponseObject> = {
       [String(route.success.status)]: {
         description: route.success.description,
         ...(route.success.schema ? { content: { "application/json": { schema: route.success.schema } } } : {}),
-        headers: z.object({ ...STANDARD_HEADERS, ...route.success.headers?.shape }),
+        headers: z.object({ ...STANDARD_HEADERS, ...(bookmarked ? BOOKMARK : {}), ...route.success.headers?.shape }),
       },
     };
+    const requestHeaders = bookmarked
+      ? z.object({ ...route.requestHeaders?.shape, ...BookmarkRequestHeader.shape })
+      : route.requestHeaders;
     const format = route.errorFormat;
     /** The headers of a response with (page) status `status`: those of every latchkey status it stands for. */
     const headersFor = (status: number) =>
@@ -162,7 +173,7 @@ export function buildOpenApiDocument(routes: readonly Route[]): ReturnType<typeo
               content: format
                 ? { [format.mediaType]: { schema: format.schema(status) } }
                 : { "application/problem+json": { schema: Problem } },
-              headers: z.object({ ...STANDARD_HEADERS, ...headersFor(status) }),
+              headers: z.object({ ...STANDARD_HEADERS, ...(bookmarked ? BOOKMARK : {}), ...headersFor(status) }),
             };
     }
     const operation: ZodOpenApiOperationObject = {
@@ -171,12 +182,12 @@ export function buildOpenApiDocument(routes: readonly Route[]): ReturnType<typeo
       ...(route.description ? { description: route.description } : {}),
       tags: [route.tag],
       security: SECURITY[route.auth],
-      ...(route.query || route.pathParams || route.requestHeaders
+      ...(route.query || route.pathParams || requestHeaders
         ? {
             requestParams: {
               ...(route.query ? { query: route.query as never } : {}),
               ...(route.pathParams ? { path: route.pathParams } : {}),
-              ...(route.requestHeaders ? { header: route.requestHeaders } : {}),
+              ...(requestHeaders ? { header: requestHeaders } : {}),
             },
           }
         : {}),

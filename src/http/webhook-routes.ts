@@ -17,7 +17,7 @@ import {
 import { type Route, defineRoute, json } from "./route";
 
 const WHO =
-  "A person for their own keys, a workspace admin for the workspace's keys (`owner: workspace`), an operator deployment-wide (`owner: deployment`). An API key may not (403).";
+  "A person for their own keys, a workspace admin for the workspace's keys (`owner: workspace`), an operator deployment-wide (`owner: deployment`), a root key with `keys:write` for owners it covers (`owner` + `owner_id`, or `owners` patterns; the endpoint is its own and its rotations'). An API key may not (403).";
 
 export const webhookRoutes: readonly Route[] = [
   defineRoute({
@@ -49,7 +49,7 @@ export const webhookRoutes: readonly Route[] = [
     tag: "webhooks",
     auth: "required",
     success: { status: 200, description: "The endpoints (at most 100 per owner).", schema: WebhookList },
-    problems: [],
+    problems: [403],
     handle: async ({ app, actor }) => json(await app.webhooks.list(actor)),
   }),
   defineRoute({
@@ -61,7 +61,7 @@ export const webhookRoutes: readonly Route[] = [
     auth: "required",
     pathParams: WebhookIdParams,
     success: { status: 200, description: "The endpoint.", schema: Webhook },
-    problems: [],
+    problems: [403],
     handle: async ({ app, actor, params }) => json(await app.webhooks.get(actor, params.id ?? "")),
   }),
   defineRoute({
@@ -75,7 +75,7 @@ export const webhookRoutes: readonly Route[] = [
     pathParams: WebhookIdParams,
     body: UpdateWebhookRequest,
     success: { status: 200, description: "The endpoint as it now is.", schema: Webhook },
-    problems: [400, 413, 415, 422],
+    problems: [400, 403, 413, 415, 422],
     handle: async ({ app, actor, params }, { body }) => json(await app.webhooks.update(actor, params.id ?? "", body)),
   }),
   defineRoute({
@@ -87,7 +87,7 @@ export const webhookRoutes: readonly Route[] = [
     auth: "required",
     pathParams: WebhookIdParams,
     success: { status: 204, description: "The endpoint is deleted." },
-    problems: [],
+    problems: [403],
     handle: async ({ app, actor, params }) => {
       await app.webhooks.delete(actor, params.id ?? "");
       return new Response(null, { status: 204 });
@@ -106,7 +106,7 @@ export const webhookRoutes: readonly Route[] = [
     body: RotateWebhookSecretRequest,
     bodyOptions: { optional: true },
     success: { status: 200, description: "The endpoint with its new `secret`.", schema: CreatedWebhook },
-    problems: [400, 413, 415, 422],
+    problems: [400, 403, 413, 415, 422],
     handle: async ({ app, actor, params }, { body }) =>
       json(await app.webhooks.rotateSecret(actor, params.id ?? "", body), 200, { "Cache-Control": "no-store" }),
   }),
@@ -121,7 +121,7 @@ export const webhookRoutes: readonly Route[] = [
     pathParams: WebhookIdParams,
     query: ListDeliveriesQuery,
     success: { status: 200, description: "One page of deliveries.", schema: WebhookDeliveryList },
-    problems: [400],
+    problems: [400, 403],
     handle: async ({ app, actor, params }, { query }) =>
       json(await app.webhooks.deliveries(actor, params.id ?? "", query)),
   }),
@@ -136,7 +136,7 @@ export const webhookRoutes: readonly Route[] = [
     auth: "required",
     pathParams: DeliveryParams,
     success: { status: 202, description: "The delivery is queued.", schema: WebhookDelivery },
-    problems: [409],
+    problems: [403, 409],
     handle: async ({ app, actor, params }) =>
       json(await app.webhooks.retry(actor, params.id ?? "", params.delivery_id ?? ""), 202),
   }),

@@ -23,3 +23,14 @@ export function patternCovers(pattern: string, owner: { readonly type: string; r
   const id = pattern.slice(colon + 1);
   return id === "*" || id === owner.id;
 }
+
+/**
+ * Is every owner `pattern` covers also covered by `patterns`? `user:*` only under `user:*`; one owner
+ * under its own pattern or its type's wildcard.
+ */
+export function patternWithin(pattern: string, patterns: readonly string[]): boolean {
+  const colon = pattern.indexOf(":");
+  const owner = { type: pattern.slice(0, colon), id: pattern.slice(colon + 1) };
+  if (owner.id === "*") return patterns.includes(pattern);
+  return patterns.some((p) => patternCovers(p, owner));
+}

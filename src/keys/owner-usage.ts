@@ -24,6 +24,12 @@ export function ownerCounterName(owner: Owner): string {
   return `owner:${owner.type}:${owner.id}`;
 }
 
+/** The owner whose counters `name` names (ownerCounterName's inverse), or null for a key chain's. */
+export function ownerOfCounterName(name: string): Owner | null {
+  const match = /^owner:(user|workspace):(.+)$/s.exec(name);
+  return match ? { type: match[1] as Owner["type"], id: match[2]! } : null;
+}
+
 /** The owner's counters, as the key's counters are asked to consult them. */
 export interface OwnerCounter {
   readonly name: string;
@@ -71,7 +77,7 @@ function balances(verdict: UsageVerdict): UsageBalances {
 /** A PUT of an owner's limits: a field left out is unchanged, null clears it. */
 export interface OwnerLimitsChange {
   readonly ratelimits?: readonly RateLimitRule[] | null | undefined;
-  readonly credits?: Pick<CreditsRule, "remaining" | "refill"> | null | undefined;
+  readonly credits?: Pick<CreditsRule, "remaining" | "refill" | "low_threshold"> | null | undefined;
 }
 
 /**

@@ -59,7 +59,7 @@ export const OwnerUsageReport = z
   .apply(meta({ id: "OwnerUsageReport" }));
 export type OwnerUsageReportView = z.infer<typeof OwnerUsageReport>;
 
-export const OWNER_AUDIT_ACTIONS = ["limits_updated", "credits_updated"] as const;
+export const OWNER_AUDIT_ACTIONS = ["limits_updated", "credits_updated", "credits_low", "credits_exhausted"] as const;
 
 export const OwnerEvent = z
   .object({
@@ -67,7 +67,10 @@ export const OwnerEvent = z
     owner_type: z.enum(OWNER_TYPES),
     owner_id: z.string(),
     action: z.enum(OWNER_AUDIT_ACTIONS),
-    actor: described(z.string(), "`user:<sub>`, `service`, or the root key that made the change."),
+    actor: described(
+      z.string(),
+      "`user:<sub>`, `service`, or the root key that made the change; `latchkey` for a credit warning (`credits_low`, `credits_exhausted`).",
+    ),
     at: Timestamp,
     changes: z.record(z.string(), z.object({ old: z.unknown(), new: z.unknown() })),
     ip: z.nullable(z.string()),

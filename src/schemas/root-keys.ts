@@ -15,7 +15,7 @@ import {
   uniqueArray,
 } from "./common";
 
-const OwnerPattern = z
+export const OwnerPattern = z
   .string()
   .check(
     z.maxLength(265, "Must be at most 265 characters"),

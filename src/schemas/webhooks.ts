@@ -1,7 +1,8 @@
 /** Webhook endpoints and their deliveries: requests, views and listing options. */
 import * as z from "zod/mini";
 import { WEBHOOK_EVENT_TYPES } from "../webhook-model";
-import { CONTROL_CHARS, Timestamp, described, meta, pageCursor, pageLimit, uniqueArray } from "./common";
+import { CONTROL_CHARS, OwnerIdField, Timestamp, described, meta, pageCursor, pageLimit, uniqueArray } from "./common";
+import { OwnerPattern } from "./root-keys";
 
 const WebhookUrl = z
   .string()
@@ -31,7 +32,19 @@ export const CreateWebhookRequest = z
     owner: z.optional(z.enum(["user", "workspace", "deployment"])).apply(
       meta({
         description:
-          "Whose keys' events: `user` (default for a person: their own keys), `workspace` (a workspace admin: the workspace's keys) or `deployment` (an operator: every owner's keys).",
+          "Whose keys' events: `user` (default for a person: their own keys), `workspace` (a workspace admin: the workspace's keys) or `deployment` (an operator: every owner's keys). A root key names one owner it covers with `owner` and `owner_id`, or gives `owners`.",
+      }),
+    ),
+    owner_id: z.optional(OwnerIdField).apply(
+      meta({
+        description:
+          "The owner's id. Required with a root key (with `owner`, unless it gives `owners`): the endpoint receives that owner's keys' events. Anyone else may name only the owner they register for (another: 403).",
+      }),
+    ),
+    owners: z.optional(uniqueArray(OwnerPattern, 100)).apply(
+      meta({
+        description:
+          "A root key only: the owner patterns whose keys' events the endpoint receives (`user:*`, `workspace:acme`), each within the root key's own; stored with the endpoint. Instead of `owner` and `owner_id`.",
       }),
     ),
   })
@@ -64,8 +77,18 @@ export const Webhook = z
     url: z.string(),
     description: z.nullable(z.string()),
     events: z.nullable(z.array(z.enum(WEBHOOK_EVENT_TYPES))),
-    owner_type: z.enum(["user", "workspace", "deployment"]),
-    owner_id: described(z.string(), "The subject or workspace id; `*` for a deployment-wide endpoint."),
+    owner_type: described(
+      z.enum(["user", "workspace", "deployment", "root"]),
+      "Whose endpoint it is: a person's, a workspace's, the deployment's (every owner's events) or a root key's (`owners` says whose events).",
+    ),
+    owner_id: described(
+      z.string(),
+      "The subject or workspace id; `*` for a deployment-wide endpoint; for a root key's, the id of the root key that started its rotation chain.",
+    ),
+    owners: described(
+      z.nullable(z.array(z.string())),
+      "A root key's endpoint: the owner patterns whose keys' events it receives, fixed at registration. Null for the others.",
+    ),
     enabled: z.boolean(),
     disabled_reason: described(
       z.nullable(z.string()),

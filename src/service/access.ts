@@ -16,7 +16,7 @@ export async function authorizeWrite(deps: ServiceDeps, verifier: Verifier, call
 }
 
 /** The key `id` when one of its owners is the actor's to see; else 404, the same for an unknown, malformed or foreign id. */
-export async function findVisible(store: KeyStore, actor: Actor, id: string): Promise<KeyRecord> {
+export async function findVisible(store: Pick<KeyStore, "findById">, actor: Actor, id: string): Promise<KeyRecord> {
   if (!UUID_V4.test(id)) throw new NotFoundError();
   const record = await store.findById(id);
   if (!record || !maySee(actor, record.owner)) {

@@ -7,7 +7,7 @@ import { decodeCursor, encodeCursor } from "./cursor";
 
 /** A page of the events of `owners` (of one key when `keyId` is set), as `actor` may read them. */
 export async function auditLog(
-  store: KeyStore,
+  store: Pick<KeyStore, "listEvents">,
   actor: Actor,
   owners: Owner[],
   keyId: string | null,

@@ -1,6 +1,8 @@
 /** What every new key passes, created, imported or rotated: the creation limiter, the quota's refusal, a fresh key and its record. */
 import { generateKey, keyStart } from "../keys/format";
 import { sha256Hex } from "../keys/hash";
+import { idInBucket, keyInBucket, ownerBucket } from "../keys/shard";
+import type { Config } from "../config";
 import { hasLimits } from "../keys/limit-arithmetic";
 import type { Actor, KeyRecord, Owner } from "../model";
 import { describeError, log } from "../log";
@@ -41,16 +43,29 @@ export function refusal(refused: InsertRefusal, maxKeysPerOwner: number): Error 
   );
 }
 
+/**
+ * A fresh key, its hash and a new id; with sharding by owner (D1_SHARDS > 1) all carrying the owner's
+ * bucket (keys/shard.ts), so the key's database is known from its hash and the id's from its first byte.
+ */
+async function freshKey(config: Config, owner: Owner): Promise<{ key: string; hash: string; id: string }> {
+  if (config.shards.count === 1) {
+    const key = generateKey(config.keyPrefix);
+    return { key, hash: await sha256Hex(key), id: crypto.randomUUID() };
+  }
+  const bucket = await ownerBucket(owner);
+  return { ...(await keyInBucket(config.keyPrefix, bucket)), id: idInBucket(bucket) };
+}
+
 /** A fresh key and its record, made by `actor` now (not yet stored). */
 export async function newKey(
   deps: ServiceDeps,
   actor: Actor,
   settings: Pick<KeyRecord, "name" | "owner" | "metadata" | "rotatedFrom" | "parentId" | "limits" | "usageId"> & Powers,
 ): Promise<{ key: string; record: KeyRecord }> {
-  const key = generateKey(deps.config.keyPrefix);
+  const { key, hash, id } = await freshKey(deps.config, settings.owner);
   const record: KeyRecord = {
-    id: crypto.randomUUID(),
-    hash: await sha256Hex(key),
+    id,
+    hash,
     start: keyStart(key, deps.config.keyPrefix),
     name: settings.name,
     owner: settings.owner,

@@ -106,7 +106,12 @@ export class FeedState {
    * Brings this isolate up to the head of the feed, calling `drop` for every changed hash. Throws on
    * a D1 failure (what was applied stays applied). `start` says the position is unknown or too old.
    */
-  async sync(store: KeyStore, now: number, drop: (hash: string) => void, start: () => void): Promise<void> {
+  async sync(
+    store: Pick<KeyStore, "changesAfter" | "latestChanges">,
+    now: number,
+    drop: (hash: string) => void,
+    start: () => void,
+  ): Promise<void> {
     if (this.floor === Infinity || now - this.lastSyncAt > CHANGE_MEMORY_MS) {
       await this.startOver(store, now, start);
       return;
@@ -120,7 +125,11 @@ export class FeedState {
     await this.startOver(store, now, start);
   }
 
-  private async startOver(store: KeyStore, now: number, start: () => void): Promise<void> {
+  private async startOver(
+    store: Pick<KeyStore, "changesAfter" | "latestChanges">,
+    now: number,
+    start: () => void,
+  ): Promise<void> {
     const tail = await store.latestChanges(COLD_TAIL);
     start();
     // Changes already known stay known (they are facts of the same feed); only the position restarts.

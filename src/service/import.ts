@@ -3,6 +3,7 @@
  * authorized as a create would be) before any is stored; an item that carries the key itself, or a
  * format the deployment does not take, is refused; each imported key gets one `imported` event.
  */
+import { idInBucket, ownerBucket } from "../keys/shard";
 import { type Actor, type KeyRecord, sameOwner } from "../model";
 import { log } from "../log";
 import type { ImportKeysInput, ImportResultView } from "../schemas";
@@ -56,7 +57,7 @@ export async function importKeys(
       throw new ForbiddenError(`keys.${i}.owner`, IMPORT_REFUSED);
     }
     records.push({
-      id: crypto.randomUUID(),
+      id: deps.config.shards.count === 1 ? crypto.randomUUID() : idInBucket(await ownerBucket(powers.owner)),
       hash: digest.hash,
       start: item.start ?? "",
       name: item.name,

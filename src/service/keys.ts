@@ -78,6 +78,7 @@ import {
   listedOwners,
 } from "./rules";
 import { limitsLineageGuard } from "./limits-lineage";
+import { type ReadViews, primaryViews } from "./read-views";
 import { usageReport } from "./usage-report";
 import { type ServiceDeps, Verifier } from "./verify";
 import { iso, toApiKey, verdictView, whoamiView } from "./views";
@@ -88,7 +89,11 @@ const MAX_KV_DELETES = 50;
 export class Keys {
   readonly verifier: Verifier;
 
-  constructor(private readonly deps: ServiceDeps) {
+  /** `views`: where list, get, the audit log and usage read (read-views.ts); default: the store of record. */
+  constructor(
+    private readonly deps: ServiceDeps,
+    private readonly views: ReadViews = primaryViews(deps),
+  ) {
     this.verifier = new Verifier(deps);
   }
 
@@ -139,7 +144,7 @@ export class Keys {
       requireNoLimitsOf(actor, input.ratelimits !== undefined ? "ratelimits" : "credits");
     }
     return retryOnConcurrentChange(async () => {
-      const current = await this.findVisible(actor, id);
+      const current = await this.findForWrite(actor, id);
       requireManagement(actor, current, "The key to change");
       if (current.revokedAt !== null) throw new ConflictError("The key is revoked; a revoked key cannot be changed");
 
@@ -182,7 +187,7 @@ export class Keys {
     const actor = await this.writer(caller);
     let limited = false;
     return retryOnConcurrentChange(async () => {
-      const current = await this.findVisible(actor, id);
+      const current = await this.findForWrite(actor, id);
       requireManagement(actor, current, "The key to rotate");
       requireSameCounters(actor, current);
       if (current.revokedAt !== null) throw new ConflictError("The key is revoked; create a new key instead");
@@ -235,7 +240,7 @@ export class Keys {
   async list(actor: Actor, input: ListKeysInput): Promise<KeyListView> {
     requireScope(actor, "keys:read");
     const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
-    const rows = await this.deps.store.list({
+    const rows = await this.views.keys.list({
       owners: listedOwners(actor, { type: input.owner_type, id: input.owner_id }),
       limit: input.limit + 1,
       includeRevoked: input.include_revoked,
@@ -255,7 +260,7 @@ export class Keys {
 
   async get(actor: Actor, id: string): Promise<ApiKeyView> {
     requireScope(actor, "keys:read");
-    return this.liveView(await this.findVisible(actor, id));
+    return this.liveView(await findVisible(this.views.keys, actor, id));
   }
 
   /**
@@ -268,7 +273,7 @@ export class Keys {
     const actor = await this.writer(caller);
     requireNoLimitsOf(actor, "credits");
     return retryOnConcurrentChange(async () => {
-      const current = await this.findVisible(actor, id);
+      const current = await this.findForWrite(actor, id);
       requireManagement(actor, current, "The key");
       if (current.revokedAt !== null) throw new ConflictError("The key is revoked; its credits cannot be changed");
       const rule = current.limits?.credits;
@@ -291,7 +296,7 @@ export class Keys {
 
   /** A key's verifications per hour or day (UTC) by outcome (service/usage-report.ts). */
   usage(actor: Actor, id: string, query: UsageQueryInput): Promise<UsageReportView> {
-    return usageReport(this.deps, actor, id, query);
+    return usageReport(this.views, actor, id, query);
   }
 
   /**
@@ -303,7 +308,7 @@ export class Keys {
   async revoke(caller: Actor, id: string, options: RevokeKeyInput = { cascade: false }): Promise<void> {
     const actor = await this.writer(caller);
     const revoked = await retryOnConcurrentChange(async () => {
-      const record = await this.findVisible(actor, id);
+      const record = await this.findForWrite(actor, id);
       requireManagement(actor, record, "The key to revoke");
       // Already revoked (elsewhere, or by a call whose answer was lost): still evict it here.
       if (record.revokedAt !== null && !options.cascade) return [record];
@@ -326,15 +331,15 @@ export class Keys {
   /** One key's audit events, newest first (the key may be revoked). */
   async keyEvents(actor: Actor, id: string, input: ListEventsInput): Promise<EventListView> {
     requireScope(actor, "keys:read");
-    const record = await this.findVisible(actor, id);
-    return auditLog(this.deps.store, actor, [record.owner], record.id, input);
+    const record = await findVisible(this.views.keys, actor, id);
+    return auditLog(this.views.keys, actor, [record.owner], record.id, input);
   }
 
   /** The audit events of every owner whose keys the actor sees, newest first. */
   async listEvents(actor: Actor, input: ListOwnerEventsInput): Promise<EventListView> {
     requireScope(actor, "keys:read");
     const owners = listedOwners(actor, { type: input.owner_type, id: input.owner_id });
-    return auditLog(this.deps.store, actor, owners, null, input);
+    return auditLog(this.views.keys, actor, owners, null, input);
   }
 
   /** Retention (a scheduled task): deletes events older than the configured days, in bounded batches. */
@@ -367,7 +372,8 @@ export class Keys {
     return authorizeWrite(this.deps, this.verifier, caller);
   }
 
-  private findVisible(actor: Actor, id: string): Promise<KeyRecord> {
+  /** The key a write decides on: read from the store of record (the primary), never from a view. */
+  private findForWrite(actor: Actor, id: string): Promise<KeyRecord> {
     return findVisible(this.deps.store, actor, id);
   }
 

@@ -27,6 +27,7 @@ import { StorageUnavailableError } from "../store/store";
 import { describeError, log } from "../log";
 import { ConflictError, NotFoundError } from "./errors";
 import { ownerActorName, requireOwnerLimitsAccess } from "./owner-rules";
+import type { ReadViews } from "./read-views";
 import { usageBuckets } from "./usage-report";
 import { type ServiceDeps, Verifier } from "./verify";
 
@@ -50,13 +51,17 @@ export function ownerFromPath(params: Record<string, string | undefined>): Owner
 export class OwnerLimitsService {
   private readonly verifier: Verifier;
 
-  constructor(private readonly deps: ServiceDeps & { readonly ownerLimits: OwnerLimitsStore }) {
+  /** `views`: where get, usage and events read (read-views.ts); default: the store of record. */
+  constructor(
+    private readonly deps: ServiceDeps & { readonly ownerLimits: OwnerLimitsStore },
+    private readonly views: NonNullable<ReadViews["ownerLimits"]> = deps.ownerLimits,
+  ) {
     this.verifier = new Verifier(deps);
   }
 
   async get(actor: Actor, owner: Owner): Promise<OwnerLimitsView> {
     requireOwnerLimitsAccess(actor, owner, "read");
-    return this.view(owner, await this.deps.ownerLimits.get(owner));
+    return this.view(owner, await this.views.get(owner));
   }
 
   /** Replaces the fields given (null clears one); a PUT of `credits` sets the shared balance. */
@@ -97,14 +102,14 @@ export class OwnerLimitsService {
   /** Verifications of all the owner's keys per hour or day (UTC), by outcome. */
   async usage(actor: Actor, owner: Owner, query: UsageQueryInput): Promise<OwnerUsageReportView> {
     requireOwnerLimitsAccess(actor, owner, "read");
-    const report = await usageBuckets(query, (from, to) => this.deps.ownerLimits.usage(owner, from, to));
+    const report = await usageBuckets(query, (from, to) => this.views.usage(owner, from, to));
     return { owner_type: owner.type, owner_id: owner.id, granularity: query.granularity, ...report };
   }
 
   /** The owner's limits changes, newest first (the latest 100). */
   async events(actor: Actor, owner: Owner): Promise<OwnerEventListView> {
     requireOwnerLimitsAccess(actor, owner, "read");
-    const events = await this.deps.ownerLimits.events(owner, EVENTS_SHOWN);
+    const events = await this.views.events(owner, EVENTS_SHOWN);
     return {
       data: events.map((e) => ({
         id: e.id,

@@ -27,6 +27,7 @@ import type {
   RotateKeyInput,
 } from "../schemas";
 import type { RootKeyStore } from "../store/root-keys";
+import type { RootKeyViews } from "./read-views";
 import { ConflictError, NotFoundError, StorageMisconfiguredError, ValidationError } from "./errors";
 import { DEFAULT_OWNER_PATTERNS, ROOT_SCOPES, requireOperator, rootKeyRefusal } from "./root-rules";
 
@@ -65,6 +66,8 @@ export interface RootKeyDeps {
   readonly config: Config;
   /** Runs work after the response (ctx.waitUntil). */
   readonly defer: (work: Promise<unknown>) => void;
+  /** Where list and get read (read-views.ts); default: `store`. */
+  readonly views?: RootKeyViews;
 }
 
 function encodeCursor(time: number, id: string): string {
@@ -133,6 +136,7 @@ export class RootKeys {
       expiresAt: input.expires_at == null ? null : Date.parse(input.expires_at),
       createdBy: `user:${actor.sub}`,
       rotatedFrom: null,
+      chain: null,
     });
     await this.deps.store.insert(record);
     log("info", "root_key_created", { root_key_id: record.id, by: record.createdBy, owners: record.owners.join(",") });
@@ -141,7 +145,7 @@ export class RootKeys {
 
   async list(actor: Actor, input: ListRootKeysInput): Promise<RootKeyListView> {
     requireOperator(actor);
-    const rows = await this.deps.store.list({
+    const rows = await (this.deps.views ?? this.deps.store).list({
       limit: input.limit + 1,
       includeRevoked: input.include_revoked,
       after: input.cursor === undefined ? null : decodeCursor(input.cursor),
@@ -156,7 +160,7 @@ export class RootKeys {
 
   async get(actor: Actor, id: string): Promise<RootKeyView> {
     requireOperator(actor);
-    return toRootKeyView(await this.find(id));
+    return toRootKeyView(await this.find(id, this.deps.views));
   }
 
   /**
@@ -185,7 +189,11 @@ export class RootKeys {
     return { ...toRootKeyView(record), key };
   }
 
-  /** Revokes the root key (idempotent): refused from the next request on; the keys it made keep working. */
+  /**
+   * Revokes the root key (idempotent): refused from the next request on; the keys it made keep working.
+   * The webhook endpoints of its chain are deleted with it, unless another key of the chain (its
+   * rotation's replacement, or the key it replaced, still in its grace) is live.
+   */
   async revoke(actor: Actor, id: string): Promise<void> {
     requireOperator(actor);
     await this.find(id);
@@ -194,25 +202,28 @@ export class RootKeys {
     log("info", "root_key_revoked", { root_key_id: id, by: `user:${actor.sub}` });
   }
 
-  private async find(id: string): Promise<RootKeyRecord> {
-    const record = UUID_V4.test(id) ? await this.deps.store.findById(id) : null;
+  /** The root key `id`, from `from` (a view, for a GET) or else the store of record (what a write decides on). */
+  private async find(id: string, from: RootKeyViews = this.deps.store): Promise<RootKeyRecord> {
+    const record = UUID_V4.test(id) ? await from.findById(id) : null;
     if (record === null) throw new NotFoundError("root key");
     return record;
   }
 
+  /** `chain`: the chain it joins (a rotation's replacement: its predecessor's), or null to start its own. */
   private async newRootKey(
     settings: Pick<
       RootKeyRecord,
       "name" | "owners" | "scopes" | "allowedIps" | "expiresAt" | "createdBy" | "rotatedFrom"
-    >,
+    > & { readonly chain: string | null },
   ): Promise<{ key: string; record: RootKeyRecord }> {
     const prefix = this.deps.config.rootKeyPrefix;
     if (prefix === null) {
       throw new StorageMisconfiguredError("root keys are disabled: their prefix collides (see ROOT_KEY_PREFIX)");
     }
     const key = generateKey(prefix);
+    const id = crypto.randomUUID();
     const record: RootKeyRecord = {
-      id: crypto.randomUUID(),
+      id,
       hash: await sha256Hex(key),
       start: keyStart(key, prefix),
       name: settings.name,
@@ -225,6 +236,7 @@ export class RootKeys {
       revokedAt: null,
       revokedBy: null,
       rotatedFrom: settings.rotatedFrom,
+      chain: settings.chain ?? id,
       lastUsedAt: null,
     };
     return { key, record };

@@ -5,7 +5,7 @@ import { findVisible } from "./access";
 import { StorageUnavailableError, ValidationError } from "./errors";
 import { requireScope } from "./rules";
 import { USAGE_FLUSH_MS } from "./usage-tally";
-import type { ServiceDeps } from "./verify";
+import type { ReadViews } from "./read-views";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -68,15 +68,15 @@ export async function usageBuckets(
  * half minute may not be in yet (service/usage-tally.ts).
  */
 export async function usageReport(
-  deps: ServiceDeps,
+  views: ReadViews,
   actor: Actor,
   id: string,
   query: UsageQueryInput,
 ): Promise<UsageReportView> {
   requireScope(actor, "keys:read");
-  const record = await findVisible(deps.store, actor, id);
-  const { usageStore } = deps;
-  if (!usageStore) throw new StorageUnavailableError("no usage store");
-  const report = await usageBuckets(query, (from, to) => usageStore.read(record.id, from, to));
+  const record = await findVisible(views.keys, actor, id);
+  const { usage } = views;
+  if (!usage) throw new StorageUnavailableError("no usage store");
+  const report = await usageBuckets(query, (from, to) => usage.read(record.id, from, to));
   return { key_id: record.id, granularity: query.granularity, ...report };
 }

@@ -45,6 +45,7 @@ import type { OwnerLimitsStore } from "../store/owner-limits";
 import { TtlLru } from "../util/lru";
 import { describeError, log } from "../log";
 import { FeedState } from "./feed";
+import { ShardFeeds, isolateFeed } from "./shard-feed";
 import { isMetered, spend } from "./metering";
 import {
   type MemoryRecord,
@@ -121,8 +122,9 @@ export class IsolateCache {
   );
   /** Unknown hashes: fixed-size entries (a 64-character hash), so a count bounds their bytes (~2 MB). */
   readonly unknown = new TtlLru<string, true>(10_000, 10_000);
-  /** The change feed: position, known changes, sync bookkeeping. */
+  /** The change feed: position, known changes, sync bookkeeping (shardFeeds instead when D1_SHARDS > 1). */
   readonly feed = new FeedState();
+  readonly shardFeeds = new ShardFeeds();
   readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
   /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
   readonly pendingUses = new Map<string, number>();
@@ -134,7 +136,7 @@ export class IsolateCache {
   clear(): void {
     this.records.clear();
     this.unknown.clear();
-    this.feed.clear();
+    for (const feed of [this.feed, this.shardFeeds]) feed.clear();
     this.lastUsedWrites.clear();
     this.pendingUses.clear();
     this.usage.clear();
@@ -151,6 +153,9 @@ export class Verifier {
     private readonly local: IsolateCache = isolateCache,
   ) {}
 
+  private get feed(): FeedState | ShardFeeds {
+    return isolateFeed(this.local, this.deps.config.shards.count); // one database's, or every shard's
+  }
   /** The verdict on `key`, counted once (onVerified) whatever the outcome. */
   async verify(key: string, options: VerifyChecks = {}): Promise<Verification> {
     const verification = await this.verdict(key, options);
@@ -163,7 +168,7 @@ export class Verifier {
     if (!credential) return answer(malformedOrRoot(key, this.deps.config), null);
     const { hash } = credential;
     const now = Date.now();
-    const { feed } = this.local;
+    const feed = this.feed;
     if (now - feed.lastSyncAt >= this.deps.config.revocationSyncMs) await this.syncIfDue(now);
 
     const entry = this.local.records.get(hash, now);
@@ -212,7 +217,7 @@ export class Verifier {
     const credential = await this.credential(key, form);
     if (!credential) return answer(malformedOrRoot(key, this.deps.config), null);
     const now = Date.now();
-    const { feed } = this.local;
+    const feed = this.feed;
     if (now - feed.lastSyncAt >= 2 * this.deps.config.revocationSyncMs) return null;
     const known = feed.change(credential.hash);
     if (known?.revoked && !credential.bcrypt) return this.meter(answer("REVOKED", null, known.keyId), options, now);
@@ -297,7 +302,7 @@ export class Verifier {
    * learn it from the feed, which the revoking statement appended to.)
    */
   async forget(record: CompactRecord, deleteFromKv = true): Promise<void> {
-    const { feed } = this.local;
+    const feed = this.feed;
     feed.note(record.hash, { seq: feed.seq, keyId: record.id, revoked: true }, Date.now());
     this.local.records.delete(record.hash);
     if (deleteFromKv) await this.deps.cache.delete(record.hash);
@@ -311,7 +316,7 @@ export class Verifier {
   async changed(stored: CompactRecord, seq: number, deleteFromKv = true): Promise<void> {
     const now = Date.now();
     const record = compact(stored);
-    const { feed } = this.local;
+    const feed = this.feed;
     feed.note(record.hash, { seq, keyId: record.id, revoked: false }, now);
     this.local.records.set(record.hash, { record, seq, checkedAt: now }, now, recordLifetime());
     if (deleteFromKv) await this.deps.cache.delete(record.hash);
@@ -330,7 +335,7 @@ export class Verifier {
   /** After a miss in this isolate's records: its negative cache, then KV (unless stale), then D1. */
   private async lookup(hash: string, now: number): Promise<CompactRecord | undefined> {
     if (this.local.unknown.get(hash, now)) return undefined;
-    const { feed } = this.local;
+    const feed = this.feed;
 
     if (now - feed.lastSyncAt <= this.deps.config.maxStalenessMs) {
       const cached = await this.deps.cache.get(hash);
@@ -395,7 +400,7 @@ export class Verifier {
 
   private async syncIfDue(now: number): Promise<void> {
     const interval = this.deps.config.revocationSyncMs;
-    const { feed } = this.local;
+    const feed = this.feed;
     // One attempt per interval: while one runs, or after one failed (D1 down), serve from the caches
     // (within the staleness bound).
     if (feed.running || now - feed.attemptedAt < interval) return;
@@ -412,12 +417,12 @@ export class Verifier {
    * once (a key chain's limits), so this isolate drops its copies of all of them before answering again.
    */
   async catchUp(): Promise<void> {
-    if (!this.local.feed.running) await this.syncFeed();
+    if (!this.feed.running) await this.syncFeed();
   }
 
   /** Applies the feed after this isolate's position. Failures are logged, never thrown. */
   async syncFeed(now: number = Date.now()): Promise<void> {
-    const { feed } = this.local;
+    const feed = this.feed;
     feed.attemptedAt = now;
     feed.running = true;
     try {

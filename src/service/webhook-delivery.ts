@@ -125,9 +125,10 @@ export async function attemptDelivery(id: string, deps: DeliveryDeps): Promise<O
     await store.updateDelivery(id, "pending", { status: "failed", nextAttemptAt: null, ...changes }, now);
     return DONE;
   };
-  const endpoint = await store.findEndpoint(delivery.endpointId);
+  const endpoint = await store.findEndpoint(delivery.endpointId, now);
   if (endpoint === null) return fail({ lastError: "endpoint_deleted" });
-  if (!endpoint.enabled) return fail({ lastError: "endpoint_disabled" });
+  // Disabled, or a root key's endpoint whose chain has no live key left (expired).
+  if (!endpoint.enabled || !endpoint.active) return fail({ lastError: "endpoint_disabled" });
 
   const refusal = await destinationRefusal(new URL(endpoint.url), deps);
   const answer: Answer = refusal

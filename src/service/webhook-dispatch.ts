@@ -1,6 +1,7 @@
 /**
  * The dispatcher: reads the audit events after its cursor in the outbox (each written by a trigger in
- * the same statement as its event, so only committed changes are there, and all of them), records one
+ * the same statement as its event, so only committed changes are there, and all of them: a key's
+ * events, and an owner's credit warnings), records one
  * delivery per (event, endpoint that receives it) and puts the new ones on the queue. Idempotent: a
  * delivery's id is derived from the event and the endpoint, so a second dispatcher, or a dispatch
  * after a crash, records nothing twice; a delivery recorded but never enqueued is found by the sweep.
@@ -43,13 +44,22 @@ export async function dispatchAfterWrite(store: D1WebhookStore, enqueue: Enqueue
   return dispatchWebhooks(store, enqueue, now);
 }
 
-/** Dispatches what the outbox holds; how many deliveries it recorded. */
+/**
+ * Dispatches what the outboxes hold (one database's, or with sharding by owner each database's, matched
+ * against the endpoints of `store`'s: the first database); how many deliveries it recorded.
+ */
 export async function dispatchWebhooks(store: D1WebhookStore, enqueue: Enqueue, now: number): Promise<number> {
   let recorded = 0;
+  for (const outbox of store.outboxes()) recorded += await dispatchOutbox(store, outbox, enqueue, now);
+  return recorded;
+}
+
+async function dispatchOutbox(store: D1WebhookStore, outbox: D1WebhookStore, enqueue: Enqueue, now: number) {
+  let recorded = 0;
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const rows = await store.outboxAfterCursor(BATCH);
+    const rows = await outbox.outboxAfterCursor(BATCH);
     if (rows.length === 0) break;
-    const endpoints = await store.enabledEndpoints();
+    const endpoints = await store.enabledEndpoints(now);
     const deliveries: NewDelivery[] = [];
     for (const { event } of rows) {
       const type = event === null ? null : eventTypeOf(event.action);
@@ -65,7 +75,7 @@ export async function dispatchWebhooks(store: D1WebhookStore, enqueue: Enqueue, 
         });
       }
     }
-    const inserted = await store.recordDispatch(deliveries, rows.at(-1)!.seq, now);
+    const inserted = await store.recordDispatch(deliveries, rows.at(-1)!.seq, now, outbox);
     if (inserted.length > 0) await enqueue(inserted);
     recorded += inserted.length;
     if (rows.length < BATCH) break;

@@ -18,8 +18,10 @@ import type {
 import type { D1WebhookStore, DeliveryRow, EndpointChanges, EndpointRow } from "../store/webhooks";
 import { ConflictError, NotFoundError, StorageMisconfiguredError, ValidationError } from "./errors";
 import { noteEndpointsChanged } from "./webhook-dispatch";
+import { ownerActorName } from "./owner-rules";
 import { encryptSecret } from "./webhook-secrets";
-import { mayManageWebhooksOf, ownerOfNewEndpoint, webhookOwnersOf } from "./webhook-rules";
+import { type WebhookAccess, mayManageWebhooksOf, ownerOfNewEndpoint, webhookOwnersOf } from "./webhook-rules";
+import type { WebhookViews } from "./read-views";
 
 /** How long a rotated-away secret keeps signing unless the rotation says otherwise. */
 export const DEFAULT_SECRET_GRACE_SECONDS = 86_400;
@@ -32,6 +34,8 @@ export interface WebhookDeps {
   /** Puts deliveries on the queue (the delivery consumer attempts them). */
   readonly enqueue: (deliveryIds: readonly string[]) => Promise<void>;
   readonly now?: () => number;
+  /** Where list, get and the delivery log read (read-views.ts); default: `store`. */
+  readonly views?: WebhookViews;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -44,6 +48,7 @@ export function toWebhookView(e: EndpointRow, now: number): WebhookView {
     events: e.events === null ? null : [...e.events],
     owner_type: e.owner.type,
     owner_id: e.owner.id,
+    owners: e.owners === null ? null : [...e.owners],
     enabled: e.enabled,
     disabled_reason: e.disabledReason,
     previous_secret_expires_at:
@@ -70,12 +75,12 @@ export function toDeliveryView(d: DeliveryRow): WebhookDeliveryView {
   };
 }
 
-function actorName(actor: Actor): string {
-  return actor.kind === "user" ? `user:${actor.sub}` : actor.kind === "api_key" ? `key:${actor.key.id}` : "service";
-}
-
 export class Webhooks {
   constructor(private readonly deps: WebhookDeps) {}
+
+  private views(): WebhookViews {
+    return this.deps.views ?? this.deps.store;
+  }
 
   private now(): number {
     return this.deps.now?.() ?? Date.now();
@@ -94,15 +99,25 @@ export class Webhooks {
     if (problem !== null) throw new ValidationError([{ field: "url", kind: "forbidden", message: problem }]);
   }
 
-  /** The endpoint, if `actor` may manage it; otherwise NotFound (an endpoint out of reach is never confirmed). */
-  private async endpoint(actor: Actor, id: string): Promise<EndpointRow> {
-    const endpoint = await this.deps.store.findEndpoint(id);
-    if (endpoint === null || !mayManageWebhooksOf(actor, endpoint.owner)) throw new NotFoundError("webhook");
+  /**
+   * The endpoint, if `actor` may read (or change) it; otherwise NotFound (an endpoint out of reach is
+   * never confirmed). A root key without the scope is refused (403) before any lookup. `from`: a view
+   * for a read (read-views.ts); a write decides on the store of record.
+   */
+  private async endpoint(
+    actor: Actor,
+    id: string,
+    access: WebhookAccess,
+    from: WebhookViews = this.deps.store,
+  ): Promise<EndpointRow> {
+    webhookOwnersOf(actor, access);
+    const endpoint = await from.findEndpoint(id, this.now());
+    if (endpoint === null || !mayManageWebhooksOf(actor, endpoint.owner, access)) throw new NotFoundError("webhook");
     return endpoint;
   }
 
   async create(actor: Actor, input: CreateWebhookInput) {
-    const owner = ownerOfNewEndpoint(actor, input.owner);
+    const { owner, owners } = ownerOfNewEndpoint(actor, input);
     this.checkUrl(input.url);
     const secretKey = this.secretKey();
     if ((await this.deps.store.listEndpoints([owner], MAX_ENDPOINTS)).length >= MAX_ENDPOINTS) {
@@ -114,6 +129,7 @@ export class Webhooks {
     const row: EndpointRow = {
       id,
       owner,
+      owners,
       url: input.url,
       description: input.description ?? null,
       events: input.events ?? null,
@@ -122,7 +138,7 @@ export class Webhooks {
       secret: await encryptSecret(secretKey, id, secret),
       previousSecret: null,
       previousExpiresAt: null,
-      createdBy: actorName(actor),
+      createdBy: ownerActorName(actor),
       createdAt: now,
       updatedAt: null,
     };
@@ -133,16 +149,16 @@ export class Webhooks {
 
   async list(actor: Actor): Promise<{ data: WebhookView[] }> {
     const now = this.now();
-    const rows = await this.deps.store.listEndpoints(webhookOwnersOf(actor), MAX_ENDPOINTS);
+    const rows = await this.views().listEndpoints(webhookOwnersOf(actor, "read"), MAX_ENDPOINTS);
     return { data: rows.map((row) => toWebhookView(row, now)) };
   }
 
   async get(actor: Actor, id: string): Promise<WebhookView> {
-    return toWebhookView(await this.endpoint(actor, id), this.now());
+    return toWebhookView(await this.endpoint(actor, id, "read", this.views()), this.now());
   }
 
   async update(actor: Actor, id: string, input: UpdateWebhookInput): Promise<WebhookView> {
-    const current = await this.endpoint(actor, id);
+    const current = await this.endpoint(actor, id, "write");
     if (input.url !== undefined) this.checkUrl(input.url);
     const changes: EndpointChanges = {
       ...(input.url !== undefined ? { url: input.url } : {}),
@@ -158,13 +174,13 @@ export class Webhooks {
   }
 
   async delete(actor: Actor, id: string): Promise<void> {
-    await this.endpoint(actor, id);
+    await this.endpoint(actor, id, "write");
     await this.deps.store.deleteEndpoint(id);
   }
 
   /** A new secret, shown once; the current one keeps signing beside it for `grace_seconds`. */
   async rotateSecret(actor: Actor, id: string, input: RotateWebhookSecretInput) {
-    const current = await this.endpoint(actor, id);
+    const current = await this.endpoint(actor, id, "write");
     const secretKey = this.secretKey();
     const secret = newSigningSecret();
     const now = this.now();
@@ -179,9 +195,9 @@ export class Webhooks {
   }
 
   async deliveries(actor: Actor, id: string, query: ListDeliveriesInput) {
-    await this.endpoint(actor, id);
+    await this.endpoint(actor, id, "read", this.views());
     const before = query.cursor ? parseCursor(query.cursor) : null;
-    const rows = await this.deps.store.listDeliveries(id, query.limit + 1, before);
+    const rows = await this.views().listDeliveries(id, query.limit + 1, before);
     const page = rows.slice(0, query.limit);
     const last = page.at(-1);
     return {
@@ -192,7 +208,7 @@ export class Webhooks {
 
   /** Attempts the delivery again now (one more attempt; a pending one keeps its schedule after it). */
   async retry(actor: Actor, id: string, deliveryId: string): Promise<WebhookDeliveryView> {
-    const endpoint = await this.endpoint(actor, id);
+    const endpoint = await this.endpoint(actor, id, "write");
     const delivery = await this.deps.store.findDelivery(deliveryId);
     if (delivery === null || delivery.endpointId !== endpoint.id) throw new NotFoundError("delivery");
     if (!endpoint.enabled) throw new ConflictError("The endpoint is disabled: enable it before retrying a delivery");

@@ -9,7 +9,8 @@
  *
  * Credit warnings (`credits_low`, `credits_exhausted`: keys/warnings.ts) are found in that same step,
  * so exactly: the call that finds one keeps it in this object's storage, in the same write as the
- * balance, and sets the object's alarm. The alarm writes the audit events to D1 (store/warnings.ts,
+ * balance, and sets the object's alarm. The alarm writes the audit events to D1 (store/warnings.ts; with
+ * sharding by owner, to the owner's database: store/sharded-warnings.ts;
  * idempotent: a retry writes nothing twice) and forgets them; a failed write is retried with backoff
  * until it lands. So the warning reaches D1 even if the calling Worker dies the moment after, and the
  * verification pays no extra round trip: the Worker is not involved at all.
@@ -18,7 +19,8 @@
  * to its chain's counter, which takes its own share synchronously, then asks the owner's counter (a
  * second hop, Durable Object to Durable Object) and gives its share back if the owner's refuses. A key
  * without limits of its own asks the owner's counter directly. A warning the chain's step found is kept
- * only once the owner's counter agreed (a refunded step warns of nothing).
+ * only once the owner's counter agreed (a refunded step warns of nothing). The owner's counter finds
+ * the owner's own credit warnings the same way, and its alarm writes them to the owner's audit log.
  */
 import { DurableObject } from "cloudflare:workers";
 import {
@@ -28,12 +30,14 @@ import {
   applyUsage,
   refundUsage,
 } from "../keys/limit-arithmetic";
-import { type OwnerCounter, combinedVerdict, keyVerdict } from "../keys/owner-usage";
+import { type OwnerCounter, combinedVerdict, keyVerdict, ownerOfCounterName } from "../keys/owner-usage";
 import type { CreditWarning } from "../keys/warnings";
 import { describeError, log } from "../log";
 import { StorageUnavailableError } from "./store";
 import { withTimeout } from "./timeout";
 import { D1WarningStore, type WarningStore } from "./warnings";
+import { type CreditWarningStore, creditWarningsFor } from "./sharded-warnings";
+import type { Env } from "../env";
 
 /** The counters' clock, replaceable by tests to cross a refill boundary or refill a bucket. */
 export const counterClock = { now: (): number => Date.now() };
@@ -53,9 +57,10 @@ interface PendingWarnings {
   failures: number;
 }
 
-/** The D1 binding the counter writes warnings with (the Worker's env). */
+/** The D1 bindings the counter writes warnings with (the Worker's env: DB, and D1_SHARDS' DB_1, ...). */
 interface CounterEnv {
   readonly DB?: D1Database;
+  readonly D1_SHARDS?: string;
   readonly USAGE_COUNTER?: DurableObjectNamespace<UsageCounter>;
 }
 
@@ -89,7 +94,8 @@ export class UsageCounter extends DurableObject<CounterEnv> {
     try {
       if (!namespace) throw new Error("USAGE_COUNTER is not bound");
       const stub = namespace.get(namespace.idFromName(owner.name));
-      theirs = await withTimeout(stub.take(owner.limits, cost), COUNTER_TIMEOUT_MS, "owner usage counter");
+      // Its name goes along: the owner's counter keeps its own credit warnings, for the owner's audit log.
+      theirs = await withTimeout(stub.take(owner.limits, cost, owner.name), COUNTER_TIMEOUT_MS, "owner usage counter");
     } catch (error) {
       this.refund(limits, cost);
       throw error;
@@ -138,8 +144,10 @@ export class UsageCounter extends DurableObject<CounterEnv> {
     const written = new Set<string>();
     try {
       const store = warningStoreFor(this.env);
+      // An owner's counter warns the owner (its audit log); a key chain's, the chain's keys.
+      const owner = ownerOfCounterName(pending.chain);
       for (const warning of pending.warnings) {
-        await store.creditWarning(pending.chain, warning);
+        await (owner ? store.ownerCreditWarning(owner, warning) : store.creditWarning(pending.chain, warning));
         written.add(warningId(warning));
       }
     } catch (error) {
@@ -160,14 +168,18 @@ export class UsageCounter extends DurableObject<CounterEnv> {
 
 const warningId = (warning: CreditWarning) => `${warning.kind}:${warning.period}`;
 
-/** Where a counter writes its warnings; replaceable by tests (a failing D1). */
+/**
+ * Where a counter writes its warnings: the owner's database (store/sharded-warnings.ts). Replaceable by
+ * tests: a failing D1 (`storeFor`), or another number of databases than the Worker's (`envFor`).
+ */
 export const counterWarnings = {
   storeFor: (db: D1Database): WarningStore => new D1WarningStore(db),
+  envFor: (env: CounterEnv): CounterEnv => env,
 };
 
-function warningStoreFor(env: CounterEnv): WarningStore {
+function warningStoreFor(env: CounterEnv): CreditWarningStore {
   if (!env.DB) throw new StorageUnavailableError("no D1 binding (DB) for the usage counter's warnings");
-  return counterWarnings.storeFor(env.DB);
+  return creditWarningsFor(counterWarnings.envFor(env) as Env, counterWarnings.storeFor);
 }
 
 /** A counter call slower than this fails (closed: the verification answers 503, never unmetered). */

@@ -1,10 +1,11 @@
 /** The audit log in D1: a page of events, and retention's bounded delete. */
+import type { D1Queries } from "./d1-session";
 import type { AuditEvent } from "../model";
 import { EVENT_COLUMNS, type EventRow, fromEventRow } from "./d1-rows";
 import { attempt } from "./d1-sql";
 import type { EventPage } from "./store";
 
-export function listEvents(db: D1Database, page: EventPage): Promise<AuditEvent[]> {
+export function listEvents(db: D1Queries, page: EventPage): Promise<AuditEvent[]> {
   return attempt("event list", async () => {
     const where: string[] = [`(${page.owners.map(() => "(owner_type = ? AND owner_id = ?)").join(" OR ")})`];
     const params: (string | number)[] = page.owners.flatMap((owner) => [owner.type, owner.id]);
@@ -37,7 +38,7 @@ export function listEvents(db: D1Database, page: EventPage): Promise<AuditEvent[
   });
 }
 
-export function purgeEvents(db: D1Database, before: number, limit: number): Promise<number> {
+export function purgeEvents(db: D1Queries, before: number, limit: number): Promise<number> {
   return attempt("event purge", async () => {
     const result = await db
       .prepare("DELETE FROM key_events WHERE id IN (SELECT id FROM key_events WHERE at < ? LIMIT ?)")

@@ -1,4 +1,5 @@
 /** Idempotency-Key records in D1: a claim written with its key, and an earlier claim found. */
+import type { D1Queries } from "./d1-session";
 import { type IdempotencyClaim, IdempotencyConflict } from "./store";
 
 /**
@@ -6,7 +7,7 @@ import { type IdempotencyClaim, IdempotencyConflict } from "./store";
  * insert), the second records this one, only if the statement before it changed a row.
  */
 export function claimStatements(
-  db: D1Database,
+  db: D1Queries,
   claim: IdempotencyClaim,
   keyId: string,
   createdAt: number,
@@ -24,7 +25,7 @@ export function claimStatements(
 }
 
 /** Throws IdempotencyConflict when `claim`'s Idempotency-Key is already claimed (and not expired). */
-export async function throwIfClaimed(db: D1Database, claim: IdempotencyClaim): Promise<void> {
+export async function throwIfClaimed(db: D1Queries, claim: IdempotencyClaim): Promise<void> {
   const existing = await db
     .prepare("SELECT key_id, request_hash FROM idempotency_keys WHERE caller = ? AND key_hash = ? AND created_at >= ?")
     .bind(claim.caller, claim.keyHash, claim.expiredBefore)

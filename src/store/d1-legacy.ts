@@ -1,9 +1,10 @@
 /** The upgrade of a bcrypt-imported key in D1 (service/legacy-check.ts): one conditional write with its event. */
+import type { D1Queries } from "./d1-session";
 import type { AuditEvent } from "../model";
 import { FEED_HEAD, attempt, insertEvent } from "./d1-sql";
 
 export async function upgradeLegacyHash(
-  db: D1Database,
+  db: D1Queries,
   id: string,
   from: string,
   to: string,

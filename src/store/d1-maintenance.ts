@@ -1,4 +1,5 @@
 /** Bookkeeping in D1 off the request's answer: the schema check (readiness), the purge of dead keys, last-use times. */
+import type { D1Queries } from "./d1-session";
 import { attempt } from "./d1-sql";
 import { StorageMisconfiguredError } from "./store";
 
@@ -6,7 +7,7 @@ import { StorageMisconfiguredError } from "./store";
  * Resolves when D1 answers and `latestMigration` is the newest applied (d1_migrations, written by
  * `wrangler d1 migrations apply`); throws StorageMisconfiguredError when it is not applied.
  */
-export function checkSchema(db: D1Database, latestMigration: string): Promise<void> {
+export function checkSchema(db: D1Queries, latestMigration: string): Promise<void> {
   return attempt("readiness check", async () => {
     let applied: { name: string } | null;
     try {
@@ -27,7 +28,7 @@ export function checkSchema(db: D1Database, latestMigration: string): Promise<vo
  * Deletes up to `limit` keys revoked or expired before `before` (with their usage counts), and
  * Idempotency-Key records made before `idempotencyBefore`; the number of keys deleted.
  */
-export function purge(db: D1Database, before: number, idempotencyBefore: number, limit: number): Promise<number> {
+export function purge(db: D1Queries, before: number, idempotencyBefore: number, limit: number): Promise<number> {
   return attempt("purge", async () => {
     const [, keys] = await db.batch([
       // The same keys as the DELETE after it (one transaction): their usage counts go with them.
@@ -51,12 +52,7 @@ export function purge(db: D1Database, before: number, idempotencyBefore: number,
   });
 }
 
-export function touchLastUsed(
-  db: D1Database,
-  ids: readonly string[],
-  at: number,
-  minIntervalMs: number,
-): Promise<void> {
+export function touchLastUsed(db: D1Queries, ids: readonly string[], at: number, minIntervalMs: number): Promise<void> {
   return attempt("last-used update", async () => {
     const list = ids.map(() => "?").join(", ");
     await db

@@ -1,4 +1,5 @@
 /** Reads of key rows in D1 (by hash with its feed position, by id, a page, a key's replacement) and of the change feed. */
+import type { D1Queries } from "./d1-session";
 import type { KeyRecord } from "../model";
 import { COLUMNS, type ChangeRow, type KeyRow, fromChangeRow, fromRow } from "./d1-rows";
 import { FEED_HEAD, attempt } from "./d1-sql";
@@ -11,7 +12,7 @@ const OWNER_RULES =
   "(SELECT rules FROM owner_limits WHERE owner_limits.owner_type = api_keys.owner_type AND owner_limits.owner_id = api_keys.owner_id) AS owner_rules";
 import type { KeyChange, ListPage, StampedRecord } from "./store";
 
-export function findByHash(db: D1Database, hash: string): Promise<StampedRecord | null> {
+export function findByHash(db: D1Queries, hash: string): Promise<StampedRecord | null> {
   return attempt("lookup", async () => {
     const row = await db
       .prepare(`SELECT ${COLUMNS}, ${OWNER_RULES}, ${FEED_HEAD} AS feed_seq FROM api_keys WHERE hash = ?`)
@@ -21,7 +22,7 @@ export function findByHash(db: D1Database, hash: string): Promise<StampedRecord 
   });
 }
 
-export function replacementOf(db: D1Database, id: string): Promise<string | null> {
+export function replacementOf(db: D1Queries, id: string): Promise<string | null> {
   return attempt("lookup", async () => {
     const row = await db
       .prepare("SELECT id FROM api_keys WHERE rotated_from = ? LIMIT 1")
@@ -31,7 +32,7 @@ export function replacementOf(db: D1Database, id: string): Promise<string | null
   });
 }
 
-export function findById(db: D1Database, id: string): Promise<KeyRecord | null> {
+export function findById(db: D1Queries, id: string): Promise<KeyRecord | null> {
   return attempt("lookup", async () => {
     const row = await db
       .prepare(`SELECT ${COLUMNS}, ${OWNER_RULES} FROM api_keys WHERE id = ?`)
@@ -41,7 +42,7 @@ export function findById(db: D1Database, id: string): Promise<KeyRecord | null> 
   });
 }
 
-export function list(db: D1Database, page: ListPage): Promise<KeyRecord[]> {
+export function list(db: D1Queries, page: ListPage): Promise<KeyRecord[]> {
   return attempt("list", async () => {
     const where: string[] = [];
     const params: (string | number)[] = [];
@@ -83,7 +84,7 @@ export function list(db: D1Database, page: ListPage): Promise<KeyRecord[]> {
   });
 }
 
-export function changesAfter(db: D1Database, seq: number, limit: number): Promise<KeyChange[]> {
+export function changesAfter(db: D1Queries, seq: number, limit: number): Promise<KeyChange[]> {
   return attempt("change feed", async () => {
     const { results } = await db
       .prepare("SELECT seq, hash, key_id, kind FROM key_changes WHERE seq > ? ORDER BY seq LIMIT ?")
@@ -93,7 +94,7 @@ export function changesAfter(db: D1Database, seq: number, limit: number): Promis
   });
 }
 
-export function latestChanges(db: D1Database, limit: number): Promise<KeyChange[]> {
+export function latestChanges(db: D1Queries, limit: number): Promise<KeyChange[]> {
   return attempt("change feed", async () => {
     const { results } = await db
       .prepare("SELECT seq, hash, key_id, kind FROM key_changes ORDER BY seq DESC LIMIT ?")

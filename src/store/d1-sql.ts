@@ -1,4 +1,5 @@
 /** The SQL every D1 query shares: liveness, lineage and reach, write guards, the audit event and key inserts, and `attempt` (timeout, errors). */
+import type { D1Queries } from "./d1-session";
 import { type AuditEvent, type KeyRecord, mintingKeyId } from "../model";
 import { COLUMNS, EVENT_COLUMNS, PLACEHOLDERS, values } from "./d1-rows";
 import { withTimeout } from "./timeout";
@@ -65,7 +66,7 @@ export async function attempt<T>(what: string, run: () => Promise<T>): Promise<T
 }
 
 /** The statement that aborts its batch (write_guard, migrations/0007_lineage.sql) when the pinned rows changed. */
-export function guardStatement(db: D1Database, guard: ReachGuard): D1PreparedStatement {
+export function guardStatement(db: D1Queries, guard: ReachGuard): D1PreparedStatement {
   return db
     .prepare(
       `INSERT INTO write_guard (refusal) SELECT CASE WHEN (${fingerprintOf(guard.reach)}) IS ?2 THEN NULL ELSE 'changed' END`,
@@ -73,12 +74,12 @@ export function guardStatement(db: D1Database, guard: ReachGuard): D1PreparedSta
     .bind(guard.root, guard.fingerprint);
 }
 
-export function insertKey(db: D1Database, r: KeyRecord, condition: string): D1PreparedStatement {
+export function insertKey(db: D1Queries, r: KeyRecord, condition: string): D1PreparedStatement {
   return db.prepare(`INSERT INTO api_keys (${COLUMNS}) SELECT ${PLACEHOLDERS}${condition}`).bind(...values(r));
 }
 
 /** The event, written only if the statement before it in the batch changed a row. */
-export function insertEvent(db: D1Database, e: AuditEvent): D1PreparedStatement {
+export function insertEvent(db: D1Queries, e: AuditEvent): D1PreparedStatement {
   return db
     .prepare(`INSERT INTO key_events (${EVENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`)
     .bind(
@@ -96,7 +97,7 @@ export function insertEvent(db: D1Database, e: AuditEvent): D1PreparedStatement 
 }
 
 /** Whether the key that asks for `r` is live at `now` (true when a person or service asks). */
-export async function mintingKeyLive(db: D1Database, r: KeyRecord, now: number): Promise<boolean> {
+export async function mintingKeyLive(db: D1Queries, r: KeyRecord, now: number): Promise<boolean> {
   const minter = mintingKeyId(r);
   if (minter === null) return true;
   return (await db.prepare(`SELECT 1 FROM api_keys WHERE id = ?1 AND ${LIVE}`).bind(minter, now).first()) !== null;

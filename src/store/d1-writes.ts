@@ -3,6 +3,7 @@
  * insert and import, rotation, updates (a chain's limits with them), revocation (a lineage's with
  * it), and the lineage reads whose guards pin what a write reaches.
  */
+import type { D1Queries } from "./d1-session";
 import { type AuditEvent, type KeyRecord, mintingKeyId } from "../model";
 import {
   COLUMNS,
@@ -49,7 +50,7 @@ import type {
  * and takes its key with it. The key's `created` audit event is in the same batch.
  */
 export function insert(
-  db: D1Database,
+  db: D1Queries,
   r: KeyRecord,
   event: AuditEvent,
   limits: InsertLimits,
@@ -90,7 +91,7 @@ export function insert(
 }
 
 export async function insertNew(
-  db: D1Database,
+  db: D1Queries,
   records: readonly KeyRecord[],
   events: readonly AuditEvent[],
   limits: InsertLimits,
@@ -125,11 +126,7 @@ export async function insertNew(
   return { inserted: records.map((_, i) => results[1 + 2 * i]?.meta.changes === 1) };
 }
 
-export function reach(
-  db: D1Database,
-  reach: Reach,
-  root: string,
-): Promise<{ records: KeyRecord[]; guard: ReachGuard }> {
+export function reach(db: D1Queries, reach: Reach, root: string): Promise<{ records: KeyRecord[]; guard: ReachGuard }> {
   return attempt("lineage read", async () => {
     // One batch (one transaction): the rows and their fingerprint are of the same moment.
     const [rows, print] = await db.batch([
@@ -142,7 +139,7 @@ export function reach(
 }
 
 export function revoke(
-  db: D1Database,
+  db: D1Queries,
   id: string,
   at: number,
   cascade: boolean,
@@ -180,7 +177,7 @@ export function revoke(
 }
 
 export function update(
-  db: D1Database,
+  db: D1Queries,
   current: KeyRecord,
   changes: KeyChanges,
   event: AuditEvent,
@@ -205,7 +202,7 @@ export function update(
  * landing (first in the batch) only if `current` is still as it was read.
  */
 export function chainLimits(
-  db: D1Database,
+  db: D1Queries,
   current: KeyRecord,
   limits: KeyChanges["limits"],
   event: AuditEvent,
@@ -238,7 +235,7 @@ export function chainLimits(
 }
 
 export async function rotate(
-  db: D1Database,
+  db: D1Queries,
   current: KeyRecord,
   expiresAt: number | null,
   replacement: KeyRecord,
@@ -293,7 +290,7 @@ export async function rotate(
  * after the write (the triggers append to the feed in it), or null when nothing was written.
  */
 export async function changedKey(
-  db: D1Database,
+  db: D1Queries,
   current: KeyRecord,
   sets: string[],
   values: unknown[],

@@ -6,6 +6,7 @@
  * idempotency claims in d1-idempotency.ts), d1-reads.ts (lookups, pages, the change feed),
  * d1-events.ts (the audit log), d1-maintenance.ts (readiness, purge, last use), d1-rows.ts (rows).
  */
+import type { D1Queries } from "./d1-session";
 import type { AuditEvent, KeyRecord } from "../model";
 import * as events from "./d1-events";
 import * as maintenance from "./d1-maintenance";
@@ -29,7 +30,7 @@ import type {
 } from "./store";
 
 export class D1KeyStore implements KeyStore, StoreMaintenance {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: D1Queries) {}
 
   insert(
     r: KeyRecord,

@@ -6,6 +6,7 @@
  * already disabled) is left alone and gets no event, so a report repeated, or two reports racing, act
  * once. The feed's triggers (migrations) append every changed key in the same write.
  */
+import type { D1Queries } from "./d1-session";
 import type { KeyRecord, LeakAction, Owner, OwnerType } from "../model";
 import { COLUMNS, EVENT_COLUMNS, type KeyRow, fromRow } from "./d1-rows";
 import { FEED_HEAD, NEW_UUID, attempt } from "./d1-sql";
@@ -58,7 +59,7 @@ const ACTIONS: Record<LeakAction, { set: string; pending: (k: string) => string 
 };
 
 export class D1LeakStore implements LeakStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: D1Queries) {}
 
   findByHashes(hashes: readonly string[]): Promise<ReportedKey[]> {
     if (hashes.length === 0) return Promise.resolve([]);

@@ -5,6 +5,7 @@
  * its audit event in the same batch; the table's triggers append every unrevoked key of the owner to
  * the change feed in the same statement, so caches learn of it as of any key change.
  */
+import type { D1Queries } from "./d1-session";
 import type { KeyLimits } from "../keys/limit-arithmetic";
 import type { Owner, OwnerType } from "../model";
 import { D1_TIMEOUT_MS } from "./d1-sql";
@@ -18,7 +19,8 @@ export interface StoredOwnerLimits {
   readonly changedAt: number;
 }
 
-export type OwnerAuditAction = "limits_updated" | "credits_updated";
+/** A change by someone (`limits_updated`, `credits_updated`), or a credit warning latchkey writes (actor `latchkey`). */
+export type OwnerAuditAction = "limits_updated" | "credits_updated" | "credits_low" | "credits_exhausted";
 
 /** One change of an owner's limits, as the audit log holds it. Never a key, a hash or a JWT. */
 export interface OwnerEvent {
@@ -68,7 +70,7 @@ interface EventRow {
 }
 
 export class D1OwnerLimitsStore implements OwnerLimitsStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: D1Queries) {}
 
   get(owner: Owner): Promise<StoredOwnerLimits | null> {
     return attempt("owner limits read", async () => {

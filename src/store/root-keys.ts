@@ -4,6 +4,7 @@
  * read from D1 on every request that presents it, so its revocation holds from the next request on,
  * in every isolate.
  */
+import type { D1Queries } from "./d1-session";
 import type { RootKeyRecord, RootScope } from "../model";
 import { attempt } from "./d1-sql";
 
@@ -24,7 +25,11 @@ export interface RootKeyStore {
    * unchanged (`current` as read), and the replacement is inserted only then. False: it changed.
    */
   rotate(current: RootKeyRecord, expiresAt: number | null, replacement: RootKeyRecord, now: number): Promise<boolean>;
-  /** Revokes the root key (idempotent: a revoked one keeps its first revocation); the record after. */
+  /**
+   * Revokes the root key (idempotent: a revoked one keeps its first revocation) and, once no key of its
+   * chain is live, deletes the chain's webhook endpoints with their delivery logs, in the same batch; the
+   * record after.
+   */
   revoke(id: string, at: number, by: string): Promise<RootKeyRecord | null>;
   /** Its last use (written at most once a minute by the caller). */
   touch(id: string, at: number): Promise<void>;
@@ -44,11 +49,12 @@ interface RootKeyRow {
   revoked_at: number | null;
   revoked_by: string | null;
   rotated_from: string | null;
+  chain_id: string | null;
   last_used_at: number | null;
 }
 
 const COLUMNS =
-  "id, hash, start, name, owners, scopes, allowed_ips, created_by, created_at, expires_at, revoked_at, revoked_by, rotated_from, last_used_at";
+  "id, hash, start, name, owners, scopes, allowed_ips, created_by, created_at, expires_at, revoked_at, revoked_by, rotated_from, chain_id, last_used_at";
 
 function fromRow(row: RootKeyRow): RootKeyRecord {
   return {
@@ -65,16 +71,17 @@ function fromRow(row: RootKeyRow): RootKeyRecord {
     revokedAt: row.revoked_at,
     revokedBy: row.revoked_by,
     rotatedFrom: row.rotated_from,
+    chain: row.chain_id ?? row.id,
     lastUsedAt: row.last_used_at,
   };
 }
 
 export class D1RootKeyStore implements RootKeyStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: D1Queries) {}
 
   private insertStatement(r: RootKeyRecord): D1PreparedStatement {
     return this.db
-      .prepare(`INSERT INTO root_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .prepare(`INSERT INTO root_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .bind(
         r.id,
         r.hash,
@@ -89,6 +96,7 @@ export class D1RootKeyStore implements RootKeyStore {
         r.revokedAt,
         r.revokedBy,
         r.rotatedFrom,
+        r.chain,
         r.lastUsedAt,
       );
   }
@@ -145,7 +153,7 @@ export class D1RootKeyStore implements RootKeyStore {
           .bind(expiresAt, current.id, current.expiresAt, now),
         this.db
           .prepare(
-            `INSERT INTO root_keys (${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`,
+            `INSERT INTO root_keys (${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`,
           )
           .bind(
             replacement.id,
@@ -161,6 +169,7 @@ export class D1RootKeyStore implements RootKeyStore {
             null,
             null,
             replacement.rotatedFrom,
+            replacement.chain,
             null,
           ),
       ]);
@@ -170,10 +179,22 @@ export class D1RootKeyStore implements RootKeyStore {
 
   revoke(id: string, at: number, by: string): Promise<RootKeyRecord | null> {
     return attempt("root key revocation", async () => {
-      await this.db
-        .prepare("UPDATE root_keys SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL")
-        .bind(at, by, id)
-        .run();
+      // ?1 the root key, ?2 now. Its chain's webhook endpoints (and their delivery logs) go in the same
+      // batch, once no key of the chain is live: revoking a key whose replacement lives on keeps them.
+      const chain = "(SELECT chain_id FROM root_keys WHERE id = ?1)";
+      const deadChainEndpoints = `owner_type = 'root' AND owner_id = ${chain} AND NOT EXISTS (SELECT 1 FROM root_keys
+        WHERE chain_id = ${chain} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2))`;
+      await this.db.batch([
+        this.db
+          .prepare("UPDATE root_keys SET revoked_at = ?2, revoked_by = ?3 WHERE id = ?1 AND revoked_at IS NULL")
+          .bind(id, at, by),
+        this.db
+          .prepare(
+            `DELETE FROM webhook_deliveries WHERE endpoint_id IN (SELECT id FROM webhook_endpoints WHERE ${deadChainEndpoints})`,
+          )
+          .bind(id, at),
+        this.db.prepare(`DELETE FROM webhook_endpoints WHERE ${deadChainEndpoints}`).bind(id, at),
+      ]);
       const row = await this.db.prepare(`SELECT ${COLUMNS} FROM root_keys WHERE id = ?`).bind(id).first<RootKeyRow>();
       return row ? fromRow(row) : null;
     });

@@ -190,8 +190,11 @@ export interface KeyStore {
   revoke(id: string, at: number, cascade: boolean, origin: RevocationOrigin, guard?: ReachGuard): Promise<KeyRecord[]>;
   /** The feed after `seq`, in order, at most `limit` entries. */
   changesAfter(seq: number, limit: number): Promise<KeyChange[]>;
-  /** The newest `limit` entries of the feed, in order (fewer: the feed holds no others). */
-  latestChanges(limit: number): Promise<KeyChange[]>;
+  /**
+   * The newest `limit` entries of the feed, in order (fewer: the feed holds no others); with several
+   * databases (sharding by owner), of database `shard`.
+   */
+  latestChanges(limit: number, shard?: number): Promise<KeyChange[]>;
   /**
    * Records use of the keys `ids` (at most TOUCH_BATCH) at `at`, in one write, except where a use less
    * than `minIntervalMs` earlier is already recorded.
@@ -224,6 +227,20 @@ export class ConcurrentChangeError extends Error {
 /** The store could not be reached or failed: the caller should retry later (HTTP 503). */
 export class StorageUnavailableError extends Error {
   override readonly name = "StorageUnavailableError";
+}
+
+/**
+ * Sharding by owner: the owner's bucket is being moved to another database (scripts/move-bucket.mjs),
+ * so writes to it are refused for the seconds the move takes. Nothing was written; retry after
+ * `retryAfterSeconds` (HTTP 503, like any storage outage).
+ */
+export class BucketMovingError extends StorageUnavailableError {
+  constructor(
+    readonly bucket: number,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`bucket ${bucket} is being moved to another database; writes to it are refused until the move is over`);
+  }
 }
 
 /**

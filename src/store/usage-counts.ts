@@ -2,6 +2,7 @@
  * Verification counts per key, hour and outcome in D1 (table key_usage, migration 0006). Written only
  * in batches gathered by each isolate (service/usage-tally.ts): one round trip adds many counts at once.
  */
+import type { D1Queries } from "./d1-session";
 import { D1_TIMEOUT_MS } from "./d1-sql";
 import { StorageUnavailableError } from "./store";
 import { withTimeout } from "./timeout";
@@ -33,7 +34,7 @@ async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
 }
 
 export class D1UsageStore implements UsageStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: D1Queries) {}
 
   add(counts: readonly UsageCount[]): Promise<void> {
     return attempt("usage write", async () => {

@@ -1,16 +1,19 @@
 /**
  * The warnings latchkey writes to the audit log on its own, in D1 (migrations/0012_warnings.sql):
  * `expiring` and `expired` (the expiry scan, service/warnings.ts) and `credits_low` and
- * `credits_exhausted` (a key chain's counter, store/counter.ts), each with actor `latchkey`.
+ * `credits_exhausted` (a key chain's counter, store/counter.ts, for the chain's keys; an owner's counter,
+ * for the owner: owner_events), each with actor `latchkey`.
  *
  * Exactly once: a warning is a row of `key_warnings`, unique by (key or chain, warning, mark), and its
  * audit events are made from the rows the same batch (one transaction) inserted, found by the batch's
  * own random id. A scan run twice, two scans at once, or a counter's write retried after a failure
  * insert no second row, so they write no second event; and no event is written without its row.
  */
+import type { D1Queries } from "./d1-session";
+import { ownerCounterName } from "../keys/owner-usage";
 import type { ExpiryWindow, CreditWarning } from "../keys/warnings";
 import { DAY_MS, EXPIRED_LOOKBACK_MS } from "../keys/warnings";
-import { WARNING_ACTOR } from "../model";
+import { type Owner, WARNING_ACTOR } from "../model";
 import { EVENT_COLUMNS } from "./d1-rows";
 import { NEW_UUID, attempt } from "./d1-sql";
 
@@ -25,6 +28,8 @@ export interface WarningStore {
   expiryWarnings(window: ExpiryWindow, now: number, limit: number): Promise<number>;
   /** Writes a chain's credit warning for its unrevoked, unexpired keys, unless it was written before. */
   creditWarning(chain: string, warning: CreditWarning): Promise<void>;
+  /** Writes an owner's credit warning to its audit log (while it has limits), unless it was written before. */
+  ownerCreditWarning(owner: Owner, warning: CreditWarning): Promise<void>;
   /** Deletes at most `limit` rows that can no longer stop a duplicate at `now`: how many. */
   pruneWarnings(now: number, limit: number): Promise<number>;
 }
@@ -35,8 +40,16 @@ const iso = (column: string) =>
 
 const CREDIT_ACTIONS = { low: "credits_low", exhausted: "credits_exhausted" } as const;
 
+/** A credit warning's `changes`: the balance before and after the call, and the threshold it fell below. */
+function creditChanges(warning: CreditWarning): Record<string, { old: unknown; new: unknown }> {
+  return {
+    credits_remaining: { old: warning.remaining.old, new: warning.remaining.new },
+    ...(warning.kind === "low" ? { low_threshold: { old: null, new: warning.threshold } } : {}),
+  };
+}
+
 export class D1WarningStore implements WarningStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(private readonly db: D1Queries) {}
 
   expiryWarnings(window: ExpiryWindow, now: number, limit: number): Promise<number> {
     return attempt("expiry warnings", async () => {
@@ -74,10 +87,7 @@ export class D1WarningStore implements WarningStore {
     return attempt("credit warning", async () => {
       const batch = crypto.randomUUID();
       const action = CREDIT_ACTIONS[warning.kind];
-      const changes: Record<string, { old: unknown; new: unknown }> = {
-        credits_remaining: { old: warning.remaining.old, new: warning.remaining.new },
-        ...(warning.kind === "low" ? { low_threshold: { old: null, new: warning.threshold } } : {}),
-      };
+      const changes = creditChanges(warning);
       // ?1 chain, ?2 warning, ?3 period, ?4 at, ?5 kept until, ?6 batch. The chain's keys are its first key
       // (id = chain) and those sharing its counter (usage_id = chain).
       await this.db.batch([
@@ -94,6 +104,47 @@ export class D1WarningStore implements WarningStore {
                AND EXISTS (SELECT 1 FROM key_warnings WHERE key_id = ?1 AND warning = ?2 AND mark = ?3 AND batch = ?6)`,
           )
           .bind(chain, action, warning.period, warning.at, JSON.stringify(changes), batch),
+      ]);
+    });
+  }
+
+  ownerCreditWarning(owner: Owner, warning: CreditWarning): Promise<void> {
+    return attempt("owner credit warning", async () => {
+      const batch = crypto.randomUUID();
+      const action = CREDIT_ACTIONS[warning.kind];
+      // ?1 the owner's counter (the ledger's key_id), ?2 warning, ?3 period, ?4 at, ?5 kept until, ?6 batch,
+      // ?7 owner type, ?8 owner id, ?9 changes. One event, made only from the ledger row this batch inserted.
+      await this.db.batch([
+        this.db
+          .prepare(
+            "INSERT OR IGNORE INTO key_warnings (key_id, warning, mark, at, until, batch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+          )
+          .bind(
+            ownerCounterName(owner),
+            action,
+            warning.period,
+            warning.at,
+            warning.at + CREDIT_WARNING_KEPT_MS,
+            batch,
+          ),
+        this.db
+          .prepare(
+            `INSERT INTO owner_events (id, owner_type, owner_id, action, actor, at, changes, ip, user_agent)
+             SELECT ${NEW_UUID}, ?7, ?8, ?2, '${WARNING_ACTOR}', ?4, ?9, NULL, NULL
+             WHERE EXISTS (SELECT 1 FROM key_warnings WHERE key_id = ?1 AND warning = ?2 AND mark = ?3 AND batch = ?6)
+               AND EXISTS (SELECT 1 FROM owner_limits WHERE owner_type = ?7 AND owner_id = ?8)`,
+          )
+          .bind(
+            ownerCounterName(owner),
+            action,
+            warning.period,
+            warning.at,
+            warning.at + CREDIT_WARNING_KEPT_MS,
+            batch,
+            owner.type,
+            owner.id,
+            JSON.stringify(creditChanges(warning)),
+          ),
       ]);
     });
   }

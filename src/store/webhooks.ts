@@ -1,8 +1,10 @@
 /**
- * Webhooks in D1 (migrations/0009_webhooks.sql): the endpoints, the outbox of audit events the
- * dispatcher reads after its cursor, and the deliveries. Every call is bounded by the D1 timeout and
- * fails as StorageUnavailableError. Signing secrets arrive and leave encrypted; this module never sees one.
+ * Webhooks in D1 (migrations/0009_webhooks.sql, 0014_webhook_scopes.sql): the endpoints, the outbox of
+ * audit events (a key's, or an owner's credit warnings) the dispatcher reads after its cursor, and the
+ * deliveries. Every call is bounded by the D1 timeout and fails as StorageUnavailableError. Signing
+ * secrets arrive and leave encrypted; this module never sees one.
  */
+import type { D1Queries } from "./d1-session";
 import type { AuditEvent, OwnerType } from "../model";
 import type { WebhookEventType, WebhookOwner, WebhookOwnerType } from "../webhook-model";
 import { StorageUnavailableError } from "./store";
@@ -21,6 +23,8 @@ async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
 export interface EndpointRow {
   readonly id: string;
   readonly owner: WebhookOwner;
+  /** A root key's endpoint: the owner patterns whose events it receives; null for the other kinds. */
+  readonly owners: readonly string[] | null;
   readonly url: string;
   readonly description: string | null;
   readonly events: readonly WebhookEventType[] | null;
@@ -54,7 +58,14 @@ export interface DeliveryRow {
 }
 
 const ENDPOINT_COLUMNS =
-  "id, owner_type, owner_id, url, description, events, enabled, disabled_reason, secret, previous_secret, previous_expires_at, created_by, created_at, updated_at";
+  "id, owner_type, owner_id, owners, url, description, events, enabled, disabled_reason, secret, previous_secret, previous_expires_at, created_by, created_at, updated_at";
+
+/**
+ * Whether an endpoint may be delivered to now (bind: now): a root key's only while some key of its
+ * chain is live (not revoked, not expired); every other endpoint, always.
+ */
+const ACTIVE = `(owner_type != 'root' OR EXISTS (SELECT 1 FROM root_keys r WHERE r.chain_id = webhook_endpoints.owner_id
+  AND r.revoked_at IS NULL AND (r.expires_at IS NULL OR r.expires_at > ?)))`;
 const DELIVERY_COLUMNS =
   "id, endpoint_id, event_id, type, payload, status, attempts, last_status, last_error, next_attempt_at, created_at, updated_at";
 
@@ -64,6 +75,7 @@ function toEndpoint(r: Row): EndpointRow {
   return {
     id: r.id as string,
     owner: { type: r.owner_type as WebhookOwnerType, id: r.owner_id as string },
+    owners: r.owners === null ? null : (JSON.parse(r.owners as string) as string[]),
     url: r.url as string,
     description: r.description as string | null,
     events: r.events === null ? null : (JSON.parse(r.events as string) as WebhookEventType[]),
@@ -95,17 +107,26 @@ function toDelivery(r: Row): DeliveryRow {
   };
 }
 
-function toEvent(r: Row): AuditEvent {
+/** An event of the outbox: a key's audit event, or an owner's (no key). */
+export interface OutboxEvent {
+  readonly id: string;
+  readonly keyId: string | null;
+  readonly owner: { readonly type: OwnerType; readonly id: string };
+  readonly action: string;
+  readonly actor: string;
+  readonly at: number;
+  readonly changes: AuditEvent["changes"];
+}
+
+function toEvent(r: Row): OutboxEvent {
   return {
     id: r.id as string,
-    keyId: r.key_id as string,
+    keyId: r.key_id as string | null,
     owner: { type: r.owner_type as OwnerType, id: r.owner_id as string },
-    action: r.action as AuditEvent["action"],
+    action: r.action as string,
     actor: r.actor as string,
     at: r.at as number,
     changes: JSON.parse(r.changes as string) as AuditEvent["changes"],
-    ip: null,
-    userAgent: null,
   };
 }
 
@@ -145,7 +166,19 @@ const DELIVERY_FIELDS: Record<keyof Required<DeliveryChanges>, string> = {
 export type NewDelivery = Pick<DeliveryRow, "id" | "endpointId" | "eventId" | "type" | "payload">;
 
 export class D1WebhookStore {
-  constructor(private readonly db: D1Database) {}
+  constructor(protected readonly db: D1Queries) {}
+
+  /**
+   * The outboxes the dispatcher reads, each read and advanced in its own database (outboxAfterCursor,
+   * recordDispatch's `outbox`): this database's alone; with sharding by owner, every database's
+   * (store/sharded-webhooks.ts).
+   */
+  outboxes(): readonly D1WebhookStore[] {
+    return [this];
+  }
+
+  /** Before the cron's dispatch: with one database, nothing (sharding by owner: the relay rows). */
+  async prepareOutboxes(): Promise<void> {}
 
   insertEndpoint(e: EndpointRow): Promise<void> {
     return attempt("webhook insert", async () => {
@@ -157,6 +190,7 @@ export class D1WebhookStore {
           e.id,
           e.owner.type,
           e.owner.id,
+          e.owners === null ? null : JSON.stringify(e.owners),
           e.url,
           e.description,
           e.events === null ? null : JSON.stringify(e.events),
@@ -173,13 +207,14 @@ export class D1WebhookStore {
     });
   }
 
-  findEndpoint(id: string): Promise<EndpointRow | null> {
+  /** The endpoint, with whether it may be delivered to at `now` (`active`: see ACTIVE). */
+  findEndpoint(id: string, now: number): Promise<(EndpointRow & { readonly active: boolean }) | null> {
     return attempt("webhook read", async () => {
       const row = await this.db
-        .prepare(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?`)
-        .bind(id)
+        .prepare(`SELECT ${ENDPOINT_COLUMNS}, ${ACTIVE} AS active FROM webhook_endpoints WHERE id = ?`)
+        .bind(now, id)
         .first<Row>();
-      return row ? toEndpoint(row) : null;
+      return row ? { ...toEndpoint(row), active: row.active === 1 } : null;
     });
   }
 
@@ -206,13 +241,29 @@ export class D1WebhookStore {
     });
   }
 
-  /** Every enabled endpoint (the dispatcher matches them to events). */
-  enabledEndpoints(): Promise<EndpointRow[]> {
+  /** Every enabled endpoint that may be delivered to at `now` (the dispatcher matches them to events). */
+  enabledEndpoints(now: number): Promise<EndpointRow[]> {
     return attempt("webhook endpoints", async () => {
       const { results } = await this.db
-        .prepare(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE enabled = 1`)
+        .prepare(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE enabled = 1 AND ${ACTIVE}`)
+        .bind(now)
         .all<Row>();
       return results.map(toEndpoint);
+    });
+  }
+
+  /**
+   * Deletes at most `limit` endpoints of root key chains with no live key left (expired: a revocation
+   * deletes them itself), with their delivery logs; how many.
+   */
+  purgeInactiveEndpoints(now: number, limit: number): Promise<number> {
+    return attempt("webhook purge", async () => {
+      const dead = `SELECT id FROM webhook_endpoints WHERE owner_type = 'root' AND NOT ${ACTIVE} ORDER BY id LIMIT ?`;
+      const [, endpoints] = await this.db.batch([
+        this.db.prepare(`DELETE FROM webhook_deliveries WHERE endpoint_id IN (${dead})`).bind(now, limit),
+        this.db.prepare(`DELETE FROM webhook_endpoints WHERE id IN (${dead})`).bind(now, limit),
+      ]);
+      return endpoints?.meta.changes ?? 0;
     });
   }
 
@@ -238,13 +289,21 @@ export class D1WebhookStore {
     });
   }
 
-  /** Audit events after the dispatcher's cursor, in commit order (an event since deleted: none). */
-  outboxAfterCursor(limit: number): Promise<{ seq: number; event: AuditEvent | null }[]> {
+  /**
+   * Events after the dispatcher's cursor, in commit order: a key's audit events and an owner's (by the
+   * outbox row's `source`); an event since deleted: none.
+   */
+  outboxAfterCursor(limit: number): Promise<{ seq: number; event: OutboxEvent | null }[]> {
     return attempt("webhook outbox", async () => {
       const { results } = await this.db
         .prepare(
-          `SELECT o.seq AS seq, e.id, e.key_id, e.owner_type, e.owner_id, e.action, e.actor, e.at, e.changes
-           FROM webhook_outbox o LEFT JOIN key_events e ON e.id = o.event_id
+          `SELECT o.seq AS seq, COALESCE(k.id, w.id) AS id, k.key_id AS key_id,
+             COALESCE(k.owner_type, w.owner_type) AS owner_type, COALESCE(k.owner_id, w.owner_id) AS owner_id,
+             COALESCE(k.action, w.action) AS action, COALESCE(k.actor, w.actor) AS actor,
+             COALESCE(k.at, w.at) AS at, COALESCE(k.changes, w.changes) AS changes
+           FROM webhook_outbox o
+             LEFT JOIN key_events k ON o.source = 'key' AND k.id = o.event_id
+             LEFT JOIN owner_events w ON o.source = 'owner' AND w.id = o.event_id
            WHERE o.seq > (SELECT seq FROM webhook_cursor WHERE id = 1) ORDER BY o.seq LIMIT ?`,
         )
         .bind(limit)
@@ -257,7 +316,12 @@ export class D1WebhookStore {
    * Records the deliveries (a delivery already recorded stays as it is) and moves the cursor to
    * `toSeq`, in one batch; returns the ids newly recorded, which the caller enqueues.
    */
-  recordDispatch(deliveries: readonly NewDelivery[], toSeq: number, at: number): Promise<string[]> {
+  recordDispatch(
+    deliveries: readonly NewDelivery[],
+    toSeq: number,
+    at: number,
+    outbox: D1WebhookStore = this,
+  ): Promise<string[]> {
     return attempt("webhook dispatch", async () => {
       const inserts = deliveries.map((d) =>
         this.db
@@ -266,11 +330,16 @@ export class D1WebhookStore {
           )
           .bind(d.id, d.endpointId, d.eventId, d.type, d.payload, at, at, at),
       );
-      const results = await this.db.batch([
-        ...inserts,
-        this.db.prepare("UPDATE webhook_cursor SET seq = MAX(seq, ?) WHERE id = 1").bind(toSeq),
-        this.db.prepare("DELETE FROM webhook_outbox WHERE seq <= ?").bind(toSeq),
-      ]);
+      const advance = [
+        outbox.db.prepare("UPDATE webhook_cursor SET seq = MAX(seq, ?) WHERE id = 1").bind(toSeq),
+        outbox.db.prepare("DELETE FROM webhook_outbox WHERE seq <= ?").bind(toSeq),
+      ];
+      // Another database's outbox (sharding by owner): the deliveries first, then its cursor. A crash
+      // between the two re-reads those events, and their deliveries' ids make the second insert nothing.
+      const sameDatabase = outbox.db === this.db;
+      const statements = sameDatabase ? [...inserts, ...advance] : inserts;
+      const results = statements.length > 0 ? await this.db.batch(statements) : [];
+      if (!sameDatabase) await outbox.db.batch(advance);
       return deliveries.filter((_, i) => (results[i]?.meta.changes ?? 0) > 0).map((d) => d.id);
     });
   }

@@ -45,6 +45,11 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
     expectTypeOf<client.RootKey>().toEqualTypeOf<z.output<typeof schemas.RootKey>>();
     expectTypeOf<client.CreatedRootKey>().toEqualTypeOf<z.output<typeof schemas.CreatedRootKey>>();
     expectTypeOf<client.RootKeyList>().toEqualTypeOf<z.output<typeof schemas.RootKeyList>>();
+    expectTypeOf<client.Webhook>().toEqualTypeOf<z.output<typeof schemas.Webhook>>();
+    expectTypeOf<client.CreatedWebhook>().toEqualTypeOf<z.output<typeof schemas.CreatedWebhook>>();
+    expectTypeOf<client.WebhookList>().toEqualTypeOf<z.output<typeof schemas.WebhookList>>();
+    expectTypeOf<client.WebhookDelivery>().toEqualTypeOf<z.output<typeof schemas.WebhookDelivery>>();
+    expectTypeOf<client.WebhookDeliveryList>().toEqualTypeOf<z.output<typeof schemas.WebhookDeliveryList>>();
   });
 
   it("the audit actions the CLI accepts are latchkey's, in its order", () => {
@@ -58,6 +63,12 @@ describe("@latchkey/client's HTTP types match the schemas behind /openapi.json",
     expectTypeOf<client.CreditsOperation>().toEqualTypeOf<z.input<typeof schemas.CreditsRequest>>();
     expectTypeOf<client.CreateRootKeyInput>().toEqualTypeOf<z.input<typeof schemas.CreateRootKeyRequest>>();
     expectTypeOf<client.UsageQuery>().toEqualTypeOf<z.input<typeof schemas.UsageQuery>>();
+    expectTypeOf<client.CreateWebhookInput>().toEqualTypeOf<z.input<typeof schemas.CreateWebhookRequest>>();
+    expectTypeOf<client.UpdateWebhookInput>().toEqualTypeOf<z.input<typeof schemas.UpdateWebhookRequest>>();
+    expectTypeOf<client.RotateWebhookSecretInput>().toEqualTypeOf<z.input<typeof schemas.RotateWebhookSecretRequest>>();
+    expectTypeOf<ListOptionsBesidesLimit<client.ListDeliveriesOptions>>().toEqualTypeOf<
+      ListOptionsBesidesLimit<z.input<typeof schemas.ListDeliveriesQuery>>
+    >();
     expectTypeOf<ListOptionsBesidesLimit<client.ListEventsOptions>>().toEqualTypeOf<
       ListOptionsBesidesLimit<z.input<typeof schemas.ListEventsOptions>>
     >();

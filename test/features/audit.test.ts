@@ -10,6 +10,7 @@ import worker from "../../src/index";
 import type { Env } from "../../src/env";
 import { sha256Hex } from "../../src/keys/hash";
 import {
+  d1Proxy,
   call,
   captureLogs,
   createKey,
@@ -219,7 +220,7 @@ describe("concurrent rotations of one key", () => {
  * a missing table, which latchkey rightly answers as a schema behind the build, 500).
  */
 function failingEventsDb(): D1Database {
-  return new Proxy(env.DB, {
+  return d1Proxy(env.DB, {
     get(target, prop) {
       if (prop === "prepare") {
         return (sql: string) =>

@@ -375,6 +375,7 @@ describe("credit warnings of a key", () => {
           throw new Error("D1 is down");
         },
         expiryWarnings: real.expiryWarnings.bind(real),
+        ownerCreditWarning: real.ownerCreditWarning.bind(real),
         pruneWarnings: real.pruneWarnings.bind(real),
       };
       return failing;

@@ -27,7 +27,13 @@ describe("preflight", () => {
     expect(response.headers.get("access-control-allow-origin")).toBe(DASHBOARD);
     expect(response.headers.get("access-control-allow-methods")?.split(", ").sort()).toEqual(["GET", "HEAD", "POST"]);
     expect(response.headers.get("access-control-allow-headers")).toBe(ALLOWED_HEADERS);
-    expect(ALLOWED_HEADERS.split(", ")).toEqual(["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"]);
+    expect(ALLOWED_HEADERS.split(", ")).toEqual([
+      "Authorization",
+      "Content-Type",
+      "Idempotency-Key",
+      "X-Request-Id",
+      "Latchkey-Bookmark",
+    ]);
     expect(response.headers.get("access-control-max-age")).toBe(String(PREFLIGHT_MAX_AGE_SECONDS));
     expect(response.headers.get("access-control-allow-credentials")).toBeNull();
     expect(varyOf(response)).toEqual(

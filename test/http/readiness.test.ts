@@ -6,7 +6,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { LATEST_MIGRATION } from "../../src/store/schema";
-import { call, captureLogs, envWith, expectProblem, faultyDb, faultyKv, token, uniqueSub } from "../helpers";
+import { call, captureLogs, d1Proxy, envWith, expectProblem, faultyDb, faultyKv, token, uniqueSub } from "../helpers";
 
 /** D1 that answers every statement with SQLite's "no such table" (migrations never applied). */
 function unmigratedDb(): D1Database {
@@ -14,7 +14,7 @@ function unmigratedDb(): D1Database {
   const statement: D1PreparedStatement = new Proxy({} as D1PreparedStatement, {
     get: (_, prop) => (prop === "bind" ? () => statement : fail),
   });
-  return new Proxy(env.DB, {
+  return d1Proxy(env.DB, {
     get: (target, prop) => (prop === "prepare" ? () => statement : prop === "batch" ? fail : Reflect.get(target, prop)),
   });
 }

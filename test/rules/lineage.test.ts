@@ -14,6 +14,7 @@ import type { Env } from "../../src/env";
 import { sha256Hex } from "../../src/keys/hash";
 import { isolateCache } from "../../src/service/verify";
 import {
+  d1Proxy,
   BASE,
   type CreatedKey,
   call,
@@ -68,7 +69,7 @@ function watchedDb(holdInserts = false) {
     unwrapped.set(proxy, { sql, real });
     return proxy;
   };
-  const db = new Proxy(env.DB, {
+  const db = d1Proxy(env.DB, {
     get(target, prop) {
       if (prop === "prepare") return (sql: string) => wrap(sql, target.prepare(sql));
       if (prop === "batch") {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { generateKey } from "../../src/keys/format";
-import { ownerPatternProblem, patternCovers } from "../../src/keys/owner-patterns";
+import { ownerPatternProblem, patternCovers, patternWithin } from "../../src/keys/owner-patterns";
 import type { Actor, RootKeyRecord } from "../../src/model";
 import { ForbiddenError, ValidationError } from "../../src/service/errors";
 import {
@@ -34,6 +34,7 @@ function root(settings: Partial<RootKeyRecord> = {}): RootKeyRecord {
     revokedAt: null,
     revokedBy: null,
     rotatedFrom: null,
+    chain: "r1",
     lastUsedAt: null,
     ...settings,
   };
@@ -89,6 +90,17 @@ describe("owner patterns", () => {
     expect(ownerCovered(["user:a", "workspace:*"], { type: "workspace", id: "z" })).toBe(true);
     expect(ownerCovered(["user:a", "workspace:b"], { type: "user", id: "b" })).toBe(false);
     expect(ownerCovered([], { type: "user", id: "a" })).toBe(false);
+  });
+
+  it("lie within others when every owner they cover is covered (a wildcard only within itself)", () => {
+    expect(patternWithin("user:*", ["user:*"])).toBe(true);
+    expect(patternWithin("user:*", ["user:a", "user:b"])).toBe(false);
+    expect(patternWithin("user:*", ["workspace:*"])).toBe(false);
+    expect(patternWithin("user:a", ["user:*"])).toBe(true);
+    expect(patternWithin("user:a", ["user:a"])).toBe(true);
+    expect(patternWithin("user:a", ["user:ab", "workspace:a"])).toBe(false);
+    expect(patternWithin("workspace:acme", ["user:*", "workspace:acme"])).toBe(true);
+    expect(patternWithin("workspace:acme", [])).toBe(false);
   });
 });
 

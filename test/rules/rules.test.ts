@@ -18,6 +18,7 @@ import { isolateCache } from "../../src/service/verify";
 import { cacheKey } from "../../src/store/cache";
 import { D1KeyStore } from "../../src/store/d1";
 import {
+  d1Proxy,
   type CreatedKey,
   call,
   logsOf,
@@ -253,7 +254,7 @@ describe("revocation", () => {
     expect(first).not.toBeNull();
 
     // A read replica behind the primary: the second DELETE finds the key unrevoked and sends the UPDATE.
-    const stale = new Proxy(env.DB, {
+    const stale = d1Proxy(env.DB, {
       get(target, prop) {
         if (prop === "prepare") {
           return (sql: string) =>

@@ -13,6 +13,7 @@ import { loadConfig } from "../../src/config";
 import type { Env } from "../../src/env";
 import { sha256Hex } from "../../src/keys/hash";
 import {
+  d1Proxy,
   type CreatedKey,
   call,
   captureLogs,
@@ -60,7 +61,7 @@ async function liveCount(ownerId: string): Promise<number> {
 /** A D1 whose `nth` batch runs `before` first, as a concurrent change landing just before it. */
 function changingBeforeBatch(before: (db: D1Database) => Promise<unknown>, nth = 1): D1Database {
   let batches = 0;
-  return new Proxy(env.DB, {
+  return d1Proxy(env.DB, {
     get(target, prop) {
       if (prop === "batch") {
         return async (statements: D1PreparedStatement[]) => {

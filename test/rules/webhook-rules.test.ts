@@ -7,8 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { isRefusedAddress, webhookUrlProblem } from "../../src/keys/webhook-address";
 import { newSigningSecret, signature, signatureHeader, verifySignature } from "../../src/keys/webhook-signature";
-import type { Actor, AuditEvent } from "../../src/model";
-import { ForbiddenError } from "../../src/service/errors";
+import type { Actor, AuditEvent, RootKeyRecord } from "../../src/model";
+import { ForbiddenError, ValidationError } from "../../src/service/errors";
 import {
   DEPLOYMENT,
   MAX_ATTEMPTS,
@@ -19,6 +19,7 @@ import {
   ownerOfNewEndpoint,
   retryAfterMs,
   retryDelayMs,
+  rootEndpointOwner,
   webhookOwnersOf,
   webhookPayload,
 } from "../../src/service/webhook-rules";
@@ -115,6 +116,24 @@ describe("who receives what", () => {
     expect(endpointReceives(everyone, event("created", { type: "workspace", id: "acme" }), "key.created")).toBe(true);
   });
 
+  it("a root key's endpoint: the events of the owners its stored patterns cover, nothing else", () => {
+    const root = { type: "root" as const, id: "chain-1" };
+    const one = { owner: root, owners: ["user:alice"], events: null, enabled: true };
+    expect(endpointReceives(one, event("created"), "key.created")).toBe(true);
+    expect(endpointReceives(one, event("created", { type: "user", id: "bob" }), "key.created")).toBe(false);
+    expect(endpointReceives(one, event("created", { type: "workspace", id: "alice" }), "key.created")).toBe(false);
+    const users = { owner: root, owners: ["user:*"], events: null, enabled: true };
+    expect(endpointReceives(users, event("created", { type: "user", id: "bob" }), "key.created")).toBe(true);
+    expect(endpointReceives(users, event("created", { type: "workspace", id: "acme" }), "key.created")).toBe(false);
+    // Stored without patterns (never written so): nothing, rather than everything.
+    expect(
+      endpointReceives({ owner: root, owners: null, events: null, enabled: true }, event("created"), "key.created"),
+    ).toBe(false);
+    // A person's endpoint whose subject is `*` is that person's only (never a wildcard).
+    const star = { owner: { type: "user" as const, id: "*" }, events: null, enabled: true };
+    expect(endpointReceives(star, event("created"), "key.created")).toBe(false);
+  });
+
   it("only subscribed types, and nothing while disabled", () => {
     expect(
       endpointReceives({ owner: alice, events: ["key.revoked"], enabled: true }, event("created"), "key.created"),
@@ -137,19 +156,21 @@ describe("who may register and manage", () => {
       id: "acme",
     });
     expect(webhookOwnersOf(person("alice", { operator: true }))).toContainEqual(DEPLOYMENT);
-    expect(ownerOfNewEndpoint(person("alice"), undefined)).toEqual({ type: "user", id: "alice" });
-    expect(() => ownerOfNewEndpoint(person("alice", { orgId: "acme" }), "workspace")).toThrow(ForbiddenError);
-    expect(() => ownerOfNewEndpoint(person("alice"), "deployment")).toThrow(ForbiddenError);
+    expect(ownerOfNewEndpoint(person("alice"), {})).toEqual({ owner: { type: "user", id: "alice" }, owners: null });
+    expect(() => ownerOfNewEndpoint(person("alice", { orgId: "acme" }), { owner: "workspace" })).toThrow(
+      ForbiddenError,
+    );
+    expect(() => ownerOfNewEndpoint(person("alice"), { owner: "deployment" })).toThrow(ForbiddenError);
     const admin = person("alice", { orgId: "acme", workspaceAdmin: true });
-    expect(() => ownerOfNewEndpoint(admin, "deployment")).toThrow(ForbiddenError);
+    expect(() => ownerOfNewEndpoint(admin, { owner: "deployment" })).toThrow(ForbiddenError);
     expect(mayManageWebhooksOf(admin, DEPLOYMENT)).toBe(false);
     expect(mayManageWebhooksOf(person("bob"), { type: "user", id: "alice" })).toBe(false);
   });
 
-  it("a trusted service: the owner it names; an API key: nothing (root keys are not part of this build)", () => {
+  it("a trusted service: the owner it names; an API key: nothing", () => {
     const service: Actor = { kind: "service", owner: { type: "workspace", id: "acme" } };
-    expect(ownerOfNewEndpoint(service, undefined)).toEqual({ type: "workspace", id: "acme" });
-    expect(() => ownerOfNewEndpoint(service, "deployment")).toThrow(ForbiddenError);
+    expect(ownerOfNewEndpoint(service, {})).toEqual({ owner: { type: "workspace", id: "acme" }, owners: null });
+    expect(() => ownerOfNewEndpoint(service, { owner: "deployment" })).toThrow(ForbiddenError);
     expect(mayManageWebhooksOf(service, { type: "workspace", id: "other" })).toBe(false);
     const key: Actor = {
       kind: "api_key",
@@ -166,8 +187,70 @@ describe("who may register and manage", () => {
         allowedIps: null,
       },
     };
-    expect(() => ownerOfNewEndpoint(key, undefined)).toThrow(ForbiddenError);
+    expect(() => ownerOfNewEndpoint(key, {})).toThrow(ForbiddenError);
     expect(mayManageWebhooksOf(key, { type: "user", id: "alice" })).toBe(false);
+  });
+});
+
+describe("a root key's endpoints", () => {
+  const root = (settings: Partial<RootKeyRecord> = {}): RootKeyRecord => ({
+    id: "r2",
+    hash: "h",
+    start: "lk_root_",
+    name: "backend",
+    owners: ["user:*", "workspace:acme"],
+    scopes: ["keys:read", "keys:write"],
+    allowedIps: null,
+    createdBy: "user:op",
+    createdAt: 0,
+    expiresAt: null,
+    revokedAt: null,
+    revokedBy: null,
+    rotatedFrom: "r1",
+    chain: "r1",
+    lastUsedAt: null,
+    ...settings,
+  });
+  const chain = { type: "root", id: "r1" };
+
+  it("belong to its chain, for one owner it covers or for patterns within its own", () => {
+    expect(rootEndpointOwner(root(), { owner: "user", owner_id: "cust_42" })).toEqual({
+      owner: chain,
+      owners: ["user:cust_42"],
+    });
+    expect(rootEndpointOwner(root(), { owners: ["user:*", "workspace:acme"] })).toEqual({
+      owner: chain,
+      owners: ["user:*", "workspace:acme"],
+    });
+    expect(rootEndpointOwner(root(), { owners: ["user:bob"] }).owners).toEqual(["user:bob"]);
+    expect(webhookOwnersOf({ kind: "root", root: root() })).toEqual([chain]);
+    expect(mayManageWebhooksOf({ kind: "root", root: root({ id: "r3" }) }, { type: "root", id: "r1" })).toBe(true);
+    expect(mayManageWebhooksOf({ kind: "root", root: root({ chain: "r9" }) }, { type: "root", id: "r1" })).toBe(false);
+  });
+
+  it("refuses owners and patterns beyond its own, a missing or doubled name, a `*` id, and missing scopes", () => {
+    expect(() => rootEndpointOwner(root(), { owner: "workspace", owner_id: "beta" })).toThrow(ForbiddenError);
+    expect(() => rootEndpointOwner(root(), { owners: ["workspace:*"] })).toThrow(ForbiddenError);
+    expect(() => rootEndpointOwner(root(), {})).toThrow(ValidationError);
+    expect(() => rootEndpointOwner(root(), { owner: "user" })).toThrow(ValidationError);
+    expect(() => rootEndpointOwner(root(), { owners: ["user:*"], owner_id: "x" })).toThrow(ValidationError);
+    expect(() => rootEndpointOwner(root(), { owner: "user", owner_id: "*" })).toThrow(ValidationError);
+    expect(() => rootEndpointOwner(root(), { owner: "deployment" })).toThrow(ForbiddenError);
+    expect(() => rootEndpointOwner(root({ scopes: ["keys:read"] }), { owners: ["user:*"] })).toThrow(ForbiddenError);
+    expect(() => webhookOwnersOf({ kind: "root", root: root({ scopes: ["keys:read"] }) }, "write")).toThrow(
+      ForbiddenError,
+    );
+    expect(() => webhookOwnersOf({ kind: "root", root: root({ scopes: ["keys:write"] }) }, "read")).toThrow(
+      ForbiddenError,
+    );
+  });
+
+  it("only a root key gives patterns; anyone else naming an owner id names their own", () => {
+    expect(() => ownerOfNewEndpoint(person("alice"), { owners: ["user:alice"] })).toThrow(ForbiddenError);
+    expect(() => ownerOfNewEndpoint(person("alice"), { owner_id: "bob" })).toThrow(ForbiddenError);
+    expect(ownerOfNewEndpoint(person("alice"), { owner_id: "alice" }).owner).toEqual({ type: "user", id: "alice" });
+    const service: Actor = { kind: "service", owner: { type: "user", id: "alice" } };
+    expect(() => ownerOfNewEndpoint(service, { owner_id: "bob" })).toThrow(ForbiddenError);
   });
 });
 

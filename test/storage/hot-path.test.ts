@@ -48,10 +48,13 @@ function countingEnv(base: Env = env): { testEnv: Env; log: StorageLog; reset():
       log.queries.push(`${name} ${sql}`);
       return result;
     });
-  const db = passThrough(base.DB, (name, args, result) => {
+  // A session's queries (a management request's, store/d1-session.ts) are D1 queries too.
+  const onDb = (name: string, args: unknown[], result: unknown): unknown => {
     log.calls.push(`DB.${name}`);
+    if (name === "withSession") return passThrough(result as D1DatabaseSession, onDb);
     return name === "prepare" ? statement(String(args[0]), result as D1PreparedStatement) : result;
-  });
+  };
+  const db = passThrough(base.DB, onDb);
   const kv = passThrough(base.KEY_CACHE, (name, _args, result) => {
     log.calls.push(`KV.${name}`);
     return result;

@@ -4,6 +4,10 @@
  * place: a timeout per attempt, bounded retries on 503 (honouring `Retry-After`) and on network
  * failures, and RFC 9457 problems turned into `LatchkeyError`. A new route is one small method that
  * names its method, path and body; see `CLIENT_OPERATIONS` for the list checked against /openapi.json.
+ *
+ * Read-your-writes: each client keeps the newest `Latchkey-Bookmark` latchkey answered with and sends
+ * it with every management call, so a read after a write sees it even when a D1 replica serves the
+ * read (`bookmark` reads or sets it; `ClientOptions.bookmark` starts from one).
  */
 import { LatchkeyError, syntheticProblem } from "./errors.js";
 import type {
@@ -56,7 +60,15 @@ export interface ClientOptions {
   verifyCacheTtlMs?: number | undefined;
   /** The most verdicts the cache holds (default 10,000; the oldest go first). */
   verifyCacheMaxEntries?: number | undefined;
+  /**
+   * Start from this `Latchkey-Bookmark` (one a response of latchkey carried, e.g. kept by another
+   * process): this client's reads then see everything that response saw. Default: none.
+   */
+  bookmark?: string | undefined;
 }
+
+/** The header latchkey's management API carries its D1 bookmark in (read-your-writes across requests). */
+export const BOOKMARK_HEADER = "Latchkey-Bookmark";
 
 export interface CallOptions {
   /** Aborts the call, retries included; the abort reason is thrown as is. */
@@ -118,6 +130,7 @@ export class LatchkeyClient {
   private readonly maxAttempts: number;
   private readonly maxRetryDelayMs: number;
   private readonly verdicts: VerdictCache;
+  private latestBookmark: string | null;
 
   constructor(options: ClientOptions) {
     this.base = String(options.baseUrl).replace(/\/+$/, "");
@@ -130,6 +143,26 @@ export class LatchkeyClient {
     this.maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? DEFAULT_ATTEMPTS));
     this.maxRetryDelayMs = options.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS;
     this.verdicts = new VerdictCache(options.verifyCacheTtlMs ?? 0, options.verifyCacheMaxEntries ?? 10_000);
+    this.latestBookmark = options.bookmark || null;
+  }
+
+  /**
+   * The newest `Latchkey-Bookmark` this client received (null: none yet), sent with its next management
+   * call. Set it to carry read-your-writes over from elsewhere (another client, another process), or to
+   * null to read from the nearest replica without it.
+   */
+  get bookmark(): string | null {
+    return this.latestBookmark;
+  }
+
+  set bookmark(value: string | null) {
+    this.latestBookmark = value || null;
+  }
+
+  /** Keeps the response's bookmark when it is newer than the one held (bookmarks sort oldest first). */
+  private remember(response: Response): void {
+    const received = response.headers.get(BOOKMARK_HEADER);
+    if (received && (this.latestBookmark === null || received > this.latestBookmark)) this.latestBookmark = received;
   }
 
   /** Creates a key. `key` in the result is shown only this once: store it or hand it over now. */
@@ -279,6 +312,7 @@ export class LatchkeyClient {
     if (operation.auth) {
       if (!this.token) throw new LatchkeyError(401, syntheticProblem(401, "Unauthorized", "This call needs a token"));
       headers.set("Authorization", `Bearer ${this.token}`);
+      if (this.latestBookmark !== null) headers.set(BOOKMARK_HEADER, this.latestBookmark);
     }
     const body = operation.body === undefined ? undefined : JSON.stringify(operation.body);
 
@@ -286,6 +320,7 @@ export class LatchkeyClient {
       let failure: LatchkeyError;
       try {
         const response = await this.attempt(url, { method: operation.method, headers, body }, call.signal);
+        this.remember(response);
         if (response.ok) return (response.status === 204 ? undefined : await response.json()) as T;
         failure = await problemError(response);
         if (failure.status !== 503) throw failure;

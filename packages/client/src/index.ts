@@ -2,7 +2,7 @@
  * @latchkey/client: latchkey's HTTP API as a typed client for any JavaScript runtime. The route guard
  * is `@latchkey/client/guard`; the service-binding types are `@latchkey/client/rpc`.
  */
-export { CLIENT_OPERATIONS, LatchkeyClient, createClient } from "./client.js";
+export { BOOKMARK_HEADER, CLIENT_OPERATIONS, LatchkeyClient, createClient } from "./client.js";
 export type { CallOptions, ClientOptions, CreateOptions } from "./client.js";
 export { NO_KEY_PROBLEM, PROBLEM_TYPE_BASE, VERDICT_PROBLEMS, problemType } from "./codes.js";
 export type { ProblemKind } from "./codes.js";

@@ -12,12 +12,15 @@ import type {
   ApiKey,
   AuditEvent,
   CreateKeyInput,
+  CreateWebhookInput,
+  CreatedWebhook,
   CreditsOperation,
   CreditsResult,
   ImportItem,
   ImportResult,
   LeakReportInput,
   LeakReportResult,
+  ListDeliveriesOptions,
   ListEventsOptions,
   ListKeysOptions,
   Owner,
@@ -26,11 +29,17 @@ import type {
   OwnerUsageReport,
   RevokeOptions,
   RotateKeyInput,
+  RotateWebhookSecretInput,
   UpdateKeyInput,
+  UpdateWebhookInput,
   UsageQuery,
   VerifyOptions,
   VerifyResult,
   VerifyVerdict,
+  Webhook,
+  WebhookDelivery,
+  WebhookDeliveryList,
+  WebhookList,
 } from "./types.js";
 
 declare global {
@@ -122,4 +131,20 @@ export interface KeyService extends Rpc.WorkerEntrypointBranded {
   ownerCredits(owner: Owner, input: CreditsOperation): Promise<CreditsResult>;
   /** GET /v1/owners/{type}/{id}/usage for `owner`. */
   ownerUsage(owner: Owner, query?: UsageQuery): Promise<OwnerUsageReport>;
+  /** POST /v1/webhooks for `owner`: the endpoint, with its signing secret shown only in this answer. */
+  createWebhook(owner: Owner, input: CreateWebhookInput): Promise<CreatedWebhook>;
+  /** GET /v1/webhooks for `owner`: its endpoints, newest first. */
+  listWebhooks(owner: Owner): Promise<WebhookList>;
+  /** GET /v1/webhooks/{id} for `owner`. */
+  getWebhook(owner: Owner, id: string): Promise<Webhook>;
+  /** PATCH /v1/webhooks/{id} for `owner`: fields left out are unchanged. */
+  updateWebhook(owner: Owner, id: string, input: UpdateWebhookInput): Promise<Webhook>;
+  /** DELETE /v1/webhooks/{id} for `owner`: the endpoint and its delivery log. */
+  deleteWebhook(owner: Owner, id: string): Promise<void>;
+  /** POST /v1/webhooks/{id}/rotate-secret for `owner`: the new secret, shown only in this answer. */
+  rotateWebhookSecret(owner: Owner, id: string, options?: RotateWebhookSecretInput): Promise<CreatedWebhook>;
+  /** GET /v1/webhooks/{id}/deliveries for `owner`: the delivery log, newest first. */
+  webhookDeliveries(owner: Owner, id: string, options?: ListDeliveriesOptions): Promise<WebhookDeliveryList>;
+  /** POST /v1/webhooks/{id}/deliveries/{delivery_id}/retry for `owner`: one more attempt now. */
+  retryWebhookDelivery(owner: Owner, id: string, deliveryId: string): Promise<WebhookDelivery>;
 }

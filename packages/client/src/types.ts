@@ -420,6 +420,101 @@ export interface ListRootKeysOptions {
   include_revoked?: boolean | undefined;
 }
 
+/** What a webhook delivery is about (docs/webhooks.md). */
+export type WebhookEventType =
+  | "key.created"
+  | "key.updated"
+  | "key.disabled"
+  | "key.enabled"
+  | "key.rotated"
+  | "key.revoked"
+  | "key.expiring"
+  | "key.expired"
+  | "key.leaked"
+  | "credits.low"
+  | "credits.exhausted";
+
+/**
+ * `POST /v1/webhooks` (and KeyService.createWebhook): where to deliver, which types, whose keys' events.
+ * A root key names one owner it covers (`owner` + `owner_id`) or gives owner patterns (`owners`).
+ */
+export interface CreateWebhookInput {
+  url: string;
+  /** null or absent: every type. */
+  events?: WebhookEventType[] | null | undefined;
+  description?: string | null | undefined;
+  owner?: "user" | "workspace" | "deployment" | undefined;
+  owner_id?: string | undefined;
+  /** A root key only: owner patterns within its own (`user:*`, `workspace:acme`). */
+  owners?: string[] | undefined;
+}
+
+/** `PATCH /v1/webhooks/{id}`: a field left out is unchanged. */
+export interface UpdateWebhookInput {
+  url?: string | undefined;
+  events?: WebhookEventType[] | null | undefined;
+  description?: string | null | undefined;
+  /** false: nothing is delivered until set true again. */
+  enabled?: boolean | undefined;
+}
+
+/** `POST /v1/webhooks/{id}/rotate-secret`. */
+export interface RotateWebhookSecretInput {
+  /** How long the old secret keeps signing beside the new one (0-604800 s, default 86400). */
+  grace_seconds?: number | undefined;
+}
+
+/** A webhook endpoint (never its secret, except once in `CreatedWebhook`). */
+export interface Webhook {
+  id: string;
+  url: string;
+  description: string | null;
+  events: WebhookEventType[] | null;
+  owner_type: "user" | "workspace" | "deployment" | "root";
+  owner_id: string;
+  /** A root key's endpoint: the owner patterns whose events it receives; null for the others. */
+  owners: string[] | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  previous_secret_expires_at: string | null;
+  created_at: string;
+  updated_at: string | null;
+}
+
+/** The register and rotate-secret response: the only time `secret` (`whsec_…`) is shown. */
+export interface CreatedWebhook extends Webhook {
+  secret: string;
+}
+
+export interface WebhookList {
+  data: Webhook[];
+}
+
+/** One delivery of one event to one endpoint; `id` is the `webhook-id` the receiver sees. */
+export interface WebhookDelivery {
+  id: string;
+  event_id: string;
+  type: WebhookEventType;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  last_response_status: number | null;
+  last_error: string | null;
+  next_attempt_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WebhookDeliveryList {
+  data: WebhookDelivery[];
+  next_cursor: string | null;
+}
+
+export interface ListDeliveriesOptions {
+  /** 1-100, default 20. */
+  limit?: number | undefined;
+  cursor?: string | undefined;
+}
+
 /** An RFC 9457 problem document, as latchkey sends every error. */
 export interface Problem {
   type: string;
