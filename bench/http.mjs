@@ -1,7 +1,8 @@
 // npm run bench [-- --port 8790 --keys 1000 --warmup 5 --case-warmup 12 --duration 8 --rounds 2 --connections 10
-//                  --cases 1,2,3,4,5,6,7,8,9,10,11 --no-write --no-results --smoke]
+//                  --cases 1,2,3,4,5,6,7,8,9,10,11 --no-write --no-results --smoke --local-observability]
 // --no-results: bench/costs.json only (bench/RESULTS.md untouched); --no-write: neither.
 // --smoke: 100 keys, one round of 1 s per case, nothing written (CI: the script still runs, every case answers).
+// --local-observability: keep wrangler dev's local trace store on (its default; off here: bench/server.mjs).
 //
 // Starts latchkey as the README does (`npm start -- --port <port>`: local D1 and KV, wrangler dev),
 // seeds keys through the API, and measures eleven cases with autocannon, alternating them round by
@@ -32,8 +33,10 @@ const { values: opts } = parseArgs({
     "no-write": { type: "boolean" },
     "no-results": { type: "boolean" },
     smoke: { type: "boolean" },
+    "local-observability": { type: "boolean" },
   },
 });
+const localObservability = opts["local-observability"] === true;
 if (opts.smoke) {
   Object.assign(opts, { keys: "100", warmup: "1", "case-warmup": "1", duration: "1", rounds: "1", "no-write": true });
 }
@@ -296,10 +299,15 @@ let exitCode = 0;
 try {
   const began = performance.now();
   console.log(
-    `Starting latchkey: npm start -- --port ${port} --persist-to .wrangler/bench --var LEGACY_KEY_FORMATS:sanctum`,
+    `Starting latchkey: ${localObservability ? "" : "X_LOCAL_OBSERVABILITY=false "}npm start -- --port ${port} --persist-to .wrangler/bench --var LEGACY_KEY_FORMATS:sanctum`,
   );
   // Imported Sanctum keys accepted, so cases 7-8 reach storage; latchkey's own keys (cases 2-5) pay nothing for it.
-  server = await startServer({ port, state: ".wrangler/bench", vars: { LEGACY_KEY_FORMATS: "sanctum" } });
+  server = await startServer({
+    port,
+    state: ".wrangler/bench",
+    vars: { LEGACY_KEY_FORMATS: "sanctum" },
+    localObservability,
+  });
   const jwts = await ownerTokens(Math.ceil(keyCount / KEYS_PER_OWNER));
   console.log(`Seeding ${keyCount} keys through POST /v1/keys for ${jwts.length} owners ...`);
   const keys = await seed(jwts);
@@ -354,6 +362,13 @@ try {
       `case 9 / case 2 throughput: ${(allowList.rps / case2Result.rps).toFixed(2)} (an allow-list's cost; no target)`,
     );
   }
+  // A key with limits against the same route without (its one Durable Object call): target 0.80.
+  for (const id of [10, 11]) {
+    const limited = byId.get(id);
+    if (!limited || !case2Result) continue;
+    const r = limited.rps / case2Result.rps;
+    verdicts.push(`case ${id} / case 2 throughput: ${r.toFixed(2)} (target ≥ 0.80: ${check(r >= 0.8)})`);
+  }
   const statusText = (s) =>
     Object.entries(s)
       .map(([code, n]) => `${code}: ${n}`)
@@ -378,16 +393,21 @@ try {
     ...roleNames.map((role) => r.cpu.get(role).toFixed(0)),
     cpuTotal(r).toFixed(0),
   ]);
-  const case2 = byId.get(2);
-  const cpuGap =
-    ceiling && case2 && cpuTotal(ceiling) > 0
-      ? `CPU per request, case 2 minus case 1: ${[
-          ...roleNames.map((role) => [role, case2.cpu.get(role) - ceiling.cpu.get(role)]),
-          ["all", cpuTotal(case2) - cpuTotal(ceiling)],
-        ]
-          .map(([role, d]) => `${role} ${d >= 0 ? "+" : ""}${d.toFixed(0)} µs`)
-          .join(", ")}.`
-      : "";
+  /** "CPU per request, case <a> minus case <b>: ..." by process, when both ran and CPU was read. */
+  const gap = (a, b) => {
+    const [x, y] = [byId.get(a), byId.get(b)];
+    if (!x || !y || cpuTotal(y) <= 0) return [];
+    return [
+      `CPU per request, case ${a} minus case ${b}: ${[
+        ...roleNames.map((role) => [role, x.cpu.get(role) - y.cpu.get(role)]),
+        ["all", cpuTotal(x) - cpuTotal(y)],
+      ]
+        .map(([role, d]) => `${role} ${d >= 0 ? "+" : ""}${d.toFixed(0)} µs`)
+        .join(", ")}.`,
+    ];
+  };
+  // What a warm key, a shed flood of legacy-shaped guesses and a key with limits add.
+  const cpuGap = [...gap(2, 1), ...gap(7, 1), ...gap(10, 2), ...gap(11, 2)].join("\n\n");
 
   console.log("");
   console.table(
@@ -452,7 +472,7 @@ try {
       `## HTTP (\`npm run bench\`)
 
 ${info}
-- Setup: \`npm start -- --port ${port} --persist-to .wrangler/bench\` (fresh local D1 and KV under wrangler dev), ${keyCount.toLocaleString("en")} keys seeded through POST /v1/keys, autocannon with ${connections} connections; ${warmupSeconds} s warm-up, then per case ${caseWarmupSeconds} s warm-up and ${durationSeconds} s measured, ${rounds} rounds in alternating order (ABBA). Latencies are exact (recorded per response, all statuses); p50/p99 and req/s pool the rounds. ${elapsed.toFixed(0)} s in all.
+- Setup: \`${localObservability ? "" : "X_LOCAL_OBSERVABILITY=false "}npm start -- --port ${port} --persist-to .wrangler/bench\` (fresh local D1 and KV under wrangler dev${localObservability ? ", with its local trace store" : ", without its local trace store: bench/server.mjs"}), ${keyCount.toLocaleString("en")} keys seeded through POST /v1/keys, autocannon with ${connections} connections; ${warmupSeconds} s warm-up, then per case ${caseWarmupSeconds} s warm-up and ${durationSeconds} s measured, ${rounds} rounds in alternating order (ABBA). Latencies are exact (recorded per response, all statuses); p50/p99 and req/s pool the rounds. ${elapsed.toFixed(0)} s in all.
 
 ${table(header, rows)}
 

@@ -5,10 +5,16 @@ import { rmSync } from "node:fs";
 import { root } from "../scripts/dev-config.mjs";
 
 /**
- * @param {{ port: number, state: string, vars?: Record<string, string> }} options  state: a .wrangler/
- * folder, emptied first; vars: [vars] to override (wrangler dev --var).
+ * wrangler dev records a trace of every invocation into a local SQLite store for its local explorer
+ * ("local observability", on by default): in the Worker's own workerd process, about a millisecond of
+ * CPU per request under wrangler dev, and as much again for a request that calls a Durable Object (the
+ * object's invocation is traced too). A deployed Worker pays none of it, so benchmarks run without it
+ * (X_LOCAL_OBSERVABILITY=false) unless `localObservability` is set (bench/RESULTS.md, 2026-12-07).
+ *
+ * @param {{ port: number, state: string, vars?: Record<string, string>, localObservability?: boolean }} options
+ * state: a .wrangler/ folder, emptied first; vars: [vars] to override (wrangler dev --var).
  */
-export async function startServer({ port, state, vars = {} }) {
+export async function startServer({ port, state, vars = {}, localObservability = false }) {
   const base = `http://localhost:${port}`;
   const healthy = async () => {
     try {
@@ -29,7 +35,11 @@ export async function startServer({ port, state, vars = {} }) {
       cwd: root,
       detached: true, // its own process group, so stopping it stops wrangler and workerd too
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+      env: {
+        ...process.env,
+        WRANGLER_SEND_METRICS: "false",
+        ...(localObservability ? {} : { X_LOCAL_OBSERVABILITY: "false" }),
+      },
     },
   );
   const log = [];

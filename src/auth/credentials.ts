@@ -84,8 +84,9 @@ export async function authenticate(
   const credential = readCredential(authorization, config);
   if (credential.kind === "jwt") return verifyUserToken(credential.token, config.jwt);
   if (credential.kind === "root") return authenticateRoot(credential.key, rootKeys, { ip, fromMemoryOnly });
+  // From memory, only a key memory holds can pass, and every failure is the same 429 (http/limits.ts).
   const verification = fromMemoryOnly
-    ? await keys.verifier.fromMemory(credential.key, { ip })
+    ? await keys.verifier.fromMemory(credential.key, { ip }, true)
     : await keys.verifier.verify(credential.key, { ip });
   if (!verification) throw new AuthenticationError("The API key could not be checked now");
   const { code, record, usage } = verification;

@@ -7,7 +7,10 @@
  * limit is remembered by the isolate for a few seconds, and while it is, its requests are judged from
  * the isolate's memory alone (src/service/verify.ts `fromMemory`): what memory cannot settle is
  * answered 429 before any storage lookup and without asking the binding again, so a flood costs
- * neither D1 nor the limiter. A warm key or a valid JWT from that client still works.
+ * neither D1 nor the limiter. A warm key or a valid JWT from that client still works. When those
+ * seconds are up, one request at a time re-checks the client (its own lookup, then the binding: over
+ * again, or not any more), at most one a second, while its other requests are still judged from memory:
+ * a flood that goes on reaches storage once per re-check, not once per request in flight.
  *
  * A client is its IPv4 address, or its IPv6 /64 (one subscriber holds a whole /64, so a per-address
  * count is no limit at all). Requests without CF-Connecting-IP (from other Workers, or a proxy
@@ -25,6 +28,10 @@ import { json } from "./route";
 export const RETRY_AFTER_SECONDS = 60;
 /** How long this isolate answers 429 to a client the binding found over its limit, without asking again. */
 const LIMITED_MEMORY_MS = 10_000;
+/** After that, how often one request of the client may re-check it (the others are judged from memory meanwhile). */
+const RECHECK_MS = 1_000;
+/** How long a client the binding found over is remembered for re-checks: its window (60 s), then it is new again. */
+const RECHECK_MEMORY_MS = 60_000;
 /** The one client that requests without CF-Connecting-IP make. Cannot collide: addresses get a prefix. */
 export const NO_IP_CLIENT = "no-ip";
 
@@ -71,27 +78,45 @@ export function clientOf(request: Request): string {
   return `ip6:${[g0, g1, g2, g3].map((group) => group.toString(16)).join(":")}::/64`;
 }
 
+/** A client the binding found over its limit: judged from memory until `judgedUntil`, then re-checked. */
+interface OverLimit {
+  readonly judgedUntil: number;
+  /** Until when the re-check started last is the only one (0: none started). */
+  recheckUntil: number;
+}
+
 /** One kind of counted failure: the binding that counts it, and this isolate's memory of who is over. */
-class FailureLimit {
-  private readonly over = new TtlLru<string, true>(10_000, LIMITED_MEMORY_MS);
+export class FailureLimit {
+  private readonly over = new TtlLru<string, OverLimit>(10_000, RECHECK_MEMORY_MS);
 
   constructor(private readonly what: string) {}
 
-  /** Is `client` known here to be over the limit? Memory only: no binding, no storage. */
+  /**
+   * Is `client` to be judged from memory alone (no binding, no storage)? Yes while it is known here to
+   * be over the limit; after that, no for one request (the re-check) and yes for the others until the
+   * re-check has counted a failure (over again, or not) or RECHECK_MS have passed.
+   */
   isOver(client: string, now = Date.now()): boolean {
-    return this.over.get(client, now) === true;
+    const state = this.over.get(client, now);
+    if (!state) return false;
+    if (now < state.judgedUntil || now < state.recheckUntil) return true;
+    state.recheckUntil = now + RECHECK_MS;
+    return false;
   }
 
   /** Counts one failure of `client`; true when it is now over the limit. A failing binding counts nothing. */
   async count(limiter: RateLimit, client: string, now = Date.now()): Promise<boolean> {
     try {
       const { success } = await limiter.limit({ key: client });
-      if (success) return false;
+      if (success) {
+        this.over.delete(client); // under the limit again (a new window): no longer re-checked
+        return false;
+      }
     } catch (error) {
       log("warn", "rate_limiter_failed", { limiter: this.what, error: describeError(error) });
       return false;
     }
-    this.over.set(client, true, now);
+    this.over.set(client, { judgedUntil: now + LIMITED_MEMORY_MS, recheckUntil: 0 }, now);
     return true;
   }
 }

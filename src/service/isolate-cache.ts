@@ -6,7 +6,13 @@
 import { TtlLru } from "../util/lru";
 import { FeedState } from "./feed";
 import { ShardFeeds } from "./shard-feed";
-import { type MemoryRecord, RECORD_MEMORY_BYTES, RECORD_MEMORY_MS, memoryRecordBytes } from "./memory-record";
+import {
+  type MemoryRecord,
+  RECORD_MEMORY_BYTES,
+  RECORD_MEMORY_MS,
+  SchemeCounts,
+  memoryRecordBytes,
+} from "./memory-record";
 import { UsageTally } from "./usage-tally";
 
 /** A key's last use is written at most this often. */
@@ -14,10 +20,14 @@ export const LAST_USED_INTERVAL_MS = 60_000;
 
 /** Caches and sync bookkeeping that live as long as the isolate. */
 export class IsolateCache {
-  readonly records = new TtlLru<string, MemoryRecord>(100_000, RECORD_MEMORY_MS, {
-    maxBytes: RECORD_MEMORY_BYTES,
-    sizeOf: memoryRecordBytes,
-  });
+  /** The records below by lookup scheme (kept by the map itself). */
+  readonly schemes = new SchemeCounts();
+  readonly records = new TtlLru<string, MemoryRecord>(
+    100_000,
+    RECORD_MEMORY_MS,
+    { maxBytes: RECORD_MEMORY_BYTES, sizeOf: memoryRecordBytes },
+    this.schemes,
+  );
   /** Unknown hashes: fixed-size entries (a 64-character hash), so a count bounds their bytes (~2 MB). */
   readonly unknown = new TtlLru<string, true>(10_000, 10_000);
   /** The change feed: position, known changes, sync bookkeeping (shardFeeds instead when D1_SHARDS > 1). */

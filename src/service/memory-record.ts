@@ -1,6 +1,8 @@
 /** A record in this isolate's memory: what it holds, how long it is kept, and its approximate bytes (the memory budget). */
+import { type LegacyScheme, schemeOf } from "../keys/legacy";
 import { KV_TTL_SECONDS } from "../store/cache";
 import type { CompactRecord } from "../model";
+import type { LruWatcher } from "../util/lru";
 import { ownerLimitsBytes } from "./metering";
 
 /**
@@ -40,4 +42,32 @@ export function memoryRecordBytes(hash: string, entry: MemoryRecord): number {
   for (const limit of record.limits?.ratelimits ?? []) bytes += limit.name.length;
   bytes += ownerLimitsBytes(record.ownerLimits);
   return bytes;
+}
+
+/** How a record is looked up: by its scheme (keys/legacy.ts), null for latchkey's own keys. */
+export const lookupScheme = (record: CompactRecord): LegacyScheme | null =>
+  record.format === undefined ? null : schemeOf(record.format);
+
+/**
+ * How many records of each lookup scheme this isolate's memory holds (an expired record counts until it
+ * leaves). A scheme with none needs no hash to know memory cannot vouch for a key in it: what a client
+ * over its failure limit sends in such a form is refused without hashing it (service/verify.ts).
+ */
+export class SchemeCounts implements LruWatcher<string, MemoryRecord> {
+  private readonly counts = new Map<LegacyScheme | null, number>();
+
+  added(_hash: string, entry: MemoryRecord): void {
+    const scheme = lookupScheme(entry.record);
+    this.counts.set(scheme, (this.counts.get(scheme) ?? 0) + 1);
+  }
+
+  removed(_hash: string, entry: MemoryRecord): void {
+    const scheme = lookupScheme(entry.record);
+    this.counts.set(scheme, (this.counts.get(scheme) ?? 0) - 1);
+  }
+
+  /** Whether memory may hold a record looked up by `scheme`. */
+  holds(scheme: LegacyScheme | null): boolean {
+    return (this.counts.get(scheme) ?? 0) > 0;
+  }
 }

@@ -28,12 +28,11 @@
  * (service/metering.ts). Outcomes are counted per key in the isolate and written in batches (service/usage-tally.ts).
  */
 import type { Config } from "../config";
-import { isWellFormedKeyOf } from "../keys/format";
-import { sha256Hex } from "../keys/hash";
 import { ipAllowed } from "../keys/ip";
-import { type AlternateCredential, alternateCredential, sameScheme } from "../keys/legacy";
-import { type BcryptCredential, checkLegacySecret, legacyCredential, upgradedCheck } from "./legacy-check";
-import { type HmacCredential, findHmacKey, hmacInMemory } from "./hmac-upgrade";
+import { sameScheme } from "../keys/legacy";
+import { checkLegacySecret, upgradedCheck } from "./legacy-check";
+import { findHmacKey, hmacInMemory } from "./hmac-upgrade";
+import { type Credential, credentialOf, formOf } from "./credential";
 import { grants, resourceAllowed } from "../keys/scopes";
 import type { UsageVerdict } from "../keys/limit-arithmetic";
 import { type CompactRecord, compact } from "../model";
@@ -97,17 +96,6 @@ export interface Verification {
   readonly usage?: UsageVerdict;
 }
 
-/** What a presented key is looked up by. */
-interface Credential {
-  readonly hash: string;
-  /** Set when the key was presented in another form than a bare latchkey key. */
-  readonly alternate: AlternateCredential | null;
-  /** A token in the bcrypt shape: checked against the record's legacy hash (service/legacy-check.ts). */
-  readonly bcrypt?: BcryptCredential;
-  /** A token in an HMAC shape: found by its SHA-256 once upgraded, else by its HMAC digest (service/hmac-upgrade.ts). */
-  readonly hmac?: HmacCredential;
-}
-
 export { IsolateCache, isolateCache };
 
 const answer = (code: VerifyCode, record: CompactRecord | null, keyId = record?.id ?? null): Verification => ({
@@ -164,15 +152,9 @@ export class Verifier {
     return this.lookup(hash, now);
   }
 
-  /**
-   * The hash to look up: of the key itself when it is a bare latchkey key, else of the secret of its
-   * Sanctum form or of an imported key in an enabled format; null (MALFORMED, no storage) otherwise.
-   */
-  private async credential(key: string): Promise<Credential | null> {
-    const { acceptedPrefixes, legacyFormats } = this.deps.config;
-    if (isWellFormedKeyOf(key, acceptedPrefixes)) return { hash: await sha256Hex(key), alternate: null };
-    const alternate = alternateCredential(key, acceptedPrefixes, legacyFormats);
-    return alternate ? legacyCredential(key, alternate, this.deps.config.legacyHmacPepper) : null;
+  /** What `key` is looked up by (service/credential.ts); null: MALFORMED, no storage. */
+  private credential(key: string, form = formOf(key, this.deps.config)): Promise<Credential | null> {
+    return credentialOf(key, form, this.deps.config.legacyHmacPepper);
   }
 
   /** What a legacy key's upgrade needs (service/legacy-check.ts, service/hmac-upgrade.ts). */
@@ -184,16 +166,20 @@ export class Verifier {
   /**
    * The verdict this isolate's memory alone can give, or null when it would take storage (a key not
    * in memory, or memory too long unsynced to trust). For clients over a failure limit
-   * (http/limits.ts): no KV, no D1, no sync.
+   * (http/limits.ts): no KV, no D1, no sync. `vouchOnly`: the caller needs only a verdict about a key
+   * memory holds (authentication, where every other answer is the same 429), so a well-formed key of a
+   * scheme memory holds no record of is null at once, without hashing it.
    */
-  async fromMemory(key: string, options: VerifyChecks = {}): Promise<Verification | null> {
-    const verification = await this.memoryVerdict(key, options);
+  async fromMemory(key: string, options: VerifyChecks = {}, vouchOnly = false): Promise<Verification | null> {
+    const verification = await this.memoryVerdict(key, options, vouchOnly);
     if (verification) this.deps.onVerified?.(verification.code, verification.record);
     return verification;
   }
 
-  private async memoryVerdict(key: string, options: VerifyChecks): Promise<Verification | null> {
-    const credential = await this.credential(key);
+  private async memoryVerdict(key: string, options: VerifyChecks, vouchOnly: boolean): Promise<Verification | null> {
+    const form = formOf(key, this.deps.config);
+    if (vouchOnly && form !== undefined && !this.local.schemes.holds(form?.scheme ?? null)) return null;
+    const credential = await this.credential(key, form);
     if (!credential) return answer(malformedOrRoot(key, this.deps.config), null);
     const now = Date.now();
     const feed = this.feed;

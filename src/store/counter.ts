@@ -66,6 +66,14 @@ interface CounterEnv {
 
 export class UsageCounter extends DurableObject<CounterEnv> {
   /**
+   * The counters as this instance last wrote them (read from storage once per instance): the object is
+   * its storage's only writer and runs one call's step at a time, so the copy is exact, and each step
+   * still writes the whole state before it answers. A step that throws drops the copy (read again next
+   * time); a failed commit resets the whole object, copy included.
+   */
+  private state: CounterState | undefined;
+
+  /**
    * Applies one verification (cost 0: a peek) to every limit, all or nothing, after any credit
    * operation recorded in `limits` that this counter has not applied yet. `chain`: the key chain this
    * counter is (its name), for the warnings' audit events. With `owner`, the owner's counter must say
@@ -98,19 +106,25 @@ export class UsageCounter extends DurableObject<CounterEnv> {
   }
 
   private apply(limits: KeyLimits, cost: number): UsageVerdict {
-    const kv = this.ctx.storage.kv;
-    const state = kv.get<CounterState>(STATE) ?? { credits: null, buckets: {} };
-    const verdict = applyUsage(state, limits, cost, counterClock.now());
-    kv.put(STATE, state);
-    return verdict;
+    return this.step((state) => applyUsage(state, limits, cost, counterClock.now()));
   }
 
   private refund(limits: KeyLimits, cost: number) {
+    return this.step((state) => refundUsage(state, limits, cost, counterClock.now()));
+  }
+
+  /** One synchronous read-decide-write of the counters. */
+  private step<T>(change: (state: CounterState) => T): T {
     const kv = this.ctx.storage.kv;
-    const state = kv.get<CounterState>(STATE) ?? { credits: null, buckets: {} };
-    const balances = refundUsage(state, limits, cost, counterClock.now());
-    kv.put(STATE, state);
-    return balances;
+    const state = (this.state ??= kv.get<CounterState>(STATE) ?? { credits: null, buckets: {} });
+    try {
+      const result = change(state);
+      kv.put(STATE, state);
+      return result;
+    } catch (error) {
+      this.state = undefined;
+      throw error;
+    }
   }
 
   /** Keeps warnings to write, in the same storage write as the balance, and wakes the alarm to write them. */

@@ -11,6 +11,12 @@ export interface ByteBudget<K, V> {
   readonly sizeOf: (key: K, value: V) => number;
 }
 
+/** Told of every entry that enters or leaves (replaced, deleted, evicted, found expired, cleared); not of reads. */
+export interface LruWatcher<K, V> {
+  added(key: K, value: V): void;
+  removed(key: K, value: V): void;
+}
+
 interface Entry<V> {
   readonly value: V;
   readonly expiresAt: number;
@@ -25,6 +31,7 @@ export class TtlLru<K, V> {
     private readonly maxEntries: number,
     private readonly ttlMs: number,
     private readonly budget?: ByteBudget<K, V>,
+    private readonly watcher?: LruWatcher<K, V>,
   ) {}
 
   get size(): number {
@@ -42,6 +49,7 @@ export class TtlLru<K, V> {
     this.entries.delete(key);
     if (entry.expiresAt <= now) {
       this.totalBytes -= entry.bytes;
+      this.watcher?.removed(key, entry.value);
       return undefined;
     }
     this.entries.set(key, entry);
@@ -53,6 +61,7 @@ export class TtlLru<K, V> {
     const bytes = this.budget ? this.budget.sizeOf(key, value) : 0;
     this.entries.set(key, { value, expiresAt: now + Math.min(ttlMs, this.ttlMs), bytes });
     this.totalBytes += bytes;
+    this.watcher?.added(key, value);
     while (this.entries.size > this.maxEntries || (this.budget && this.totalBytes > this.budget.maxBytes)) {
       const oldest = this.entries.keys().next();
       if (oldest.done) break;
@@ -65,9 +74,11 @@ export class TtlLru<K, V> {
     if (!entry) return;
     this.entries.delete(key);
     this.totalBytes -= entry.bytes;
+    this.watcher?.removed(key, entry.value);
   }
 
   clear(): void {
+    if (this.watcher) for (const [key, entry] of this.entries) this.watcher.removed(key, entry.value);
     this.entries.clear();
     this.totalBytes = 0;
   }

@@ -4,6 +4,7 @@
  * 429s with RateLimit headers on latchkey's own routes, the credits route, shared counters across a
  * key chain, and usage counts per hour and day.
  */
+import { evictDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../src/config";
@@ -134,6 +135,21 @@ describe("exactness under concurrency", () => {
       ["second", 0],
       ["minute", 97],
     ]);
+  });
+});
+
+describe("a counter's memory", () => {
+  it("holds nothing storage does not: a counter evicted from memory goes on from what was spent", async () => {
+    const { key, id } = await limitedKey({
+      credits: { remaining: 10 },
+      ratelimits: [{ name: "minute", limit: 5, duration_ms: 60_000 }],
+    });
+    clockAt(Date.now());
+    for (let i = 0; i < 3; i++) expect(await verify({ key })).toMatchObject({ code: "VALID" });
+    await evictDurableObject(env.USAGE_COUNTER!.get(env.USAGE_COUNTER!.idFromName(id)));
+    const after = await verify({ key });
+    expect(after).toMatchObject({ code: "VALID", credits: { remaining: 6 } });
+    expect(after.ratelimits).toMatchObject([{ name: "minute", remaining: 1 }]);
   });
 });
 

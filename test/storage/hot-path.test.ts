@@ -422,6 +422,49 @@ describe("a client over its failed-authentication limit", () => {
     });
     expect(await other.json()).toMatchObject({ key_id: coldId });
   });
+
+  it("once its memory is up, a flood re-checks it with one request, not one lookup per request in flight", async () => {
+    const { key: warm } = await createKey(await token(uniqueSub()));
+    const { testEnv, log, reset } = countingEnv();
+    let over = true;
+    let asked = 0;
+    const limitedEnv = {
+      ...testEnv,
+      AUTH_FAILURE_LIMITER: { limit: async () => (asked++, { success: !over }) } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::2`;
+    const from = (key: string) =>
+      call("GET", "/v1/whoami", {
+        headers: { authorization: `Bearer ${key}`, "cf-connecting-ip": client },
+        env: limitedEnv,
+      });
+    const guesses = (n: number) => Promise.all(Array.from({ length: n }, () => from(generateKey("lk"))));
+    try {
+      expect((await from(warm)).status).toBe(200); // syncs, and makes `warm` warm here
+      expect((await from(generateKey("lk"))).status).toBe(429); // found over at its first failure
+      expect(asked).toBe(1);
+
+      // Past the 10 s of memory, ten guesses arrive at once: one re-checks (its lookup, the binding),
+      // the other nine are judged from memory, as are those that follow.
+      vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 10_001 });
+      reset();
+      expect((await guesses(10)).map((r) => r.status)).toEqual(Array(10).fill(429));
+      expect(asked).toBe(2);
+      expect(log.calls.filter((c) => c === "KV.get")).toHaveLength(1);
+      expect((await guesses(5)).map((r) => r.status)).toEqual(Array(5).fill(429));
+      expect(asked).toBe(2);
+      expect(log.calls.filter((c) => c === "KV.get")).toHaveLength(1);
+
+      // A new window: the re-check finds the client under its limit, and it is an ordinary client again.
+      over = false;
+      vi.setSystemTime(Date.now() + 10_001);
+      expect((await from(generateKey("lk"))).status).toBe(401);
+      expect((await from(generateKey("lk"))).status).toBe(401);
+      expect(asked).toBe(4);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 describe("an open POST /v1/verify, for a client over its NOT_FOUND limit", () => {
@@ -586,6 +629,60 @@ describe("imported keys' formats (LEGACY_KEY_FORMATS)", () => {
       expect(await verify({ key: secret }, testEnv)).toMatchObject({ valid: true });
     }
     expect(log.calls).toEqual([]);
+  });
+});
+
+describe("imported keys' formats, for a client over its failed-authentication limit", () => {
+  const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const alnum = (length: number) =>
+    Array.from(crypto.getRandomValues(new Uint8Array(length)), (b) => ALNUM[b % ALNUM.length]).join("");
+
+  it("a guess in a form no record in memory has is refused unhashed; a warm imported key still works", async () => {
+    const { testEnv, log, reset } = countingEnv();
+    const limitedEnv = {
+      ...testEnv,
+      AUTH_FAILURE_LIMITER: { limit: async () => ({ success: false }) } as RateLimit,
+    };
+    const client = `2001:db8:${crypto.randomUUID().slice(0, 4)}::3`;
+    const from = (authorization: string) =>
+      call("GET", "/v1/whoami", { headers: { authorization, "cf-connecting-ip": client }, env: limitedEnv });
+    const secret = alnum(40);
+    const jwt = await token(uniqueSub());
+    const imported = await call("POST", "/v1/keys/import", {
+      auth: jwt,
+      env: envWith({ IMPORT_ALLOWED: "personal" }),
+      body: { keys: [{ hash: await sha256Hex(secret), name: "laravel", format: "sanctum" }] },
+    });
+    expect(imported.status).toBe(200);
+    const { key: latchkey } = await createKey(jwt);
+
+    isolateCache.clear(); // no imported key in memory
+    expect((await from(`Bearer ${latchkey}`)).status).toBe(200); // syncs; a latchkey key is warm here
+    expect((await from(`Bearer ${generateKey("lk")}`)).status).toBe(429); // the client is over its limit
+    reset();
+    const digest = vi.spyOn(crypto.subtle, "digest");
+    for (const guess of [alnum(40), `7|${alnum(40)}`]) expect((await from(`Bearer ${guess}`)).status).toBe(429);
+    expect(digest).not.toHaveBeenCalled();
+    expect((await from(`Bearer ${latchkey}`)).status).toBe(200); // a warm key of another scheme: hashed, works
+    expect(digest).toHaveBeenCalledTimes(1);
+    digest.mockClear();
+
+    // Once an imported key is warm here, the client's guesses in its form are hashed and looked for.
+    expect((await call("GET", "/v1/whoami", { auth: `3|${secret}`, env: limitedEnv })).status).toBe(200);
+    reset();
+    digest.mockClear();
+    expect((await from(`Bearer ${alnum(40)}`)).status).toBe(429);
+    expect(digest).toHaveBeenCalledTimes(1);
+    expect((await from(`Bearer ${secret}`)).status).toBe(200);
+    expect((await from(`Api-Key 12|${secret}`)).status).toBe(200);
+    expect(log.calls.filter((c) => c.startsWith("KV"))).toEqual([]);
+    expect(log.queries.filter((q) => !q.includes("SET last_used_at"))).toEqual([]);
+
+    // When it leaves memory, its form is refused unhashed again.
+    isolateCache.records.delete(await sha256Hex(secret));
+    digest.mockClear();
+    expect((await from(`Bearer ${secret}`)).status).toBe(429);
+    expect(digest).not.toHaveBeenCalled();
   });
 });
 

@@ -6,8 +6,8 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
 import { env } from "cloudflare:workers";
-import type { KeyRecord } from "../../src/model";
-import { RECORD_MEMORY_BYTES } from "../../src/service/memory-record";
+import type { CompactRecord, KeyRecord } from "../../src/model";
+import { RECORD_MEMORY_BYTES, type MemoryRecord, SchemeCounts } from "../../src/service/memory-record";
 import { IsolateCache, Verifier } from "../../src/service/verify";
 import { D1KeyStore } from "../../src/store/d1";
 import { TtlLru } from "../../src/util/lru";
@@ -77,5 +77,34 @@ describe("TtlLru with a byte budget", () => {
     expect(lru.bytes).toBe(0);
     lru.set("huge", "x".repeat(11), 0); // larger than the budget: not kept
     expect([lru.size, lru.bytes]).toEqual([0, 0]);
+  });
+});
+
+describe("the records in memory by lookup scheme", () => {
+  const entry = (format?: CompactRecord["format"]) =>
+    ({ record: { format } as CompactRecord, seq: 0, checkedAt: 0 }) as MemoryRecord;
+
+  it("follow every way a record enters and leaves: set, replacement, delete, eviction, expiry, clear", () => {
+    const schemes = new SchemeCounts();
+    const lru = new TtlLru<string, MemoryRecord>(2, 1000, undefined, schemes);
+    const holds = () => [null, "sanctum", "sha256", "hmac", "bcrypt"].filter((s) => schemes.holds(s as never));
+    expect(holds()).toEqual([]);
+    lru.set("a", entry(), 0);
+    lru.set("b", entry("sanctum"), 0);
+    expect(holds()).toEqual([null, "sanctum"]);
+    lru.set("b", entry("hex64"), 0); // replaced: another scheme
+    expect(holds()).toEqual([null, "sha256"]);
+    expect(lru.get("a", 0)).toBeDefined(); // a read changes nothing
+    lru.set("c", entry("bcrypt"), 0); // over the count: b, the least recent, is evicted
+    expect(holds()).toEqual([null, "bcrypt"]);
+    lru.delete("c");
+    expect(holds()).toEqual([null]);
+    expect(lru.get("a", 1000)).toBeUndefined(); // found expired
+    expect(holds()).toEqual([]);
+    lru.set("d", entry("opaque"), 0);
+    lru.set("e", entry("hmac-sha256"), 0);
+    expect(holds()).toEqual(["sha256", "hmac"]);
+    lru.clear();
+    expect(holds()).toEqual([]);
   });
 });
