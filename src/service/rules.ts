@@ -15,7 +15,7 @@ import type { ImportPolicy } from "../config";
 import { rangesWithin } from "../keys/ip";
 import { firstUncovered, grants, resourcesWithin } from "../keys/scopes";
 import { type KeyLimits, hasLimits } from "../keys/limit-arithmetic";
-import type { Actor, KeyRecord, Owner } from "../model";
+import { type Actor, type KeyRecord, type Owner, sameOwner } from "../model";
 import { ForbiddenError, ValidationError } from "./errors";
 import { type OwnerName, requireOwnOwner, requireRootScope, ownerCovered, rootNamedOwner } from "./root-rules";
 
@@ -188,7 +188,7 @@ export function visibleOwners(actor: Actor): Owner[] {
 /** May the actor see (and, by the other rules, manage) a key of `owner`? A root key: any owner it covers. */
 export function maySee(actor: Actor, owner: Owner): boolean {
   if (actor.kind === "root") return ownerCovered(actor.root.owners, owner);
-  return visibleOwners(actor).some((o) => o.type === owner.type && o.id === owner.id);
+  return visibleOwners(actor).some((o) => sameOwner(o, owner));
 }
 
 /**
