@@ -69,6 +69,22 @@ export async function findHmacKey(
   return typeof moved === "string" || isUpgradedHmac(moved) ? moved : undefined;
 }
 
+/** The `upgraded` audit event of a key whose lookup becomes SHA-256: what was checked, never a hash. */
+export function upgradedEvent(host: Pick<UpgradeHost, "origin">, record: CompactRecord, from: string): AuditEvent {
+  const origin = host.origin?.();
+  return {
+    id: crypto.randomUUID(),
+    keyId: record.id,
+    owner: record.owner,
+    action: "upgraded",
+    actor: `key:${record.id}`,
+    at: Date.now(),
+    changes: { hash_scheme: { old: from, new: "sha256" } },
+    ip: origin?.ip ?? null,
+    userAgent: origin?.userAgent ?? null,
+  };
+}
+
 /**
  * Stores an HMAC key found by its digest under the SHA-256 of its token, with its `upgraded` event:
  * the record as now stored, or as found when the write did not happen (another first use upgraded it:
@@ -76,19 +92,7 @@ export async function findHmacKey(
  */
 export async function upgradeHmac(host: HmacUpgradeHost, record: CompactRecord, sha: string): Promise<CompactRecord> {
   if (record.format !== "hmac-sha256" || record.legacyHash !== undefined) return record;
-  const origin = host.origin?.();
-  const event: AuditEvent = {
-    id: crypto.randomUUID(),
-    keyId: record.id,
-    owner: record.owner,
-    action: "upgraded",
-    actor: `key:${record.id}`,
-    at: Date.now(),
-    // What was checked and what is now: never a hash.
-    changes: { hash_scheme: { old: "hmac-sha256", new: "sha256" } },
-    ip: origin?.ip ?? null,
-    userAgent: origin?.userAgent ?? null,
-  };
+  const event = upgradedEvent(host, record, "hmac-sha256");
   try {
     const seq = await host.store.upgradeHmacDigest(record.id, record.hash, sha, event);
     if (seq === null) return record;

@@ -14,7 +14,7 @@ import { bcryptCost, bcryptMatches, isUpgradedDigest, legacyLookupHash, sameHex 
 import type { AuditEvent, CompactRecord } from "../model";
 import type { KeyStore } from "../store/store";
 import { describeError, log } from "../log";
-import { type HmacCredential, hmacCredential } from "./hmac-upgrade";
+import { type HmacCredential, hmacCredential, upgradedEvent } from "./hmac-upgrade";
 
 /** What the upgrade needs of the verifier. */
 export interface UpgradeHost {
@@ -73,19 +73,7 @@ export async function checkLegacySecret(
 }
 
 async function upgrade(host: UpgradeHost, record: CompactRecord, from: string, to: string): Promise<void> {
-  const origin = host.origin?.();
-  const event: AuditEvent = {
-    id: crypto.randomUUID(),
-    keyId: record.id,
-    owner: record.owner,
-    action: "upgraded",
-    actor: `key:${record.id}`,
-    at: Date.now(),
-    // What was checked and what is now: never a hash.
-    changes: { hash_scheme: { old: `bcrypt (cost ${bcryptCost(from)})`, new: "sha256" } },
-    ip: origin?.ip ?? null,
-    userAgent: origin?.userAgent ?? null,
-  };
+  const event = upgradedEvent(host, record, `bcrypt (cost ${bcryptCost(from)})`);
   try {
     const seq = await host.store.upgradeLegacyHash(record.id, from, to, event);
     // null: a concurrent first use upgraded it; the feed brings that record here.
