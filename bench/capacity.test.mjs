@@ -96,13 +96,17 @@ test("popularity: shares sum to one, Zipf's head is exact, the tail's approximat
 
 test("the model's defaults are latchkey's", () => {
   const source = (file) => readFileSync(`${root}${file}`, "utf8");
-  const constant = (file, name) => Number(new RegExp(`${name} = ([\\d_]+)`).exec(source(file))[1].replaceAll("_", ""));
+  const constant = (file, name) => {
+    const found = new RegExp(`${name} = ([\\d_]+)`).exec(source(file));
+    assert.ok(found, `${name} is not defined in ${file}`);
+    return Number(found[1].replaceAll("_", ""));
+  };
   assert.equal(LATCHKEY.kvCopySeconds, constant("src/store/cache.ts", "KV_TTL_SECONDS"));
   assert.match(source("src/service/memory-record.ts"), /RECORD_MEMORY_MS = KV_TTL_SECONDS \* 1000/);
   assert.equal(LATCHKEY.recordMemorySeconds, LATCHKEY.kvCopySeconds);
   assert.equal(LATCHKEY.feedSeconds, constant("src/config.ts", "DEFAULT_SYNC_SECONDS"));
   assert.equal(LATCHKEY.maxStalenessSeconds, constant("src/config.ts", "DEFAULT_MAX_STALENESS_SECONDS"));
-  assert.equal(LATCHKEY.lastUsedSeconds * 1000, constant("src/service/verify.ts", "LAST_USED_INTERVAL_MS"));
+  assert.equal(LATCHKEY.lastUsedSeconds * 1000, constant("src/service/isolate-cache.ts", "LAST_USED_INTERVAL_MS"));
   assert.equal(LATCHKEY.touchBatch, constant("src/store/store.ts", "TOUCH_BATCH"));
   assert.equal(LATCHKEY.usageFlushSeconds * 1000, constant("src/service/usage-tally.ts", "USAGE_FLUSH_MS"));
   assert.equal(LATCHKEY.usageFlushEntries, constant("src/service/usage-tally.ts", "USAGE_FLUSH_ENTRIES"));
