@@ -19,6 +19,8 @@
 // Resumable: re-run the same command after a crash at any step and it continues from the map's state
 // (before the flip it copies again; after it, it drains again). --abort before the flip keeps the
 // bucket where it was (drains the partial copy); after the flip it finishes the move.
+// Tests drive `main` in-process (scripts/move-bucket.test.mjs): its second argument can stop a move
+// after a step, as a crash would, and replace the databases and the waits; the command never passes it.
 // Local (default): the state `npm start` uses (.wrangler/state, or --persist-to), opened in-process with
 // Miniflare. Remote: `wrangler d1 execute --remote` on the databases bound as DB, DB_1, ... (of --env).
 // Never prints a key or a hash: only counts and whether the tables match.
@@ -297,11 +299,11 @@ function inserts(name, rows, verb = "INSERT") {
 const log = (message) => console.log(`move-bucket: ${message}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitSince(since) {
+async function waitSince(since, pause = sleep) {
   const left = since + WAIT_MS - Date.now();
   if (left > 0) {
     log(`waiting ${Math.ceil(left / 1000)} s for every isolate's map (5 s) and D1 calls in flight (5 s)`);
-    await sleep(left);
+    await pause(left);
   }
 }
 
@@ -434,12 +436,19 @@ async function pinAll(driver, shard, dryRun) {
   log("done: set D1_SHARDS now; every existing owner stays in database " + shard);
 }
 
-export async function main(argv) {
+/**
+ * Runs the command `argv`. `hooks` are for tests only (the command passes none): `after(step)` is
+ * awaited once each step is done ("mark", "copy" (with its key_homes claims), "flip", "drain" (before
+ * writes reopen)), so one that throws stops the move there as a crash would; `driver` ({ count, run,
+ * close }) replaces the databases of wrangler.toml; `sleep(ms)` replaces the waits.
+ */
+export async function main(argv, hooks = {}) {
+  const { after = () => {}, sleep: pause = sleep } = hooks;
   const opts = parseArgs(argv);
-  const databases = databasesOf(readFileSync(join(root, "wrangler.toml"), "utf8"), opts.env);
-  const shards = opts.shards ?? databases.length;
-  if (shards > databases.length)
-    throw new Error(`--shards ${shards}, but wrangler.toml binds ${databases.length} database(s)`);
+  const databases = hooks.driver ? null : databasesOf(readFileSync(join(root, "wrangler.toml"), "utf8"), opts.env);
+  const bound = hooks.driver ? hooks.driver.count : databases.length;
+  const shards = opts.shards ?? bound;
+  if (shards > bound) throw new Error(`--shards ${shards}, but wrangler.toml binds ${bound} database(s)`);
   for (const [name, v] of [
     ["--to", opts.to],
     ["--pin-all", opts.pinAll],
@@ -448,7 +457,8 @@ export async function main(argv) {
       throw new Error(`${name} ${v}: there are ${shards} databases (0 to ${shards - 1})`);
   }
   const driver =
-    opts.mode === "remote" ? remoteDriver(databases, opts.env) : await localDriver(databases, opts.persistTo);
+    hooks.driver ??
+    (opts.mode === "remote" ? remoteDriver(databases, opts.env) : await localDriver(databases, opts.persistTo));
   try {
     if (opts.pinAll !== undefined) return await pinAll(driver, opts.pinAll, opts.dryRun);
     const { bucket } = opts;
@@ -487,16 +497,18 @@ export async function main(argv) {
       place = placeOf(map, bucket, shards);
       if (place.moving_since !== now) throw new Error("another move started at the same time; nothing done");
       log(`bucket ${bucket}: writes to its owners are refused from now until the move ends`);
+      await after("mark");
     } else {
       log(`bucket ${bucket} is being moved (since ${new Date(place.moving_since).toISOString()}): resuming`);
     }
     if (place.shard !== target) {
-      await waitSince(place.moving_since);
+      await waitSince(place.moving_since, pause);
       // A copy left by an earlier attempt elsewhere is removed first (never served: not flipped).
       if (resumed)
         for (let i = 0; i < shards; i++) if (i !== source && i !== target) await drainAway(driver, bucket, i);
       const { rows } = await copy(driver, bucket, source, target);
       await claimHomes(driver, bucket, rows.get("api_keys"));
+      await after("copy");
       // Step 3: flip; writes stay refused until every isolate reads the bucket from the target.
       const flippedAt = Date.now();
       await driver.run(0, [
@@ -505,16 +517,18 @@ export async function main(argv) {
       place = placeOf(await readMap(driver), bucket, shards);
       if (place.shard !== target) throw new Error(`bucket ${bucket}: the map changed under the move; re-run`);
       log(`bucket ${bucket}: the map now places it in database ${target}; writes still refused`);
+      await after("flip");
     }
     // Step 4: drain every other database into the target, then reopen writes.
-    await waitSince(place.moving_since);
+    await waitSince(place.moving_since, pause);
     // A resumed move drains every database; a fresh one knows its source.
     const others = resumed ? Array.from({ length: shards }, (_, i) => i) : [source];
     for (const i of others) if (i !== target) await drain(driver, bucket, i, target);
+    await after("drain");
     await driver.run(0, [`UPDATE shard_map SET moving_since = NULL WHERE bucket = ${bucket} AND shard = ${target}`]);
-    log(
-      `bucket ${bucket}: ${opts.abort ? "move given up, it stays in" : "moved to"} database ${target}; writes accepted again`,
-    );
+    // An abort cannot tell from the map whether the flip happened: it keeps the map's place either way.
+    const where = opts.abort ? "move ended by --abort, it stays in" : "moved to";
+    log(`bucket ${bucket}: ${where} database ${target} (where the map places it); writes accepted again`);
   } finally {
     await driver.close();
   }
