@@ -47,11 +47,12 @@ export const LIMITS = {
 
 /** latchkey's defaults, as in src/ (bench/capacity.test.mjs checks them against the source). */
 export const LATCHKEY = {
-  recordMemorySeconds: 300, // RECORD_MEMORY_MS = KV_TTL_SECONDS (src/service/verify.ts)
+  recordMemorySeconds: 270, // the mean of recordLifetime: 80-100 % of RECORD_MEMORY_MS = KV_TTL_SECONDS (src/service/memory-record.ts)
   kvCopySeconds: 300, // KV_TTL_SECONDS (src/store/cache.ts)
   feedSeconds: 5, // REVOCATION_SYNC_SECONDS default (src/config.ts)
   maxStalenessSeconds: 60, // MAX_STALENESS_SECONDS default
-  lastUsedSeconds: 60, // LAST_USED_INTERVAL_MS
+  lastUsedSeconds: 60, // LAST_USED_INTERVAL_MS (src/service/last-use.ts)
+  lastUseWindowSeconds: 15, // lastUseTiming.windowMs: queued last uses wait this long to go together
   touchBatch: 90, // TOUCH_BATCH (src/store/store.ts)
   usageFlushSeconds: 30, // USAGE_FLUSH_MS (src/service/usage-tally.ts)
   usageFlushEntries: 500, // USAGE_FLUSH_ENTRIES
@@ -177,7 +178,7 @@ export function model(scenario, costs, settings = LATCHKEY) {
   };
   const managementReadSeconds =
     sc.replicaShare * sc.replicaRoundTripSeconds + (1 - sc.replicaShare) * sc.d1WriteRoundTripSeconds;
-  // D1 writes: last use (coalesced per isolate in batches of touchBatch), usage counts (one batch per
+  // D1 writes: last use (gathered per isolate for a window, in batches of touchBatch), usage counts (one batch per
   // isolate per flush, usageRowsPerStatement rows per statement), management writes (one query each).
   const perIsolateDue = lastUsedDue / isolates;
   const usageFlushes = Math.max(
@@ -186,10 +187,14 @@ export function model(scenario, costs, settings = LATCHKEY) {
   );
   const usageRowsPerSecond = (isolates * usageEntries) / set.usageFlushSeconds;
   const d1Writes = {
-    // Coalesced while one write is in flight: u / (1 + u × round trip), never fewer than u / touchBatch.
+    // A use that finds no flush waiting starts one, which writes what gathered during the window and its
+    // round trip: u / (1 + u × (window + round trip)) writes a second, never fewer than u / touchBatch.
     lastUsed:
       isolates *
-      Math.max(perIsolateDue / set.touchBatch, perIsolateDue / (1 + perIsolateDue * sc.d1WriteRoundTripSeconds)),
+      Math.max(
+        perIsolateDue / set.touchBatch,
+        perIsolateDue / (1 + perIsolateDue * (set.lastUseWindowSeconds + sc.d1WriteRoundTripSeconds)),
+      ),
     usageCounts: Math.max(isolates * usageFlushes, usageRowsPerSecond / set.usageRowsPerStatement),
     management: changesPerSecond,
   };

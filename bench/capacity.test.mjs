@@ -33,13 +33,13 @@ const close = (actual, expected, tolerance = 1e-9) =>
 test("one key in one isolate: hit rates, reads, fills and polls as worked out by hand", () => {
   const r = model(tiny, costs);
   assert.equal(r.isolates, 1);
-  // Kept 300 s after each miss, asked once a second: 300 hits per miss.
-  close(r.memoryHitRate, 300 / 301, 1e-6);
-  close(r.kvReads, 1 / 301, 1e-6);
-  // KV sees one read per 301 s, and a copy lives 300 s: it hits 300/601 of them.
-  close(r.kvHitRate, 300 / 601, 1e-6);
-  close(r.d1Reads.verifyFallbacks, 1 / 601, 1e-6);
-  close(r.kvWrites, 1 / 601, 1e-6); // each D1 fill writes its KV copy
+  // Kept 270 s on average after each miss, asked once a second: 270 hits per miss.
+  close(r.memoryHitRate, 270 / 271, 1e-6);
+  close(r.kvReads, 1 / 271, 1e-6);
+  // KV sees one read per 271 s, and a copy lives 300 s: it hits 300/571 of them.
+  close(r.kvHitRate, 300 / 571, 1e-6);
+  close(r.d1Reads.verifyFallbacks, 1 / 571, 1e-6);
+  close(r.kvWrites, 1 / 571, 1e-6); // each D1 fill writes its KV copy
   close(r.d1Reads.feedPolls, 1 / LATCHKEY.feedSeconds);
   close(r.d1Reads.isolateStarts, 1e-12);
   assert.equal(r.d1Writes.management, 0);
@@ -48,7 +48,21 @@ test("one key in one isolate: hit rates, reads, fills and polls as worked out by
   close(r.storageGb, 500 / 1e9);
   assert.equal(r.revocationBoundSeconds, 5);
   // CPU: the request, its cold paths, the polls and the counter call, in ms per second.
-  close(r.cpuMs, (100 + (1 / 301) * 20 + (1 / 601) * 30 + 0.2 * 10 + 200) / 1000, 1e-6);
+  close(r.cpuMs, (100 + (1 / 271) * 20 + (1 / 571) * 30 + 0.2 * 10 + 200) / 1000, 1e-6);
+});
+
+test("last use: an isolate writes what gathered during a window, in batches, not each key on its own", () => {
+  // 100 keys asked 100 times a second in one isolate: each key's use is due about once a minute.
+  const busy = { ...tiny, keys: 100, verificationsPerSecond: 100, requestsPerIsolate: 100, zipf: 0 };
+  const due = 100 * hitRate(1, LATCHKEY.lastUsedSeconds) * (1 / LATCHKEY.lastUsedSeconds); // ≈ 1.6 keys/s
+  // Gathered for 15 s and a round trip: a write per window, of fewer keys than a batch holds.
+  close(model(busy, costs).d1Writes.lastUsed, due / (1 + due * (15 + 0.03)), 1e-9);
+  // Without the window, about one write per due key (one per round trip at most).
+  close(model(busy, costs, { lastUseWindowSeconds: 0 }).d1Writes.lastUsed, due / (1 + due * 0.03), 1e-9);
+  const flood = { ...busy, keys: 100_000, verificationsPerSecond: 100_000, requestsPerIsolate: 100_000 };
+  // With more than a batch's worth due in a window, full batches: u / touchBatch.
+  const many = model(flood, costs).d1Writes.lastUsed;
+  close(many, (100_000 * hitRate(1, 60) * (1 / 60)) / LATCHKEY.touchBatch, 1e-6);
 });
 
 test("the bill: the plan, then each line item beyond what the plan includes", () => {
@@ -103,10 +117,14 @@ test("the model's defaults are latchkey's", () => {
   };
   assert.equal(LATCHKEY.kvCopySeconds, constant("src/store/cache.ts", "KV_TTL_SECONDS"));
   assert.match(source("src/service/memory-record.ts"), /RECORD_MEMORY_MS = KV_TTL_SECONDS \* 1000/);
-  assert.equal(LATCHKEY.recordMemorySeconds, LATCHKEY.kvCopySeconds);
+  // Each record is kept 80-100 % of that lifetime: the model takes the mean.
+  assert.match(source("src/service/memory-record.ts"), /RECORD_MEMORY_MS \* \(0\.8 \+ 0\.2 \* Math\.random\(\)\)/);
+  assert.equal(LATCHKEY.recordMemorySeconds, 0.9 * LATCHKEY.kvCopySeconds);
   assert.equal(LATCHKEY.feedSeconds, constant("src/config.ts", "DEFAULT_SYNC_SECONDS"));
   assert.equal(LATCHKEY.maxStalenessSeconds, constant("src/config.ts", "DEFAULT_MAX_STALENESS_SECONDS"));
-  assert.equal(LATCHKEY.lastUsedSeconds * 1000, constant("src/service/isolate-cache.ts", "LAST_USED_INTERVAL_MS"));
+  assert.equal(LATCHKEY.lastUsedSeconds * 1000, constant("src/service/last-use.ts", "LAST_USED_INTERVAL_MS"));
+  const window = /lastUseTiming = \{ windowMs: ([\d_]+) \}/.exec(source("src/service/last-use.ts"));
+  assert.equal(LATCHKEY.lastUseWindowSeconds * 1000, Number(window?.[1].replaceAll("_", "")));
   assert.equal(LATCHKEY.touchBatch, constant("src/store/store.ts", "TOUCH_BATCH"));
   assert.equal(LATCHKEY.usageFlushSeconds * 1000, constant("src/service/usage-tally.ts", "USAGE_FLUSH_MS"));
   assert.equal(LATCHKEY.usageFlushEntries, constant("src/service/usage-tally.ts", "USAGE_FLUSH_ENTRIES"));

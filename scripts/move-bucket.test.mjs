@@ -99,6 +99,7 @@ describe("npm run move-bucket", () => {
 
     const failures = [];
     let round = 0;
+    let createdDuring = 0;
     while (!done) {
       for (const [id, key] of live) {
         const verdict = await verify(key);
@@ -107,6 +108,7 @@ describe("npm run move-bucket", () => {
       if (round % 3 === 0) {
         const created = await write("POST", "/v1/keys", { auth, body: { name: `during ${round}` } }, 201);
         live.set(created.id, created.key);
+        createdDuring++;
       } else if (round % 3 === 1 && live.size > 2) {
         const [id, key] = live.entries().next().value;
         await write("DELETE", `/v1/keys/${id}`, { auth }, 204);
@@ -120,7 +122,8 @@ describe("npm run move-bucket", () => {
     assert.doesNotMatch(output, /[0-9a-f]{64}/i, "the script never prints a hash");
     assert.doesNotMatch(output, /lk_/, "nor a key");
     assert.deepEqual(failures, [], "no verification of a live key failed during the move");
-    assert.ok(revoked.size > 0 && live.size > 3, `traffic ran during the move (${round} rounds)`);
+    // Creates and revocations alternate, so how many keys are live says nothing: count both.
+    assert.ok(revoked.size > 0 && createdDuring > 0, `traffic ran during the move (${round} rounds)`);
 
     // After: every key verifies or stays revoked; the audit log has every event; other owners untouched.
     for (const key of live.values()) assert.equal((await verify(key)).valid, true);

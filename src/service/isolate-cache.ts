@@ -14,9 +14,7 @@ import {
   memoryRecordBytes,
 } from "./memory-record";
 import { UsageTally } from "./usage-tally";
-
-/** A key's last use is written at most this often. */
-export const LAST_USED_INTERVAL_MS = 60_000;
+import { LastUses } from "./last-use";
 
 /** Caches and sync bookkeeping that live as long as the isolate. */
 export class IsolateCache {
@@ -33,22 +31,17 @@ export class IsolateCache {
   /** The change feed: position, known changes, sync bookkeeping (shardFeeds instead when D1_SHARDS > 1). */
   readonly feed = new FeedState();
   readonly shardFeeds = new ShardFeeds();
-  readonly lastUsedWrites = new TtlLru<string, number>(10_000, LAST_USED_INTERVAL_MS);
-  /** Key ids whose use is due to be written, with when; written by at most one flush at a time. */
-  readonly pendingUses = new Map<string, number>();
+  /** Last uses queued to be written (service/last-use.ts). */
+  readonly lastUses = new LastUses();
   /** Verification outcomes per key, not written yet. */
   readonly usage = new UsageTally();
-  /** When the flush in flight started (0: none). */
-  flushStartedAt = 0;
 
   clear(): void {
     this.records.clear();
     this.unknown.clear();
     for (const feed of [this.feed, this.shardFeeds]) feed.clear();
-    this.lastUsedWrites.clear();
-    this.pendingUses.clear();
+    this.lastUses.clear();
     this.usage.clear();
-    this.flushStartedAt = 0;
   }
 }
 

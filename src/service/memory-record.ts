@@ -7,7 +7,7 @@ import { ownerLimitsBytes } from "./metering";
 
 /**
  * How long this isolate keeps a record it has read. A stored record changes only through the feed
- * (which drops it here) and when its last use is written (tracked here, in lastUsedWrites), so the
+ * (which drops it here) and when its last use is written (service/last-use.ts keeps that), so the
  * lifetime only bounds how long a row deleted by an operator lingers; it matches KV's. Each record
  * gets 80-100% of it, so keys first read together are not all refetched in the same second.
  */

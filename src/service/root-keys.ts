@@ -30,9 +30,7 @@ import type { RootKeyStore } from "../store/root-keys";
 import type { RootKeyViews } from "./read-views";
 import { ConflictError, NotFoundError, StorageMisconfiguredError, ValidationError } from "./errors";
 import { DEFAULT_OWNER_PATTERNS, ROOT_SCOPES, requireOperator, rootKeyRefusal } from "./root-rules";
-
-/** Last use is written at most this often per root key. */
-const LAST_USED_INTERVAL_MS = 60_000;
+import { LAST_USED_INTERVAL_MS } from "./last-use";
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

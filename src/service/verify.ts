@@ -19,8 +19,8 @@
  * what it learnt before: a key is answered only from a D1 read made since (so 503 while D1 is down).
  *
  * A warm verification makes no D1 query and no KV or D1 write; last-use times are written at most
- * once a minute per key, after the response, and outcome counts for the usage report in one batch per
- * isolate about every 30 s (service/usage-tally.ts).
+ * once a minute per key, gathered per isolate and written after the response (service/last-use.ts),
+ * and outcome counts for the usage report in one batch per isolate about every 30 s (service/usage-tally.ts).
  *
  * A key with rate limits or credits (keys/limit-arithmetic.ts) then makes one call to its chain's Durable Object
  * counter (store/counter.ts), which applies every limit at once; a key without them never reaches a
@@ -38,7 +38,7 @@ import type { UsageVerdict } from "../keys/limit-arithmetic";
 import { type CompactRecord, compact } from "../model";
 import type { VerifyChecks, VerifyCode } from "../schemas";
 import type { RecordCache } from "../store/cache";
-import { type KeyStore, StorageUnavailableError, TOUCH_BATCH } from "../store/store";
+import { type KeyStore, StorageUnavailableError } from "../store/store";
 import { withTimeout } from "../store/timeout";
 import type { UsageCounters } from "../store/counter";
 import type { UsageStore } from "../store/usage-counts";
@@ -48,12 +48,9 @@ import type { FeedState } from "./feed";
 import { type ShardFeeds, isolateFeed } from "./shard-feed";
 import { isMetered, spend } from "./metering";
 import { type MemoryRecord, recordLifetime } from "./memory-record";
-import { IsolateCache, LAST_USED_INTERVAL_MS, isolateCache } from "./isolate-cache";
+import { IsolateCache, isolateCache } from "./isolate-cache";
 import { malformedOrRoot } from "./root-rules";
 
-/** How long one last-use flush may keep writing, and when a flush that never finished is given up. */
-const FLUSH_BUDGET_MS = 10_000;
-const STALE_FLUSH_MS = 45_000;
 /**
  * How long a request waits for a sync it needs (the isolate's last one is older than twice the
  * interval): well under D1's 5 s timeout. A sync that takes longer goes on after the response.
@@ -334,43 +331,10 @@ export class Verifier {
     return record;
   }
 
+  /** A successful use: queued for its last-use write (service/last-use.ts), which runs after the response. */
   private noteUse(record: CompactRecord, now: number): void {
-    const last = Math.max(record.lastUsedAt ?? 0, this.local.lastUsedWrites.get(record.id, now) ?? 0);
-    if (now - last < LAST_USED_INTERVAL_MS) return;
-    this.local.lastUsedWrites.set(record.id, now, now);
-    this.local.pendingUses.set(record.id, now);
-    // A flush cancelled with its request (waitUntil's 30 s) never clears its mark: start anew after a while.
-    if (now - this.local.flushStartedAt > STALE_FLUSH_MS) this.deps.defer(this.flushUses(now));
-  }
-
-  /**
-   * Writes pending uses after the response. Coalesced: while one write is in flight, the keys that
-   * fall due meanwhile wait and go together in the next, so an isolate under load makes one D1 write
-   * per round trip, not one per key; alone, a use is written at once.
-   */
-  private async flushUses(now: number): Promise<void> {
-    const pending = this.local.pendingUses;
-    this.local.flushStartedAt = now;
-    try {
-      // Bounded in time, well inside the waitUntil of the request that runs it; what is left waits
-      // for the next use to start another flush.
-      while (pending.size > 0 && Date.now() - now < FLUSH_BUDGET_MS) {
-        const batch: string[] = [];
-        let at = 0;
-        for (const [id, usedAt] of pending) {
-          batch.push(id);
-          at = Math.max(at, usedAt);
-          if (batch.length === TOUCH_BATCH) break;
-        }
-        for (const id of batch) pending.delete(id);
-        await this.deps.store.touchLastUsed(batch, at, LAST_USED_INTERVAL_MS);
-      }
-    } catch (error) {
-      pending.clear();
-      log("warn", "last_used_update_failed", { error: describeError(error) });
-    } finally {
-      this.local.flushStartedAt = 0;
-    }
+    const work = this.local.lastUses.note(record.id, record.lastUsedAt, now, this.deps.store);
+    if (work) this.deps.defer(work);
   }
 
   private async syncIfDue(now: number): Promise<void> {
