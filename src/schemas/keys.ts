@@ -173,7 +173,7 @@ export const ApiKey = z
     created_at: Timestamp,
     expires_at: z.nullable(Timestamp),
     revoked_at: z.nullable(Timestamp),
-    last_used_at: described(z.nullable(Timestamp), "Updated at most once a minute."),
+    last_used_at: described(z.nullable(Timestamp), "Written within about 15 s of a use, at most once a minute."),
     metadata: z.nullable(z.record(z.string(), z.unknown())),
     parent_id: described(z.nullable(KeyId), "The key that created this key (null: made by a person or a Worker)."),
     enabled: described(z.boolean(), "false while the key is disabled."),

@@ -6,11 +6,17 @@ namespace Latchkey;
 /**
  * A client for latchkey's HTTP API, no dependencies. Every call goes through send(), which owns the
  * transport policy in one place, as the TypeScript client does: a timeout per attempt, bounded
- * retries on 503 (honouring Retry-After) and on network failures, and RFC 9457 problems turned into
- * LatchkeyError. latchkey decides every verdict: this client only asks.
+ * retries on 503 (honouring Retry-After) and on network failures, RFC 9457 problems turned into
+ * LatchkeyError, and read-your-writes: the client keeps the newest Latchkey-Bookmark latchkey answered
+ * with and sends it with every management call, so a read after a write sees it even when a D1 replica
+ * serves the read (bookmark() reads it, setBookmark() sets it, the `bookmark:` argument starts from
+ * one). latchkey decides every verdict: this client only asks.
  */
 final class Client
 {
+    /** The header latchkey's management API carries its D1 bookmark in (read-your-writes across requests). */
+    public const BOOKMARK_HEADER = 'Latchkey-Bookmark';
+
     private const BACKOFF = 0.25;
 
     private readonly string $base;
@@ -19,12 +25,15 @@ final class Client
     /** @var callable */
     private $sleep;
     private readonly VerdictCache $verdicts;
+    private ?string $bookmark;
 
     /**
      * @param string|null $token a JWT, or an API key with keys:read / keys:write, for the management calls
      * @param string|null $verifyToken the deployment's VERIFY_TOKEN, when it sets one
      * @param float $verifyCacheTtl seconds verify() may reuse a verdict (0: off; at most 10)
      * @param callable|null $transport see StreamTransport
+     * @param string|null $bookmark start from this Latchkey-Bookmark (one a response of latchkey carried,
+     *   e.g. kept by another process): this client's reads then see everything that response saw
      */
     public function __construct(
         string $baseUrl,
@@ -37,6 +46,7 @@ final class Client
         int $verifyCacheMaxEntries = 10_000,
         ?callable $transport = null,
         ?callable $sleep = null,
+        ?string $bookmark = null,
     ) {
         $this->base = rtrim($baseUrl, '/');
         if (preg_match('#^https?://#', $this->base) !== 1) {
@@ -47,6 +57,25 @@ final class Client
             usleep((int) ($seconds * 1_000_000));
         };
         $this->verdicts = new VerdictCache($verifyCacheTtl, $verifyCacheMaxEntries);
+        $this->setBookmark($bookmark);
+    }
+
+    /**
+     * The newest Latchkey-Bookmark this client received (null: none yet), sent with its next management
+     * call.
+     */
+    public function bookmark(): ?string
+    {
+        return $this->bookmark;
+    }
+
+    /**
+     * Carries read-your-writes over from elsewhere (another client, another process), or, with null,
+     * reads from the nearest replica without it. An empty string is none.
+     */
+    public function setBookmark(?string $bookmark): void
+    {
+        $this->bookmark = $bookmark === '' ? null : $bookmark;
     }
 
     /**
@@ -168,6 +197,9 @@ final class Client
                 throw new LatchkeyError(401, LatchkeyError::syntheticProblem(401, 'Unauthorized', 'This call needs a token'));
             }
             $sent['Authorization'] = "Bearer {$this->token}";
+            if ($this->bookmark !== null) {
+                $sent[self::BOOKMARK_HEADER] = $this->bookmark;
+            }
         }
         $most = max(1, $attempts ?? $this->maxAttempts);
         for ($attempt = 1; ; $attempt++) {
@@ -195,6 +227,7 @@ final class Client
             $title = $error->timedOut ? 'Timeout' : 'Network error';
             return new LatchkeyError(0, LatchkeyError::syntheticProblem(0, $title, $error->getMessage()));
         }
+        $this->remember($answer['headers']);
         $status = (int) $answer['status'];
         if ($status >= 200 && $status < 300) {
             return $status === 204 || $answer['body'] === '' ? null : json_decode($answer['body'], true, 512, JSON_THROW_ON_ERROR);
@@ -209,6 +242,20 @@ final class Client
         }
         $problem ??= LatchkeyError::syntheticProblem($status, "HTTP $status");
         return new LatchkeyError($status, $problem, self::retryAfterSeconds($answer['headers']['retry-after'] ?? null));
+    }
+
+    /**
+     * Keeps the answer's bookmark when it is newer than the one held (bookmarks sort oldest first;
+     * strcmp, as `>` would compare two numeric-looking strings as numbers).
+     *
+     * @param array<string, string> $headers by lower-case name
+     */
+    private function remember(array $headers): void
+    {
+        $received = $headers[strtolower(self::BOOKMARK_HEADER)] ?? '';
+        if ($received !== '' && ($this->bookmark === null || strcmp($received, $this->bookmark) > 0)) {
+            $this->bookmark = $received;
+        }
     }
 
     /** Retry-After as seconds: a delay or an HTTP date; null when absent or unreadable. */

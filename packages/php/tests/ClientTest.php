@@ -8,9 +8,22 @@ use Latchkey\LatchkeyError;
 use Latchkey\TransportException;
 use PHPUnit\Framework\TestCase;
 
-/** The client's transport policy, with a stub transport. */
+/**
+ * The client's transport policy and read-your-writes (the Latchkey-Bookmark it keeps and sends back),
+ * with a stub transport; its management calls against latchkey.
+ */
 final class ClientTest extends TestCase
 {
+    private const OLDER = '00000001-00000003-00000000-00000000000000000000000000000000';
+    private const NEWER = '00000001-00000005-00000000-00000000000000000000000000000000';
+    private const NEWEST = '00000001-00000007-00000000-00000000000000000000000000000000';
+    private const PAGE = ['data' => [], 'next_cursor' => null];
+    /**
+     * The header as latchkey's server names it (src/http/bookmark.ts), written out: a client naming
+     * another one would never be sent a bookmark, nor send one.
+     */
+    private const HEADER = 'Latchkey-Bookmark';
+
     /** @var list<array{0: string, 1: string, 2: array<string, string>, 3: ?string}> */
     private array $sent = [];
     /** @var list<float> */
@@ -118,14 +131,116 @@ final class ClientTest extends TestCase
         new Client('ftp://latchkey.test');
     }
 
-    public function testTheManagementCallsAgainstLatchkey(): void
+    /** An answer carrying $bookmark as latchkey's management API sends it (transports lower-case names). */
+    private static function marked(string $bookmark, int $status = 200, ?array $body = null): array
+    {
+        return self::answer($status, $body ?? self::PAGE, [strtolower(self::HEADER) => $bookmark]);
+    }
+
+    /** @return list<?string> the bookmark each request carried (null: none) */
+    private function carried(): array
+    {
+        return array_map(static fn (array $sent): ?string => $sent[2][self::HEADER] ?? null, $this->sent);
+    }
+
+    public function testTheHeaderIsLatchkeys(): void
+    {
+        $this->assertSame(self::HEADER, Client::BOOKMARK_HEADER);
+    }
+
+    public function testEachAnswersBookmarkIsKeptAndSentWithTheNextManagementCall(): void
+    {
+        $client = $this->client([
+            self::marked(self::OLDER, 201, ['id' => 'k1', 'key' => 'lk_x']),
+            self::marked(self::NEWER, 200, ['id' => 'k1']),
+            self::marked(self::NEWEST),
+        ], token: 'jwt');
+        $this->assertNull($client->bookmark());
+        $client->create(['name' => 'first']);
+        $this->assertSame(self::OLDER, $client->bookmark());
+        $client->get('k1');
+        $client->list();
+        $this->assertSame([null, self::OLDER, self::NEWER], $this->carried());
+        $this->assertSame(self::NEWEST, $client->bookmark());
+    }
+
+    public function testARefusalsBookmarkIsKeptTooAndAnOlderOrNoBookmarkNeverReplacesANewer(): void
+    {
+        $client = $this->client([
+            self::marked(self::NEWER, 404, ['title' => 'Not found', 'code' => 'not_found']),
+            self::marked(self::OLDER), // an answer to a call that overlapped with a newer one
+            self::answer(200, self::PAGE),
+            self::marked(self::NEWEST, 503, ['title' => 'Storage unavailable']),
+            self::answer(200, self::PAGE),
+            self::answer(200, self::PAGE),
+        ], token: 'jwt');
+        try {
+            $client->get('missing');
+            $this->fail('no error');
+        } catch (LatchkeyError $error) {
+            $this->assertSame(404, $error->status);
+        }
+        $this->assertSame(self::NEWER, $client->bookmark());
+        $client->list();
+        $this->assertSame(self::NEWER, $client->bookmark());
+        $client->list();
+        $this->assertSame(self::NEWER, $client->bookmark());
+        $client->list(); // a 503 carrying one, then its retry
+        $this->assertSame(self::NEWEST, $client->bookmark());
+        $client->list();
+        $this->assertSame([null, self::NEWER, self::NEWER, self::NEWER, self::NEWER, self::NEWEST], $this->carried());
+    }
+
+    public function testVerifyNeverSendsTheBookmark(): void
+    {
+        $verdict = self::answer(200, ['valid' => false, 'code' => 'NOT_FOUND', 'key_id' => null]);
+        $client = $this->client([$verdict], token: 'jwt', bookmark: self::NEWER);
+        $client->verify('lk_x');
+        $this->assertSame([null], $this->carried());
+        $this->assertSame(self::NEWER, $client->bookmark());
+    }
+
+    public function testTheBookmarkStartsFromTheArgumentAndCanBeSetOrCleared(): void
+    {
+        $page = self::answer(200, self::PAGE);
+        $client = $this->client([$page, $page, $page], token: 'jwt', bookmark: self::OLDER);
+        $this->assertSame(self::OLDER, $client->bookmark());
+        $client->list();
+        $client->setBookmark(self::NEWER);
+        $client->list();
+        $client->setBookmark(null);
+        $client->list();
+        $this->assertSame([self::OLDER, self::NEWER, null], $this->carried());
+        $this->assertNull($client->bookmark());
+        $client->setBookmark('');
+        $this->assertNull($client->bookmark(), 'an empty bookmark is none');
+    }
+
+    public function testAListAfterACreateSendsBackLatchkeysBookmark(): void
+    {
+        $transport = new CountingTransport();
+        $client = new Client((string) getenv('LATCHKEY_URL'), token: $this->devToken('php-bookmark-'), transport: $transport);
+        $created = $client->create(['name' => 'php bookmark']);
+        $answered = $transport->answered[0][strtolower(self::HEADER)] ?? '';
+        $this->assertNotSame('', $answered, 'latchkey answers a create with its bookmark');
+        $this->assertSame($answered, $client->bookmark());
+        $this->assertContains($created['id'], array_column($client->list()['data'], 'id'));
+        $this->assertSame($answered, $transport->sent[1][self::HEADER] ?? null);
+    }
+
+    /** A dev token for a fresh owner (skips the test without a latchkey to talk to). */
+    private function devToken(string $prefix): string
     {
         if (!getenv('LATCHKEY_URL')) {
             $this->markTestSkipped('LATCHKEY_URL is not set: run `npm run test:guards`');
         }
         $repo = dirname(__DIR__, 3);
-        $token = trim((string) shell_exec('cd ' . escapeshellarg($repo) . ' && node scripts/token.mjs php-' . getmypid()));
-        $client = new Client((string) getenv('LATCHKEY_URL'), token: $token);
+        return trim((string) shell_exec('cd ' . escapeshellarg($repo) . ' && node scripts/token.mjs ' . $prefix . getmypid()));
+    }
+
+    public function testTheManagementCallsAgainstLatchkey(): void
+    {
+        $client = new Client((string) getenv('LATCHKEY_URL'), token: $this->devToken('php-'));
         $created = $client->create(['name' => 'php lifecycle', 'scopes' => ['models:invoke']]);
         $this->assertNotEmpty($created['key']);
         $this->assertSame('php lifecycle', $client->get($created['id'])['name']);

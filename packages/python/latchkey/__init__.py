@@ -2,11 +2,12 @@
 and Flask (``latchkey.fastapi``, ``latchkey.starlette``, ``latchkey.flask``). Standard library only;
 each framework is imported by its adapter alone."""
 from .cache import VERIFY_CACHE_MAX_TTL, VerdictCache
-from .client import LatchkeyClient, Response, Transport, urllib_transport
+from .client import BOOKMARK_HEADER, LatchkeyClient, Response, Transport, urllib_transport
 from .errors import LatchkeyError
 from .guard import Guard, GuardRequest, Refusal, presented_key, usage_headers
 
 __all__ = [
+    "BOOKMARK_HEADER",
     "VERIFY_CACHE_MAX_TTL",
     "Guard",
     "GuardRequest",

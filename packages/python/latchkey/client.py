@@ -2,11 +2,14 @@
 
 Every call goes through ``_send``, which owns the transport policy in one place, as the TypeScript
 client does: a timeout per attempt, bounded retries on 503 (honouring ``Retry-After``) and on network
-failures, and RFC 9457 problems turned into ``LatchkeyError``. latchkey decides every verdict: this
-client only asks.
+failures, RFC 9457 problems turned into ``LatchkeyError``, and read-your-writes: the client keeps the
+newest ``Latchkey-Bookmark`` latchkey answered with and sends it with every management call, so a read
+after a write sees it even when a D1 replica serves the read (``bookmark`` reads or sets it; the
+``bookmark=`` option starts from one). latchkey decides every verdict: this client only asks.
 """
 import json
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -42,6 +45,9 @@ def urllib_transport(method: str, url: str, headers: Dict[str, str], body: Optio
             return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
 
 
+#: The header latchkey's management API carries its D1 bookmark in (read-your-writes across requests).
+BOOKMARK_HEADER = "Latchkey-Bookmark"
+
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_ATTEMPTS = 3
 DEFAULT_MAX_RETRY_DELAY = 10.0
@@ -55,6 +61,8 @@ class LatchkeyClient:
     ``token``: a JWT, or an API key with ``keys:read`` / ``keys:write``, for the management calls.
     ``verify_token``: the deployment's VERIFY_TOKEN, when it sets one (``verify`` then sends it).
     ``verify_cache_ttl``: seconds ``verify`` may reuse a verdict (0, the default, is off; at most 10).
+    ``bookmark``: start from this ``Latchkey-Bookmark`` (one a response of latchkey carried, e.g. kept by
+    another process): this client's reads then see everything that response saw. Default: none.
     """
 
     def __init__(
@@ -70,6 +78,7 @@ class LatchkeyClient:
         verify_cache_max_entries: int = 10_000,
         transport: Optional[Transport] = None,
         sleep: Callable[[float], None] = time.sleep,
+        bookmark: Optional[str] = None,
     ) -> None:
         base = str(base_url).rstrip("/")
         if not (base.startswith("http://") or base.startswith("https://")):
@@ -83,6 +92,29 @@ class LatchkeyClient:
         self._transport = transport or urllib_transport
         self._sleep = sleep
         self._verdicts = VerdictCache(verify_cache_ttl, verify_cache_max_entries)
+        self._bookmark = bookmark or None
+        self._bookmark_lock = threading.Lock()
+
+    @property
+    def bookmark(self) -> Optional[str]:
+        """The newest ``Latchkey-Bookmark`` this client received (None: none yet), sent with its next
+        management call. Set it to carry read-your-writes over from elsewhere (another client, another
+        process), or to None to read from the nearest replica without it."""
+        return self._bookmark
+
+    @bookmark.setter
+    def bookmark(self, value: Optional[str]) -> None:
+        with self._bookmark_lock:
+            self._bookmark = value or None
+
+    def _remember(self, answer: Response) -> None:
+        """Keeps the answer's bookmark when it is newer than the one held (bookmarks sort oldest first)."""
+        received = answer.headers.get(BOOKMARK_HEADER.lower())
+        if not received:
+            return
+        with self._bookmark_lock:
+            if self._bookmark is None or received > self._bookmark:
+                self._bookmark = received
 
     # The management calls.
 
@@ -172,6 +204,8 @@ class LatchkeyClient:
             if not self._token:
                 raise LatchkeyError(401, synthetic_problem(401, "Unauthorized", "This call needs a token"))
             sent["Authorization"] = f"Bearer {self._token}"
+            if self._bookmark is not None:
+                sent[BOOKMARK_HEADER] = self._bookmark
         most = self._max_attempts if attempts is None else attempts
         attempt = 1
         while True:
@@ -194,6 +228,7 @@ class LatchkeyClient:
             return LatchkeyError(0, synthetic_problem(0, "Timeout", f"No answer within {self._timeout:g} s"))
         except (OSError, urllib.error.URLError) as error:
             return LatchkeyError(0, synthetic_problem(0, "Network error", str(getattr(error, "reason", error))))
+        self._remember(answer)
         if 200 <= answer.status < 300:
             return None if answer.status == 204 or not answer.body else json.loads(answer.body)
         return _problem_error(answer)

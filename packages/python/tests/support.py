@@ -1,4 +1,6 @@
-"""Shared by the tests: where latchkey runs and the keys `npm run test:guards` created for them."""
+"""Shared by the tests: where latchkey runs, the keys `npm run test:guards` created for them, and the
+transports the client tests talk through."""
+import json
 import os
 import sys
 import unittest
@@ -25,14 +27,43 @@ KEY_LIMITED = ENV.get("LATCHKEY_KEY_LIMITED", "")
 
 
 class CountingTransport:
-    """The real transport, counting the requests that reach latchkey."""
+    """The real transport, counting the requests that reach latchkey and keeping the headers each one
+    sent (``sent``) and each answer carried (``answered``)."""
 
     def __init__(self) -> None:
         self.calls = []
+        self.sent = []
+        self.answered = []
 
     def __call__(self, method, url, headers, body, timeout) -> Response:
         self.calls.append((method, url))
-        return urllib_transport(method, url, headers, body, timeout)
+        self.sent.append(dict(headers))
+        answer = urllib_transport(method, url, headers, body, timeout)
+        self.answered.append(answer.headers)
+        return answer
+
+
+class ScriptedTransport:
+    """A stand-in for latchkey: answers each request with the next of ``answers`` (an exception is
+    raised instead), recording ``(method, url, headers, body)`` in ``sent``."""
+
+    def __init__(self, *answers) -> None:
+        self.queue = list(answers)
+        self.sent = []
+
+    def __call__(self, method, url, headers, body, timeout) -> Response:
+        self.sent.append((method, url, dict(headers), body))
+        item = self.queue.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+def answer(status, body=None, headers=None):
+    """A scripted answer: ``body`` as JSON (a problem document from 400 on), ``headers`` by lower-case name."""
+    data = b"" if body is None else json.dumps(body).encode()
+    kind = {"content-type": "application/problem+json" if status >= 400 else "application/json"}
+    return Response(status, {**kind, **(headers or {})}, data)
 
 
 def counting_client(**options):

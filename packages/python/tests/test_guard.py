@@ -4,9 +4,9 @@ import json
 import unittest
 import urllib.request
 
-from latchkey import Guard, GuardRequest, LatchkeyClient, LatchkeyError, Refusal, Response, presented_key, usage_headers
+from latchkey import Guard, GuardRequest, LatchkeyClient, LatchkeyError, Refusal, presented_key, usage_headers
 from latchkey.guard import REFUSALS
-from tests.support import URL, needs_latchkey
+from tests.support import URL, ScriptedTransport, answer, needs_latchkey
 
 
 def request(headers=None, path="/x"):
@@ -137,25 +137,11 @@ class UsageHeaders(unittest.TestCase):
         self.assertEqual(usage_headers({"code": "VALID"}, self.NOW), {})
 
 
-def answer(status, body=None, headers=None):
-    data = b"" if body is None else json.dumps(body).encode()
-    kind = {"content-type": "application/problem+json" if status >= 400 else "application/json"}
-    return Response(status, {**kind, **(headers or {})}, data)
-
-
 class Client(unittest.TestCase):
     def client(self, *answers, **options):
-        queue = list(answers)
-        self.sent = []
+        transport = ScriptedTransport(*answers)
+        self.sent = transport.sent
         self.slept = []
-
-        def transport(method, url, headers, body, timeout):
-            self.sent.append((method, url, headers, body))
-            item = queue.pop(0)
-            if isinstance(item, Exception):
-                raise item
-            return item
-
         return LatchkeyClient("http://latchkey.test/", transport=transport, sleep=self.slept.append, **options)
 
     def test_verify_posts_the_key_and_the_checks_without_a_token(self):

@@ -225,11 +225,18 @@ final class ParameterBag
     }
 }
 
-/** The real transport, counting the requests that reach latchkey. */
+/**
+ * The real transport, counting the requests that reach latchkey and keeping the headers each one sent
+ * ($sent) and each answer carried ($answered, by lower-case name).
+ */
 final class CountingTransport
 {
     /** @var list<array{0: string, 1: string}> */
     public array $calls = [];
+    /** @var list<array<string, string>> */
+    public array $sent = [];
+    /** @var list<array<string, string>> */
+    public array $answered = [];
     private StreamTransport $inner;
 
     public function __construct()
@@ -240,6 +247,9 @@ final class CountingTransport
     public function __invoke(string $method, string $url, array $headers, ?string $body, float $timeout): array
     {
         $this->calls[] = [$method, $url];
-        return ($this->inner)($method, $url, $headers, $body, $timeout);
+        $this->sent[] = $headers;
+        $answer = ($this->inner)($method, $url, $headers, $body, $timeout);
+        $this->answered[] = $answer['headers'];
+        return $answer;
     }
 }
