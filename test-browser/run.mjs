@@ -57,6 +57,17 @@ async function apiCall(token, method, path, body) {
   return { status: response.status, body: text ? JSON.parse(text) : null };
 }
 
+/** Waits until key `id` shows a last use: an isolate writes the uses it gathered every 15 s (service/last-use.ts). */
+async function untilUsed(token, id) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const { body } = await apiCall(token, "GET", `/v1/keys/${id}`);
+    if (body?.last_used_at) return;
+    await sleep(500);
+  }
+  assert.fail(`key ${id} shows no last use after 30 s`);
+}
+
 async function createKey(token, body) {
   const { status, body: created } = await apiCall(token, "POST", "/v1/keys", body);
   assert.equal(status, 201, JSON.stringify(created));
@@ -313,6 +324,7 @@ test("list: personal and workspace keys with owners and status badges (screensho
   const revoked = await createKey(token, { name: "Old laptop" });
   assert.equal((await apiCall(token, "DELETE", `/v1/keys/${revoked.id}`)).status, 204);
   await sleep(Math.max(0, Date.parse(soon.expires_at) - Date.now() + 200));
+  await untilUsed(token, production.id);
 
   await signIn(page, sub, "acme");
   const expected = {
