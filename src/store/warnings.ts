@@ -14,7 +14,7 @@ import { ownerCounterName } from "../keys/owner-usage";
 import type { ExpiryWindow, CreditWarning } from "../keys/warnings";
 import { DAY_MS, EXPIRED_LOOKBACK_MS } from "../keys/warnings";
 import { type Owner, WARNING_ACTOR } from "../model";
-import { EVENT_COLUMNS } from "./d1-rows";
+import { EVENT_COLUMNS, OWNER_EVENT_COLUMNS } from "./d1-rows";
 import { NEW_UUID, attempt } from "./d1-sql";
 
 /** How long a credit warning's row stops a duplicate: far longer than its counter keeps retrying. */
@@ -102,7 +102,7 @@ export class D1WarningStore implements WarningStore {
       "owner credit warning",
       ownerCounterName(owner),
       warning,
-      `INSERT INTO owner_events (id, owner_type, owner_id, action, actor, at, changes, ip, user_agent)
+      `INSERT INTO owner_events (${OWNER_EVENT_COLUMNS})
              SELECT ${NEW_UUID}, ?8, ?9, ?2, '${WARNING_ACTOR}', ?4, ?7, NULL, NULL
              WHERE EXISTS (SELECT 1 FROM key_warnings WHERE key_id = ?1 AND warning = ?2 AND mark = ?3 AND batch = ?6)
                AND EXISTS (SELECT 1 FROM owner_limits WHERE owner_type = ?8 AND owner_id = ?9)`,
