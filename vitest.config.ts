@@ -56,7 +56,7 @@ export default defineConfig(async () => {
         "./test/setup/deploy-config.ts",
         "./test/setup/docs.ts",
       ],
-      setupFiles: ["./test/setup/apply-migrations.ts", "./test/setup/last-use.ts"],
+      setupFiles: ["./test/setup/apply-migrations.ts", "./test/setup/last-use.ts", "./test/setup/usage-tally.ts"],
       // test/rules/model.test.ts: how many sequences, from which seed (`npm run model -- --runs N --seed S`).
       provide: {
         modelRun: {

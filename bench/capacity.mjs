@@ -54,7 +54,7 @@ export const LATCHKEY = {
   lastUsedSeconds: 60, // LAST_USED_INTERVAL_MS (src/service/last-use.ts)
   lastUseWindowSeconds: 15, // lastUseTiming.windowMs: queued last uses wait this long to go together
   touchBatch: 90, // TOUCH_BATCH (src/store/store.ts)
-  usageFlushSeconds: 30, // USAGE_FLUSH_MS (src/service/usage-tally.ts)
+  usageWindowSeconds: 20, // USAGE_WINDOW_MS (src/service/usage-tally.ts): counts wait this long to go together
   usageFlushEntries: 500, // USAGE_FLUSH_ENTRIES
   usageRowsPerStatement: 25, // ROWS_PER_STATEMENT (src/store/usage-counts.ts)
   feedStartRows: 1000, // the newest changes an isolate reads when it starts
@@ -136,7 +136,7 @@ export function model(scenario, costs, settings = LATCHKEY) {
   let residentPerIsolate = 0;
   let lastUsedDue = 0; // per isolate and key: uses due to be written, per second, summed over isolates
   let lastUsedRows = 0; // rows D1 actually changes (at most one per key per lastUsedSeconds)
-  let usageEntries = 0; // (key, outcome) entries per isolate per flush interval
+  let usageEntries = 0; // (key, outcome) entries per isolate per window
   let doActiveObjects = 0; // limited keys with a call in flight, on average
   let hottestLimitedRate = 0;
   const doWall = costs.doCallWallMs ?? 0;
@@ -156,7 +156,7 @@ export function model(scenario, costs, settings = LATCHKEY) {
     const due = isolates * hitRate(perIsolate, set.lastUsedSeconds) * (1 / set.lastUsedSeconds);
     lastUsedDue += g.count * due;
     lastUsedRows += g.count * Math.min(due, 1 / set.lastUsedSeconds);
-    usageEntries += g.count * (1 - Math.exp(-perIsolate * set.usageFlushSeconds));
+    usageEntries += g.count * (1 - Math.exp(-perIsolate * set.usageWindowSeconds));
     doActiveObjects += g.count * sc.limitedShare * Math.min(1, global * (doWall / 1000));
     if (g.from <= firstLimitedRank && firstLimitedRank <= g.to) hottestLimitedRate = global;
   }
@@ -179,22 +179,20 @@ export function model(scenario, costs, settings = LATCHKEY) {
   const managementReadSeconds =
     sc.replicaShare * sc.replicaRoundTripSeconds + (1 - sc.replicaShare) * sc.d1WriteRoundTripSeconds;
   // D1 writes: last use (gathered per isolate for a window, in batches of touchBatch), usage counts (one batch per
-  // isolate per flush, usageRowsPerStatement rows per statement), management writes (one query each).
+  // isolate per window, usageRowsPerStatement rows per statement), management writes (one query each).
+  // Both go by windows (src/util/flush-window.ts): an item that finds no window open opens one, which closes
+  // when its wait ends and then writes what gathered during it. At u items a second, a window opens about
+  // 1 / u after the last one closed: u / (1 + u × window) writes a second.
+  const windows = (u, seconds) => u / (1 + u * seconds);
   const perIsolateDue = lastUsedDue / isolates;
-  const usageFlushes = Math.max(
-    1 / set.usageFlushSeconds,
-    usageEntries / set.usageFlushSeconds / set.usageFlushEntries,
-  );
-  const usageRowsPerSecond = (isolates * usageEntries) / set.usageFlushSeconds;
+  const perIsolateCounts = sc.verificationsPerSecond / isolates;
+  // A window gathers usageEntries; more than a full tally's worth go as full tallies.
+  const usageWindows = windows(perIsolateCounts, set.usageWindowSeconds);
+  const usageFlushes = Math.max(usageWindows, (usageWindows * usageEntries) / set.usageFlushEntries);
+  const usageRowsPerSecond = isolates * usageWindows * usageEntries;
   const d1Writes = {
-    // A use that finds no flush waiting starts one, which writes what gathered during the window and its
-    // round trip: u / (1 + u × (window + round trip)) writes a second, never fewer than u / touchBatch.
-    lastUsed:
-      isolates *
-      Math.max(
-        perIsolateDue / set.touchBatch,
-        perIsolateDue / (1 + perIsolateDue * (set.lastUseWindowSeconds + sc.d1WriteRoundTripSeconds)),
-      ),
+    // Never fewer than u / touchBatch: a batch that fills is written at once.
+    lastUsed: isolates * Math.max(perIsolateDue / set.touchBatch, windows(perIsolateDue, set.lastUseWindowSeconds)),
     usageCounts: Math.max(isolates * usageFlushes, usageRowsPerSecond / set.usageRowsPerStatement),
     management: changesPerSecond,
   };

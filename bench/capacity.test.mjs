@@ -55,14 +55,33 @@ test("last use: an isolate writes what gathered during a window, in batches, not
   // 100 keys asked 100 times a second in one isolate: each key's use is due about once a minute.
   const busy = { ...tiny, keys: 100, verificationsPerSecond: 100, requestsPerIsolate: 100, zipf: 0 };
   const due = 100 * hitRate(1, LATCHKEY.lastUsedSeconds) * (1 / LATCHKEY.lastUsedSeconds); // ≈ 1.6 keys/s
-  // Gathered for 15 s and a round trip: a write per window, of fewer keys than a batch holds.
-  close(model(busy, costs).d1Writes.lastUsed, due / (1 + due * (15 + 0.03)), 1e-9);
-  // Without the window, about one write per due key (one per round trip at most).
-  close(model(busy, costs, { lastUseWindowSeconds: 0 }).d1Writes.lastUsed, due / (1 + due * 0.03), 1e-9);
+  // Gathered for 15 s: a write per window, of fewer keys than a batch holds.
+  close(model(busy, costs).d1Writes.lastUsed, due / (1 + due * 15), 1e-9);
+  // Without the window, one write per due key.
+  close(model(busy, costs, { lastUseWindowSeconds: 0 }).d1Writes.lastUsed, due, 1e-9);
   const flood = { ...busy, keys: 100_000, verificationsPerSecond: 100_000, requestsPerIsolate: 100_000 };
   // With more than a batch's worth due in a window, full batches: u / touchBatch.
   const many = model(flood, costs).d1Writes.lastUsed;
   close(many, (100_000 * hitRate(1, 60) * (1 / 60)) / LATCHKEY.touchBatch, 1e-6);
+});
+
+test("usage counts: an isolate writes what gathered during a window, so a quiet one writes less", () => {
+  // 10 keys asked once a second each in one isolate: every window holds (almost) all 10 keys' counts.
+  const busy = { ...tiny, keys: 10, verificationsPerSecond: 10, requestsPerIsolate: 10, zipf: 0 };
+  const entries = 10 * (1 - Math.exp(-LATCHKEY.usageWindowSeconds));
+  const windows = 10 / (1 + 10 * LATCHKEY.usageWindowSeconds); // a window opens 0.1 s after the last closed
+  const r = model(busy, costs);
+  close(r.d1Writes.usageCounts, windows, 1e-9);
+  const lastUsedRows = 10 * hitRate(1, LATCHKEY.lastUsedSeconds) * (1 / LATCHKEY.lastUsedSeconds);
+  close(r.d1RowsWritten, lastUsedRows + windows * entries, 1e-9);
+  // One verification a minute: a window a minute, not one per window length.
+  const quiet = { ...tiny, verificationsPerSecond: 1 / 60 };
+  close(model(quiet, costs).d1Writes.usageCounts, 1 / 60 / (1 + LATCHKEY.usageWindowSeconds / 60), 1e-9);
+  // More keys in a window than statements of a batch hold: one statement per usageRowsPerStatement rows.
+  const flood = { ...busy, keys: 100_000, verificationsPerSecond: 100_000, requestsPerIsolate: 100_000 };
+  const floodEntries = 100_000 * (1 - Math.exp(-LATCHKEY.usageWindowSeconds));
+  const floodWindows = 100_000 / (1 + 100_000 * LATCHKEY.usageWindowSeconds);
+  close(model(flood, costs).d1Writes.usageCounts, (floodWindows * floodEntries) / LATCHKEY.usageRowsPerStatement, 1e-6);
 });
 
 test("the bill: the plan, then each line item beyond what the plan includes", () => {
@@ -126,7 +145,8 @@ test("the model's defaults are latchkey's", () => {
   const window = /lastUseTiming = \{ windowMs: ([\d_]+) \}/.exec(source("src/service/last-use.ts"));
   assert.equal(LATCHKEY.lastUseWindowSeconds * 1000, Number(window?.[1].replaceAll("_", "")));
   assert.equal(LATCHKEY.touchBatch, constant("src/store/store.ts", "TOUCH_BATCH"));
-  assert.equal(LATCHKEY.usageFlushSeconds * 1000, constant("src/service/usage-tally.ts", "USAGE_FLUSH_MS"));
+  assert.equal(LATCHKEY.usageWindowSeconds * 1000, constant("src/service/usage-tally.ts", "USAGE_WINDOW_MS"));
+  assert.match(source("src/service/usage-tally.ts"), /usageTiming = \{ windowMs: USAGE_WINDOW_MS \}/);
   assert.equal(LATCHKEY.usageFlushEntries, constant("src/service/usage-tally.ts", "USAGE_FLUSH_ENTRIES"));
   assert.equal(LATCHKEY.usageRowsPerStatement, constant("src/store/usage-counts.ts", "ROWS_PER_STATEMENT"));
 });

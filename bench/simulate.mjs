@@ -293,7 +293,7 @@ function check(seed) {
 
 // ---- output -------------------------------------------------------------------------------------
 
-const settingsLine = `Settings: record memory ${settings.recordMemorySeconds} s, KV copy ${settings.kvCopySeconds} s, feed every ${settings.feedSeconds} s, last use every ${settings.lastUsedSeconds} s (gathered ${settings.lastUseWindowSeconds} s per isolate), usage flush every ${settings.usageFlushSeconds} s.`;
+const settingsLine = `Settings: record memory ${settings.recordMemorySeconds} s, KV copy ${settings.kvCopySeconds} s, feed every ${settings.feedSeconds} s, last use every ${settings.lastUsedSeconds} s (gathered ${settings.lastUseWindowSeconds} s per isolate), usage counts gathered ${settings.usageWindowSeconds} s per isolate.`;
 const assumptions = `Assumptions: Zipf popularity (exponent ${base.zipf}) the same everywhere; traffic spread evenly over locations; one isolate per ${base.requestsPerIsolate} verifications/s in a location (at least one), living ${base.isolateLifetimeSeconds / 60} min on average; ${pct(base.limitedShare)} of keys with limits; per million keys 1 create, 0.5 revocations and 0.5 changes a second, and ${managementReadsPerMillion} management reads (list, get, events, usage), ${pct(replicaShare)} of them served by D1 read replicas; a D1 round trip of 30 ms to the primary and 5 ms to a replica; limits: D1 ${LIMITS.d1QueriesPerSecond} queries/s and ${LIMITS.d1Gb} GB per database, KV ${LIMITS.kvWritesPerKeyPerSecond} write/s per key, a Durable Object ${LIMITS.doCallsPerObjectPerSecond} calls/s.`;
 const out = [
   `Measured inputs:\n${sources.map((s) => `- ${s}`).join("\n")}`,

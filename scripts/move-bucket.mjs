@@ -1,5 +1,5 @@
 // npm run move-bucket -- --bucket N --to K [--local | --remote] [--env staging|production] [--dry-run]
-//                        [--persist-to DIR] [--shards N]
+//                        [--persist-to DIR] [--shards N] [--purge-after-days N|off]
 // npm run move-bucket -- --bucket N --abort [...]      gives up a move in progress (docs/scaling.md)
 // npm run move-bucket -- --pin-all 0 [...]             writes a shard_map row for every bucket without one
 //
@@ -19,6 +19,29 @@
 // Resumable: re-run the same command after a crash at any step and it continues from the map's state
 // (before the flip it copies again; after it, it drains again). --abort before the flip keeps the
 // bucket where it was (drains the partial copy); after the flip it finishes the move.
+// The hourly cron runs in every database while a bucket moves (nothing pauses it): the purge deletes keys
+// revoked or expired more than PURGE_AFTER_DAYS ago with their usage counts, and Idempotency-Key records
+// older than a day; the retention deletes audit events older than AUDIT_RETENTION_DAYS; the warning
+// ledger loses rows past their `until`. So one database may lack rows the other still has, and the move
+// judges such a row by the Worker's own rule (src/keys/purge-horizon.ts, with the settings of the
+// environment's vars in wrangler.toml, or --purge-after-days; scripts/move-bucket-cron.mjs), at the time
+// it compares:
+//   - the copy's check (and a resumed copy's): rows the source had that the target lost between the
+//     write and the read-back are left out of the comparison when the cron may have deleted them: a key
+//     dead past the purge's horizon with its usage counts (and its warnings and Idempotency-Key records,
+//     which the target's read finds through the key), an expired Idempotency-Key record, an event past
+//     retention, a warning past its `until`. Any other difference stops the move, as before.
+//   - the drain (a move's, a resumed move's, and --abort's, which drains the other way): a key row one
+//     database has and the other lacks is dropped when it is dead past the purge's horizon: deleted where
+//     it remains, with its usage counts, never carried over (nor its usage counts, warnings or
+//     Idempotency-Key records), and the drop logged with a count. A key the target lacks that is live,
+//     or dead more recently, or any key when the purge is off, still stops the move; a live key only the
+//     target has stays (a drain cut short leaves the source without rows the target keeps).
+//   - a purge during the drain's own reads and writes deletes only rows the drain deletes or drops.
+//   - a source read in several calls (remote, large buckets) reads usage counts before keys: a purge
+//     between the two may copy a dead key's counts without the key, counts no key reports.
+// Judged by this machine's clock: the purge deleted only what was dead past its horizon when it ran,
+// earlier, so it is dead past the horizon now too.
 // Tests drive `main` in-process (scripts/move-bucket.test.mjs): its second argument can stop a move
 // after a step, as a crash would, and replace the databases and the waits; the command never passes it.
 // Local (default): the state `npm start` uses (.wrangler/state, or --persist-to), opened in-process with
@@ -29,6 +52,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { readPurgeAfterDays } from "../src/keys/purge-horizon.ts";
+import { NO_PURGE, cronMayDelete, cronSettings, deadMissing, horizonsAt, ofDropped } from "./move-bucket-cron.mjs";
 
 const BUCKETS = 256;
 /** The map's lifetime in an isolate (src/store/shards.ts MAP_TTL_MS) + D1's timeout + a second. */
@@ -62,7 +87,13 @@ export function parseArgs(argv) {
     else if (arg === "--env") opts.env = value();
     else if (arg === "--persist-to") opts.persistTo = value();
     else if (arg === "--dry-run") opts.dryRun = true;
-    else throw new Error(`unknown option ${arg}`);
+    else if (arg === "--purge-after-days") {
+      const v = value();
+      const read = readPurgeAfterDays(v);
+      if (v !== "off" && read.days === null)
+        throw new Error("--purge-after-days must be a whole number of days from 1 to 3650, or off");
+      opts.purgeAfterDays = read.days;
+    } else throw new Error(`unknown option ${arg}`);
   }
   if (opts.pinAll === undefined && opts.bucket === undefined)
     throw new Error("--bucket N (or --pin-all K) is required");
@@ -90,6 +121,22 @@ export function databasesOf(toml, env) {
   for (let i = 0; found.has(i); i++) list.push(found.get(i));
   if (list.length === 0) throw new Error("wrangler.toml binds no D1 database DB");
   return list;
+}
+
+const deadSince = (horizons) =>
+  `revoked or expired before ${new Date(horizons.keys).toISOString()} (PURGE_AFTER_DAYS ${horizons.days})`;
+
+/** `DELETE FROM table WHERE column IN (...)` for `ids`, a few hundred at a time. */
+function deleteIds(table, column, ids) {
+  const out = [];
+  for (let i = 0; i < ids.length; i += 500)
+    out.push(
+      `DELETE FROM ${table} WHERE ${column} IN (${ids
+        .slice(i, i + 500)
+        .map(literal)
+        .join(", ")})`,
+    );
+  return out;
 }
 
 /** SQL literal of a stored value (text, integer, real or NULL). */
@@ -267,6 +314,12 @@ const rowText = (row, skip = []) =>
       .map((c) => [c, row[c]]),
   );
 
+/** The rows of `rows` that `others` does not hold (same columns, same values). */
+function unmatched(rows, others) {
+  const held = new Set(others.map((row) => rowText(row)));
+  return rows.filter((row) => !held.has(rowText(row)));
+}
+
 /** Count and SHA-256 of a table's rows (order-free): what the copy is checked by. */
 export function digest(rows) {
   const texts = rows.map((row) => rowText(row)).sort();
@@ -317,8 +370,11 @@ function placeOf(map, bucket, shards) {
   return row ?? { bucket, shard: bucket % shards, moving_since: null, implicit: true };
 }
 
-/** Step 2: replaces the target's rows of the bucket by the source's, then checks every table. */
-export async function copy(driver, bucket, source, target) {
+/**
+ * Step 2: replaces the target's rows of the bucket by the source's, then checks every table: the
+ * target must hold every row read from the source, but those the cron may have deleted from it since.
+ */
+export async function copy(driver, bucket, source, target, settings = NO_PURGE) {
   const owners = await ownersIn(driver, source, bucket);
   const tables = bucketTables(bucket);
   const rows = await readBucket(driver, source, bucket, owners);
@@ -336,15 +392,26 @@ export async function copy(driver, bucket, source, target) {
   }
   await runAll(driver, target, statements);
   const copied = await readBucket(driver, target, bucket, owners);
+  // After the read-back: a purge that ran before it ran earlier, with an older horizon.
+  const horizons = horizonsAt(settings, Date.now());
+  const gone = new Set(deadMissing(rows.get("api_keys"), copied.get("api_keys"), horizons));
   for (const t of tables) {
     const a = digest(rows.get(t.name));
     const b = digest(copied.get(t.name));
-    if (a.count !== b.count || a.sha !== b.sha) {
+    if (a.count === b.count && a.sha === b.sha) {
+      log(`copied ${t.name}: ${a.count} rows, contents match`);
+      continue;
+    }
+    const missing = unmatched(rows.get(t.name), copied.get(t.name));
+    const purged = missing.filter((row) => cronMayDelete(t.name, row, horizons, gone));
+    if (purged.length < missing.length || unmatched(copied.get(t.name), rows.get(t.name)).length > 0) {
       throw new Error(
         `bucket ${bucket}: ${t.name} differs after the copy (${a.count} rows in ${source}, ${b.count} in ${target}); writes stay refused, re-run to copy again`,
       );
     }
-    log(`copied ${t.name}: ${a.count} rows, contents match`);
+    log(
+      `copied ${t.name}: ${a.count} rows, contents match but for ${purged.length} row(s) the Worker's cron deleted from database ${target} since (past its horizon)`,
+    );
   }
   return { owners, rows };
 }
@@ -374,10 +441,10 @@ async function claimHomes(driver, bucket, keys) {
 
 /**
  * Step 4 for one other database: its rows of the bucket are compared with the target's; rows the target
- * lacks are added (append-only tables), last use merged; any other difference stops the move. Then
- * they are deleted.
+ * lacks are added (append-only tables), last use merged; a key one side lacks that the purge deletes is
+ * dropped from both (with its usage counts); any other difference stops the move. Then they are deleted.
  */
-export async function drain(driver, bucket, from, target) {
+export async function drain(driver, bucket, from, target, settings = NO_PURGE) {
   const owners = await ownersIn(driver, from, bucket);
   const tables = bucketTables(bucket);
   const hex = bucket.toString(16).padStart(2, "0");
@@ -387,16 +454,26 @@ export async function drain(driver, bucket, from, target) {
   if (owners.length === 0 && usageLeft[0].n === 0) return;
   const theirs = await readBucket(driver, from, bucket, owners);
   const ours = await readBucket(driver, target, bucket, owners);
+  // Keys one side lacks, dead past the purge's horizon: the purge deleted them there and deletes them here.
+  const horizons = horizonsAt(settings, Date.now());
+  const onlyTheirs = deadMissing(theirs.get("api_keys"), ours.get("api_keys"), horizons);
+  const onlyOurs = deadMissing(ours.get("api_keys"), theirs.get("api_keys"), horizons);
+  const dropped = new Set([...onlyTheirs, ...onlyOurs]);
   const statements = [];
   for (const t of tables) {
     const have = new Map(ours.get(t.name).map((row) => [rowKey(t, row), row]));
     const missing = [];
     for (const row of theirs.get(t.name)) {
+      if (ofDropped(t.name, row, dropped)) continue;
       const mine = have.get(rowKey(t, row));
       if (!mine) {
         if (t.name === "api_keys" || t.name === "owner_limits") {
+          const unknown =
+            t.name === "api_keys" && settings.purgeAfterDays === null
+              ? " (the purge is off: set PURGE_AFTER_DAYS in wrangler.toml or pass --purge-after-days N if the Worker purges)"
+              : "";
           throw new Error(
-            `bucket ${bucket}: database ${from} has ${t.name} rows database ${target} lacks; writes stay refused (copy again: --abort before the flip)`,
+            `bucket ${bucket}: database ${from} has ${t.name} rows database ${target} lacks; writes stay refused (copy again: --abort before the flip)${unknown}`,
           );
         }
         missing.push(row);
@@ -413,6 +490,16 @@ export async function drain(driver, bucket, from, target) {
     statements.push(...inserts(t.name, missing, "INSERT OR IGNORE"));
     if (missing.length > 0) log(`added ${missing.length} ${t.name} row(s) written to database ${from} after the copy`);
   }
+  // Dropped keys go from the target with their usage counts (the source's rows go below with the rest).
+  statements.push(...deleteIds("key_usage", "key_id", [...dropped]), ...deleteIds("api_keys", "id", onlyOurs));
+  if (onlyTheirs.length > 0)
+    log(
+      `dropped ${onlyTheirs.length} key(s) database ${from} holds and database ${target} lacks: ${deadSince(horizons)}`,
+    );
+  if (onlyOurs.length > 0)
+    log(
+      `dropped ${onlyOurs.length} key(s) database ${target} holds and database ${from} lacks: ${deadSince(horizons)}`,
+    );
   await runAll(driver, target, statements);
   const chunks = ownerChunks(owners);
   await runAll(driver, from, deletes(tables, chunks));
@@ -445,7 +532,8 @@ async function pinAll(driver, shard, dryRun) {
 export async function main(argv, hooks = {}) {
   const { after = () => {}, sleep: pause = sleep } = hooks;
   const opts = parseArgs(argv);
-  const databases = hooks.driver ? null : databasesOf(readFileSync(join(root, "wrangler.toml"), "utf8"), opts.env);
+  const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
+  const databases = hooks.driver ? null : databasesOf(toml, opts.env);
   const bound = hooks.driver ? hooks.driver.count : databases.length;
   const shards = opts.shards ?? bound;
   if (shards > bound) throw new Error(`--shards ${shards}, but wrangler.toml binds ${bound} database(s)`);
@@ -462,6 +550,8 @@ export async function main(argv, hooks = {}) {
   try {
     if (opts.pinAll !== undefined) return await pinAll(driver, opts.pinAll, opts.dryRun);
     const { bucket } = opts;
+    const settings = cronSettings(toml, opts);
+    for (const error of settings.errors) log(`wrangler.toml: ${error} (as the Worker reads it)`);
     let map = await readMap(driver);
     const other = map.find((r) => r.moving_since !== null && r.bucket !== bucket);
     if (other)
@@ -480,6 +570,11 @@ export async function main(argv, hooks = {}) {
       for (const [name, list] of rows) log(`  ${name}: ${list.length} rows`);
       log(
         `would move it to database ${target}: writes to its owners refused for about ${Math.round((2 * WAIT_MS) / 1000)} s plus the copy`,
+      );
+      log(
+        settings.purgeAfterDays === null
+          ? "the purge is off (no PURGE_AFTER_DAYS): a key one database lacks stops the move"
+          : `a key one database lacks is dropped if revoked or expired more than ${settings.purgeAfterDays} days ago (PURGE_AFTER_DAYS)`,
       );
       return;
     }
@@ -506,7 +601,7 @@ export async function main(argv, hooks = {}) {
       // A copy left by an earlier attempt elsewhere is removed first (never served: not flipped).
       if (resumed)
         for (let i = 0; i < shards; i++) if (i !== source && i !== target) await drainAway(driver, bucket, i);
-      const { rows } = await copy(driver, bucket, source, target);
+      const { rows } = await copy(driver, bucket, source, target, settings);
       await claimHomes(driver, bucket, rows.get("api_keys"));
       await after("copy");
       // Step 3: flip; writes stay refused until every isolate reads the bucket from the target.
@@ -523,7 +618,7 @@ export async function main(argv, hooks = {}) {
     await waitSince(place.moving_since, pause);
     // A resumed move drains every database; a fresh one knows its source.
     const others = resumed ? Array.from({ length: shards }, (_, i) => i) : [source];
-    for (const i of others) if (i !== target) await drain(driver, bucket, i, target);
+    for (const i of others) if (i !== target) await drain(driver, bucket, i, target, settings);
     await after("drain");
     await driver.run(0, [`UPDATE shard_map SET moving_since = NULL WHERE bucket = ${bucket} AND shard = ${target}`]);
     // An abort cannot tell from the map whether the flip happened: it keeps the map's place either way.

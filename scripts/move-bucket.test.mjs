@@ -10,7 +10,10 @@
 // revoked ones stay revoked, the audit log is whole, no copy is left behind and writes are accepted
 // again. --pin-all runs last (it pins the buckets the server still places by default). Without a server
 // (node:sqlite databases): the copy's check stops a move whose copy lost a row, and with three databases
-// a re-run naming another target or an abort removes the copy a stopped run left in the third.
+// a re-run naming another target or an abort removes the copy a stopped run left in the third; the
+// Worker's cron deleting rows in one database while a move is under way (after the copy, in the target
+// or in the source, between the copy and its check, during an --abort) never stops the move, never loses
+// a live row, and leaves the dead key in no database; a live key the target lacks still stops it.
 // MOVE_BUCKET_PORT sets the port (8700).
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -21,7 +24,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { root } from "./dev-config.mjs";
 import { startDevServer } from "./dev-server.mjs";
-import { copy, databasesOf, localDriver, main, ownerBucket } from "./move-bucket.mjs";
+import { cronSettings, varOf } from "./move-bucket-cron.mjs";
+import { copy, databasesOf, localDriver, main, ownerBucket, parseArgs } from "./move-bucket.mjs";
 
 const port = Number(process.env.MOVE_BUCKET_PORT ?? 8700);
 const url = `http://127.0.0.1:${port}`;
@@ -445,18 +449,19 @@ async function sqliteDriver(drop = () => false, count = 2) {
   };
 }
 
-/** One owner's key, two events and a usage count in database 0 of `count` SQLite databases. */
+/** One owner's key, two recent events and a usage count in database 0 of `count` SQLite databases. */
 async function seeded(drop, count = 2) {
   const driver = await sqliteDriver(drop, count);
   const owner = "checked";
   const bucket = ownerBucket("user", owner);
   const hex = bucket.toString(16).padStart(2, "0");
   const hash = createHash("sha256").update("not a real key").digest("hex");
+  const now = Date.now();
   driver.dbs[0].exec(
     `INSERT INTO api_keys (id, hash, start, name, owner_type, owner_id, scopes, created_by, created_at) VALUES ('${hex}k1', '${hash}', 'lk_x', 'n', 'user', '${owner}', '[]', 'service', 1)`,
   );
   driver.dbs[0].exec(
-    `INSERT INTO key_events (id, key_id, owner_type, owner_id, action, actor, at, changes) VALUES ('e1', '${hex}k1', 'user', '${owner}', 'created', 'service', 1, '{}'), ('e2', '${hex}k1', 'user', '${owner}', 'updated', 'service', 2, '{}')`,
+    `INSERT INTO key_events (id, key_id, owner_type, owner_id, action, actor, at, changes) VALUES ('e1', '${hex}k1', 'user', '${owner}', 'created', 'service', ${now}, '{}'), ('e2', '${hex}k1', 'user', '${owner}', 'updated', 'service', ${now + 1}, '{}')`,
   );
   driver.dbs[0].exec(`INSERT INTO key_usage (key_id, hour, outcome, count) VALUES ('${hex}k1', 1, 'valid', 3)`);
   return { driver, bucket };
@@ -474,6 +479,18 @@ describe("the copy's check", () => {
     const { driver, bucket } = await seeded((index, sql) => index === 1 && /^INSERT INTO key_events/.test(sql));
     await assert.rejects(
       printed(() => copy(driver, bucket, 0, 1)),
+      /key_events differs after the copy/,
+    );
+  });
+
+  it("stops the move when the target holds a row the source lacks (a stale copy left in place)", async () => {
+    const { driver, bucket } = await seeded((index, sql) => index === 1 && /^DELETE FROM key_events/.test(sql));
+    const hex = bucket.toString(16).padStart(2, "0");
+    driver.dbs[1].exec(
+      `INSERT INTO key_events (id, key_id, owner_type, owner_id, action, actor, at, changes) VALUES ('stale', '${hex}k1', 'user', 'checked', 'updated', 'service', 1, '{}')`,
+    );
+    await assert.rejects(
+      printed(() => copy(driver, bucket, 0, 1, { purgeAfterDays: 30, auditRetentionDays: 90 })),
       /key_events differs after the copy/,
     );
   });
@@ -547,5 +564,227 @@ describe("a stopped move, with three databases (in-process, no waits)", () => {
     assert.match(await run3(driver, command), /resuming[^]*moved to database 2/);
     assert.deepEqual(await placeIn(driver, bucket), [{ shard: 2, moving: 0 }]);
     assert.deepEqual(await contents(driver, 2), original);
+  });
+});
+
+describe("the Worker's cron during a move (three databases, in-process, no waits)", () => {
+  const DAY = 86_400_000;
+  const purging = ["--purge-after-days", "30"];
+  const run3 = (driver, args, after) =>
+    printed(() => main([...args, "--shards", "3"], { driver, after, sleep: async () => {} }));
+  const sha = (text) => createHash("sha256").update(text).digest("hex");
+
+  /**
+   * The seeded owner in database 0 (placed there by the map) with two more keys: one revoked long ago
+   * (dead past the purge's horizon) with a usage count, a warning, an Idempotency-Key record and an
+   * audit event, and one revoked a day ago (dead, but within 30 days: the purge keeps it) with a usage
+   * count; and rows the cron also deletes: an event past retention, an expired Idempotency-Key record,
+   * a warning past its `until`.
+   */
+  async function withDeadKey() {
+    const { driver, bucket } = await seeded(undefined, 3);
+    const hex = bucket.toString(16).padStart(2, "0");
+    const ids = { live: `${hex}k1`, dead: `${hex}dead`, recent: `${hex}recent` };
+    const now = Date.now();
+    const key = (id, revokedAt) =>
+      `INSERT INTO api_keys (id, hash, start, name, owner_type, owner_id, scopes, created_by, created_at, revoked_at) VALUES ('${id}', '${sha(id)}', 'lk_x', 'n', 'user', 'checked', '[]', 'service', 1, ${revokedAt})`;
+    for (const sql of [
+      `INSERT INTO shard_map (bucket, shard, moving_since) VALUES (${bucket}, 0, NULL)`,
+      key(ids.dead, 1000),
+      key(ids.recent, now - DAY),
+      `INSERT INTO key_usage (key_id, hour, outcome, count) VALUES ('${ids.dead}', 1, 'valid', 2), ('${ids.recent}', 1, 'valid', 4)`,
+      `INSERT INTO key_events (id, key_id, owner_type, owner_id, action, actor, at, changes) VALUES ('e0', '${ids.live}', 'user', 'checked', 'updated', 'service', 1000, '{}'), ('e3', '${ids.dead}', 'user', 'checked', 'revoked', 'service', ${now + 2}, '{}')`,
+      `INSERT INTO key_warnings (key_id, warning, mark, at, until, batch) VALUES ('${ids.dead}', 'expired', 1, 1, ${now + 10 * DAY}, 'b1'), ('${ids.live}', 'expired', 2, 1, 5, 'b2')`,
+      `INSERT INTO idempotency_keys (caller, key_hash, request_hash, key_id, created_at) VALUES ('user:checked', '${sha("a")}', '${sha("r")}', '${ids.dead}', ${now}), ('user:checked', '${sha("b")}', '${sha("r")}', '${ids.live}', ${now - 2 * DAY})`,
+    ])
+      driver.dbs[0].exec(sql);
+    return { driver, bucket, ids };
+  }
+
+  /** What the hourly cron deletes in database `index` now (PURGE_AFTER_DAYS 30, AUDIT_RETENTION_DAYS 90). */
+  function cron(driver, index) {
+    const now = Date.now();
+    const dead = `SELECT id FROM api_keys WHERE revoked_at < ${now - 30 * DAY} OR expires_at < ${now - 30 * DAY}`;
+    for (const sql of [
+      // src/store/d1-maintenance.ts purge, d1-events.ts purgeEvents, warnings.ts pruneWarnings.
+      `DELETE FROM key_usage WHERE key_id IN (${dead})`,
+      `DELETE FROM api_keys WHERE id IN (${dead})`,
+      `DELETE FROM idempotency_keys WHERE created_at < ${now - DAY}`,
+      `DELETE FROM key_events WHERE at < ${now - 90 * DAY}`,
+      `DELETE FROM key_warnings WHERE until < ${now}`,
+    ])
+      driver.dbs[index].exec(sql);
+  }
+
+  /** `driver`, with the cron run in database `index` before its first call (for a whole run: during it). */
+  const cronFirst = (driver, index) => {
+    let ran = false;
+    return {
+      ...driver,
+      async run(i, statements) {
+        if (!ran) cron(driver, index);
+        ran = true;
+        return driver.run(i, statements);
+      },
+    };
+  };
+
+  const contents = async (driver, index) => {
+    const [api_keys, key_events, key_usage] = await driver.run(index, [
+      "SELECT * FROM api_keys WHERE owner_id = 'checked' ORDER BY id",
+      "SELECT * FROM key_events WHERE owner_id = 'checked' ORDER BY id",
+      "SELECT * FROM key_usage ORDER BY key_id",
+    ]);
+    return { api_keys, key_events, key_usage };
+  };
+  const empty = { api_keys: [], key_events: [], key_usage: [] };
+  /** The rows without the dead key and its usage count: the purge's due. */
+  const withoutDead = (rows, dead) => ({
+    api_keys: rows.api_keys.filter((row) => row.id !== dead),
+    key_events: rows.key_events,
+    key_usage: rows.key_usage.filter((row) => row.key_id !== dead),
+  });
+  const placeIn = async (driver, bucket) =>
+    (
+      await driver.run(0, [`SELECT shard, moving_since IS NOT NULL AS moving FROM shard_map WHERE bucket = ${bucket}`])
+    )[0];
+  /** The move ended in database `shard`, holding every row but the dead key's; no other database holds any. */
+  async function endedIn(driver, bucket, shard, original, dead) {
+    assert.deepEqual(await placeIn(driver, bucket), [{ shard, moving: 0 }], "writes are accepted again");
+    const rows = await contents(driver, shard);
+    assert.deepEqual(rows, withoutDead(original, dead), "nothing live is lost, the dead key is gone");
+    assert.equal(rows.api_keys.length, 2, "the live key and the one revoked a day ago stay");
+    for (const i of [0, 1, 2].filter((i) => i !== shard)) assert.deepEqual(await contents(driver, i), empty);
+  }
+
+  it("a purge in the target after the copy: the drain drops the dead key the target lacks, and the move completes", async () => {
+    const { driver, bucket, ids } = await withDeadKey();
+    const original = await contents(driver, 0);
+    const after = (step) => step === "copy" && cron(driver, 2);
+    const output = await run3(driver, ["--bucket", String(bucket), "--to", "2", ...purging], after);
+    assert.match(output, /dropped 1 key\(s\) database 0 holds and database 2 lacks: revoked or expired before /);
+    assert.match(output, /moved to database 2/);
+    await endedIn(driver, bucket, 2, original, ids.dead);
+  });
+
+  it("a purge in the source after the copy: the drain deletes the dead key from the target too", async () => {
+    const { driver, bucket, ids } = await withDeadKey();
+    const original = await contents(driver, 0);
+    const after = (step) => step === "copy" && cron(driver, 0);
+    const output = await run3(driver, ["--bucket", String(bucket), "--to", "2", ...purging], after);
+    assert.match(output, /dropped 1 key\(s\) database 2 holds and database 0 lacks/);
+    await endedIn(driver, bucket, 2, original, ids.dead);
+  });
+
+  it("a purge in the target between the copy and its check: the check leaves out what the cron deleted", async () => {
+    const { driver, bucket, ids } = await withDeadKey();
+    const original = await contents(driver, 0);
+    // The cron runs in the target once the copy is written, before it is read back.
+    let written = false;
+    const racing = {
+      ...driver,
+      async run(index, statements) {
+        if (index === 2 && written) {
+          cron(driver, 2);
+          written = false;
+        }
+        if (index === 2 && statements.some((sql) => sql.startsWith("INSERT INTO api_keys"))) written = true;
+        return driver.run(index, statements);
+      },
+    };
+    const output = await run3(racing, ["--bucket", String(bucket), "--to", "2", ...purging]);
+    for (const table of ["api_keys", "key_usage", "key_events", "key_warnings", "idempotency_keys"])
+      assert.match(
+        output,
+        new RegExp(`copied ${table}: \\d+ rows, contents match but for \\d+ row\\(s\\) the Worker's cron`),
+      );
+    assert.match(output, /copied api_keys: 3 rows, contents match but for 1 row/);
+    assert.match(output, /dropped 1 key\(s\) database 0 holds and database 2 lacks/);
+    await endedIn(driver, bucket, 2, original, ids.dead);
+  });
+
+  it("a purge while a move stopped after the flip: the re-run drains, drops the dead key and completes", async () => {
+    const { driver, bucket, ids } = await withDeadKey();
+    const original = await contents(driver, 0);
+    const command = ["--bucket", String(bucket), "--to", "2", ...purging];
+    await assert.rejects(run3(driver, command, stopAt("flip")), isStopped("flip"));
+    cron(driver, 2);
+    assert.match(await run3(driver, command), /resuming[^]*dropped 1 key\(s\) database 0 holds and database 2 lacks/);
+    await endedIn(driver, bucket, 2, original, ids.dead);
+  });
+
+  for (const [where, dropped] of [
+    [0, /dropped 1 key\(s\) database 2 holds and database 0 lacks/],
+    [2, /dropped 1 key\(s\) database 0 holds and database 2 lacks/],
+  ]) {
+    it(`a purge in database ${where} during an --abort before the flip: the bucket stays in database 0 without the dead key`, async () => {
+      const { driver, bucket, ids } = await withDeadKey();
+      const original = await contents(driver, 0);
+      await assert.rejects(
+        run3(driver, ["--bucket", String(bucket), "--to", "2", ...purging], stopAt("copy")),
+        isStopped("copy"),
+      );
+      const output = await run3(cronFirst(driver, where), ["--bucket", String(bucket), "--abort", ...purging]);
+      assert.match(output, dropped);
+      assert.match(output, /move ended by --abort, it stays in database 0/);
+      await endedIn(driver, bucket, 0, original, ids.dead);
+    });
+  }
+
+  for (const [missing, options, why] of [
+    ["live", purging, "a live key"],
+    ["recent", purging, "a key revoked a day ago (inside PURGE_AFTER_DAYS 30)"],
+    ["dead", [], "a long-dead key while the purge is off (wrangler.toml's PURGE_AFTER_DAYS is empty)"],
+  ]) {
+    it(`${why} the target lacks still stops the move, writes refused, nothing deleted`, async () => {
+      const { driver, bucket, ids } = await withDeadKey();
+      const original = await contents(driver, 0);
+      const command = ["--bucket", String(bucket), "--to", "2", ...options];
+      await assert.rejects(run3(driver, command, stopAt("flip")), isStopped("flip"));
+      driver.dbs[2].exec(`DELETE FROM api_keys WHERE id = '${ids[missing]}'`);
+      await assert.rejects(run3(driver, command), /database 0 has api_keys rows database 2 lacks; writes stay refused/);
+      assert.deepEqual(await placeIn(driver, bucket), [{ shard: 2, moving: 1 }], "writes stay refused");
+      assert.deepEqual(await contents(driver, 0), original, "the source keeps every row");
+      assert.equal((await contents(driver, 2)).api_keys.length, 2, "nothing is dropped from the target");
+    });
+  }
+});
+
+describe("the purge's settings (wrangler.toml's vars, --purge-after-days)", () => {
+  const settingsOf = (toml, args) => cronSettings(toml, parseArgs(["--bucket", "1", "--to", "1", ...args]));
+
+  it("reads PURGE_AFTER_DAYS of the environment as the Worker does; the option overrides it", () => {
+    const toml = readFileSync(`${root}wrangler.toml`, "utf8");
+    assert.deepEqual(settingsOf(toml, []), { purgeAfterDays: null, auditRetentionDays: 90, errors: [] }, "empty: off");
+    assert.equal(settingsOf(toml, ["--env", "staging"]).purgeAfterDays, 30);
+    assert.equal(settingsOf(toml, ["--env", "production"]).purgeAfterDays, 90);
+    assert.equal(settingsOf(toml, ["--env", "production", "--purge-after-days", "7"]).purgeAfterDays, 7);
+    assert.equal(settingsOf(toml, ["--env", "production", "--purge-after-days", "off"]).purgeAfterDays, null);
+    for (const bad of ["0", "3651", "1.5", "soon", ""])
+      assert.throws(() => parseArgs(["--bucket", "1", "--to", "1", "--purge-after-days", bad]), /whole number/);
+
+    const sample = [
+      "[vars]",
+      '# PURGE_AFTER_DAYS = "5"',
+      'PURGE_AFTER_DAYS = " 12 "',
+      'AUDIT_RETENTION_DAYS = "30"',
+      "[env.a]",
+      'name = "a"',
+      "[env.a.vars]",
+      'PURGE_AFTER_DAYS = "3"',
+      "[env.b]",
+      'vars = { KEY_PREFIX = "b", PURGE_AFTER_DAYS = "0" }',
+      "[env.c]",
+      'vars = { KEY_PREFIX = "c" }',
+    ].join("\n");
+    assert.equal(varOf(sample, null, "PURGE_AFTER_DAYS"), " 12 ", "a comment is no setting");
+    assert.deepEqual(settingsOf(sample, []), { purgeAfterDays: 12, auditRetentionDays: 30, errors: [] });
+    assert.equal(settingsOf(sample, ["--env", "a"]).purgeAfterDays, 3);
+    assert.deepEqual(settingsOf(sample, ["--env", "b"]), {
+      purgeAfterDays: null,
+      auditRetentionDays: 90,
+      errors: ["PURGE_AFTER_DAYS must be a whole number of days from 1 to 3650; keys are not purged"],
+    });
+    assert.equal(settingsOf(sample, ["--env", "c"]).purgeAfterDays, null, "an environment inherits no vars");
   });
 });

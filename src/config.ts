@@ -10,6 +10,7 @@ import { log } from "./log";
 import type { LeakAction } from "./model";
 import { type LegacyFormats, parseLegacyFormats } from "./keys/legacy";
 import { parseExpiryWarningDays } from "./keys/warnings";
+import { readAuditRetentionDays, readPurgeAfterDays } from "./keys/purge-horizon";
 import { isPublicSuffix } from "./public-suffixes";
 import { type WebhookConfig, readWebhookConfig } from "./webhook-config";
 import { type ShardConfig, readShardConfig } from "./shard-config";
@@ -115,7 +116,6 @@ const MIN_JWT_SECRET_LENGTH = 32;
 const MIN_VERIFY_TOKEN_LENGTH = 32;
 const DEFAULT_PREFIX = "lk";
 const DEFAULT_SYNC_SECONDS = 5;
-const DEFAULT_AUDIT_RETENTION_DAYS = 90;
 const DEFAULT_MAX_AGE_SECONDS = 86_400;
 /** A cap longer than a year is no cap; a typo, more likely. */
 const MAX_MAX_AGE_SECONDS = 366 * 86_400;
@@ -174,13 +174,8 @@ function readConfig(env: Env): Config {
     else errors.push(`ACCEPTED_PREFIXES: "${prefix}" is not a valid prefix; ignored`);
   }
 
-  let purgeAfterDays: number | null = null;
-  const rawPurge = text(env.PURGE_AFTER_DAYS);
-  if (rawPurge !== null) {
-    const days = Number(rawPurge);
-    if (Number.isInteger(days) && days >= 1 && days <= 3650) purgeAfterDays = days;
-    else errors.push("PURGE_AFTER_DAYS must be a whole number of days from 1 to 3650; keys are not purged");
-  }
+  const { days: purgeAfterDays, error: purgeError } = readPurgeAfterDays(env.PURGE_AFTER_DAYS);
+  if (purgeError) errors.push(purgeError);
 
   let jwksUrl: URL | null = null;
   const rawJwks = text(env.JWT_JWKS_URL);
@@ -236,13 +231,8 @@ function readConfig(env: Env): Config {
     errors.push(`REVOCATION_SYNC_SECONDS must be a number from 0.1 to 60; using ${DEFAULT_SYNC_SECONDS}`);
   }
 
-  const retentionDays = Number(text(env.AUDIT_RETENTION_DAYS) ?? DEFAULT_AUDIT_RETENTION_DAYS);
-  let auditRetentionDays = DEFAULT_AUDIT_RETENTION_DAYS;
-  if (Number.isInteger(retentionDays) && retentionDays >= 1 && retentionDays <= 3650) {
-    auditRetentionDays = retentionDays;
-  } else {
-    errors.push(`AUDIT_RETENTION_DAYS must be a whole number from 1 to 3650; using ${DEFAULT_AUDIT_RETENTION_DAYS}`);
-  }
+  const { days: auditRetentionDays, error: retentionError } = readAuditRetentionDays(env.AUDIT_RETENTION_DAYS);
+  if (retentionError) errors.push(retentionError);
 
   let maxAgeSeconds: number | null = DEFAULT_MAX_AGE_SECONDS;
   const rawMaxAge = text(env.JWT_MAX_AGE_SECONDS);

@@ -203,7 +203,7 @@ export const UsageReport = z
       .apply(meta({ description: "Every bucket of the range, oldest first (empty ones as 0)." })),
     pending_from: described(
       z.nullable(Timestamp),
-      "Verifications from this instant on may not be counted yet, so recent buckets may read low (or 0). Each isolate keeps its counts in memory and writes them in one batch at its first verification 30 s or more after the oldest it holds: this is 30 s before the report, and a quiet isolate's counts may wait longer. null when the range ends before it.",
+      "Verifications from this instant on may not be counted yet, so recent buckets may read low (or 0). Each isolate keeps its counts in memory and writes them in one batch 20 s after the first of them, so a count is stored within about 25 s: this is 30 s before the report (a failed write's counts wait longer). null when the range ends before it.",
     ),
   })
   .apply(meta({ id: "UsageReport" }));

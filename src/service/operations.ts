@@ -4,17 +4,16 @@
  * (the Cron Trigger). Kept
  * apart from Keys: none acts for a caller, and none is on any request's path.
  */
+import { idempotencyBefore, purgeBefore, retentionBefore } from "../keys/purge-horizon";
 import { describeError, log } from "../log";
 import { LATEST_MIGRATION } from "../store/schema";
 import type { KeyStore, StoreMaintenance } from "../store/store";
 import { StorageMisconfiguredError } from "./errors";
 
-/** How long an Idempotency-Key is remembered (service/idempotency.ts claims it; the purge forgets it). */
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+export { IDEMPOTENCY_TTL_MS } from "../keys/purge-horizon";
 /** Keys deleted per D1 statement, and the most statements one purge runs (a bounded cron). */
 export const PURGE_BATCH = 500;
 export const PURGE_MAX_BATCHES = 20;
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * A dependency's state, in words safe to show anyone (/readyz needs no credentials): `behind` when D1's
@@ -65,10 +64,10 @@ export async function checkReadiness({ store, cache }: ReadinessProbes): Promise
  * The number of keys deleted.
  */
 export async function purgeDeadKeys(store: StoreMaintenance, afterDays: number, now: number): Promise<number> {
-  const before = now - afterDays * DAY_MS;
+  const before = purgeBefore(now, afterDays);
   let purged = 0;
   for (let batch = 0; batch < PURGE_MAX_BATCHES; batch++) {
-    const deleted = await store.purge(before, now - IDEMPOTENCY_TTL_MS, PURGE_BATCH);
+    const deleted = await store.purge(before, idempotencyBefore(now), PURGE_BATCH);
     purged += deleted;
     if (deleted < PURGE_BATCH) break;
   }
@@ -86,7 +85,7 @@ export async function purgeAuditEvents(
   retentionDays: number,
   now: number,
 ): Promise<number> {
-  const before = now - retentionDays * DAY_MS;
+  const before = retentionBefore(now, retentionDays);
   let deleted = 0;
   for (let batch = 0; batch < EVENT_PURGE_BATCHES; batch++) {
     const count = await store.purgeEvents(before, EVENT_PURGE_BATCH);

@@ -4,7 +4,7 @@ import { USAGE_OUTCOMES, type UsageQueryInput, type UsageReportView } from "../s
 import { findVisible } from "./access";
 import { StorageUnavailableError, ValidationError } from "./errors";
 import { requireScope } from "./rules";
-import { USAGE_FLUSH_MS } from "./usage-tally";
+import { USAGE_PENDING_MS } from "./usage-tally";
 import type { ReadViews } from "./read-views";
 
 const HOUR_MS = 3_600_000;
@@ -57,8 +57,8 @@ export async function usageBuckets(
     bucket[field] += n;
     bucket.total += n;
   }
-  // Counts reach D1 a flush interval late (or later, on a quiet isolate): say so rather than show a bare 0.
-  const pending = now - USAGE_FLUSH_MS;
+  // Counts reach D1 up to USAGE_PENDING_MS late (later after a failed write): say so rather than show a bare 0.
+  const pending = now - USAGE_PENDING_MS;
   const pendingFrom = to > pending ? new Date(Math.max(pending, from)).toISOString() : null;
   return { buckets, pending_from: pendingFrom };
 }

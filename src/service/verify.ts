@@ -20,7 +20,8 @@
  *
  * A warm verification makes no D1 query and no KV or D1 write; last-use times are written at most
  * once a minute per key, gathered per isolate and written after the response (service/last-use.ts),
- * and outcome counts for the usage report in one batch per isolate about every 30 s (service/usage-tally.ts).
+ * and outcome counts for the usage report in one batch per isolate about every 20 s, by work the first
+ * count defers (service/usage-tally.ts).
  *
  * A key with rate limits or credits (keys/limit-arithmetic.ts) then makes one call to its chain's Durable Object
  * counter (store/counter.ts), which applies every limit at once; a key without them never reaches a
@@ -242,9 +243,11 @@ export class Verifier {
     return { code: usage.code, record, keyId: record.id, usage };
   }
 
+  /** Counted in the isolate (service/usage-tally.ts); the count that opens a window or fills a batch defers its write. */
   private countOutcome(keyId: string, code: VerifyCode, now: number): void {
     const store = this.deps.usageStore;
-    if (store && this.local.usage.add(keyId, code, now)) this.deps.defer(this.local.usage.flush(store, now));
+    const work = store ? this.local.usage.add(keyId, code, now, store) : null;
+    if (work) this.deps.defer(work);
   }
 
   /** A key was just stored here (at feed position `seq`): make it warm at once. */

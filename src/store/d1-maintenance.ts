@@ -26,7 +26,8 @@ export function checkSchema(db: D1Queries, latestMigration: string): Promise<voi
 
 /**
  * Deletes up to `limit` keys revoked or expired before `before` (with their usage counts), and
- * Idempotency-Key records made before `idempotencyBefore`; the number of keys deleted.
+ * Idempotency-Key records made before `idempotencyBefore`; the number of keys deleted. Which keys is
+ * the rule of `deadBefore` (keys/purge-horizon.ts), which `npm run move-bucket` applies too: keep both.
  */
 export function purge(db: D1Queries, before: number, idempotencyBefore: number, limit: number): Promise<number> {
   return attempt("purge", async () => {

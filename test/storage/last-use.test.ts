@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { LAST_USED_INTERVAL_MS, LastUses, type LastUseStore, lastUseTiming } from "../../src/service/last-use";
 import { isolateCache } from "../../src/service/isolate-cache";
 import { TOUCH_BATCH } from "../../src/store/store";
+import { handWindow } from "../hand-window";
 import { call, captureLogs, createKey, envWith, token, uniqueSub } from "../helpers";
 
 /** A store that records each write (ids and time) and may fail. */
@@ -23,13 +24,6 @@ function recordingStore() {
     },
   };
   return { store, writes };
-}
-
-/** A window the test ends: `release()` lets every waiting flush go on. */
-function handWindow() {
-  const waiting: (() => void)[] = [];
-  const wait = () => new Promise<void>((resolve) => waiting.push(resolve));
-  return { wait, waits: () => waiting.length, release: () => waiting.splice(0).forEach((go) => go()) };
 }
 
 /** A moment in epoch milliseconds (the queue compares times with its last flush's start, 0 when none). */

@@ -9,6 +9,7 @@ import type { Env } from "../../src/env";
 import worker from "../../src/index";
 import { generateKey } from "../../src/keys/format";
 import { sha256Hex as sha256 } from "../../src/keys/hash";
+import { deadBefore, purgeBefore } from "../../src/keys/purge-horizon";
 import { scrub } from "../../src/log";
 import { isolateCache } from "../../src/service/verify";
 import { PURGE_BATCH, PURGE_MAX_BATCHES, purgeDeadKeys } from "../../src/service/operations";
@@ -158,6 +159,35 @@ describe("the purge Cron Trigger", () => {
     expect(await counted(keys.revokedLongAgo.id)).toBe(false);
     expect(await counted(keys.live.id)).toBe(true);
     expect(await counted(keys.revokedRecently.id)).toBe(true);
+  });
+
+  it("deletes exactly the keys deadBefore names (the rule npm run move-bucket drops a key by)", async () => {
+    const sub = uniqueSub();
+    const keys = await keysFor(sub);
+    const jwt = await token(sub);
+    const expiresLater = await createKey(jwt);
+    const expiresSoon = await createKey(jwt);
+    const at = Date.now();
+    await env.DB.batch([
+      env.DB.prepare("UPDATE api_keys SET revoked_at = ?, expires_at = ? WHERE id = ?").bind(
+        at - 40 * DAY,
+        at + DAY,
+        expiresLater.id,
+      ),
+      env.DB.prepare("UPDATE api_keys SET expires_at = ? WHERE id = ?").bind(at + DAY, expiresSoon.id),
+    ]);
+    const ids = [...Object.values(keys), expiresLater, expiresSoon].map((key) => key.id);
+    const list = ids.map(() => "?").join(", ");
+    const { results: rows } = await env.DB.prepare(
+      `SELECT id, revoked_at, expires_at FROM api_keys WHERE id IN (${list})`,
+    )
+      .bind(...ids)
+      .all<{ id: string; revoked_at: number | null; expires_at: number | null }>();
+    const logs = captureLogs();
+    await runCron(envWith({ PURGE_AFTER_DAYS: "30" }), at);
+    logs.restore();
+    for (const row of rows) expect(await exists(row.id), row.id).toBe(!deadBefore(row, purgeBefore(at, 30)));
+    expect(rows.filter((row) => deadBefore(row, purgeBefore(at, 30)))).toHaveLength(3);
   });
 
   it("is off by default: without PURGE_AFTER_DAYS nothing is deleted", async () => {
