@@ -2,21 +2,16 @@
 import { sha256Hex } from "../keys/hash";
 import type { Actor } from "../model";
 import { type IdempotencyClaim, IdempotencyConflict } from "../store/store";
+import { actorName } from "./audit-changes";
 import { IdempotencyKeyReusedError, IdempotentReplayError } from "./errors";
 import { IDEMPOTENCY_TTL_MS } from "./operations";
 
-/** Who made a request, for scoping Idempotency-Keys: one caller's key never matches another's. */
+/**
+ * Who made a request, for scoping Idempotency-Keys: one caller's key never matches another's. Named as
+ * in the audit log, but for a trusted Worker, whose claims are its owner's alone.
+ */
 function callerOf(actor: Actor): string {
-  switch (actor.kind) {
-    case "user":
-      return `user:${actor.sub}`;
-    case "api_key":
-      return `key:${actor.key.id}`;
-    case "service":
-      return `service:${actor.owner.type}:${actor.owner.id}`;
-    case "root":
-      return `root:${actor.root.id}`;
-  }
+  return actor.kind === "service" ? `service:${actor.owner.type}:${actor.owner.id}` : actorName(actor);
 }
 
 /** The claim an idempotent request makes: its caller, the key's hash, and the hash of what it asks. */

@@ -20,6 +20,7 @@ import { sha256Hex } from "../keys/hash";
 import type { Actor, LeakAction, Owner } from "../model";
 import type { LeakReportInput, LeakReportResultView } from "../schemas";
 import type { LeakChange, LeakStore, ReportedKey } from "../store/leaks";
+import { actorName } from "./audit-changes";
 import { ForbiddenError } from "./errors";
 import { ownerCovered, requireRootScope } from "./root-rules";
 import type { Origin, Verifier } from "./verify";
@@ -86,17 +87,7 @@ export function leakReach(reporter: LeakReporter): (owner: Owner) => boolean {
 /** How the reporter is named in the audit log. */
 function reporterName(reporter: LeakReporter): string {
   if (reporter.kind !== "caller") return reporter.kind;
-  const { actor } = reporter;
-  switch (actor.kind) {
-    case "user":
-      return `user:${actor.sub}`;
-    case "api_key":
-      return `key:${actor.key.id}`;
-    case "root":
-      return `root:${actor.root.id}`;
-    case "service":
-      return "service";
-  }
+  return actorName(reporter.actor);
 }
 
 /** Whether the action still has something to do to the key. */

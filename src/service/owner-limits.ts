@@ -26,9 +26,11 @@ import type { OwnerAuditAction, OwnerLimitsStore, StoredOwnerLimits } from "../s
 import { StorageUnavailableError } from "../store/store";
 import { describeError, log } from "../log";
 import { ConflictError, NotFoundError } from "./errors";
-import { ownerActorName, requireOwnerLimitsAccess } from "./owner-rules";
+import { actorName } from "./audit-changes";
+import { requireOwnerLimitsAccess } from "./owner-rules";
 import type { ReadViews } from "./read-views";
 import { usageBuckets } from "./usage-report";
+import { limitsView } from "./views";
 import { type ServiceDeps, Verifier } from "./verify";
 
 /** A write that keeps meeting concurrent changes gives up after this many reads (409). */
@@ -69,8 +71,8 @@ export class OwnerLimitsService {
     requireOwnerLimitsAccess(actor, owner, "write");
     const stored = await this.write(actor, owner, "limits_updated", (current, at) => {
       const limits = ownerLimitsAfter(current?.limits ?? null, input, at);
-      const before = rulesView(current?.limits ?? null);
-      const after = rulesView(limits);
+      const before = limitsView(current?.limits ?? null);
+      const after = limitsView(limits);
       const changes: Record<string, { old: unknown; new: unknown }> = {};
       if (input.ratelimits !== undefined && JSON.stringify(before.ratelimits) !== JSON.stringify(after.ratelimits)) {
         changes.ratelimits = { old: before.ratelimits, new: after.ratelimits };
@@ -148,7 +150,7 @@ export class OwnerLimitsService {
         id: crypto.randomUUID(),
         owner,
         action,
-        actor: ownerActorName(actor),
+        actor: actorName(actor),
         at,
         changes: decision.changes,
         ip: origin?.ip ?? null,
@@ -163,7 +165,7 @@ export class OwnerLimitsService {
   }
 
   private async view(owner: Owner, stored: StoredOwnerLimits | null): Promise<OwnerLimitsView> {
-    const rules = rulesView(stored?.limits ?? null);
+    const rules = limitsView(stored?.limits ?? null);
     const remaining = stored?.limits.credits ? await this.balance(owner, stored.limits) : null;
     return {
       owner_type: owner.type,
@@ -185,21 +187,6 @@ export class OwnerLimitsService {
       return null;
     }
   }
-}
-
-/** Limits as the API shows them (credits: the rule's balance; a view with a live balance overrides it). */
-function rulesView(limits: KeyLimits | null): Pick<OwnerLimitsView, "ratelimits" | "credits"> {
-  const credits = limits?.credits ?? null;
-  return {
-    ratelimits: (limits?.ratelimits ?? []).map(({ name, limit, duration_ms }) => ({ name, limit, duration_ms })),
-    credits: credits
-      ? {
-          remaining: credits.remaining,
-          refill: credits.refill ? { ...credits.refill } : null,
-          low_threshold: credits.low_threshold ?? null,
-        }
-      : null,
-  };
 }
 
 /**

@@ -43,17 +43,3 @@ export function requireOwnerLimitsAccess(actor: Actor, owner: Owner, access: "re
       throw new ForbiddenError("owner", "This credential may not manage per-customer limits");
   }
 }
-
-/** The audit log's name for who made a change: `user:<sub>`, `key:<id>`, `root:<id>` or `service`. */
-export function ownerActorName(actor: Actor): string {
-  switch (actor.kind) {
-    case "user":
-      return `user:${actor.sub}`;
-    case "api_key":
-      return `key:${actor.key.id}`;
-    case "service":
-      return "service";
-    case "root":
-      return `root:${actor.root.id}`;
-  }
-}

@@ -27,12 +27,12 @@ import type {
   RotateKeyInput,
 } from "../schemas";
 import type { RootKeyStore } from "../store/root-keys";
+import { decodeCursor, encodeCursor } from "./cursor";
 import type { RootKeyViews } from "./read-views";
-import { ConflictError, NotFoundError, StorageMisconfiguredError, ValidationError } from "./errors";
+import { iso } from "./views";
+import { ConflictError, NotFoundError, StorageMisconfiguredError } from "./errors";
 import { DEFAULT_OWNER_PATTERNS, ROOT_SCOPES, requireOperator, rootKeyRefusal } from "./root-rules";
 import { LAST_USED_INTERVAL_MS } from "./last-use";
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function toRootKeyView(r: RootKeyRecord): RootKeyView {
   return {
@@ -66,30 +66,6 @@ export interface RootKeyDeps {
   readonly defer: (work: Promise<unknown>) => void;
   /** Where list and get read (read-views.ts); default: `store`. */
   readonly views?: RootKeyViews;
-}
-
-function encodeCursor(time: number, id: string): string {
-  return btoa(JSON.stringify([time, id]))
-    .replace(/=+$/, "")
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_");
-}
-
-function decodeCursor(cursor: string): { createdAt: number; id: string } {
-  try {
-    const value: unknown = JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/")));
-    if (
-      Array.isArray(value) &&
-      Number.isSafeInteger(value[0]) &&
-      typeof value[1] === "string" &&
-      UUID_V4.test(value[1])
-    ) {
-      return { createdAt: value[0] as number, id: value[1] };
-    }
-  } catch {
-    // fall through
-  }
-  throw new ValidationError({ cursor: ["Invalid cursor: pass next_cursor from a previous page"] }, "query");
 }
 
 export class RootKeys {
@@ -143,10 +119,11 @@ export class RootKeys {
 
   async list(actor: Actor, input: ListRootKeysInput): Promise<RootKeyListView> {
     requireOperator(actor);
+    const cursor = input.cursor === undefined ? null : decodeCursor(input.cursor);
     const rows = await (this.deps.views ?? this.deps.store).list({
       limit: input.limit + 1,
       includeRevoked: input.include_revoked,
-      after: input.cursor === undefined ? null : decodeCursor(input.cursor),
+      after: cursor && { createdAt: cursor.time, id: cursor.id },
     });
     const page = rows.slice(0, input.limit);
     const last = page[page.length - 1];

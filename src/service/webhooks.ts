@@ -18,7 +18,7 @@ import type {
 import type { D1WebhookStore, DeliveryRow, EndpointChanges, EndpointRow } from "../store/webhooks";
 import { ConflictError, NotFoundError, StorageMisconfiguredError, ValidationError } from "./errors";
 import { noteEndpointsChanged } from "./webhook-dispatch";
-import { ownerActorName } from "./owner-rules";
+import { actorName } from "./audit-changes";
 import { encryptSecret } from "./webhook-secrets";
 import { type WebhookAccess, mayManageWebhooksOf, ownerOfNewEndpoint, webhookOwnersOf } from "./webhook-rules";
 import type { WebhookViews } from "./read-views";
@@ -138,7 +138,7 @@ export class Webhooks {
       secret: await encryptSecret(secretKey, id, secret),
       previousSecret: null,
       previousExpiresAt: null,
-      createdBy: ownerActorName(actor),
+      createdBy: actorName(actor),
       createdAt: now,
       updatedAt: null,
     };

@@ -2,7 +2,7 @@
 import type { D1Queries } from "./d1-session";
 import type { AuditEvent } from "../model";
 import { EVENT_COLUMNS, type EventRow, fromEventRow } from "./d1-rows";
-import { attempt } from "./d1-sql";
+import { attempt, newestFirst } from "./d1-sql";
 import type { EventPage } from "./store";
 
 export function listEvents(db: D1Queries, page: EventPage): Promise<AuditEvent[]> {
@@ -25,16 +25,10 @@ export function listEvents(db: D1Queries, page: EventPage): Promise<AuditEvent[]
       where.push("at < ?");
       params.push(page.until);
     }
-    if (page.after) {
-      where.push("(at < ? OR (at = ? AND id < ?))");
-      params.push(page.after.at, page.after.at, page.after.id);
-    }
-    params.push(page.limit);
-    const { results } = await db
-      .prepare(`SELECT ${EVENT_COLUMNS} FROM key_events WHERE ${where.join(" AND ")} ORDER BY at DESC, id DESC LIMIT ?`)
-      .bind(...params)
-      .all<EventRow>();
-    return results.map(fromEventRow);
+    const after = page.after && { time: page.after.at, id: page.after.id };
+    const select = `SELECT ${EVENT_COLUMNS} FROM key_events`;
+    const rows = await newestFirst<EventRow>(db, { select, time: "at", where, params, after, limit: page.limit });
+    return rows.map(fromEventRow);
   });
 }
 

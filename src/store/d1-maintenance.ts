@@ -53,14 +53,39 @@ export function purge(db: D1Queries, before: number, idempotencyBefore: number, 
   });
 }
 
+/** Last use of the keys `ids` at `at`, except where one less than `minIntervalMs` earlier is recorded. */
+function touchStatement(db: D1Queries, ids: readonly string[], at: number, minIntervalMs: number): D1PreparedStatement {
+  const list = ids.map(() => "?").join(", ");
+  return db
+    .prepare(
+      `UPDATE api_keys SET last_used_at = ? WHERE id IN (${list}) AND (last_used_at IS NULL OR last_used_at <= ?)`,
+    )
+    .bind(at, ...ids, at - minIntervalMs);
+}
+
 export function touchLastUsed(db: D1Queries, ids: readonly string[], at: number, minIntervalMs: number): Promise<void> {
   return attempt("last-used update", async () => {
+    await touchStatement(db, ids, at, minIntervalMs).run();
+  });
+}
+
+/**
+ * touchLastUsed, in the same write learning which of `ids` this database has no row of (with several
+ * databases, their rows are elsewhere): those ids, in order.
+ */
+export function touchFound(
+  db: D1Queries,
+  ids: readonly string[],
+  at: number,
+  minIntervalMs: number,
+): Promise<string[]> {
+  return attempt("last-used update", async () => {
     const list = ids.map(() => "?").join(", ");
-    await db
-      .prepare(
-        `UPDATE api_keys SET last_used_at = ? WHERE id IN (${list}) AND (last_used_at IS NULL OR last_used_at <= ?)`,
-      )
-      .bind(at, ...ids, at - minIntervalMs)
-      .run();
+    const [, present] = await db.batch<{ id: string }>([
+      touchStatement(db, ids, at, minIntervalMs),
+      db.prepare(`SELECT id FROM api_keys WHERE id IN (${list})`).bind(...ids),
+    ]);
+    const found = new Set((present?.results ?? []).map((row) => row.id));
+    return ids.filter((id) => !found.has(id));
   });
 }

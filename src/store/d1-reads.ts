@@ -2,7 +2,7 @@
 import type { D1Queries } from "./d1-session";
 import type { KeyRecord } from "../model";
 import { COLUMNS, type ChangeRow, type KeyRow, fromChangeRow, fromRow } from "./d1-rows";
-import { FEED_HEAD, attempt } from "./d1-sql";
+import { FEED_HEAD, attempt, newestFirst } from "./d1-sql";
 
 /**
  * The key's owner's limits (migrations/0010_owner_limits.sql), read in the same statement as the key:
@@ -71,16 +71,10 @@ export function list(db: D1Queries, page: ListPage): Promise<KeyRecord[]> {
       case undefined:
         if (!page.includeRevoked) where.push("revoked_at IS NULL");
     }
-    if (page.after) {
-      where.push("(created_at < ? OR (created_at = ? AND id < ?))");
-      params.push(page.after.createdAt, page.after.createdAt, page.after.id);
-    }
-    params.push(page.limit);
-    const { results } = await db
-      .prepare(`SELECT ${COLUMNS} FROM api_keys WHERE ${where.join(" AND ")} ORDER BY created_at DESC, id DESC LIMIT ?`)
-      .bind(...params)
-      .all<KeyRow>();
-    return results.map(fromRow);
+    const after = page.after && { time: page.after.createdAt, id: page.after.id };
+    const select = `SELECT ${COLUMNS} FROM api_keys`;
+    const rows = await newestFirst<KeyRow>(db, { select, time: "created_at", where, params, after, limit: page.limit });
+    return rows.map(fromRow);
   });
 }
 

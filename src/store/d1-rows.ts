@@ -50,9 +50,9 @@ export const fromChangeRow = (row: ChangeRow): KeyChange => ({
   kind: row.kind,
 });
 
-export interface EventRow {
+/** A row of an audit log: owner_events' columns, and key_events' but for key_id. */
+export interface LogRow {
   id: string;
-  key_id: string;
   owner_type: string;
   owner_id: string;
   action: string;
@@ -63,22 +63,34 @@ export interface EventRow {
   user_agent: string | null;
 }
 
+/** A row of key_events, the keys' audit log. */
+export interface EventRow extends LogRow {
+  key_id: string;
+}
+
 export const EVENT_COLUMNS = "id, key_id, owner_type, owner_id, action, actor, at, changes, ip, user_agent";
+/** The columns of owner_events, the owners' audit log (owner-limits.ts). */
+export const OWNER_EVENT_COLUMNS = "id, owner_type, owner_id, action, actor, at, changes, ip, user_agent";
 
 export const jsonOrNull = (value: unknown) => (value === null ? null : JSON.stringify(value));
 
-export function fromEventRow(row: EventRow): AuditEvent {
+/** An audit log's row as an event, its `action` one of that log's (`A`). */
+export function fromLogRow<A extends string>(row: LogRow) {
   return {
     id: row.id,
-    keyId: row.key_id,
     owner: { type: row.owner_type as OwnerType, id: row.owner_id },
-    action: row.action as AuditAction,
+    action: row.action as A,
     actor: row.actor,
     at: row.at,
     changes: JSON.parse(row.changes) as AuditEvent["changes"],
     ip: row.ip,
     userAgent: row.user_agent,
   };
+}
+
+export function fromEventRow(row: EventRow): AuditEvent {
+  const { id, ...event } = fromLogRow<AuditAction>(row);
+  return { id, keyId: row.key_id, ...event };
 }
 
 /** What an update may set, by record field: the column and how the value is stored. */

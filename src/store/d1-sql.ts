@@ -65,6 +65,45 @@ export async function attempt<T>(what: string, run: () => Promise<T>): Promise<T
   }
 }
 
+/**
+ * `attempt` without its classification, for the stores that answer every failure as an outage (usage
+ * counts, owners' limits, webhooks): bounded by D1_TIMEOUT_MS, and any failure, a schema mismatch
+ * included, is StorageUnavailableError.
+ */
+export async function attemptUnclassified<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await withTimeout(run(), D1_TIMEOUT_MS, what);
+  } catch (cause) {
+    throw new StorageUnavailableError(`D1 ${what} failed`, { cause });
+  }
+}
+
+/**
+ * A page newest first by (`time`, id), the order of every list: the rows `select` reads that meet every
+ * condition of `where` (bound to `params`) and come after the position `after`, at most `limit`.
+ */
+export async function newestFirst<Row>(
+  db: D1Queries,
+  page: {
+    readonly select: string;
+    readonly time: string;
+    readonly where: readonly string[];
+    readonly params: readonly unknown[];
+    readonly after: { readonly time: number; readonly id: string } | null;
+    readonly limit: number;
+  },
+): Promise<Row[]> {
+  const { select, time, after } = page;
+  const where = after ? [...page.where, `(${time} < ? OR (${time} = ? AND id < ?))`] : page.where;
+  const { results } = await db
+    .prepare(
+      `${select}${where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY ${time} DESC, id DESC LIMIT ?`,
+    )
+    .bind(...page.params, ...(after ? [after.time, after.time, after.id] : []), page.limit)
+    .all<Row>();
+  return results;
+}
+
 /** The statement that aborts its batch (write_guard, migrations/0007_lineage.sql) when the pinned rows changed. */
 export function guardStatement(db: D1Queries, guard: ReachGuard): D1PreparedStatement {
   return db

@@ -2,133 +2,100 @@
  * KeyStore on D1, the store of record. Rows hold only the key's SHA-256 (`hash`, unique index),
  * never the key. Times are epoch milliseconds; JSON columns hold scopes, resources and metadata.
  * Every D1 failure surfaces as StorageUnavailableError, with the cause kept for the log (d1-sql.ts,
- * `attempt`). This class only wires the interface to its parts: d1-writes.ts (key rows, lineage,
- * idempotency claims in d1-idempotency.ts), d1-reads.ts (lookups, pages, the change feed),
- * d1-events.ts (the audit log), d1-maintenance.ts (readiness, purge, last use), d1-rows.ts (rows).
+ * `attempt`). This class only wires the interface to its parts, each method to the function of the
+ * same name given the store's D1 handle: d1-writes.ts (key rows, lineage, idempotency claims in
+ * d1-idempotency.ts), d1-reads.ts (lookups, pages, the change feed), d1-events.ts (the audit log),
+ * d1-legacy.ts (imported keys' upgrades), d1-maintenance.ts (readiness, purge, last use).
  */
 import type { D1Queries } from "./d1-session";
-import type { AuditEvent, KeyRecord } from "../model";
 import * as events from "./d1-events";
+import * as legacy from "./d1-legacy";
 import * as maintenance from "./d1-maintenance";
 import * as reads from "./d1-reads";
 import * as writes from "./d1-writes";
-import * as legacy from "./d1-legacy";
-import type {
-  EventPage,
-  IdempotencyClaim,
-  InsertLimits,
-  InsertRefusal,
-  KeyChange,
-  KeyChanges,
-  KeyStore,
-  ListPage,
-  Reach,
-  ReachGuard,
-  RevocationOrigin,
-  StampedRecord,
-  StoreMaintenance,
-} from "./store";
+import type { KeyStore, StoreArgs, StoreMaintenance } from "./store";
 
 export class D1KeyStore implements KeyStore, StoreMaintenance {
   constructor(private readonly db: D1Queries) {}
 
-  insert(
-    r: KeyRecord,
-    event: AuditEvent,
-    limits: InsertLimits,
-    claim?: IdempotencyClaim,
-  ): Promise<{ seq: number } | { refused: InsertRefusal }> {
-    return writes.insert(this.db, r, event, limits, claim);
+  insert(...args: StoreArgs<"insert">) {
+    return writes.insert(this.db, ...args);
   }
 
-  insertNew(
-    records: readonly KeyRecord[],
-    events: readonly AuditEvent[],
-    limits: InsertLimits,
-  ): Promise<{ inserted: boolean[] } | { refused: InsertRefusal }> {
-    return writes.insertNew(this.db, records, events, limits);
+  insertNew(...args: StoreArgs<"insertNew">) {
+    return writes.insertNew(this.db, ...args);
   }
 
-  reach(reach: Reach, root: string): Promise<{ records: KeyRecord[]; guard: ReachGuard }> {
-    return writes.reach(this.db, reach, root);
+  reach(...args: StoreArgs<"reach">) {
+    return writes.reach(this.db, ...args);
   }
 
-  revoke(id: string, at: number, cascade: boolean, origin: RevocationOrigin, guard?: ReachGuard): Promise<KeyRecord[]> {
-    return writes.revoke(this.db, id, at, cascade, origin, guard);
+  revoke(...args: StoreArgs<"revoke">) {
+    return writes.revoke(this.db, ...args);
   }
 
-  update(
-    current: KeyRecord,
-    changes: KeyChanges,
-    event: AuditEvent,
-    guards: readonly ReachGuard[] = [],
-  ): Promise<number | null> {
-    return writes.update(this.db, current, changes, event, guards);
+  update(...args: StoreArgs<"update">) {
+    return writes.update(this.db, ...args);
   }
 
-  rotate(
-    current: KeyRecord,
-    expiresAt: number | null,
-    replacement: KeyRecord,
-    events: readonly [AuditEvent, AuditEvent],
-    limits: InsertLimits,
-  ): Promise<{ seq: number } | { refused: InsertRefusal } | null> {
-    return writes.rotate(this.db, current, expiresAt, replacement, events, limits);
+  rotate(...args: StoreArgs<"rotate">) {
+    return writes.rotate(this.db, ...args);
   }
 
-  findByHash(hash: string): Promise<StampedRecord | null> {
-    return reads.findByHash(this.db, hash);
+  findByHash(...args: StoreArgs<"findByHash">) {
+    return reads.findByHash(this.db, ...args);
   }
 
-  findById(id: string): Promise<KeyRecord | null> {
-    return reads.findById(this.db, id);
+  findById(...args: StoreArgs<"findById">) {
+    return reads.findById(this.db, ...args);
   }
 
-  replacementOf(id: string): Promise<string | null> {
-    return reads.replacementOf(this.db, id);
+  replacementOf(...args: StoreArgs<"replacementOf">) {
+    return reads.replacementOf(this.db, ...args);
   }
 
-  list(page: ListPage): Promise<KeyRecord[]> {
-    return reads.list(this.db, page);
+  list(...args: StoreArgs<"list">) {
+    return reads.list(this.db, ...args);
   }
 
-  changesAfter(seq: number, limit: number): Promise<KeyChange[]> {
-    return reads.changesAfter(this.db, seq, limit);
+  changesAfter(...args: StoreArgs<"changesAfter">) {
+    return reads.changesAfter(this.db, ...args);
   }
 
-  latestChanges(limit: number): Promise<KeyChange[]> {
+  /** One database: its own feed (a database index is the sharded store's). */
+  latestChanges(...[limit]: StoreArgs<"latestChanges">) {
     return reads.latestChanges(this.db, limit);
   }
 
-  listEvents(page: EventPage): Promise<AuditEvent[]> {
-    return events.listEvents(this.db, page);
+  listEvents(...args: StoreArgs<"listEvents">) {
+    return events.listEvents(this.db, ...args);
   }
 
-  purgeEvents(before: number, limit: number): Promise<number> {
-    return events.purgeEvents(this.db, before, limit);
+  purgeEvents(...args: StoreArgs<"purgeEvents">) {
+    return events.purgeEvents(this.db, ...args);
   }
 
-  upgradeLegacyHash(id: string, from: string, to: string, event: AuditEvent): Promise<number | null> {
-    return legacy.upgradeLegacyHash(this.db, id, from, to, event);
+  upgradeLegacyHash(...args: StoreArgs<"upgradeLegacyHash">) {
+    return legacy.upgradeLegacyHash(this.db, ...args);
   }
 
-  upgradeHmacDigest(id: string, digest: string, sha: string, event: AuditEvent): Promise<number | null> {
-    return legacy.upgradeHmacDigest(this.db, id, digest, sha, event);
+  upgradeHmacDigest(...args: StoreArgs<"upgradeHmacDigest">) {
+    return legacy.upgradeHmacDigest(this.db, ...args);
   }
 
-  findUpgradedHmac(digest: string): Promise<KeyRecord | null> {
-    return legacy.findUpgradedHmac(this.db, digest);
+  findUpgradedHmac(...args: StoreArgs<"findUpgradedHmac">) {
+    return legacy.findUpgradedHmac(this.db, ...args);
   }
 
-  touchLastUsed(ids: readonly string[], at: number, minIntervalMs: number): Promise<void> {
-    return maintenance.touchLastUsed(this.db, ids, at, minIntervalMs);
+  touchLastUsed(...args: StoreArgs<"touchLastUsed">) {
+    return maintenance.touchLastUsed(this.db, ...args);
   }
 
-  checkSchema(latestMigration: string): Promise<void> {
-    return maintenance.checkSchema(this.db, latestMigration);
+  checkSchema(...args: StoreArgs<"checkSchema">) {
+    return maintenance.checkSchema(this.db, ...args);
   }
 
-  purge(before: number, idempotencyBefore: number, limit: number): Promise<number> {
-    return maintenance.purge(this.db, before, idempotencyBefore, limit);
+  purge(...args: StoreArgs<"purge">) {
+    return maintenance.purge(this.db, ...args);
   }
 }

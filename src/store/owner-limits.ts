@@ -7,10 +7,9 @@
  */
 import type { D1Queries } from "./d1-session";
 import type { KeyLimits } from "../keys/limit-arithmetic";
-import type { Owner, OwnerType } from "../model";
-import { D1_TIMEOUT_MS } from "./d1-sql";
-import { StorageUnavailableError } from "./store";
-import { withTimeout } from "./timeout";
+import type { Owner } from "../model";
+import { type LogRow, OWNER_EVENT_COLUMNS, fromLogRow } from "./d1-rows";
+import { attemptUnclassified } from "./d1-sql";
 import type { UsageCount } from "./usage-counts";
 
 export interface StoredOwnerLimits {
@@ -47,33 +46,11 @@ export interface OwnerLimitsStore {
   events(owner: Owner, limit: number): Promise<OwnerEvent[]>;
 }
 
-async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await withTimeout(run(), D1_TIMEOUT_MS, what);
-  } catch (cause) {
-    throw new StorageUnavailableError(`D1 ${what} failed`, { cause });
-  }
-}
-
-const EVENT_COLUMNS = "id, owner_type, owner_id, action, actor, at, changes, ip, user_agent";
-
-interface EventRow {
-  id: string;
-  owner_type: string;
-  owner_id: string;
-  action: string;
-  actor: string;
-  at: number;
-  changes: string;
-  ip: string | null;
-  user_agent: string | null;
-}
-
 export class D1OwnerLimitsStore implements OwnerLimitsStore {
   constructor(private readonly db: D1Queries) {}
 
   get(owner: Owner): Promise<StoredOwnerLimits | null> {
-    return attempt("owner limits read", async () => {
+    return attemptUnclassified("owner limits read", async () => {
       const row = await this.db
         .prepare("SELECT rules, changed_at FROM owner_limits WHERE owner_type = ? AND owner_id = ?")
         .bind(owner.type, owner.id)
@@ -83,7 +60,7 @@ export class D1OwnerLimitsStore implements OwnerLimitsStore {
   }
 
   put(owner: Owner, limits: KeyLimits | null, readAt: number | null, event: OwnerEvent): Promise<boolean> {
-    return attempt("owner limits write", async () => {
+    return attemptUnclassified("owner limits write", async () => {
       // The guard must change with every write, whatever the clocks of the writers.
       const at = Math.max(event.at, (readAt ?? 0) + 1);
       let write: D1PreparedStatement;
@@ -112,7 +89,7 @@ export class D1OwnerLimitsStore implements OwnerLimitsStore {
   }
 
   usage(owner: Owner, from: number, to: number): Promise<UsageCount[]> {
-    return attempt("owner usage read", async () => {
+    return attemptUnclassified("owner usage read", async () => {
       const { results } = await this.db
         .prepare(
           "SELECT u.hour AS hour, u.outcome AS outcome, SUM(u.count) AS count FROM api_keys k JOIN key_usage u ON u.key_id = k.id " +
@@ -125,30 +102,21 @@ export class D1OwnerLimitsStore implements OwnerLimitsStore {
   }
 
   events(owner: Owner, limit: number): Promise<OwnerEvent[]> {
-    return attempt("owner event list", async () => {
+    return attemptUnclassified("owner event list", async () => {
       const { results } = await this.db
         .prepare(
-          `SELECT ${EVENT_COLUMNS} FROM owner_events WHERE owner_type = ? AND owner_id = ? ORDER BY at DESC, id DESC LIMIT ?`,
+          `SELECT ${OWNER_EVENT_COLUMNS} FROM owner_events WHERE owner_type = ? AND owner_id = ? ORDER BY at DESC, id DESC LIMIT ?`,
         )
         .bind(owner.type, owner.id, limit)
-        .all<EventRow>();
-      return results.map((row) => ({
-        id: row.id,
-        owner: { type: row.owner_type as OwnerType, id: row.owner_id },
-        action: row.action as OwnerAuditAction,
-        actor: row.actor,
-        at: row.at,
-        changes: JSON.parse(row.changes) as OwnerEvent["changes"],
-        ip: row.ip,
-        userAgent: row.user_agent,
-      }));
+        .all<LogRow>();
+      return results.map((row) => fromLogRow<OwnerAuditAction>(row));
     });
   }
 
   /** The event, written only if the write before it in the batch changed the row. */
   private insertEvent(e: OwnerEvent): D1PreparedStatement {
     return this.db
-      .prepare(`INSERT INTO owner_events (${EVENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`)
+      .prepare(`INSERT INTO owner_events (${OWNER_EVENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`)
       .bind(e.id, e.owner.type, e.owner.id, e.action, e.actor, e.at, JSON.stringify(e.changes), e.ip, e.userAgent);
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { D1Queries } from "./d1-session";
 import type { RootKeyRecord, RootScope } from "../model";
-import { attempt } from "./d1-sql";
+import { attempt, newestFirst } from "./d1-sql";
 
 export interface RootKeyPage {
   readonly limit: number;
@@ -76,34 +76,40 @@ function fromRow(row: RootKeyRow): RootKeyRecord {
   };
 }
 
+const PLACEHOLDERS = COLUMNS.split(", ")
+  .map(() => "?")
+  .join(", ");
+
+/** A record's values in COLUMNS' order. */
+function values(r: RootKeyRecord): (string | number | null)[] {
+  return [
+    r.id,
+    r.hash,
+    r.start,
+    r.name,
+    JSON.stringify(r.owners),
+    JSON.stringify(r.scopes),
+    r.allowedIps === null ? null : JSON.stringify(r.allowedIps),
+    r.createdBy,
+    r.createdAt,
+    r.expiresAt,
+    r.revokedAt,
+    r.revokedBy,
+    r.rotatedFrom,
+    r.chain,
+    r.lastUsedAt,
+  ];
+}
+
 export class D1RootKeyStore implements RootKeyStore {
   constructor(private readonly db: D1Queries) {}
 
-  private insertStatement(r: RootKeyRecord): D1PreparedStatement {
-    return this.db
-      .prepare(`INSERT INTO root_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .bind(
-        r.id,
-        r.hash,
-        r.start,
-        r.name,
-        JSON.stringify(r.owners),
-        JSON.stringify(r.scopes),
-        r.allowedIps === null ? null : JSON.stringify(r.allowedIps),
-        r.createdBy,
-        r.createdAt,
-        r.expiresAt,
-        r.revokedAt,
-        r.revokedBy,
-        r.rotatedFrom,
-        r.chain,
-        r.lastUsedAt,
-      );
-  }
-
   insert(record: RootKeyRecord): Promise<void> {
     return attempt("root key insert", async () => {
-      await this.insertStatement(record).run();
+      await this.db
+        .prepare(`INSERT INTO root_keys (${COLUMNS}) VALUES (${PLACEHOLDERS})`)
+        .bind(...values(record))
+        .run();
     });
   }
 
@@ -126,19 +132,15 @@ export class D1RootKeyStore implements RootKeyStore {
 
   list(page: RootKeyPage): Promise<RootKeyRecord[]> {
     return attempt("root key list", async () => {
-      const where: string[] = [];
-      const params: (string | number)[] = [];
-      if (!page.includeRevoked) where.push("revoked_at IS NULL");
-      if (page.after) {
-        where.push("(created_at < ? OR (created_at = ? AND id < ?))");
-        params.push(page.after.createdAt, page.after.createdAt, page.after.id);
-      }
-      const filter = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
-      const { results } = await this.db
-        .prepare(`SELECT ${COLUMNS} FROM root_keys ${filter} ORDER BY created_at DESC, id DESC LIMIT ?`)
-        .bind(...params, page.limit)
-        .all<RootKeyRow>();
-      return results.map(fromRow);
+      const rows = await newestFirst<RootKeyRow>(this.db, {
+        select: `SELECT ${COLUMNS} FROM root_keys`,
+        time: "created_at",
+        where: page.includeRevoked ? [] : ["revoked_at IS NULL"],
+        params: [],
+        after: page.after && { time: page.after.createdAt, id: page.after.id },
+        limit: page.limit,
+      });
+      return rows.map(fromRow);
     });
   }
 
@@ -152,26 +154,8 @@ export class D1RootKeyStore implements RootKeyStore {
           )
           .bind(expiresAt, current.id, current.expiresAt, now),
         this.db
-          .prepare(
-            `INSERT INTO root_keys (${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1`,
-          )
-          .bind(
-            replacement.id,
-            replacement.hash,
-            replacement.start,
-            replacement.name,
-            JSON.stringify(replacement.owners),
-            JSON.stringify(replacement.scopes),
-            replacement.allowedIps === null ? null : JSON.stringify(replacement.allowedIps),
-            replacement.createdBy,
-            replacement.createdAt,
-            replacement.expiresAt,
-            null,
-            null,
-            replacement.rotatedFrom,
-            replacement.chain,
-            null,
-          ),
+          .prepare(`INSERT INTO root_keys (${COLUMNS}) SELECT ${PLACEHOLDERS} WHERE changes() = 1`)
+          .bind(...values({ ...replacement, revokedAt: null, revokedBy: null, lastUsedAt: null })),
       ]);
       return (updated?.meta.changes ?? 0) === 1;
     });

@@ -1,35 +1,40 @@
 /**
- * KeyStore over several D1 databases (sharding by owner, D1_SHARDS > 1; docs/scaling.md): each call
- * goes to the database of the owner it names (writes, and a bucket being moved refuses them), of the
- * key's hash (lookups: the hash's first byte, then the directory of homes), or of the key id (its
- * first byte, then the other databases). Pages of several owners are read from each database that
- * holds some and merged. Feed positions are stamps (keys/shard.ts) that say which database's feed they
- * belong to, so an isolate follows one feed per database (service/shard-feed.ts).
+ * KeyStore over several D1 databases (sharding by owner, D1_SHARDS > 1; docs/scaling.md). Each method
+ * names, in one line, the database its call goes to, and `on` runs it there:
+ *
+ *   the owner's database (`ownerDb`)             insert, update, rotate: writes, which a bucket being moved refuses
+ *   the key's owner's database (`keyOwnerDb`)    revoke, upgradeLegacyHash, upgradeHmacDigest: the key found first
+ *   the key's database (`keyDb`, `locate`)       reach, replacementOf, findById: its id's bucket, then the others
+ *   the hash's home's database (`homeDb`)        findUpgradedHmac; findByHash after the hash's own bucket
+ *   the database a feed position names           changesAfter (its stamp), latestChanges (its `shard`)
+ *   every database (`everyDb`)                   purgeEvents, checkSchema, purge
+ *   the owners' databases, merged (`ownersDbs`)  list, listEvents
+ *
+ * and insertNew and touchLastUsed, which split their items between databases, say how below. Feed
+ * positions are stamps (keys/shard.ts) that say which database's feed they belong to, so an isolate
+ * follows one feed per database (service/shard-feed.ts).
  */
-import type { AuditEvent, KeyRecord, Owner } from "../model";
+import type { KeyRecord, Owner } from "../model";
 import { hexBucket, shardStamp, fromStamp } from "../keys/shard";
 import { D1KeyStore } from "./d1";
-import type { ShardRouter } from "./shards";
-import type {
-  EventPage,
-  IdempotencyClaim,
-  InsertLimits,
-  InsertRefusal,
-  KeyChange,
-  KeyChanges,
-  KeyStore,
-  ListPage,
-  Reach,
-  ReachGuard,
-  RevocationOrigin,
-  StampedRecord,
-  StoreMaintenance,
-} from "./store";
-import { attempt } from "./d1-sql";
+import { touchFound } from "./d1-maintenance";
 import { importRefusal } from "./d1-writes";
+import type { ShardRouter } from "./shards";
+import type { KeyStore, StampedRecord, StoreArgs, StoreMaintenance } from "./store";
 
-const stamped = (changes: KeyChange[], shard: number): KeyChange[] =>
-  changes.map((change) => ({ ...change, seq: shardStamp(change.seq, shard) }));
+/**
+ * A database's answer with its feed positions as stamps naming the database: a position itself (a
+ * number), a `seq`, or each item's. Only single-database answers pass here, and in them every number
+ * and `seq` is a feed position.
+ */
+function stamped<T>(answer: T, shard: number): T {
+  if (typeof answer === "number") return shardStamp(answer, shard) as T;
+  if (Array.isArray(answer)) return answer.map((item: unknown) => stamped(item, shard)) as T;
+  if (answer !== null && typeof answer === "object" && "seq" in answer && typeof answer.seq === "number") {
+    return { ...answer, seq: shardStamp(answer.seq, shard) };
+  }
+  return answer;
+}
 
 /** Newest first by (time, id), as every page is ordered. */
 function mergeNewest<T>(pages: T[][], key: (item: T) => [number, string], limit: number): T[] {
@@ -43,6 +48,10 @@ function mergeNewest<T>(pages: T[][], key: (item: T) => [number, string], limit:
     .slice(0, limit);
 }
 
+const sum = (counts: number[]): number => counts.reduce((a, b) => a + b, 0);
+
+type OnStore<T> = (store: D1KeyStore) => Promise<T>;
+
 export class ShardedKeyStore implements KeyStore, StoreMaintenance {
   private readonly stores: D1KeyStore[] = [];
   /** Where this request found a key id (so a write after a read goes straight there). */
@@ -55,37 +64,98 @@ export class ShardedKeyStore implements KeyStore, StoreMaintenance {
     return (this.stores[index] ??= new D1KeyStore(this.router.db(index)));
   }
 
-  private note(record: KeyRecord, shard: number): KeyRecord {
-    this.idShards.set(record.id, shard);
-    return record;
+  insert(...[record, ...rest]: StoreArgs<"insert">) {
+    return this.on(this.ownerDb(record.owner, record.id), (s) => s.insert(record, ...rest));
   }
 
-  private async writeShard(owner: Owner): Promise<number> {
-    return (await this.router.ownerShard(owner, true)).shard;
+  update(...[current, ...rest]: StoreArgs<"update">) {
+    return this.on(this.ownerDb(current.owner), (s) => s.update(current, ...rest));
   }
 
-  /** The database holding key `id` and the record there; null when no database has it. */
-  private async locate(id: string): Promise<{ shard: number; record: KeyRecord } | null> {
-    const known = this.idShards.get(id);
-    const first = known ?? (await this.router.idShard(id));
-    const order = [first, ...Array.from({ length: this.router.count }, (_, i) => i).filter((i) => i !== first)];
-    for (const shard of order) {
-      const record = await this.shard(shard).findById(id);
-      if (record) return { shard, record: this.note(record, shard) };
-    }
-    return null;
+  rotate(...args: StoreArgs<"rotate">) {
+    const [current, , replacement] = args;
+    return this.on(this.ownerDb(current.owner, replacement.id), (s) => s.rotate(...args));
   }
 
-  async insert(
-    r: KeyRecord,
-    event: AuditEvent,
-    limits: InsertLimits,
-    claim?: IdempotencyClaim,
-  ): Promise<{ seq: number } | { refused: InsertRefusal }> {
-    const shard = await this.writeShard(r.owner);
-    const result = await this.shard(shard).insert(r, event, limits, claim);
-    this.idShards.set(r.id, shard);
-    return "seq" in result ? { seq: shardStamp(result.seq, shard) } : result;
+  revoke(...[id, ...rest]: StoreArgs<"revoke">) {
+    return this.on(this.keyOwnerDb(id), (s) => s.revoke(id, ...rest), []);
+  }
+
+  upgradeLegacyHash(...[id, ...rest]: StoreArgs<"upgradeLegacyHash">) {
+    return this.on(this.keyOwnerDb(id), (s) => s.upgradeLegacyHash(id, ...rest), null);
+  }
+
+  /**
+   * An HMAC key's upgrade moves it to the SHA-256 of its token, which carries no bucket: that hash is
+   * claimed in the directory of homes for the key's owner first, so the upgraded key is found by it.
+   */
+  upgradeHmacDigest(...[id, digest, sha, event]: StoreArgs<"upgradeHmacDigest">) {
+    return this.on(this.keyOwnerDb(id, sha), (s) => s.upgradeHmacDigest(id, digest, sha, event), null);
+  }
+
+  /** With no database holding `root`, the first answers (the empty reach). */
+  async reach(...[reach, root]: StoreArgs<"reach">) {
+    return this.on((await this.keyDb(root)) ?? 0, (s) => s.reach(reach, root));
+  }
+
+  replacementOf(...[id]: StoreArgs<"replacementOf">) {
+    return this.on(this.keyDb(id), (s) => s.replacementOf(id), null);
+  }
+
+  async findById(...[id]: StoreArgs<"findById">) {
+    return (await this.locate(id))?.record ?? null;
+  }
+
+  /** The digest's home (it was imported under it), then that database. */
+  findUpgradedHmac(...[digest]: StoreArgs<"findUpgradedHmac">) {
+    return this.on(this.homeDb(digest), (s) => s.findUpgradedHmac(digest), null);
+  }
+
+  /** The hash's own bucket first; a miss asks the directory of homes (imported and older keys). */
+  async findByHash(...[hash]: StoreArgs<"findByHash">): Promise<StampedRecord | null> {
+    const shard = await this.router.shardOfBucket(hexBucket(hash));
+    const found = await this.on(shard, (s) => s.findByHash(hash));
+    if (found) return { ...found, record: this.note(found.record, shard) };
+    const home = await this.homeDb(hash);
+    if (home === null || home === shard) return null;
+    const there = await this.on(home, (s) => s.findByHash(hash));
+    return there ? { ...there, record: this.note(there.record, home) } : null;
+  }
+
+  /** The feed of the database `stamp` names, after its position there. */
+  changesAfter(...[stamp, limit]: StoreArgs<"changesAfter">) {
+    const { shard, seq } = fromStamp(stamp);
+    return this.on(shard, (s) => s.changesAfter(seq, limit));
+  }
+
+  latestChanges(...[limit, shard = 0]: StoreArgs<"latestChanges">) {
+    return this.on(shard, (s) => s.latestChanges(limit));
+  }
+
+  async purgeEvents(...args: StoreArgs<"purgeEvents">) {
+    return sum(await this.everyDb((s) => s.purgeEvents(...args)));
+  }
+
+  async checkSchema(...args: StoreArgs<"checkSchema">) {
+    await this.everyDb((s) => s.checkSchema(...args));
+  }
+
+  async purge(...args: StoreArgs<"purge">) {
+    return sum(await this.everyDb((s) => s.purge(...args)));
+  }
+
+  list(...[page]: StoreArgs<"list">) {
+    const read = async (s: D1KeyStore, owners: Owner[], shard: number) =>
+      (await s.list({ ...page, owners })).map((record) => this.note(record, shard));
+    return this.ownersDbs(page, read, (r) => [r.createdAt, r.id]);
+  }
+
+  listEvents(...[page]: StoreArgs<"listEvents">) {
+    return this.ownersDbs(
+      page,
+      (s, owners) => s.listEvents({ ...page, owners }),
+      (e) => [e.at, e.id],
+    );
   }
 
   /**
@@ -96,11 +166,7 @@ export class ShardedKeyStore implements KeyStore, StoreMaintenance {
    * all or nothing but for a change between the check and the write (then the databases written stay
    * written, and a re-run finds their items as conflicts).
    */
-  async insertNew(
-    records: readonly KeyRecord[],
-    events: readonly AuditEvent[],
-    limits: InsertLimits,
-  ): Promise<{ inserted: boolean[] } | { refused: InsertRefusal }> {
+  async insertNew(...[records, events, limits]: StoreArgs<"insertNew">) {
     if (records.length === 0) return { inserted: [] };
     const places = [];
     for (const record of records) places.push(await this.router.ownerShard(record.owner, true));
@@ -135,191 +201,99 @@ export class ShardedKeyStore implements KeyStore, StoreMaintenance {
     return { inserted };
   }
 
-  async reach(reach: Reach, root: string): Promise<{ records: KeyRecord[]; guard: ReachGuard }> {
-    const found = await this.locate(root);
-    return this.shard(found?.shard ?? 0).reach(reach, root);
-  }
-
-  async revoke(
-    id: string,
-    at: number,
-    cascade: boolean,
-    origin: RevocationOrigin,
-    guard?: ReachGuard,
-  ): Promise<KeyRecord[]> {
-    const found = await this.locate(id);
-    if (!found) return [];
-    const shard = await this.writeShard(found.record.owner);
-    return this.shard(shard).revoke(id, at, cascade, origin, guard);
-  }
-
-  async update(
-    current: KeyRecord,
-    changes: KeyChanges,
-    event: AuditEvent,
-    guards: readonly ReachGuard[] = [],
-  ): Promise<number | null> {
-    const shard = await this.writeShard(current.owner);
-    const seq = await this.shard(shard).update(current, changes, event, guards);
-    return seq === null ? null : shardStamp(seq, shard);
-  }
-
-  async rotate(
-    current: KeyRecord,
-    expiresAt: number | null,
-    replacement: KeyRecord,
-    events: readonly [AuditEvent, AuditEvent],
-    limits: InsertLimits,
-  ): Promise<{ seq: number } | { refused: InsertRefusal } | null> {
-    const shard = await this.writeShard(current.owner);
-    const result = await this.shard(shard).rotate(current, expiresAt, replacement, events, limits);
-    this.idShards.set(replacement.id, shard);
-    return result && "seq" in result ? { seq: shardStamp(result.seq, shard) } : result;
-  }
-
-  /** The hash's own bucket first; a miss asks the directory of homes (imported and older keys). */
-  async findByHash(hash: string): Promise<StampedRecord | null> {
-    const shard = await this.router.shardOfBucket(hexBucket(hash));
-    const found = await this.shard(shard).findByHash(hash);
-    if (found) return { record: this.note(found.record, shard), seq: shardStamp(found.seq, shard) };
-    const home = await this.router.homeOf(hash);
-    if (home === null) return null;
-    const homeShard = await this.router.shardOfBucket(home);
-    if (homeShard === shard) return null;
-    const there = await this.shard(homeShard).findByHash(hash);
-    return there ? { record: this.note(there.record, homeShard), seq: shardStamp(there.seq, homeShard) } : null;
-  }
-
-  async findById(id: string): Promise<KeyRecord | null> {
-    return (await this.locate(id))?.record ?? null;
-  }
-
-  async replacementOf(id: string): Promise<string | null> {
-    const found = await this.locate(id);
-    return found ? this.shard(found.shard).replacementOf(id) : null;
-  }
-
-  /** The owners' pages of each database that holds some, merged newest first. */
-  private async byShard(owners: readonly Owner[]): Promise<Map<number, Owner[]>> {
-    const groups = new Map<number, Owner[]>();
-    for (const owner of owners) {
-      const { shard } = await this.router.ownerShard(owner, false);
-      groups.set(shard, [...(groups.get(shard) ?? []), owner]);
-    }
-    return groups;
-  }
-
-  async list(page: ListPage): Promise<KeyRecord[]> {
-    const groups = await this.byShard(page.owners);
-    const pages = await Promise.all(
-      [...groups].map(async ([shard, owners]) =>
-        (await this.shard(shard).list({ ...page, owners })).map((record) => this.note(record, shard)),
-      ),
-    );
-    return mergeNewest(pages, (r) => [r.createdAt, r.id], page.limit);
-  }
-
-  async listEvents(page: EventPage): Promise<AuditEvent[]> {
-    const groups = await this.byShard(page.owners);
-    const pages = await Promise.all(
-      [...groups].map(([shard, owners]) => this.shard(shard).listEvents({ ...page, owners })),
-    );
-    return mergeNewest(pages, (e) => [e.at, e.id], page.limit);
-  }
-
-  async purgeEvents(before: number, limit: number): Promise<number> {
-    let purged = 0;
-    for (let i = 0; i < this.router.count; i++) purged += await this.shard(i).purgeEvents(before, limit);
-    return purged;
-  }
-
-  /** The feed of the database `stamp` names, after its position there. */
-  async changesAfter(stamp: number, limit: number): Promise<KeyChange[]> {
-    const { shard, seq } = fromStamp(stamp);
-    return stamped(await this.shard(shard).changesAfter(seq, limit), shard);
-  }
-
-  async latestChanges(limit: number, shard = 0): Promise<KeyChange[]> {
-    return stamped(await this.shard(shard).latestChanges(limit), shard);
-  }
-
   /** In the database each id's first byte names; ids not found there (older keys) in the others. */
-  async touchLastUsed(ids: readonly string[], at: number, minIntervalMs: number): Promise<void> {
+  async touchLastUsed(...[ids, at, minIntervalMs]: StoreArgs<"touchLastUsed">) {
     const groups = new Map<number, string[]>();
     for (const id of ids) {
       const shard = this.idShards.get(id) ?? (await this.router.idShard(id));
       groups.set(shard, [...(groups.get(shard) ?? []), id]);
     }
     for (const [shard, group] of groups) {
-      const missing = await touchFound(this.router.db(shard), group, at, minIntervalMs);
-      for (let other = 0; other < this.router.count && missing.length > 0; other++) {
-        if (other === shard) continue;
-        const still = await touchFound(this.router.db(other), missing, at, minIntervalMs);
-        missing.splice(0, missing.length, ...still);
+      let missing = group;
+      for (const db of this.router.searchOrder(shard)) {
+        if (missing.length === 0) break;
+        missing = await touchFound(this.router.db(db), missing, at, minIntervalMs);
       }
     }
   }
 
-  async upgradeLegacyHash(id: string, from: string, to: string, event: AuditEvent): Promise<number | null> {
-    const found = await this.locate(id);
-    if (!found) return null;
-    const shard = await this.writeShard(found.record.owner);
-    const seq = await this.shard(shard).upgradeLegacyHash(id, from, to, event);
-    return seq === null ? null : shardStamp(seq, shard);
+  /**
+   * Runs `call` on the store of database `where` (awaited: a route below), its feed positions returned
+   * as stamps naming that database; `missing` when the route found no database.
+   */
+  private async on<T>(where: number | Promise<number>, call: OnStore<T>): Promise<T>;
+  private async on<T, M>(where: Promise<number | null>, call: OnStore<T>, missing: M): Promise<T | M>;
+  private async on<T, M>(where: number | Promise<number | null>, call: OnStore<T>, missing?: M): Promise<T | M> {
+    const shard = await where;
+    return shard === null ? (missing as M) : stamped(await call(this.shard(shard)), shard);
+  }
+
+  /** The owner's database, for a write: a bucket being moved refuses it. A key made there (`newId`) is noted. */
+  private async ownerDb(owner: Owner, newId?: string): Promise<number> {
+    const { shard } = await this.router.ownerShard(owner, true);
+    if (newId !== undefined) this.idShards.set(newId, shard);
+    return shard;
   }
 
   /**
-   * An HMAC key's upgrade moves it to the SHA-256 of its token, which carries no bucket: that hash is
-   * claimed in the directory of homes for the key's owner first, so the upgraded key is found by it.
+   * The database of key `id`'s owner, for a write (the key found first: `locate`); with `claim`, once
+   * that hash is claimed for the owner's bucket in the directory of homes. Null: no database has the
+   * key, or another owner's key has the hash.
    */
-  async upgradeHmacDigest(id: string, digest: string, sha: string, event: AuditEvent): Promise<number | null> {
+  private async keyOwnerDb(id: string, claim?: string): Promise<number | null> {
     const found = await this.locate(id);
     if (!found) return null;
     const { shard, bucket } = await this.router.ownerShard(found.record.owner, true);
-    if (!(await this.router.claimHome(sha, bucket))) return null; // another owner's key has that hash
-    const seq = await this.shard(shard).upgradeHmacDigest(id, digest, sha, event);
-    return seq === null ? null : shardStamp(seq, shard);
+    if (claim !== undefined && !(await this.router.claimHome(claim, bucket))) return null;
+    return shard;
   }
 
-  /** The digest's home (it was imported under it), then that database. */
-  async findUpgradedHmac(digest: string): Promise<KeyRecord | null> {
-    const home = await this.router.homeOf(digest);
-    if (home === null) return null;
-    return this.shard(await this.router.shardOfBucket(home)).findUpgradedHmac(digest);
+  /** The database holding key `id` (`locate`); null when none does. */
+  private async keyDb(id: string): Promise<number | null> {
+    return (await this.locate(id))?.shard ?? null;
   }
 
-  async checkSchema(latestMigration: string): Promise<void> {
-    for (let i = 0; i < this.router.count; i++) await this.shard(i).checkSchema(latestMigration);
+  /** The database of the bucket the directory of homes gives `hash` (keys whose hash carries no bucket); null: none. */
+  private async homeDb(hash: string): Promise<number | null> {
+    const home = await this.router.homeOf(hash);
+    return home === null ? null : this.router.shardOfBucket(home);
   }
 
-  async purge(before: number, idempotencyBefore: number, limit: number): Promise<number> {
-    let purged = 0;
-    for (let i = 0; i < this.router.count; i++) purged += await this.shard(i).purge(before, idempotencyBefore, limit);
-    return purged;
+  /** `call` on every database in turn: each one's answer. */
+  private async everyDb<T>(call: OnStore<T>): Promise<T[]> {
+    const answers: T[] = [];
+    for (let i = 0; i < this.router.count; i++) answers.push(await call(this.shard(i)));
+    return answers;
   }
-}
 
-/**
- * Last use of the keys `ids` in one database, as D1KeyStore writes it; the ids it has no row of (so
- * their rows are elsewhere) are returned.
- */
-async function touchFound(
-  db: D1Database,
-  ids: readonly string[],
-  at: number,
-  minIntervalMs: number,
-): Promise<string[]> {
-  return attempt("last-used update", async () => {
-    const list = ids.map(() => "?").join(", ");
-    const [, present] = await db.batch<{ id: string }>([
-      db
-        .prepare(
-          `UPDATE api_keys SET last_used_at = ? WHERE id IN (${list}) AND (last_used_at IS NULL OR last_used_at <= ?)`,
-        )
-        .bind(at, ...ids, at - minIntervalMs),
-      db.prepare(`SELECT id FROM api_keys WHERE id IN (${list})`).bind(...ids),
-    ]);
-    const found = new Set((present?.results ?? []).map((row) => row.id));
-    return ids.filter((id) => !found.has(id));
-  });
+  /** The page's owners grouped by database, `read` in each that holds some, merged newest first by `order`. */
+  private async ownersDbs<T>(
+    page: { readonly owners: readonly Owner[]; readonly limit: number },
+    read: (store: D1KeyStore, owners: Owner[], shard: number) => Promise<T[]>,
+    order: (item: T) => [number, string],
+  ): Promise<T[]> {
+    const groups = new Map<number, Owner[]>();
+    for (const owner of page.owners) {
+      const { shard } = await this.router.ownerShard(owner, false);
+      groups.set(shard, [...(groups.get(shard) ?? []), owner]);
+    }
+    const pages = await Promise.all([...groups].map(([shard, owners]) => read(this.shard(shard), owners, shard)));
+    return mergeNewest(pages, order, page.limit);
+  }
+
+  /** The database holding key `id` and the record there: its id's first byte's first, then the others. */
+  private async locate(id: string): Promise<{ shard: number; record: KeyRecord } | null> {
+    const first = this.idShards.get(id) ?? (await this.router.idShard(id));
+    for (const shard of this.router.searchOrder(first)) {
+      const record = await this.shard(shard).findById(id);
+      if (record) return { shard, record: this.note(record, shard) };
+    }
+    return null;
+  }
+
+  /** Notes where a record was found, so a write after a read goes straight there. */
+  private note(record: KeyRecord, shard: number): KeyRecord {
+    this.idShards.set(record.id, shard);
+    return record;
+  }
 }

@@ -45,9 +45,7 @@ class ShardedCreditWarnings implements CreditWarningStore {
 
   /** The owner of a key chain's keys (its first key, or one sharing its counter); null: none is stored. */
   private async chainOwner(chain: string): Promise<Owner | null> {
-    const first = await this.router.idShard(chain);
-    const order = [first, ...Array.from({ length: this.router.count }, (_, i) => i).filter((i) => i !== first)];
-    for (const shard of order) {
+    for (const shard of this.router.searchOrder(await this.router.idShard(chain))) {
       const db = this.router.db(shard);
       const row = await attempt("credit warning owner", () =>
         db

@@ -85,6 +85,11 @@ export class ShardRouter {
     return Number.isInteger(bucket) ? this.shardOfBucket(bucket) : 0;
   }
 
+  /** Every database, `first` first and then the others in order: where a key id is looked for. */
+  searchOrder(first: number): number[] {
+    return [first, ...Array.from({ length: this.count }, (_, i) => i).filter((i) => i !== first)];
+  }
+
   /** The owner's bucket of a key whose hash carries another, from the directory of homes; null: none. */
   async homeOf(hash: string): Promise<number | null> {
     const row = await attempt("key home lookup", () =>

@@ -227,6 +227,12 @@ export interface StoreMaintenance {
   purge(before: number, idempotencyBefore: number, limit: number): Promise<number>;
 }
 
+/**
+ * The arguments of a KeyStore or StoreMaintenance method, as declared above: an implementation (d1.ts,
+ * sharded-keys.ts) takes them by name without writing the signature again.
+ */
+export type StoreArgs<M extends keyof (KeyStore & StoreMaintenance)> = Parameters<(KeyStore & StoreMaintenance)[M]>;
+
 /** A guarded write found the rows it depends on changed since they were read; it wrote nothing (retry). */
 export class ConcurrentChangeError extends Error {
   override readonly name = "ConcurrentChangeError";

@@ -3,9 +3,7 @@
  * in batches gathered by each isolate (service/usage-tally.ts): one round trip adds many counts at once.
  */
 import type { D1Queries } from "./d1-session";
-import { D1_TIMEOUT_MS } from "./d1-sql";
-import { StorageUnavailableError } from "./store";
-import { withTimeout } from "./timeout";
+import { attemptUnclassified } from "./d1-sql";
 
 export interface UsageCount {
   readonly keyId: string;
@@ -25,19 +23,11 @@ export interface UsageStore {
 /** Rows per INSERT: 4 parameters each, and D1 binds at most 100 per statement. */
 const ROWS_PER_STATEMENT = 25;
 
-async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await withTimeout(run(), D1_TIMEOUT_MS, what);
-  } catch (cause) {
-    throw new StorageUnavailableError(`D1 ${what} failed`, { cause });
-  }
-}
-
 export class D1UsageStore implements UsageStore {
   constructor(private readonly db: D1Queries) {}
 
   add(counts: readonly UsageCount[]): Promise<void> {
-    return attempt("usage write", async () => {
+    return attemptUnclassified("usage write", async () => {
       const statements: D1PreparedStatement[] = [];
       for (let i = 0; i < counts.length; i += ROWS_PER_STATEMENT) {
         const rows = counts.slice(i, i + ROWS_PER_STATEMENT);
@@ -55,7 +45,7 @@ export class D1UsageStore implements UsageStore {
   }
 
   read(keyId: string, from: number, to: number): Promise<UsageCount[]> {
-    return attempt("usage read", async () => {
+    return attemptUnclassified("usage read", async () => {
       const { results } = await this.db
         .prepare("SELECT hour, outcome, count FROM key_usage WHERE key_id = ? AND hour >= ? AND hour < ?")
         .bind(keyId, from, to)

@@ -14,7 +14,7 @@ import { ownerCounterName } from "../keys/owner-usage";
 import type { ExpiryWindow, CreditWarning } from "../keys/warnings";
 import { DAY_MS, EXPIRED_LOOKBACK_MS } from "../keys/warnings";
 import { type Owner, WARNING_ACTOR } from "../model";
-import { EVENT_COLUMNS } from "./d1-rows";
+import { EVENT_COLUMNS, OWNER_EVENT_COLUMNS } from "./d1-rows";
 import { NEW_UUID, attempt } from "./d1-sql";
 
 /** How long a credit warning's row stops a duplicate: far longer than its counter keeps retrying. */
@@ -84,67 +84,62 @@ export class D1WarningStore implements WarningStore {
   }
 
   creditWarning(chain: string, warning: CreditWarning): Promise<void> {
-    return attempt("credit warning", async () => {
-      const batch = crypto.randomUUID();
-      const action = CREDIT_ACTIONS[warning.kind];
-      const changes = creditChanges(warning);
-      // ?1 chain, ?2 warning, ?3 period, ?4 at, ?5 kept until, ?6 batch. The chain's keys are its first key
-      // (id = chain) and those sharing its counter (usage_id = chain).
-      await this.db.batch([
-        this.db
-          .prepare(
-            "INSERT OR IGNORE INTO key_warnings (key_id, warning, mark, at, until, batch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-          )
-          .bind(chain, action, warning.period, warning.at, warning.at + CREDIT_WARNING_KEPT_MS, batch),
-        this.db
-          .prepare(
-            `INSERT INTO key_events (${EVENT_COLUMNS})
-             SELECT ${NEW_UUID}, id, owner_type, owner_id, ?2, '${WARNING_ACTOR}', ?4, ?5, NULL, NULL FROM api_keys
+    // The chain's keys are its first key (id = chain) and those sharing its counter (usage_id = chain).
+    return this.creditWarningOnce(
+      "credit warning",
+      chain,
+      warning,
+      `INSERT INTO key_events (${EVENT_COLUMNS})
+             SELECT ${NEW_UUID}, id, owner_type, owner_id, ?2, '${WARNING_ACTOR}', ?4, ?7, NULL, NULL FROM api_keys
              WHERE (usage_id = ?1 OR id = ?1) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?4)
                AND EXISTS (SELECT 1 FROM key_warnings WHERE key_id = ?1 AND warning = ?2 AND mark = ?3 AND batch = ?6)`,
-          )
-          .bind(chain, action, warning.period, warning.at, JSON.stringify(changes), batch),
-      ]);
-    });
+    );
   }
 
   ownerCreditWarning(owner: Owner, warning: CreditWarning): Promise<void> {
-    return attempt("owner credit warning", async () => {
-      const batch = crypto.randomUUID();
-      const action = CREDIT_ACTIONS[warning.kind];
-      // ?1 the owner's counter (the ledger's key_id), ?2 warning, ?3 period, ?4 at, ?5 kept until, ?6 batch,
-      // ?7 owner type, ?8 owner id, ?9 changes. One event, made only from the ledger row this batch inserted.
+    // The ledger's key_id is the owner's counter; ?8 owner type, ?9 owner id. One event, while the owner has limits.
+    return this.creditWarningOnce(
+      "owner credit warning",
+      ownerCounterName(owner),
+      warning,
+      `INSERT INTO owner_events (${OWNER_EVENT_COLUMNS})
+             SELECT ${NEW_UUID}, ?8, ?9, ?2, '${WARNING_ACTOR}', ?4, ?7, NULL, NULL
+             WHERE EXISTS (SELECT 1 FROM key_warnings WHERE key_id = ?1 AND warning = ?2 AND mark = ?3 AND batch = ?6)
+               AND EXISTS (SELECT 1 FROM owner_limits WHERE owner_type = ?8 AND owner_id = ?9)`,
+      owner.type,
+      owner.id,
+    );
+  }
+
+  /**
+   * A credit warning's ledger row for `ledgerKey` (a chain, or an owner's counter) and, in the same
+   * batch, the `events` it makes, only from the row this batch inserted. Both statements take the same
+   * parameters: ?1 the ledger's key_id, ?2 warning, ?3 period, ?4 at, ?5 kept until, ?6 batch, ?7 the
+   * event's changes, then `more` (?8 on).
+   */
+  private creditWarningOnce(
+    what: string,
+    ledgerKey: string,
+    warning: CreditWarning,
+    events: string,
+    ...more: string[]
+  ): Promise<void> {
+    return attempt(what, async () => {
+      const row = [
+        ledgerKey,
+        CREDIT_ACTIONS[warning.kind],
+        warning.period,
+        warning.at,
+        warning.at + CREDIT_WARNING_KEPT_MS,
+        crypto.randomUUID(),
+      ];
       await this.db.batch([
         this.db
           .prepare(
             "INSERT OR IGNORE INTO key_warnings (key_id, warning, mark, at, until, batch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
           )
-          .bind(
-            ownerCounterName(owner),
-            action,
-            warning.period,
-            warning.at,
-            warning.at + CREDIT_WARNING_KEPT_MS,
-            batch,
-          ),
-        this.db
-          .prepare(
-            `INSERT INTO owner_events (id, owner_type, owner_id, action, actor, at, changes, ip, user_agent)
-             SELECT ${NEW_UUID}, ?7, ?8, ?2, '${WARNING_ACTOR}', ?4, ?9, NULL, NULL
-             WHERE EXISTS (SELECT 1 FROM key_warnings WHERE key_id = ?1 AND warning = ?2 AND mark = ?3 AND batch = ?6)
-               AND EXISTS (SELECT 1 FROM owner_limits WHERE owner_type = ?7 AND owner_id = ?8)`,
-          )
-          .bind(
-            ownerCounterName(owner),
-            action,
-            warning.period,
-            warning.at,
-            warning.at + CREDIT_WARNING_KEPT_MS,
-            batch,
-            owner.type,
-            owner.id,
-            JSON.stringify(creditChanges(warning)),
-          ),
+          .bind(...row),
+        this.db.prepare(events).bind(...row, JSON.stringify(creditChanges(warning)), ...more),
       ]);
     });
   }

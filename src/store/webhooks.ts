@@ -5,20 +5,9 @@
  * secrets arrive and leave encrypted; this module never sees one.
  */
 import type { D1Queries } from "./d1-session";
+import { attemptUnclassified, newestFirst } from "./d1-sql";
 import type { AuditEvent, OwnerType } from "../model";
 import type { WebhookEventType, WebhookOwner, WebhookOwnerType } from "../webhook-model";
-import { StorageUnavailableError } from "./store";
-import { withTimeout } from "./timeout";
-
-const TIMEOUT_MS = 5000;
-
-async function attempt<T>(what: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await withTimeout(run(), TIMEOUT_MS, what);
-  } catch (cause) {
-    throw new StorageUnavailableError(`D1 ${what} failed`, { cause });
-  }
-}
 
 export interface EndpointRow {
   readonly id: string;
@@ -181,7 +170,7 @@ export class D1WebhookStore {
   async prepareOutboxes(): Promise<void> {}
 
   insertEndpoint(e: EndpointRow): Promise<void> {
-    return attempt("webhook insert", async () => {
+    return attemptUnclassified("webhook insert", async () => {
       await this.db
         .prepare(
           `INSERT INTO webhook_endpoints (${ENDPOINT_COLUMNS}) VALUES (${ENDPOINT_COLUMNS.replace(/[a-z_]+/g, "?")})`,
@@ -209,7 +198,7 @@ export class D1WebhookStore {
 
   /** The endpoint, with whether it may be delivered to at `now` (`active`: see ACTIVE). */
   findEndpoint(id: string, now: number): Promise<(EndpointRow & { readonly active: boolean }) | null> {
-    return attempt("webhook read", async () => {
+    return attemptUnclassified("webhook read", async () => {
       const row = await this.db
         .prepare(`SELECT ${ENDPOINT_COLUMNS}, ${ACTIVE} AS active FROM webhook_endpoints WHERE id = ?`)
         .bind(now, id)
@@ -221,7 +210,7 @@ export class D1WebhookStore {
   /** The endpoints of `owners`, newest first, at most `limit`. */
   listEndpoints(owners: readonly WebhookOwner[], limit: number): Promise<EndpointRow[]> {
     if (owners.length === 0) return Promise.resolve([]);
-    return attempt("webhook list", async () => {
+    return attemptUnclassified("webhook list", async () => {
       const where = owners.map(() => "(owner_type = ? AND owner_id = ?)").join(" OR ");
       const { results } = await this.db
         .prepare(
@@ -235,7 +224,7 @@ export class D1WebhookStore {
 
   /** Whether any endpoint is enabled (while none is, the outbox stays empty). */
   anyEnabled(): Promise<boolean> {
-    return attempt("webhook exists", async () => {
+    return attemptUnclassified("webhook exists", async () => {
       const row = await this.db.prepare("SELECT 1 AS one FROM webhook_endpoints WHERE enabled = 1 LIMIT 1").first();
       return row !== null;
     });
@@ -243,7 +232,7 @@ export class D1WebhookStore {
 
   /** Every enabled endpoint that may be delivered to at `now` (the dispatcher matches them to events). */
   enabledEndpoints(now: number): Promise<EndpointRow[]> {
-    return attempt("webhook endpoints", async () => {
+    return attemptUnclassified("webhook endpoints", async () => {
       const { results } = await this.db
         .prepare(`SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE enabled = 1 AND ${ACTIVE}`)
         .bind(now)
@@ -257,7 +246,7 @@ export class D1WebhookStore {
    * deletes them itself), with their delivery logs; how many.
    */
   purgeInactiveEndpoints(now: number, limit: number): Promise<number> {
-    return attempt("webhook purge", async () => {
+    return attemptUnclassified("webhook purge", async () => {
       const dead = `SELECT id FROM webhook_endpoints WHERE owner_type = 'root' AND NOT ${ACTIVE} ORDER BY id LIMIT ?`;
       const [, endpoints] = await this.db.batch([
         this.db.prepare(`DELETE FROM webhook_deliveries WHERE endpoint_id IN (${dead})`).bind(now, limit),
@@ -269,7 +258,7 @@ export class D1WebhookStore {
 
   updateEndpoint(id: string, changes: EndpointChanges, at: number): Promise<void> {
     const entries = Object.entries(changes).filter(([, v]) => v !== undefined) as [keyof EndpointChanges, unknown][];
-    return attempt("webhook update", async () => {
+    return attemptUnclassified("webhook update", async () => {
       const sets = entries.map(([field]) => `${ENDPOINT_FIELDS[field][0]} = ?`);
       const values = entries.map(([field, value]) => (ENDPOINT_FIELDS[field][1] as (v: unknown) => unknown)(value));
       await this.db
@@ -281,7 +270,7 @@ export class D1WebhookStore {
 
   /** Deletes the endpoint and its delivery log. */
   deleteEndpoint(id: string): Promise<void> {
-    return attempt("webhook delete", async () => {
+    return attemptUnclassified("webhook delete", async () => {
       await this.db.batch([
         this.db.prepare("DELETE FROM webhook_deliveries WHERE endpoint_id = ?").bind(id),
         this.db.prepare("DELETE FROM webhook_endpoints WHERE id = ?").bind(id),
@@ -294,7 +283,7 @@ export class D1WebhookStore {
    * outbox row's `source`); an event since deleted: none.
    */
   outboxAfterCursor(limit: number): Promise<{ seq: number; event: OutboxEvent | null }[]> {
-    return attempt("webhook outbox", async () => {
+    return attemptUnclassified("webhook outbox", async () => {
       const { results } = await this.db
         .prepare(
           `SELECT o.seq AS seq, COALESCE(k.id, w.id) AS id, k.key_id AS key_id,
@@ -322,7 +311,7 @@ export class D1WebhookStore {
     at: number,
     outbox: D1WebhookStore = this,
   ): Promise<string[]> {
-    return attempt("webhook dispatch", async () => {
+    return attemptUnclassified("webhook dispatch", async () => {
       const inserts = deliveries.map((d) =>
         this.db
           .prepare(
@@ -345,7 +334,7 @@ export class D1WebhookStore {
   }
 
   findDelivery(id: string): Promise<DeliveryRow | null> {
-    return attempt("delivery read", async () => {
+    return attemptUnclassified("delivery read", async () => {
       const row = await this.db
         .prepare(`SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?`)
         .bind(id)
@@ -356,22 +345,23 @@ export class D1WebhookStore {
 
   /** An endpoint's deliveries, newest first, older than `before` (an ISO cursor: created_at, id). */
   listDeliveries(endpointId: string, limit: number, before: { at: number; id: string } | null): Promise<DeliveryRow[]> {
-    return attempt("delivery list", async () => {
-      const page = before ? "AND (created_at < ? OR (created_at = ? AND id < ?))" : "";
-      const { results } = await this.db
-        .prepare(
-          `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? ${page} ORDER BY created_at DESC, id DESC LIMIT ?`,
-        )
-        .bind(endpointId, ...(before ? [before.at, before.at, before.id] : []), limit)
-        .all<Row>();
-      return results.map(toDelivery);
+    return attemptUnclassified("delivery list", async () => {
+      const rows = await newestFirst<Row>(this.db, {
+        select: `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries`,
+        time: "created_at",
+        where: ["endpoint_id = ?"],
+        params: [endpointId],
+        after: before && { time: before.at, id: before.id },
+        limit,
+      });
+      return rows.map(toDelivery);
     });
   }
 
   /** Updates a delivery only while its status is still `from` (so two attempts cannot both record). */
   updateDelivery(id: string, from: DeliveryStatus, changes: DeliveryChanges, at: number): Promise<boolean> {
     const entries = Object.entries(changes).filter(([, v]) => v !== undefined) as [keyof DeliveryChanges, unknown][];
-    return attempt("delivery update", async () => {
+    return attemptUnclassified("delivery update", async () => {
       const sets = entries.map(([field]) => `${DELIVERY_FIELDS[field]} = ?`);
       const result = await this.db
         .prepare(`UPDATE webhook_deliveries SET ${[...sets, "updated_at = ?"].join(", ")} WHERE id = ? AND status = ?`)
@@ -383,7 +373,7 @@ export class D1WebhookStore {
 
   /** Pending deliveries due before `before` (lost messages: the cron enqueues them again). */
   overdueDeliveries(before: number, limit: number): Promise<DeliveryRow[]> {
-    return attempt("delivery sweep", async () => {
+    return attemptUnclassified("delivery sweep", async () => {
       const { results } = await this.db
         .prepare(
           `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at < ? ORDER BY next_attempt_at LIMIT ?`,
@@ -396,7 +386,7 @@ export class D1WebhookStore {
 
   /** Deletes finished deliveries last changed before `before`; how many. */
   purgeDeliveries(before: number, limit: number): Promise<number> {
-    return attempt("delivery purge", async () => {
+    return attemptUnclassified("delivery purge", async () => {
       const result = await this.db
         .prepare(
           "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries WHERE status != 'pending' AND updated_at < ? LIMIT ?)",

@@ -211,6 +211,16 @@ describe("root keys: the happy path", () => {
     await expectProblem(await call("POST", `/v1/root-keys/${next.id}/rotate`, { auth: op }), 409, "conflict");
   });
 
+  it("the list takes only its own cursors: a time and a key id, nothing after them (else a 400 naming cursor)", async () => {
+    const op = await operator();
+    const cursor = (items: unknown[]) =>
+      btoa(JSON.stringify(items)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+    const id = crypto.randomUUID();
+    expect((await call("GET", `/v1/root-keys?cursor=${cursor([Date.now(), id])}`, { auth: op })).status).toBe(200);
+    const longer = await call("GET", `/v1/root-keys?cursor=${cursor([Date.now(), id, "more"])}`, { auth: op });
+    expect((await expectProblem(longer, 400)).errors).toHaveProperty("cursor");
+  });
+
   it("a rotation never extends a root key: the grace ends no later than its own expiry, which the replacement keeps", async () => {
     const op = await operator();
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
