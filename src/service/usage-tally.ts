@@ -13,13 +13,13 @@
  * one warning logged per flush, so memory stays bounded while D1 is down.
  */
 import { describeError, log } from "../log";
-import type { UsageCount, UsageStore } from "../store/usage-counts";
+import { PartlyWrittenError, type UsageCount, type UsageStore } from "../store/usage-counts";
 import { FlushWindow } from "../util/flush-window";
 
 /**
  * How long the first count waits for others before they go in one write (tests set Infinity: counts
  * stay until a test flushes them, or until USAGE_FLUSH_ENTRIES wait). The write is one D1 batch bounded
- * by D1_TIMEOUT_MS (5 s; with D1_SHARDS > 1 one per database holding the keys, in turn): window and write
+ * by D1_TIMEOUT_MS (5 s; with D1_SHARDS > 1 one per database holding the keys, side by side): window and write
  * end 25 s after the count, inside waitUntil's 30 s after the response (WAIT_UNTIL_MS) with room to
  * spare. Longer than last use's 15 s, which keeps 10 s to write batch after batch: fewer writes per busy
  * isolate.
@@ -100,7 +100,9 @@ export class UsageTally {
       await store.add(batch);
     } catch (error) {
       log("warn", "usage_counts_write_failed", { error: describeError(error) });
-      for (const c of batch) this.put(c.keyId, c.hour, c.outcome, c.count);
+      // Counts another database took stay written: only the rest go back (never counted twice).
+      const back = error instanceof PartlyWrittenError ? error.unwritten : batch;
+      for (const c of back) this.put(c.keyId, c.hour, c.outcome, c.count);
       // Retried an interval after this attempt (not at once: no write per request while D1 is down),
       // even when USAGE_FLUSH_ENTRIES counts wait.
       this.retryAt = now + USAGE_RETRY_MS;

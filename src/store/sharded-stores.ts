@@ -15,7 +15,7 @@ import { D1OwnerLimitsStore, type OwnerEvent, type OwnerLimitsStore, type Stored
 import { ShardedKeyStore } from "./sharded-keys";
 import { ShardRouter } from "./shards";
 import type { KeyStore, RevocationOrigin, StoreMaintenance } from "./store";
-import { D1UsageStore, type UsageCount, type UsageStore } from "./usage-counts";
+import { D1UsageStore, PartlyWrittenError, type UsageCount, type UsageStore } from "./usage-counts";
 import { D1WarningStore, type WarningStore } from "./warnings";
 import { D1WebhookStore } from "./webhooks";
 import { ShardedWebhookStore } from "./sharded-webhooks";
@@ -63,7 +63,11 @@ export function oneDatabaseStores(db: D1Queries): Stores {
 class ShardedUsageStore implements UsageStore {
   constructor(private readonly router: ShardRouter) {}
 
-  /** A batch touching a bucket being moved is refused whole, before any write (the tally keeps it for later). */
+  /**
+   * A batch touching a bucket being moved is refused whole, before any write (the tally keeps it for
+   * later). Each database's share is written at once, side by side; when some fail and others do not,
+   * PartlyWrittenError names the counts not written, so that only those are written again.
+   */
   async add(counts: readonly UsageCount[]): Promise<void> {
     const groups = new Map<number, UsageCount[]>();
     for (const count of counts) {
@@ -72,9 +76,24 @@ class ShardedUsageStore implements UsageStore {
     }
     for (const count of counts) {
       const shard = await this.router.idShard(count.keyId);
-      groups.set(shard, [...(groups.get(shard) ?? []), count]);
+      const group = groups.get(shard);
+      if (group) group.push(count);
+      else groups.set(shard, [count]);
     }
-    for (const [shard, group] of groups) await new D1UsageStore(this.router.db(shard)).add(group);
+    const shares = [...groups];
+    const results = await Promise.allSettled(
+      shares.map(([shard, group]) => new D1UsageStore(this.router.db(shard)).add(group)),
+    );
+    const failed = results.flatMap((result, i) =>
+      result.status === "rejected" ? [{ result, group: shares[i]![1] }] : [],
+    );
+    if (failed.length === 0) return;
+    const cause = failed[0]!.result.reason;
+    if (failed.length === shares.length) throw cause;
+    throw new PartlyWrittenError(
+      failed.flatMap((f) => f.group),
+      { cause },
+    );
   }
 
   async read(keyId: string, from: number, to: number): Promise<UsageCount[]> {

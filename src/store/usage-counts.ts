@@ -4,6 +4,7 @@
  */
 import type { D1Queries } from "./d1-session";
 import { attemptUnclassified } from "./d1-sql";
+import { StorageUnavailableError } from "./store";
 
 export interface UsageCount {
   readonly keyId: string;
@@ -13,8 +14,21 @@ export interface UsageCount {
   readonly count: number;
 }
 
+/**
+ * Some of a batch's counts were written and the rest not (with D1_SHARDS > 1, one write per database):
+ * only `unwritten` may be written again, or the written ones would count twice.
+ */
+export class PartlyWrittenError extends StorageUnavailableError {
+  constructor(
+    readonly unwritten: readonly UsageCount[],
+    options: { cause: unknown },
+  ) {
+    super(`${unwritten.length} usage count(s) were not written`, options);
+  }
+}
+
 export interface UsageStore {
-  /** Adds the counts to the stored ones, in one round trip. */
+  /** Adds the counts to the stored ones, in one round trip (per database); PartlyWrittenError says which were not. */
   add(counts: readonly UsageCount[]): Promise<void>;
   /** The stored counts of one key for the hours in [from, to). */
   read(keyId: string, from: number, to: number): Promise<UsageCount[]>;

@@ -17,6 +17,7 @@ import { BucketMovingError } from "../../src/store/store";
 import { loadConfig } from "../../src/config";
 import { createContext } from "../../src/context";
 import { isolateCache } from "../../src/service/verify";
+import { USAGE_RETRY_MS, UsageTally } from "../../src/service/usage-tally";
 import { cacheKey } from "../../src/store/cache";
 
 const sharded = envWith({ D1_SHARDS: "2" });
@@ -209,6 +210,43 @@ describe("two databases (D1_SHARDS=2)", () => {
     expect(await stores.usage.read(created.id, hour, hour + 3_600_000)).toEqual([
       { keyId: created.id, hour, outcome: "VALID", count: 3 },
     ]);
+  });
+
+  it("writes each database's share of a batch of usage counts; when one database fails, only its share is kept to write again (none counted twice)", async () => {
+    const [first, second] = await ownersOfBothShards(2).then((owners) => [
+      owners.find((o) => o.shard === 0),
+      owners.find((o) => o.shard === 1),
+    ]);
+    if (!first || !second) throw new Error("owners of both databases expected");
+    const inDb = await createKey(await token(first.sub), {}, sharded);
+    const inDb1 = await createKey(await token(second.sub), {}, sharded);
+    // DB_1 refuses every batch; DB answers.
+    const brokenDb1 = new Proxy(env.DB_1, {
+      get(target, prop) {
+        if (prop === "batch") return () => Promise.reject(new Error("injected fault: DB_1"));
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const broken = { ...envWith({ D1_SHARDS: "2" }), DB_1: brokenDb1 };
+    const stores = storesFor(sharded, loadConfig(sharded));
+    const now = Date.now();
+    const hour = now - (now % 3_600_000);
+    const tally = new UsageTally();
+    for (let i = 0; i < 3; i++) tally.add(inDb.id, "VALID", now, stores.usage);
+    for (let i = 0; i < 2; i++) tally.add(inDb1.id, "VALID", now, stores.usage);
+    const logs = captureLogs();
+    await tally.flush(storesFor(broken, loadConfig(broken)).usage, now);
+    logs.restore();
+    expect(logs.events("usage_counts_write_failed")).toHaveLength(1);
+    expect(tally.waiting).toBe(1);
+    const counted = async (id: string) =>
+      (await stores.usage.read(id, hour, hour + 3_600_000)).reduce((sum, c) => sum + c.count, 0);
+    expect(await counted(inDb.id)).toBe(3);
+    expect(await counted(inDb1.id)).toBe(0);
+    await tally.flush(stores.usage, now + USAGE_RETRY_MS);
+    expect(await counted(inDb.id)).toBe(3);
+    expect(await counted(inDb1.id)).toBe(2);
   });
 
   it("refuses storage when D1_SHARDS names a database the Worker lacks, never writing elsewhere", async () => {
