@@ -9,8 +9,9 @@
  *
  * A failed write puts the counts back; no flush starts for USAGE_RETRY_MS (no write per request while
  * D1 is down, however many counts wait), then the next count opens a window (or, USAGE_FLUSH_ENTRIES
- * waiting, writes at once): an isolate idle since the failure keeps them until its next verification. Up to USAGE_MAX_ENTRIES are kept: beyond that, new counts are dropped and
- * one warning logged per flush, so memory stays bounded while D1 is down.
+ * waiting, writes at once): an isolate idle since the failure keeps them until its next verification.
+ * Up to USAGE_MAX_ENTRIES are kept: beyond that, new counts are dropped and one warning logged per
+ * flush, so memory stays bounded while D1 is down.
  */
 import { describeError, log } from "../log";
 import { PartlyWrittenError, type UsageCount, type UsageStore } from "../store/usage-counts";
@@ -19,8 +20,8 @@ import { FlushWindow } from "../util/flush-window";
 /**
  * How long the first count waits for others before they go in one write (tests set Infinity: counts
  * stay until a test flushes them, or until USAGE_FLUSH_ENTRIES wait). The write is one D1 batch bounded
- * by D1_TIMEOUT_MS (5 s; with D1_SHARDS > 1 one per database holding the keys, side by side): window and write
- * end 25 s after the count, inside waitUntil's 30 s after the response (WAIT_UNTIL_MS) with room to
+ * by D1_TIMEOUT_MS (5 s; with D1_SHARDS > 1 one per database holding the keys, side by side): window
+ * and write end 25 s after the count, inside waitUntil's 30 s after the response (WAIT_UNTIL_MS) with room to
  * spare. Longer than last use's 15 s, which keeps 10 s to write batch after batch: fewer writes per busy
  * isolate.
  */
