@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { signDevToken } from "../scripts/dev-config.mjs";
 import { LATCHKEY, generator, model, popularity } from "./capacity.mjs";
 import { runInfo, table, writeSection } from "./results.mjs";
-import { startServer } from "./server.mjs";
+import { startServer, stateFolder } from "./server.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -154,7 +154,7 @@ const pct = (x) => `${(100 * x).toFixed(1)} %`;
 let server = null;
 try {
   console.log(
-    `Starting latchkey: npm start -- --port ${port} --persist-to .wrangler/hit-rates --var SERVER_TIMING:true`,
+    `Starting latchkey: npm start -- --port ${port} --persist-to ${stateFolder(".wrangler/hit-rates")} --var SERVER_TIMING:true`,
   );
   server = await startServer({ port, state: ".wrangler/hit-rates", vars: { SERVER_TIMING: "true" } });
   const info = runInfo(`npm run bench:hit-rates${argv ? ` -- ${argv}` : ""}`);

@@ -1,8 +1,11 @@
-// npm run bench [-- --port 8790 --keys 1000 --warmup 5 --case-warmup 12 --duration 8 --rounds 2 --connections 10
-//                  --cases 1,2,3,4,5,6,7,8,9,10,11 --no-write --no-results --smoke --local-observability]
+// npm run bench [-- --port 8790 --keys 1000 --warmup 5 --case-warmup 12 --duration 8 --rounds 4 --connections 10
+//                  --cases 1,2,3,4,5,6,7,8,9,10,11 --no-write --no-results --smoke --local-observability
+//                  --state-on-disk]
 // --no-results: bench/costs.json only (bench/RESULTS.md untouched); --no-write: neither.
 // --smoke: 100 keys, one round of 1 s per case, nothing written (CI: the script still runs, every case answers).
 // --local-observability: keep wrangler dev's local trace store on (its default; off here: bench/server.mjs).
+// --state-on-disk: wrangler's local state in the checkout, as `npm start` keeps it (here in RAM where the machine
+// has a tmpfs, so that no case waits for this machine's disk: bench/server.mjs).
 //
 // Starts latchkey as the README does (`npm start -- --port <port>`: local D1 and KV, wrangler dev),
 // seeds keys through the API, and measures eleven cases with autocannon, alternating them round by
@@ -15,7 +18,7 @@ import { signDevToken } from "../scripts/dev-config.mjs";
 import { generateKey } from "../src/keys/format.ts";
 import { sampleRoles, serverRoles } from "./processes.mjs";
 import { runInfo, table, writeCosts, writeSection } from "./results.mjs";
-import { startServer } from "./server.mjs";
+import { startServer, stateFolder } from "./server.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -27,16 +30,20 @@ const { values: opts } = parseArgs({
     // measures the switch, not the warm path.
     "case-warmup": { type: "string", default: "12" },
     duration: { type: "string", default: "8" },
-    rounds: { type: "string", default: "2" },
+    rounds: { type: "string", default: "4" },
     connections: { type: "string", default: "10" },
     cases: { type: "string", default: "1,2,3,4,5,6,7,8,9,10,11" },
     "no-write": { type: "boolean" },
     "no-results": { type: "boolean" },
     smoke: { type: "boolean" },
     "local-observability": { type: "boolean" },
+    "state-on-disk": { type: "boolean" },
   },
 });
 const localObservability = opts["local-observability"] === true;
+const onDisk = opts["state-on-disk"] === true;
+const persistTo = stateFolder(".wrangler/bench", onDisk);
+const inRam = persistTo.startsWith("/dev/shm/");
 if (opts.smoke) {
   Object.assign(opts, { keys: "100", warmup: "1", "case-warmup": "1", duration: "1", rounds: "1", "no-write": true });
 }
@@ -299,7 +306,7 @@ let exitCode = 0;
 try {
   const began = performance.now();
   console.log(
-    `Starting latchkey: ${localObservability ? "" : "X_LOCAL_OBSERVABILITY=false "}npm start -- --port ${port} --persist-to .wrangler/bench --var LEGACY_KEY_FORMATS:sanctum`,
+    `Starting latchkey: ${localObservability ? "" : "X_LOCAL_OBSERVABILITY=false "}npm start -- --port ${port} --persist-to ${persistTo} --var LEGACY_KEY_FORMATS:sanctum`,
   );
   // Imported Sanctum keys accepted, so cases 7-8 reach storage; latchkey's own keys (cases 2-5) pay nothing for it.
   server = await startServer({
@@ -307,6 +314,7 @@ try {
     state: ".wrangler/bench",
     vars: { LEGACY_KEY_FORMATS: "sanctum" },
     localObservability,
+    onDisk,
   });
   const jwts = await ownerTokens(Math.ceil(keyCount / KEYS_PER_OWNER));
   console.log(`Seeding ${keyCount} keys through POST /v1/keys for ${jwts.length} owners ...`);
@@ -472,7 +480,7 @@ try {
       `## HTTP (\`npm run bench\`)
 
 ${info}
-- Setup: \`${localObservability ? "" : "X_LOCAL_OBSERVABILITY=false "}npm start -- --port ${port} --persist-to .wrangler/bench\` (fresh local D1 and KV under wrangler dev${localObservability ? ", with its local trace store" : ", without its local trace store: bench/server.mjs"}), ${keyCount.toLocaleString("en")} keys seeded through POST /v1/keys, autocannon with ${connections} connections; ${warmupSeconds} s warm-up, then per case ${caseWarmupSeconds} s warm-up and ${durationSeconds} s measured, ${rounds} rounds in alternating order (ABBA). Latencies are exact (recorded per response, all statuses); p50/p99 and req/s pool the rounds. ${elapsed.toFixed(0)} s in all.
+- Setup: \`${localObservability ? "" : "X_LOCAL_OBSERVABILITY=false "}npm start -- --port ${port} --persist-to ${persistTo}\` (fresh local D1, KV and Durable Objects under wrangler dev, ${inRam ? "their files in RAM (tmpfs)" : "their files on disk"}, ${localObservability ? "with its local trace store" : "without its local trace store"}: bench/server.mjs), ${keyCount.toLocaleString("en")} keys seeded through POST /v1/keys, autocannon with ${connections} connections; ${warmupSeconds} s warm-up, then per case ${caseWarmupSeconds} s warm-up and ${durationSeconds} s measured, ${rounds} rounds in alternating order (ABBA). Latencies are exact (recorded per response, all statuses); p50/p99 and req/s pool the rounds. ${elapsed.toFixed(0)} s in all.
 
 ${table(header, rows)}
 

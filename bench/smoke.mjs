@@ -2,7 +2,7 @@
 // Every benchmark script once in its --smoke mode (tiny counts, nothing written to bench/RESULTS.md,
 // bench/SOAK.md or bench/costs.json), so that none breaks unseen: bench:verify, bench (HTTP, on --port),
 // soak (on --port + 1), bench:owner-limits (on --port + 2), bench:hit-rates (on --port + 3), bench:bcrypt, bench:bundle, row-size, and
-// the capacity model (simulate). Prints one line per
+// the capacity model (simulate), with the tests of the capacity model and of bench/server.mjs (port 8689). Prints one line per
 // script; a failing script's output is printed in full and the run exits 1. About 2 minutes on a quiet machine.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -29,6 +29,7 @@ const scripts = [
   ["row-size", node22, ["bench/row-size.mjs", "--smoke"]],
   ["simulate", node22, ["bench/simulate.mjs", "--smoke"]],
   ["capacity model tests", node22, ["--test", "bench/capacity.test.mjs"]],
+  ["benchmark server tests", node22, ["--test", "bench/server.test.mjs"]],
 ];
 
 function run(file, args) {

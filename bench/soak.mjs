@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import * as prettier from "prettier";
 import { root, signDevToken } from "../scripts/dev-config.mjs";
 import { runInfo, table } from "./results.mjs";
-import { startServer } from "./server.mjs";
+import { startServer, stateFolder } from "./server.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -279,7 +279,7 @@ whole life, 7 requests: \`POST /v1/keys\` (JWT), \`POST /v1/verify\` of the new 
 key (must be invalid). Wrong answers count responses with the right status but the wrong verdict.
 
 ${info}
-- Server: \`npm start -- --port ${port} --persist-to ${STATE}\` (scripts/start.mjs: local D1 and KV under
+- Server: \`npm start -- --port ${port} --persist-to ${stateFolder(STATE)}\` (scripts/start.mjs: local D1 and KV under
   wrangler dev, in fresh local state migrated first); RSS from /proc for each workerd process under it.
   Other work shared the machine's cores during the run, so throughput and latency are indicative only.
 

@@ -1,4 +1,4 @@
--- Issue 9: the change feed, key lineage, and the live-key count per owner.
+-- The change feed, key lineage, and the live-key count per owner.
 
 -- The key that created this key (NULL: made by a person or a trusted Worker). Cascading revocation
 -- walks it downwards.

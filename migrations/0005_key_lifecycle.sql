@@ -1,4 +1,4 @@
--- Key lifecycle (issue 11): disable/enable, updates, rotation, IP allow-lists, and the audit log.
+-- Key lifecycle: disable/enable, updates, rotation, IP allow-lists, and the audit log.
 -- Existing rows keep working: they are enabled, never updated, open to every address, not rotated.
 ALTER TABLE api_keys ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1));
 ALTER TABLE api_keys ADD COLUMN updated_at INTEGER;   -- the last change of any setting, revocation included; NULL: never

@@ -1,4 +1,4 @@
--- Usage control (issue 13). `limits`: the key's rate limits and credits as JSON
+-- Usage control. `limits`: the key's rate limits and credits as JSON
 -- {"ratelimits":[{name,limit,duration_ms}],"credits":{remaining,refill,added?,removed?,set?}|null}; NULL: no
 -- limits (its verification never reaches a counter). `usage_id`: the key chain whose Durable Object
 -- counters the key uses; NULL: the key's own id. A rotated key gets its predecessor's (and a key made by

@@ -61,11 +61,35 @@ export function devVars() {
   return parseAssignments(readFileSync(devVarsPath, "utf8"));
 }
 
-/** The [vars] table of wrangler.toml (flat string values only, which is all it holds). */
+/**
+ * The vars a wrangler.toml gives the Worker: the top level's [vars] (`env` null), or `[env.NAME]`'s, from
+ * its inline `vars = { ... }` or its [env.NAME.vars] table (an environment inherits none). Flat string
+ * values, which is all it holds; comment lines skipped.
+ */
+export function tomlVars(toml, env = null) {
+  const vars = {};
+  let table = "";
+  for (const line of toml.split(/\r?\n/)) {
+    if (/^\s*#/.test(line)) continue;
+    const header = /^\s*\[\[?\s*([^\]]+?)\s*\]/.exec(line);
+    if (header) {
+      table = header[1];
+      continue;
+    }
+    const inline = env !== null && table === `env.${env}` ? /^\s*vars\s*=\s*\{(.*)\}/.exec(line)?.[1] : undefined;
+    if (inline !== undefined) {
+      for (const m of inline.matchAll(/([A-Za-z0-9_]+)\s*=\s*"([^"]*)"/g)) vars[m[1]] = m[2];
+    } else if (table === (env === null ? "vars" : `env.${env}.vars`)) {
+      const m = /^\s*([A-Za-z0-9_]+)\s*=\s*"([^"]*)"/.exec(line);
+      if (m) vars[m[1]] = m[2];
+    }
+  }
+  return vars;
+}
+
+/** The [vars] table of this checkout's wrangler.toml. */
 export function wranglerVars() {
-  const toml = readFileSync(`${root}wrangler.toml`, "utf8");
-  const section = /^\[vars\]\s*$([\s\S]*?)(?=^\[)/m.exec(toml);
-  return section ? parseAssignments(section[1]) : {};
+  return tomlVars(readFileSync(`${root}wrangler.toml`, "utf8"));
 }
 
 /** wrangler.toml's `[dev] ip`, or null. */
@@ -83,9 +107,8 @@ export function wranglerEnv(name) {
   const toml = readFileSync(`${root}wrangler.toml`, "utf8");
   const section = new RegExp(`^\\[env\\.${name}\\]\\s*$([\\s\\S]*?)(?=^\\[(?!\\[)|(?![\\s\\S]))`, "m").exec(toml);
   if (!section) return null;
-  const vars = /^vars = \{(.*)\}$/m.exec(section[1])?.[1] ?? "";
   return {
-    vars: Object.fromEntries([...vars.matchAll(/([A-Z0-9_]+) = "([^"]*)"/g)].map((m) => [m[1], m[2]])),
+    vars: tomlVars(toml, name),
     bindings: [...section[1].matchAll(/\b(?:binding|name) = "([A-Z0-9_]+)"/g)].map((m) => m[1]),
     namespaceIds: [...section[1].matchAll(/namespace_id = "(\d+)"/g)].map((m) => m[1]),
     queues: {

@@ -10,29 +10,7 @@ import {
   readPurgeAfterDays,
   retentionBefore,
 } from "../src/keys/purge-horizon.ts";
-
-/**
- * The value of var `name` for `env` in wrangler.toml (top level: its [vars]; `[env.NAME]`: its inline
- * `vars = { ... }` or its [env.NAME.vars]; an environment inherits no vars), or undefined. Comments skipped.
- */
-export function varOf(toml, env, name) {
-  let table = "";
-  const pattern = new RegExp(`(?:^|[\\s{,])${name}\\s*=\\s*"([^"]*)"`);
-  for (const line of toml.split("\n")) {
-    if (/^\s*#/.test(line)) continue;
-    const header = /^\s*\[\[?\s*([^\]]+?)\s*\]/.exec(line);
-    if (header) {
-      table = header[1];
-      continue;
-    }
-    const inVars = env
-      ? table === `env.${env}.vars` || (table === `env.${env}` && /^\s*vars\s*=/.test(line))
-      : table === "vars";
-    const found = inVars ? pattern.exec(line) : null;
-    if (found) return found[1];
-  }
-  return undefined;
-}
+import { tomlVars } from "./dev-config.mjs";
 
 /**
  * What the Worker's cron deletes, as the move needs it: PURGE_AFTER_DAYS (`opts.purgeAfterDays`, from
@@ -40,11 +18,12 @@ export function varOf(toml, env, name) {
  * src/config.ts reads them; `errors`: what the Worker would report of them.
  */
 export function cronSettings(toml, opts) {
+  const vars = tomlVars(toml, opts.env);
   const purge =
     opts.purgeAfterDays !== undefined
       ? { days: opts.purgeAfterDays, error: null }
-      : readPurgeAfterDays(varOf(toml, opts.env, "PURGE_AFTER_DAYS"));
-  const retention = readAuditRetentionDays(varOf(toml, opts.env, "AUDIT_RETENTION_DAYS"));
+      : readPurgeAfterDays(vars.PURGE_AFTER_DAYS);
+  const retention = readAuditRetentionDays(vars.AUDIT_RETENTION_DAYS);
   const errors = [purge.error, retention.error].filter((error) => error !== null);
   return { purgeAfterDays: purge.days, auditRetentionDays: retention.days, errors };
 }

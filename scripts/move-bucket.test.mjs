@@ -22,9 +22,9 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { root } from "./dev-config.mjs";
+import { root, tomlVars } from "./dev-config.mjs";
 import { startDevServer } from "./dev-server.mjs";
-import { cronSettings, varOf } from "./move-bucket-cron.mjs";
+import { cronSettings } from "./move-bucket-cron.mjs";
 import { copy, databasesOf, localDriver, main, ownerBucket, parseArgs } from "./move-bucket.mjs";
 
 const port = Number(process.env.MOVE_BUCKET_PORT ?? 8700);
@@ -777,7 +777,8 @@ describe("the purge's settings (wrangler.toml's vars, --purge-after-days)", () =
       "[env.c]",
       'vars = { KEY_PREFIX = "c" }',
     ].join("\n");
-    assert.equal(varOf(sample, null, "PURGE_AFTER_DAYS"), " 12 ", "a comment is no setting");
+    assert.equal(tomlVars(sample).PURGE_AFTER_DAYS, " 12 ", "a comment is no setting");
+    assert.deepEqual(tomlVars(sample, "b"), { KEY_PREFIX: "b", PURGE_AFTER_DAYS: "0" });
     assert.deepEqual(settingsOf(sample, []), { purgeAfterDays: 12, auditRetentionDays: 30, errors: [] });
     assert.equal(settingsOf(sample, ["--env", "a"]).purgeAfterDays, 3);
     assert.deepEqual(settingsOf(sample, ["--env", "b"]), {

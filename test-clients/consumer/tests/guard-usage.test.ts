@@ -1,5 +1,5 @@
 /**
- * requireKey against latchkey's own usage limits (issue 13), through the HTTP client with its verify
+ * requireKey against latchkey's own usage limits, through the HTTP client with its verify
  * cache on: a key over its rate limit gets 429 RATE_LIMITED with Retry-After and RateLimit-*, a key
  * out of credits 429 USAGE_EXCEEDED, and every request of a limited key reaches latchkey (is counted),
  * cache or not.
