@@ -18,7 +18,7 @@ import { signDevToken } from "../scripts/dev-config.mjs";
 import { generateKey } from "../src/keys/format.ts";
 import { sampleRoles, serverRoles } from "./processes.mjs";
 import { runInfo, table, writeCosts, writeSection } from "./results.mjs";
-import { startServer, stateFolder } from "./server.mjs";
+import { inRam, startServer, stateFolder } from "./server.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -43,7 +43,6 @@ const { values: opts } = parseArgs({
 const localObservability = opts["local-observability"] === true;
 const onDisk = opts["state-on-disk"] === true;
 const persistTo = stateFolder(".wrangler/bench", onDisk);
-const inRam = persistTo.startsWith("/dev/shm/");
 if (opts.smoke) {
   Object.assign(opts, { keys: "100", warmup: "1", "case-warmup": "1", duration: "1", rounds: "1", "no-write": true });
 }
@@ -480,7 +479,7 @@ try {
       `## HTTP (\`npm run bench\`)
 
 ${info}
-- Setup: \`${localObservability ? "" : "X_LOCAL_OBSERVABILITY=false "}npm start -- --port ${port} --persist-to ${persistTo}\` (fresh local D1, KV and Durable Objects under wrangler dev, ${inRam ? "their files in RAM (tmpfs)" : "their files on disk"}, ${localObservability ? "with its local trace store" : "without its local trace store"}: bench/server.mjs), ${keyCount.toLocaleString("en")} keys seeded through POST /v1/keys, autocannon with ${connections} connections; ${warmupSeconds} s warm-up, then per case ${caseWarmupSeconds} s warm-up and ${durationSeconds} s measured, ${rounds} rounds in alternating order (ABBA). Latencies are exact (recorded per response, all statuses); p50/p99 and req/s pool the rounds. ${elapsed.toFixed(0)} s in all.
+- Setup: \`${localObservability ? "" : "X_LOCAL_OBSERVABILITY=false "}npm start -- --port ${port} --persist-to ${persistTo}\` (fresh local D1, KV and Durable Objects under wrangler dev, ${inRam(persistTo) ? "their files in RAM (tmpfs)" : "their files on disk"}, ${localObservability ? "with its local trace store" : "without its local trace store"}: bench/server.mjs), ${keyCount.toLocaleString("en")} keys seeded through POST /v1/keys, autocannon with ${connections} connections; ${warmupSeconds} s warm-up, then per case ${caseWarmupSeconds} s warm-up and ${durationSeconds} s measured, ${rounds} rounds in alternating order (ABBA). Latencies are exact (recorded per response, all statuses); p50/p99 and req/s pool the rounds. ${elapsed.toFixed(0)} s in all.
 
 ${table(header, rows)}
 

@@ -6,8 +6,11 @@ import { accessSync, constants, rmSync, rmdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { root } from "../scripts/dev-config.mjs";
 
-/** A RAM-backed folder (tmpfs) for wrangler's local state, or null where the machine has none. */
+/** The RAM-backed folder (tmpfs) that holds benchmarks' local state where the machine has one. */
 const RAM = "/dev/shm";
+
+/** Whether a folder of `stateFolder` is in RAM. */
+export const inRam = (folder) => folder.startsWith(`${RAM}/`);
 
 /**
  * Where a benchmark's local state lives. wrangler dev persists D1, KV and Durable Object storage in SQLite
@@ -78,12 +81,12 @@ export async function startServer({ port, state, vars = {}, localObservability =
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
 
-  const inRam = folder.startsWith(`${RAM}/`);
   async function stop() {
     await halt();
-    if (inRam) rmSync(folder, { recursive: true, force: true });
+    if (!inRam(folder)) return;
+    rmSync(folder, { recursive: true, force: true });
     // Its parents too, once no other benchmark's state is in them.
-    for (let parent = dirname(folder); inRam && parent.startsWith(`${RAM}/`); parent = dirname(parent)) {
+    for (let parent = dirname(folder); inRam(parent); parent = dirname(parent)) {
       try {
         rmdirSync(parent);
       } catch {
