@@ -151,12 +151,13 @@ function rates(layers) {
 
 const pct = (x) => `${(100 * x).toFixed(1)} %`;
 
+const STATE = ".wrangler/hit-rates";
 let server = null;
 try {
   console.log(
-    `Starting latchkey: npm start -- --port ${port} --persist-to ${stateFolder(".wrangler/hit-rates")} --var SERVER_TIMING:true`,
+    `Starting latchkey: npm start -- --port ${port} --persist-to ${stateFolder(STATE)} --var SERVER_TIMING:true`,
   );
-  server = await startServer({ port, state: ".wrangler/hit-rates", vars: { SERVER_TIMING: "true" } });
+  server = await startServer({ port, state: STATE, vars: { SERVER_TIMING: "true" } });
   const info = runInfo(`npm run bench:hit-rates${argv ? ` -- ${argv}` : ""}`);
   console.log(`Creating ${keyCount} keys`);
   const keys = await createKeys(keyCount);

@@ -42,7 +42,8 @@ const { values: opts } = parseArgs({
 });
 const localObservability = opts["local-observability"] === true;
 const onDisk = opts["state-on-disk"] === true;
-const persistTo = stateFolder(".wrangler/bench", onDisk);
+const STATE = ".wrangler/bench";
+const persistTo = stateFolder(STATE, onDisk);
 if (opts.smoke) {
   Object.assign(opts, { keys: "100", warmup: "1", "case-warmup": "1", duration: "1", rounds: "1", "no-write": true });
 }
@@ -310,7 +311,7 @@ try {
   // Imported Sanctum keys accepted, so cases 7-8 reach storage; latchkey's own keys (cases 2-5) pay nothing for it.
   server = await startServer({
     port,
-    state: ".wrangler/bench",
+    state: STATE,
     vars: { LEGACY_KEY_FORMATS: "sanctum" },
     localObservability,
     onDisk,

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { root } from "../scripts/dev-config.mjs";
 import { startServer, stateFolder } from "./server.mjs";
 
+/** Whether this machine has a writable tmpfs, checked apart from stateFolder so a stateFolder that never uses it fails. */
 const ramWritable = (() => {
   try {
     accessSync("/dev/shm", constants.W_OK);

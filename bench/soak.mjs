@@ -2,7 +2,7 @@
 // --smoke: 3 s over 4 connections, 1 s of control, nothing written (CI: the script still runs).
 //
 // Load and soak: starts latchkey as the README does (scripts/start.mjs, i.e. `npm start -- --port
-// <port>`: local D1 and KV under wrangler dev, here in a fresh .wrangler/soak state), then drives it with autocannon for --duration seconds
+// <port>`: local D1 and KV under wrangler dev, here in fresh state of its own: bench/server.mjs), then drives it with autocannon for --duration seconds
 // over --connections connections. Each connection loops through a key's whole life: create, verify,
 // authenticate with it, list, revoke, and verify again (which must now fail). Reports requests,
 // answers by status, wrong answers, and the memory (RSS) of the server's workerd processes at start
